@@ -1,0 +1,101 @@
+//! CONNACK (MQTT 5.0 3.2, MQTT 3.1.1 3.2).
+
+use bytes::{BufMut, Bytes};
+
+use super::{PacketType, sealed::Body, v5_only};
+use crate::codec::read_u8;
+use crate::error::{DecodeError, EncodeError};
+use crate::properties::ConnAckProperties;
+use crate::qos::ProtocolVersion;
+use crate::reason::ReasonCode;
+
+/// The server's answer to CONNECT.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ConnAck {
+    /// Whether the server resumed a session it kept for this client.
+    pub session_present: bool,
+    /// Outcome; MQTT 3.1.1 return codes are mapped onto these (see [`ReasonCode`]).
+    pub reason_code: ReasonCode,
+    /// MQTT 5 properties.
+    pub properties: ConnAckProperties,
+}
+
+impl ConnAck {
+    /// An accepting CONNACK.
+    pub fn new(session_present: bool) -> Self {
+        Self {
+            session_present,
+            reason_code: ReasonCode::Success,
+            properties: ConnAckProperties::default(),
+        }
+    }
+
+    pub(crate) fn decode(buf: &mut Bytes, version: ProtocolVersion) -> Result<Self, DecodeError> {
+        let flags = read_u8(buf, PacketType::ConnAck)?;
+        // [MQTT-3.2.2-1] bits 7-1 of the acknowledge flags are reserved and 0.
+        if flags & 0xfe != 0 {
+            return Err(DecodeError::InvalidConnAckFlags(flags));
+        }
+        let session_present = flags & 1 != 0;
+        let byte = read_u8(buf, PacketType::ConnAck)?;
+        let reason_code = ReasonCode::decode(byte, PacketType::ConnAck, version).ok_or(
+            DecodeError::InvalidReasonCode {
+                packet: PacketType::ConnAck,
+                code: byte,
+            },
+        )?;
+        // [MQTT-3.2.2-4] (3.1.1) / [MQTT-3.2.2-6] (5.0): a refusal has session present 0.
+        if session_present && !reason_code.is_success() {
+            return Err(DecodeError::InvalidConnAckFlags(flags));
+        }
+        let properties = if version.is_v5() {
+            ConnAckProperties::decode(buf, PacketType::ConnAck)?
+        } else {
+            ConnAckProperties::default()
+        };
+        Ok(Self {
+            session_present,
+            reason_code,
+            properties,
+        })
+    }
+}
+
+impl Body for ConnAck {
+    fn packet_type(&self) -> PacketType {
+        PacketType::ConnAck
+    }
+
+    fn body_len(&self, version: ProtocolVersion) -> Result<usize, EncodeError> {
+        v5_only(self.properties.is_empty(), "CONNACK properties", version)?;
+        if self
+            .reason_code
+            .encode(PacketType::ConnAck, version)
+            .is_none()
+        {
+            return Err(EncodeError::InvalidReasonCode {
+                packet: PacketType::ConnAck,
+                code: self.reason_code.as_u8(),
+            });
+        }
+        if version.is_v5() {
+            Ok(2 + self.properties.wire_len()?)
+        } else {
+            Ok(2)
+        }
+    }
+
+    fn encode_body<B: BufMut>(&self, version: ProtocolVersion, buf: &mut B) {
+        // A refusal never claims a session ([MQTT-3.2.2-4], [MQTT-3.2.2-6]).
+        let present = self.session_present && self.reason_code.is_success();
+        buf.put_u8(u8::from(present));
+        buf.put_u8(
+            self.reason_code
+                .encode(PacketType::ConnAck, version)
+                .unwrap_or(0x80),
+        );
+        if version.is_v5() {
+            self.properties.encode(buf);
+        }
+    }
+}

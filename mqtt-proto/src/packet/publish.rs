@@ -1,0 +1,154 @@
+//! PUBLISH (MQTT 5.0 3.3, MQTT 3.1.1 3.3).
+
+use bytes::{BufMut, Bytes};
+use bytestring::ByteString;
+
+use super::{PacketType, sealed::Body, v5_only};
+use crate::codec::{put_binary, read_packet_id, read_string, string_len};
+use crate::error::{DecodeError, EncodeError};
+use crate::properties::PublishProperties;
+use crate::qos::{PacketId, ProtocolVersion, QoS};
+use crate::topic::{TopicError, validate_topic_name};
+
+/// An application message. After decoding, `topic` and `payload` are slices of the receive
+/// buffer, not copies.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Publish {
+    /// Re-delivery of an earlier attempt.
+    pub dup: bool,
+    /// Delivery guarantee.
+    pub qos: QoS,
+    /// Whether the server keeps the message for future subscribers.
+    pub retain: bool,
+    /// Topic name; empty only in MQTT 5 with a topic alias.
+    pub topic: ByteString,
+    /// Present exactly when `qos` is 1 or 2.
+    pub packet_id: Option<PacketId>,
+    /// MQTT 5 properties.
+    pub properties: PublishProperties,
+    /// Application payload.
+    pub payload: Bytes,
+}
+
+impl Publish {
+    /// A QoS 0, non-retained message.
+    pub fn new(topic: impl Into<ByteString>, payload: impl Into<Bytes>) -> Self {
+        Self {
+            dup: false,
+            qos: QoS::AtMostOnce,
+            retain: false,
+            topic: topic.into(),
+            packet_id: None,
+            properties: PublishProperties::default(),
+            payload: payload.into(),
+        }
+    }
+
+    /// Sets QoS 1 or 2 with its packet identifier.
+    #[must_use]
+    pub fn with_qos(mut self, qos: QoS, packet_id: PacketId) -> Self {
+        self.qos = qos;
+        self.packet_id = (qos != QoS::AtMostOnce).then_some(packet_id);
+        self
+    }
+
+    /// Sets the retain flag.
+    #[must_use]
+    pub fn with_retain(mut self, retain: bool) -> Self {
+        self.retain = retain;
+        self
+    }
+
+    pub(crate) fn decode(
+        flags: u8,
+        buf: &mut Bytes,
+        version: ProtocolVersion,
+    ) -> Result<Self, DecodeError> {
+        let dup = flags & 0b1000 != 0;
+        let qos = QoS::try_from((flags >> 1) & 0b11)?;
+        let retain = flags & 0b0001 != 0;
+        // [MQTT-3.3.1-2] DUP must be 0 for QoS 0 messages.
+        if dup && qos == QoS::AtMostOnce {
+            return Err(DecodeError::DupWithQoS0);
+        }
+        let topic = read_string(buf, PacketType::Publish)?;
+        // [MQTT-2.2.1-2] / [MQTT-2.3.1-5]: a packet identifier only for QoS 1 and 2.
+        let packet_id = match qos {
+            QoS::AtMostOnce => None,
+            _ => Some(read_packet_id(buf, PacketType::Publish)?),
+        };
+        let properties = if version.is_v5() {
+            PublishProperties::decode(buf, PacketType::Publish)?
+        } else {
+            PublishProperties::default()
+        };
+        check_topic(&topic, &properties, version).map_err(|err| match err {
+            TopicError::Empty if version.is_v5() => DecodeError::MissingTopic,
+            other => DecodeError::InvalidTopic(other),
+        })?;
+        let payload = core::mem::take(buf);
+        Ok(Self {
+            dup,
+            qos,
+            retain,
+            topic,
+            packet_id,
+            properties,
+            payload,
+        })
+    }
+}
+
+/// [MQTT-3.3.2-1] a valid topic name without wildcards ([MQTT-3.3.2-2]); in MQTT 5 an empty
+/// name stands for the topic alias's topic (3.3.2.3.4), so it needs an alias.
+fn check_topic(
+    topic: &str,
+    properties: &PublishProperties,
+    version: ProtocolVersion,
+) -> Result<(), TopicError> {
+    if topic.is_empty() && version.is_v5() && properties.topic_alias.is_some() {
+        return Ok(());
+    }
+    validate_topic_name(topic)
+}
+
+impl Body for Publish {
+    fn packet_type(&self) -> PacketType {
+        PacketType::Publish
+    }
+
+    fn flags(&self) -> u8 {
+        (u8::from(self.dup) << 3) | ((self.qos as u8) << 1) | u8::from(self.retain)
+    }
+
+    fn body_len(&self, version: ProtocolVersion) -> Result<usize, EncodeError> {
+        v5_only(self.properties.is_empty(), "PUBLISH properties", version)?;
+        let id_len = match (self.qos, self.packet_id) {
+            (QoS::AtMostOnce, None) => 0,
+            (QoS::AtMostOnce, Some(_)) => return Err(EncodeError::PacketIdWithQoS0),
+            (_, Some(_)) => 2,
+            (_, None) => return Err(EncodeError::MissingPacketId),
+        };
+        if self.dup && self.qos == QoS::AtMostOnce {
+            return Err(EncodeError::DupWithQoS0);
+        }
+        check_topic(&self.topic, &self.properties, version)?;
+        let props = if version.is_v5() {
+            self.properties.wire_len()?
+        } else {
+            0
+        };
+        Ok(string_len(&self.topic)? + id_len + props + self.payload.len())
+    }
+
+    fn encode_body<B: BufMut>(&self, version: ProtocolVersion, buf: &mut B) {
+        put_binary(buf, self.topic.as_bytes());
+        if let Some(id) = self.packet_id {
+            buf.put_u16(id.get());
+        }
+        if version.is_v5() {
+            self.properties.encode(buf);
+        }
+        buf.put_slice(&self.payload);
+    }
+}
