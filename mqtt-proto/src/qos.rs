@@ -33,7 +33,8 @@ impl ProtocolVersion {
         }
     }
 
-    pub(crate) const fn is_v5(self) -> bool {
+    /// Whether this is MQTT 5.0.
+    pub const fn is_v5(self) -> bool {
         matches!(self, Self::V5)
     }
 }

@@ -1,0 +1,133 @@
+//! What a session is told up front ([`SessionConfig`]) and per connection ([`ConnectOptions`]).
+
+use std::time::Duration;
+
+use bytes::Bytes;
+use bytestring::ByteString;
+use mqtt_proto::properties::ConnectProperties;
+use mqtt_proto::{ProtocolVersion, Will};
+
+/// How received QoS 1 and 2 messages are acknowledged.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum AckMode {
+    /// PUBACK / PUBREC are queued when the message event is handed out by
+    /// [`Session::poll_event`](crate::Session::poll_event): after delivery, not on receipt.
+    #[default]
+    Auto,
+    /// The application acknowledges each message with [`Session::ack`](crate::Session::ack).
+    Manual,
+}
+
+/// What happens to outgoing QoS 1/2 messages still in flight when the broker answers a
+/// reconnect with "no session present" (a clean session, or a session the broker lost).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum SessionLossPolicy {
+    /// Send them again as new messages (DUP = 0). A QoS 2 message whose PUBREC had arrived is
+    /// complete: the broker took ownership of it, so sending it again could duplicate it.
+    #[default]
+    Resend,
+    /// Fail them with [`PublishError::SessionLost`](crate::PublishError::SessionLost).
+    Fail,
+}
+
+/// Session-wide settings; they hold for every connection of the session.
+#[derive(Debug, Clone)]
+#[non_exhaustive]
+pub struct SessionConfig {
+    /// Protocol revision spoken on every connection.
+    pub protocol_version: ProtocolVersion,
+    /// Client identifier. Empty asks the server to assign one (MQTT 5 tells it in CONNACK;
+    /// the session then uses the assigned one on reconnects).
+    pub client_id: ByteString,
+    /// Largest number of outgoing QoS 1/2 PUBLISH in flight; the server's receive maximum
+    /// lowers it further. Later publishes wait in an ordered queue.
+    pub max_inflight: u16,
+    /// Largest number of publishes waiting behind the in-flight window; beyond it
+    /// [`publish`](crate::Session::publish) fails with `QueueFull`, so memory stays bounded.
+    pub max_queued: usize,
+    /// Largest packet accepted from the server (also announced in MQTT 5 CONNECT).
+    pub max_packet_size: u32,
+    /// How many unacknowledged QoS 1/2 messages the server may send at once (MQTT 5 receive
+    /// maximum, announced in CONNECT; exceeding it is a protocol error).
+    pub receive_maximum: u16,
+    /// Highest topic alias accepted from the server (MQTT 5; 0 refuses aliases).
+    pub topic_alias_maximum: u16,
+    /// Replace repeated outgoing topics with topic aliases, within the server's maximum
+    /// (MQTT 5).
+    pub outgoing_topic_aliases: bool,
+    /// When received messages are acknowledged.
+    pub ack_mode: AckMode,
+    /// What to do with in-flight messages when the server has no session for us.
+    pub session_loss_policy: SessionLossPolicy,
+    /// Subscribe again to every granted filter when the server has no session for us.
+    pub resubscribe: bool,
+    /// How long to wait for CONNACK after CONNECT.
+    pub connect_timeout: Duration,
+    /// How long to wait for PINGRESP (or any packet) after a PINGREQ before declaring the
+    /// connection lost.
+    pub ping_timeout: Duration,
+}
+
+impl Default for SessionConfig {
+    fn default() -> Self {
+        Self {
+            protocol_version: ProtocolVersion::V311,
+            client_id: ByteString::new(),
+            max_inflight: 100,
+            max_queued: 10_000,
+            max_packet_size: 1024 * 1024,
+            receive_maximum: 100,
+            topic_alias_maximum: 16,
+            outgoing_topic_aliases: false,
+            ack_mode: AckMode::Auto,
+            session_loss_policy: SessionLossPolicy::Resend,
+            resubscribe: true,
+            connect_timeout: Duration::from_secs(10),
+            ping_timeout: Duration::from_secs(10),
+        }
+    }
+}
+
+impl SessionConfig {
+    /// Defaults for `client_id` and `protocol_version`.
+    pub fn new(client_id: impl Into<ByteString>, protocol_version: ProtocolVersion) -> Self {
+        Self {
+            client_id: client_id.into(),
+            protocol_version,
+            ..Self::default()
+        }
+    }
+}
+
+/// Settings of one CONNECT; a reconnect may change them (e.g. `clean_start`).
+#[derive(Debug, Clone, Default)]
+#[non_exhaustive]
+pub struct ConnectOptions {
+    /// Clean Session (3.1.1) / Clean Start (5.0).
+    pub clean_start: bool,
+    /// Keep alive; zero turns keep-alive pings off. Sent in whole seconds (at most 65,535).
+    pub keep_alive: Duration,
+    /// Will message.
+    pub will: Option<Will>,
+    /// User name.
+    pub username: Option<ByteString>,
+    /// Password.
+    pub password: Option<Bytes>,
+    /// MQTT 5 session expiry interval in seconds (0: the session ends with the connection).
+    pub session_expiry_interval: Option<u32>,
+    /// Further MQTT 5 CONNECT properties (user properties, enhanced authentication method
+    /// and data, request problem / response information). Receive maximum, maximum packet
+    /// size and topic alias maximum come from [`SessionConfig`] and override these.
+    pub properties: ConnectProperties,
+}
+
+impl ConnectOptions {
+    /// Clean start with the given keep alive.
+    pub fn new(keep_alive: Duration) -> Self {
+        Self {
+            clean_start: true,
+            keep_alive,
+            ..Self::default()
+        }
+    }
+}

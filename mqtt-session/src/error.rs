@@ -1,0 +1,165 @@
+//! The session's error families: [`SessionError`] (a command cannot be carried out now),
+//! [`ProtocolError`] (the server broke the protocol), [`ConnectionError`] (why a connection
+//! ended) and [`PublishError`] (why one publish did not complete).
+
+use mqtt_proto::topic::TopicError;
+use mqtt_proto::{DecodeError, EncodeError, PacketType, QoS, ReasonCode};
+
+/// A command was refused; nothing was queued or sent.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum SessionError {
+    /// The command needs a connection (or a connection attempt) and there is none.
+    #[error("not connected")]
+    NotConnected,
+    /// `connect` while a connection is up or being set up.
+    #[error("already connected or connecting")]
+    AlreadyConnected,
+    /// A topic name or filter is invalid.
+    #[error("invalid topic: {0}")]
+    InvalidTopic(#[from] TopicError),
+    /// The server's CONNACK limited the QoS it accepts.
+    #[error("QoS {requested:?} exceeds the server's maximum {maximum:?}")]
+    QoSNotSupported {
+        /// Asked for.
+        requested: QoS,
+        /// What the server supports.
+        maximum: QoS,
+    },
+    /// The server's CONNACK said it does not support retained messages.
+    #[error("the server does not support retained messages")]
+    RetainNotSupported,
+    /// The packet exceeds the server's maximum packet size.
+    #[error("packet of {size} bytes exceeds the server's maximum of {max}")]
+    PacketTooLarge {
+        /// Encoded size.
+        size: usize,
+        /// The server's limit.
+        max: u32,
+    },
+    /// The queue behind the in-flight window is full ([`SessionConfig::max_queued`](crate::SessionConfig::max_queued)).
+    #[error("publish queue is full")]
+    QueueFull,
+    /// No packet identifier is free (65,535 flows in flight).
+    #[error("no free packet identifier")]
+    PacketIdsExhausted,
+    /// SUBSCRIBE / UNSUBSCRIBE without filters.
+    #[error("no topic filters given")]
+    NoFilters,
+    /// The feature needs MQTT 5.
+    #[error("{0} needs MQTT 5")]
+    RequiresV5(&'static str),
+    /// The acknowledgement token does not name a message awaiting acknowledgement.
+    #[error("unknown or stale acknowledgement token")]
+    UnknownAckToken,
+    /// The packet cannot be encoded.
+    #[error(transparent)]
+    Encode(#[from] EncodeError),
+}
+
+/// The server broke the protocol; the connection is closed (MQTT 5: with a DISCONNECT
+/// carrying [`ProtocolError::reason_code`]).
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum ProtocolError {
+    /// Received bytes are not a well-formed packet.
+    #[error("malformed packet: {0}")]
+    Decode(#[from] DecodeError),
+    /// A packet a server may not send, or not at this point (e.g. PUBLISH before CONNACK).
+    #[error("unexpected {0} from the server")]
+    UnexpectedPacket(PacketType),
+    /// An acknowledgement for a packet identifier with no matching flow.
+    #[error("{packet} for unknown packet identifier {id}")]
+    UnknownPacketId {
+        /// The acknowledgement.
+        packet: PacketType,
+        /// Its identifier.
+        id: u16,
+    },
+    /// SUBACK / UNSUBACK with a different number of codes than filters sent.
+    #[error("{packet} carries {got} codes for {expected} filters")]
+    AckCountMismatch {
+        /// The acknowledgement.
+        packet: PacketType,
+        /// Filters sent.
+        expected: usize,
+        /// Codes received.
+        got: usize,
+    },
+    /// A topic alias of 0, above our maximum, or unknown on this connection.
+    #[error("invalid topic alias {0}")]
+    TopicAliasInvalid(u16),
+    /// More unacknowledged QoS 1/2 messages than our receive maximum.
+    #[error("server exceeded the receive maximum")]
+    ReceiveMaximumExceeded,
+    /// AUTH without enhanced authentication in play.
+    #[error("AUTH without enhanced authentication")]
+    UnexpectedAuth,
+}
+
+impl ProtocolError {
+    /// The MQTT 5 DISCONNECT reason code for this error.
+    pub fn reason_code(&self) -> ReasonCode {
+        match self {
+            Self::Decode(DecodeError::PacketTooLarge { .. }) => ReasonCode::PacketTooLarge,
+            Self::Decode(err) if err.is_protocol_error() => ReasonCode::ProtocolError,
+            Self::Decode(_) => ReasonCode::MalformedPacket,
+            Self::TopicAliasInvalid(_) => ReasonCode::TopicAliasInvalid,
+            Self::ReceiveMaximumExceeded => ReasonCode::ReceiveMaximumExceeded,
+            Self::UnexpectedPacket(_)
+            | Self::UnknownPacketId { .. }
+            | Self::AckCountMismatch { .. }
+            | Self::UnexpectedAuth => ReasonCode::ProtocolError,
+        }
+    }
+}
+
+/// Why a connection ended. Reported once per connection, in
+/// [`Event::Disconnected`](crate::Event::Disconnected).
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum ConnectionError {
+    /// The server refused the connection in CONNACK.
+    #[error("connection refused: {0}")]
+    Refused(ReasonCode),
+    /// No CONNACK within the connect timeout.
+    #[error("no CONNACK within the connect timeout")]
+    ConnAckTimeout,
+    /// No PINGRESP (nor any other packet) within the ping timeout.
+    #[error("keep-alive timeout: no answer to PINGREQ")]
+    KeepAliveTimeout,
+    /// The server sent DISCONNECT (MQTT 5).
+    #[error("server disconnected: {reason_code}")]
+    ServerDisconnected {
+        /// Its reason.
+        reason_code: ReasonCode,
+    },
+    /// The server broke the protocol.
+    #[error("protocol error: {0}")]
+    Protocol(#[from] ProtocolError),
+    /// The transport closed or failed underneath the session.
+    #[error("transport closed")]
+    TransportClosed,
+    /// The application asked for the disconnect.
+    #[error("disconnected by the client")]
+    Local,
+}
+
+/// Why one publish did not complete successfully.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum PublishError {
+    /// The server refused the message (MQTT 5 PUBACK / PUBREC reason code 0x80 or above).
+    #[error("rejected by the server: {0}")]
+    Rejected(ReasonCode),
+    /// The server lost the session while the message was in flight and the session's
+    /// [`SessionLossPolicy`](crate::SessionLossPolicy) is `Fail`.
+    #[error("the server's session was lost while the message was in flight")]
+    SessionLost,
+    /// A QoS 0 message was still unsent when the connection closed.
+    #[error("connection closed before the message was sent")]
+    ConnectionLost,
+    /// A queued message became unsendable after the server announced its limits.
+    #[error(transparent)]
+    Refused(#[from] SessionError),
+}

@@ -1,0 +1,111 @@
+//! What the session reports: [`Event`]s, and the tokens that tie them to commands.
+
+use mqtt_proto::properties::{AckProperties, AuthProperties, ConnAckProperties};
+use mqtt_proto::{PacketId, Publish, QoS, ReasonCode};
+
+use crate::error::{ConnectionError, PublishError};
+
+/// Names one command (publish, subscribe, unsubscribe, ping); its completion event carries
+/// the same token. Tokens are unique for the life of a session.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct Token(pub(crate) u64);
+
+impl Token {
+    /// The token's number, for logs.
+    pub fn get(self) -> u64 {
+        self.0
+    }
+}
+
+/// Acknowledges one received QoS 1/2 message in [`AckMode::Manual`](crate::AckMode::Manual)
+/// with [`Session::ack`](crate::Session::ack).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct AckToken {
+    pub(crate) packet_id: PacketId,
+    pub(crate) qos: QoS,
+    /// The connection the message arrived on: a QoS 1 acknowledgement only makes sense there
+    /// (the server re-sends unacknowledged QoS 1 messages on the next connection).
+    pub(crate) connection: u64,
+}
+
+impl AckToken {
+    /// The packet identifier of the message.
+    pub fn packet_id(&self) -> PacketId {
+        self.packet_id
+    }
+}
+
+/// A message received from the server.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Message {
+    /// The PUBLISH as received, with an MQTT 5 topic alias already resolved into `topic`.
+    pub publish: Publish,
+    /// Present for QoS 1/2 in manual acknowledgement mode.
+    pub ack: Option<AckToken>,
+}
+
+/// Something the application or adapter must know. Drain with
+/// [`Session::poll_event`](crate::Session::poll_event).
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum Event {
+    /// CONNACK accepted the connection.
+    Connected {
+        /// Whether the server resumed a stored session.
+        session_present: bool,
+        /// MQTT 5 CONNACK properties (limits, assigned client id, server keep alive ...).
+        properties: Box<ConnAckProperties>,
+    },
+    /// A publish command finished: QoS 0 when its bytes were handed to the transport, QoS 1 at
+    /// PUBACK, QoS 2 at PUBCOMP (or a failing PUBREC).
+    Published {
+        /// The command's token.
+        token: Token,
+        /// Reason code of the final acknowledgement (`Success` for QoS 0), or why it failed.
+        result: Result<ReasonCode, PublishError>,
+    },
+    /// A message arrived.
+    Message(Message),
+    /// SUBACK arrived: one code per filter, in order.
+    Subscribed {
+        /// The command's token.
+        token: Token,
+        /// Granted QoS or failure per filter.
+        reason_codes: Vec<ReasonCode>,
+        /// MQTT 5 properties (reason string, user properties).
+        properties: AckProperties,
+    },
+    /// The session subscribed again after the server lost its session
+    /// ([`SessionConfig::resubscribe`](crate::SessionConfig::resubscribe)).
+    Resubscribed {
+        /// Granted QoS or failure per filter, in the order of the filters re-sent.
+        reason_codes: Vec<ReasonCode>,
+    },
+    /// UNSUBACK arrived (MQTT 3.1.1: `reason_codes` is empty).
+    Unsubscribed {
+        /// The command's token.
+        token: Token,
+        /// One code per filter (MQTT 5).
+        reason_codes: Vec<ReasonCode>,
+    },
+    /// PINGRESP arrived for a [`ping`](crate::Session::ping) command.
+    Pong {
+        /// The command's token.
+        token: Token,
+    },
+    /// The server sent AUTH (MQTT 5 enhanced authentication): `ContinueAuthentication` asks
+    /// for the next step, answered with [`Session::auth`](crate::Session::auth); `Success`
+    /// ends a re-authentication.
+    Auth {
+        /// The step.
+        reason_code: ReasonCode,
+        /// Method, data and diagnostics of the server's AUTH.
+        properties: AuthProperties,
+    },
+    /// The connection ended. The adapter closes the transport once `poll_transmit` is drained;
+    /// the session keeps its state for the next [`connect`](crate::Session::connect).
+    Disconnected {
+        /// Why.
+        reason: ConnectionError,
+    },
+}

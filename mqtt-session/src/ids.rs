@@ -1,0 +1,87 @@
+//! Packet identifier allocation: a fixed 8 KiB bitmap of the identifiers in use.
+//!
+//! The lowest free identifier is handed out, so identifiers stay small and the id-indexed
+//! tables of the store stay as small as the in-flight window.
+
+use mqtt_proto::PacketId;
+
+pub(crate) struct PacketIds {
+    /// Bit `n` set: identifier `n` is in use. Bit 0 (identifier 0) is permanently set, since 0
+    /// is never a valid identifier.
+    words: Box<[u64; 1024]>,
+    in_use: usize,
+}
+
+impl PacketIds {
+    pub(crate) fn new() -> Self {
+        let mut words = Box::new([0u64; 1024]);
+        words[0] = 1;
+        Self { words, in_use: 0 }
+    }
+
+    /// The lowest free identifier, now marked in use.
+    pub(crate) fn allocate(&mut self) -> Option<PacketId> {
+        let (index, word) = self
+            .words
+            .iter_mut()
+            .enumerate()
+            .find(|(_, word)| **word != u64::MAX)?;
+        let bit = word.trailing_ones() as usize;
+        *word |= 1 << bit;
+        self.in_use += 1;
+        // index < 1024 and bit < 64, so the value fits u16; bit 0 of word 0 is never free.
+        PacketId::new((index * 64 + bit) as u16)
+    }
+
+    /// Marks `id` as in use (restoring persisted flows). Returns false if it already was.
+    pub(crate) fn claim(&mut self, id: PacketId) -> bool {
+        let (index, mask) = Self::locate(id);
+        let was_free = self.words[index] & mask == 0;
+        self.words[index] |= mask;
+        self.in_use += usize::from(was_free);
+        was_free
+    }
+
+    pub(crate) fn release(&mut self, id: PacketId) {
+        let (index, mask) = Self::locate(id);
+        if self.words[index] & mask != 0 {
+            self.words[index] &= !mask;
+            self.in_use -= 1;
+        }
+    }
+
+    pub(crate) fn len(&self) -> usize {
+        self.in_use
+    }
+
+    fn locate(id: PacketId) -> (usize, u64) {
+        let n = usize::from(id.get());
+        (n / 64, 1 << (n % 64))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn allocates_lowest_free_and_never_an_id_in_use() {
+        let mut ids = PacketIds::new();
+        let a = ids.allocate().map(PacketId::get);
+        let b = ids.allocate().map(PacketId::get);
+        assert_eq!((a, b), (Some(1), Some(2)));
+        ids.release(PacketId::MIN);
+        assert_eq!(ids.allocate().map(PacketId::get), Some(1));
+        assert_eq!(ids.allocate().map(PacketId::get), Some(3));
+    }
+
+    #[test]
+    fn exhaustion_after_65535_ids() {
+        let mut ids = PacketIds::new();
+        for expected in 1..=u16::MAX {
+            assert_eq!(ids.allocate().map(PacketId::get), Some(expected));
+        }
+        assert_eq!(ids.allocate(), None);
+        assert_eq!(ids.len(), 65_535);
+    }
+}
