@@ -66,6 +66,9 @@ pub struct SessionConfig {
     /// How long to wait for PINGRESP (or any packet) after a PINGREQ before declaring the
     /// connection lost.
     pub ping_timeout: Duration,
+    /// How long before the keep-alive period ends the PINGREQ goes out, so it reaches the
+    /// server in time (amqtt's `ping_delay`). At most half the keep alive is taken off.
+    pub ping_delay: Duration,
 }
 
 impl Default for SessionConfig {
@@ -84,6 +87,7 @@ impl Default for SessionConfig {
             resubscribe: true,
             connect_timeout: Duration::from_secs(10),
             ping_timeout: Duration::from_secs(10),
+            ping_delay: Duration::ZERO,
         }
     }
 }

@@ -68,6 +68,8 @@
 #![forbid(unsafe_code)]
 #![deny(missing_docs)]
 
+#[cfg(feature = "client")]
+pub mod client;
 mod config;
 mod error;
 mod event;

@@ -12,7 +12,7 @@ use mqtt_proto::{
     ProtocolVersion, PubAck, PubComp, PubRec, PubRel, Publish, QoS, ReasonCode, SubAck, Subscribe,
     SubscribeFilter, UnsubAck, Unsubscribe,
 };
-use tracing::{debug, trace, warn};
+use tracing::{debug, warn};
 
 use crate::config::{AckMode, ConnectOptions, SessionConfig, SessionLossPolicy};
 use crate::error::{ConnectionError, ProtocolError, PublishError, SessionError};
@@ -147,6 +147,8 @@ pub struct Session<S: SessionStore = MemoryStore> {
     aliases_out: HashMap<ByteString, u16>,
     timers: TimerTable,
     last_received: Option<Instant>,
+    /// When bytes were last handed to the transport: keep-alive counts from there.
+    last_sent: Option<Instant>,
     read_buf: BytesMut,
     write_buf: BytesMut,
     /// QoS 0 publishes encoded into `write_buf`: they complete when it is handed out.
@@ -192,6 +194,7 @@ impl<S: SessionStore> Session<S> {
             aliases_out: HashMap::new(),
             timers: TimerTable::default(),
             last_received: None,
+            last_sent: None,
             read_buf: BytesMut::new(),
             write_buf: BytesMut::new(),
             qos0_unsent: Vec::new(),
@@ -314,7 +317,9 @@ impl<S: SessionStore> Session<S> {
                     );
                 }
                 Timer::KeepAlive => {
-                    if self.is_connected() && self.pings.is_empty() {
+                    // [MQTT-3.1.2-23]: nothing sent for keep_alive means PINGREQ, even
+                    // while an earlier one is unanswered (a ping timeout above the keep alive).
+                    if self.is_connected() {
                         self.send_ping(now, None);
                     }
                 }
@@ -357,6 +362,7 @@ impl<S: SessionStore> Session<S> {
         debug!(client_id = %self.config.client_id, clean_start = connect.clean_start, "CONNECT");
         self.state = ConnectionState::Connecting;
         self.last_received = None;
+        self.last_sent = None;
         self.timers
             .set(Timer::ConnAck, now + self.config.connect_timeout);
         Ok(())
@@ -538,9 +544,9 @@ impl<S: SessionStore> Session<S> {
             return None;
         }
         let bytes = self.write_buf.split().freeze();
-        if self.state == ConnectionState::Connected && !self.limits.keep_alive.is_zero() {
-            self.timers
-                .set(Timer::KeepAlive, now + self.limits.keep_alive);
+        self.last_sent = Some(now);
+        if self.state == ConnectionState::Connected {
+            self.arm_keep_alive(now);
         }
         for token in std::mem::take(&mut self.qos0_unsent) {
             self.push_event(Event::Published {
@@ -576,7 +582,7 @@ impl<S: SessionStore> Session<S> {
     // ---- packet handling ---------------------------------------------------------------------
 
     fn handle_packet(&mut self, now: Instant, packet: Packet) -> Result<(), ProtocolError> {
-        trace!(packet = ?packet.packet_type(), "<- in");
+        debug!(client_id = %self.config.client_id, "<-in-- {packet:?}");
         self.last_received = Some(now);
         if !self.pings.is_empty() {
             // Any packet shows the server is alive: the ping deadline moves with it.
@@ -590,7 +596,8 @@ impl<S: SessionStore> Session<S> {
             (ConnectionState::Connecting | ConnectionState::Connected, Packet::Auth(auth)) => {
                 self.on_auth(auth)
             }
-            (_, Packet::Disconnect(disconnect)) => {
+            // MQTT 3.1.1 has no server DISCONNECT: it falls through to `UnexpectedPacket`.
+            (_, Packet::Disconnect(disconnect)) if self.config.protocol_version.is_v5() => {
                 debug!(reason = %disconnect.reason_code, "DISCONNECT from the server");
                 self.close(
                     ConnectionError::ServerDisconnected {
@@ -627,10 +634,8 @@ impl<S: SessionStore> Session<S> {
         }
         self.apply_connack_properties(&connack.properties);
         self.state = ConnectionState::Connected;
-        if !self.limits.keep_alive.is_zero() {
-            self.timers
-                .set(Timer::KeepAlive, now + self.limits.keep_alive);
-        }
+        // [MQTT-3.1.2-23]: the keep alive runs from the CONNECT's transmission, not CONNACK.
+        self.arm_keep_alive(self.last_sent.unwrap_or(now));
         debug!(
             session_present = connack.session_present,
             "CONNACK accepted"
@@ -1080,7 +1085,14 @@ impl<S: SessionStore> Session<S> {
                 // The server acknowledged receipt with PUBREC and so owns the message:
                 // sending it again could deliver it twice.
                 (OutgoingState::AwaitingPubComp, _) => {
-                    self.finish_outgoing(id, ReasonCode::Success);
+                    // Not `finish_outgoing`: its queue pump would send queued messages ahead
+                    // of the in-flight ones re-sent below (`on_connack` pumps afterwards).
+                    self.store.remove_outgoing(id);
+                    self.ids.release(id);
+                    self.push_event(Event::Published {
+                        token: flight.token,
+                        result: Ok(ReasonCode::Success),
+                    });
                 }
                 (_, SessionLossPolicy::Resend) => {
                     let seq = self.seq();
@@ -1236,6 +1248,18 @@ impl<S: SessionStore> Session<S> {
         Ok(connect)
     }
 
+    /// The next keep-alive PINGREQ is due `keep_alive` (less `ping_delay`) after the last send.
+    fn arm_keep_alive(&mut self, now: Instant) {
+        let keep_alive = self.limits.keep_alive;
+        if keep_alive.is_zero() {
+            return;
+        }
+        let idle = keep_alive
+            .saturating_sub(self.config.ping_delay)
+            .max(keep_alive / 2);
+        self.timers.set(Timer::KeepAlive, now + idle);
+    }
+
     fn send_ping(&mut self, now: Instant, token: Option<Token>) {
         self.encode(&PingReq);
         if self.pings.is_empty() {
@@ -1305,7 +1329,8 @@ impl<S: SessionStore> Session<S> {
         }
     }
 
-    fn encode<P: Encode>(&mut self, packet: &P) {
+    fn encode<P: Encode + std::fmt::Debug>(&mut self, packet: &P) {
+        debug!(client_id = %self.config.client_id, "-out-> {packet:?}");
         if let Err(err) = packet.encode(self.config.protocol_version, &mut self.write_buf) {
             // Every packet the session builds is validated before it gets here.
             warn!(%err, "dropping a packet that cannot be encoded");

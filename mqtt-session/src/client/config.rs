@@ -1,0 +1,286 @@
+//! [`ClientConfig`]: the options of amqtt's client configuration, typed.
+
+use std::collections::HashMap;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use mqtt_proto::{ProtocolVersion, QoS};
+
+/// The will message: published by the broker if the connection ends without DISCONNECT.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[cfg_attr(feature = "serde", derive(serde::Deserialize))]
+pub struct WillConfig {
+    /// Topic to publish on.
+    pub topic: String,
+    /// Payload.
+    #[cfg_attr(feature = "serde", serde(with = "serde_impl::bytes"))]
+    pub message: Vec<u8>,
+    /// QoS.
+    #[cfg_attr(feature = "serde", serde(default, with = "serde_impl::qos"))]
+    pub qos: QoS,
+    /// Retain flag.
+    #[cfg_attr(feature = "serde", serde(default))]
+    pub retain: bool,
+}
+
+/// Per-topic publish defaults (amqtt's `topics` section).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+#[cfg_attr(feature = "serde", derive(serde::Deserialize))]
+pub struct TopicConfig {
+    /// QoS used when a publish on this topic does not set one.
+    #[cfg_attr(feature = "serde", serde(default, with = "serde_impl::opt_qos"))]
+    pub qos: Option<QoS>,
+    /// Retain flag used when a publish on this topic does not set one.
+    #[cfg_attr(feature = "serde", serde(default))]
+    pub retain: Option<bool>,
+}
+
+/// Client configuration. `Default` gives amqtt's defaults; every field has a builder method.
+/// With the `serde` feature it deserializes from the same shape as amqtt's dict config
+/// (durations in seconds).
+#[derive(Debug, Clone, PartialEq)]
+#[cfg_attr(feature = "serde", derive(serde::Deserialize))]
+#[cfg_attr(feature = "serde", serde(default))]
+#[non_exhaustive]
+pub struct ClientConfig {
+    /// Keep alive announced in CONNECT.
+    #[cfg_attr(feature = "serde", serde(with = "serde_impl::secs"))]
+    pub keep_alive: Duration,
+    /// How long before the keep-alive deadline the PINGREQ is sent.
+    #[cfg_attr(feature = "serde", serde(with = "serde_impl::secs"))]
+    pub ping_delay: Duration,
+    /// QoS of publishes that set none.
+    #[cfg_attr(feature = "serde", serde(with = "serde_impl::qos"))]
+    pub default_qos: QoS,
+    /// Retain flag of publishes that set none.
+    pub default_retain: bool,
+    /// Reconnect automatically when the connection is lost.
+    pub auto_reconnect: bool,
+    /// Reconnect attempts before giving up; `None` tries forever.
+    pub reconnect_retries: Option<u32>,
+    /// Cap of the exponential backoff between reconnect attempts.
+    #[cfg_attr(feature = "serde", serde(with = "serde_impl::secs"))]
+    pub reconnect_max_interval: Duration,
+    /// Clean Session / Clean Start.
+    pub clean_session: bool,
+    /// Will message.
+    pub will: Option<WillConfig>,
+    /// Default broker URI.
+    pub uri: Option<String>,
+    /// CA certificates (PEM file).
+    pub ca_file: Option<PathBuf>,
+    /// CA certificates (directory of PEM files).
+    pub ca_path: Option<PathBuf>,
+    /// CA certificates (PEM text).
+    pub ca_data: Option<String>,
+    /// Client certificate (PEM) for mutual TLS.
+    pub cert_file: Option<PathBuf>,
+    /// Client private key (PEM).
+    pub key_file: Option<PathBuf>,
+    /// Verify the server certificate's host name.
+    pub check_hostname: bool,
+    /// User name (the URI's user name wins).
+    pub username: Option<String>,
+    /// Password (the URI's password wins).
+    pub password: Option<String>,
+    /// MQTT 3.1.1 (default) or 5.0.
+    #[cfg_attr(feature = "serde", serde(with = "serde_impl::version"))]
+    pub protocol_version: ProtocolVersion,
+    /// Time allowed for TCP, TLS, WebSocket and CONNACK together.
+    #[cfg_attr(feature = "serde", serde(with = "serde_impl::secs"))]
+    pub connect_timeout: Duration,
+    /// Outgoing QoS 1/2 messages in flight at once.
+    pub max_inflight: u16,
+    /// Largest packet accepted from the broker.
+    pub max_packet_size: u32,
+    /// Received messages buffered for `deliver_message` / `messages` before the client stops
+    /// reading from the socket.
+    pub message_buffer: usize,
+    /// Per-topic publish defaults.
+    pub topics: HashMap<String, TopicConfig>,
+    /// MQTT 5 session expiry interval in seconds.
+    pub session_expiry_interval: Option<u32>,
+}
+
+impl Default for ClientConfig {
+    fn default() -> Self {
+        Self {
+            keep_alive: Duration::from_secs(10),
+            ping_delay: Duration::from_secs(1),
+            default_qos: QoS::AtMostOnce,
+            default_retain: false,
+            auto_reconnect: true,
+            reconnect_retries: Some(2),
+            reconnect_max_interval: Duration::from_secs(10),
+            clean_session: true,
+            will: None,
+            uri: None,
+            ca_file: None,
+            ca_path: None,
+            ca_data: None,
+            cert_file: None,
+            key_file: None,
+            check_hostname: true,
+            username: None,
+            password: None,
+            protocol_version: ProtocolVersion::V311,
+            connect_timeout: Duration::from_secs(10),
+            max_inflight: 100,
+            max_packet_size: 1024 * 1024,
+            message_buffer: 1024,
+            topics: HashMap::new(),
+            session_expiry_interval: None,
+        }
+    }
+}
+
+macro_rules! builders {
+    ($( $(#[$doc:meta])* $name:ident : $ty:ty => $value:expr ),* $(,)?) => {
+        impl ClientConfig {
+            $(
+                $(#[$doc])*
+                #[must_use]
+                pub fn $name(mut self, $name: $ty) -> Self {
+                    self.$name = $value;
+                    self
+                }
+            )*
+        }
+    };
+}
+
+builders! {
+    /// Sets `keep_alive`.
+    keep_alive: Duration => keep_alive,
+    /// Sets `ping_delay`.
+    ping_delay: Duration => ping_delay,
+    /// Sets `default_qos`.
+    default_qos: QoS => default_qos,
+    /// Sets `default_retain`.
+    default_retain: bool => default_retain,
+    /// Sets `auto_reconnect`.
+    auto_reconnect: bool => auto_reconnect,
+    /// Sets `reconnect_retries` (`None`: forever).
+    reconnect_retries: Option<u32> => reconnect_retries,
+    /// Sets `reconnect_max_interval`.
+    reconnect_max_interval: Duration => reconnect_max_interval,
+    /// Sets `clean_session`.
+    clean_session: bool => clean_session,
+    /// Sets the will.
+    will: WillConfig => Some(will),
+    /// Sets the default URI.
+    uri: &str => Some(uri.to_owned()),
+    /// Sets `ca_file`.
+    ca_file: impl Into<PathBuf> => Some(ca_file.into()),
+    /// Sets `ca_path`.
+    ca_path: impl Into<PathBuf> => Some(ca_path.into()),
+    /// Sets `ca_data`.
+    ca_data: &str => Some(ca_data.to_owned()),
+    /// Sets `cert_file`.
+    cert_file: impl Into<PathBuf> => Some(cert_file.into()),
+    /// Sets `key_file`.
+    key_file: impl Into<PathBuf> => Some(key_file.into()),
+    /// Sets `check_hostname`.
+    check_hostname: bool => check_hostname,
+    /// Sets the user name.
+    username: &str => Some(username.to_owned()),
+    /// Sets the password.
+    password: &str => Some(password.to_owned()),
+    /// Sets the protocol version.
+    protocol_version: ProtocolVersion => protocol_version,
+    /// Sets `connect_timeout`.
+    connect_timeout: Duration => connect_timeout,
+    /// Sets `max_inflight`.
+    max_inflight: u16 => max_inflight,
+    /// Sets `max_packet_size`.
+    max_packet_size: u32 => max_packet_size,
+    /// Sets `message_buffer`.
+    message_buffer: usize => message_buffer.max(1),
+    /// Sets the MQTT 5 session expiry interval.
+    session_expiry_interval: u32 => Some(session_expiry_interval),
+}
+
+impl ClientConfig {
+    /// Adds per-topic publish defaults.
+    #[must_use]
+    pub fn topic(mut self, topic: &str, config: TopicConfig) -> Self {
+        self.topics.insert(topic.to_owned(), config);
+        self
+    }
+
+    /// The QoS and retain flag a publish on `topic` gets when it sets neither.
+    pub(crate) fn publish_defaults(&self, topic: &str) -> (QoS, bool) {
+        let per_topic = self.topics.get(topic);
+        (
+            per_topic.and_then(|t| t.qos).unwrap_or(self.default_qos),
+            per_topic
+                .and_then(|t| t.retain)
+                .unwrap_or(self.default_retain),
+        )
+    }
+}
+
+#[cfg(feature = "serde")]
+mod serde_impl {
+    //! amqtt's config shapes: seconds as numbers, QoS as 0/1/2, versions as "3.1.1"/"5.0".
+
+    pub(super) mod secs {
+        use serde::{Deserialize, Deserializer};
+        use std::time::Duration;
+
+        pub(crate) fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Duration, D::Error> {
+            let secs = f64::deserialize(d)?;
+            Duration::try_from_secs_f64(secs).map_err(serde::de::Error::custom)
+        }
+    }
+
+    pub(super) mod qos {
+        use mqtt_proto::QoS;
+        use serde::{Deserialize, Deserializer};
+
+        pub(crate) fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<QoS, D::Error> {
+            let value = u8::deserialize(d)?;
+            QoS::from_u8(value).ok_or_else(|| serde::de::Error::custom("QoS must be 0, 1 or 2"))
+        }
+    }
+
+    pub(super) mod opt_qos {
+        use mqtt_proto::QoS;
+        use serde::{Deserialize, Deserializer};
+
+        pub(crate) fn deserialize<'de, D: Deserializer<'de>>(
+            d: D,
+        ) -> Result<Option<QoS>, D::Error> {
+            Option::<u8>::deserialize(d)?
+                .map(|v| {
+                    QoS::from_u8(v).ok_or_else(|| serde::de::Error::custom("QoS must be 0, 1 or 2"))
+                })
+                .transpose()
+        }
+    }
+
+    pub(super) mod version {
+        use mqtt_proto::ProtocolVersion;
+        use serde::{Deserialize, Deserializer};
+
+        pub(crate) fn deserialize<'de, D: Deserializer<'de>>(
+            d: D,
+        ) -> Result<ProtocolVersion, D::Error> {
+            match String::deserialize(d)?.as_str() {
+                "3.1.1" | "4" | "v311" => Ok(ProtocolVersion::V311),
+                "5" | "5.0" | "v5" => Ok(ProtocolVersion::V5),
+                other => Err(serde::de::Error::custom(format!(
+                    "unsupported protocol version {other:?}"
+                ))),
+            }
+        }
+    }
+
+    pub(super) mod bytes {
+        use serde::{Deserialize, Deserializer};
+
+        pub(crate) fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Vec<u8>, D::Error> {
+            Ok(String::deserialize(d)?.into_bytes())
+        }
+    }
+}

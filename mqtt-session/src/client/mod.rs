@@ -1,0 +1,738 @@
+//! The async MQTT client shared by `mqtt-tokio` and `mqtt-async-std`: amqtt's `MQTTClient`
+//! API in Rust, over any [`Runtime`].
+//!
+//! Everything here is runtime-neutral: it needs only `futures` traits. A runtime adapter
+//! implements [`Runtime`] (TCP connect, a timer, spawn) and names the client type:
+//! `pub type MqttClient = mqtt_session::client::MqttClient<Tokio>;`.
+
+mod config;
+mod driver;
+mod error;
+mod tls;
+mod transport;
+mod uri;
+
+use std::future::{Future, IntoFuture};
+use std::pin::Pin;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::task::{Context, Poll};
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+use futures_channel::{mpsc, oneshot};
+use futures_util::Stream;
+use mqtt_proto::properties::{PublishProperties, WillProperties};
+use mqtt_proto::{ByteString, ConnAck, PacketId, Publish, QoS, ReasonCode, SubscribeFilter, Will};
+
+pub use config::{ClientConfig, TopicConfig, WillConfig};
+pub use error::{ClientError, TlsError, UriError};
+pub use tls::TlsOptions;
+pub use transport::{Runtime, Transport};
+pub use uri::{Scheme, Target};
+
+use driver::{Command, ConnectParams, Driver, Reply};
+
+use crate::{ConnectOptions, Session, SessionConfig};
+
+/// A received message (amqtt's `ApplicationMessage`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ApplicationMessage {
+    publish: Publish,
+}
+
+impl ApplicationMessage {
+    fn new(publish: Publish) -> Self {
+        Self { publish }
+    }
+
+    /// The topic it was published on.
+    pub fn topic(&self) -> &str {
+        &self.publish.topic
+    }
+
+    /// The payload.
+    pub fn payload(&self) -> &Bytes {
+        &self.publish.payload
+    }
+
+    /// The QoS it was delivered with.
+    pub fn qos(&self) -> QoS {
+        self.publish.qos
+    }
+
+    /// Whether it is a retained message.
+    pub fn retain(&self) -> bool {
+        self.publish.retain
+    }
+
+    /// Whether the broker flagged it as a re-delivery.
+    pub fn dup(&self) -> bool {
+        self.publish.dup
+    }
+
+    /// The packet identifier (QoS 1 and 2).
+    pub fn packet_id(&self) -> Option<PacketId> {
+        self.publish.packet_id
+    }
+
+    /// MQTT 5 properties.
+    pub fn properties(&self) -> &PublishProperties {
+        &self.publish.properties
+    }
+
+    /// The decoded PUBLISH packet (amqtt's `message.publish_packet`).
+    pub fn publish_packet(&self) -> &Publish {
+        &self.publish
+    }
+
+    /// The PUBLISH packet, by value.
+    pub fn into_publish(self) -> Publish {
+        self.publish
+    }
+}
+
+/// What happens to the connection, as seen by [`MqttClient::connection_events`].
+#[derive(Debug, Clone)]
+#[non_exhaustive]
+pub enum ConnectionEvent {
+    /// CONNACK accepted a connection.
+    Connected {
+        /// Whether the broker resumed a session.
+        session_present: bool,
+    },
+    /// The connection ended unexpectedly (or could not be opened).
+    ConnectionLost(ClientError),
+    /// A reconnect attempt is about to start.
+    Reconnecting {
+        /// 1 for the first attempt after a loss.
+        attempt: u32,
+    },
+    /// The client stopped: after `disconnect`, or when reconnecting gave up.
+    Closed,
+}
+
+/// State shared between the handles and the driver task.
+pub(crate) struct Shared {
+    messages_tx: async_channel::Sender<ApplicationMessage>,
+    messages_rx: async_channel::Receiver<ApplicationMessage>,
+    status: Mutex<Vec<mpsc::UnboundedSender<ConnectionEvent>>>,
+    /// The session and connection parameters while no driver runs.
+    parked: Mutex<Parked>,
+    /// Bumped by `cancel_tasks`; `deliver_message` calls started before fail with `Closed`.
+    cancel_epoch: AtomicU64,
+    cancel: event_listener::Event,
+}
+
+#[derive(Default)]
+struct Parked {
+    session: Option<Session>,
+    params: Option<ConnectParams>,
+    commands: Option<mpsc::UnboundedSender<Command>>,
+}
+
+fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
+    // A panic while holding these locks leaves plain data behind; keep going with it.
+    mutex
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner)
+}
+
+impl Shared {
+    fn status(&self, event: ConnectionEvent) {
+        lock(&self.status).retain(|tx| tx.unbounded_send(event.clone()).is_ok());
+    }
+
+    fn park(&self, session: Session, params: ConnectParams) {
+        let mut parked = lock(&self.parked);
+        parked.session = Some(session);
+        parked.params = Some(params);
+        parked.commands = None;
+    }
+}
+
+struct Inner<R: Runtime> {
+    runtime: R,
+    config: ClientConfig,
+    client_id: ByteString,
+    shared: Arc<Shared>,
+}
+
+/// An MQTT client: amqtt's `MQTTClient` API. A cheap `Clone` handle: clones share one
+/// connection and can be used from many tasks at once; publishes awaited together are
+/// pipelined on the wire.
+pub struct MqttClient<R: Runtime> {
+    inner: Arc<Inner<R>>,
+}
+
+impl<R: Runtime> Clone for MqttClient<R> {
+    fn clone(&self) -> Self {
+        Self {
+            inner: self.inner.clone(),
+        }
+    }
+}
+
+impl<R: Runtime> std::fmt::Debug for MqttClient<R> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("MqttClient")
+            .field("client_id", &self.inner.client_id)
+            .finish_non_exhaustive()
+    }
+}
+
+impl<R: Runtime + Default> MqttClient<R> {
+    /// A client with `client_id` (`None`: a random one, as amqtt does) and `config`. Nothing
+    /// happens until [`connect`](Self::connect).
+    pub fn new(client_id: Option<&str>, config: ClientConfig) -> Self {
+        Self::with_runtime(client_id, config, R::default())
+    }
+}
+
+impl<R: Runtime> MqttClient<R> {
+    /// Like [`new`](Self::new), with an explicit runtime handle.
+    pub fn with_runtime(client_id: Option<&str>, config: ClientConfig, runtime: R) -> Self {
+        let client_id = client_id.map_or_else(random_client_id, ByteString::from);
+        let (messages_tx, messages_rx) = async_channel::bounded(config.message_buffer.max(1));
+        Self {
+            inner: Arc::new(Inner {
+                runtime,
+                config,
+                client_id,
+                shared: Arc::new(Shared {
+                    messages_tx,
+                    messages_rx,
+                    status: Mutex::new(Vec::new()),
+                    parked: Mutex::new(Parked::default()),
+                    cancel_epoch: AtomicU64::new(0),
+                    cancel: event_listener::Event::new(),
+                }),
+            }),
+        }
+    }
+
+    /// The client identifier.
+    pub fn client_id(&self) -> &str {
+        &self.inner.client_id
+    }
+
+    /// The configuration.
+    pub fn config(&self) -> &ClientConfig {
+        &self.inner.config
+    }
+
+    /// Connects to `uri` (`mqtt://`, `mqtts://`, `ws://`, `wss://`; `None` uses the configured
+    /// URI). A builder: `.clean_session(..)`, `.ca_file(..)`, `.ca_path(..)`, `.ca_data(..)`,
+    /// `.header(..)`, then `.await` for the broker's CONNACK.
+    pub fn connect<'a>(&'a self, uri: impl Into<Option<&'a str>>) -> Connecting<'a, R> {
+        Connecting {
+            client: self,
+            uri: uri.into(),
+            clean_session: None,
+            tls: TlsOptions {
+                ca_file: self.inner.config.ca_file.clone(),
+                ca_path: self.inner.config.ca_path.clone(),
+                ca_data: self.inner.config.ca_data.clone(),
+                cert_file: self.inner.config.cert_file.clone(),
+                key_file: self.inner.config.key_file.clone(),
+                check_hostname: self.inner.config.check_hostname,
+            },
+            headers: Vec::new(),
+        }
+    }
+
+    /// Publishes `payload` on `topic`. A builder: `.qos(..)`, `.retain(..)`, `.ack_timeout(..)`,
+    /// `.properties(..)`, then `.await`; it resolves when the QoS flow completes (QoS 0: when
+    /// written to the socket) with the final acknowledgement's reason code.
+    pub fn publish(
+        &self,
+        topic: impl Into<ByteString>,
+        payload: impl Into<Bytes>,
+    ) -> Publishing<'_, R> {
+        Publishing {
+            client: self,
+            topic: topic.into(),
+            payload: payload.into(),
+            qos: None,
+            retain: None,
+            ack_timeout: None,
+            properties: PublishProperties::default(),
+        }
+    }
+
+    /// Subscribes to topic filters, e.g. `[("a/#", QoS::AtLeastOnce)]`; returns the SUBACK
+    /// codes, one per filter.
+    pub async fn subscribe<I, F>(&self, topics: I) -> Result<Vec<ReasonCode>, ClientError>
+    where
+        I: IntoIterator<Item = F>,
+        F: Into<SubscribeFilter>,
+    {
+        let filters = topics.into_iter().map(Into::into).collect();
+        self.request(|reply| Command::Subscribe { filters, reply })
+            .await
+    }
+
+    /// Unsubscribes from topic filters; returns the UNSUBACK codes (empty in MQTT 3.1.1).
+    pub async fn unsubscribe<I, T>(&self, topics: I) -> Result<Vec<ReasonCode>, ClientError>
+    where
+        I: IntoIterator<Item = T>,
+        T: Into<ByteString>,
+    {
+        let filters = topics.into_iter().map(Into::into).collect();
+        self.request(|reply| Command::Unsubscribe { filters, reply })
+            .await
+    }
+
+    /// The next received message. A builder: `.timeout(..)` makes it fail with
+    /// [`ClientError::Timeout`] instead of waiting forever.
+    pub fn deliver_message(&self) -> Delivering<'_, R> {
+        Delivering {
+            client: self,
+            timeout: None,
+        }
+    }
+
+    /// Received messages as a stream. Streams and `deliver_message` share one queue: each
+    /// message goes to exactly one of them.
+    pub fn messages(&self) -> impl Stream<Item = ApplicationMessage> + Send + 'static {
+        self.inner.shared.messages_rx.clone()
+    }
+
+    /// Connection status changes from now on.
+    pub fn connection_events(
+        &self,
+    ) -> impl Stream<Item = ConnectionEvent> + Send + Unpin + 'static {
+        let (tx, rx) = mpsc::unbounded();
+        lock(&self.inner.shared.status).push(tx);
+        rx
+    }
+
+    /// Sends PINGREQ and waits for PINGRESP.
+    pub async fn ping(&self) -> Result<(), ClientError> {
+        self.request(|reply| Command::Ping { reply }).await
+    }
+
+    /// Sends DISCONNECT and closes the connection. Pending QoS 1/2 publishes stay in the
+    /// session and are sent again by a later `reconnect` with a persistent session.
+    pub async fn disconnect(&self) -> Result<(), ClientError> {
+        match self.request(|reply| Command::Disconnect { reply }).await {
+            Err(ClientError::NotConnected | ClientError::Closed) => Ok(()),
+            other => other,
+        }
+    }
+
+    /// Reconnects to the last broker (after a lost connection or a `disconnect`), retrying
+    /// per the configuration. A builder: `.clean_session(..)`, then `.await`.
+    pub fn reconnect(&self) -> Reconnecting<'_, R> {
+        Reconnecting {
+            client: self,
+            clean_session: None,
+        }
+    }
+
+    /// Fails every pending operation (publishes, subscribes, pings and `deliver_message`
+    /// calls) with [`ClientError::Closed`]; the connection itself stays up.
+    pub fn cancel_tasks(&self) {
+        self.inner
+            .shared
+            .cancel_epoch
+            .fetch_add(1, Ordering::SeqCst);
+        self.inner.shared.cancel.notify(usize::MAX);
+        if let Some(commands) = &lock(&self.inner.shared.parked).commands {
+            let _ = commands.unbounded_send(Command::Cancel);
+        }
+    }
+
+    fn send(&self, command: Command) -> Result<(), ClientError> {
+        let parked = lock(&self.inner.shared.parked);
+        let commands = parked.commands.as_ref().ok_or(ClientError::NotConnected)?;
+        commands
+            .unbounded_send(command)
+            .map_err(|_| ClientError::NotConnected)
+    }
+
+    async fn request<T>(
+        &self,
+        command: impl FnOnce(Reply<T>) -> Command,
+    ) -> Result<T, ClientError> {
+        let (reply, rx) = oneshot::channel();
+        self.send(command(reply))?;
+        rx.await.unwrap_or(Err(ClientError::Closed))
+    }
+
+    /// Starts a driver over `session` (a new one unless one is parked).
+    fn start(
+        &self,
+        params: ConnectParams,
+    ) -> Result<oneshot::Receiver<Result<ConnAck, ClientError>>, ClientError> {
+        let mut parked = lock(&self.inner.shared.parked);
+        if parked.commands.as_ref().is_some_and(|tx| !tx.is_closed()) {
+            return Err(ClientError::AlreadyConnected);
+        }
+        let config = &self.inner.config;
+        let session = parked.session.take().unwrap_or_else(|| {
+            let mut session_config =
+                SessionConfig::new(self.inner.client_id.clone(), config.protocol_version);
+            session_config.max_inflight = config.max_inflight.max(1);
+            session_config.receive_maximum = config.max_inflight.max(1);
+            session_config.max_packet_size = config.max_packet_size;
+            session_config.connect_timeout = config.connect_timeout;
+            session_config.ping_delay = config.ping_delay;
+            session_config.ping_timeout = config.keep_alive.max(Duration::from_secs(1));
+            Session::new(session_config)
+        });
+        let (commands_tx, commands_rx) = mpsc::unbounded();
+        let (reply, rx) = oneshot::channel();
+        let driver = Driver::new(
+            self.inner.runtime.clone(),
+            self.inner.shared.clone(),
+            session,
+            params.clone(),
+            commands_rx,
+            reply,
+            config.auto_reconnect,
+            config.reconnect_retries,
+            config.reconnect_max_interval,
+        );
+        parked.commands = Some(commands_tx);
+        parked.params = Some(params);
+        drop(parked);
+        self.inner.runtime.spawn(driver.run());
+        Ok(rx)
+    }
+
+    fn connect_options(&self, target: &Target, clean_session: Option<bool>) -> ConnectOptions {
+        let config = &self.inner.config;
+        let mut options = ConnectOptions::new(config.keep_alive);
+        options.clean_start = clean_session.unwrap_or(config.clean_session);
+        options.username = target
+            .username
+            .clone()
+            .or_else(|| config.username.clone())
+            .map(ByteString::from);
+        options.password = target
+            .password
+            .clone()
+            .or_else(|| config.password.clone())
+            .map(Bytes::from);
+        options.will = config.will.as_ref().map(|will| Will {
+            topic: ByteString::from(will.topic.as_str()),
+            payload: Bytes::from(will.message.clone()),
+            qos: will.qos,
+            retain: will.retain,
+            properties: WillProperties::default(),
+        });
+        options.session_expiry_interval = config.session_expiry_interval;
+        options
+    }
+}
+
+/// A random client identifier: 23 characters from the set every server must accept
+/// ([MQTT-3.1.3-5]), seeded from the standard library's per-process random hasher keys.
+fn random_client_id() -> ByteString {
+    use std::hash::{BuildHasher, Hasher};
+    const ALPHABET: &[u8] = b"0123456789abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ";
+    let mut hasher = std::collections::hash_map::RandomState::new().build_hasher();
+    hasher.write_u128(
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_nanos()),
+    );
+    let mut state = hasher.finish();
+    let mut id = String::from("mqtt-rs-");
+    for _ in 0..15 {
+        // xorshift64: cheap spreading of the seed over the characters.
+        state ^= state << 13;
+        state ^= state >> 7;
+        state ^= state << 17;
+        id.push(char::from(
+            ALPHABET[(state % ALPHABET.len() as u64) as usize],
+        ));
+    }
+    ByteString::from(id)
+}
+
+type BoxFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
+
+/// Builder returned by [`MqttClient::connect`]; `.await` it.
+#[must_use = "a connect builder does nothing until awaited"]
+pub struct Connecting<'a, R: Runtime> {
+    client: &'a MqttClient<R>,
+    uri: Option<&'a str>,
+    clean_session: Option<bool>,
+    tls: TlsOptions,
+    headers: Vec<(String, String)>,
+}
+
+impl<'a, R: Runtime> Connecting<'a, R> {
+    /// Clean Session / Clean Start for this connection.
+    pub fn clean_session(mut self, clean: bool) -> Self {
+        self.clean_session = Some(clean);
+        self
+    }
+
+    /// Trusted CA certificates from a PEM file.
+    pub fn ca_file(mut self, path: impl Into<std::path::PathBuf>) -> Self {
+        self.tls.ca_file = Some(path.into());
+        self
+    }
+
+    /// Trusted CA certificates from a directory of PEM files.
+    pub fn ca_path(mut self, path: impl Into<std::path::PathBuf>) -> Self {
+        self.tls.ca_path = Some(path.into());
+        self
+    }
+
+    /// Trusted CA certificates as PEM text.
+    pub fn ca_data(mut self, pem: impl Into<String>) -> Self {
+        self.tls.ca_data = Some(pem.into());
+        self
+    }
+
+    /// An extra HTTP header for the WebSocket handshake.
+    pub fn header(mut self, name: impl Into<String>, value: impl Into<String>) -> Self {
+        self.headers.push((name.into(), value.into()));
+        self
+    }
+
+    async fn run(self) -> Result<ConnAck, ClientError> {
+        let client = self.client;
+        let uri = self
+            .uri
+            .map(str::to_owned)
+            .or_else(|| client.inner.config.uri.clone())
+            .ok_or(UriError::Missing)?;
+        let target = Target::parse(&uri)?;
+        let tls = if target.scheme.is_tls() {
+            Some(self.tls.client_config()?)
+        } else {
+            None
+        };
+        let options = client.connect_options(&target, self.clean_session);
+        let params = ConnectParams {
+            target,
+            tls,
+            headers: self.headers,
+            options,
+            connect_timeout: client.inner.config.connect_timeout,
+        };
+        let rx = client.start(params)?;
+        rx.await.unwrap_or(Err(ClientError::Closed))
+    }
+}
+
+impl<'a, R: Runtime> IntoFuture for Connecting<'a, R> {
+    type Output = Result<ConnAck, ClientError>;
+    type IntoFuture = BoxFuture<'a, Self::Output>;
+
+    fn into_future(self) -> Self::IntoFuture {
+        Box::pin(self.run())
+    }
+}
+
+/// Builder returned by [`MqttClient::reconnect`]; `.await` it.
+#[must_use = "a reconnect builder does nothing until awaited"]
+pub struct Reconnecting<'a, R: Runtime> {
+    client: &'a MqttClient<R>,
+    clean_session: Option<bool>,
+}
+
+impl<'a, R: Runtime> Reconnecting<'a, R> {
+    /// Clean Session / Clean Start for the new connection.
+    pub fn clean_session(mut self, clean: bool) -> Self {
+        self.clean_session = Some(clean);
+        self
+    }
+
+    async fn run(self) -> Result<ConnAck, ClientError> {
+        let client = self.client;
+        let running = lock(&client.inner.shared.parked)
+            .commands
+            .as_ref()
+            .is_some_and(|tx| !tx.is_closed());
+        if running {
+            let clean_start = self.clean_session;
+            return client
+                .request(|reply| Command::Reconnect { clean_start, reply })
+                .await;
+        }
+        let mut params = lock(&client.inner.shared.parked)
+            .params
+            .clone()
+            .ok_or(ClientError::NotConnected)?;
+        if let Some(clean) = self.clean_session {
+            params.options.clean_start = clean;
+        }
+        let rx = client.start(params)?;
+        rx.await.unwrap_or(Err(ClientError::Closed))
+    }
+}
+
+impl<'a, R: Runtime> IntoFuture for Reconnecting<'a, R> {
+    type Output = Result<ConnAck, ClientError>;
+    type IntoFuture = BoxFuture<'a, Self::Output>;
+
+    fn into_future(self) -> Self::IntoFuture {
+        Box::pin(self.run())
+    }
+}
+
+/// Builder returned by [`MqttClient::publish`]; `.await` it.
+#[must_use = "a publish builder does nothing until awaited"]
+pub struct Publishing<'a, R: Runtime> {
+    client: &'a MqttClient<R>,
+    topic: ByteString,
+    payload: Bytes,
+    qos: Option<QoS>,
+    retain: Option<bool>,
+    ack_timeout: Option<Duration>,
+    properties: PublishProperties,
+}
+
+impl<R: Runtime> Publishing<'_, R> {
+    /// QoS (default: the topic's or the client's `default_qos`).
+    pub fn qos(mut self, qos: QoS) -> Self {
+        self.qos = Some(qos);
+        self
+    }
+
+    /// Retain flag (default: the topic's or the client's `default_retain`).
+    pub fn retain(mut self, retain: bool) -> Self {
+        self.retain = Some(retain);
+        self
+    }
+
+    /// Fail with [`ClientError::Timeout`] if the flow has not completed by then. The message
+    /// stays in flight: MQTT has no way to take it back.
+    pub fn ack_timeout(mut self, timeout: Duration) -> Self {
+        self.ack_timeout = Some(timeout);
+        self
+    }
+
+    /// MQTT 5 properties.
+    pub fn properties(mut self, properties: PublishProperties) -> Self {
+        self.properties = properties;
+        self
+    }
+}
+
+impl<R: Runtime> IntoFuture for Publishing<'_, R> {
+    type Output = Result<ReasonCode, ClientError>;
+    type IntoFuture = PublishFuture<R>;
+
+    /// Hands the message to the driver right away, so publishes awaited together are sent in
+    /// the order they were created, back to back.
+    fn into_future(self) -> PublishFuture<R> {
+        let (default_qos, default_retain) = self.client.inner.config.publish_defaults(&self.topic);
+        let publish = Publish {
+            dup: false,
+            qos: self.qos.unwrap_or(default_qos),
+            retain: self.retain.unwrap_or(default_retain),
+            topic: self.topic,
+            packet_id: None,
+            properties: self.properties,
+            payload: self.payload,
+        };
+        let (reply, rx) = oneshot::channel();
+        let state = match self.client.send(Command::Publish { publish, reply }) {
+            Ok(()) => Ok(rx),
+            Err(err) => Err(Some(err)),
+        };
+        let timeout = self.ack_timeout.map(|timeout| {
+            Box::pin(
+                self.client
+                    .inner
+                    .runtime
+                    .sleep_until(Instant::now() + timeout),
+            )
+        });
+        PublishFuture { state, timeout }
+    }
+}
+
+/// The future of a publish: waits for the flow's completion, with an optional timeout.
+#[must_use = "futures do nothing unless polled"]
+pub struct PublishFuture<R: Runtime> {
+    state: Result<oneshot::Receiver<Result<ReasonCode, ClientError>>, Option<ClientError>>,
+    timeout: Option<Pin<Box<R::Sleep>>>,
+}
+
+impl<R: Runtime> Future for PublishFuture<R> {
+    type Output = Result<ReasonCode, ClientError>;
+
+    fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        let this = &mut *self;
+        let rx = match &mut this.state {
+            Ok(rx) => rx,
+            Err(err) => return Poll::Ready(Err(err.take().unwrap_or(ClientError::Closed))),
+        };
+        if let Poll::Ready(result) = Pin::new(rx).poll(cx) {
+            return Poll::Ready(result.unwrap_or(Err(ClientError::Closed)));
+        }
+        if let Some(timeout) = &mut this.timeout
+            && timeout.as_mut().poll(cx).is_ready()
+        {
+            return Poll::Ready(Err(ClientError::Timeout));
+        }
+        Poll::Pending
+    }
+}
+
+/// Builder returned by [`MqttClient::deliver_message`]; `.await` it.
+#[must_use = "a deliver builder does nothing until awaited"]
+pub struct Delivering<'a, R: Runtime> {
+    client: &'a MqttClient<R>,
+    timeout: Option<Duration>,
+}
+
+impl<'a, R: Runtime> Delivering<'a, R> {
+    /// Fail with [`ClientError::Timeout`] if no message arrives in time.
+    pub fn timeout(mut self, timeout: Duration) -> Self {
+        self.timeout = Some(timeout);
+        self
+    }
+
+    async fn run(self) -> Result<ApplicationMessage, ClientError> {
+        let shared = &self.client.inner.shared;
+        let epoch = shared.cancel_epoch.load(Ordering::SeqCst);
+        let deadline = self.timeout.map(|t| Instant::now() + t);
+        loop {
+            let listener = shared.cancel.listen();
+            if shared.cancel_epoch.load(Ordering::SeqCst) != epoch {
+                return Err(ClientError::Closed);
+            }
+            let receive = async {
+                let recv = std::pin::pin!(shared.messages_rx.recv());
+                let listener = std::pin::pin!(listener);
+                match futures_util::future::select(recv, listener).await {
+                    futures_util::future::Either::Left((message, _)) => {
+                        Some(message.map_err(|_| ClientError::Closed))
+                    }
+                    futures_util::future::Either::Right(_) => None,
+                }
+            };
+            let outcome = match deadline {
+                Some(deadline) => {
+                    match driver::timeout(&self.client.inner.runtime, deadline, receive).await {
+                        Some(outcome) => outcome,
+                        None => return Err(ClientError::Timeout),
+                    }
+                }
+                None => receive.await,
+            };
+            if let Some(result) = outcome {
+                return result;
+            }
+            // Woken by `cancel_tasks`: the epoch check above decides.
+        }
+    }
+}
+
+impl<'a, R: Runtime> IntoFuture for Delivering<'a, R> {
+    type Output = Result<ApplicationMessage, ClientError>;
+    type IntoFuture = BoxFuture<'a, Self::Output>;
+
+    fn into_future(self) -> Self::IntoFuture {
+        Box::pin(self.run())
+    }
+}

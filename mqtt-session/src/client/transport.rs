@@ -1,0 +1,191 @@
+//! Opening a transport for a [`Target`]: TCP from the runtime, then TLS (futures-rustls) and
+//! WebSocket (async-tungstenite) layered on any `futures-io` byte stream, so both runtimes
+//! share one TLS and one WebSocket implementation.
+
+use std::future::Future;
+use std::io;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::task::{Context, Poll};
+use std::time::Instant;
+
+use async_tungstenite::WebSocketStream;
+use async_tungstenite::tungstenite::Message;
+use async_tungstenite::tungstenite::client::IntoClientRequest;
+use async_tungstenite::tungstenite::http::HeaderValue;
+use bytes::{Buf, Bytes};
+use futures_io::{AsyncRead, AsyncWrite};
+use futures_util::{Sink, Stream};
+use tracing::debug;
+
+use super::error::ClientError;
+use super::tls::server_name;
+use super::uri::Target;
+
+/// A byte stream to the broker.
+pub trait Transport: AsyncRead + AsyncWrite + Send + Unpin + 'static {}
+
+impl<T: AsyncRead + AsyncWrite + Send + Unpin + 'static> Transport for T {}
+
+/// What a runtime adapter provides: TCP connections, a timer and spawning. Everything else
+/// (TLS, WebSocket, the driver, reconnects) is shared.
+pub trait Runtime: Clone + Send + Sync + 'static {
+    /// A connected TCP stream.
+    type Tcp: Transport;
+    /// A timer future.
+    type Sleep: Future<Output = ()> + Send + 'static;
+
+    /// Connects to `host:port` (with TCP_NODELAY set: MQTT packets are small and latency
+    /// matters more than coalescing by the kernel).
+    fn connect_tcp(
+        &self,
+        host: &str,
+        port: u16,
+    ) -> impl Future<Output = io::Result<Self::Tcp>> + Send;
+
+    /// Completes at `deadline`.
+    fn sleep_until(&self, deadline: Instant) -> Self::Sleep;
+
+    /// Runs `future` in the background.
+    fn spawn<F>(&self, future: F)
+    where
+        F: Future<Output = ()> + Send + 'static;
+}
+
+/// Opens the transport `target` names: TCP, then TLS for `mqtts`/`wss`, then the WebSocket
+/// handshake (subprotocol `mqtt`, the URI's path, `headers`) for `ws`/`wss`.
+pub(crate) async fn open<R: Runtime>(
+    runtime: &R,
+    target: &Target,
+    tls: Option<&Arc<rustls::ClientConfig>>,
+    headers: &[(String, String)],
+) -> Result<Box<dyn Transport>, ClientError> {
+    let tcp = runtime.connect_tcp(&target.host, target.port).await?;
+    debug!(host = %target.host, port = target.port, scheme = ?target.scheme, "TCP connected");
+    let stream: Box<dyn Transport> = if target.scheme.is_tls() {
+        let config = tls.ok_or(ClientError::Tls(super::error::TlsError::Missing {
+            what: "TLS configuration",
+            source_name: "client".into(),
+        }))?;
+        let connector = futures_rustls::TlsConnector::from(config.clone());
+        let name = server_name(&target.host)?;
+        let tls = connector.connect(name, tcp).await.map_err(tls_io_error)?;
+        Box::new(tls)
+    } else {
+        Box::new(tcp)
+    };
+    if !target.scheme.is_websocket() {
+        return Ok(stream);
+    }
+    let mut request = target.url.as_str().into_client_request()?;
+    let headers_map = request.headers_mut();
+    // [MQTT-6.0.0-3] the client offers the "mqtt" subprotocol.
+    headers_map.insert("Sec-WebSocket-Protocol", HeaderValue::from_static("mqtt"));
+    for (name, value) in headers {
+        let name = async_tungstenite::tungstenite::http::HeaderName::try_from(name.as_str())
+            .map_err(|err| ClientError::WebSocket(Arc::new(http_error(err.into()))))?;
+        let value = HeaderValue::try_from(value.as_str())
+            .map_err(|err| ClientError::WebSocket(Arc::new(http_error(err.into()))))?;
+        headers_map.insert(name, value);
+    }
+    let (ws, _response) = async_tungstenite::client_async(request, stream).await?;
+    debug!(url = %target.url, "WebSocket connected");
+    Ok(Box::new(WsBytes {
+        ws,
+        pending: Bytes::new(),
+    }))
+}
+
+fn http_error(
+    err: async_tungstenite::tungstenite::http::Error,
+) -> async_tungstenite::tungstenite::Error {
+    async_tungstenite::tungstenite::Error::HttpFormat(err)
+}
+
+/// A certificate problem surfaces from futures-rustls as an `io::Error` wrapping the rustls
+/// error; unwrap it so callers see `ClientError::Tls`.
+fn tls_io_error(err: io::Error) -> ClientError {
+    let is_rustls = err
+        .get_ref()
+        .is_some_and(|inner| inner.downcast_ref::<rustls::Error>().is_some());
+    if is_rustls {
+        if let Some(inner) = err.into_inner() {
+            if let Ok(tls) = inner.downcast::<rustls::Error>() {
+                return ClientError::Tls((*tls).into());
+            }
+        }
+        return ClientError::Io(Arc::new(io::Error::other("TLS handshake failed")));
+    }
+    err.into()
+}
+
+/// MQTT over WebSocket as a byte stream: each write is one binary message, reads hand out
+/// binary messages' bytes in order ([MQTT-6.0.0-1], [MQTT-6.0.0-2]: MQTT packets may span
+/// or share WebSocket messages).
+struct WsBytes<S> {
+    ws: WebSocketStream<S>,
+    pending: Bytes,
+}
+
+impl<S: AsyncRead + AsyncWrite + Unpin> AsyncRead for WsBytes<S> {
+    fn poll_read(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut [u8],
+    ) -> Poll<io::Result<usize>> {
+        loop {
+            if !self.pending.is_empty() {
+                let n = buf.len().min(self.pending.len());
+                buf[..n].copy_from_slice(&self.pending[..n]);
+                self.pending.advance(n);
+                return Poll::Ready(Ok(n));
+            }
+            match Pin::new(&mut self.ws).poll_next(cx) {
+                Poll::Pending => return Poll::Pending,
+                Poll::Ready(None) | Poll::Ready(Some(Ok(Message::Close(_)))) => {
+                    return Poll::Ready(Ok(0));
+                }
+                Poll::Ready(Some(Ok(Message::Binary(data)))) => self.pending = data,
+                // [MQTT-6.0.0-1] MQTT travels in binary frames: anything else is a protocol
+                // violation of the transport.
+                Poll::Ready(Some(Ok(Message::Text(_)))) => {
+                    return Poll::Ready(Err(io::Error::new(
+                        io::ErrorKind::InvalidData,
+                        "text frame on an MQTT WebSocket",
+                    )));
+                }
+                // Pings are answered by tungstenite itself.
+                Poll::Ready(Some(Ok(_))) => {}
+                Poll::Ready(Some(Err(err))) => return Poll::Ready(Err(io::Error::other(err))),
+            }
+        }
+    }
+}
+
+impl<S: AsyncRead + AsyncWrite + Unpin> AsyncWrite for WsBytes<S> {
+    fn poll_write(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &[u8],
+    ) -> Poll<io::Result<usize>> {
+        let ws = Pin::new(&mut self.ws);
+        match Sink::<Message>::poll_ready(ws, cx) {
+            Poll::Pending => return Poll::Pending,
+            Poll::Ready(Err(err)) => return Poll::Ready(Err(io::Error::other(err))),
+            Poll::Ready(Ok(())) => {}
+        }
+        let message = Message::Binary(Bytes::copy_from_slice(buf));
+        match Pin::new(&mut self.ws).start_send(message) {
+            Ok(()) => Poll::Ready(Ok(buf.len())),
+            Err(err) => Poll::Ready(Err(io::Error::other(err))),
+        }
+    }
+
+    fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Sink::<Message>::poll_flush(Pin::new(&mut self.ws), cx).map_err(io::Error::other)
+    }
+
+    fn poll_close(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Sink::<Message>::poll_close(Pin::new(&mut self.ws), cx).map_err(io::Error::other)
+    }
+}

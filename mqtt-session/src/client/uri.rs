@@ -1,0 +1,143 @@
+//! Broker URIs: `mqtt://`, `mqtts://`, `ws://`, `wss://`, with optional `user:password@`.
+
+use percent_encoding::percent_decode_str;
+use url::Url;
+
+use super::error::UriError;
+
+/// The transport a URI asks for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Scheme {
+    /// MQTT over TCP (default port 1883).
+    Mqtt,
+    /// MQTT over TLS (default port 8883).
+    Mqtts,
+    /// MQTT over WebSocket (default port 80).
+    Ws,
+    /// MQTT over WebSocket over TLS (default port 443).
+    Wss,
+}
+
+impl Scheme {
+    /// Whether the transport runs TLS.
+    pub fn is_tls(self) -> bool {
+        matches!(self, Self::Mqtts | Self::Wss)
+    }
+
+    /// Whether the transport is a WebSocket.
+    pub fn is_websocket(self) -> bool {
+        matches!(self, Self::Ws | Self::Wss)
+    }
+
+    fn default_port(self) -> u16 {
+        match self {
+            Self::Mqtt => 1883,
+            Self::Mqtts => 8883,
+            Self::Ws => 80,
+            Self::Wss => 443,
+        }
+    }
+}
+
+/// A parsed broker address.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Target {
+    /// Transport.
+    pub scheme: Scheme,
+    /// Host name or IP address (without brackets).
+    pub host: String,
+    /// Port, defaulted per scheme.
+    pub port: u16,
+    /// The URI as given (WebSocket handshakes use its path and query).
+    pub url: Url,
+    /// User name from the URI, percent-decoded.
+    pub username: Option<String>,
+    /// Password from the URI, percent-decoded.
+    pub password: Option<String>,
+}
+
+impl Target {
+    /// Parses a broker URI.
+    pub fn parse(uri: &str) -> Result<Self, UriError> {
+        let url = Url::parse(uri)?;
+        let scheme = match url.scheme() {
+            "mqtt" | "tcp" => Scheme::Mqtt,
+            "mqtts" | "ssl" | "tls" => Scheme::Mqtts,
+            "ws" => Scheme::Ws,
+            "wss" => Scheme::Wss,
+            other => return Err(UriError::UnsupportedScheme(other.to_owned())),
+        };
+        let host = match url.host() {
+            Some(url::Host::Ipv6(addr)) => addr.to_string(),
+            Some(host) => host.to_string(),
+            None => return Err(UriError::MissingHost),
+        };
+        if host.is_empty() {
+            return Err(UriError::MissingHost);
+        }
+        let port = url.port().unwrap_or(scheme.default_port());
+        let decode = |s: &str| {
+            percent_decode_str(s)
+                .decode_utf8()
+                .map(|s| s.into_owned())
+                .map_err(|_| UriError::InvalidCredentials)
+        };
+        let username = match url.username() {
+            "" => None,
+            user => Some(decode(user)?),
+        };
+        let password = url.password().map(decode).transpose()?;
+        Ok(Self {
+            scheme,
+            host,
+            port,
+            url,
+            username,
+            password,
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn default_ports_per_scheme() {
+        for (uri, port) in [
+            ("mqtt://h/", 1883),
+            ("mqtts://h/", 8883),
+            ("ws://h/mqtt", 80),
+            ("wss://h/mqtt", 443),
+        ] {
+            assert_eq!(Target::parse(uri).map(|t| t.port), Ok(port), "{uri}");
+        }
+    }
+
+    #[test]
+    fn credentials_are_percent_decoded() {
+        let target = Target::parse("mqtt://us%40er:p%3Ass@broker:1884").expect("valid");
+        assert_eq!(target.username.as_deref(), Some("us@er"));
+        assert_eq!(target.password.as_deref(), Some("p:ss"));
+        assert_eq!((target.host.as_str(), target.port), ("broker", 1884));
+    }
+
+    #[test]
+    fn ipv6_hosts_lose_their_brackets() {
+        let target = Target::parse("mqtt://[::1]:1883").expect("valid");
+        assert_eq!(target.host, "::1");
+    }
+
+    #[test]
+    fn bad_uris_name_the_problem() {
+        assert_eq!(
+            Target::parse("http://h/"),
+            Err(UriError::UnsupportedScheme("http".into()))
+        );
+        assert!(matches!(
+            Target::parse("not a uri"),
+            Err(UriError::Parse(_))
+        ));
+        assert!(matches!(Target::parse("mqtt://:1883"), Err(_)));
+    }
+}
