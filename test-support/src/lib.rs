@@ -1,0 +1,68 @@
+//! Dev-only helpers for the integration tests of the MQTT client crates.
+//!
+//! Every broker started here is private to the test that started it: it runs
+//! from its own temporary directory (config, log, password file, certificates,
+//! persistence or JetStream store) and listens only on free loopback ports
+//! chosen at start-up. Nothing here ever talks to a broker already running on
+//! the machine (such as a system mosquitto on 1883 or nats-server on 4222).
+//!
+//! - [`Certs`]: a throw-away CA with server, client, expired, wrong-host and
+//!   unknown-CA certificates, generated with rcgen in a few milliseconds.
+//! - [`Mosquitto`] / [`MosquittoBuilder`]: a `mosquitto` 2.x broker with optional
+//!   password file, persistence, TLS listener (optionally mutual TLS) and
+//!   packet-size limit; it can be killed, restarted on the same ports, paused
+//!   and resumed.
+//! - [`Nats`] / [`NatsBuilder`]: a `nats-server` 2.9+ serving MQTT over TCP and
+//!   MQTT over WebSocket (plain, or TLS with [`NatsBuilder::tls`]).
+//!
+//! The broker binaries are looked up on `PATH` and in the `sbin` directories.
+//! When one is missing the helpers panic with an install hint: a test that needs
+//! a broker never passes silently without one.
+//!
+//! Everything here panics with a descriptive message instead of returning
+//! errors: it is test support, and a clear panic is the most useful failure.
+
+mod certs;
+mod mosquitto;
+mod nats;
+mod process;
+
+use std::net::{Ipv4Addr, TcpListener};
+
+pub use certs::Certs;
+pub use mosquitto::{Mosquitto, MosquittoBuilder};
+pub use nats::{Nats, NatsBuilder};
+
+/// Returns a TCP port on `127.0.0.1` that was free a moment ago.
+///
+/// The port is found by binding `127.0.0.1:0`, reading the port the kernel
+/// chose and closing the socket again, so another process could in principle
+/// take it before the caller binds it. The brokers in this crate allocate their
+/// ports together through the same mechanism and retry with fresh ports if one
+/// turns out to be taken.
+///
+/// # Panics
+///
+/// If no loopback port can be bound.
+pub fn free_port() -> u16 {
+    free_ports::<1>()[0]
+}
+
+/// Returns `N` distinct free loopback ports, holding all of them bound until
+/// every one is chosen so the kernel cannot hand out the same port twice.
+pub(crate) fn free_ports<const N: usize>() -> [u16; N] {
+    let listeners: Vec<TcpListener> = (0..N)
+        .map(|_| {
+            TcpListener::bind((Ipv4Addr::LOCALHOST, 0))
+                .expect("binding 127.0.0.1:0 to find a free port failed")
+        })
+        .collect();
+    let mut ports = [0; N];
+    for (port, listener) in ports.iter_mut().zip(&listeners) {
+        *port = listener
+            .local_addr()
+            .expect("reading the local address of a bound listener failed")
+            .port();
+    }
+    ports
+}
