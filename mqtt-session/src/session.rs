@@ -378,7 +378,7 @@ impl<S: SessionStore> Session<S> {
         publish.dup = false;
         publish.packet_id = None;
         if self.is_connected() {
-            self.check_publish(&publish)?;
+            self.check_publish(&mut publish)?;
         }
         let sendable = self.is_connected()
             && self.queue.is_empty()
@@ -918,8 +918,8 @@ impl<S: SessionStore> Session<S> {
     }
 
     /// What the server's CONNACK forbids for this message.
-    fn check_publish(&self, publish: &Publish) -> Result<(), SessionError> {
-        // [MQTT-3.2.2-11] / [MQTT-3.3.1-?]: no QoS above the server's maximum.
+    fn check_publish(&self, publish: &mut Publish) -> Result<(), SessionError> {
+        // [MQTT-3.2.2-11]: no QoS above the server's maximum.
         if publish.qos > self.limits.maximum_qos {
             return Err(SessionError::QoSNotSupported {
                 requested: publish.qos,
@@ -931,11 +931,13 @@ impl<S: SessionStore> Session<S> {
             return Err(SessionError::RetainNotSupported);
         }
         // A packet id is added when sent: check the size as it will be.
-        let mut probe = publish.clone();
-        if probe.qos != QoS::AtMostOnce {
-            probe.packet_id = Some(PacketId::MAX);
+        let id = publish.packet_id;
+        if publish.qos != QoS::AtMostOnce {
+            publish.packet_id = Some(PacketId::MAX);
         }
-        self.check_size(&probe)
+        let checked = self.check_size(publish);
+        publish.packet_id = id;
+        checked
     }
 
     /// [MQTT-3.1.2-24]: nothing larger than the server's maximum packet size.
@@ -1047,11 +1049,11 @@ impl<S: SessionStore> Session<S> {
             if front.publish.qos != QoS::AtMostOnce && !self.window_has_room() {
                 return;
             }
-            let Some(Queued { token, publish }) = self.queue.pop_front() else {
+            let Some(Queued { token, mut publish }) = self.queue.pop_front() else {
                 return;
             };
             let sent = self
-                .check_publish(&publish)
+                .check_publish(&mut publish)
                 .and_then(|()| self.send_new(token, publish));
             if let Err(err) = sent {
                 self.push_event(Event::Published {

@@ -122,6 +122,9 @@ pub(crate) struct Driver<R: Runtime> {
     needs_flush: bool,
     sleep: Option<(Instant, Pin<Box<R::Sleep>>)>,
     end: Option<Ended>,
+    /// Whether the current connection got as far as CONNACK: the retry count starts over
+    /// after a connection that worked.
+    reached_connack: bool,
 }
 
 impl<R: Runtime> Driver<R> {
@@ -156,6 +159,7 @@ impl<R: Runtime> Driver<R> {
             needs_flush: false,
             sleep: None,
             end: None,
+            reached_connack: false,
         }
     }
 
@@ -181,6 +185,9 @@ impl<R: Runtime> Driver<R> {
                     if !self.auto_reconnect || refused {
                         break err;
                     }
+                    if self.reached_connack {
+                        attempt = 0;
+                    }
                     attempt += 1;
                     if self.reconnect_retries.is_some_and(|max| attempt > max) {
                         warn!(attempts = attempt - 1, "giving up reconnecting");
@@ -201,6 +208,7 @@ impl<R: Runtime> Driver<R> {
 
     /// One connection: open the transport, CONNECT, serve until it ends.
     async fn connection(&mut self) -> Ended {
+        self.reached_connack = false;
         let deadline = Instant::now() + self.params.connect_timeout;
         let open = transport::open(
             &self.runtime,
@@ -240,12 +248,12 @@ impl<R: Runtime> Driver<R> {
             loop {
                 match self.commands.poll_next_unpin(cx) {
                     Poll::Ready(Some(command)) => {
-                        if self.apply(Instant::now(), command) {
-                            return Poll::Ready(true);
-                        }
-                        if matches!(self.end, Some(Ended::Reconnect)) {
-                            self.end = None;
-                            return Poll::Ready(false);
+                        self.apply(Instant::now(), command);
+                        match self.end.take() {
+                            Some(Ended::Closed) => return Poll::Ready(true),
+                            // `reconnect()` while waiting: try right away.
+                            Some(Ended::Reconnect) => return Poll::Ready(false),
+                            other => self.end = other,
                         }
                     }
                     Poll::Ready(None) => return Poll::Ready(true),
@@ -503,6 +511,7 @@ impl<R: Runtime> Driver<R> {
                 properties,
             } => {
                 info!(session_present, "connected");
+                self.reached_connack = true;
                 self.shared
                     .status(ConnectionEvent::Connected { session_present });
                 if let Some(waiter) = self.connect_waiter.take() {
