@@ -6,7 +6,7 @@
 //! QoS, concurrently, and the subscriber receives and counts them.
 //!
 //! `cargo run -p mqtt-examples --bin demo [-- URI [MESSAGES_PER_QOS]]`
-#![allow(clippy::print_stdout)]
+#![allow(clippy::print_stdout, clippy::print_stderr)]
 
 use std::collections::BTreeMap;
 use std::time::{Duration, Instant};

@@ -43,6 +43,9 @@ pub(crate) struct ConnectParams {
 pub(crate) type Reply<T> = oneshot::Sender<Result<T, ClientError>>;
 
 /// A request from a client handle to the driver.
+// A publish is moved once through the channel; boxing it to shrink the enum would cost an
+// allocation per message.
+#[allow(clippy::large_enum_variant)]
 pub(crate) enum Command {
     Publish {
         publish: Publish,
@@ -209,7 +212,7 @@ impl<R: Runtime> Driver<R> {
     /// One connection: open the transport, CONNECT, serve until it ends.
     async fn connection(&mut self) -> Ended {
         self.reached_connack = false;
-        let deadline = Instant::now() + self.params.connect_timeout;
+        let deadline = self.runtime.now() + self.params.connect_timeout;
         let open = transport::open(
             &self.runtime,
             &self.params.target,
@@ -223,7 +226,7 @@ impl<R: Runtime> Driver<R> {
         };
         if let Err(err) = self
             .session
-            .connect(Instant::now(), self.params.options.clone())
+            .connect(self.runtime.now(), self.params.options.clone())
         {
             return self.connect_failed(err.into());
         }
@@ -232,10 +235,10 @@ impl<R: Runtime> Driver<R> {
 
     fn connect_failed(&mut self, err: ClientError) -> Ended {
         warn!(%err, "connecting failed");
-        if !self.auto_reconnect || matches!(err, ClientError::Connect(_)) {
-            if let Some(waiter) = self.connect_waiter.take() {
-                let _ = waiter.send(Err(err.clone()));
-            }
+        if (!self.auto_reconnect || matches!(err, ClientError::Connect(_)))
+            && let Some(waiter) = self.connect_waiter.take()
+        {
+            let _ = waiter.send(Err(err.clone()));
         }
         Ended::Lost(err)
     }
@@ -243,12 +246,12 @@ impl<R: Runtime> Driver<R> {
     /// Serves commands while waiting `delay` before a reconnect. Returns true if the client
     /// closed meanwhile.
     async fn wait(&mut self, delay: Duration) -> bool {
-        let mut sleep = Box::pin(self.runtime.sleep_until(Instant::now() + delay));
+        let mut sleep = Box::pin(self.runtime.sleep_until(self.runtime.now() + delay));
         poll_fn(|cx| {
             loop {
                 match self.commands.poll_next_unpin(cx) {
                     Poll::Ready(Some(command)) => {
-                        self.apply(Instant::now(), command);
+                        self.apply(self.runtime.now(), command);
                         match self.end.take() {
                             Some(Ended::Closed) => return Poll::Ready(true),
                             // `reconnect()` while waiting: try right away.
@@ -281,7 +284,7 @@ impl<R: Runtime> Driver<R> {
         transport: &mut Box<dyn Transport>,
     ) -> Poll<Ended> {
         loop {
-            let now = Instant::now();
+            let now = self.runtime.now();
             let mut progress = false;
 
             while let Poll::Ready(command) = self.commands.poll_next_unpin(cx) {
@@ -423,7 +426,7 @@ impl<R: Runtime> Driver<R> {
         };
         if sleep.as_mut().poll(cx).is_ready() {
             self.sleep = None;
-            self.session.handle_timeout(Instant::now());
+            self.session.handle_timeout(self.runtime.now());
             return true;
         }
         false
@@ -619,11 +622,11 @@ impl<R: Runtime> Driver<R> {
         for (_, waiter) in self.waiters.drain() {
             waiter.fail(err.clone());
         }
-        if let Some(waiter) = self.connect_waiter.take() {
-            let _ = waiter.send(Err(err.clone()));
-        }
         if let Some(waiter) = self.disconnect_waiter.take() {
             let _ = waiter.send(Ok(()));
+        }
+        if let Some(waiter) = self.connect_waiter.take() {
+            let _ = waiter.send(Err(err));
         }
         for message in self.backlog.drain(..) {
             let _ = self.shared.messages_tx.try_send(message);

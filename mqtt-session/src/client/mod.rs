@@ -17,7 +17,7 @@ use std::pin::Pin;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::task::{Context, Poll};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use bytes::Bytes;
 use futures_channel::{mpsc, oneshot};
@@ -433,11 +433,12 @@ fn random_client_id() -> ByteString {
     use std::hash::{BuildHasher, Hasher};
     const ALPHABET: &[u8] = b"0123456789abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ";
     let mut hasher = std::collections::hash_map::RandomState::new().build_hasher();
-    hasher.write_u128(
-        std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .map_or(0, |d| d.as_nanos()),
-    );
+    // Wall-clock time only adds entropy to the hasher's random keys; nothing depends on it.
+    #[allow(clippy::disallowed_methods)]
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_nanos());
+    hasher.write_u128(nanos);
     let mut state = hasher.finish();
     let mut id = String::from("mqtt-rs-");
     for _ in 0..15 {
@@ -643,7 +644,7 @@ impl<R: Runtime> IntoFuture for Publishing<'_, R> {
                 self.client
                     .inner
                     .runtime
-                    .sleep_until(Instant::now() + timeout),
+                    .sleep_until(self.client.inner.runtime.now() + timeout),
             )
         });
         PublishFuture { state, timeout }
@@ -695,7 +696,7 @@ impl<'a, R: Runtime> Delivering<'a, R> {
     async fn run(self) -> Result<ApplicationMessage, ClientError> {
         let shared = &self.client.inner.shared;
         let epoch = shared.cancel_epoch.load(Ordering::SeqCst);
-        let deadline = self.timeout.map(|t| Instant::now() + t);
+        let deadline = self.timeout.map(|t| self.client.inner.runtime.now() + t);
         loop {
             let listener = shared.cancel.listen();
             if shared.cancel_epoch.load(Ordering::SeqCst) != epoch {

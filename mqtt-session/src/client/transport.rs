@@ -50,6 +50,15 @@ pub trait Runtime: Clone + Send + Sync + 'static {
     fn spawn<F>(&self, future: F)
     where
         F: Future<Output = ()> + Send + 'static;
+
+    /// The current time. The driver is the one place that reads the clock; it hands `now`
+    /// to the session. A runtime with a virtual clock overrides this.
+    fn now(&self) -> Instant {
+        // The sans-IO session never reads the clock (clippy forbids it crate-wide); the
+        // runtime at the I/O edge is where time comes from.
+        #[allow(clippy::disallowed_methods)]
+        Instant::now()
+    }
 }
 
 /// Opens the transport `target` names: TCP, then TLS for `mqtts`/`wss`, then the WebSocket
@@ -109,10 +118,10 @@ fn tls_io_error(err: io::Error) -> ClientError {
         .get_ref()
         .is_some_and(|inner| inner.downcast_ref::<rustls::Error>().is_some());
     if is_rustls {
-        if let Some(inner) = err.into_inner() {
-            if let Ok(tls) = inner.downcast::<rustls::Error>() {
-                return ClientError::Tls((*tls).into());
-            }
+        if let Some(inner) = err.into_inner()
+            && let Ok(tls) = inner.downcast::<rustls::Error>()
+        {
+            return ClientError::Tls((*tls).into());
         }
         return ClientError::Io(Arc::new(io::Error::other("TLS handshake failed")));
     }
