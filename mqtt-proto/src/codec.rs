@@ -24,8 +24,8 @@ pub(crate) const MAX_VAR_INT: u32 = 268_435_455;
 /// Returns `Ok(None)` while the packet is incomplete, leaving `buf` untouched; on success,
 /// removes exactly that packet's bytes from the front of `buf`. A packet whose fixed header
 /// announces more than `max_packet_size` bytes (counting the fixed header) is rejected before
-/// its body is buffered. After an error the connection must be closed: the buffer is left
-/// where the bad packet starts.
+/// its body is buffered. After an error the connection must be closed; the buffer then holds
+/// no meaningful position (a packet whose body was malformed has already been taken out).
 pub fn decode(
     buf: &mut BytesMut,
     version: ProtocolVersion,

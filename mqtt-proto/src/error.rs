@@ -121,8 +121,11 @@ impl DecodeError {
     pub fn is_protocol_error(&self) -> bool {
         matches!(
             self,
+            // A property not valid for its packet type is a Malformed Packet (MQTT 5.0
+            // 2.2.2.2), so `PropertyNotAllowed` is not listed. A SUBSCRIBE or UNSUBSCRIBE
+            // without payload is a Protocol Error (MQTT 5.0 3.8.3, 3.10.3).
             Self::DuplicateProperty(_)
-                | Self::PropertyNotAllowed { .. }
+                | Self::EmptyPayload(PacketType::Subscribe | PacketType::Unsubscribe)
                 | Self::InvalidPropertyValue(_)
                 | Self::UnsupportedProtocolLevel(_)
                 | Self::InvalidProtocolName
@@ -180,7 +183,14 @@ pub enum EncodeError {
     /// A property value the specification forbids (e.g. topic alias 0).
     #[error("invalid value for property {0:?}")]
     InvalidPropertyValue(PropertyId),
+    /// A CONNACK refusing the connection cannot claim a session ([MQTT-3.2.2-4] 3.1.1,
+    /// [MQTT-3.2.2-6] 5.0).
+    #[error("session present on a refused connection")]
+    SessionPresentOnRefusal,
     /// MQTT 3.1.1 forbids a password without a user name ([MQTT-3.1.2-22]).
     #[error("password without user name")]
     PasswordWithoutUsername,
+    /// No Local set on a shared subscription ([MQTT-3.8.3-4]).
+    #[error("no local option set on a shared subscription")]
+    NoLocalOnSharedSubscription,
 }

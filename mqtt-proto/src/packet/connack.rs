@@ -68,6 +68,10 @@ impl Body for ConnAck {
 
     fn body_len(&self, version: ProtocolVersion) -> Result<usize, EncodeError> {
         v5_only(self.properties.is_empty(), "CONNACK properties", version)?;
+        // [MQTT-3.2.2-4] (3.1.1) / [MQTT-3.2.2-6] (5.0): a refusal has session present 0.
+        if self.session_present && !self.reason_code.is_success() {
+            return Err(EncodeError::SessionPresentOnRefusal);
+        }
         if self
             .reason_code
             .encode(PacketType::ConnAck, version)
@@ -86,9 +90,7 @@ impl Body for ConnAck {
     }
 
     fn encode_body<B: BufMut>(&self, version: ProtocolVersion, buf: &mut B) {
-        // A refusal never claims a session ([MQTT-3.2.2-4], [MQTT-3.2.2-6]).
-        let present = self.session_present && self.reason_code.is_success();
-        buf.put_u8(u8::from(present));
+        buf.put_u8(u8::from(self.session_present));
         buf.put_u8(
             self.reason_code
                 .encode(PacketType::ConnAck, version)

@@ -102,6 +102,13 @@ impl SubscribeFilter {
     }
 }
 
+impl<T: Into<ByteString>> From<(T, QoS)> for SubscribeFilter {
+    /// `("a/#", QoS::AtLeastOnce)`: the shape amqtt's `subscribe` takes.
+    fn from((filter, qos): (T, QoS)) -> Self {
+        Self::new(filter, qos)
+    }
+}
+
 /// A request to add subscriptions.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Subscribe {
@@ -176,6 +183,10 @@ impl Body for Subscribe {
             validate_topic_filter(&entry.filter)?;
             let v5_options = entry.options.to_byte() & !0b11 != 0;
             v5_only(!v5_options, "subscription options other than QoS", version)?;
+            // [MQTT-3.8.3-4] (5.0): the decoder refuses this, so the encoder must too.
+            if entry.options.no_local && parse_shared(&entry.filter)?.is_some() {
+                return Err(EncodeError::NoLocalOnSharedSubscription);
+            }
             len += string_len(&entry.filter)? + 1;
         }
         Ok(len)
