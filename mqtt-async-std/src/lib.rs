@@ -31,8 +31,8 @@ use std::time::Instant;
 use async_net::TcpStream;
 
 pub use mqtt_session::client::{
-    ApplicationMessage, ClientConfig, ClientError, ConnectionEvent, Runtime, TlsError,
-    TopicConfig, UriError, WillConfig,
+    ApplicationMessage, ClientConfig, ClientError, ConnectionEvent, Runtime, TlsError, TopicConfig,
+    UriError, WillConfig,
 };
 pub use mqtt_session::proto::{self, ConnAck, ProtocolVersion, QoS, ReasonCode};
 
@@ -59,7 +59,11 @@ impl Runtime for AsyncIo {
     type Tcp = TcpStream;
     type Sleep = Sleep;
 
-    fn connect_tcp(&self, host: &str, port: u16) -> impl Future<Output = io::Result<Self::Tcp>> + Send {
+    fn connect_tcp(
+        &self,
+        host: &str,
+        port: u16,
+    ) -> impl Future<Output = io::Result<Self::Tcp>> + Send {
         let host = host.to_owned();
         async move {
             let stream = TcpStream::connect((host.as_str(), port)).await?;

@@ -1,62 +1,15 @@
-//! amqtt's publisher example: three messages at QoS 0, 1 and 2 on `a/b`, first awaited
-//! together (pipelined: all three PUBLISH go out before any acknowledgement), then one after
-//! the other. Run with `RUST_LOG=debug` to see the packet order of both flows.
+//! amqtt's publisher example on Tokio: three messages at QoS 0, 1 and 2, first awaited together
+//! (pipelined), then one after the other. `RUST_LOG=debug` (the default here) shows the packet
+//! order of both flows, as in amqtt's documentation.
 //!
 //! `cargo run -p mqtt-examples --bin publisher -- mqtt://127.0.0.1:1883/`
 
-use mqtt_tokio::{ClientConfig, ClientError, MqttClient, QoS};
-use tracing::info;
-
-/// The three publishes awaited together (amqtt's `test_coro`).
-async fn concurrent(uri: &str) -> Result<(), ClientError> {
-    let client = MqttClient::new(None, ClientConfig::default());
-    client.connect(uri).await?;
-    let (a, b, c) = tokio::join!(
-        client
-            .publish("a/b", "TEST MESSAGE WITH QOS_0")
-            .into_future(),
-        client
-            .publish("a/b", "TEST MESSAGE WITH QOS_1")
-            .qos(QoS::AtLeastOnce)
-            .into_future(),
-        client
-            .publish("a/b", "TEST MESSAGE WITH QOS_2")
-            .qos(QoS::ExactlyOnce)
-            .into_future(),
-    );
-    a?;
-    b?;
-    c?;
-    info!("messages published");
-    client.disconnect().await
-}
-
-/// The three publishes one after the other (amqtt's `test_coro2`).
-async fn sequential(uri: &str) -> Result<(), ClientError> {
-    let client = MqttClient::new(None, ClientConfig::default());
-    client.connect(uri).await?;
-    client
-        .publish("a/b", "TEST MESSAGE WITH QOS_0")
-        .qos(QoS::AtMostOnce)
-        .await?;
-    client
-        .publish("a/b", "TEST MESSAGE WITH QOS_1")
-        .qos(QoS::AtLeastOnce)
-        .await?;
-    client
-        .publish("a/b", "TEST MESSAGE WITH QOS_2")
-        .qos(QoS::ExactlyOnce)
-        .await?;
-    info!("messages published");
-    client.disconnect().await
-}
+use mqtt_tokio::Tokio;
 
 #[tokio::main]
-async fn main() -> Result<(), ClientError> {
+async fn main() -> Result<(), mqtt_tokio::ClientError> {
     mqtt_examples::init_logging("debug");
-    let uri = std::env::args()
-        .nth(1)
-        .unwrap_or_else(|| "mqtt://127.0.0.1:1883/".into());
-    concurrent(&uri).await?;
-    sequential(&uri).await
+    let uri = mqtt_examples::uri_from_args();
+    mqtt_examples::publish_concurrently::<Tokio>(&uri).await?;
+    mqtt_examples::publish_sequentially::<Tokio>(&uri).await
 }
