@@ -154,6 +154,10 @@ pub struct Session<S: SessionStore = MemoryStore> {
     /// QoS 0 publishes encoded into `write_buf`: they complete when it is handed out.
     qos0_unsent: Vec<Token>,
     events: VecDeque<Pending>,
+    /// The server's copy of our session ended since the local state was last in step with
+    /// it: a clean-start CONNECT went out, or a connection whose session ends with it closed.
+    /// A later CONNACK with "session present" then names a newer session, not ours.
+    server_session_ended: bool,
 }
 
 impl Session<MemoryStore> {
@@ -199,6 +203,7 @@ impl<S: SessionStore> Session<S> {
             write_buf: BytesMut::new(),
             qos0_unsent: Vec::new(),
             events: VecDeque::new(),
+            server_session_ended: false,
         }
     }
 
@@ -262,6 +267,12 @@ impl<S: SessionStore> Session<S> {
     /// Events not yet drained.
     pub fn pending_events(&self) -> usize {
         self.events.len()
+    }
+
+    /// Changes how long the next CONNACK is waited for (e.g. what is left of a connect budget
+    /// after opening the transport).
+    pub fn set_connect_timeout(&mut self, timeout: Duration) {
+        self.config.connect_timeout = timeout;
     }
 
     // ---- B. inputs ---------------------------------------------------------------------------
@@ -357,6 +368,9 @@ impl<S: SessionStore> Session<S> {
         self.read_buf.clear();
         self.write_buf.clear();
         self.limits = ServerLimits::defaults(options.keep_alive);
+        // [MQTT-3.1.2-4] / [MQTT-3.1.2-6]: with clean start the server discards the session,
+        // whether or not its CONNACK makes it back to us.
+        self.server_session_ended |= options.clean_start;
         self.options = options;
         self.encode(&connect);
         debug!(client_id = %self.config.client_id, clean_start = connect.clean_start, "CONNECT");
@@ -632,25 +646,27 @@ impl<S: SessionStore> Session<S> {
         if connack.session_present && self.options.clean_start {
             return Err(ProtocolError::UnexpectedPacket(PacketType::ConnAck));
         }
+        // A session present after ours ended (its CONNACK saying so was lost with a
+        // connection) is a newer, empty one: state from the old one must not be reused
+        // ([MQTT-3.1.2-6]), so it counts as a session loss.
+        let ours_ended = std::mem::take(&mut self.server_session_ended);
+        let session_present = connack.session_present && !ours_ended;
         self.apply_connack_properties(&connack.properties);
         self.state = ConnectionState::Connected;
         // [MQTT-3.1.2-23]: the keep alive runs from the CONNECT's transmission, not CONNACK.
         self.arm_keep_alive(self.last_sent.unwrap_or(now));
-        debug!(
-            session_present = connack.session_present,
-            "CONNACK accepted"
-        );
+        debug!(session_present, "CONNACK accepted");
         self.push_event(Event::Connected {
-            session_present: connack.session_present,
+            session_present,
             properties: Box::new(connack.properties),
         });
-        if connack.session_present {
+        if session_present {
             self.resend_inflight();
         } else {
             self.restart_inflight();
         }
         self.resend_control();
-        if !connack.session_present && self.config.resubscribe {
+        if !session_present && self.config.resubscribe {
             self.resubscribe();
         }
         self.pump_queue();
@@ -1302,6 +1318,13 @@ impl<S: SessionStore> Session<S> {
 
     /// Resets what lives and dies with one connection.
     fn connection_ended(&mut self) {
+        // The server's session ends with the connection: 3.1.1 clean session
+        // [MQTT-3.1.2-6], MQTT 5 session expiry absent or 0 (3.1.2.11.2).
+        self.server_session_ended |= if self.config.protocol_version.is_v5() {
+            self.options.session_expiry_interval.unwrap_or(0) == 0
+        } else {
+            self.options.clean_start
+        };
         for token in std::mem::take(&mut self.qos0_unsent) {
             if self.write_buf.is_empty() {
                 self.push_event(Event::Published {

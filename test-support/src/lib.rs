@@ -14,6 +14,8 @@
 //!   and resumed.
 //! - [`Nats`] / [`NatsBuilder`]: a `nats-server` 2.9+ serving MQTT over TCP and
 //!   MQTT over WebSocket (plain, or TLS with [`NatsBuilder::tls`]).
+//! - [`suite`] / [`client_suite!`]: the client integration suite, generic over
+//!   the runtime, that every adapter crate runs unchanged.
 //!
 //! The broker binaries are looked up on `PATH` and in the `sbin` directories.
 //! When one is missing the helpers panic with an install hint: a test that needs
@@ -26,12 +28,22 @@ mod certs;
 mod mosquitto;
 mod nats;
 mod process;
+pub mod suite;
 
 use std::net::{Ipv4Addr, TcpListener};
 
 pub use certs::Certs;
 pub use mosquitto::{Mosquitto, MosquittoBuilder};
 pub use nats::{Nats, NatsBuilder};
+
+/// Sends `tracing` output to the test harness's captured output, filtered by `RUST_LOG`
+/// (e.g. `RUST_LOG=mqtt_session=debug` shows every packet). Safe to call from every test.
+pub fn init_test_tracing() {
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(tracing_subscriber::EnvFilter::from_default_env())
+        .with_test_writer()
+        .try_init();
+}
 
 /// Returns a TCP port on `127.0.0.1` that was free a moment ago.
 ///

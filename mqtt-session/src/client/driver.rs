@@ -73,6 +73,23 @@ pub(crate) enum Command {
     Cancel,
 }
 
+impl Command {
+    /// Answers a command that arrived after the driver stopped: the caller retries on a new
+    /// driver (`reconnect`) or learns there is no connection.
+    fn refuse(self) {
+        let err = ClientError::NotConnected;
+        match self {
+            Self::Publish { reply, .. } => drop(reply.send(Err(err))),
+            Self::Subscribe { reply, .. } | Self::Unsubscribe { reply, .. } => {
+                drop(reply.send(Err(err)));
+            }
+            Self::Ping { reply } | Self::Disconnect { reply } => drop(reply.send(Err(err))),
+            Self::Reconnect { reply, .. } => drop(reply.send(Err(err))),
+            Self::Cancel => {}
+        }
+    }
+}
+
 /// A caller waiting for a command's completion event.
 enum Waiter {
     Publish(Reply<ReasonCode>),
@@ -224,10 +241,11 @@ impl<R: Runtime> Driver<R> {
             Some(Err(err)) => return self.connect_failed(err),
             None => return self.connect_failed(ClientError::Timeout),
         };
-        if let Err(err) = self
-            .session
-            .connect(self.runtime.now(), self.params.options.clone())
-        {
+        // One budget for TCP, TLS, WebSocket and CONNACK together.
+        let now = self.runtime.now();
+        self.session
+            .set_connect_timeout(deadline.saturating_duration_since(now));
+        if let Err(err) = self.session.connect(now, self.params.options.clone()) {
             return self.connect_failed(err.into());
         }
         self.serve(transport).await
@@ -326,7 +344,8 @@ impl<R: Runtime> Driver<R> {
                     }
                     Poll::Ready(Err(err)) => {
                         debug!(%err, "transport read failed");
-                        self.end.get_or_insert(Ended::Lost(err.into()));
+                        self.end
+                            .get_or_insert(Ended::Lost(transport::tls_io_error(err)));
                         self.session.handle_transport_closed(now);
                         progress = true;
                     }
@@ -384,9 +403,8 @@ impl<R: Runtime> Driver<R> {
                 && self.writing.is_empty()
                 && !self.needs_flush
             {
-                if let Some(reply) = self.disconnect_waiter.take() {
-                    let _ = reply.send(Ok(()));
-                }
+                // A `disconnect` caller is answered by `shutdown`, once the session is parked, so
+                // that a `connect` right after it finds the client idle.
                 let ended = self
                     .end
                     .take()
@@ -405,7 +423,8 @@ impl<R: Runtime> Driver<R> {
         debug!(%err, "transport write failed");
         self.writing = Bytes::new();
         self.needs_flush = false;
-        self.end.get_or_insert(Ended::Lost(err.into()));
+        self.end
+            .get_or_insert(Ended::Lost(transport::tls_io_error(err)));
         self.session.handle_transport_closed(now);
     }
 
@@ -575,7 +594,12 @@ impl<R: Runtime> Driver<R> {
                     }
                 }
                 if !matches!(reason, ConnectionError::Local) {
-                    let err = ClientError::from(reason);
+                    // A transport error seen first (e.g. a TLS alert) says more than the
+                    // session's "transport closed".
+                    let err = match &self.end {
+                        Some(Ended::Lost(err)) => err.clone(),
+                        _ => ClientError::from(reason),
+                    };
                     if let Some(waiter) = self.connect_waiter.take() {
                         if self.auto_reconnect && !matches!(err, ClientError::Connect(_)) {
                             self.connect_waiter = Some(waiter);
@@ -619,19 +643,25 @@ impl<R: Runtime> Driver<R> {
     /// The driver stops: everyone still waiting learns why, and the session is parked for a
     /// later `connect` / `reconnect`.
     fn shutdown(mut self, err: ClientError) {
+        // No command is accepted from here on; those already queued are answered below.
+        self.commands.close();
         for (_, waiter) in self.waiters.drain() {
             waiter.fail(err.clone());
         }
+        for message in self.backlog.drain(..) {
+            let _ = self.shared.messages_tx.try_send(message);
+        }
+        // Park first, answer after: a caller woken by `disconnect` may `connect` at once.
+        self.shared.park(self.session, self.params);
         if let Some(waiter) = self.disconnect_waiter.take() {
             let _ = waiter.send(Ok(()));
         }
         if let Some(waiter) = self.connect_waiter.take() {
             let _ = waiter.send(Err(err));
         }
-        for message in self.backlog.drain(..) {
-            let _ = self.shared.messages_tx.try_send(message);
+        while let Ok(Some(command)) = self.commands.try_next() {
+            command.refuse();
         }
-        self.shared.park(self.session, self.params);
         self.shared.status(ConnectionEvent::Closed);
     }
 }

@@ -152,6 +152,7 @@ impl From<ConnectionError> for ClientError {
             ConnectionError::Refused(code) => Self::Connect(code),
             ConnectionError::Protocol(err) => Self::Protocol(err),
             ConnectionError::Local => Self::Closed,
+            ConnectionError::ConnAckTimeout => Self::Timeout,
             other => Self::ConnectionLost(other),
         }
     }

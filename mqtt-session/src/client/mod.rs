@@ -553,9 +553,14 @@ impl<'a, R: Runtime> Reconnecting<'a, R> {
             .is_some_and(|tx| !tx.is_closed());
         if running {
             let clean_start = self.clean_session;
-            return client
+            match client
                 .request(|reply| Command::Reconnect { clean_start, reply })
-                .await;
+                .await
+            {
+                // The driver stopped in between: start a new one below.
+                Err(ClientError::NotConnected) => {}
+                other => return other,
+            }
         }
         let mut params = lock(&client.inner.shared.parked)
             .params

@@ -111,9 +111,10 @@ fn http_error(
     async_tungstenite::tungstenite::Error::HttpFormat(err)
 }
 
-/// A certificate problem surfaces from futures-rustls as an `io::Error` wrapping the rustls
-/// error; unwrap it so callers see `ClientError::Tls`.
-fn tls_io_error(err: io::Error) -> ClientError {
+/// A TLS problem (during the handshake or later, e.g. a fatal alert) surfaces from
+/// futures-rustls as an `io::Error` wrapping the rustls error; unwrap it so callers see
+/// `ClientError::Tls`. Other I/O errors stay `ClientError::Io`.
+pub(crate) fn tls_io_error(err: io::Error) -> ClientError {
     let is_rustls = err
         .get_ref()
         .is_some_and(|inner| inner.downcast_ref::<rustls::Error>().is_some());

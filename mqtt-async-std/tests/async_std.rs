@@ -1,0 +1,10 @@
+//! The shared client suite (`mqtt_test_support::suite`) against real brokers, each test run by
+//! async-std's executor.
+
+/// Runs one test with `async_std::task::block_on`.
+fn block_on<F: std::future::Future>(future: F) -> F::Output {
+    mqtt_test_support::init_test_tracing();
+    async_std::task::block_on(future)
+}
+
+mqtt_test_support::client_suite!(mqtt_async_std::AsyncIo, block_on);
