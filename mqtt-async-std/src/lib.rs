@@ -30,11 +30,8 @@ use std::time::Instant;
 
 use async_net::TcpStream;
 
-pub use mqtt_session::client::{
-    ApplicationMessage, ClientConfig, ClientError, ConnectionEvent, Runtime, TlsError, TopicConfig,
-    UriError, WillConfig,
-};
-pub use mqtt_session::proto::{self, ConnAck, ProtocolVersion, QoS, ReasonCode};
+pub use mqtt_session::client::prelude::*;
+pub use mqtt_session::proto;
 
 /// The client on async-std / smol.
 pub type MqttClient = mqtt_session::client::MqttClient<AsyncIo>;

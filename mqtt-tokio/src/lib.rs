@@ -29,11 +29,8 @@ use std::time::Instant;
 use tokio::net::TcpStream;
 use tokio_util::compat::{Compat, TokioAsyncReadCompatExt};
 
-pub use mqtt_session::client::{
-    ApplicationMessage, ClientConfig, ClientError, ConnectionEvent, Runtime, TlsError, TopicConfig,
-    UriError, WillConfig,
-};
-pub use mqtt_session::proto::{self, ConnAck, ProtocolVersion, QoS, ReasonCode};
+pub use mqtt_session::client::prelude::*;
+pub use mqtt_session::proto;
 
 /// The client on Tokio.
 pub type MqttClient = mqtt_session::client::MqttClient<Tokio>;

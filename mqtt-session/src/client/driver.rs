@@ -659,7 +659,7 @@ impl<R: Runtime> Driver<R> {
         if let Some(waiter) = self.connect_waiter.take() {
             let _ = waiter.send(Err(err));
         }
-        while let Ok(Some(command)) = self.commands.try_next() {
+        while let Ok(command) = self.commands.try_recv() {
             command.refuse();
         }
         self.shared.status(ConnectionEvent::Closed);

@@ -33,6 +33,17 @@ pub use uri::{Scheme, Target};
 
 use driver::{Command, ConnectParams, Driver, Reply};
 
+/// Everything a user of an adapter crate needs, re-exported by `mqtt-tokio` and
+/// `mqtt-async-std` so both present the same names.
+pub mod prelude {
+    pub use super::{
+        ApplicationMessage, ClientConfig, ClientError, ConnectionEvent, Runtime, TlsError,
+        TopicConfig, UriError, WillConfig,
+    };
+    pub use crate::proto::properties::{PublishProperties, UserProperty};
+    pub use crate::proto::{ConnAck, ProtocolVersion, QoS, ReasonCode};
+}
+
 use crate::{ConnectOptions, Session, SessionConfig};
 
 /// A received message (amqtt's `ApplicationMessage`).
