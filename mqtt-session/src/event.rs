@@ -51,7 +51,9 @@ pub struct Message {
 pub enum Event {
     /// CONNACK accepted the connection.
     Connected {
-        /// Whether the server resumed a stored session.
+        /// Whether the server resumed our stored session. False also when the server reports
+        /// a session present that may be a newer one: a CONNECT that could start one (clean
+        /// start, or after ours ended with its connection) went unanswered.
         session_present: bool,
         /// MQTT 5 CONNACK properties (limits, assigned client id, server keep alive ...).
         properties: Box<ConnAckProperties>,

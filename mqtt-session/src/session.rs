@@ -154,10 +154,15 @@ pub struct Session<S: SessionStore = MemoryStore> {
     /// QoS 0 publishes encoded into `write_buf`: they complete when it is handed out.
     qos0_unsent: Vec<Token>,
     events: VecDeque<Pending>,
-    /// The server's copy of our session ended since the local state was last in step with
-    /// it: a clean-start CONNECT went out, or a connection whose session ends with it closed.
-    /// A later CONNACK with "session present" then names a newer session, not ours.
+    /// Our session ended at the server: a connection whose session ends with it closed
+    /// (3.1.1 clean session [MQTT-3.1.2-6], MQTT 5 session expiry absent or 0).
     server_session_ended: bool,
+    /// This connection's CONNECT may start a new session at the server: clean start
+    /// [MQTT-3.1.2-4], or ours had ended.
+    connect_may_replace: bool,
+    /// Such a CONNECT went unanswered: the server may hold a newer session made by it, and a
+    /// later "session present" may name that one, which knows nothing of our state.
+    session_maybe_replaced: bool,
 }
 
 impl Session<MemoryStore> {
@@ -204,6 +209,8 @@ impl<S: SessionStore> Session<S> {
             qos0_unsent: Vec::new(),
             events: VecDeque::new(),
             server_session_ended: false,
+            connect_may_replace: false,
+            session_maybe_replaced: false,
         }
     }
 
@@ -368,9 +375,7 @@ impl<S: SessionStore> Session<S> {
         self.read_buf.clear();
         self.write_buf.clear();
         self.limits = ServerLimits::defaults(options.keep_alive);
-        // [MQTT-3.1.2-4] / [MQTT-3.1.2-6]: with clean start the server discards the session,
-        // whether or not its CONNACK makes it back to us.
-        self.server_session_ended |= options.clean_start;
+        self.connect_may_replace = options.clean_start || self.server_session_ended;
         self.options = options;
         self.encode(&connect);
         debug!(client_id = %self.config.client_id, clean_start = connect.clean_start, "CONNECT");
@@ -646,11 +651,12 @@ impl<S: SessionStore> Session<S> {
         if connack.session_present && self.options.clean_start {
             return Err(ProtocolError::UnexpectedPacket(PacketType::ConnAck));
         }
-        // A session present after ours ended (its CONNACK saying so was lost with a
-        // connection) is a newer, empty one: state from the old one must not be reused
+        // A session present after a CONNECT that may have started a new one went unanswered
+        // can be that new, empty session: state from ours must not be reused in it
         // ([MQTT-3.1.2-6]), so it counts as a session loss.
-        let ours_ended = std::mem::take(&mut self.server_session_ended);
-        let session_present = connack.session_present && !ours_ended;
+        let session_present = connack.session_present && !self.session_maybe_replaced;
+        self.session_maybe_replaced = false;
+        self.server_session_ended = false;
         self.apply_connack_properties(&connack.properties);
         self.state = ConnectionState::Connected;
         // [MQTT-3.1.2-23]: the keep alive runs from the CONNECT's transmission, not CONNACK.
@@ -1318,13 +1324,17 @@ impl<S: SessionStore> Session<S> {
 
     /// Resets what lives and dies with one connection.
     fn connection_ended(&mut self) {
-        // The server's session ends with the connection: 3.1.1 clean session
-        // [MQTT-3.1.2-6], MQTT 5 session expiry absent or 0 (3.1.2.11.2).
-        self.server_session_ended |= if self.config.protocol_version.is_v5() {
-            self.options.session_expiry_interval.unwrap_or(0) == 0
+        if self.state == ConnectionState::Connecting {
+            self.session_maybe_replaced |= self.connect_may_replace;
         } else {
-            self.options.clean_start
-        };
+            // The server's session ends with the connection: 3.1.1 clean session
+            // [MQTT-3.1.2-6], MQTT 5 session expiry absent or 0 (3.1.2.11.2).
+            self.server_session_ended |= if self.config.protocol_version.is_v5() {
+                self.options.session_expiry_interval.unwrap_or(0) == 0
+            } else {
+                self.options.clean_start
+            };
+        }
         for token in std::mem::take(&mut self.qos0_unsent) {
             if self.write_buf.is_empty() {
                 self.push_event(Event::Published {
