@@ -8,7 +8,7 @@ use bytestring::ByteString;
 use mqtt_proto::properties::{AuthProperties, ConnAckProperties, SubscribeProperties};
 use mqtt_proto::topic::{validate_topic_filter, validate_topic_name};
 use mqtt_proto::{
-    Auth, ConnAck, Connect, Disconnect, Encode, Packet, PacketId, PacketType, PingReq,
+    Auth, ConnAck, Connect, Disconnect, Encode, EncodeError, Packet, PacketId, PacketType, PingReq,
     ProtocolVersion, PubAck, PubComp, PubRec, PubRel, Publish, QoS, ReasonCode, SubAck, Subscribe,
     SubscribeFilter, UnsubAck, Unsubscribe,
 };
@@ -393,11 +393,13 @@ impl<S: SessionStore> Session<S> {
     /// ordered queue. QoS 0 completes when handed to the transport, QoS 1 at PUBACK, QoS 2 at
     /// PUBCOMP: see [`Event::Published`].
     pub fn publish(&mut self, _now: Instant, mut publish: Publish) -> Result<Token, SessionError> {
-        validate_topic_name(&publish.topic)?;
         publish.dup = false;
         publish.packet_id = None;
         if self.is_connected() {
+            // Sizing the packet validates the topic too.
             self.check_publish(&mut publish)?;
+        } else {
+            validate_topic_name(&publish.topic)?;
         }
         let sendable = self.is_connected()
             && self.queue.is_empty()
@@ -964,7 +966,12 @@ impl<S: SessionStore> Session<S> {
 
     /// [MQTT-3.1.2-24]: nothing larger than the server's maximum packet size.
     fn check_size<P: Encode>(&self, packet: &P) -> Result<(), SessionError> {
-        let size = packet.encoded_len(self.config.protocol_version)?;
+        let size = packet
+            .encoded_len(self.config.protocol_version)
+            .map_err(|err| match err {
+                EncodeError::InvalidTopic(topic) => SessionError::InvalidTopic(topic),
+                other => SessionError::Encode(other),
+            })?;
         if size > self.limits.maximum_packet_size as usize {
             return Err(SessionError::PacketTooLarge {
                 size,

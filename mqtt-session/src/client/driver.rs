@@ -13,9 +13,8 @@ use std::task::{Context, Poll};
 use std::time::{Duration, Instant};
 
 use bytes::{Buf, Bytes};
-use futures_channel::{mpsc, oneshot};
+use futures_channel::oneshot;
 use futures_io::AsyncWrite;
-use futures_util::StreamExt;
 use mqtt_proto::properties::SubscribeProperties;
 use mqtt_proto::{ByteString, ConnAck, Disconnect, Publish, ReasonCode, SubscribeFilter};
 use tracing::{debug, info, warn};
@@ -124,7 +123,8 @@ pub(crate) struct Driver<R: Runtime> {
     shared: Arc<Shared>,
     session: Session,
     params: ConnectParams,
-    commands: mpsc::UnboundedReceiver<Command>,
+    /// Commands taken from the queue and not yet applied.
+    inbox: VecDeque<Command>,
     waiters: HashMap<Token, Waiter>,
     /// The caller of `connect` / `reconnect`, answered at the next CONNACK or failure.
     connect_waiter: Option<Reply<ConnAck>>,
@@ -154,7 +154,6 @@ impl<R: Runtime> Driver<R> {
         shared: Arc<Shared>,
         session: Session,
         params: ConnectParams,
-        commands: mpsc::UnboundedReceiver<Command>,
         connect_waiter: Reply<ConnAck>,
         auto_reconnect: bool,
         reconnect_retries: Option<u32>,
@@ -165,7 +164,7 @@ impl<R: Runtime> Driver<R> {
             shared,
             session,
             params,
-            commands,
+            inbox: VecDeque::new(),
             waiters: HashMap::new(),
             connect_waiter: Some(connect_waiter),
             disconnect_waiter: None,
@@ -266,20 +265,18 @@ impl<R: Runtime> Driver<R> {
     async fn wait(&mut self, delay: Duration) -> bool {
         let mut sleep = Box::pin(self.runtime.sleep_until(self.runtime.now() + delay));
         poll_fn(|cx| {
-            loop {
-                match self.commands.poll_next_unpin(cx) {
-                    Poll::Ready(Some(command)) => {
-                        self.apply(self.runtime.now(), command);
-                        match self.end.take() {
-                            Some(Ended::Closed) => return Poll::Ready(true),
-                            // `reconnect()` while waiting: try right away.
-                            Some(Ended::Reconnect) => return Poll::Ready(false),
-                            other => self.end = other,
-                        }
-                    }
-                    Poll::Ready(None) => return Poll::Ready(true),
-                    Poll::Pending => break,
+            let handles_gone = self.shared.commands.take(cx, &mut self.inbox);
+            while let Some(command) = self.inbox.pop_front() {
+                self.apply(self.runtime.now(), command);
+                match self.end.take() {
+                    Some(Ended::Closed) => return Poll::Ready(true),
+                    // `reconnect()` while waiting: try right away.
+                    Some(Ended::Reconnect) => return Poll::Ready(false),
+                    other => self.end = other,
                 }
+            }
+            if handles_gone {
+                return Poll::Ready(true);
             }
             sleep.as_mut().poll(cx).map(|()| false)
         })
@@ -305,18 +302,18 @@ impl<R: Runtime> Driver<R> {
             let now = self.runtime.now();
             let mut progress = false;
 
-            while let Poll::Ready(command) = self.commands.poll_next_unpin(cx) {
+            let handles_gone = self.shared.commands.take(cx, &mut self.inbox);
+            while let Some(command) = self.inbox.pop_front() {
                 progress = true;
-                let Some(command) = command else {
-                    // Every handle is gone: leave cleanly.
-                    debug!("all client handles dropped, disconnecting");
-                    let _ = self.session.disconnect(now, Disconnect::default());
-                    self.end = Some(Ended::Closed);
-                    break;
-                };
                 if self.apply(now, command) {
                     break;
                 }
+            }
+            if handles_gone && !matches!(self.end, Some(Ended::Closed)) {
+                debug!("all client handles dropped, disconnecting");
+                let _ = self.session.disconnect(now, Disconnect::default());
+                self.end = Some(Ended::Closed);
+                progress = true;
             }
 
             if let Some(delivering) = &mut self.delivering
@@ -643,23 +640,22 @@ impl<R: Runtime> Driver<R> {
     /// The driver stops: everyone still waiting learns why, and the session is parked for a
     /// later `connect` / `reconnect`.
     fn shutdown(mut self, err: ClientError) {
-        // No command is accepted from here on; those already queued are answered below.
-        self.commands.close();
         for (_, waiter) in self.waiters.drain() {
             waiter.fail(err.clone());
         }
         for message in self.backlog.drain(..) {
             let _ = self.shared.messages_tx.try_send(message);
         }
-        // Park first, answer after: a caller woken by `disconnect` may `connect` at once.
-        self.shared.park(self.session, self.params);
+        // Park first and stop accepting commands under the same lock, answer after: a caller
+        // woken by `disconnect` may `connect` at once and must find the session parked.
+        let leftovers = self.shared.park(self.session, self.params);
         if let Some(waiter) = self.disconnect_waiter.take() {
             let _ = waiter.send(Ok(()));
         }
         if let Some(waiter) = self.connect_waiter.take() {
             let _ = waiter.send(Err(err));
         }
-        while let Ok(command) = self.commands.try_recv() {
+        for command in self.inbox.drain(..).chain(leftovers) {
             command.refuse();
         }
         self.shared.status(ConnectionEvent::Closed);

@@ -8,10 +8,12 @@
 mod config;
 mod driver;
 mod error;
+mod queue;
 mod tls;
 mod transport;
 mod uri;
 
+use std::collections::VecDeque;
 use std::future::{Future, IntoFuture};
 use std::pin::Pin;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -32,6 +34,7 @@ pub use transport::{Runtime, Transport};
 pub use uri::{Scheme, Target};
 
 use driver::{Command, ConnectParams, Driver, Reply};
+use queue::CommandQueue;
 
 /// Everything a user of an adapter crate needs, re-exported by `mqtt-tokio` and
 /// `mqtt-async-std` so both present the same names.
@@ -130,6 +133,8 @@ pub(crate) struct Shared {
     status: Mutex<Vec<mpsc::UnboundedSender<ConnectionEvent>>>,
     /// The session and connection parameters while no driver runs.
     parked: Mutex<Parked>,
+    /// Commands for the running driver.
+    commands: CommandQueue,
     /// Bumped by `cancel_tasks`; `deliver_message` calls started before fail with `Closed`.
     cancel_epoch: AtomicU64,
     cancel: event_listener::Event,
@@ -139,7 +144,6 @@ pub(crate) struct Shared {
 struct Parked {
     session: Option<Session>,
     params: Option<ConnectParams>,
-    commands: Option<mpsc::UnboundedSender<Command>>,
 }
 
 fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
@@ -154,11 +158,14 @@ impl Shared {
         lock(&self.status).retain(|tx| tx.unbounded_send(event.clone()).is_ok());
     }
 
-    fn park(&self, session: Session, params: ConnectParams) {
+    /// The driver stops: its session is parked for the next one and the command queue
+    /// closed, atomically for `start` (which takes the same locks in the same order). Returns
+    /// the commands that were still queued.
+    fn park(&self, session: Session, params: ConnectParams) -> VecDeque<Command> {
         let mut parked = lock(&self.parked);
         parked.session = Some(session);
         parked.params = Some(params);
-        parked.commands = None;
+        self.commands.close()
     }
 }
 
@@ -174,6 +181,13 @@ struct Inner<R: Runtime> {
 /// pipelined on the wire.
 pub struct MqttClient<R: Runtime> {
     inner: Arc<Inner<R>>,
+}
+
+impl<R: Runtime> Drop for Inner<R> {
+    fn drop(&mut self) {
+        // The last handle is gone: the driver disconnects and stops.
+        self.shared.commands.handles_dropped();
+    }
 }
 
 impl<R: Runtime> Clone for MqttClient<R> {
@@ -215,6 +229,7 @@ impl<R: Runtime> MqttClient<R> {
                     messages_rx,
                     status: Mutex::new(Vec::new()),
                     parked: Mutex::new(Parked::default()),
+                    commands: CommandQueue::default(),
                     cancel_epoch: AtomicU64::new(0),
                     cancel: event_listener::Event::new(),
                 }),
@@ -349,17 +364,16 @@ impl<R: Runtime> MqttClient<R> {
             .cancel_epoch
             .fetch_add(1, Ordering::SeqCst);
         self.inner.shared.cancel.notify(usize::MAX);
-        if let Some(commands) = &lock(&self.inner.shared.parked).commands {
-            let _ = commands.unbounded_send(Command::Cancel);
-        }
+        // No driver, nothing pending: nothing to cancel.
+        let _ = self.inner.shared.commands.push(Command::Cancel);
     }
 
     fn send(&self, command: Command) -> Result<(), ClientError> {
-        let parked = lock(&self.inner.shared.parked);
-        let commands = parked.commands.as_ref().ok_or(ClientError::NotConnected)?;
-        commands
-            .unbounded_send(command)
-            .map_err(|_| ClientError::NotConnected)
+        if self.inner.shared.commands.push(command) {
+            Ok(())
+        } else {
+            Err(ClientError::NotConnected)
+        }
     }
 
     async fn request<T>(
@@ -377,7 +391,7 @@ impl<R: Runtime> MqttClient<R> {
         params: ConnectParams,
     ) -> Result<oneshot::Receiver<Result<ConnAck, ClientError>>, ClientError> {
         let mut parked = lock(&self.inner.shared.parked);
-        if parked.commands.as_ref().is_some_and(|tx| !tx.is_closed()) {
+        if !self.inner.shared.commands.open() {
             return Err(ClientError::AlreadyConnected);
         }
         let config = &self.inner.config;
@@ -392,20 +406,17 @@ impl<R: Runtime> MqttClient<R> {
             session_config.ping_timeout = config.keep_alive.max(Duration::from_secs(1));
             Session::new(session_config)
         });
-        let (commands_tx, commands_rx) = mpsc::unbounded();
         let (reply, rx) = oneshot::channel();
         let driver = Driver::new(
             self.inner.runtime.clone(),
             self.inner.shared.clone(),
             session,
             params.clone(),
-            commands_rx,
             reply,
             config.auto_reconnect,
             config.reconnect_retries,
             config.reconnect_max_interval,
         );
-        parked.commands = Some(commands_tx);
         parked.params = Some(params);
         drop(parked);
         self.inner.runtime.spawn(driver.run());
@@ -558,10 +569,7 @@ impl<'a, R: Runtime> Reconnecting<'a, R> {
 
     async fn run(self) -> Result<ConnAck, ClientError> {
         let client = self.client;
-        let running = lock(&client.inner.shared.parked)
-            .commands
-            .as_ref()
-            .is_some_and(|tx| !tx.is_closed());
+        let running = client.inner.shared.commands.is_accepting();
         if running {
             let clean_start = self.clean_session;
             match client
