@@ -4,7 +4,7 @@
 //! The crate does no I/O. Decoding is incremental: hand [`decode`] a [`BytesMut`] holding
 //! whatever has arrived from the network; it returns `Ok(None)` until one whole packet is
 //! there, and never consumes more than one packet. Strings and payloads of the decoded packet
-//! are [`Bytes`](bytes::Bytes) slices of that buffer, not copies.
+//! are [`Bytes`] slices of that buffer, not copies.
 //!
 //! ```
 //! use bytes::BytesMut;
