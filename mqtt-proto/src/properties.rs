@@ -424,6 +424,10 @@ macro_rules! property_set {
 
             /// Length on the wire, length prefix included.
             pub(crate) fn wire_len(&self) -> Result<usize, EncodeError> {
+                // The usual case: only the one-byte length 0.
+                if self.is_empty() {
+                    return Ok(1);
+                }
                 let len = self.content_len()?;
                 if len > MAX_VAR_INT as usize {
                     return Err(EncodeError::PacketTooLarge(len));
@@ -433,6 +437,10 @@ macro_rules! property_set {
 
             /// Writes the properties; `wire_len` has validated them.
             pub(crate) fn encode<B: BufMut>(&self, buf: &mut B) {
+                if self.is_empty() {
+                    buf.put_u8(0);
+                    return;
+                }
                 // The length was validated by `wire_len`; recomputing is cheap for the usual
                 // empty or small sets and avoids carrying a cache in plain-data structs.
                 let len = self.content_len().unwrap_or(0);

@@ -27,6 +27,8 @@ use core::ops::Deref;
 
 use bytestring::ByteString;
 
+use crate::codec::has_zero_byte;
+
 /// The longest topic name or filter, in bytes, that fits an MQTT UTF-8 string (65535).
 pub const MAX_TOPIC_LEN: usize = 65_535;
 
@@ -96,8 +98,8 @@ pub struct SharedSubscription<'a> {
     pub filter: &'a str,
 }
 
-/// Checks the rules every topic name and topic filter share.
-fn validate_common(topic: &str) -> Result<(), TopicError> {
+/// Checks the rules every topic name and topic filter share; returns the [`scan`] flags.
+fn validate_common(topic: &str) -> Result<u8, TopicError> {
     // [MQTT-4.7.3-1]
     if topic.is_empty() {
         return Err(TopicError::Empty);
@@ -107,23 +109,57 @@ fn validate_common(topic: &str) -> Result<(), TopicError> {
         return Err(TopicError::TooLong);
     }
     // [MQTT-4.7.3-2]
-    if topic.contains('\0') {
+    let flags = scan(topic.as_bytes());
+    if flags & NUL != 0 {
         return Err(TopicError::NullCharacter);
     }
-    Ok(())
+    Ok(flags)
+}
+
+/// [`scan`] bit: the bytes contain U+0000.
+const NUL: u8 = 1;
+/// [`scan`] bit: the bytes contain `+` or `#`.
+const WILDCARD: u8 = 2;
+
+/// Which of [`NUL`] and [`WILDCARD`] occur in `bytes`, in one pass over eight bytes at a time
+/// (topics are short: this beats a `memchr` call per character class). Byte tests are exact
+/// for these ASCII characters: in UTF-8 their bytes never occur inside another character.
+fn scan(bytes: &[u8]) -> u8 {
+    let Some(last) = bytes.last_chunk::<8>() else {
+        return bytes.iter().fold(0, |flags, &byte| {
+            flags | u8::from(byte == 0) | (u8::from(byte == b'+' || byte == b'#') << 1)
+        });
+    };
+    let (words, _) = bytes.as_chunks::<8>();
+    // The last eight bytes cover the tail the whole words leave; re-reading some is harmless.
+    words.iter().chain([last]).fold(0, |flags, word| {
+        let word = u64::from_ne_bytes(*word);
+        // `#` (0x23) and `+` (0x2B) differ only in bit 3, and no other byte becomes `+` when
+        // that bit is set, so one comparison finds both.
+        flags | u8::from(has_zero_byte(word)) | (u8::from(has_byte(word | EIGHTS, b'+')) << 1)
+    })
+}
+
+/// Bit 3 set in every byte.
+const EIGHTS: u64 = u64::from_ne_bytes([0x08; 8]);
+
+/// Whether any byte of `word` is `byte`.
+const fn has_byte(word: u64, byte: u8) -> bool {
+    has_zero_byte(word ^ (u64::from_ne_bytes([byte; 8])))
 }
 
 /// Checks where the wildcards of a filter stand; the filter must not be a shared one.
 fn validate_filter_levels(filter: &str) -> Result<(), TopicError> {
-    let mut levels = filter.split(LEVEL_SEPARATOR).peekable();
+    // On bytes: the separator and wildcards are ASCII, so this splits where `str::split` would.
+    let mut levels = filter.as_bytes().split(|&byte| byte == b'/').peekable();
     while let Some(level) = levels.next() {
-        if level.contains('#') {
+        if level.contains(&b'#') {
             // [MQTT-4.7.1-2] (3.1.1) / [MQTT-4.7.1-1] (5.0): anything after `#` could never
             // be matched, so the spec forbids it rather than ignoring it.
-            if level != MULTI_LEVEL_WILDCARD || levels.peek().is_some() {
+            if level != MULTI_LEVEL_WILDCARD.as_bytes() || levels.peek().is_some() {
                 return Err(TopicError::InvalidMultiLevelWildcard);
             }
-        } else if level.contains('+') && level != SINGLE_LEVEL_WILDCARD {
+        } else if level.contains(&b'+') && level != SINGLE_LEVEL_WILDCARD.as_bytes() {
             // [MQTT-4.7.1-3] (3.1.1) / [MQTT-4.7.1-2] (5.0)
             return Err(TopicError::InvalidSingleLevelWildcard);
         }
@@ -145,10 +181,10 @@ fn split_shared(filter: &str) -> Option<(&str, &str)> {
 /// [`TopicError::Empty`], [`TopicError::TooLong`], [`TopicError::NullCharacter`] or
 /// [`TopicError::WildcardInTopicName`].
 pub fn validate_topic_name(name: &str) -> Result<(), TopicError> {
-    validate_common(name)?;
+    let flags = validate_common(name)?;
     // [MQTT-4.7.1-1] (3.1.1) / [MQTT-4.7.0-1] (5.0): a name is what filters are matched
     // against, so a wildcard in it would be ambiguous.
-    if name.contains(WILDCARDS) {
+    if flags & WILDCARD != 0 {
         return Err(TopicError::WildcardInTopicName);
     }
     Ok(())
@@ -174,9 +210,14 @@ pub fn validate_topic_filter(filter: &str) -> Result<(), TopicError> {
 /// Whatever [`validate_topic_filter`] reports for the same filter.
 pub fn parse_shared(filter: &str) -> Result<Option<SharedSubscription<'_>>, TopicError> {
     // The length and U+0000 limits apply to the string as sent, prefix included.
-    validate_common(filter)?;
+    let flags = validate_common(filter)?;
+    // Without any wildcard character, no level can misplace one (and neither can the inner
+    // filter of a shared subscription, a part of `filter`).
+    let has_wildcard = flags & WILDCARD != 0;
     let Some((group, inner)) = split_shared(filter) else {
-        validate_filter_levels(filter)?;
+        if has_wildcard {
+            validate_filter_levels(filter)?;
+        }
         return Ok(None);
     };
     // [MQTT-4.8.2-1]
@@ -191,7 +232,9 @@ pub fn parse_shared(filter: &str) -> Result<Option<SharedSubscription<'_>>, Topi
     if inner.is_empty() {
         return Err(SharedSubscriptionError::MissingFilter.into());
     }
-    validate_filter_levels(inner)?;
+    if has_wildcard {
+        validate_filter_levels(inner)?;
+    }
     Ok(Some(SharedSubscription {
         group,
         filter: inner,

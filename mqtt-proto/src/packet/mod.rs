@@ -262,6 +262,7 @@ impl Packet {
     }
 
     /// Decodes a body whose fixed header was parsed; `body` holds exactly the remaining length.
+    #[inline] // one caller, `codec::decode`: inlined, the packet is not moved once more
     pub(crate) fn decode_body(
         header: FixedHeader,
         mut body: Bytes,
