@@ -5,13 +5,16 @@
 //! and never names a runtime. An adapter instantiates the whole suite as plain `#[test]`s with
 //! [`client_suite!`](crate::client_suite) and a `block_on` of its own:
 //!
-//! ```ignore
+//! ```text
+//! // mqtt-tokio/tests/broker.rs
 //! fn block_on<F: std::future::Future>(f: F) -> F::Output {
 //!     tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build()
 //!         .expect("building a runtime").block_on(f)
 //! }
 //! mqtt_test_support::client_suite!(mqtt_tokio::Tokio, block_on);
 //! ```
+//!
+//! (Shown as text: this crate cannot depend on the adapters that depend on it.)
 //!
 //! Every test starts its own private broker(s) on free loopback ports, so tests run in
 //! parallel. Every wait is bounded (`deliver_message().timeout(..)` or [`with_timeout`]): a bug
