@@ -4,8 +4,13 @@
 //! mapped onto the MQTT 5 code with the same meaning, so application code reads
 //! `ReasonCode::NotAuthorized` whichever version the connection speaks.
 
+use alloc::vec::Vec;
 use core::fmt;
 
+use bytes::{Buf, Bytes};
+
+use crate::codec::read_u8;
+use crate::error::{DecodeError, EncodeError};
 use crate::packet::PacketType;
 use crate::qos::{ProtocolVersion, QoS};
 
@@ -222,6 +227,49 @@ impl ReasonCode {
             (PacketType::SubAck, Self::UnspecifiedError) => Some(0x80),
             _ => None,
         }
+    }
+}
+
+/// Reads the rest of a SUBACK or UNSUBACK body: one reason code per byte, at least one, since
+/// there is one per filter of the request ([MQTT-3.9.3-1], [MQTT-3.11.3-1]).
+pub(crate) fn decode_list(
+    buf: &mut Bytes,
+    packet: PacketType,
+    version: ProtocolVersion,
+) -> Result<Vec<ReasonCode>, DecodeError> {
+    let mut codes = Vec::with_capacity(buf.remaining());
+    while buf.has_remaining() {
+        let byte = read_u8(buf, packet)?;
+        codes.push(
+            ReasonCode::decode(byte, packet, version)
+                .ok_or(DecodeError::InvalidReasonCode { packet, code: byte })?,
+        );
+    }
+    if codes.is_empty() {
+        return Err(DecodeError::EmptyPayload(packet));
+    }
+    Ok(codes)
+}
+
+/// Checks a SUBACK or UNSUBACK code list before encoding: at least one code, each one valid
+/// for `packet` in `version`.
+pub(crate) fn check_list(
+    codes: &[ReasonCode],
+    packet: PacketType,
+    version: ProtocolVersion,
+) -> Result<(), EncodeError> {
+    if codes.is_empty() {
+        return Err(EncodeError::EmptyPayload(packet));
+    }
+    match codes
+        .iter()
+        .find(|code| code.encode(packet, version).is_none())
+    {
+        Some(bad) => Err(EncodeError::InvalidReasonCode {
+            packet,
+            code: bad.as_u8(),
+        }),
+        None => Ok(()),
     }
 }
 

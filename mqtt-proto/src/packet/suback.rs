@@ -2,14 +2,14 @@
 
 use alloc::vec::Vec;
 
-use bytes::{Buf, BufMut, Bytes};
+use bytes::{BufMut, Bytes};
 
 use super::{PacketType, sealed::Body, v5_only};
-use crate::codec::{read_packet_id, read_u8};
+use crate::codec::read_packet_id;
 use crate::error::{DecodeError, EncodeError};
 use crate::properties::AckProperties;
 use crate::qos::{PacketId, ProtocolVersion};
-use crate::reason::ReasonCode;
+use crate::reason::{self, ReasonCode};
 
 /// The server's answer to SUBSCRIBE: one code per filter, in order ([MQTT-3.9.3-1]).
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -32,19 +32,7 @@ impl SubAck {
         } else {
             AckProperties::default()
         };
-        let mut reason_codes = Vec::with_capacity(buf.remaining());
-        while buf.has_remaining() {
-            let byte = read_u8(buf, P)?;
-            reason_codes.push(ReasonCode::decode(byte, P, version).ok_or(
-                DecodeError::InvalidReasonCode {
-                    packet: P,
-                    code: byte,
-                },
-            )?);
-        }
-        if reason_codes.is_empty() {
-            return Err(DecodeError::EmptyPayload(P));
-        }
+        let reason_codes = reason::decode_list(buf, P, version)?;
         Ok(Self {
             packet_id,
             reason_codes,
@@ -60,19 +48,7 @@ impl Body for SubAck {
 
     fn body_len(&self, version: ProtocolVersion) -> Result<usize, EncodeError> {
         v5_only(self.properties.is_empty(), "SUBACK properties", version)?;
-        if self.reason_codes.is_empty() {
-            return Err(EncodeError::EmptyPayload(PacketType::SubAck));
-        }
-        if let Some(bad) = self
-            .reason_codes
-            .iter()
-            .find(|code| code.encode(PacketType::SubAck, version).is_none())
-        {
-            return Err(EncodeError::InvalidReasonCode {
-                packet: PacketType::SubAck,
-                code: bad.as_u8(),
-            });
-        }
+        reason::check_list(&self.reason_codes, PacketType::SubAck, version)?;
         let props = if version.is_v5() {
             self.properties.wire_len()?
         } else {

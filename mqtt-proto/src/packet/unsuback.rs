@@ -2,14 +2,14 @@
 
 use alloc::vec::Vec;
 
-use bytes::{Buf, BufMut, Bytes};
+use bytes::{BufMut, Bytes};
 
 use super::{PacketType, sealed::Body, v5_only};
-use crate::codec::{read_packet_id, read_u8};
+use crate::codec::read_packet_id;
 use crate::error::{DecodeError, EncodeError};
 use crate::properties::AckProperties;
 use crate::qos::{PacketId, ProtocolVersion};
-use crate::reason::ReasonCode;
+use crate::reason::{self, ReasonCode};
 
 /// The server's answer to UNSUBSCRIBE. MQTT 3.1.1 UNSUBACK carries no codes, so
 /// `reason_codes` is empty there; in MQTT 5 it has one code per filter.
@@ -35,20 +35,7 @@ impl UnsubAck {
             });
         }
         let properties = AckProperties::decode(buf, P)?;
-        let mut reason_codes = Vec::with_capacity(buf.remaining());
-        while buf.has_remaining() {
-            let byte = read_u8(buf, P)?;
-            reason_codes.push(ReasonCode::decode(byte, P, version).ok_or(
-                DecodeError::InvalidReasonCode {
-                    packet: P,
-                    code: byte,
-                },
-            )?);
-        }
-        // [MQTT-3.11.3-1] one reason code per topic filter, so at least one.
-        if reason_codes.is_empty() {
-            return Err(DecodeError::EmptyPayload(P));
-        }
+        let reason_codes = reason::decode_list(buf, P, version)?;
         Ok(Self {
             packet_id,
             reason_codes,
@@ -72,19 +59,7 @@ impl Body for UnsubAck {
             )?;
             return Ok(2);
         }
-        if self.reason_codes.is_empty() {
-            return Err(EncodeError::EmptyPayload(PacketType::UnsubAck));
-        }
-        if let Some(bad) = self
-            .reason_codes
-            .iter()
-            .find(|code| !code.is_valid_for(PacketType::UnsubAck))
-        {
-            return Err(EncodeError::InvalidReasonCode {
-                packet: PacketType::UnsubAck,
-                code: bad.as_u8(),
-            });
-        }
+        reason::check_list(&self.reason_codes, PacketType::UnsubAck, version)?;
         Ok(2 + self.properties.wire_len()? + self.reason_codes.len())
     }
 
