@@ -35,6 +35,7 @@ use std::net::{Ipv4Addr, TcpListener};
 pub use certs::Certs;
 pub use mosquitto::{Mosquitto, MosquittoBuilder};
 pub use nats::{Nats, NatsBuilder};
+pub use process::BrokerProcess;
 
 /// Sends `tracing` output to the test harness's captured output, filtered by `RUST_LOG`
 /// (e.g. `RUST_LOG=mqtt_session=debug` shows every packet). Safe to call from every test.

@@ -9,7 +9,7 @@ use tempfile::TempDir;
 
 use crate::certs::Certs;
 use crate::free_ports;
-use crate::process::{Process, find_binary, read, temp_dir, write_file};
+use crate::process::{BrokerProcess, find_binary, read, temp_dir, write_file};
 
 /// How many sets of fresh ports a first start tries before giving up.
 const START_ATTEMPTS: usize = 5;
@@ -167,7 +167,7 @@ impl MosquittoBuilder {
             let tls_port = self.tls.as_ref().map(|_| tls_port);
             write_file(&conf, &self.config(dir.path(), port, tls_port));
             let ports = std::iter::once(port).chain(tls_port).collect();
-            let mut process = Process::new(
+            let mut process = BrokerProcess::new(
                 "mosquitto",
                 program.clone(),
                 vec![OsString::from("-c"), conf.clone().into_os_string()],
@@ -294,7 +294,7 @@ impl MosquittoBuilder {
 #[derive(Debug)]
 pub struct Mosquitto {
     // Declared before `dir` so the process is killed before its directory goes.
-    process: Process,
+    process: BrokerProcess,
     port: u16,
     tls_port: Option<u16>,
     dir: TempDir,
@@ -354,62 +354,19 @@ impl Mosquitto {
     pub fn persistence_dir(&self) -> PathBuf {
         self.dir.path().join("persist")
     }
+}
 
-    /// The broker's process id, if it is running.
-    pub fn pid(&self) -> Option<u32> {
-        self.process.pid()
+/// The process control API (`kill`, `stop`, `restart`, `pause`, `resume`, `pid`, `log`).
+impl std::ops::Deref for Mosquitto {
+    type Target = BrokerProcess;
+
+    fn deref(&self) -> &BrokerProcess {
+        &self.process
     }
+}
 
-    /// Kills the broker with SIGKILL and waits for it to exit, like a crash.
-    /// No-op if it is not running.
-    pub fn kill(&mut self) {
-        self.process.kill();
-    }
-
-    /// Stops the broker cleanly with SIGTERM and waits for it to exit; with
-    /// persistence, mosquitto saves its full state first. No-op if it is not
-    /// running.
-    ///
-    /// # Panics
-    ///
-    /// If it has not exited within 5 s (it is then killed).
-    pub fn stop(&mut self) {
-        self.process.terminate();
-    }
-
-    /// Starts the broker again on the same ports with the same configuration
-    /// and persistence directory, killing it first (SIGKILL) if it is still
-    /// running. Retries for about two seconds while a port is still busy.
-    ///
-    /// # Panics
-    ///
-    /// If it cannot be started.
-    pub fn restart(&mut self) {
-        self.process.kill();
-        self.process.start_retrying();
-    }
-
-    /// Freezes the broker with SIGSTOP: connections stay open (and new ones
-    /// complete the TCP handshake in the kernel) but nothing is answered.
-    ///
-    /// # Panics
-    ///
-    /// If it is not running.
-    pub fn pause(&mut self) {
-        self.process.pause();
-    }
-
-    /// Continues a paused broker with SIGCONT.
-    ///
-    /// # Panics
-    ///
-    /// If it is not running.
-    pub fn resume(&mut self) {
-        self.process.resume();
-    }
-
-    /// Everything the broker logged so far, across restarts.
-    pub fn log(&self) -> String {
-        self.process.log()
+impl std::ops::DerefMut for Mosquitto {
+    fn deref_mut(&mut self) -> &mut BrokerProcess {
+        &mut self.process
     }
 }

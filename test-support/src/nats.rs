@@ -7,7 +7,7 @@ use tempfile::TempDir;
 
 use crate::certs::Certs;
 use crate::free_ports;
-use crate::process::{Process, find_binary, read, temp_dir, write_file};
+use crate::process::{BrokerProcess, find_binary, read, temp_dir, write_file};
 
 /// How many sets of fresh ports a first start tries before giving up.
 const START_ATTEMPTS: usize = 5;
@@ -79,7 +79,7 @@ impl NatsBuilder {
                 &conf,
                 &self.config(dir.path(), client_port, mqtt_port, ws_port),
             );
-            let mut process = Process::new(
+            let mut process = BrokerProcess::new(
                 "nats-server",
                 program.clone(),
                 vec![OsString::from("-c"), conf.clone().into_os_string()],
@@ -137,7 +137,7 @@ impl NatsBuilder {
 #[derive(Debug)]
 pub struct Nats {
     // Declared before `dir` so the process is killed before its directory goes.
-    process: Process,
+    process: BrokerProcess,
     client_port: u16,
     mqtt_port: u16,
     ws_port: u16,
@@ -230,60 +230,19 @@ impl Nats {
     pub fn dir(&self) -> &Path {
         self.dir.path()
     }
+}
 
-    /// The server's process id, if it is running.
-    pub fn pid(&self) -> Option<u32> {
-        self.process.pid()
+/// The process control API (`kill`, `stop`, `restart`, `pause`, `resume`, `pid`, `log`).
+impl std::ops::Deref for Nats {
+    type Target = BrokerProcess;
+
+    fn deref(&self) -> &BrokerProcess {
+        &self.process
     }
+}
 
-    /// Kills the server with SIGKILL and waits for it to exit. No-op if it
-    /// is not running.
-    pub fn kill(&mut self) {
-        self.process.kill();
-    }
-
-    /// Stops the server cleanly with SIGTERM and waits for it to exit. No-op
-    /// if it is not running.
-    ///
-    /// # Panics
-    ///
-    /// If it has not exited within 5 s (it is then killed).
-    pub fn stop(&mut self) {
-        self.process.terminate();
-    }
-
-    /// Starts the server again on the same ports with the same configuration
-    /// and JetStream store, killing it first (SIGKILL) if it is still running.
-    /// Retries for about two seconds while a port is still busy.
-    ///
-    /// # Panics
-    ///
-    /// If it cannot be started.
-    pub fn restart(&mut self) {
-        self.process.kill();
-        self.process.start_retrying();
-    }
-
-    /// Freezes the server with SIGSTOP.
-    ///
-    /// # Panics
-    ///
-    /// If it is not running.
-    pub fn pause(&mut self) {
-        self.process.pause();
-    }
-
-    /// Continues a paused server with SIGCONT.
-    ///
-    /// # Panics
-    ///
-    /// If it is not running.
-    pub fn resume(&mut self) {
-        self.process.resume();
-    }
-
-    /// Everything the server logged so far, across restarts.
-    pub fn log(&self) -> String {
-        self.process.log()
+impl std::ops::DerefMut for Nats {
+    fn deref_mut(&mut self) -> &mut BrokerProcess {
+        &mut self.process
     }
 }

@@ -45,9 +45,11 @@ pub(crate) struct PortBusy {
     pub(crate) log: String,
 }
 
-/// A broker process and everything needed to start it again.
+/// A running broker process and everything needed to start it again: the control API every
+/// broker here shares ([`Mosquitto`](crate::Mosquitto) and [`Nats`](crate::Nats) dereference
+/// to it), so `broker.kill()`, `broker.pause()` ... work on either.
 #[derive(Debug)]
-pub(crate) struct Process {
+pub struct BrokerProcess {
     name: &'static str,
     program: PathBuf,
     args: Vec<OsString>,
@@ -58,7 +60,7 @@ pub(crate) struct Process {
     paused: bool,
 }
 
-impl Process {
+impl BrokerProcess {
     /// Describes a process; nothing is spawned yet.
     ///
     /// It counts as ready once every port in `ports` accepts TCP connections on
@@ -173,14 +175,14 @@ impl Process {
         }
     }
 
-    /// The process id of the running process.
-    pub(crate) fn pid(&self) -> Option<u32> {
+    /// The process id, if it is running.
+    pub fn pid(&self) -> Option<u32> {
         self.child.as_ref().map(Child::id)
     }
 
-    /// Sends SIGKILL (after SIGCONT if paused) and reaps the process. No-op if
-    /// it is not running.
-    pub(crate) fn kill(&mut self) {
+    /// Kills the broker with SIGKILL (after SIGCONT if paused) and waits for it to exit,
+    /// like a crash. No-op if it is not running.
+    pub fn kill(&mut self) {
         if let Some(mut child) = self.child.take() {
             if self.paused {
                 // SIGKILL works on a stopped process too; continuing it first
@@ -195,8 +197,13 @@ impl Process {
         }
     }
 
-    /// Sends SIGTERM (after SIGCONT if paused) and waits for a clean exit.
-    pub(crate) fn terminate(&mut self) {
+    /// Stops the broker cleanly with SIGTERM (after SIGCONT if paused) and waits for it to
+    /// exit; a broker with persistence saves its full state first. No-op if it is not running.
+    ///
+    /// # Panics
+    ///
+    /// If it has not exited within 5 s (it is then killed).
+    pub fn stop(&mut self) {
         let Some(mut child) = self.child.take() else {
             return;
         };
@@ -223,22 +230,43 @@ impl Process {
         }
     }
 
-    /// Sends SIGSTOP.
-    pub(crate) fn pause(&mut self) {
+    /// Starts the broker again on the same ports with the same configuration and storage,
+    /// killing it first (SIGKILL) if it is still running. Retries for about two seconds while
+    /// a port is still busy.
+    ///
+    /// # Panics
+    ///
+    /// If it cannot be started.
+    pub fn restart(&mut self) {
+        self.kill();
+        self.start_retrying();
+    }
+
+    /// Freezes the broker with SIGSTOP: connections stay open (and new ones complete the TCP
+    /// handshake in the kernel) but nothing is answered.
+    ///
+    /// # Panics
+    ///
+    /// If it is not running.
+    pub fn pause(&mut self) {
         let pid = self.running_pid("pause");
         self.signal_checked(pid, "STOP");
         self.paused = true;
     }
 
-    /// Sends SIGCONT.
-    pub(crate) fn resume(&mut self) {
+    /// Continues a paused broker with SIGCONT.
+    ///
+    /// # Panics
+    ///
+    /// If it is not running.
+    pub fn resume(&mut self) {
         let pid = self.running_pid("resume");
         self.signal_checked(pid, "CONT");
         self.paused = false;
     }
 
-    /// The whole log written so far, across restarts.
-    pub(crate) fn log(&self) -> String {
+    /// Everything the broker logged so far, across restarts.
+    pub fn log(&self) -> String {
         read_log_from(&self.log_path, 0)
     }
 
@@ -257,7 +285,7 @@ impl Process {
     }
 }
 
-impl Drop for Process {
+impl Drop for BrokerProcess {
     fn drop(&mut self) {
         self.kill();
     }
