@@ -152,7 +152,7 @@ pub(crate) trait Value: Sized {
     fn encode<B: BufMut>(&self, buf: &mut B);
 }
 
-/// Byte properties that are booleans must hold 0 or 1 (e.g. [MQTT-3.1.2-?] request problem
+/// Byte properties that are booleans must hold 0 or 1 (e.g. MQTT 5.0 3.1.2.11.7, request problem
 /// information, retain available); anything else is a protocol error.
 impl Value for bool {
     fn decode(buf: &mut Bytes, id: PropertyId, packet: PacketType) -> Result<Self, DecodeError> {
@@ -186,7 +186,7 @@ impl Value for PayloadFormat {
     }
 }
 
-/// Maximum QoS is the only QoS-valued property; it may only be 0 or 1 ([MQTT-3.2.2-?], MQTT
+/// Maximum QoS is the only QoS-valued property; it may only be 0 or 1 (MQTT
 /// 5.0 3.2.2.3.4: "It is a Protocol Error to include Maximum QoS ... other than 0 or 1").
 impl Value for QoS {
     fn decode(buf: &mut Bytes, id: PropertyId, packet: PacketType) -> Result<Self, DecodeError> {
@@ -321,7 +321,7 @@ impl<T: Value> Slot for Option<T> {
         packet: PacketType,
     ) -> Result<(), DecodeError> {
         // MQTT 5.0 2.2.2.2: including a single-valued property more than once is a Protocol
-        // Error (e.g. [MQTT-3.1.2-?] for each CONNECT property).
+        // Error (stated per property, e.g. MQTT 5.0 3.1.2.11.2 for the session expiry interval).
         if self.is_some() {
             return Err(DecodeError::DuplicateProperty(id));
         }
