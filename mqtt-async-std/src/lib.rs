@@ -5,7 +5,9 @@
 //! reconnects, TLS and WebSocket set-up) in its runtime-neutral `client` module; this crate
 //! only supplies async-net's TCP, async-io's timer and a spawn. The same client works under
 //! async-std's and smol's executors: the connection's task runs on smol's global executor, and
-//! I/O and timers run on async-io's reactor, which both executors share.
+//! I/O and timers run on async-io's reactor, which both executors share. An application
+//! running its own tasks on smol's global executor too (`smol::spawn`) saves a cross-thread
+//! wake per batch of messages.
 //!
 //! ```no_run
 //! use mqtt_async_std::{ClientConfig, MqttClient, QoS};
@@ -32,9 +34,6 @@ use async_net::TcpStream;
 
 pub use mqtt_session::client::prelude::*;
 pub use mqtt_session::proto;
-
-/// The client on async-std / smol.
-pub type MqttClient = mqtt_session::client::MqttClient<AsyncIo>;
 
 /// async-net's TCP, async-io's timer, smol's global executor.
 #[derive(Debug, Clone, Copy, Default)]
@@ -80,3 +79,6 @@ impl Runtime for AsyncIo {
         smol::spawn(future).detach();
     }
 }
+
+/// The client on async-std / smol.
+pub type MqttClient = mqtt_session::client::MqttClient<AsyncIo>;
