@@ -29,6 +29,9 @@ use crate::{ConnectOptions, ConnectionError, ConnectionState, Event, Session, To
 /// reads, small enough to stay cheap per client.
 const READ_CHUNK: usize = 64 * 1024;
 
+/// How long closing a transport may take before it is simply dropped.
+const CLOSE_TIMEOUT: Duration = Duration::from_secs(1);
+
 /// Everything needed to (re)open the connection.
 #[derive(Clone)]
 pub(crate) struct ConnectParams {
@@ -288,8 +291,11 @@ impl<R: Runtime> Driver<R> {
         self.needs_flush = false;
         self.end = None;
         let ended = poll_fn(|cx| self.poll_serve(cx, &mut transport)).await;
-        // Closing is best effort: the session has already moved on.
-        let _ = poll_fn(|cx| Pin::new(&mut transport).poll_close(cx)).await;
+        // Closing (TLS close_notify, WebSocket close frame) is best effort and bounded: the
+        // session has already moved on, and a dead peer must not hold up a reconnect.
+        let deadline = self.runtime.now() + CLOSE_TIMEOUT;
+        let close = poll_fn(|cx| Pin::new(&mut transport).poll_close(cx));
+        let _ = timeout(&self.runtime, deadline, close).await;
         ended
     }
 
