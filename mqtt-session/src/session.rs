@@ -21,6 +21,11 @@ use crate::ids::PacketIds;
 use crate::store::{IncomingState, MemoryStore, OutgoingFlight, OutgoingState, SessionStore};
 use crate::timer::{Timer, TimerTable};
 
+/// Keep-alive PINGREQs that may be unanswered at once before the connection is given up.
+/// Any packet from the server postpones the ping deadline, so only a server that keeps sending
+/// yet never answers a ping reaches this.
+const MAX_UNANSWERED_PINGS: usize = 4;
+
 /// Where the current connection stands.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 #[non_exhaustive]
@@ -337,7 +342,18 @@ impl<S: SessionStore> Session<S> {
                 Timer::KeepAlive => {
                     // [MQTT-3.1.2-23]: nothing sent for keep_alive means PINGREQ, even
                     // while an earlier one is unanswered (a ping timeout above the keep alive).
-                    if self.is_connected() {
+                    if !self.is_connected() {
+                        continue;
+                    }
+                    if self.pings.len() >= MAX_UNANSWERED_PINGS {
+                        // A server that keeps talking but never answers PINGREQ is broken; the
+                        // bound keeps the list of unanswered pings from growing forever.
+                        warn!(pings = self.pings.len(), "PINGREQs go unanswered");
+                        self.close(
+                            ConnectionError::KeepAliveTimeout,
+                            Some(ReasonCode::KeepAliveTimeout),
+                        );
+                    } else {
                         self.send_ping(now, None);
                     }
                 }

@@ -1311,6 +1311,28 @@ fn keep_alive_any_packet_defers_ping_timeout(version: ProtocolVersion) {
     h.assert_idle();
 }
 
+fn keep_alive_gives_up_when_pings_go_unanswered_by_a_chatty_server(version: ProtocolVersion) {
+    // The server keeps publishing (which keeps postponing the ping deadline) but never
+    // answers PINGREQ: the unanswered pings are bounded, then the connection is given up.
+    let mut h = connected(version);
+    let mut pings = 0;
+    for second in (5..=600).step_by(5) {
+        h.set_secs(second);
+        h.feed(incoming("chatter", "x", QoS::AtMostOnce, None));
+        h.fire_timers();
+        pings += h
+            .sent()
+            .iter()
+            .filter(|p| matches!(p, Packet::PingReq(_)))
+            .count();
+        if !h.session.is_connected() {
+            break;
+        }
+    }
+    assert_eq!(pings, 4, "four PINGREQs, then no more");
+    assert_eq!(h.session.state(), ConnectionState::Disconnected);
+}
+
 fn ping_command_pong(version: ProtocolVersion) {
     let mut h = connected(version);
     h.set_secs(3);
@@ -1357,6 +1379,7 @@ both_versions!(
     keep_alive_continues_after_slow_pingresp,
     keep_alive_timeout,
     keep_alive_any_packet_defers_ping_timeout,
+    keep_alive_gives_up_when_pings_go_unanswered_by_a_chatty_server,
     ping_command_pong,
     pingresp_without_pingreq_is_protocol_error,
 );
