@@ -21,11 +21,6 @@ use crate::ids::PacketIds;
 use crate::store::{IncomingState, MemoryStore, OutgoingFlight, OutgoingState, SessionStore};
 use crate::timer::{Timer, TimerTable};
 
-/// Keep-alive PINGREQs that may be unanswered at once before the connection is given up.
-/// Any packet from the server postpones the ping deadline, so only a server that keeps sending
-/// yet never answers a ping reaches this.
-const MAX_UNANSWERED_PINGS: usize = 4;
-
 /// Where the current connection stands.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 #[non_exhaustive]
@@ -345,7 +340,7 @@ impl<S: SessionStore> Session<S> {
                     if !self.is_connected() {
                         continue;
                     }
-                    if self.pings.len() >= MAX_UNANSWERED_PINGS {
+                    if self.pings.len() >= self.max_unanswered_pings() {
                         // A server that keeps talking but never answers PINGREQ is broken; the
                         // bound keeps the list of unanswered pings from growing forever.
                         warn!(pings = self.pings.len(), "PINGREQs go unanswered");
@@ -1295,16 +1290,35 @@ impl<S: SessionStore> Session<S> {
         Ok(connect)
     }
 
-    /// The next keep-alive PINGREQ is due `keep_alive` (less `ping_delay`) after the last send.
-    fn arm_keep_alive(&mut self, now: Instant) {
+    /// How long the connection may stay idle before a keep-alive PINGREQ: `keep_alive` less
+    /// `ping_delay`, but at least half of it.
+    fn ping_interval(&self) -> Duration {
         let keep_alive = self.limits.keep_alive;
-        if keep_alive.is_zero() {
+        keep_alive
+            .saturating_sub(self.config.ping_delay)
+            .max(keep_alive / 2)
+    }
+
+    /// The next keep-alive PINGREQ is due one ping interval after the last send.
+    fn arm_keep_alive(&mut self, now: Instant) {
+        if self.limits.keep_alive.is_zero() {
             return;
         }
-        let idle = keep_alive
-            .saturating_sub(self.config.ping_delay)
-            .max(keep_alive / 2);
-        self.timers.set(Timer::KeepAlive, now + idle);
+        self.timers
+            .set(Timer::KeepAlive, now + self.ping_interval());
+    }
+
+    /// How many keep-alive PINGREQs may be unanswered at once before the connection is given
+    /// up. Any packet from the server postpones the ping deadline, so a server that keeps
+    /// sending yet never answers a ping would otherwise grow the list forever; a slow but
+    /// honest one has at most about `ping_timeout / interval` pings out at a time.
+    fn max_unanswered_pings(&self) -> usize {
+        let interval = self.ping_interval().as_millis().max(1);
+        let in_timeout = self.config.ping_timeout.as_millis().div_ceil(interval);
+        usize::try_from(in_timeout)
+            .unwrap_or(usize::MAX)
+            .saturating_add(2)
+            .max(4)
     }
 
     fn send_ping(&mut self, now: Instant, token: Option<Token>) {
