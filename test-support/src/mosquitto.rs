@@ -53,7 +53,7 @@ pub struct MosquittoBuilder {
 
 impl MosquittoBuilder {
     /// Enables persistence into the instance's own directory
-    /// ([`Mosquitto::persistence_dir`]), kept across [`Mosquitto::restart`].
+    /// ([`Mosquitto::persistence_dir`]), kept across [`BrokerProcess::restart`](crate::BrokerProcess::restart).
     ///
     /// The broker is configured with `autosave_on_changes true` and
     /// `autosave_interval 1`, so it writes its database after every change to
@@ -61,8 +61,8 @@ impl MosquittoBuilder {
     /// next main-loop iteration (normally within a millisecond of sending the
     /// acknowledgement). What a test can rely on:
     ///
-    /// - after [`Mosquitto::stop`] (SIGTERM) everything is saved;
-    /// - after [`Mosquitto::kill`] (SIGKILL), state that had been acknowledged
+    /// - after [`BrokerProcess::stop`](crate::BrokerProcess::stop) (SIGTERM) everything is saved;
+    /// - after [`BrokerProcess::kill`](crate::BrokerProcess::kill) (SIGKILL), state that had been acknowledged
     ///   (SUBACK, PUBACK, ...) at least ~100 ms before the kill is saved; a
     ///   change acknowledged right before the kill may be lost, exactly as with
     ///   a real crash.

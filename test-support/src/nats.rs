@@ -132,7 +132,7 @@ impl NatsBuilder {
 ///
 /// The WebSocket listener is plain ([`Nats::start`]) or TLS
 /// ([`Nats::start_tls`]), never both in one instance. MQTT sessions live in
-/// JetStream and survive [`restart`](Self::restart). Dropping it kills the
+/// JetStream and survive [`restart`](crate::BrokerProcess::restart). Dropping it kills the
 /// server (continuing it first if paused) and deletes the directory.
 #[derive(Debug)]
 pub struct Nats {
