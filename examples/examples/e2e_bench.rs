@@ -681,15 +681,14 @@ impl Runtime for TokioNagle {
 
     fn connect_tcp(
         &self,
-        host: &str,
+        host: String,
         port: u16,
     ) -> impl Future<Output = io::Result<Self::Tcp>> + Send {
-        let connect = mqtt_tokio::Tokio.connect_tcp(host, port);
-        async move {
-            let tcp = connect.await?;
-            tcp.get_ref().set_nodelay(false)?;
-            Ok(tcp)
-        }
+        mqtt_tokio::Tokio.connect_tcp(host, port)
+    }
+
+    fn set_nodelay(tcp: &Self::Tcp) -> io::Result<()> {
+        tcp.get_ref().set_nodelay(false)
     }
 
     fn sleep_until(&self, deadline: Instant) -> Self::Sleep {
@@ -714,15 +713,14 @@ impl Runtime for SmolNagle {
 
     fn connect_tcp(
         &self,
-        host: &str,
+        host: String,
         port: u16,
     ) -> impl Future<Output = io::Result<Self::Tcp>> + Send {
-        let connect = mqtt_async_std::AsyncIo.connect_tcp(host, port);
-        async move {
-            let tcp = connect.await?;
-            tcp.set_nodelay(false)?;
-            Ok(tcp)
-        }
+        mqtt_async_std::AsyncIo.connect_tcp(host, port)
+    }
+
+    fn set_nodelay(tcp: &Self::Tcp) -> io::Result<()> {
+        tcp.set_nodelay(false)
     }
 
     fn sleep_until(&self, deadline: Instant) -> Self::Sleep {

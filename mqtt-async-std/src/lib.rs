@@ -57,15 +57,14 @@ impl Runtime for AsyncIo {
 
     fn connect_tcp(
         &self,
-        host: &str,
+        host: String,
         port: u16,
     ) -> impl Future<Output = io::Result<Self::Tcp>> + Send {
-        let host = host.to_owned();
-        async move {
-            let stream = TcpStream::connect((host.as_str(), port)).await?;
-            stream.set_nodelay(true)?;
-            Ok(stream)
-        }
+        TcpStream::connect((host, port))
+    }
+
+    fn set_nodelay(tcp: &Self::Tcp) -> io::Result<()> {
+        tcp.set_nodelay(true)
     }
 
     fn sleep_until(&self, deadline: Instant) -> Self::Sleep {

@@ -44,17 +44,12 @@ impl Runtime for Tokio {
     type Tcp = Compat<TcpStream>;
     type Sleep = tokio::time::Sleep;
 
-    fn connect_tcp(
-        &self,
-        host: &str,
-        port: u16,
-    ) -> impl Future<Output = io::Result<Self::Tcp>> + Send {
-        let host = host.to_owned();
-        async move {
-            let stream = TcpStream::connect((host.as_str(), port)).await?;
-            stream.set_nodelay(true)?;
-            Ok(stream.compat())
-        }
+    async fn connect_tcp(&self, host: String, port: u16) -> io::Result<Self::Tcp> {
+        Ok(TcpStream::connect((host.as_str(), port)).await?.compat())
+    }
+
+    fn set_nodelay(tcp: &Self::Tcp) -> io::Result<()> {
+        tcp.get_ref().set_nodelay(true)
     }
 
     fn sleep_until(&self, deadline: Instant) -> Self::Sleep {

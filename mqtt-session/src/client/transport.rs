@@ -35,13 +35,16 @@ pub trait Runtime: Clone + Send + Sync + 'static {
     /// A timer future.
     type Sleep: Future<Output = ()> + Send + 'static;
 
-    /// Connects to `host:port` (with TCP_NODELAY set: MQTT packets are small and latency
-    /// matters more than coalescing by the kernel).
+    /// Connects to `host:port`.
     fn connect_tcp(
         &self,
-        host: &str,
+        host: String,
         port: u16,
     ) -> impl Future<Output = io::Result<Self::Tcp>> + Send;
+
+    /// Sets TCP_NODELAY on a connected stream. The driver already writes whole batches of
+    /// packets at once, so the kernel's coalescing would only add latency.
+    fn set_nodelay(tcp: &Self::Tcp) -> io::Result<()>;
 
     /// Completes at `deadline`.
     fn sleep_until(&self, deadline: Instant) -> Self::Sleep;
@@ -69,7 +72,10 @@ pub(crate) async fn open<R: Runtime>(
     tls: Option<&Arc<rustls::ClientConfig>>,
     headers: &[(String, String)],
 ) -> Result<Box<dyn Transport>, ClientError> {
-    let tcp = runtime.connect_tcp(&target.host, target.port).await?;
+    let tcp = runtime
+        .connect_tcp(target.host.clone(), target.port)
+        .await?;
+    R::set_nodelay(&tcp)?;
     debug!(host = %target.host, port = target.port, scheme = ?target.scheme, "TCP connected");
     let stream: Box<dyn Transport> = if target.scheme.is_tls() {
         let config = tls.ok_or(ClientError::Tls(super::error::TlsError::Missing {
