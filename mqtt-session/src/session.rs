@@ -90,6 +90,13 @@ impl ControlFlight {
     }
 }
 
+/// A subscription the server granted, and the properties it was requested with.
+#[derive(Debug)]
+struct Granted {
+    filter: SubscribeFilter,
+    properties: SubscribeProperties,
+}
+
 /// A publish waiting for room in the in-flight window (or for a connection).
 #[derive(Debug)]
 struct Queued {
@@ -141,8 +148,9 @@ pub struct Session<S: SessionStore = MemoryStore> {
     incoming_qos1: Vec<PacketId>,
     /// One entry per PINGREQ awaiting PINGRESP; `Some` for a `ping` command.
     pings: VecDeque<Option<Token>>,
-    /// Granted subscriptions, for re-subscribing after a session loss.
-    subscriptions: Vec<SubscribeFilter>,
+    /// Granted subscriptions with the properties of the SUBSCRIBE that made them (MQTT 5
+    /// subscription identifier, user properties), for re-subscribing after a session loss.
+    subscriptions: Vec<Granted>,
     aliases_in: Vec<Option<ByteString>>,
     aliases_out: HashMap<ByteString, u16>,
     timers: TimerTable,
@@ -885,9 +893,14 @@ impl<S: SessionStore> Session<S> {
                 got: ack.reason_codes.len(),
             });
         }
-        for (filter, code) in packet.filters.into_iter().zip(&ack.reason_codes) {
+        let Subscribe {
+            filters,
+            properties,
+            ..
+        } = packet;
+        for (filter, code) in filters.into_iter().zip(&ack.reason_codes) {
             if code.is_success() {
-                self.remember_subscription(filter);
+                self.remember_subscription(filter, &properties);
             }
         }
         let event = match token {
@@ -924,7 +937,7 @@ impl<S: SessionStore> Session<S> {
             });
         }
         self.subscriptions
-            .retain(|sub| !packet.filters.contains(&sub.filter));
+            .retain(|sub| !packet.filters.contains(&sub.filter.filter));
         self.push_event(Event::Unsubscribed {
             token,
             reason_codes: ack.reason_codes,
@@ -1173,8 +1186,11 @@ impl<S: SessionStore> Session<S> {
         self.write_buf = buf;
     }
 
+    /// Subscribes again to every granted filter not already being subscribed to, one
+    /// SUBSCRIBE per distinct set of properties, so MQTT 5 subscription identifiers and user
+    /// properties come back as they were.
     fn resubscribe(&mut self) {
-        let pending: Vec<_> = self
+        let pending: Vec<ByteString> = self
             .control
             .iter()
             .filter_map(|flight| match flight {
@@ -1184,38 +1200,52 @@ impl<S: SessionStore> Session<S> {
             .flatten()
             .map(|filter| filter.filter.clone())
             .collect();
-        let filters: Vec<_> = self
-            .subscriptions
-            .iter()
-            .filter(|sub| !pending.contains(&sub.filter))
-            .cloned()
-            .collect();
-        if filters.is_empty() {
-            return;
+        let mut groups: Vec<(SubscribeProperties, Vec<SubscribeFilter>)> = Vec::new();
+        for sub in &self.subscriptions {
+            if pending.contains(&sub.filter.filter) {
+                continue;
+            }
+            match groups
+                .iter_mut()
+                .find(|(props, _)| *props == sub.properties)
+            {
+                Some((_, filters)) => filters.push(sub.filter.clone()),
+                None => groups.push((sub.properties.clone(), vec![sub.filter.clone()])),
+            }
         }
-        let Some(packet_id) = self.ids.allocate() else {
-            return;
-        };
-        let packet = Subscribe::new(packet_id, filters);
-        debug!(
-            filters = packet.filters.len(),
-            "re-subscribing after session loss"
-        );
-        self.encode(&packet);
-        self.control.push(ControlFlight::Subscribe {
-            token: None,
-            packet,
-        });
+        for (properties, filters) in groups {
+            let Some(packet_id) = self.ids.allocate() else {
+                return;
+            };
+            let packet = Subscribe {
+                packet_id,
+                filters,
+                properties,
+            };
+            debug!(
+                filters = packet.filters.len(),
+                "re-subscribing after session loss"
+            );
+            self.encode(&packet);
+            self.control.push(ControlFlight::Subscribe {
+                token: None,
+                packet,
+            });
+        }
     }
 
-    fn remember_subscription(&mut self, filter: SubscribeFilter) {
+    fn remember_subscription(&mut self, filter: SubscribeFilter, properties: &SubscribeProperties) {
+        let granted = Granted {
+            filter,
+            properties: properties.clone(),
+        };
         match self
             .subscriptions
             .iter_mut()
-            .find(|sub| sub.filter == filter.filter)
+            .find(|sub| sub.filter.filter == granted.filter.filter)
         {
-            Some(existing) => *existing = filter,
-            None => self.subscriptions.push(filter),
+            Some(existing) => *existing = granted,
+            None => self.subscriptions.push(granted),
         }
     }
 

@@ -1629,6 +1629,58 @@ fn reconnect_resubscribes_after_session_loss(version: ProtocolVersion) {
 }
 
 #[test]
+fn resubscribe_keeps_each_subscriptions_identifier_and_user_properties() {
+    let mut h = connect_v5();
+    let with_id = SubscribeProperties {
+        subscription_identifier: SubscriptionId::new(7),
+        user_properties: vec![UserProperty::new("origin", "sensors")],
+    };
+    let now = h.now();
+    h.session
+        .subscribe(
+            now,
+            vec![SubscribeFilter::new("a/#", QoS::AtLeastOnce)],
+            with_id.clone(),
+        )
+        .unwrap();
+    h.session
+        .subscribe(
+            now,
+            vec![SubscribeFilter::new("b", QoS::AtMostOnce)],
+            SubscribeProperties::default(),
+        )
+        .unwrap();
+    assert_eq!(h.sent().len(), 2);
+    for id in [1, 2] {
+        h.feed(SubAck {
+            packet_id: pid(id),
+            reason_codes: vec![ReasonCode::Success],
+            properties: AckProperties::default(),
+        });
+    }
+    h.events();
+
+    // The broker lost the session: each subscription comes back with its own properties.
+    h.close_transport();
+    h.events();
+    h.connect_accepted(resume(V5), false);
+    assert_eq!(
+        h.sent(),
+        vec![
+            Packet::Subscribe(Subscribe {
+                packet_id: pid(1),
+                filters: vec![SubscribeFilter::new("a/#", QoS::AtLeastOnce)],
+                properties: with_id,
+            }),
+            Packet::Subscribe(Subscribe::new(
+                pid(2),
+                vec![SubscribeFilter::new("b", QoS::AtMostOnce)]
+            )),
+        ]
+    );
+}
+
+#[test]
 fn reconnect_resubscribe_off() {
     let mut cfg = config(V311);
     cfg.resubscribe = false;
