@@ -79,6 +79,9 @@ pub enum DecodeError {
     /// Subscription options use reserved bits or retain handling 3.
     #[error("invalid subscription options {0:#010b}")]
     InvalidSubscriptionOptions(u8),
+    /// Subscription options with retain handling 3.
+    #[error("retain handling 3 in subscription options")]
+    InvalidRetainHandling,
     /// SUBSCRIBE, SUBACK, UNSUBSCRIBE without a single entry.
     #[error("{0} has no entries")]
     EmptyPayload(PacketType),
@@ -131,6 +134,7 @@ impl DecodeError {
                 | Self::InvalidProtocolName
                 | Self::MissingTopic
                 | Self::NoLocalOnSharedSubscription
+                | Self::InvalidRetainHandling
                 | Self::InvalidPacketType(_)
         )
     }

@@ -371,6 +371,58 @@ impl<T: Value> Slot for Vec<T> {
     }
 }
 
+/// MQTT 5.0 3.1.2.11.10, 3.2.2.3.18, 3.15.2.2.3: "It is a Protocol Error to include
+/// Authentication Data if there is no Authentication Method."
+fn auth_data_needs_method(
+    method: Option<&ByteString>,
+    data: Option<&Bytes>,
+) -> Result<(), PropertyId> {
+    if data.is_some() && method.is_none() {
+        return Err(PropertyId::AuthenticationData);
+    }
+    Ok(())
+}
+
+/// [MQTT-3.3.2-14] (and 3.1.3.2.5 for the will): a Response Topic is a topic name, so it has
+/// no wildcards (and is not empty).
+fn response_topic_is_a_name(topic: Option<&ByteString>) -> Result<(), PropertyId> {
+    match topic {
+        Some(topic) if crate::topic::validate_topic_name(topic).is_err() => {
+            Err(PropertyId::ResponseTopic)
+        }
+        _ => Ok(()),
+    }
+}
+
+fn connect_rules(p: &ConnectProperties) -> Result<(), PropertyId> {
+    auth_data_needs_method(
+        p.authentication_method.as_ref(),
+        p.authentication_data.as_ref(),
+    )
+}
+
+fn connack_rules(p: &ConnAckProperties) -> Result<(), PropertyId> {
+    auth_data_needs_method(
+        p.authentication_method.as_ref(),
+        p.authentication_data.as_ref(),
+    )
+}
+
+fn auth_rules(p: &AuthProperties) -> Result<(), PropertyId> {
+    auth_data_needs_method(
+        p.authentication_method.as_ref(),
+        p.authentication_data.as_ref(),
+    )
+}
+
+fn will_rules(p: &WillProperties) -> Result<(), PropertyId> {
+    response_topic_is_a_name(p.response_topic.as_ref())
+}
+
+fn publish_rules(p: &PublishProperties) -> Result<(), PropertyId> {
+    response_topic_is_a_name(p.response_topic.as_ref())
+}
+
 /// Defines a property struct: its fields, and the decode / length / encode functions that
 /// accept exactly those properties.
 macro_rules! property_set {
@@ -379,6 +431,7 @@ macro_rules! property_set {
         $name:ident {
             $( $(#[$fmeta:meta])* $field:ident : $ty:ty = $id:ident, )*
         }
+        $( rules: $rules:path )?
     ) => {
         $(#[$meta])*
         #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -414,7 +467,16 @@ macro_rules! property_set {
                         other => return Err(DecodeError::PropertyNotAllowed { property: other, packet }),
                     }
                 }
+                out.check_rules().map_err(DecodeError::InvalidPropertyValue)?;
                 Ok(out)
+            }
+
+            /// Rules between properties of the set (e.g. authentication data needs a method);
+            /// the property breaking one is returned.
+            fn check_rules(&self) -> Result<(), PropertyId> {
+                $( return $rules(self); )?
+                #[allow(unreachable_code)]
+                Ok(())
             }
 
             /// Length of the properties without their length prefix.
@@ -428,6 +490,7 @@ macro_rules! property_set {
                 if self.is_empty() {
                     return Ok(1);
                 }
+                self.check_rules().map_err(EncodeError::InvalidPropertyValue)?;
                 let len = self.content_len()?;
                 if len > MAX_VAR_INT as usize {
                     return Err(EncodeError::PacketTooLarge(len));
@@ -473,6 +536,7 @@ property_set! {
         /// Authentication data of that method.
         authentication_data: Option<Bytes> = AuthenticationData,
     }
+    rules: connect_rules
 }
 
 property_set! {
@@ -493,6 +557,7 @@ property_set! {
         /// Application-defined name/value pairs.
         user_properties: Vec<UserProperty> = UserProperty,
     }
+    rules: will_rules
 }
 
 property_set! {
@@ -533,6 +598,7 @@ property_set! {
         /// Authentication data of that method.
         authentication_data: Option<Bytes> = AuthenticationData,
     }
+    rules: connack_rules
 }
 
 property_set! {
@@ -555,6 +621,7 @@ property_set! {
         /// MIME-like content type of the payload.
         content_type: Option<ByteString> = ContentType,
     }
+    rules: publish_rules
 }
 
 property_set! {
@@ -612,4 +679,5 @@ property_set! {
         /// Application-defined name/value pairs.
         user_properties: Vec<UserProperty> = UserProperty,
     }
+    rules: auth_rules
 }

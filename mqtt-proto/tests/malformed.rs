@@ -1022,17 +1022,52 @@ fn v5_subscribe_with_reserved_option_bit_6_is_malformed() {
 }
 
 #[test]
-fn subscribe_with_retain_handling_3_is_malformed() {
+fn subscribe_with_retain_handling_3_is_a_protocol_error() {
     // MQTT 5.0 3.8.3.1: "It is a Protocol Error to send a Retain Handling value of 3."
     let bytes = cat(&[
         &[0x82, 0x07, 0x00, 0x01, 0x00, 0x00, 0x01],
         b"a",
         &[0b0011_0000],
     ]);
+    assert_malformed(V5, &bytes, DecodeError::InvalidRetainHandling);
+    assert!(DecodeError::InvalidRetainHandling.is_protocol_error());
+}
+
+#[test]
+fn authentication_data_without_a_method_is_a_protocol_error() {
+    // MQTT 5.0 3.1.2.11.10: "It is a Protocol Error to include Authentication Data if there
+    // is no Authentication Method." CONNACK: properties 0x16 (data) 00 01 'x' only.
+    let bytes = [0x20, 0x07, 0x00, 0x00, 0x04, 0x16, 0x00, 0x01, b'x'];
     assert_malformed(
         V5,
         &bytes,
-        DecodeError::InvalidSubscriptionOptions(0b0011_0000),
+        DecodeError::InvalidPropertyValue(PropertyId::AuthenticationData),
+    );
+    let mut connack = ConnAck::new(false);
+    connack.properties.authentication_data = Some(Bytes::from_static(b"x"));
+    assert_eq!(
+        encode_error(V5, connack),
+        EncodeError::InvalidPropertyValue(PropertyId::AuthenticationData)
+    );
+}
+
+#[test]
+fn response_topic_with_a_wildcard_is_refused() {
+    // [MQTT-3.3.2-14]: the Response Topic is a topic name, without wildcards.
+    // PUBLISH QoS 0 topic "t", properties: 0x08 (response topic) 00 03 "a/+".
+    let bytes = [
+        0x30, 0x0A, 0x00, 0x01, b't', 0x06, 0x08, 0x00, 0x03, b'a', b'/', b'+',
+    ];
+    assert_malformed(
+        V5,
+        &bytes,
+        DecodeError::InvalidPropertyValue(PropertyId::ResponseTopic),
+    );
+    let mut publish = Publish::new("t", "");
+    publish.properties.response_topic = Some("a/#".into());
+    assert_eq!(
+        encode_error(V5, publish),
+        EncodeError::InvalidPropertyValue(PropertyId::ResponseTopic)
     );
 }
 

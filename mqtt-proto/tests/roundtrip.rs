@@ -174,8 +174,9 @@ fn connect_properties() -> impl Strategy<Value = ConnectProperties> {
                 request_response_information: rri,
                 request_problem_information: rpi,
                 user_properties,
+                // MQTT 5.0: authentication data only with a method.
+                authentication_data: data.filter(|_| method.is_some()),
                 authentication_method: method,
-                authentication_data: data,
             },
         )
 }
@@ -247,8 +248,9 @@ fn connack_properties() -> impl Strategy<Value = ConnAckProperties> {
             server_keep_alive: keep_alive,
             response_information: info,
             server_reference: reference,
+            // MQTT 5.0: authentication data only with a method.
+            authentication_data: data.filter(|_| method.is_some()),
             authentication_method: method,
-            authentication_data: data,
         },
     )
 }
@@ -323,8 +325,9 @@ fn auth_properties() -> impl Strategy<Value = AuthProperties> {
         user_properties(),
     )
         .prop_map(|(method, data, reason, user)| AuthProperties {
+            // MQTT 5.0: authentication data only with a method.
+            authentication_data: data.filter(|_| method.is_some()),
             authentication_method: method,
-            authentication_data: data,
             reason_string: reason,
             user_properties: user,
         })

@@ -63,7 +63,8 @@ impl SubscriptionOptions {
             0 => RetainHandling::SendAtSubscribe,
             1 => RetainHandling::SendAtSubscribeIfNew,
             2 => RetainHandling::DoNotSend,
-            _ => return Err(DecodeError::InvalidSubscriptionOptions(byte)),
+            // MQTT 5.0 3.8.3.1: "It is a Protocol Error to send a Retain Handling value of 3."
+            _ => return Err(DecodeError::InvalidRetainHandling),
         };
         Ok(Self {
             qos,
