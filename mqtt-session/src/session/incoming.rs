@@ -1,0 +1,137 @@
+//! Incoming PUBLISH: topic aliases, the receive maximum, exactly-once delivery of QoS 2, and
+//! the acknowledgements the application (or automatic mode) sends.
+
+use super::*;
+
+impl<S: SessionStore> Session<S> {
+    pub(super) fn on_publish(&mut self, mut publish: Publish) -> Result<(), ProtocolError> {
+        self.resolve_alias(&mut publish)?;
+        let Some(id) = publish.packet_id else {
+            self.push_event(Event::Message(Message { publish, ack: None }));
+            return Ok(());
+        };
+        let token = AckToken {
+            packet_id: id,
+            qos: publish.qos,
+            connection: self.connection,
+        };
+        match publish.qos {
+            QoS::AtMostOnce => unreachable_qos0(),
+            QoS::AtLeastOnce => {
+                if !self.incoming_qos1.contains(&id) {
+                    self.check_receive_maximum()?;
+                    self.incoming_qos1.push(id);
+                }
+            }
+            QoS::ExactlyOnce => match self.store.incoming(id) {
+                // Delivered, acknowledgement pending: a re-send must not deliver it twice.
+                Some(IncomingState::Delivered) => return Ok(()),
+                // PUBREC went out, maybe lost with the last connection: repeat it only.
+                Some(IncomingState::AwaitingPubRel) => {
+                    self.encode(&PubRec::new(id));
+                    return Ok(());
+                }
+                None => {
+                    self.check_receive_maximum()?;
+                    self.store.set_incoming(id, Some(IncomingState::Delivered));
+                }
+            },
+        }
+        let (ack, auto_ack) = match self.config.ack_mode {
+            AckMode::Auto => (None, Some(token)),
+            AckMode::Manual => (Some(token), None),
+        };
+        self.events.push_back(Pending {
+            event: Event::Message(Message { publish, ack }),
+            auto_ack,
+        });
+        Ok(())
+    }
+
+    /// MQTT 5.0 3.3.4 / [MQTT-3.3.4-9]: the server may not exceed our receive maximum.
+    pub(super) fn check_receive_maximum(&self) -> Result<(), ProtocolError> {
+        if !self.config.protocol_version.is_v5() {
+            return Ok(());
+        }
+        let unacknowledged = self.incoming_qos1.len() + self.store.incoming_len();
+        if unacknowledged >= usize::from(self.config.receive_maximum) {
+            return Err(ProtocolError::ReceiveMaximumExceeded);
+        }
+        Ok(())
+    }
+
+    pub(super) fn resolve_alias(&mut self, publish: &mut Publish) -> Result<(), ProtocolError> {
+        let Some(alias) = publish.properties.topic_alias else {
+            return Ok(());
+        };
+        // [MQTT-3.3.2-9] / [MQTT-3.3.2-10]: 0 < alias <= our topic alias maximum.
+        if alias == 0 || alias > self.config.topic_alias_maximum {
+            return Err(ProtocolError::TopicAliasInvalid(alias));
+        }
+        let slot = usize::from(alias) - 1;
+        if self.aliases_in.len() <= slot {
+            self.aliases_in.resize(slot + 1, None);
+        }
+        if publish.topic.is_empty() {
+            publish.topic = self.aliases_in[slot]
+                .clone()
+                .ok_or(ProtocolError::TopicAliasInvalid(alias))?;
+        } else {
+            self.aliases_in[slot] = Some(publish.topic.clone());
+        }
+        Ok(())
+    }
+
+    pub(super) fn on_pubrel(&mut self, rel: PubRel) -> Result<(), ProtocolError> {
+        let id = rel.packet_id;
+        let mut comp = PubComp::new(id);
+        match self.store.incoming(id) {
+            Some(IncomingState::AwaitingPubRel) => self.store.set_incoming(id, None),
+            // PUBREL before our PUBREC: the server skipped a step.
+            Some(IncomingState::Delivered) => {
+                return Err(ProtocolError::UnexpectedPacket(PacketType::PubRel));
+            }
+            // A PUBREL for a flow already completed (its PUBCOMP was lost with a connection)
+            // is still answered ([MQTT-4.3.3-11] / 3.1.1 4.3.3).
+            None if self.config.protocol_version.is_v5() => {
+                comp.reason_code = ReasonCode::PacketIdentifierNotFound;
+            }
+            None => {}
+        }
+        self.encode(&comp);
+        Ok(())
+    }
+
+    pub(super) fn send_ack(&mut self, token: AckToken) -> Result<(), SessionError> {
+        let id = token.packet_id;
+        match token.qos {
+            QoS::AtMostOnce => Err(SessionError::UnknownAckToken),
+            QoS::AtLeastOnce => {
+                if token.connection != self.connection || !self.is_connected() {
+                    // The server re-sends unacknowledged QoS 1 messages on the next connection;
+                    // an acknowledgement from an older one must not go out.
+                    return Ok(());
+                }
+                let Some(pos) = self.incoming_qos1.iter().position(|&x| x == id) else {
+                    return Err(SessionError::UnknownAckToken);
+                };
+                self.incoming_qos1.swap_remove(pos);
+                self.encode(&PubAck::new(id));
+                Ok(())
+            }
+            QoS::ExactlyOnce => {
+                if self.store.incoming(id) != Some(IncomingState::Delivered) {
+                    return Err(SessionError::UnknownAckToken);
+                }
+                // The state survives a reconnect: if PUBREC cannot go out now, the server's
+                // re-sent PUBLISH will be answered with it.
+                self.store
+                    .set_incoming(id, Some(IncomingState::AwaitingPubRel));
+                if self.is_connected() {
+                    self.encode(&PubRec::new(id));
+                }
+                Ok(())
+            }
+        }
+    }
+}

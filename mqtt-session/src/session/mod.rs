@@ -1,0 +1,686 @@
+//! The client state machine.
+
+use std::collections::{HashMap, VecDeque};
+use std::time::{Duration, Instant};
+
+use bytes::{Bytes, BytesMut};
+use bytestring::ByteString;
+use mqtt_proto::properties::{AuthProperties, ConnAckProperties, SubscribeProperties};
+use mqtt_proto::topic::{validate_topic_filter, validate_topic_name};
+use mqtt_proto::{
+    Auth, ConnAck, Connect, Disconnect, Encode, EncodeError, Packet, PacketId, PacketType, PingReq,
+    ProtocolVersion, PubAck, PubComp, PubRec, PubRel, Publish, QoS, ReasonCode, SubAck, Subscribe,
+    SubscribeFilter, UnsubAck, Unsubscribe,
+};
+use tracing::{debug, warn};
+
+use crate::config::{AckMode, ConnectOptions, SessionConfig, SessionLossPolicy};
+use crate::error::{ConnectionError, ProtocolError, PublishError, SessionError};
+use crate::event::{AckToken, Event, Message, Token};
+use crate::ids::PacketIds;
+use crate::store::{IncomingState, MemoryStore, OutgoingFlight, OutgoingState, SessionStore};
+use crate::timer::{Timer, TimerTable};
+
+mod connection;
+mod incoming;
+mod outgoing;
+mod subscriptions;
+
+/// Where the current connection stands.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum ConnectionState {
+    /// No connection; [`Session::connect`] starts one.
+    Disconnected,
+    /// CONNECT queued, CONNACK (or an AUTH step) awaited.
+    Connecting,
+    /// CONNACK accepted.
+    Connected,
+    /// A DISCONNECT is queued; once `poll_transmit` has handed it out the state becomes
+    /// `Disconnected` and the transport should be closed.
+    Closing,
+}
+
+/// Limits the server announced in CONNACK (MQTT 5), or the protocol defaults.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ServerLimits {
+    /// How many QoS 1/2 PUBLISH may be in flight towards the server.
+    pub receive_maximum: u16,
+    /// Highest QoS the server accepts.
+    pub maximum_qos: QoS,
+    /// Whether retained messages are accepted.
+    pub retain_available: bool,
+    /// Largest packet the server accepts.
+    pub maximum_packet_size: u32,
+    /// Highest topic alias the server accepts.
+    pub topic_alias_maximum: u16,
+    /// Keep alive in force (the server may override the client's).
+    pub keep_alive: Duration,
+}
+
+impl ServerLimits {
+    fn defaults(keep_alive: Duration) -> Self {
+        Self {
+            receive_maximum: u16::MAX,
+            maximum_qos: QoS::ExactlyOnce,
+            retain_available: true,
+            maximum_packet_size: mqtt_proto::MAX_PACKET_SIZE,
+            topic_alias_maximum: 0,
+            keep_alive,
+        }
+    }
+}
+
+/// A SUBSCRIBE or UNSUBSCRIBE awaiting its acknowledgement. Kept until acknowledged and sent
+/// again after a reconnect, so a command survives a connection loss.
+#[derive(Debug)]
+enum ControlFlight {
+    Subscribe {
+        /// `None` for the session's own re-subscription after a session loss.
+        token: Option<Token>,
+        packet: Subscribe,
+    },
+    Unsubscribe {
+        token: Token,
+        packet: Unsubscribe,
+    },
+}
+
+impl ControlFlight {
+    fn packet_id(&self) -> PacketId {
+        match self {
+            Self::Subscribe { packet, .. } => packet.packet_id,
+            Self::Unsubscribe { packet, .. } => packet.packet_id,
+        }
+    }
+}
+
+/// A subscription the server granted, and the properties it was requested with.
+#[derive(Debug)]
+struct Granted {
+    filter: SubscribeFilter,
+    properties: SubscribeProperties,
+}
+
+/// A publish waiting for room in the in-flight window (or for a connection).
+#[derive(Debug)]
+struct Queued {
+    token: Token,
+    publish: Publish,
+}
+
+/// An event, and the acknowledgement to send when it is handed out (automatic mode).
+#[derive(Debug)]
+struct Pending {
+    event: Event,
+    auto_ack: Option<AckToken>,
+}
+
+/// One MQTT client session: the protocol state of one client across any number of
+/// connections. It performs no I/O and never reads a clock.
+///
+/// Methods come in four groups, after quinn-proto:
+/// - **A. getters**: [`state`](Self::state), [`client_id`](Self::client_id),
+///   [`server_limits`](Self::server_limits), [`inflight_len`](Self::inflight_len), ...
+/// - **B. inputs**, `now` first: [`handle_read`](Self::handle_read) (bytes from the transport),
+///   [`handle_timeout`](Self::handle_timeout), [`handle_transport_closed`](Self::handle_transport_closed).
+/// - **C. commands**: [`connect`](Self::connect), [`publish`](Self::publish),
+///   [`subscribe`](Self::subscribe), [`unsubscribe`](Self::unsubscribe), [`ping`](Self::ping),
+///   [`ack`](Self::ack), [`auth`](Self::auth), [`disconnect`](Self::disconnect). They never
+///   block; those that complete later return a [`Token`] that their event carries.
+/// - **D. outputs**: after every input or command, drain [`poll_event`](Self::poll_event)
+///   until `None` (handing out a message can queue its acknowledgement), then
+///   [`poll_transmit`](Self::poll_transmit) until `None` and write what it returns, then
+///   sleep until [`poll_timeout`](Self::poll_timeout) and call `handle_timeout`.
+///
+/// A fatal problem on a connection is reported once, as [`Event::Disconnected`]; the
+/// session then waits for the next `connect`, keeping what must survive (in-flight QoS 1/2
+/// flows, queued publishes, pending subscriptions).
+pub struct Session<S: SessionStore = MemoryStore> {
+    config: SessionConfig,
+    store: S,
+    state: ConnectionState,
+    /// Number of the current (or last) connection; acknowledgement tokens refer to it.
+    connection: u64,
+    options: ConnectOptions,
+    limits: ServerLimits,
+    ids: PacketIds,
+    next_token: u64,
+    next_seq: u64,
+    control: Vec<ControlFlight>,
+    queue: VecDeque<Queued>,
+    /// QoS 1 messages received on this connection and not yet acknowledged.
+    incoming_qos1: Vec<PacketId>,
+    /// One entry per PINGREQ awaiting PINGRESP; `Some` for a `ping` command.
+    pings: VecDeque<Option<Token>>,
+    /// Granted subscriptions with the properties of the SUBSCRIBE that made them (MQTT 5
+    /// subscription identifier, user properties), for re-subscribing after a session loss.
+    subscriptions: Vec<Granted>,
+    aliases_in: Vec<Option<ByteString>>,
+    aliases_out: HashMap<ByteString, u16>,
+    timers: TimerTable,
+    last_received: Option<Instant>,
+    /// When bytes were last handed to the transport: keep-alive counts from there.
+    last_sent: Option<Instant>,
+    read_buf: BytesMut,
+    write_buf: BytesMut,
+    /// QoS 0 publishes encoded into `write_buf`: they complete when it is handed out.
+    qos0_unsent: Vec<Token>,
+    events: VecDeque<Pending>,
+    /// Our session ended at the server: a connection whose session ends with it closed
+    /// (3.1.1 clean session [MQTT-3.1.2-6], MQTT 5 session expiry absent or 0).
+    server_session_ended: bool,
+    /// This connection's CONNECT may start a new session at the server: clean start
+    /// [MQTT-3.1.2-4], or ours had ended.
+    connect_may_replace: bool,
+    /// Such a CONNECT went unanswered: the server may hold a newer session made by it, and a
+    /// later "session present" may name that one, which knows nothing of our state.
+    session_maybe_replaced: bool,
+}
+
+impl Session<MemoryStore> {
+    /// A session with the in-memory store. Nothing is sent until [`connect`](Self::connect).
+    pub fn new(config: SessionConfig) -> Self {
+        Self::with_store(config, MemoryStore::new())
+    }
+}
+
+impl<S: SessionStore> Session<S> {
+    /// A session over `store`, resuming any in-flight flows it holds (e.g. after a process
+    /// restart with a persistent store).
+    pub fn with_store(config: SessionConfig, store: S) -> Self {
+        let mut ids = PacketIds::new();
+        let mut next_token = 0;
+        let mut next_seq = 0;
+        for (id, flight) in store.outgoing_in_order() {
+            ids.claim(id);
+            next_token = next_token.max(flight.token.0 + 1);
+            next_seq = next_seq.max(flight.seq + 1);
+        }
+        Self {
+            limits: ServerLimits::defaults(Duration::ZERO),
+            config,
+            store,
+            state: ConnectionState::Disconnected,
+            connection: 0,
+            options: ConnectOptions::default(),
+            ids,
+            next_token,
+            next_seq,
+            control: Vec::new(),
+            queue: VecDeque::new(),
+            incoming_qos1: Vec::new(),
+            pings: VecDeque::new(),
+            subscriptions: Vec::new(),
+            aliases_in: Vec::new(),
+            aliases_out: HashMap::new(),
+            timers: TimerTable::default(),
+            last_received: None,
+            last_sent: None,
+            read_buf: BytesMut::new(),
+            write_buf: BytesMut::new(),
+            qos0_unsent: Vec::new(),
+            events: VecDeque::new(),
+            server_session_ended: false,
+            connect_may_replace: false,
+            session_maybe_replaced: false,
+        }
+    }
+
+    // ---- A. getters ------------------------------------------------------------------------
+
+    /// Where the current connection stands.
+    pub fn state(&self) -> ConnectionState {
+        self.state
+    }
+
+    /// Whether CONNACK accepted the current connection.
+    pub fn is_connected(&self) -> bool {
+        self.state == ConnectionState::Connected
+    }
+
+    /// The session's configuration.
+    pub fn config(&self) -> &SessionConfig {
+        &self.config
+    }
+
+    /// The client identifier in use (the server-assigned one, once MQTT 5 assigned one).
+    pub fn client_id(&self) -> &ByteString {
+        &self.config.client_id
+    }
+
+    /// The protocol version spoken.
+    pub fn protocol_version(&self) -> ProtocolVersion {
+        self.config.protocol_version
+    }
+
+    /// The server's limits from the last CONNACK.
+    pub fn server_limits(&self) -> &ServerLimits {
+        &self.limits
+    }
+
+    /// The store holding in-flight state.
+    pub fn store(&self) -> &S {
+        &self.store
+    }
+
+    /// Outgoing QoS 1/2 messages in flight.
+    pub fn inflight_len(&self) -> usize {
+        self.store.outgoing_len()
+    }
+
+    /// Publishes waiting behind the in-flight window.
+    pub fn queued_len(&self) -> usize {
+        self.queue.len()
+    }
+
+    /// Packet identifiers in use (publishes, subscribes and unsubscribes in flight).
+    pub fn packet_ids_in_use(&self) -> usize {
+        self.ids.len()
+    }
+
+    /// Bytes buffered: a partial incoming packet plus encoded packets not yet handed out.
+    pub fn buffered_len(&self) -> usize {
+        self.read_buf.len() + self.write_buf.len()
+    }
+
+    /// Events not yet drained.
+    pub fn pending_events(&self) -> usize {
+        self.events.len()
+    }
+
+    /// Changes how long the next CONNACK is waited for (e.g. what is left of a connect budget
+    /// after opening the transport).
+    pub fn set_connect_timeout(&mut self, timeout: Duration) {
+        self.config.connect_timeout = timeout;
+    }
+
+    // ---- B. inputs ---------------------------------------------------------------------------
+
+    /// Takes bytes read from the transport and processes every whole packet among them; a
+    /// partial packet is kept for the next call. Bytes arriving while no connection is up are
+    /// ignored.
+    pub fn handle_read(&mut self, now: Instant, bytes: &[u8]) {
+        if !matches!(
+            self.state,
+            ConnectionState::Connecting | ConnectionState::Connected
+        ) {
+            return;
+        }
+        self.read_buf.extend_from_slice(bytes);
+        loop {
+            let decoded = mqtt_proto::decode(
+                &mut self.read_buf,
+                self.config.protocol_version,
+                self.config.max_packet_size,
+            );
+            let result = match decoded {
+                Ok(Some(packet)) => self.handle_packet(now, packet),
+                Ok(None) => return,
+                Err(err) => Err(ProtocolError::Decode(err)),
+            };
+            if let Err(err) = result {
+                self.protocol_failure(err);
+                return;
+            }
+            if !matches!(
+                self.state,
+                ConnectionState::Connecting | ConnectionState::Connected
+            ) {
+                return;
+            }
+        }
+    }
+
+    /// Fires the timers due at `now`. Calling it early is harmless.
+    pub fn handle_timeout(&mut self, now: Instant) {
+        while let Some(timer) = self.timers.expire(now) {
+            match timer {
+                Timer::ConnAck => {
+                    warn!("no CONNACK within the connect timeout");
+                    self.close(ConnectionError::ConnAckTimeout, None);
+                }
+                Timer::PingResp => {
+                    warn!("no PINGRESP within the ping timeout");
+                    self.close(
+                        ConnectionError::KeepAliveTimeout,
+                        Some(ReasonCode::KeepAliveTimeout),
+                    );
+                }
+                Timer::KeepAlive => {
+                    // [MQTT-3.1.2-23]: nothing sent for keep_alive means PINGREQ, even
+                    // while an earlier one is unanswered (a ping timeout above the keep alive).
+                    if !self.is_connected() {
+                        continue;
+                    }
+                    if self.pings.len() >= self.max_unanswered_pings() {
+                        // A server that keeps talking but never answers PINGREQ is broken; the
+                        // bound keeps the list of unanswered pings from growing forever.
+                        warn!(pings = self.pings.len(), "PINGREQs go unanswered");
+                        self.close(
+                            ConnectionError::KeepAliveTimeout,
+                            Some(ReasonCode::KeepAliveTimeout),
+                        );
+                    } else {
+                        self.send_ping(now, None);
+                    }
+                }
+            }
+        }
+    }
+
+    /// The transport closed or failed. Emits [`Event::Disconnected`] unless the connection
+    /// had already ended.
+    pub fn handle_transport_closed(&mut self, _now: Instant) {
+        if self.state == ConnectionState::Disconnected {
+            return;
+        }
+        let was_closing = self.state == ConnectionState::Closing;
+        self.write_buf.clear();
+        self.connection_ended();
+        self.state = ConnectionState::Disconnected;
+        if !was_closing {
+            self.push_event(Event::Disconnected {
+                reason: ConnectionError::TransportClosed,
+            });
+        }
+    }
+
+    // ---- C. commands -------------------------------------------------------------------------
+
+    /// Starts a connection over a freshly opened transport: queues CONNECT and arms the
+    /// CONNACK timer.
+    pub fn connect(&mut self, now: Instant, options: ConnectOptions) -> Result<(), SessionError> {
+        if self.state != ConnectionState::Disconnected {
+            return Err(SessionError::AlreadyConnected);
+        }
+        let connect = self.connect_packet(&options)?;
+        self.connection += 1;
+        self.read_buf.clear();
+        self.write_buf.clear();
+        self.limits = ServerLimits::defaults(options.keep_alive);
+        self.connect_may_replace = options.clean_start || self.server_session_ended;
+        self.options = options;
+        self.encode(&connect);
+        debug!(client_id = %self.config.client_id, clean_start = connect.clean_start, "CONNECT");
+        self.state = ConnectionState::Connecting;
+        self.last_received = None;
+        self.last_sent = None;
+        self.timers
+            .set(Timer::ConnAck, now + self.config.connect_timeout);
+        Ok(())
+    }
+
+    /// Publishes `publish`. Its `dup` flag and packet identifier are managed by the session.
+    ///
+    /// While not connected, or while the in-flight window is full, the message waits in an
+    /// ordered queue. QoS 0 completes when handed to the transport, QoS 1 at PUBACK, QoS 2 at
+    /// PUBCOMP: see [`Event::Published`].
+    pub fn publish(&mut self, _now: Instant, mut publish: Publish) -> Result<Token, SessionError> {
+        publish.dup = false;
+        publish.packet_id = None;
+        if self.is_connected() {
+            // Sizing the packet validates the topic too.
+            self.check_publish(&mut publish)?;
+        } else {
+            validate_topic_name(&publish.topic)?;
+        }
+        let sendable = self.is_connected()
+            && self.queue.is_empty()
+            && (publish.qos == QoS::AtMostOnce || self.window_has_room());
+        if !sendable && self.queue.len() >= self.config.max_queued {
+            return Err(SessionError::QueueFull);
+        }
+        let token = self.token();
+        if sendable {
+            self.send_new(token, publish)?;
+        } else {
+            self.queue.push_back(Queued { token, publish });
+        }
+        Ok(token)
+    }
+
+    /// Subscribes to `filters` (SUBSCRIBE). [`Event::Subscribed`] carries the result. A
+    /// subscribe in flight when the connection drops is sent again on the next connection.
+    pub fn subscribe(
+        &mut self,
+        _now: Instant,
+        filters: Vec<SubscribeFilter>,
+        properties: SubscribeProperties,
+    ) -> Result<Token, SessionError> {
+        self.require_connected()?;
+        if filters.is_empty() {
+            return Err(SessionError::NoFilters);
+        }
+        for filter in &filters {
+            validate_topic_filter(&filter.filter)?;
+        }
+        let packet_id = self
+            .ids
+            .allocate()
+            .ok_or(SessionError::PacketIdsExhausted)?;
+        let packet = Subscribe {
+            packet_id,
+            filters,
+            properties,
+        };
+        if let Err(err) = self.check_size(&packet) {
+            self.ids.release(packet_id);
+            return Err(err);
+        }
+        let token = self.token();
+        self.encode(&packet);
+        self.control.push(ControlFlight::Subscribe {
+            token: Some(token),
+            packet,
+        });
+        Ok(token)
+    }
+
+    /// Unsubscribes from `filters` (UNSUBSCRIBE). [`Event::Unsubscribed`] carries the result.
+    pub fn unsubscribe(
+        &mut self,
+        _now: Instant,
+        filters: Vec<ByteString>,
+    ) -> Result<Token, SessionError> {
+        self.require_connected()?;
+        if filters.is_empty() {
+            return Err(SessionError::NoFilters);
+        }
+        for filter in &filters {
+            validate_topic_filter(filter)?;
+        }
+        let packet_id = self
+            .ids
+            .allocate()
+            .ok_or(SessionError::PacketIdsExhausted)?;
+        let packet = Unsubscribe::new(packet_id, filters);
+        if let Err(err) = self.check_size(&packet) {
+            self.ids.release(packet_id);
+            return Err(err);
+        }
+        let token = self.token();
+        self.encode(&packet);
+        self.control
+            .push(ControlFlight::Unsubscribe { token, packet });
+        Ok(token)
+    }
+
+    /// Sends PINGREQ; [`Event::Pong`] reports the PINGRESP. If the connection ends first,
+    /// the token is void (the adapter fails its waiter on [`Event::Disconnected`]).
+    pub fn ping(&mut self, now: Instant) -> Result<Token, SessionError> {
+        self.require_connected()?;
+        let token = self.token();
+        self.send_ping(now, Some(token));
+        Ok(token)
+    }
+
+    /// Acknowledges a message received in [`AckMode::Manual`]. An acknowledgement for a QoS 1
+    /// message from an earlier connection is dropped: the server sends such messages again.
+    pub fn ack(&mut self, _now: Instant, token: AckToken) -> Result<(), SessionError> {
+        self.send_ack(token)
+    }
+
+    /// Answers an [`Event::Auth`] step of MQTT 5 enhanced authentication, or starts a
+    /// re-authentication (`reason_code` [`ReasonCode::ReAuthenticate`]) once connected.
+    pub fn auth(
+        &mut self,
+        _now: Instant,
+        reason_code: ReasonCode,
+        properties: AuthProperties,
+    ) -> Result<(), SessionError> {
+        if !self.config.protocol_version.is_v5() {
+            return Err(SessionError::RequiresV5("AUTH"));
+        }
+        if !matches!(
+            self.state,
+            ConnectionState::Connecting | ConnectionState::Connected
+        ) {
+            return Err(SessionError::NotConnected);
+        }
+        let packet = Auth {
+            reason_code,
+            properties,
+        };
+        packet.encoded_len(self.config.protocol_version)?;
+        self.encode(&packet);
+        Ok(())
+    }
+
+    /// Ends the connection with DISCONNECT (in MQTT 5 with `disconnect`'s reason and
+    /// properties; MQTT 3.1.1 sends an empty one). Packets queued before it are still handed
+    /// out first. The session keeps its state for a later `connect`.
+    pub fn disconnect(
+        &mut self,
+        _now: Instant,
+        disconnect: Disconnect,
+    ) -> Result<(), SessionError> {
+        if !matches!(
+            self.state,
+            ConnectionState::Connecting | ConnectionState::Connected
+        ) {
+            return Err(SessionError::NotConnected);
+        }
+        let packet = if self.config.protocol_version.is_v5() {
+            disconnect
+        } else {
+            Disconnect::default()
+        };
+        packet.encoded_len(self.config.protocol_version)?;
+        self.encode(&packet);
+        self.connection_ended();
+        self.state = ConnectionState::Closing;
+        self.push_event(Event::Disconnected {
+            reason: ConnectionError::Local,
+        });
+        Ok(())
+    }
+
+    // ---- D. outputs --------------------------------------------------------------------------
+
+    /// Everything encoded since the last call, as one buffer for one write. `now` is when
+    /// it is handed to the transport: keep-alive counts from it.
+    #[must_use]
+    pub fn poll_transmit(&mut self, now: Instant) -> Option<Bytes> {
+        if self.write_buf.is_empty() {
+            if self.state == ConnectionState::Closing {
+                self.state = ConnectionState::Disconnected;
+            }
+            return None;
+        }
+        let bytes = self.write_buf.split().freeze();
+        self.last_sent = Some(now);
+        if self.state == ConnectionState::Connected {
+            self.arm_keep_alive(now);
+        }
+        for token in std::mem::take(&mut self.qos0_unsent) {
+            self.push_event(Event::Published {
+                token,
+                result: Ok(ReasonCode::Success),
+            });
+        }
+        if self.state == ConnectionState::Closing {
+            self.state = ConnectionState::Disconnected;
+        }
+        Some(bytes)
+    }
+
+    /// The next event. In [`AckMode::Auto`], handing out a QoS 1/2 message queues its
+    /// acknowledgement: drain `poll_transmit` afterwards.
+    #[must_use]
+    pub fn poll_event(&mut self) -> Option<Event> {
+        let pending = self.events.pop_front()?;
+        if let Some(token) = pending.auto_ack {
+            // The token was made by the session for this very message; failing here means the
+            // connection changed in between, and the server will re-send the message.
+            let _ = self.send_ack(token);
+        }
+        Some(pending.event)
+    }
+
+    /// When `handle_timeout` must be called next, if any timer is armed.
+    #[must_use]
+    pub fn poll_timeout(&self) -> Option<Instant> {
+        self.timers.next()
+    }
+
+    // ---- shared by the flows (the flows themselves live in `connection`, `outgoing`,
+    // `incoming` and `subscriptions`) ---------------------------------------------------------
+
+    fn require_connected(&self) -> Result<(), SessionError> {
+        if self.is_connected() {
+            Ok(())
+        } else {
+            Err(SessionError::NotConnected)
+        }
+    }
+
+    fn encode<P: Encode + std::fmt::Debug>(&mut self, packet: &P) {
+        debug!(client_id = %self.config.client_id, "-out-> {packet:?}");
+        if let Err(err) = packet.encode(self.config.protocol_version, &mut self.write_buf) {
+            // Every packet the session builds is validated before it gets here.
+            warn!(%err, "dropping a packet that cannot be encoded");
+        }
+    }
+
+    fn push_event(&mut self, event: Event) {
+        self.events.push_back(Pending {
+            event,
+            auto_ack: None,
+        });
+    }
+
+    fn token(&mut self) -> Token {
+        self.next_token += 1;
+        Token(self.next_token)
+    }
+
+    fn seq(&mut self) -> u64 {
+        self.next_seq += 1;
+        self.next_seq
+    }
+}
+
+impl<S: SessionStore> std::fmt::Debug for Session<S> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Session")
+            .field("client_id", &self.config.client_id)
+            .field("state", &self.state)
+            .field("connection", &self.connection)
+            .field("inflight", &self.store.outgoing_len())
+            .field("queued", &self.queue.len())
+            .finish_non_exhaustive()
+    }
+}
+
+#[cold]
+fn unreachable_qos0() -> ! {
+    // The decoder guarantees: a packet identifier is present exactly for QoS 1 and 2.
+    unreachable!("QoS 0 PUBLISH with a packet identifier")
+}
+
+#[cold]
+fn unreachable_control() -> ! {
+    // `control_index` matched the flight kind.
+    unreachable!("control flight kind changed")
+}

@@ -1,0 +1,255 @@
+//! Outgoing QoS 1/2 flows: the in-flight window, the queue behind it, PUBACK / PUBREC /
+//! PUBCOMP, and what happens to flows in flight when a connection ends.
+
+use super::*;
+
+impl<S: SessionStore> Session<S> {
+    pub(super) fn on_puback(&mut self, ack: PubAck) -> Result<(), ProtocolError> {
+        let id = ack.packet_id;
+        self.expect_outgoing(id, OutgoingState::AwaitingPubAck, PacketType::PubAck)?;
+        self.finish_outgoing(id, ack.reason_code);
+        Ok(())
+    }
+
+    pub(super) fn on_pubrec(&mut self, rec: PubRec) -> Result<(), ProtocolError> {
+        let id = rec.packet_id;
+        match self.store.outgoing(id).map(|flight| flight.state) {
+            Some(OutgoingState::AwaitingPubRec) if !rec.reason_code.is_success() => {
+                // MQTT 5.0 4.3.3: a failing PUBREC ends the flow; no PUBREL follows.
+                self.finish_outgoing(id, rec.reason_code);
+            }
+            Some(OutgoingState::AwaitingPubRec) => {
+                let seq = self.seq();
+                self.store
+                    .update_outgoing(id, OutgoingState::AwaitingPubComp, seq);
+                self.encode(&PubRel::new(id));
+            }
+            // A PUBREC repeated for a re-sent PUBLISH: the PUBREL is repeated too.
+            Some(OutgoingState::AwaitingPubComp) => self.encode(&PubRel::new(id)),
+            _ => {
+                return Err(ProtocolError::UnknownPacketId {
+                    packet: PacketType::PubRec,
+                    id: id.get(),
+                });
+            }
+        }
+        Ok(())
+    }
+
+    pub(super) fn on_pubcomp(&mut self, comp: PubComp) -> Result<(), ProtocolError> {
+        let id = comp.packet_id;
+        self.expect_outgoing(id, OutgoingState::AwaitingPubComp, PacketType::PubComp)?;
+        self.finish_outgoing(id, comp.reason_code);
+        Ok(())
+    }
+
+    pub(super) fn window_has_room(&self) -> bool {
+        let window = self.config.max_inflight.min(self.limits.receive_maximum);
+        self.store.outgoing_len() < usize::from(window)
+    }
+
+    /// What the server's CONNACK forbids for this message.
+    pub(super) fn check_publish(&self, publish: &mut Publish) -> Result<(), SessionError> {
+        // [MQTT-3.2.2-11]: no QoS above the server's maximum.
+        if publish.qos > self.limits.maximum_qos {
+            return Err(SessionError::QoSNotSupported {
+                requested: publish.qos,
+                maximum: self.limits.maximum_qos,
+            });
+        }
+        // [MQTT-3.2.2-14]: no retained message when retain is not available.
+        if publish.retain && !self.limits.retain_available {
+            return Err(SessionError::RetainNotSupported);
+        }
+        // A packet id is added when sent: check the size as it will be.
+        let id = publish.packet_id;
+        if publish.qos != QoS::AtMostOnce {
+            publish.packet_id = Some(PacketId::MAX);
+        }
+        let checked = self.check_size(publish);
+        publish.packet_id = id;
+        checked
+    }
+
+    /// [MQTT-3.1.2-24]: nothing larger than the server's maximum packet size.
+    pub(super) fn check_size<P: Encode>(&self, packet: &P) -> Result<(), SessionError> {
+        let size = packet
+            .encoded_len(self.config.protocol_version)
+            .map_err(|err| match err {
+                EncodeError::InvalidTopic(topic) => SessionError::InvalidTopic(topic),
+                other => SessionError::Encode(other),
+            })?;
+        if size > self.limits.maximum_packet_size as usize {
+            return Err(SessionError::PacketTooLarge {
+                size,
+                max: self.limits.maximum_packet_size,
+            });
+        }
+        Ok(())
+    }
+
+    /// Sends a message that was never sent before. Needs a connection and, for QoS 1/2, room
+    /// in the window.
+    pub(super) fn send_new(
+        &mut self,
+        token: Token,
+        mut publish: Publish,
+    ) -> Result<(), SessionError> {
+        if publish.qos == QoS::AtMostOnce {
+            self.encode_publish(&publish);
+            self.qos0_unsent.push(token);
+            return Ok(());
+        }
+        let id = self
+            .ids
+            .allocate()
+            .ok_or(SessionError::PacketIdsExhausted)?;
+        publish.packet_id = Some(id);
+        self.encode_publish(&publish);
+        let state = match publish.qos {
+            QoS::AtLeastOnce => OutgoingState::AwaitingPubAck,
+            _ => OutgoingState::AwaitingPubRec,
+        };
+        let seq = self.seq();
+        self.store.insert_outgoing(
+            id,
+            OutgoingFlight {
+                token,
+                publish,
+                state,
+                seq,
+            },
+        );
+        Ok(())
+    }
+
+    /// Encodes a PUBLISH, replacing its topic with an alias where enabled (MQTT 5). The alias
+    /// is applied here, at encode time, so re-sends on a new connection carry the full topic.
+    pub(super) fn encode_publish(&mut self, publish: &Publish) {
+        let aliases = self.config.outgoing_topic_aliases
+            && self.config.protocol_version.is_v5()
+            && self.limits.topic_alias_maximum > 0
+            && publish.properties.topic_alias.is_none();
+        if !aliases {
+            self.encode(publish);
+            return;
+        }
+        let mut aliased = publish.clone();
+        if let Some(&alias) = self.aliases_out.get(&publish.topic) {
+            aliased.topic = ByteString::new();
+            aliased.properties.topic_alias = Some(alias);
+        } else if self.aliases_out.len() < usize::from(self.limits.topic_alias_maximum) {
+            // Aliases are handed out until the server's maximum and then kept: the first
+            // topics used are taken as the hot ones, which avoids churn on the wire.
+            let alias = self.aliases_out.len() as u16 + 1;
+            self.aliases_out.insert(publish.topic.clone(), alias);
+            aliased.properties.topic_alias = Some(alias);
+        }
+        self.encode(&aliased);
+    }
+
+    pub(super) fn expect_outgoing(
+        &self,
+        id: PacketId,
+        state: OutgoingState,
+        packet: PacketType,
+    ) -> Result<(), ProtocolError> {
+        match self.store.outgoing(id) {
+            Some(flight) if flight.state == state => Ok(()),
+            _ => Err(ProtocolError::UnknownPacketId {
+                packet,
+                id: id.get(),
+            }),
+        }
+    }
+
+    pub(super) fn finish_outgoing(&mut self, id: PacketId, reason_code: ReasonCode) {
+        let Some(flight) = self.store.remove_outgoing(id) else {
+            return;
+        };
+        self.ids.release(id);
+        let result = if reason_code.is_success() {
+            Ok(reason_code)
+        } else {
+            Err(PublishError::Rejected(reason_code))
+        };
+        self.push_event(Event::Published {
+            token: flight.token,
+            result,
+        });
+        self.pump_queue();
+    }
+
+    /// Moves queued publishes into the window while there is room.
+    pub(super) fn pump_queue(&mut self) {
+        while self.is_connected() {
+            let Some(front) = self.queue.front() else {
+                return;
+            };
+            if front.publish.qos != QoS::AtMostOnce && !self.window_has_room() {
+                return;
+            }
+            let Some(Queued { token, mut publish }) = self.queue.pop_front() else {
+                return;
+            };
+            let sent = self
+                .check_publish(&mut publish)
+                .and_then(|()| self.send_new(token, publish));
+            if let Err(err) = sent {
+                self.push_event(Event::Published {
+                    token,
+                    result: Err(PublishError::Refused(err)),
+                });
+            }
+        }
+    }
+
+    /// Session present: everything unacknowledged goes out again, in its original order
+    /// ([MQTT-4.4.0-1] 3.1.1, [MQTT-4.4.0-2] 5.0): PUBLISH with DUP set, or PUBREL.
+    pub(super) fn resend_inflight(&mut self) {
+        for (id, flight) in self.store.outgoing_in_order() {
+            match flight.state {
+                OutgoingState::AwaitingPubAck | OutgoingState::AwaitingPubRec => {
+                    let mut publish = flight.publish;
+                    publish.dup = true;
+                    self.encode_publish(&publish);
+                }
+                OutgoingState::AwaitingPubComp => self.encode(&PubRel::new(id)),
+            }
+        }
+    }
+
+    /// No session on the server: in-flight messages are restarted or failed, by policy.
+    pub(super) fn restart_inflight(&mut self) {
+        self.store.clear_incoming();
+        for (id, flight) in self.store.outgoing_in_order() {
+            match (flight.state, self.config.session_loss_policy) {
+                // The server acknowledged receipt with PUBREC and so owns the message:
+                // sending it again could deliver it twice.
+                (OutgoingState::AwaitingPubComp, _) => {
+                    // Not `finish_outgoing`: its queue pump would send queued messages ahead
+                    // of the in-flight ones re-sent below (`on_connack` pumps afterwards).
+                    self.store.remove_outgoing(id);
+                    self.ids.release(id);
+                    self.push_event(Event::Published {
+                        token: flight.token,
+                        result: Ok(ReasonCode::Success),
+                    });
+                }
+                (_, SessionLossPolicy::Resend) => {
+                    let seq = self.seq();
+                    self.store.update_outgoing(id, flight.state, seq);
+                    self.encode_publish(&flight.publish);
+                }
+                (_, SessionLossPolicy::Fail) => {
+                    self.store.remove_outgoing(id);
+                    self.ids.release(id);
+                    self.push_event(Event::Published {
+                        token: flight.token,
+                        result: Err(PublishError::SessionLost),
+                    });
+                }
+            }
+        }
+    }
+}
