@@ -56,7 +56,8 @@ pub struct ClientConfig {
     pub default_retain: bool,
     /// Reconnect automatically when the connection is lost.
     pub auto_reconnect: bool,
-    /// Reconnect attempts before giving up; `None` tries forever.
+    /// Reconnect attempts before giving up; `None` tries forever (amqtt: a negative number).
+    #[cfg_attr(feature = "serde", serde(with = "serde_impl::retries"))]
     pub reconnect_retries: Option<u32>,
     /// Cap of the exponential backoff between reconnect attempts.
     #[cfg_attr(feature = "serde", serde(with = "serde_impl::secs"))]
@@ -273,6 +274,17 @@ mod serde_impl {
                     "unsupported protocol version {other:?}"
                 ))),
             }
+        }
+    }
+
+    pub(super) mod retries {
+        use serde::{Deserialize, Deserializer};
+
+        /// amqtt's convention: a negative count (or none) retries forever.
+        pub(crate) fn deserialize<'de, D: Deserializer<'de>>(
+            d: D,
+        ) -> Result<Option<u32>, D::Error> {
+            Ok(Option::<i64>::deserialize(d)?.and_then(|n| u32::try_from(n).ok()))
         }
     }
 
