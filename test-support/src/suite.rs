@@ -91,6 +91,7 @@ macro_rules! client_suite {
             invalid_uris_are_rejected_naming_the_problem,
             connect_to_a_closed_port_fails_fast_with_io_error,
             publish_before_connect_fails_with_not_connected,
+            deliver_message_without_a_connection_fails_but_keeps_received_messages,
             mqtt5_qos1_and_qos2_round_trip,
             hostile_malformed_remaining_length_fails_connect_with_protocol_error,
             hostile_connack_with_reserved_flags_fails_connect_with_protocol_error,
@@ -1843,5 +1844,63 @@ pub async fn hostile_silent_server_times_out_connect<R: Runtime + Default>() {
     assert!(
         matches!(err, ClientError::Timeout),
         "silent server: {err:?}"
+    );
+}
+
+/// amqtt's `deliver_message` fails when the client is not connected. Here: before any connect,
+/// and after `disconnect` once the messages that had arrived are delivered; a caller already
+/// waiting when the connection is closed is woken with the error too.
+pub async fn deliver_message_without_a_connection_fails_but_keeps_received_messages<
+    R: Runtime + Default,
+>() {
+    let client = MqttClient::<R>::new(None, no_retry());
+    let result = client.deliver_message().timeout(BOUND).await;
+    assert!(
+        matches!(result, Err(ClientError::NotConnected)),
+        "before connect: {result:?}"
+    );
+
+    let broker = Mosquitto::start();
+    let client = connected::<R>(&broker.uri(), no_retry()).await;
+    subscribe(&client, "kept/#", QoS::AtLeastOnce).await;
+    publish(&client, "kept/x", b"arrived", QoS::AtLeastOnce, false).await;
+    // Wait until the message is in the client's queue, then close the connection.
+    let waiter = client.clone();
+    let first = next_message(&waiter, "the first message").await;
+    assert_message(&first, "kept/x", b"arrived", QoS::AtLeastOnce, false);
+    publish(&client, "kept/y", b"also arrived", QoS::AtLeastOnce, false).await;
+    R::default()
+        .sleep_until(R::default().now() + Duration::from_millis(200))
+        .await;
+    with_timeout::<R, _>(BOUND, "DISCONNECT", client.disconnect())
+        .await
+        .expect("disconnect");
+    let kept = client.deliver_message().timeout(BOUND).await;
+    assert!(
+        matches!(&kept, Ok(message) if message.topic() == "kept/y"),
+        "a message received before the disconnect is still delivered: {kept:?}"
+    );
+    let after = client.deliver_message().timeout(BOUND).await;
+    assert!(
+        matches!(after, Err(ClientError::NotConnected)),
+        "after disconnect: {after:?}"
+    );
+
+    // A caller waiting while the connection is closed is woken with the error.
+    let client = connected::<R>(&broker.uri(), no_retry()).await;
+    let waiting = client.clone();
+    let (result, disconnected) = futures_util::join!(
+        async move { waiting.deliver_message().timeout(BOUND).await },
+        async {
+            R::default()
+                .sleep_until(R::default().now() + Duration::from_millis(100))
+                .await;
+            client.disconnect().await
+        }
+    );
+    disconnected.expect("disconnect");
+    assert!(
+        matches!(result, Err(ClientError::NotConnected)),
+        "a waiting caller: {result:?}"
     );
 }

@@ -664,6 +664,8 @@ impl<R: Runtime> Driver<R> {
         for command in self.inbox.drain(..).chain(leftovers) {
             command.refuse();
         }
+        // `deliver_message` callers waiting for a message that can no longer come re-check.
+        self.shared.cancel.notify(usize::MAX);
         self.shared.status(ConnectionEvent::Closed);
     }
 }

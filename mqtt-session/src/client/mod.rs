@@ -310,7 +310,9 @@ impl<R: Runtime> MqttClient<R> {
     }
 
     /// The next received message. A builder: `.timeout(..)` makes it fail with
-    /// [`ClientError::Timeout`] instead of waiting forever.
+    /// [`ClientError::Timeout`] instead of waiting forever. Fails with
+    /// [`ClientError::NotConnected`] when no message is waiting and the client has no connection
+    /// (nor a reconnect under way) that could bring one.
     pub fn deliver_message(&self) -> Delivering<'_, R> {
         Delivering {
             client: self,
@@ -726,6 +728,17 @@ impl<'a, R: Runtime> Delivering<'a, R> {
             if shared.cancel_epoch.load(Ordering::SeqCst) != epoch {
                 return Err(ClientError::Closed);
             }
+            match shared.messages_rx.try_recv() {
+                Ok(message) => return Ok(message),
+                Err(async_channel::TryRecvError::Closed) => return Err(ClientError::Closed),
+                Err(async_channel::TryRecvError::Empty) => {}
+            }
+            // amqtt's `deliver_message` fails when the client is not connected: messages that
+            // arrived before stay deliverable (above), but with no connection (and no
+            // reconnect under way) none can come, so waiting would never end.
+            if !shared.commands.is_accepting() {
+                return Err(ClientError::NotConnected);
+            }
             let receive = async {
                 let recv = std::pin::pin!(shared.messages_rx.recv());
                 let listener = std::pin::pin!(listener);
@@ -748,7 +761,7 @@ impl<'a, R: Runtime> Delivering<'a, R> {
             if let Some(result) = outcome {
                 return result;
             }
-            // Woken by `cancel_tasks`: the epoch check above decides.
+            // Woken by `cancel_tasks` or by the client stopping: the checks above decide.
         }
     }
 }
