@@ -57,8 +57,8 @@ use std::time::{Duration, Instant};
 
 use futures_util::StreamExt;
 use futures_util::stream::FuturesUnordered;
-use mqtt_session::client::{ClientConfig, MqttClient, Runtime};
-use mqtt_session::proto::{ByteString, QoS};
+use mqtt_client::proto::{ByteString, QoS};
+use mqtt_client::{ClientConfig, MqttClient, Runtime};
 use mqtt_test_support::Mosquitto;
 
 /// The prefix of the one machine-readable line a child prints.

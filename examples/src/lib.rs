@@ -6,8 +6,8 @@
 //! the same on both, so the binaries only pick a runtime and call in.
 #![allow(clippy::print_stdout)]
 
-use mqtt_session::client::{ClientConfig, ClientError, MqttClient, Runtime};
-use mqtt_session::proto::QoS;
+use mqtt_client::proto::QoS;
+use mqtt_client::{ClientConfig, ClientError, MqttClient, Runtime};
 use tracing::info;
 use tracing_subscriber::EnvFilter;
 

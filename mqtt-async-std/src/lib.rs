@@ -1,9 +1,9 @@
 //! An MQTT 3.1.1 / 5.0 client for the async-io stack (async-std and smol): amqtt's
 //! `MQTTClient` API over TCP, TLS (rustls), WebSocket and WebSocket over TLS.
 //!
-//! The protocol lives in the sans-IO [`mqtt_session`] core, and the client logic (driver,
-//! reconnects, TLS and WebSocket set-up) in its runtime-neutral `client` module; this crate
-//! only supplies async-net's TCP, async-io's timer and a spawn. The same client works under
+//! The protocol lives in the sans-IO [`mqtt_session`] core and the client logic (driver,
+//! reconnects, TLS and WebSocket set-up) in the runtime-neutral [`mqtt_client`]; this crate
+//! re-exports all of it and only supplies async-net's TCP, async-io's timer and a spawn. The same client works under
 //! async-std's and smol's executors: the connection's task runs on smol's global executor, and
 //! I/O and timers run on async-io's reactor, which both executors share. An application
 //! running its own tasks on smol's global executor too (`smol::spawn`) saves a cross-thread
@@ -32,8 +32,7 @@ use std::time::Instant;
 
 use async_net::TcpStream;
 
-pub use mqtt_session::client::prelude::*;
-pub use mqtt_session::proto;
+pub use mqtt_client::*;
 
 /// async-net's TCP, async-io's timer, smol's global executor.
 #[derive(Debug, Clone, Copy, Default)]
@@ -80,4 +79,4 @@ impl Runtime for AsyncIo {
 }
 
 /// The client on async-std / smol.
-pub type MqttClient = mqtt_session::client::MqttClient<AsyncIo>;
+pub type MqttClient = mqtt_client::MqttClient<AsyncIo>;

@@ -3,7 +3,8 @@
 //!
 //! It never touches a socket and never reads a clock (`now` is always an argument), so it
 //! runs under any runtime, in a blocking loop, on an embedded target's own event loop, or in
-//! a deterministic simulation. The Tokio and async-std clients are thin drivers around it.
+//! a deterministic simulation. The async client (`mqtt-client`, with its Tokio and
+//! async-std adapters) is one driver around it.
 //!
 //! The loop every driver runs: feed input (`handle_read`, `handle_timeout`,
 //! `handle_transport_closed`) or a command, then drain `poll_event`, `poll_transmit` and
@@ -68,8 +69,6 @@
 #![forbid(unsafe_code)]
 #![deny(missing_docs)]
 
-#[cfg(feature = "client")]
-pub mod client;
 mod config;
 mod error;
 mod event;

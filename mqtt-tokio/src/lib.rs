@@ -1,9 +1,9 @@
 //! An MQTT 3.1.1 / 5.0 client for Tokio: amqtt's `MQTTClient` API over TCP, TLS (rustls),
 //! WebSocket and WebSocket over TLS.
 //!
-//! The protocol lives in the sans-IO [`mqtt_session`] core, and the client logic (driver,
-//! reconnects, TLS and WebSocket set-up) in its runtime-neutral `client` module; this crate
-//! only supplies Tokio's TCP, timer and spawn.
+//! The protocol lives in the sans-IO [`mqtt_session`] core and the client logic (driver,
+//! reconnects, TLS and WebSocket set-up) in the runtime-neutral [`mqtt_client`]; this crate
+//! re-exports all of it and only supplies Tokio's TCP, timer and spawn.
 //!
 //! ```no_run
 //! use mqtt_tokio::{ClientConfig, MqttClient, QoS};
@@ -29,11 +29,10 @@ use std::time::Instant;
 use tokio::net::TcpStream;
 use tokio_util::compat::{Compat, TokioAsyncReadCompatExt};
 
-pub use mqtt_session::client::prelude::*;
-pub use mqtt_session::proto;
+pub use mqtt_client::*;
 
 /// The client on Tokio.
-pub type MqttClient = mqtt_session::client::MqttClient<Tokio>;
+pub type MqttClient = mqtt_client::MqttClient<Tokio>;
 
 /// Tokio's TCP, timer and spawn. Spawning uses the ambient runtime (`tokio::spawn`), so
 /// clients are created and connected from within a Tokio runtime.

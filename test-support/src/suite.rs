@@ -34,12 +34,12 @@ use std::time::{Duration, Instant};
 
 use futures_util::future::{self, Either};
 use futures_util::{Stream, StreamExt};
-use mqtt_session::client::{
+use mqtt_client::proto::{DecodeError, ProtocolVersion, QoS, ReasonCode};
+use mqtt_client::session::{ConnectionError, ProtocolError};
+use mqtt_client::{
     ApplicationMessage, ClientConfig, ClientError, ConnectionEvent, MqttClient, Runtime, TlsError,
     UriError, WillConfig,
 };
-use mqtt_session::proto::{DecodeError, ProtocolVersion, QoS, ReasonCode};
-use mqtt_session::{ConnectionError, ProtocolError};
 
 use crate::{Certs, Mosquitto, Nats, free_port};
 

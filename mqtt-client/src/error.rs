@@ -7,7 +7,7 @@ use std::sync::Arc;
 use mqtt_proto::ReasonCode;
 use mqtt_proto::topic::TopicError;
 
-use crate::{ConnectionError, ProtocolError, PublishError, SessionError};
+use mqtt_session::{ConnectionError, ProtocolError, PublishError, SessionError};
 
 /// Why a URI cannot be used to reach a broker.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -104,6 +104,9 @@ pub enum ClientError {
     /// The session refused the command (limits announced by the server, full queue, ...).
     #[error(transparent)]
     Session(SessionError),
+    /// A publish failed in a way none of the variants above names (a newer session error).
+    #[error("publish failed: {0}")]
+    Publish(PublishError),
     /// The broker lost the session while the message was in flight, and the configuration
     /// says not to send it again.
     #[error("the broker's session was lost while the message was in flight")]
@@ -142,6 +145,7 @@ impl From<PublishError> for ClientError {
             PublishError::SessionLost => Self::SessionLost,
             PublishError::ConnectionLost => Self::ConnectionLost(ConnectionError::TransportClosed),
             PublishError::Refused(err) => err.into(),
+            other => Self::Publish(other),
         }
     }
 }

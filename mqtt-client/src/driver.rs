@@ -23,7 +23,7 @@ use super::error::ClientError;
 use super::transport::{self, Runtime, Transport};
 use super::uri::Target;
 use super::{ApplicationMessage, ConnectionEvent, Shared};
-use crate::{ConnectOptions, ConnectionError, ConnectionState, Event, Session, Token};
+use mqtt_session::{ConnectOptions, ConnectionError, ConnectionState, Event, Session, Token};
 
 /// Size of the socket read buffer: large enough that a busy connection is drained in few
 /// reads, small enough to stay cheap per client.
@@ -613,6 +613,7 @@ impl<R: Runtime> Driver<R> {
                     self.end.get_or_insert(Ended::Lost(err));
                 }
             }
+            other => debug!(?other, "session event the client does not use"),
         }
     }
 

@@ -1,9 +1,14 @@
-//! The async MQTT client shared by `mqtt-tokio` and `mqtt-async-std`: amqtt's `MQTTClient`
-//! API in Rust, over any [`Runtime`].
+//! The runtime-neutral async MQTT client: amqtt's `MQTTClient` API in Rust, over any
+//! [`Runtime`], on the sans-IO [`mqtt_session`] core.
 //!
-//! Everything here is runtime-neutral: it needs only `futures` traits. A runtime adapter
-//! implements [`Runtime`] (TCP connect, a timer, spawn) and names the client type:
-//! `pub type MqttClient = mqtt_session::client::MqttClient<Tokio>;`.
+//! Everything here needs only `futures` traits: the driver task that moves bytes between a
+//! transport and the [`Session`](mqtt_session::Session), reconnects, TLS (rustls) and WebSocket
+//! (tungstenite) set-up, configuration. A runtime adapter implements [`Runtime`] (TCP connect,
+//! a timer, spawn), names the client type and re-exports everything here:
+//! `pub type MqttClient = mqtt_client::MqttClient<Tokio>;`. Applications use an adapter,
+//! `mqtt-tokio` or `mqtt-async-std`, not this crate directly.
+#![forbid(unsafe_code)]
+#![deny(missing_docs)]
 
 mod config;
 mod driver;
@@ -24,8 +29,8 @@ use std::time::Duration;
 use bytes::Bytes;
 use futures_channel::{mpsc, oneshot};
 use futures_util::Stream;
-use mqtt_proto::properties::{PublishProperties, WillProperties};
-use mqtt_proto::{ByteString, ConnAck, PacketId, Publish, QoS, ReasonCode, SubscribeFilter, Will};
+use mqtt_proto::properties::WillProperties;
+use mqtt_proto::{ByteString, PacketId, Will};
 
 pub use config::{ClientConfig, TopicConfig, WillConfig};
 pub use error::{ClientError, TlsError, UriError};
@@ -34,6 +39,16 @@ pub use transport::{Runtime, Transport};
 pub use uri::{Scheme, Target};
 
 use driver::{Command, ConnectParams, Driver, Reply};
+
+// The protocol types that appear in the client's API, under the client's own name.
+pub use mqtt_proto::properties::{PublishProperties, SubscribeProperties, UserProperty};
+pub use mqtt_proto::{ConnAck, ProtocolVersion, Publish, QoS, ReasonCode, SubscribeFilter};
+pub use mqtt_session::{ConnectionError, ProtocolError, PublishError, SessionError};
+
+/// The codec, re-exported so users need one dependency.
+pub use mqtt_proto as proto;
+/// The sans-IO session the client drives, for users who need its types.
+pub use mqtt_session as session;
 use queue::CommandQueue;
 
 /// Everything a user of an adapter crate needs, re-exported by `mqtt-tokio` and
@@ -43,11 +58,11 @@ pub mod prelude {
         ApplicationMessage, ClientConfig, ClientError, ConnectionEvent, Runtime, TlsError,
         TopicConfig, UriError, WillConfig,
     };
-    pub use crate::proto::properties::{PublishProperties, UserProperty};
-    pub use crate::proto::{ConnAck, ProtocolVersion, QoS, ReasonCode};
+    pub use mqtt_proto::properties::{PublishProperties, UserProperty};
+    pub use mqtt_proto::{ConnAck, ProtocolVersion, QoS, ReasonCode};
 }
 
-use crate::{ConnectOptions, Session, SessionConfig};
+use mqtt_session::{ConnectOptions, Session, SessionConfig};
 
 /// A received message (amqtt's `ApplicationMessage`).
 #[derive(Debug, Clone, PartialEq, Eq)]
