@@ -101,6 +101,10 @@ pub struct ClientConfig {
     pub topics: HashMap<String, TopicConfig>,
     /// MQTT 5 session expiry interval in seconds.
     pub session_expiry_interval: Option<u32>,
+    /// Directory of a durable session store ([`FileStore`](crate::store::FileStore)): in-flight
+    /// QoS 1/2 messages survive a crash of the process and are resumed by the next client
+    /// with the same client id and store (use `clean_session(false)`). `None`: in memory.
+    pub session_store: Option<PathBuf>,
 }
 
 impl Default for ClientConfig {
@@ -131,6 +135,7 @@ impl Default for ClientConfig {
             message_buffer: 1024,
             topics: HashMap::new(),
             session_expiry_interval: None,
+            session_store: None,
         }
     }
 }
@@ -199,6 +204,8 @@ builders! {
     message_buffer: usize => message_buffer.max(1),
     /// Sets the MQTT 5 session expiry interval.
     session_expiry_interval: u32 => Some(session_expiry_interval),
+    /// Keeps in-flight state in a durable store in this directory (see `session_store`).
+    session_store: impl Into<PathBuf> => Some(session_store.into()),
 }
 
 impl ClientConfig {

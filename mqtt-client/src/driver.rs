@@ -20,9 +20,10 @@ use mqtt_proto::{ByteString, ConnAck, Disconnect, Publish, ReasonCode, Subscribe
 use tracing::{debug, info, warn};
 
 use super::error::ClientError;
+use super::store::ClientStore;
 use super::transport::{self, Runtime, Transport};
 use super::uri::Target;
-use super::{ApplicationMessage, ConnectionEvent, Shared};
+use super::{ApplicationMessage, ConnectionEvent, Shared, lock};
 use mqtt_session::{ConnectOptions, ConnectionError, ConnectionState, Event, Session, Token};
 
 /// Size of the socket read buffer: large enough that a busy connection is drained in few
@@ -52,6 +53,8 @@ pub(crate) enum Command {
     Publish {
         publish: Publish,
         reply: Reply<ReasonCode>,
+        /// `Publishing::stored`: answered when the message is durable (`Event::Stored`).
+        stored: Option<Reply<()>>,
     },
     Subscribe {
         filters: Vec<SubscribeFilter>,
@@ -81,7 +84,12 @@ impl Command {
     fn refuse(self) {
         let err = ClientError::NotConnected;
         match self {
-            Self::Publish { reply, .. } => drop(reply.send(Err(err))),
+            Self::Publish { reply, stored, .. } => {
+                if let Some(stored) = stored {
+                    let _ = stored.send(Err(err.clone()));
+                }
+                drop(reply.send(Err(err)));
+            }
             Self::Subscribe { reply, .. } | Self::Unsubscribe { reply, .. } => {
                 drop(reply.send(Err(err)));
             }
@@ -124,11 +132,13 @@ enum Ended {
 pub(crate) struct Driver<R: Runtime> {
     runtime: R,
     shared: Arc<Shared>,
-    session: Session,
+    session: Session<ClientStore>,
     params: ConnectParams,
     /// Commands taken from the queue and not yet applied.
     inbox: VecDeque<Command>,
     waiters: HashMap<Token, Waiter>,
+    /// Callers of `Publishing::stored` waiting for their message to be durable.
+    stored_waiters: HashMap<Token, Reply<()>>,
     /// The caller of `connect` / `reconnect`, answered at the next CONNACK or failure.
     connect_waiter: Option<Reply<ConnAck>>,
     /// The caller of `disconnect`, answered once DISCONNECT is written.
@@ -155,7 +165,7 @@ impl<R: Runtime> Driver<R> {
     pub(crate) fn new(
         runtime: R,
         shared: Arc<Shared>,
-        session: Session,
+        session: Session<ClientStore>,
         params: ConnectParams,
         connect_waiter: Reply<ConnAck>,
         auto_reconnect: bool,
@@ -169,6 +179,7 @@ impl<R: Runtime> Driver<R> {
             params,
             inbox: VecDeque::new(),
             waiters: HashMap::new(),
+            stored_waiters: HashMap::new(),
             connect_waiter: Some(connect_waiter),
             disconnect_waiter: None,
             auto_reconnect,
@@ -457,12 +468,23 @@ impl<R: Runtime> Driver<R> {
     /// Applies one command. Returns true when the driver must stop serving commands now.
     fn apply(&mut self, now: Instant, command: Command) -> bool {
         match command {
-            Command::Publish { publish, reply } => match self.session.publish(now, publish) {
+            Command::Publish {
+                publish,
+                reply,
+                stored,
+            } => match self.session.publish(now, publish) {
                 Ok(token) => {
                     self.waiters.insert(token, Waiter::Publish(reply));
+                    if let Some(stored) = stored {
+                        self.stored_waiters.insert(token, stored);
+                    }
                 }
                 Err(err) => {
-                    let _ = reply.send(Err(err.into()));
+                    let err = ClientError::from(err);
+                    if let Some(stored) = stored {
+                        let _ = stored.send(Err(err.clone()));
+                    }
+                    let _ = reply.send(Err(err));
                 }
             },
             Command::Subscribe { filters, reply } => {
@@ -521,6 +543,9 @@ impl<R: Runtime> Driver<R> {
                 for (_, waiter) in self.waiters.drain() {
                     waiter.fail(ClientError::Closed);
                 }
+                for (_, stored) in self.stored_waiters.drain() {
+                    let _ = stored.send(Err(ClientError::Closed));
+                }
                 if let Some(waiter) = self.connect_waiter.take() {
                     let _ = waiter.send(Err(ClientError::Closed));
                 }
@@ -547,9 +572,10 @@ impl<R: Runtime> Driver<R> {
                     }));
                 }
             }
-            Event::Published { token, result } => {
-                if let Some(Waiter::Publish(reply)) = self.waiters.remove(&token) {
-                    let _ = reply.send(result.map_err(ClientError::from));
+            Event::Published { token, result } => self.published(token, result),
+            Event::Stored { token } => {
+                if let Some(stored) = self.stored_waiters.remove(&token) {
+                    let _ = stored.send(Ok(()));
                 }
             }
             Event::Message(message) => self.deliver(ApplicationMessage::new(message.publish)),
@@ -617,6 +643,30 @@ impl<R: Runtime> Driver<R> {
         }
     }
 
+    /// A publish completed: its caller learns the outcome; one recovered from the durable
+    /// store (its caller died with an earlier process) is reported as a connection event.
+    fn published(&mut self, token: Token, result: Result<ReasonCode, mqtt_session::PublishError>) {
+        let result = result.map_err(ClientError::from);
+        if let Some(stored) = self.stored_waiters.remove(&token) {
+            // Completed (or failed) before a `Stored` event: QoS 0, or a store failure.
+            let _ = stored.send(result.as_ref().map(|_| ()).map_err(Clone::clone));
+        }
+        if let Some(Waiter::Publish(reply)) = self.waiters.remove(&token) {
+            let _ = reply.send(result);
+            return;
+        }
+        let recovered = lock(&self.shared.recovered).remove(&token);
+        if let Some(mut recovered) = recovered {
+            debug!(
+                packet_id = recovered.packet_id.get(),
+                "recovered publish completed"
+            );
+            recovered.result = result;
+            self.shared
+                .status(ConnectionEvent::RecoveredPublish(recovered));
+        }
+    }
+
     fn deliver(&mut self, message: ApplicationMessage) {
         if self.delivering.is_some() {
             self.backlog.push_back(message);
@@ -649,6 +699,9 @@ impl<R: Runtime> Driver<R> {
     fn shutdown(mut self, err: ClientError) {
         for (_, waiter) in self.waiters.drain() {
             waiter.fail(err.clone());
+        }
+        for (_, stored) in self.stored_waiters.drain() {
+            let _ = stored.send(Err(err.clone()));
         }
         for message in self.backlog.drain(..) {
             let _ = self.shared.messages_tx.try_send(message);

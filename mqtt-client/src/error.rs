@@ -7,7 +7,7 @@ use std::sync::Arc;
 use mqtt_proto::ReasonCode;
 use mqtt_proto::topic::TopicError;
 
-use mqtt_session::{ConnectionError, ProtocolError, PublishError, SessionError};
+use mqtt_session::{ConnectionError, ProtocolError, PublishError, SessionError, StoreError};
 
 /// Why a URI cannot be used to reach a broker.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -114,6 +114,17 @@ pub enum ClientError {
     /// The client was closed (`disconnect`, `cancel_tasks`, or every handle dropped).
     #[error("client closed")]
     Closed,
+    /// The session store (`session_store`) could not be opened, or could not record or sync
+    /// a message (e.g. [`StoreError::Full`]): that message was not sent; what the store
+    /// held before is intact.
+    #[error("session store: {0}")]
+    Store(StoreError),
+}
+
+impl From<StoreError> for ClientError {
+    fn from(err: StoreError) -> Self {
+        Self::Store(err)
+    }
 }
 
 impl From<io::Error> for ClientError {
@@ -133,6 +144,7 @@ impl From<SessionError> for ClientError {
         match err {
             SessionError::InvalidTopic(topic) => Self::InvalidTopic(topic),
             SessionError::NotConnected => Self::NotConnected,
+            SessionError::Store(err) => Self::Store(err),
             other => Self::Session(other),
         }
     }
@@ -145,6 +157,7 @@ impl From<PublishError> for ClientError {
             PublishError::SessionLost => Self::SessionLost,
             PublishError::ConnectionLost => Self::ConnectionLost(ConnectionError::TransportClosed),
             PublishError::Refused(err) => err.into(),
+            PublishError::Store(err) => Self::Store(err),
             other => Self::Publish(other),
         }
     }
@@ -157,6 +170,7 @@ impl From<ConnectionError> for ClientError {
             ConnectionError::Protocol(err) => Self::Protocol(err),
             ConnectionError::Local => Self::Closed,
             ConnectionError::ConnAckTimeout => Self::Timeout,
+            ConnectionError::Store(err) => Self::Store(err),
             other => Self::ConnectionLost(other),
         }
     }

@@ -14,6 +14,7 @@ mod config;
 mod driver;
 mod error;
 mod queue;
+pub mod store;
 mod tls;
 mod transport;
 mod uri;
@@ -34,6 +35,7 @@ use mqtt_proto::{ByteString, PacketId, Will};
 
 pub use config::{ClientConfig, TopicConfig, WillConfig};
 pub use error::{ClientError, TlsError, UriError};
+pub use store::{ClientStore, FileStore, StoreError};
 pub use tls::TlsOptions;
 pub use transport::{Runtime, Transport};
 pub use uri::{Scheme, Target};
@@ -62,7 +64,7 @@ pub mod prelude {
     pub use mqtt_proto::{ConnAck, ProtocolVersion, QoS, ReasonCode};
 }
 
-use mqtt_session::{ConnectOptions, Session, SessionConfig};
+use mqtt_session::{ConnectOptions, Session, SessionConfig, SessionStore, Token};
 
 /// A received message (amqtt's `ApplicationMessage`).
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -139,6 +141,25 @@ pub enum ConnectionEvent {
     },
     /// The client stopped: after `disconnect`, or when reconnecting gave up.
     Closed,
+    /// A publish recovered from the durable session store (sent by an earlier process that
+    /// stopped before its flow completed) has completed: its caller is gone, so this is the
+    /// only place its outcome shows.
+    RecoveredPublish(RecoveredPublish),
+}
+
+/// The outcome of a publish recovered from the durable session store
+/// ([`ConnectionEvent::RecoveredPublish`]).
+#[derive(Debug, Clone)]
+#[non_exhaustive]
+pub struct RecoveredPublish {
+    /// The packet identifier it was (re-)sent with.
+    pub packet_id: PacketId,
+    /// Its topic.
+    pub topic: ByteString,
+    /// Its QoS.
+    pub qos: QoS,
+    /// The final acknowledgement's reason code, or why it failed.
+    pub result: Result<ReasonCode, ClientError>,
 }
 
 /// State shared between the handles and the driver task.
@@ -152,12 +173,14 @@ pub(crate) struct Shared {
     commands: CommandQueue,
     /// Bumped by `cancel_tasks`; `deliver_message` calls started before fail with `Closed`.
     cancel_epoch: AtomicU64,
+    /// Publishes recovered from the durable store whose completion is still to be reported.
+    recovered: Mutex<std::collections::HashMap<Token, RecoveredPublish>>,
     cancel: event_listener::Event,
 }
 
 #[derive(Default)]
 struct Parked {
-    session: Option<Session>,
+    session: Option<Session<ClientStore>>,
     params: Option<ConnectParams>,
 }
 
@@ -176,7 +199,7 @@ impl Shared {
     /// The driver stops: its session is parked for the next one and the command queue
     /// closed, atomically for `start` (which takes the same locks in the same order). Returns
     /// the commands that were still queued.
-    fn park(&self, session: Session, params: ConnectParams) -> VecDeque<Command> {
+    fn park(&self, session: Session<ClientStore>, params: ConnectParams) -> VecDeque<Command> {
         let mut parked = lock(&self.parked);
         parked.session = Some(session);
         parked.params = Some(params);
@@ -247,6 +270,7 @@ impl<R: Runtime> MqttClient<R> {
                     commands: CommandQueue::default(),
                     cancel_epoch: AtomicU64::new(0),
                     cancel: event_listener::Event::new(),
+                    recovered: Mutex::new(std::collections::HashMap::new()),
                 }),
             }),
         }
@@ -412,17 +436,10 @@ impl<R: Runtime> MqttClient<R> {
             return Err(ClientError::AlreadyConnected);
         }
         let config = &self.inner.config;
-        let session = parked.session.take().unwrap_or_else(|| {
-            let mut session_config =
-                SessionConfig::new(self.inner.client_id.clone(), config.protocol_version);
-            session_config.max_inflight = config.max_inflight.max(1);
-            session_config.receive_maximum = config.max_inflight.max(1);
-            session_config.max_packet_size = config.max_packet_size;
-            session_config.connect_timeout = config.connect_timeout;
-            session_config.ping_delay = config.ping_delay;
-            session_config.ping_timeout = config.keep_alive.max(Duration::from_secs(1));
-            Session::new(session_config)
-        });
+        let session = match parked.session.take() {
+            Some(session) => session,
+            None => self.new_session()?,
+        };
         let (reply, rx) = oneshot::channel();
         let driver = Driver::new(
             self.inner.runtime.clone(),
@@ -438,6 +455,46 @@ impl<R: Runtime> MqttClient<R> {
         drop(parked);
         self.inner.runtime.spawn(driver.run());
         Ok(rx)
+    }
+
+    /// The first session of this client: over the durable store when one is configured
+    /// (resuming what it holds), else in memory.
+    fn new_session(&self) -> Result<Session<ClientStore>, ClientError> {
+        let config = &self.inner.config;
+        let mut session_config =
+            SessionConfig::new(self.inner.client_id.clone(), config.protocol_version);
+        session_config.max_inflight = config.max_inflight.max(1);
+        session_config.receive_maximum = config.max_inflight.max(1);
+        session_config.max_packet_size = config.max_packet_size;
+        session_config.connect_timeout = config.connect_timeout;
+        session_config.ping_delay = config.ping_delay;
+        session_config.ping_timeout = config.keep_alive.max(Duration::from_secs(1));
+        // `Publishing::stored` resolves on `Event::Stored`.
+        session_config.report_stored = true;
+        let store = match &config.session_store {
+            Some(dir) => ClientStore::File(FileStore::open(dir)?),
+            None => ClientStore::default(),
+        };
+        let flights = store.outgoing_in_order();
+        if !flights.is_empty() {
+            tracing::info!(
+                inflight = flights.len(),
+                "resuming publishes from the session store"
+            );
+            let mut recovered = lock(&self.inner.shared.recovered);
+            for (packet_id, flight) in flights {
+                recovered.insert(
+                    flight.token,
+                    RecoveredPublish {
+                        packet_id,
+                        topic: flight.publish.topic,
+                        qos: flight.publish.qos,
+                        result: Err(ClientError::Closed),
+                    },
+                );
+            }
+        }
+        Ok(Session::with_store(session_config, store))
     }
 
     fn connect_options(&self, target: &Target, clean_session: Option<bool>) -> ConnectOptions {
@@ -658,13 +715,28 @@ impl<R: Runtime> Publishing<'_, R> {
     }
 }
 
-impl<R: Runtime> IntoFuture for Publishing<'_, R> {
-    type Output = Result<ReasonCode, ClientError>;
-    type IntoFuture = PublishFuture<R>;
+impl<'a, R: Runtime> Publishing<'a, R> {
+    /// Waits only until the message is *stored*, and returns the future of its completion.
+    ///
+    /// This is the durability point of a publish. With a durable store
+    /// ([`ClientConfig::session_store`]), a QoS 1/2 message whose `stored()` has resolved
+    /// `Ok` survives a crash of the process: its record was synced to disk, before any byte of
+    /// it was written to the socket, and a client restarted on the same store and client id
+    /// sends it again (with DUP) and reports its outcome as
+    /// [`ConnectionEvent::RecoveredPublish`]. A message accepted by the client but not yet
+    /// stored (waiting for a connection or for room in the in-flight window, `max_inflight`)
+    /// lives in memory only. With the memory store, "stored" means the same point (the
+    /// message entered the in-flight window and was handed out), without the crash-safety.
+    /// QoS 0 is stored nowhere: it resolves when the message is written.
+    ///
+    /// Fails with [`ClientError::Store`] when the store cannot record or sync the message (a
+    /// full disk, an I/O error): the message was not sent, and what was stored before is
+    /// intact. The returned future resolves as `.await` on the builder would.
+    pub fn stored(self) -> Storing<'a, R> {
+        Storing { publishing: self }
+    }
 
-    /// Hands the message to the driver right away, so publishes awaited together are sent in
-    /// the order they were created, back to back.
-    fn into_future(self) -> PublishFuture<R> {
+    fn send(self, stored: Option<Reply<()>>) -> PublishFuture<R> {
         let (default_qos, default_retain) = self.client.inner.config.publish_defaults(&self.topic);
         let publish = Publish {
             dup: false,
@@ -676,7 +748,11 @@ impl<R: Runtime> IntoFuture for Publishing<'_, R> {
             payload: self.payload,
         };
         let (reply, rx) = oneshot::channel();
-        let state = match self.client.send(Command::Publish { publish, reply }) {
+        let state = match self.client.send(Command::Publish {
+            publish,
+            reply,
+            stored,
+        }) {
             Ok(()) => Ok(rx),
             Err(err) => Err(Some(err)),
         };
@@ -689,6 +765,42 @@ impl<R: Runtime> IntoFuture for Publishing<'_, R> {
             )
         });
         PublishFuture { state, timeout }
+    }
+}
+
+impl<R: Runtime> IntoFuture for Publishing<'_, R> {
+    type Output = Result<ReasonCode, ClientError>;
+    type IntoFuture = PublishFuture<R>;
+
+    /// Hands the message to the driver right away, so publishes awaited together are sent in
+    /// the order they were created, back to back.
+    fn into_future(self) -> PublishFuture<R> {
+        self.send(None)
+    }
+}
+
+/// Builder returned by [`Publishing::stored`]; `.await` it for the durability point.
+#[must_use = "a publish builder does nothing until awaited"]
+pub struct Storing<'a, R: Runtime> {
+    publishing: Publishing<'a, R>,
+}
+
+impl<'a, R: Runtime> IntoFuture for Storing<'a, R> {
+    type Output = Result<PublishFuture<R>, ClientError>;
+    type IntoFuture = BoxFuture<'a, Self::Output>;
+
+    /// Hands the message to the driver right away (as `Publishing` does), then waits until
+    /// it is stored. Dropping this future does not take the message back.
+    fn into_future(self) -> Self::IntoFuture {
+        let (stored, stored_rx) = oneshot::channel();
+        let done = self.publishing.send(Some(stored));
+        Box::pin(async move {
+            if let Err(err) = &done.state {
+                return Err(err.clone().unwrap_or(ClientError::Closed));
+            }
+            stored_rx.await.unwrap_or(Err(ClientError::Closed))?;
+            Ok(done)
+        })
     }
 }
 

@@ -69,6 +69,9 @@ pub struct SessionConfig {
     /// How long before the keep-alive period ends the PINGREQ goes out, so it reaches the
     /// server in time (amqtt's `ping_delay`). At most half the keep alive is taken off.
     pub ping_delay: Duration,
+    /// Report [`Event::Stored`](crate::Event::Stored) when a QoS 1/2 publish has become
+    /// durable in the store (off by default: one more event per message).
+    pub report_stored: bool,
 }
 
 impl Default for SessionConfig {
@@ -88,6 +91,7 @@ impl Default for SessionConfig {
             connect_timeout: Duration::from_secs(10),
             ping_timeout: Duration::from_secs(10),
             ping_delay: Duration::ZERO,
+            report_stored: false,
         }
     }
 }

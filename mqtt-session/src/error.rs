@@ -5,6 +5,8 @@
 use mqtt_proto::topic::TopicError;
 use mqtt_proto::{DecodeError, EncodeError, PacketType, QoS, ReasonCode};
 
+use crate::store::StoreError;
+
 /// A command was refused; nothing was queued or sent.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[non_exhaustive]
@@ -55,6 +57,9 @@ pub enum SessionError {
     /// The packet cannot be encoded.
     #[error(transparent)]
     Encode(#[from] EncodeError),
+    /// The session store could not record the message; it was not sent.
+    #[error("session store: {0}")]
+    Store(#[from] StoreError),
 }
 
 /// The server broke the protocol; the connection is closed (MQTT 5: with a DISCONNECT
@@ -143,6 +148,10 @@ pub enum ConnectionError {
     /// The application asked for the disconnect.
     #[error("disconnected by the client")]
     Local,
+    /// The session store failed to record or sync state a packet committed to; the
+    /// connection was closed without sending that packet.
+    #[error("session store failed: {0}")]
+    Store(StoreError),
 }
 
 /// Why one publish did not complete successfully.
@@ -162,4 +171,7 @@ pub enum PublishError {
     /// A queued message became unsendable after the server announced its limits.
     #[error(transparent)]
     Refused(#[from] SessionError),
+    /// The session store could not make the message durable; it was not sent.
+    #[error("session store: {0}")]
+    Store(StoreError),
 }

@@ -33,7 +33,11 @@ impl<S: SessionStore> Session<S> {
                 }
                 None => {
                     self.check_receive_maximum()?;
-                    self.store.set_incoming(id, Some(IncomingState::Delivered));
+                    if let Err(err) = self.store.set_incoming(id, Some(IncomingState::Delivered)) {
+                        // Not delivered: the server sends it again on the next connection.
+                        self.store_fault(err);
+                        return Ok(());
+                    }
                 }
             },
         }
@@ -86,7 +90,13 @@ impl<S: SessionStore> Session<S> {
         let id = rel.packet_id;
         let mut comp = PubComp::new(id);
         match self.store.incoming(id) {
-            Some(IncomingState::AwaitingPubRel) => self.store.set_incoming(id, None),
+            Some(IncomingState::AwaitingPubRel) => {
+                if let Err(err) = self.store.set_incoming(id, None) {
+                    // PUBCOMP only once the flow's end is recorded; the server repeats PUBREL.
+                    self.store_fault(err);
+                    return Ok(());
+                }
+            }
             // PUBREL before our PUBREC: the server skipped a step.
             Some(IncomingState::Delivered) => {
                 return Err(ProtocolError::UnexpectedPacket(PacketType::PubRel));
@@ -125,8 +135,9 @@ impl<S: SessionStore> Session<S> {
                 }
                 // The state survives a reconnect: if PUBREC cannot go out now, the server's
                 // re-sent PUBLISH will be answered with it.
+                // Write-ahead: the PUBREC state is recorded before PUBREC is encoded.
                 self.store
-                    .set_incoming(id, Some(IncomingState::AwaitingPubRel));
+                    .set_incoming(id, Some(IncomingState::AwaitingPubRel))?;
                 if self.is_connected() {
                     self.encode(&PubRec::new(id));
                 }

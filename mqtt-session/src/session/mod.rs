@@ -18,7 +18,9 @@ use crate::config::{AckMode, ConnectOptions, SessionConfig, SessionLossPolicy};
 use crate::error::{ConnectionError, ProtocolError, PublishError, SessionError};
 use crate::event::{AckToken, Event, Message, Token};
 use crate::ids::PacketIds;
-use crate::store::{IncomingState, MemoryStore, OutgoingFlight, OutgoingState, SessionStore};
+use crate::store::{
+    IncomingState, MemoryStore, OutgoingFlight, OutgoingState, SessionStore, StoreError,
+};
 use crate::timer::{Timer, TimerTable};
 
 mod connection;
@@ -176,6 +178,12 @@ pub struct Session<S: SessionStore = MemoryStore> {
     /// Such a CONNECT went unanswered: the server may hold a newer session made by it, and a
     /// later "session present" may name that one, which knows nothing of our state.
     session_maybe_replaced: bool,
+    /// Publishes recorded in the store since its last successful sync: they become durable
+    /// ([`Event::Stored`]) with the next one, or fail if it fails.
+    unsynced: Vec<(Token, PacketId)>,
+    /// A store mutation failed while handling input: the connection is closed once the
+    /// current packet is handled.
+    store_failure: Option<StoreError>,
 }
 
 impl Session<MemoryStore> {
@@ -224,6 +232,8 @@ impl<S: SessionStore> Session<S> {
             server_session_ended: false,
             connect_may_replace: false,
             session_maybe_replaced: false,
+            unsynced: Vec::new(),
+            store_failure: None,
         }
     }
 
@@ -262,6 +272,12 @@ impl<S: SessionStore> Session<S> {
     /// The store holding in-flight state.
     pub fn store(&self) -> &S {
         &self.store
+    }
+
+    /// The store, mutably: for maintenance that needs it (e.g. a durable store's own
+    /// operations). Changing the flights behind the session's back breaks its bookkeeping.
+    pub fn store_mut(&mut self) -> &mut S {
+        &mut self.store
     }
 
     /// Outgoing QoS 1/2 messages in flight.
@@ -321,6 +337,11 @@ impl<S: SessionStore> Session<S> {
             };
             if let Err(err) = result {
                 self.protocol_failure(err);
+                return;
+            }
+            if let Some(err) = self.store_failure.take() {
+                warn!(%err, "session store failed, closing the connection");
+                self.close(ConnectionError::Store(err), None);
                 return;
             }
             if !matches!(
@@ -414,8 +435,15 @@ impl<S: SessionStore> Session<S> {
     /// Publishes `publish`. Its `dup` flag and packet identifier are managed by the session.
     ///
     /// While not connected, or while the in-flight window is full, the message waits in an
-    /// ordered queue. QoS 0 completes when handed to the transport, QoS 1 at PUBACK, QoS 2 at
-    /// PUBCOMP: see [`Event::Published`].
+    /// ordered queue (in memory). QoS 0 completes when handed to the transport, QoS 1 at
+    /// PUBACK, QoS 2 at PUBCOMP: see [`Event::Published`].
+    ///
+    /// A QoS 1/2 message is recorded in the store when it enters the in-flight window (here,
+    /// or later from the queue), before it is encoded; it is durable once the store's sync
+    /// before the next hand-out succeeded, reported as [`Event::Stored`] (with
+    /// [`SessionConfig::report_stored`]). If the store cannot
+    /// record it, this fails with [`SessionError::Store`] (or, from the queue, its
+    /// [`Event::Published`] carries [`PublishError::Store`]) and nothing is sent.
     pub fn publish(&mut self, _now: Instant, mut publish: Publish) -> Result<Token, SessionError> {
         publish.dup = false;
         publish.packet_id = None;
@@ -580,6 +608,12 @@ impl<S: SessionStore> Session<S> {
 
     /// Everything encoded since the last call, as one buffer for one write. `now` is when
     /// it is handed to the transport: keep-alive counts from it.
+    ///
+    /// Write-ahead: before handing anything out, the store's [`sync`](SessionStore::sync)
+    /// makes every change recorded since the last batch durable (one sync per batch). If it
+    /// fails, the batch is withheld, the publishes first recorded in it fail with
+    /// [`PublishError::Store`], the connection closes with [`ConnectionError::Store`], and
+    /// this returns `None`.
     #[must_use]
     pub fn poll_transmit(&mut self, now: Instant) -> Option<Bytes> {
         if self.write_buf.is_empty() {
@@ -587,6 +621,15 @@ impl<S: SessionStore> Session<S> {
                 self.state = ConnectionState::Disconnected;
             }
             return None;
+        }
+        if let Err(err) = self.store.sync() {
+            self.sync_failed(err);
+            return None;
+        }
+        for (token, _) in std::mem::take(&mut self.unsynced) {
+            if self.config.report_stored {
+                self.push_event(Event::Stored { token });
+            }
         }
         let bytes = self.write_buf.split().freeze();
         self.last_sent = Some(now);
@@ -612,8 +655,12 @@ impl<S: SessionStore> Session<S> {
         let pending = self.events.pop_front()?;
         if let Some(token) = pending.auto_ack {
             // The token was made by the session for this very message; failing here means the
-            // connection changed in between, and the server will re-send the message.
-            let _ = self.send_ack(token);
+            // connection changed in between, and the server will re-send the message, or
+            // that the store failed, which ends the connection (without the acknowledgement).
+            if let Err(SessionError::Store(err)) = self.send_ack(token) {
+                warn!(%err, "session store failed, closing the connection");
+                self.close(ConnectionError::Store(err), None);
+            }
         }
         Some(pending.event)
     }
@@ -641,6 +688,42 @@ impl<S: SessionStore> Session<S> {
             // Every packet the session builds is validated before it gets here.
             warn!(%err, "dropping a packet that cannot be encoded");
         }
+    }
+
+    /// The store's sync failed: nothing of this batch goes out. Publishes first recorded in it
+    /// are taken back and fail; what was durable before stays (and what else is pending is
+    /// kept by the store for its next sync).
+    fn sync_failed(&mut self, err: StoreError) {
+        warn!(%err, "session store sync failed, withholding the batch");
+        for (token, id) in std::mem::take(&mut self.unsynced) {
+            // The id may have been finished and reused since (a session loss with the `Fail`
+            // policy): only the flight this token made is taken back.
+            if self.store.outgoing(id).map(|flight| flight.token) != Some(token) {
+                continue;
+            }
+            match self.store.remove_outgoing(id) {
+                Ok(_) => {
+                    self.ids.release(id);
+                    self.push_event(Event::Published {
+                        token,
+                        result: Err(PublishError::Store(err.clone())),
+                    });
+                }
+                // Still recorded: it stays in flight and becomes durable with a later sync.
+                Err(_) => self.unsynced.push((token, id)),
+            }
+        }
+        if self.state == ConnectionState::Closing {
+            self.write_buf.clear();
+            self.state = ConnectionState::Disconnected;
+        } else {
+            self.close(ConnectionError::Store(err), None);
+        }
+    }
+
+    /// A store mutation failed while handling input: the connection closes after this packet.
+    fn store_fault(&mut self, err: StoreError) {
+        self.store_failure.get_or_insert(err);
     }
 
     fn push_event(&mut self, event: Event) {

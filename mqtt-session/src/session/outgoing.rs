@@ -20,9 +20,14 @@ impl<S: SessionStore> Session<S> {
             }
             Some(OutgoingState::AwaitingPubRec) => {
                 let seq = self.seq();
-                self.store
-                    .update_outgoing(id, OutgoingState::AwaitingPubComp, seq);
-                self.encode(&PubRel::new(id));
+                // Write-ahead: the PUBREL state is recorded before the PUBREL is encoded.
+                match self
+                    .store
+                    .update_outgoing(id, OutgoingState::AwaitingPubComp, seq)
+                {
+                    Ok(()) => self.encode(&PubRel::new(id)),
+                    Err(err) => self.store_fault(err),
+                }
             }
             // A PUBREC repeated for a re-sent PUBLISH: the PUBREL is repeated too.
             Some(OutgoingState::AwaitingPubComp) => self.encode(&PubRel::new(id)),
@@ -105,21 +110,24 @@ impl<S: SessionStore> Session<S> {
             .allocate()
             .ok_or(SessionError::PacketIdsExhausted)?;
         publish.packet_id = Some(id);
-        self.encode_publish(&publish);
         let state = match publish.qos {
             QoS::AtLeastOnce => OutgoingState::AwaitingPubAck,
             _ => OutgoingState::AwaitingPubRec,
         };
         let seq = self.seq();
-        self.store.insert_outgoing(
-            id,
-            OutgoingFlight {
-                token,
-                publish,
-                state,
-                seq,
-            },
-        );
+        // Write-ahead: recorded first, encoded only once the store took it.
+        let flight = OutgoingFlight {
+            token,
+            publish,
+            state,
+            seq,
+        };
+        if let Err(err) = self.store.insert_outgoing(id, flight.clone()) {
+            self.ids.release(id);
+            return Err(SessionError::Store(err));
+        }
+        self.unsynced.push((token, id));
+        self.encode_publish(&flight.publish);
         Ok(())
     }
 
@@ -164,8 +172,11 @@ impl<S: SessionStore> Session<S> {
     }
 
     pub(super) fn finish_outgoing(&mut self, id: PacketId, reason_code: ReasonCode) {
-        let Some(flight) = self.store.remove_outgoing(id) else {
-            return;
+        let flight = match self.store.remove_outgoing(id) {
+            Ok(Some(flight)) => flight,
+            Ok(None) => return,
+            // Still recorded: the flow completes when the server acknowledges it again.
+            Err(err) => return self.store_fault(err),
         };
         self.ids.release(id);
         let result = if reason_code.is_success() {
@@ -196,9 +207,13 @@ impl<S: SessionStore> Session<S> {
                 .check_publish(&mut publish)
                 .and_then(|()| self.send_new(token, publish));
             if let Err(err) = sent {
+                let err = match err {
+                    SessionError::Store(err) => PublishError::Store(err),
+                    other => PublishError::Refused(other),
+                };
                 self.push_event(Event::Published {
                     token,
-                    result: Err(PublishError::Refused(err)),
+                    result: Err(err),
                 });
             }
         }
@@ -221,7 +236,9 @@ impl<S: SessionStore> Session<S> {
 
     /// No session on the server: in-flight messages are restarted or failed, by policy.
     pub(super) fn restart_inflight(&mut self) {
-        self.store.clear_incoming();
+        if let Err(err) = self.store.clear_incoming() {
+            return self.store_fault(err);
+        }
         for (id, flight) in self.store.outgoing_in_order() {
             match (flight.state, self.config.session_loss_policy) {
                 // The server acknowledged receipt with PUBREC and so owns the message:
@@ -229,7 +246,9 @@ impl<S: SessionStore> Session<S> {
                 (OutgoingState::AwaitingPubComp, _) => {
                     // Not `finish_outgoing`: its queue pump would send queued messages ahead
                     // of the in-flight ones re-sent below (`on_connack` pumps afterwards).
-                    self.store.remove_outgoing(id);
+                    if let Err(err) = self.store.remove_outgoing(id) {
+                        return self.store_fault(err);
+                    }
                     self.ids.release(id);
                     self.push_event(Event::Published {
                         token: flight.token,
@@ -238,11 +257,15 @@ impl<S: SessionStore> Session<S> {
                 }
                 (_, SessionLossPolicy::Resend) => {
                     let seq = self.seq();
-                    self.store.update_outgoing(id, flight.state, seq);
+                    if let Err(err) = self.store.update_outgoing(id, flight.state, seq) {
+                        return self.store_fault(err);
+                    }
                     self.encode_publish(&flight.publish);
                 }
                 (_, SessionLossPolicy::Fail) => {
-                    self.store.remove_outgoing(id);
+                    if let Err(err) = self.store.remove_outgoing(id) {
+                        return self.store_fault(err);
+                    }
                     self.ids.release(id);
                     self.push_event(Event::Published {
                         token: flight.token,
