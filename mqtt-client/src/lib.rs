@@ -175,6 +175,8 @@ pub(crate) struct Shared {
     cancel_epoch: AtomicU64,
     /// Publishes recovered from the durable store whose completion is still to be reported.
     recovered: Mutex<std::collections::HashMap<Token, RecoveredPublish>>,
+    /// The durable store's counters, once it is open.
+    store_monitor: Mutex<Option<store::FileStoreMonitor>>,
     cancel: event_listener::Event,
 }
 
@@ -271,6 +273,7 @@ impl<R: Runtime> MqttClient<R> {
                     cancel_epoch: AtomicU64::new(0),
                     cancel: event_listener::Event::new(),
                     recovered: Mutex::new(std::collections::HashMap::new()),
+                    store_monitor: Mutex::new(None),
                 }),
             }),
         }
@@ -284,6 +287,14 @@ impl<R: Runtime> MqttClient<R> {
     /// The configuration.
     pub fn config(&self) -> &ClientConfig {
         &self.inner.config
+    }
+
+    /// The durable session store's counters (syncs, compactions, log size), once `connect`
+    /// has opened it; `None` with the memory store.
+    pub fn store_stats(&self) -> Option<store::FileStoreStats> {
+        lock(&self.inner.shared.store_monitor)
+            .as_ref()
+            .map(store::FileStoreMonitor::stats)
     }
 
     /// Connects to `uri` (`mqtt://`, `mqtts://`, `ws://`, `wss://`; `None` uses the configured
@@ -472,7 +483,11 @@ impl<R: Runtime> MqttClient<R> {
         // `Publishing::stored` resolves on `Event::Stored`.
         session_config.report_stored = true;
         let store = match &config.session_store {
-            Some(dir) => ClientStore::File(FileStore::open(dir)?),
+            Some(dir) => {
+                let store = FileStore::open(dir)?;
+                *lock(&self.inner.shared.store_monitor) = Some(store.monitor());
+                ClientStore::File(store)
+            }
             None => ClientStore::default(),
         };
         let flights = store.outgoing_in_order();

@@ -17,6 +17,8 @@
 use std::fs::{self, File, OpenOptions};
 use std::io::{Read, Write};
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 
 use bytes::{Buf, BufMut, BytesMut};
 use mqtt_proto::{Encode, Packet, PacketId, ProtocolVersion};
@@ -60,6 +62,42 @@ pub struct FileStoreStats {
     pub torn_bytes: u64,
 }
 
+/// The counters behind [`FileStoreStats`], shared with [`FileStoreMonitor`]s.
+#[derive(Debug, Default)]
+struct Counters {
+    syncs: AtomicU64,
+    compactions: AtomicU64,
+    records: AtomicU64,
+    log_len: AtomicU64,
+    recovered_records: AtomicU64,
+    torn_bytes: AtomicU64,
+}
+
+impl Counters {
+    fn snapshot(&self) -> FileStoreStats {
+        FileStoreStats {
+            syncs: self.syncs.load(Ordering::Relaxed),
+            compactions: self.compactions.load(Ordering::Relaxed),
+            records: self.records.load(Ordering::Relaxed),
+            log_len: self.log_len.load(Ordering::Relaxed),
+            recovered_records: self.recovered_records.load(Ordering::Relaxed),
+            torn_bytes: self.torn_bytes.load(Ordering::Relaxed),
+        }
+    }
+}
+
+/// Reads a [`FileStore`]'s counters from anywhere (e.g. while a client's driver owns the
+/// store); see [`MqttClient::store_stats`](crate::MqttClient::store_stats).
+#[derive(Debug, Clone)]
+pub struct FileStoreMonitor(Arc<Counters>);
+
+impl FileStoreMonitor {
+    /// The counters now.
+    pub fn stats(&self) -> FileStoreStats {
+        self.0.snapshot()
+    }
+}
+
 /// A durable session store: in-flight QoS 1/2 state in an append-only, checksummed log in a
 /// directory of its own, synced once per batch and compacted to what is in flight.
 ///
@@ -79,7 +117,7 @@ pub struct FileStore {
     /// The log is compacted at the first sync that finds it longer than this.
     compact_at: u64,
     compact_min: u64,
-    stats: FileStoreStats,
+    stats: Arc<Counters>,
 }
 
 impl FileStore {
@@ -149,7 +187,14 @@ impl FileStore {
             sync_dir(&dir)?;
         }
         let synced_len = (good_len.max(MAGIC.len())) as u64;
-        stats.log_len = synced_len;
+        let counters = Counters::default();
+        counters.log_len.store(synced_len, Ordering::Relaxed);
+        counters
+            .recovered_records
+            .store(stats.recovered_records, Ordering::Relaxed);
+        counters
+            .torn_bytes
+            .store(stats.torn_bytes, Ordering::Relaxed);
         debug!(dir = %dir.display(), inflight = index.outgoing_len(), "session store opened");
         Ok(Self {
             dir,
@@ -159,7 +204,7 @@ impl FileStore {
             synced_len,
             compact_at: compact_min.max(synced_len.saturating_mul(2)),
             compact_min,
-            stats,
+            stats: Arc::new(counters),
         })
     }
 
@@ -170,7 +215,12 @@ impl FileStore {
 
     /// What the store has done so far.
     pub fn stats(&self) -> FileStoreStats {
-        self.stats
+        self.stats.snapshot()
+    }
+
+    /// A handle that reads the counters while someone else owns the store.
+    pub fn monitor(&self) -> FileStoreMonitor {
+        FileStoreMonitor(self.stats.clone())
     }
 
     /// Bytes of changes recorded and not yet synced.
@@ -180,7 +230,7 @@ impl FileStore {
 
     fn append(&mut self, body: impl FnOnce(&mut Vec<u8>)) {
         record(&mut self.pending, body);
-        self.stats.records += 1;
+        self.stats.records.fetch_add(1, Ordering::Relaxed);
     }
 
     /// Writes a snapshot of the live state (which includes the pending changes) to a new file
@@ -217,9 +267,9 @@ impl FileStore {
         self.pending.clear();
         self.synced_len = snapshot.len() as u64;
         self.compact_at = self.compact_min.max(self.synced_len.saturating_mul(2));
-        self.stats.syncs += 1;
-        self.stats.compactions += 1;
-        self.stats.log_len = self.synced_len;
+        self.stats.syncs.fetch_add(1, Ordering::Relaxed);
+        self.stats.compactions.fetch_add(1, Ordering::Relaxed);
+        self.stats.log_len.store(self.synced_len, Ordering::Relaxed);
         debug!(len = self.synced_len, "session store compacted");
         Ok(())
     }
@@ -326,8 +376,8 @@ impl SessionStore for FileStore {
         }
         self.synced_len += self.pending.len() as u64;
         self.pending.clear();
-        self.stats.syncs += 1;
-        self.stats.log_len = self.synced_len;
+        self.stats.syncs.fetch_add(1, Ordering::Relaxed);
+        self.stats.log_len.store(self.synced_len, Ordering::Relaxed);
         Ok(())
     }
 }

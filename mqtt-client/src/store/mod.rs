@@ -5,7 +5,7 @@ mod file;
 #[cfg(test)]
 mod tests;
 
-pub use file::{FileStore, FileStoreStats};
+pub use file::{FileStore, FileStoreMonitor, FileStoreStats};
 pub use mqtt_session::store::{IncomingState, OutgoingFlight, OutgoingState};
 pub use mqtt_session::{MemoryStore, SessionStore, StoreError};
 
