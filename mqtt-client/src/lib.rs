@@ -482,6 +482,10 @@ impl<R: Runtime> MqttClient<R> {
         session_config.ping_timeout = config.keep_alive.max(Duration::from_secs(1));
         // `Publishing::stored` resolves on `Event::Stored`.
         session_config.report_stored = true;
+        if config.session_store.is_some() {
+            // Each refill of the window costs an fsync: refill in quarters of the window.
+            session_config.refill_batch = (config.max_inflight / 4).max(1);
+        }
         let store = match &config.session_store {
             Some(dir) => {
                 let store = FileStore::open(dir)?;

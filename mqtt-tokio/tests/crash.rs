@@ -34,11 +34,15 @@ const PUBLISH_TOTAL: u64 = 40_000;
 /// SIGKILLs of the publisher before the run that is left to finish.
 const PUBLISHER_KILLS: usize = 20;
 /// `stored()` futures the publisher keeps outstanding: the batch one fsync covers.
-const PIPELINE: usize = 256;
+const PIPELINE: usize = 2_000;
 /// Rounds of the subscriber test and messages per round.
 const SUB_ROUNDS: usize = 6;
 const SUB_BATCH: usize = 40;
 const PREFIX: &str = "CRASH ";
+/// Mosquitto with persistence on, but saving its database every 10 minutes rather than after
+/// every change (the test-support default), which would make the broker the bottleneck; no
+/// limit on messages queued or in flight towards a subscriber, which would drop some.
+const BROKER_CONFIG: &str = "max_queued_messages 0\nmax_inflight_messages 0\nautosave_on_changes false\nautosave_interval 600\n";
 
 fn main() {
     mqtt_test_support::init_test_tracing();
@@ -157,12 +161,21 @@ impl ChildProc {
     fn kill(mut self) -> Vec<String> {
         self.child.kill().unwrap();
         self.child.wait().unwrap();
+        let lines = std::mem::replace(&mut self.lines, mpsc::channel().1);
         // The reader thread ends at EOF; what the child wrote before dying is all there.
         let mut rest = Vec::new();
-        while let Ok(line) = self.lines.recv_timeout(Duration::from_secs(5)) {
+        while let Ok(line) = lines.recv_timeout(Duration::from_secs(5)) {
             rest.push(line);
         }
         rest
+    }
+}
+
+impl Drop for ChildProc {
+    /// A failing test must not leave its child running.
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
     }
 }
 
@@ -174,11 +187,13 @@ fn publisher_child() {
     let start: u64 = env("CRASH_START").parse().unwrap();
     let incarnation = env("CRASH_INCARNATION");
     runtime().block_on(async move {
-        let config = ClientConfig::default()
-            .session_store(store)
+        let mut config = ClientConfig::default()
             .clean_session(false)
-            .max_inflight(100)
+            .max_inflight(1_000)
             .reconnect_retries(None);
+        if std::env::var("CRASH_NO_STORE").is_err() {
+            config = config.session_store(store);
+        }
         let client = MqttClient::new(Some("crash-publisher"), config);
         let mut events = client.connection_events();
         tokio::spawn(async move {
@@ -194,6 +209,7 @@ fn publisher_child() {
         });
         client.connect(uri.as_str()).await.unwrap();
         println!("{PREFIX}connected");
+        let began = Instant::now();
         let mut stored = FuturesOrdered::new();
         let mut completions = Vec::new();
         let mut next = start;
@@ -227,6 +243,12 @@ fn publisher_child() {
             result.unwrap();
         }
         println!("{PREFIX}complete");
+        eprintln!(
+            "publisher: {} messages from {start} in {:.1?}, store {:?}",
+            PUBLISH_TOTAL - start,
+            began.elapsed(),
+            client.store_stats()
+        );
         client.disconnect().await.unwrap();
     });
 }
@@ -234,7 +256,7 @@ fn publisher_child() {
 fn publisher_survives_sigkill() {
     let broker = Mosquitto::builder()
         .persistence(true)
-        .extra_config("max_queued_messages 0\nmax_inflight_messages 100\n")
+        .extra_config(BROKER_CONFIG)
         .start();
     let uri = broker.uri();
     let store = store_dir("crash-publisher");
@@ -279,20 +301,21 @@ fn publisher_survives_sigkill() {
             recovered.push(r.to_owned());
         }
     };
-    for incarnation in 0..PUBLISHER_KILLS {
+    let kills = std::env::var("CRASH_KILLS").map_or(PUBLISHER_KILLS, |k| k.parse().unwrap());
+    for incarnation in 0..kills {
         let child = ChildProc::spawn("publisher", &vars(next, incarnation));
-        let first = child.line(Duration::from_secs(20));
+        // Killed once it has stored a random number of messages: mid-stream, with stored
+        // messages in flight, commands queued and a batch possibly half written.
+        let target = 100 + rng.below(1_700) as usize;
         let mut early = Vec::new();
-        let mut line = first;
-        // Recovered events may come before "connected".
-        while let Some(l) = line.take() {
-            if l == "connected" {
-                break;
-            }
-            early.push(l);
-            line = child.line(Duration::from_secs(20));
+        let mut stored_now = 0;
+        while stored_now < target {
+            let Some(line) = child.line(Duration::from_secs(20)) else {
+                panic!("publisher {incarnation} went silent after {stored_now} messages")
+            };
+            stored_now += usize::from(line.starts_with("stored "));
+            early.push(line);
         }
-        std::thread::sleep(Duration::from_millis(20 + rng.below(400)));
         let lines = child.kill();
         for l in early.iter().chain(&lines) {
             note(l, &mut stored, &mut recovered);
@@ -538,7 +561,7 @@ fn batch_printed(lines: &[String], round: usize) -> usize {
 fn subscriber_exactly_once_across_sigkill() {
     let broker = Mosquitto::builder()
         .persistence(true)
-        .extra_config("max_queued_messages 0\nmax_inflight_messages 100\n")
+        .extra_config(BROKER_CONFIG)
         .start();
     let proxy = Proxy::start(broker.port());
     let proxy_uri = format!("mqtt://127.0.0.1:{}", proxy.port);

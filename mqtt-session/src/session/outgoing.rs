@@ -53,6 +53,14 @@ impl<S: SessionStore> Session<S> {
         self.store.outgoing_len() < usize::from(window)
     }
 
+    /// Whether queued messages may move into the window: enough room for a refill step
+    /// ([`SessionConfig::refill_batch`]), or the window is nearly empty anyway.
+    pub(super) fn window_can_refill(&self) -> bool {
+        let window = usize::from(self.config.max_inflight.min(self.limits.receive_maximum));
+        let step = usize::from(self.config.refill_batch.max(1)).min(window.max(1));
+        self.store.outgoing_len() + step <= window
+    }
+
     /// What the server's CONNACK forbids for this message.
     pub(super) fn check_publish(&self, publish: &mut Publish) -> Result<(), SessionError> {
         // [MQTT-3.2.2-11]: no QoS above the server's maximum.
@@ -197,7 +205,7 @@ impl<S: SessionStore> Session<S> {
             let Some(front) = self.queue.front() else {
                 return;
             };
-            if front.publish.qos != QoS::AtMostOnce && !self.window_has_room() {
+            if front.publish.qos != QoS::AtMostOnce && !self.window_can_refill() {
                 return;
             }
             let Some(Queued { token, mut publish }) = self.queue.pop_front() else {
