@@ -405,6 +405,8 @@ impl<R: Runtime> Driver<R> {
                     Poll::Pending => break,
                 }
             }
+            // A failed store sync in `poll_transmit` reports through events.
+            progress |= self.session.pending_events() > 0;
             if self.needs_flush && self.writing.is_empty() {
                 match Pin::new(&mut **transport).poll_flush(cx) {
                     Poll::Ready(Ok(())) => self.needs_flush = false,

@@ -25,7 +25,17 @@ impl<S: SessionStore> Session<S> {
             }
             QoS::ExactlyOnce => match self.store.incoming(id) {
                 // Delivered, acknowledgement pending: a re-send must not deliver it twice.
-                Some(IncomingState::Delivered) => return Ok(()),
+                Some(IncomingState::Delivered) => {
+                    if let Some(pos) = self.failed_acks.iter().position(|&x| x == id) {
+                        // Its automatic acknowledgement could not be recorded: again now.
+                        self.failed_acks.swap_remove(pos);
+                        if let Err(SessionError::Store(err)) = self.send_ack(token) {
+                            self.failed_acks.push(id);
+                            self.store_fault(err);
+                        }
+                    }
+                    return Ok(());
+                }
                 // PUBREC went out, maybe lost with the last connection: repeat it only.
                 Some(IncomingState::AwaitingPubRel) => {
                     self.encode(&PubRec::new(id));

@@ -132,8 +132,10 @@ struct Pending {
 ///   block; those that complete later return a [`Token`] that their event carries.
 /// - **D. outputs**: after every input or command, drain [`poll_event`](Self::poll_event)
 ///   until `None` (handing out a message can queue its acknowledgement), then
-///   [`poll_transmit`](Self::poll_transmit) until `None` and write what it returns, then
-///   sleep until [`poll_timeout`](Self::poll_timeout) and call `handle_timeout`.
+///   [`poll_transmit`](Self::poll_transmit) until `None` and write what it returns (it syncs
+///   the store first; a failed sync queues events, so repeat while
+///   [`pending_events`](Self::pending_events) is not zero), then sleep until
+///   [`poll_timeout`](Self::poll_timeout) and call `handle_timeout`.
 ///
 /// A fatal problem on a connection is reported once, as [`Event::Disconnected`]; the
 /// session then waits for the next `connect`, keeping what must survive (in-flight QoS 1/2
@@ -184,6 +186,9 @@ pub struct Session<S: SessionStore = MemoryStore> {
     /// A store mutation failed while handling input: the connection is closed once the
     /// current packet is handled.
     store_failure: Option<StoreError>,
+    /// Incoming QoS 2 messages handed out in automatic mode whose acknowledgement the store
+    /// could not record: acknowledged when the server sends them again.
+    failed_acks: Vec<PacketId>,
 }
 
 impl Session<MemoryStore> {
@@ -234,6 +239,7 @@ impl<S: SessionStore> Session<S> {
             session_maybe_replaced: false,
             unsynced: Vec::new(),
             store_failure: None,
+            failed_acks: Vec::new(),
         }
     }
 
@@ -545,6 +551,8 @@ impl<S: SessionStore> Session<S> {
 
     /// Acknowledges a message received in [`AckMode::Manual`]. An acknowledgement for a QoS 1
     /// message from an earlier connection is dropped: the server sends such messages again.
+    /// If the store cannot record a QoS 2 acknowledgement, this fails with
+    /// [`SessionError::Store`] and nothing changed: acknowledge again later.
     pub fn ack(&mut self, _now: Instant, token: AckToken) -> Result<(), SessionError> {
         self.send_ack(token)
     }
@@ -613,7 +621,7 @@ impl<S: SessionStore> Session<S> {
     /// makes every change recorded since the last batch durable (one sync per batch). If it
     /// fails, the batch is withheld, the publishes first recorded in it fail with
     /// [`PublishError::Store`], the connection closes with [`ConnectionError::Store`], and
-    /// this returns `None`.
+    /// this returns `None` with those events queued: drain `poll_event` again.
     #[must_use]
     pub fn poll_transmit(&mut self, now: Instant) -> Option<Bytes> {
         if self.write_buf.is_empty() {
@@ -659,6 +667,7 @@ impl<S: SessionStore> Session<S> {
             // that the store failed, which ends the connection (without the acknowledgement).
             if let Err(SessionError::Store(err)) = self.send_ack(token) {
                 warn!(%err, "session store failed, closing the connection");
+                self.failed_acks.push(token.packet_id);
                 self.close(ConnectionError::Store(err), None);
             }
         }

@@ -44,7 +44,14 @@ impl<S: SessionStore> Session<S> {
     pub(super) fn on_pubcomp(&mut self, comp: PubComp) -> Result<(), ProtocolError> {
         let id = comp.packet_id;
         self.expect_outgoing(id, OutgoingState::AwaitingPubComp, PacketType::PubComp)?;
-        self.finish_outgoing(id, comp.reason_code);
+        // The server owned the message since its PUBREC; "identifier not found" answers a
+        // PUBREL it had already completed (one re-sent from a store whose record of the
+        // completion was not durable): the flow is done.
+        let code = match comp.reason_code {
+            ReasonCode::PacketIdentifierNotFound => ReasonCode::Success,
+            other => other,
+        };
+        self.finish_outgoing(id, code);
         Ok(())
     }
 

@@ -157,6 +157,9 @@ pub(crate) struct Broker {
     pub(crate) violation: Option<String>,
     /// CONNACKs sent, with their session-present flag.
     pub(crate) connacks: Vec<bool>,
+    /// The client's store fails or its process crashes in this run: it may repeat a PUBREL
+    /// for a flow it had finished, when its store could not record (or make durable) the end.
+    pub(crate) client_may_repeat_pubrel: bool,
     /// Packets in and out, when tracing.
     pub(crate) notes: Option<Vec<String>>,
 }
@@ -176,6 +179,7 @@ impl Broker {
             discards: 0,
             violation: None,
             connacks: Vec::new(),
+            client_may_repeat_pubrel: false,
             notes: None,
         }
     }
@@ -525,6 +529,12 @@ impl Broker {
                         let mark = self.encode(&PubAck::new(id));
                         self.set_flow(key, qos, InState::Acked, payload, mark);
                     }
+                    // The client could not record the PUBREC (its store failed): it re-sends
+                    // the PUBLISH, which is answered, not delivered again.
+                    InState::Received if self.client_may_repeat_pubrel => {
+                        let mark = self.encode(&PubRec::new(id));
+                        self.set_flow(key, qos, InState::Received, payload, mark);
+                    }
                     InState::Received if self.is_delivered(mark) => {
                         // [MQTT-4.3.3-?]: after PUBREC the sender moves on to PUBREL.
                         self.violate(format!("PUBLISH {id} re-sent after its PUBREC arrived"));
@@ -540,7 +550,12 @@ impl Broker {
                 }
             }
             previous => {
+                // A QoS 1 flow whose end the client's store could not record is re-sent:
+                // delivered again, at least once. A QoS 2 one never is.
+                let repeat_allowed =
+                    self.client_may_repeat_pubrel && publish.qos == QoS::AtLeastOnce;
                 if publish.dup
+                    && !repeat_allowed
                     && previous.is_some_and(|(_, _, payload, _)| payload == publish.payload)
                 {
                     self.violate(format!(
@@ -585,10 +600,22 @@ impl Broker {
             Some((InState::Received, _, _)) => {
                 self.violate(format!("PUBREL {id} before its PUBREC reached the client"));
             }
-            // PUBCOMP lost with a connection: the client repeats PUBREL.
-            Some((InState::Completed, payload, mark)) if !self.is_delivered(mark) => {
+            // PUBCOMP lost with a connection, or the client process crashed before its
+            // record of the PUBCOMP was durable: the client repeats PUBREL.
+            Some((InState::Completed, payload, mark))
+                if !self.is_delivered(mark) || self.client_may_repeat_pubrel =>
+            {
                 let mark = self.encode(&PubComp::new(id));
                 self.set_flow(key, QoS::ExactlyOnce, InState::Completed, payload, mark);
+            }
+            // The client could not record that a session loss ended the flow (its store
+            // failed): the PUBREL is answered, as the protocol requires.
+            None if self.client_may_repeat_pubrel => {
+                let mut comp = PubComp::new(id);
+                if self.cfg.version.is_v5() {
+                    comp.reason_code = ReasonCode::PacketIdentifierNotFound;
+                }
+                self.encode(&comp);
             }
             other => {
                 let state = other.map(|(state, _, _)| state);
