@@ -216,7 +216,7 @@ fn publisher_child() {
         while next < PUBLISH_TOTAL || !stored.is_empty() {
             while next < PUBLISH_TOTAL && stored.len() < PIPELINE {
                 let k = next;
-                let qos = if k % 2 == 0 {
+                let qos = if k.is_multiple_of(2) {
                     QoS::AtLeastOnce
                 } else {
                     QoS::ExactlyOnce

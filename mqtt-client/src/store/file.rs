@@ -448,10 +448,7 @@ fn incoming_body(buf: &mut Vec<u8>, id: PacketId, state: Option<IncomingState>) 
 fn replay(data: &[u8], index: &mut MemoryStore) -> Result<(usize, u64), StoreError> {
     let mut at = MAGIC.len();
     let mut records = 0;
-    loop {
-        let Some(header) = data.get(at..at + HEADER) else {
-            break;
-        };
+    while let Some(header) = data.get(at..at + HEADER) {
         let len = u32::from_le_bytes([header[0], header[1], header[2], header[3]]) as usize;
         let crc = u32::from_le_bytes([header[4], header[5], header[6], header[7]]);
         if len == 0 || len > MAX_RECORD {
@@ -480,13 +477,13 @@ fn apply(mut body: &[u8], index: &mut MemoryStore) -> Option<Result<(), StoreErr
             let seq = take_u64(&mut body)?;
             let state = outgoing_state(take_u8(&mut body)?)?;
             let mut packet = BytesMut::from(body);
-            let publish = match mqtt_proto::decode(
+            let decoded = mqtt_proto::decode(
                 &mut packet,
                 ProtocolVersion::V5,
                 mqtt_proto::MAX_PACKET_SIZE,
-            ) {
-                Ok(Some(Packet::Publish(publish))) => publish,
-                _ => return None,
+            );
+            let Ok(Some(Packet::Publish(publish))) = decoded else {
+                return None;
             };
             let flight = OutgoingFlight {
                 token: mqtt_session::Token::from_raw(token),

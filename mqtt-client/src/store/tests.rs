@@ -256,6 +256,8 @@ fn connack_bytes() -> Vec<u8> {
 }
 
 fn connected_session(store: FileStore) -> (Session<ClientStore>, Instant) {
+    // The session never reads the clock; a test hands it one reading, as a driver would.
+    #[allow(clippy::disallowed_methods)]
     let now = Instant::now();
     let mut config = SessionConfig::new("store-test", ProtocolVersion::V311);
     config.report_stored = true;

@@ -19,7 +19,7 @@ pub(crate) struct StoreFaults {
 
 #[derive(Debug, Clone)]
 enum Op {
-    Insert(PacketId, OutgoingFlight),
+    Insert(PacketId, Box<OutgoingFlight>),
     Update(PacketId, OutgoingState, u64),
     Remove(PacketId),
     Incoming(PacketId, Option<IncomingState>),
@@ -108,7 +108,7 @@ impl SimStore {
 fn replay(store: &mut MemoryStore, op: &Op) {
     // A MemoryStore never fails.
     let _ = match op {
-        Op::Insert(id, flight) => store.insert_outgoing(*id, flight.clone()),
+        Op::Insert(id, flight) => store.insert_outgoing(*id, (**flight).clone()),
         Op::Update(id, state, seq) => store.update_outgoing(*id, *state, *seq),
         Op::Remove(id) => store.remove_outgoing(*id).map(drop),
         Op::Incoming(id, state) => store.set_incoming(*id, *state),
@@ -125,7 +125,7 @@ impl SessionStore for SimStore {
         if self.mutation_fails() {
             return Err(injected());
         }
-        self.pending.push(Op::Insert(id, flight.clone()));
+        self.pending.push(Op::Insert(id, Box::new(flight.clone())));
         self.live.insert_outgoing(id, flight)
     }
 
