@@ -189,6 +189,9 @@ pub struct Session<S: SessionStore = MemoryStore> {
     /// Incoming QoS 2 messages handed out in automatic mode whose acknowledgement the store
     /// could not record: acknowledged when the server sends them again.
     failed_acks: Vec<PacketId>,
+    /// A session loss was seen but the store failed before our state was reset for it: a
+    /// later "session present" names the server's new session, not ours.
+    reset_pending: bool,
 }
 
 impl Session<MemoryStore> {
@@ -240,6 +243,7 @@ impl<S: SessionStore> Session<S> {
             unsynced: Vec::new(),
             store_failure: None,
             failed_acks: Vec::new(),
+            reset_pending: false,
         }
     }
 

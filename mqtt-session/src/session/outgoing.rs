@@ -251,7 +251,11 @@ impl<S: SessionStore> Session<S> {
 
     /// No session on the server: in-flight messages are restarted or failed, by policy.
     pub(super) fn restart_inflight(&mut self) {
-        if let Err(err) = self.store.clear_incoming() {
+        // Until every step below is recorded, our state still belongs to the lost session.
+        self.reset_pending = self.store.incoming_len() > 0 || self.store.outgoing_len() > 0;
+        if self.store.incoming_len() > 0
+            && let Err(err) = self.store.clear_incoming()
+        {
             return self.store_fault(err);
         }
         for (id, flight) in self.store.outgoing_in_order() {
@@ -289,5 +293,6 @@ impl<S: SessionStore> Session<S> {
                 }
             }
         }
+        self.reset_pending = false;
     }
 }
