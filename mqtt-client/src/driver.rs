@@ -405,8 +405,12 @@ impl<R: Runtime> Driver<R> {
                     Poll::Pending => break,
                 }
             }
-            // A failed store sync in `poll_transmit` reports through events.
-            progress |= self.session.pending_events() > 0;
+            // A failed store sync in `poll_transmit` reports through events (the failed
+            // publishes, the connection's end): dispatch them before the end is seen below.
+            while let Some(event) = self.session.poll_event() {
+                self.dispatch(event);
+                progress = true;
+            }
             if self.needs_flush && self.writing.is_empty() {
                 match Pin::new(&mut **transport).poll_flush(cx) {
                     Poll::Ready(Ok(())) => self.needs_flush = false,

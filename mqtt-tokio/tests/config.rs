@@ -67,3 +67,20 @@ fn reconnect_retries_counts_when_not_negative() {
     let config: ClientConfig = serde_json::from_str(r#"{"reconnect_retries": 5}"#).unwrap();
     assert_eq!(config.reconnect_retries, Some(5));
 }
+
+#[test]
+fn session_store_loads_from_config_and_builder() {
+    let config: ClientConfig =
+        serde_json::from_str(r#"{"session_store": "/var/lib/app/mqtt-store"}"#).unwrap();
+    assert_eq!(
+        config.session_store.as_deref(),
+        Some(std::path::Path::new("/var/lib/app/mqtt-store"))
+    );
+    let built = ClientConfig::default().session_store("/var/lib/app/mqtt-store");
+    assert_eq!(built.session_store, config.session_store);
+    assert_eq!(
+        ClientConfig::default().session_store,
+        None,
+        "memory by default"
+    );
+}

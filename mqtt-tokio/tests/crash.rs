@@ -26,7 +26,7 @@ use std::time::{Duration, Instant};
 use futures_util::StreamExt;
 use futures_util::stream::FuturesOrdered;
 use mqtt_test_support::Mosquitto;
-use mqtt_tokio::{ClientConfig, ConnectionEvent, MqttClient, QoS};
+use mqtt_tokio::{ClientConfig, ClientError, ConnectionEvent, MqttClient, QoS, StoreError};
 
 /// Messages the publisher sends in all: even numbers at QoS 1, odd at QoS 2 (the issue's
 /// 20,000 + 20,000).
@@ -53,8 +53,12 @@ fn main() {
         Err(_) => {}
     }
     let filter = std::env::args().skip(1).find(|a| !a.starts_with('-'));
-    let tests: [(&str, fn()); 2] = [
+    let tests: [(&str, fn()); 3] = [
         ("publisher_survives_sigkill", publisher_survives_sigkill),
+        (
+            "publish_on_a_full_disk_fails_with_a_typed_error",
+            publish_on_a_full_disk_fails_with_a_typed_error,
+        ),
         (
             "subscriber_exactly_once_across_sigkill",
             subscriber_exactly_once_across_sigkill,
@@ -681,4 +685,116 @@ fn subscriber_exactly_once_across_sigkill() {
     rt.block_on(publisher.disconnect()).unwrap();
     drop(proxy);
     let _ = std::fs::remove_dir_all(&store);
+}
+
+// ---- full disk ----------------------------------------------------------------------------
+
+/// A small tmpfs, unmounted when dropped.
+struct SmallDisk(PathBuf);
+
+impl SmallDisk {
+    fn mount(size: &str) -> Self {
+        let dir = store_dir("full-disk");
+        std::fs::create_dir_all(&dir).unwrap();
+        let status = Command::new("mount")
+            .args(["-t", "tmpfs", "-o", &format!("size={size}"), "tmpfs"])
+            .arg(&dir)
+            .status();
+        assert!(
+            status.is_ok_and(|s| s.success()),
+            "mounting a {size} tmpfs at {} failed: this test needs root (CI runs as root)",
+            dir.display()
+        );
+        Self(dir)
+    }
+}
+
+impl Drop for SmallDisk {
+    fn drop(&mut self) {
+        let _ = Command::new("umount").arg(&self.0).status();
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+/// The store's disk fills up: the publish whose record cannot be synced fails with
+/// `ClientError::Store(StoreError::Full)` and is never sent; every message stored before it
+/// was delivered, and the store still opens with what it held.
+fn publish_on_a_full_disk_fails_with_a_typed_error() {
+    let disk = SmallDisk::mount("256k");
+    let store = disk.0.join("store");
+    let broker = Mosquitto::builder()
+        .persistence(true)
+        .extra_config(BROKER_CONFIG)
+        .start();
+    let uri = broker.uri();
+    let rt = runtime();
+    let received: Arc<Mutex<BTreeSet<u64>>> = Arc::default();
+    rt.block_on(async {
+        let counter = MqttClient::new(Some("full-counter"), ClientConfig::default());
+        counter.connect(uri.as_str()).await.unwrap();
+        counter
+            .subscribe([("full/#", QoS::AtLeastOnce)])
+            .await
+            .unwrap();
+        let messages = counter.messages();
+        let sink = received.clone();
+        tokio::spawn(async move {
+            let mut messages = std::pin::pin!(messages);
+            while let Some(message) = messages.next().await {
+                let k = String::from_utf8(message.payload()[..8].to_vec()).unwrap();
+                sink.lock().unwrap().insert(k.trim().parse().unwrap());
+            }
+        });
+
+        let config = ClientConfig::default()
+            .session_store(store.clone())
+            .clean_session(false)
+            .reconnect_retries(Some(0));
+        let client = MqttClient::new(Some("full-publisher"), config);
+        client.connect(uri.as_str()).await.unwrap();
+        let mut completed = Vec::new();
+        let mut failed = None;
+        for k in 0..1_000u64 {
+            // 8 digits, then 16 KiB of filler: the log outgrows 256 KiB after about 15.
+            let mut payload = format!("{k:<8}").into_bytes();
+            payload.resize(16 * 1024, b'x');
+            let stored = client
+                .publish(format!("full/{k}"), payload)
+                .qos(QoS::AtLeastOnce)
+                .stored()
+                .await;
+            match stored {
+                Ok(done) => {
+                    done.await.unwrap();
+                    completed.push(k);
+                }
+                Err(ClientError::Store(StoreError::Full)) => {
+                    failed = Some(k);
+                    break;
+                }
+                Err(other) => panic!("publish {k}: expected a full store, got {other}"),
+            }
+        }
+        let failed = failed.expect("the 256 KiB disk never filled up");
+        assert!(!completed.is_empty());
+        tokio::time::sleep(Duration::from_secs(1)).await;
+        let received = received.lock().unwrap().clone();
+        for k in &completed {
+            assert!(received.contains(k), "stored message {k} never arrived");
+        }
+        assert!(
+            !received.contains(&failed),
+            "message {failed} failed in the store but was sent"
+        );
+        let _ = client.disconnect().await;
+        eprintln!(
+            "{} messages stored and delivered, message {failed} failed with a full store",
+            completed.len()
+        );
+    });
+    // What was synced is intact: the store opens (recovering a torn tail if any).
+    let reopened = mqtt_tokio::FileStore::open(&store).unwrap();
+    eprintln!("store reopened: {:?}", reopened.stats());
+    drop(reopened);
+    drop(disk);
 }
