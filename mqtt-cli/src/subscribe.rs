@@ -72,6 +72,8 @@ async fn receive(
             });
         }
     }
+    // Scripts (and the tests) wait for this line under -d before publishing.
+    tracing::debug!(filters = ?args.topics, "subscriptions granted");
 
     let end: &[u8] = if args.no_newline { b"" } else { b"\n" };
     let stdout = io::stdout();
