@@ -9,7 +9,6 @@ use mqtt_tokio::{ProtocolVersion, QoS};
 
 use crate::error::exit_status_help;
 
-
 /// `mqtt`: publish, subscribe and benchmark MQTT from the shell.
 #[derive(Debug, Parser)]
 #[command(
@@ -153,7 +152,11 @@ pub(crate) struct ConnArgs {
     )]
     pub(crate) persistent: bool,
     /// Clean session on, the default (amqtt_pub's spelling)
-    #[arg(long = "clean-session", conflicts_with = "persistent", help_heading = "Connection")]
+    #[arg(
+        long = "clean-session",
+        conflicts_with = "persistent",
+        help_heading = "Connection"
+    )]
     pub(crate) clean_session: bool,
     /// MQTT 5 session expiry interval, in seconds
     #[arg(
@@ -347,12 +350,7 @@ pub(crate) struct BenchArgs {
     #[arg(long, visible_alias = "subs", value_name = "M", default_value_t = 1)]
     pub(crate) subscribers: usize,
     /// Topic pattern of publisher i (%i: its index)
-    #[arg(
-        short = 't',
-        long,
-        value_name = "PATTERN",
-        default_value = "bench/%i"
-    )]
+    #[arg(short = 't', long, value_name = "PATTERN", default_value = "bench/%i")]
     pub(crate) topic: String,
     /// Filter of subscriber i (%i: its index) [default: the topic pattern, %i as +]
     #[arg(long = "sub-topic", value_name = "PATTERN")]
@@ -424,7 +422,11 @@ pub(crate) fn parse_duration(s: &str) -> Result<Duration, String> {
         "ms" => 0.001,
         "m" | "min" => 60.0,
         "h" => 3600.0,
-        other => return Err(format!("unknown duration unit {other:?}: use ms, s, m or h")),
+        other => {
+            return Err(format!(
+                "unknown duration unit {other:?}: use ms, s, m or h"
+            ));
+        }
     };
     Duration::try_from_secs_f64(value * scale).map_err(|e| format!("invalid duration {s:?}: {e}"))
 }

@@ -92,7 +92,10 @@ pub(crate) async fn run(args: BenchArgs) -> Result<(), CliError> {
                 Ok(codes) => {
                     stats.connect_failed(CliError::SubscribeRefused {
                         filter,
-                        code: codes.into_iter().find(|c| !c.is_success()).unwrap_or_default(),
+                        code: codes
+                            .into_iter()
+                            .find(|c| !c.is_success())
+                            .unwrap_or_default(),
                     });
                     None
                 }
@@ -467,7 +470,11 @@ impl Stats {
 }
 
 /// One subscriber: counts deliveries, duplicates and latency until told to stop.
-async fn receive(client: MqttClient, stats: Arc<Stats>, mut stop: watch::Receiver<bool>) -> MqttClient {
+async fn receive(
+    client: MqttClient,
+    stats: Arc<Stats>,
+    mut stop: watch::Receiver<bool>,
+) -> MqttClient {
     let mut messages = std::pin::pin!(client.messages());
     let mut events = client.connection_events();
     // Next expected sequence number per publisher: anything below is a duplicate.

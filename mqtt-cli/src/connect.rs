@@ -116,7 +116,7 @@ impl Connection {
             url: redact(&url),
             source,
         })?;
-        let mut shown = target.url.clone();
+        let mut shown = target.url;
         if shown.password().is_some() {
             // Only fails for URLs that cannot have credentials, which this one has.
             let _ = shown.set_password(Some("***"));
@@ -243,14 +243,21 @@ mod tests {
         std::fs::create_dir_all(&dir).expect("temp dir");
         let cases = [
             ("c.yaml", "keep_alive: 42\nuri: mqtt://example:1999\n"),
-            ("c.json", r#"{"keep_alive": 42, "uri": "mqtt://example:1999"}"#),
+            (
+                "c.json",
+                r#"{"keep_alive": 42, "uri": "mqtt://example:1999"}"#,
+            ),
             ("c.toml", "keep_alive = 42\nuri = \"mqtt://example:1999\"\n"),
         ];
         for (name, text) in cases {
             let path = dir.join(name);
             std::fs::write(&path, text).expect("write");
             let config = load_config(&path).expect(name);
-            assert_eq!(config.keep_alive, std::time::Duration::from_secs(42), "{name}");
+            assert_eq!(
+                config.keep_alive,
+                std::time::Duration::from_secs(42),
+                "{name}"
+            );
             assert_eq!(config.uri.as_deref(), Some("mqtt://example:1999"), "{name}");
         }
         let bad = dir.join("c.ini");

@@ -76,9 +76,8 @@ fn init_tracing(debug: u8) {
         return;
     }
     let level = if debug == 1 { "debug" } else { "trace" };
-    let default = format!(
-        "mqtt_cli={level},mqtt_tokio={level},mqtt_client={level},mqtt_session={level},warn"
-    );
+    let default =
+        format!("mqtt={level},mqtt_tokio={level},mqtt_client={level},mqtt_session={level},warn");
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default));
     let _ = tracing_subscriber::fmt()
