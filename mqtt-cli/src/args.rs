@@ -101,8 +101,14 @@ Examples:
 /// Connection options shared by every subcommand.
 #[derive(Debug, Clone, Args)]
 pub(crate) struct ConnArgs {
-    /// Broker URL: mqtt[s]://[user[:password]@]host[:port] or ws[s]://host[:port]/path
-    #[arg(short = 'L', long, value_name = "URL", help_heading = "Connection")]
+    /// Broker URL (the help text shows its shape).
+    #[arg(
+        short = 'L',
+        long,
+        value_name = "URL",
+        help_heading = "Connection",
+        help = "Broker URL: mqtt[s]://[user[:password]@]host[:port] or ws[s]://host[:port]/path"
+    )]
     pub(crate) url: Option<String>,
     /// Broker host [default: localhost]
     #[arg(short = 'h', long, conflicts_with = "url", help_heading = "Connection")]

@@ -190,7 +190,7 @@ impl CliError {
         }
     }
 
-    /// The exit status for this error (see [`EXIT_STATUS_HELP`]).
+    /// The exit status for this error (see `exit_status_help!`).
     pub(crate) fn exit_code(&self) -> u8 {
         match self {
             Self::BadUrl { .. }
