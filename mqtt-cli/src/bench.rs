@@ -31,9 +31,10 @@ use crate::error::{CliError, OptionError, Stage};
 /// Payload header: publish time (ns since the run's start), publisher index, sequence number.
 pub(crate) const HEADER: usize = 8 + 4 + 8;
 
-/// Received messages buffered per subscriber: small, because 10,000 clients each hold one
-/// such buffer; the subscriber task empties it as fast as messages arrive.
-const SUBSCRIBER_BUFFER: usize = 64;
+/// Received messages buffered by all subscribers together, roughly: each client preallocates
+/// its buffer (about 240 bytes a slot), so 5,000 subscribers get 8 slots each while a single
+/// fan-in subscriber gets 256. The subscriber tasks empty them as fast as messages arrive.
+const SUBSCRIBER_SLOTS: usize = 16 * 1024;
 
 /// Runs `mqtt bench`.
 pub(crate) async fn run(args: BenchArgs) -> Result<(), CliError> {
@@ -67,7 +68,8 @@ pub(crate) async fn run(args: BenchArgs) -> Result<(), CliError> {
 
     // Phase 1: subscribers.
     status.phase("connecting");
-    let sub_config = conn.config.clone().message_buffer(SUBSCRIBER_BUFFER);
+    let buffer = (SUBSCRIBER_SLOTS / plan.subscribers.max(1)).clamp(8, 256);
+    let sub_config = conn.config.clone().message_buffer(buffer);
     let mut connecting = JoinSet::new();
     for j in 0..plan.subscribers {
         let client = MqttClient::new(Some(&format!("{prefix}-s{j}")), sub_config.clone());
@@ -167,6 +169,9 @@ pub(crate) async fn run(args: BenchArgs) -> Result<(), CliError> {
             stop: plan.stop,
             window: usize::from(args.inflight.max(1)),
             start: publish_start,
+            // Publishers spread their slots over the period instead of all publishing at
+            // the same instant: N publishers at R msg/s load the broker evenly at N*R msg/s.
+            phase: i as f64 / plan.publishers as f64,
         };
         publishing.spawn(job.run(client, stats.clone()));
     }
@@ -530,6 +535,8 @@ struct PublishJob {
     stop: Stop,
     window: usize,
     start: Instant,
+    /// Offset of this publisher's slots, as a fraction of the period.
+    phase: f64,
 }
 
 impl PublishJob {
@@ -557,7 +564,7 @@ impl PublishJob {
                 _ => {}
             }
             if let Some(period) = period {
-                let due = self.start + period.mul_f64(seq as f64);
+                let due = self.start + period.mul_f64(seq as f64 + self.phase);
                 let due = match self.stop {
                     Stop::After(duration) => due.min(self.start + duration),
                     Stop::Count(_) => due,
