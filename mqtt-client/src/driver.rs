@@ -97,7 +97,10 @@ impl Command {
     fn refuse(self) {
         let err = ClientError::NotConnected;
         match self {
-            Self::Publish { reply, .. } => drop(reply.send(Err(err))),
+            Self::Publish { reply, permit, .. } => {
+                drop(permit);
+                drop(reply.send(Err(err)));
+            }
             Self::Ack(_) => {}
             Self::Subscribe { reply, .. } | Self::Unsubscribe { reply, .. } => {
                 drop(reply.send(Err(err)));
@@ -121,7 +124,10 @@ impl Waiter {
     fn fail(self, err: ClientError) {
         // A dropped receiver means the caller stopped waiting: nothing to tell.
         match self {
-            Self::Publish(reply, _permit) => drop(reply.send(Err(err))),
+            Self::Publish(reply, permit) => {
+                drop(permit);
+                drop(reply.send(Err(err)));
+            }
             Self::Subscribe(reply) | Self::Unsubscribe(reply) => drop(reply.send(Err(err))),
             Self::Ping(reply) => drop(reply.send(Err(err))),
         }
@@ -559,6 +565,7 @@ impl<R: Runtime> Driver<R> {
                     self.waiters.insert(token, Waiter::Publish(reply, permit));
                 }
                 Err(err) => {
+                    drop(permit);
                     let _ = reply.send(Err(err.into()));
                 }
             },
@@ -642,15 +649,25 @@ impl<R: Runtime> Driver<R> {
                 self.shared
                     .status(ConnectionEvent::Connected { session_present });
                 if let Some(waiter) = self.connect_waiter.take() {
-                    let _ = waiter.send(Ok(ConnAck {
+                    let answered = waiter.send(Ok(ConnAck {
                         session_present,
                         reason_code: ReasonCode::Success,
                         properties: *properties,
                     }));
+                    if answered.is_err() {
+                        // The caller gave up just before CONNACK: the attempt is abandoned.
+                        debug!("connect cancelled by its caller at CONNACK; disconnecting");
+                        let _ = self
+                            .session
+                            .disconnect(self.runtime.now(), Disconnect::default());
+                        self.end = Some(Ended::Closed);
+                    }
                 }
             }
             Event::Published { token, result } => {
-                if let Some(Waiter::Publish(reply, _permit)) = self.waiters.remove(&token) {
+                if let Some(Waiter::Publish(reply, permit)) = self.waiters.remove(&token) {
+                    // Room first: a caller woken by the reply may publish again at once.
+                    drop(permit);
                     let _ = reply.send(result.map_err(ClientError::from));
                 }
             }

@@ -169,6 +169,8 @@ pub(crate) struct Shared {
     /// Bumped by `cancel_tasks`; `deliver_message` calls started before fail with `Closed`
     /// (they are woken through the inbox's listeners).
     cancel_epoch: AtomicU64,
+    /// Notified when a driver parks its session and stops.
+    parked_event: event_listener::Event,
 }
 
 #[derive(Default)]
@@ -225,10 +227,48 @@ impl Shared {
     /// closed, atomically for `start` (which takes the same locks in the same order). Returns
     /// the commands that were still queued.
     fn park(&self, session: Session, params: ConnectParams) -> VecDeque<Command> {
-        let mut parked = lock(&self.parked);
-        parked.session = Some(session);
-        parked.params = Some(params);
-        self.commands.close()
+        let leftovers = {
+            let mut parked = lock(&self.parked);
+            parked.session = Some(session);
+            parked.params = Some(params);
+            self.commands.close()
+        };
+        self.parked_event.notify(usize::MAX);
+        leftovers
+    }
+
+    /// Waits for the driver's answer to a connect or reconnect. If the caller drops this
+    /// future before the answer, the attempt is marked abandoned: the driver gives it up, and
+    /// a `connect` issued meanwhile waits for it to stop instead of failing with
+    /// `AlreadyConnected`.
+    async fn connack(
+        &self,
+        rx: oneshot::Receiver<Result<ConnAck, ClientError>>,
+    ) -> Result<ConnAck, ClientError> {
+        struct Waiting<'a> {
+            shared: &'a Shared,
+            rx: Option<oneshot::Receiver<Result<ConnAck, ClientError>>>,
+        }
+        impl Drop for Waiting<'_> {
+            fn drop(&mut self) {
+                // An answer already delivered means the attempt finished, not abandoned.
+                if let Some(mut rx) = self.rx.take()
+                    && !matches!(rx.try_recv(), Ok(Some(_)))
+                {
+                    self.shared.commands.abandon();
+                }
+            }
+        }
+        let mut waiting = Waiting {
+            shared: self,
+            rx: Some(rx),
+        };
+        let result = match &mut waiting.rx {
+            Some(rx) => rx.await.unwrap_or(Err(ClientError::Closed)),
+            None => Err(ClientError::Closed),
+        };
+        waiting.rx = None;
+        result
     }
 }
 
@@ -300,6 +340,7 @@ impl<R: Runtime> MqttClient<R> {
                     parked: Mutex::new(Parked::default()),
                     commands: CommandQueue::default(),
                     cancel_epoch: AtomicU64::new(0),
+                    parked_event: event_listener::Event::new(),
                 }),
             }),
         }
@@ -492,6 +533,28 @@ impl<R: Runtime> MqttClient<R> {
         rx.await.unwrap_or(Err(ClientError::Closed))
     }
 
+    /// [`start`](Self::start), first waiting (within the connect timeout) for a driver whose
+    /// connect attempt was abandoned to stop.
+    async fn start_when_idle(
+        &self,
+        params: ConnectParams,
+    ) -> Result<oneshot::Receiver<Result<ConnAck, ClientError>>, ClientError> {
+        let shared = &self.inner.shared;
+        let runtime = &self.inner.runtime;
+        let deadline = runtime.now() + self.inner.config.connect_timeout;
+        loop {
+            let parked = shared.parked_event.listen();
+            match self.start(params.clone()) {
+                Err(ClientError::AlreadyConnected) if shared.commands.is_abandoned() => {
+                    driver::timeout(runtime, deadline, parked)
+                        .await
+                        .ok_or(ClientError::Timeout)?;
+                }
+                other => return other,
+            }
+        }
+    }
+
     /// Starts a driver over `session` (a new one unless one is parked).
     fn start(
         &self,
@@ -651,8 +714,8 @@ impl<'a, R: Runtime> Connecting<'a, R> {
             options,
             connect_timeout: client.inner.config.connect_timeout,
         };
-        let rx = client.start(params)?;
-        rx.await.unwrap_or(Err(ClientError::Closed))
+        let rx = client.start_when_idle(params).await?;
+        client.inner.shared.connack(rx).await
     }
 }
 
@@ -700,8 +763,8 @@ impl<'a, R: Runtime> Reconnecting<'a, R> {
         if let Some(clean) = self.clean_session {
             params.options.clean_start = clean;
         }
-        let rx = client.start(params)?;
-        rx.await.unwrap_or(Err(ClientError::Closed))
+        let rx = client.start_when_idle(params).await?;
+        client.inner.shared.connack(rx).await
     }
 }
 

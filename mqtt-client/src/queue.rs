@@ -21,6 +21,8 @@ struct State {
     accepting: bool,
     /// Every client handle is gone: the driver should leave.
     handles_gone: bool,
+    /// The caller of the driver's connect attempt gave up; the driver is about to stop.
+    abandoned: bool,
 }
 
 impl CommandQueue {
@@ -71,10 +73,25 @@ impl CommandQueue {
         state.handles_gone
     }
 
+    /// The caller of a connect attempt dropped its future before CONNACK (the driver notices
+    /// through the dropped reply channel and stops).
+    pub(crate) fn abandon(&self) {
+        let mut state = lock(&self.0);
+        if state.accepting {
+            state.abandoned = true;
+        }
+    }
+
+    /// Whether the running driver's connect attempt was abandoned.
+    pub(crate) fn is_abandoned(&self) -> bool {
+        lock(&self.0).abandoned
+    }
+
     /// The driver stops: no more commands are accepted; those still queued are returned.
     pub(crate) fn close(&self) -> VecDeque<Command> {
         let mut state = lock(&self.0);
         state.accepting = false;
+        state.abandoned = false;
         state.waker = None;
         std::mem::take(&mut state.commands)
     }
