@@ -382,9 +382,10 @@ pub(crate) struct BenchArgs {
     /// Connections being opened at the same time, at most
     #[arg(long = "connect-concurrency", value_name = "N", default_value_t = 100)]
     pub(crate) connect_concurrency: usize,
-    /// Unacknowledged QoS 1/2 publishes per publisher
-    #[arg(long, value_name = "N", default_value_t = 64)]
-    pub(crate) inflight: u16,
+    /// QoS 1/2 publishes in flight per publisher [default: the broker's Receive Maximum in
+    /// MQTT 5, 20 in MQTT 3.1.1 (mosquitto's default quota)]
+    #[arg(long, value_name = "N")]
+    pub(crate) inflight: Option<u16>,
     /// After publishing, wait this long at most for the last deliveries
     #[arg(long, value_name = "DURATION", default_value = "5s", value_parser = parse_duration)]
     pub(crate) drain: Duration,

@@ -31,10 +31,9 @@ use crate::error::{CliError, OptionError, Stage};
 /// Payload header: publish time (ns since the run's start), publisher index, sequence number.
 pub(crate) const HEADER: usize = 8 + 4 + 8;
 
-/// Received messages buffered by all subscribers together, roughly: each client preallocates
-/// its buffer (about 240 bytes a slot), so 5,000 subscribers get 8 slots each while a single
-/// fan-in subscriber gets 256. The subscriber tasks empty them as fast as messages arrive.
-const SUBSCRIBER_SLOTS: usize = 16 * 1024;
+/// Publishes each publisher has handed to its client and not yet seen completed. The client
+/// queues them and keeps its own in-flight window on the wire (`--inflight`).
+const PIPELINE: usize = 256;
 
 /// Runs `mqtt bench`.
 pub(crate) async fn run(args: BenchArgs) -> Result<(), CliError> {
@@ -68,8 +67,7 @@ pub(crate) async fn run(args: BenchArgs) -> Result<(), CliError> {
 
     // Phase 1: subscribers.
     status.phase("connecting");
-    let buffer = (SUBSCRIBER_SLOTS / plan.subscribers.max(1)).clamp(8, 256);
-    let sub_config = conn.config.clone().message_buffer(buffer);
+    let sub_config = conn.config.clone();
     let mut connecting = JoinSet::new();
     for j in 0..plan.subscribers {
         let client = MqttClient::new(Some(&format!("{prefix}-s{j}")), sub_config.clone());
@@ -116,11 +114,11 @@ pub(crate) async fn run(args: BenchArgs) -> Result<(), CliError> {
     }
 
     // Phase 2: publishers.
-    let pub_config = conn
-        .config
-        .clone()
-        .message_buffer(1)
-        .max_inflight(args.inflight.max(1));
+    // Publishers receive nothing.
+    let mut pub_config = conn.config.clone().message_buffer(1);
+    if let Some(inflight) = args.inflight {
+        pub_config = pub_config.max_inflight(inflight);
+    }
     let mut connecting = JoinSet::new();
     for i in 0..plan.publishers {
         let client = MqttClient::new(Some(&format!("{prefix}-p{i}")), pub_config.clone());
@@ -167,7 +165,7 @@ pub(crate) async fn run(args: BenchArgs) -> Result<(), CliError> {
             size: plan.size,
             rate: plan.rate,
             stop: plan.stop,
-            window: usize::from(args.inflight.max(1)),
+            window: PIPELINE,
             start: publish_start,
             // Publishers spread their slots over the period instead of all publishing at
             // the same instant: N publishers at R msg/s load the broker evenly at N*R msg/s.

@@ -109,12 +109,6 @@ pub(crate) enum CliError {
         /// The option.
         option: &'static str,
     },
-    /// An option this build of the client library cannot honour.
-    #[error("{option} is not supported by this client version")]
-    Unsupported {
-        /// The option.
-        option: &'static str,
-    },
     /// Options that make no sense together or a value out of range.
     #[error("{0}")]
     InvalidOption(#[from] OptionError),
@@ -198,7 +192,6 @@ impl CliError {
             | Self::ConfigParse { .. }
             | Self::ConfigExtension { .. }
             | Self::NeedsV5 { .. }
-            | Self::Unsupported { .. }
             | Self::InvalidOption(_)
             | Self::InvalidTopic { .. } => exit::USAGE,
             Self::Input { .. } | Self::Output(_) | Self::SubscribeRefused { .. } => exit::FAILURE,

@@ -22,14 +22,13 @@ pub(crate) async fn run(args: SubArgs) -> Result<(), CliError> {
             }
         })?;
     }
-    if args.manual_ack {
-        return Err(CliError::Unsupported {
-            option: "--manual-ack",
-        });
-    }
     let format = Format::parse(&args.format, args.verbose)?;
     let deadline = args.timeout.map(|timeout| Instant::now() + timeout);
 
+    let mut conn = conn;
+    if args.manual_ack {
+        conn.config.manual_acks = true;
+    }
     let client = conn.client(args.conn.client_id.as_deref());
     let mut events = client.connection_events();
     conn.connect(&client).await?;
@@ -97,6 +96,8 @@ async fn receive(
         }
         .map_err(|err| CliError::client("receiving", Stage::Connected, err))?;
         if args.no_retained && message.retain() {
+            // Skipped on purpose: handled as far as the broker is concerned.
+            client.ack(&message);
             continue;
         }
         let mut out = stdout.lock();
@@ -104,7 +105,9 @@ async fn receive(
             .write(&mut out, &message, end)
             .and_then(|()| out.flush());
         match written {
-            Ok(()) => {}
+            // --manual-ack: the broker hears of it only once it is on stdout, so a message
+            // lost to a crash before that is sent again (QoS 1/2, persistent session).
+            Ok(()) => client.ack(&message),
             // The reader went away (`| head -1`): done, not an error.
             Err(err) if err.kind() == io::ErrorKind::BrokenPipe => return Ok(()),
             Err(err) => return Err(CliError::Output(err)),

@@ -522,3 +522,70 @@ fn bench_at_qos1_loses_nothing() {
     // Status lines go to stderr, plain when it is not a terminal.
     assert!(!out.stderr.contains('\u{1b}'), "{out:#?}");
 }
+
+#[test]
+fn manual_ack_acknowledges_only_what_reached_stdout() {
+    let broker = Mosquitto::start();
+    let url = broker.uri();
+    let session = [
+        "-L",
+        &url,
+        "-c",
+        "-i",
+        "cli-manual-ack",
+        "-q",
+        "1",
+        "-t",
+        "acked",
+    ];
+    // A persistent session with the subscription, then a message for it while offline.
+    mqtt(&[&["sub"][..], &session, &["-C", "0"]].concat(), b"").assert_ok();
+    mqtt(
+        &["pub", "-L", &url, "-t", "acked", "-m", "once", "-q", "1"],
+        b"",
+    )
+    .assert_ok();
+
+    // Standard output is closed: the message cannot be written, so it is not acknowledged.
+    let mut child = Command::new(BIN)
+        .args(
+            [
+                &["sub"][..],
+                &session,
+                &["--manual-ack", "-C", "1", "-W", "10"],
+            ]
+            .concat(),
+        )
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("the mqtt binary starts");
+    drop(child.stdout.take());
+    let stderr = drain(child.stderr.take().expect("stderr is piped"));
+    let out = wait_with(
+        child,
+        &["sub", "--manual-ack"],
+        drain(std::io::empty()),
+        stderr,
+    );
+    out.assert_ok();
+
+    // So the broker sends it again; this time it is printed and acknowledged...
+    let args = [
+        &["sub"][..],
+        &session,
+        &["--manual-ack", "-C", "1", "-W", "10"],
+    ]
+    .concat();
+    let out = mqtt(&args, b"");
+    out.assert_ok();
+    assert_eq!(out.stdout, "once\n");
+    // ...and not sent a third time.
+    let out = mqtt(
+        &[&["sub"][..], &session, &["--manual-ack", "-W", "1"]].concat(),
+        b"",
+    );
+    assert_eq!(out.code(), 7, "{out:#?}");
+    assert!(out.stdout.is_empty(), "{out:#?}");
+}
