@@ -380,6 +380,8 @@ struct Stats {
     publish_errors: AtomicU64,
     received: AtomicU64,
     duplicates: AtomicU64,
+    /// QoS 0 messages the subscribers' clients dropped because their buffers were full.
+    overflow: AtomicU64,
     latency: Mutex<Latency>,
     first_error: Mutex<Option<CliError>>,
 }
@@ -410,6 +412,7 @@ impl Stats {
             publish_errors: AtomicU64::new(0),
             received: AtomicU64::new(0),
             duplicates: AtomicU64::new(0),
+            overflow: AtomicU64::new(0),
             latency: Mutex::new(Latency {
                 interval: histogram(),
                 total: histogram(),
@@ -509,6 +512,9 @@ async fn receive(
             _ = stop.wait_for(|stop| *stop) => break,
         }
     }
+    stats
+        .overflow
+        .fetch_add(client.dropped_messages(), Ordering::Relaxed);
     client
 }
 
@@ -791,6 +797,8 @@ struct Summary {
     duplicates: u64,
     /// `expected` minus unique deliveries (never negative).
     lost: u64,
+    /// QoS 0 messages the subscribing clients dropped, their buffers full (part of `lost`).
+    client_overflow: u64,
     receive_rate: f64,
     latency_us: LatencySummary,
     memory: Memory,
@@ -862,6 +870,7 @@ impl Summary {
             received: load(&stats.received),
             duplicates: load(&stats.duplicates),
             lost: expected.saturating_sub(stats.unique()),
+            client_overflow: load(&stats.overflow),
             receive_rate: per_second(load(&stats.received), times.receive),
             latency_us: LatencySummary {
                 count: total.len(),
@@ -913,8 +922,13 @@ impl Summary {
         )?;
         writeln!(
             out,
-            "received     {} of {} expected ({:.0} msg/s), {} lost, {} duplicates",
-            self.received, self.expected, self.receive_rate, self.lost, self.duplicates
+            "received     {} of {} expected ({:.0} msg/s), {} lost ({} dropped by full client buffers), {} duplicates",
+            self.received,
+            self.expected,
+            self.receive_rate,
+            self.lost,
+            self.client_overflow,
+            self.duplicates
         )?;
         writeln!(
             out,
