@@ -24,8 +24,10 @@ use args::{Cli, Command};
 use error::{CliError, exit};
 
 fn main() -> ExitCode {
-    // clap prints help and version on stdout with status 0, usage errors on stderr with 2.
-    let cli = Cli::try_parse().unwrap_or_else(|err| err.exit());
+    let cli = match Cli::try_parse() {
+        Ok(cli) => cli,
+        Err(err) => return usage_error(&err),
+    };
     let debug = match &cli.command {
         Command::Pub(a) => a.conn.debug,
         Command::Sub(a) => a.conn.debug,
@@ -63,6 +65,38 @@ fn main() -> ExitCode {
             ExitCode::from(err.exit_code())
         }
     }
+}
+
+/// Help and version go to stdout with status 0 (clap's way); a usage error becomes one line on
+/// stderr, like every other error, with status 2.
+fn usage_error(err: &clap::Error) -> ExitCode {
+    use clap::error::ErrorKind;
+    if matches!(
+        err.kind(),
+        ErrorKind::DisplayHelp
+            | ErrorKind::DisplayVersion
+            | ErrorKind::DisplayHelpOnMissingArgumentOrSubcommand
+    ) {
+        let _ = err.print();
+        return ExitCode::from(if err.use_stderr() {
+            exit::USAGE
+        } else {
+            exit::OK
+        });
+    }
+    let rendered = err.render().to_string();
+    // clap's message is the paragraph before its usage block.
+    let message = rendered
+        .split("\n\n")
+        .next()
+        .unwrap_or_default()
+        .lines()
+        .map(str::trim)
+        .collect::<Vec<_>>()
+        .join(" ");
+    let message = message.strip_prefix("error: ").unwrap_or(&message);
+    report(&format!("{message} (see --help)"));
+    ExitCode::from(exit::USAGE)
 }
 
 /// One line on stderr, prefixed with the program name.

@@ -318,6 +318,38 @@ fn tls_with_a_ca_file() {
 }
 
 #[test]
+fn tls_client_certificate_and_insecure() {
+    let certs = Certs::generate();
+    let path = |p: std::path::PathBuf| p.to_str().expect("UTF-8 path").to_owned();
+    let (ca, cert, key) = (
+        path(certs.ca_file()),
+        path(certs.client_cert()),
+        path(certs.client_key()),
+    );
+    let mutual = Mosquitto::builder().tls(&certs).mutual_tls(true).start();
+    let url = mutual.tls_uri();
+    mqtt(
+        &[
+            "pub", "-L", &url, "--cafile", &ca, "--cert", &cert, "--key", &key, "-t", "m", "-m",
+            "x",
+        ],
+        b"",
+    )
+    .assert_ok();
+
+    // A certificate for another host name: refused unless --insecure.
+    let wrong_host = Mosquitto::builder()
+        .tls(&certs)
+        .tls_server_cert(certs.wrong_host_cert(), certs.wrong_host_key())
+        .start();
+    let url = wrong_host.tls_uri();
+    let base = ["pub", "-L", &url, "--cafile", &ca, "-t", "w", "-m", "x"];
+    let out = mqtt(&base, b"");
+    assert_eq!(out.code(), 6, "{out:#?}");
+    mqtt(&[&base[..], &["--insecure"]].concat(), b"").assert_ok();
+}
+
+#[test]
 fn json_output_parses_back() {
     let broker = Mosquitto::start();
     let url = broker.uri();
@@ -436,7 +468,9 @@ fn failures_have_distinct_exit_statuses() {
     );
     assert_eq!(out.code(), 2, "{out:#?}");
     assert!(out.stderr.contains("unsupported scheme"), "{out:#?}");
-    assert_eq!(mqtt(&["pub", "-t", "a"], b"").code(), 2);
+    let out = mqtt(&["pub", "-t", "a"], b"");
+    assert_eq!(out.code(), 2, "{out:#?}");
+    assert_eq!(out.stderr.lines().count(), 1, "one line: {out:#?}");
     assert_eq!(mqtt(&["sub", "-t", "a", "-q", "3"], b"").code(), 2);
     assert_eq!(
         mqtt(&["pub", "-t", "a", "-m", "x", "--config", "c.ini"], b"").code(),
