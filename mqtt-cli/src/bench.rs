@@ -716,7 +716,7 @@ impl Status {
                             + stats.lost.load(Ordering::Relaxed),
                     );
                     (sent, received) = (now_sent, now_received);
-                    shared.show(&line);
+                    shared.update(line);
                 }
             }
         });
@@ -744,6 +744,20 @@ impl Status {
 }
 
 impl StatusShared {
+    /// The live line: redrawn in place on a terminal, a new line otherwise.
+    fn update(&self, line: String) {
+        match &self.bar {
+            Some(bar) => {
+                bar.set_message(line);
+                bar.tick();
+            }
+            None => {
+                let _ = writeln!(std::io::stderr().lock(), "{line}");
+            }
+        }
+    }
+
+    /// A line that stays (above the live line on a terminal).
     fn show(&self, line: &str) {
         match &self.bar {
             Some(bar) => bar.println(line),
