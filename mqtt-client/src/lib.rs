@@ -2,7 +2,7 @@
 //! [`Runtime`], on the sans-IO [`mqtt_session`] core.
 //!
 //! Everything here needs only `futures` traits: the driver task that moves bytes between a
-//! transport and the [`Session`](mqtt_session::Session), reconnects, TLS (rustls) and WebSocket
+//! transport and the [`Session`], reconnects, TLS (rustls) and WebSocket
 //! (tungstenite) set-up, configuration. A runtime adapter implements [`Runtime`] (TCP connect,
 //! a timer, spawn), names the client type and re-exports everything here:
 //! `pub type MqttClient = mqtt_client::MqttClient<Tokio>;`. Applications use an adapter,
