@@ -31,6 +31,7 @@ pub mod delivery;
 mod mosquitto;
 mod nats;
 mod process;
+pub mod rss;
 pub mod suite;
 
 use std::net::{Ipv4Addr, TcpListener};
