@@ -179,7 +179,8 @@ pub(crate) struct ConnArgs {
     #[arg(long = "header", value_name = "NAME: VALUE", value_parser = parse_header, help_heading = "Connection")]
     pub(crate) headers: Vec<(String, String)>,
     /// Client configuration file: the ClientConfig document (amqtt's keys), YAML, JSON or TOML
-    /// by extension; command-line options override it
+    /// by extension; command-line options override it, and its auto_reconnect applies (without
+    /// it the tool does not reconnect)
     #[arg(long = "config", value_name = "FILE", help_heading = "Connection")]
     pub(crate) config: Option<PathBuf>,
 
@@ -241,10 +242,10 @@ pub(crate) struct PubArgs {
     /// Where the payload comes from.
     #[command(flatten)]
     pub(crate) source: PayloadSource,
-    /// Quality of service: 0, 1 or 2
-    #[arg(short = 'q', long, value_name = "QOS", default_value = "0", value_parser = parse_qos)]
-    pub(crate) qos: QoS,
-    /// Ask the broker to retain the message
+    /// Quality of service: 0, 1 or 2 [default: the configuration's, else 0]
+    #[arg(short = 'q', long, value_name = "QOS", value_parser = parse_qos)]
+    pub(crate) qos: Option<QoS>,
+    /// Ask the broker to retain the message [default: the configuration's, else no]
     #[arg(short = 'r', long)]
     pub(crate) retain: bool,
     /// Publish the message(s) N times
@@ -502,7 +503,7 @@ mod tests {
         };
         assert_eq!(args.conn.host.as_deref(), Some("broker"));
         assert_eq!(args.conn.port, Some(1884));
-        assert_eq!(args.qos, QoS::ExactlyOnce);
+        assert_eq!(args.qos, Some(QoS::ExactlyOnce));
         assert!(args.retain && args.conn.persistent);
         assert_eq!(args.conn.protocol_version, Some(ProtocolVersion::V5));
     }

@@ -148,7 +148,7 @@ async fn single_payload(args: &PubArgs) -> Result<Bytes, CliError> {
 struct Publisher<'a> {
     client: &'a MqttClient,
     topic: &'a str,
-    qos: QoS,
+    qos: Option<QoS>,
     retain: bool,
     properties: PublishProperties,
     pending: FuturesOrdered<PublishFuture<Tokio>>,
@@ -157,12 +157,17 @@ struct Publisher<'a> {
 impl Publisher<'_> {
     /// Hands one message to the client; waits for the oldest ones while too many are pending.
     async fn send(&mut self, payload: Bytes) -> Result<(), CliError> {
-        let publish = self
+        let mut publish = self
             .client
             .publish(self.topic, payload)
-            .qos(self.qos)
-            .retain(self.retain)
             .properties(self.properties.clone());
+        // Unset, the configuration's defaults apply (default_qos, default_retain, topics).
+        if let Some(qos) = self.qos {
+            publish = publish.qos(qos);
+        }
+        if self.retain {
+            publish = publish.retain(true);
+        }
         self.pending.push_back(publish.into_future());
         while self.pending.len() >= PIPELINE {
             self.settle_one().await?;

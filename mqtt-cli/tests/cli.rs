@@ -447,15 +447,20 @@ fn configuration_file_supplies_the_broker() {
     )
     .expect("write config");
     let config = config.to_str().expect("UTF-8 path");
-    let sub = Subscriber::start(&["--config", config, "-t", "conf", "-C", "1"]);
+    let sub = Subscriber::start(&[
+        "--config", config, "-t", "conf", "-q", "2", "-C", "2", "-F", "%q %p",
+    ]);
+    // The configuration's default_qos applies unless -q says otherwise.
+    let publish = ["pub", "--config", config, "-t", "conf"];
+    mqtt(&[&publish[..], &["-m", "configured"]].concat(), b"").assert_ok();
     mqtt(
-        &["pub", "--config", config, "-t", "conf", "-m", "configured"],
+        &[&publish[..], &["-m", "explicit", "-q", "0"]].concat(),
         b"",
     )
     .assert_ok();
     let out = sub.finish();
     out.assert_ok();
-    assert_eq!(out.stdout, "configured\n");
+    assert_eq!(out.stdout, "1 configured\n0 explicit\n");
     let _ = std::fs::remove_dir_all(&dir);
 }
 
