@@ -64,6 +64,14 @@ pub(crate) async fn run(args: BenchArgs) -> Result<(), CliError> {
 
     let mut pacer = Pacer::new(&plan, args.ramp_up);
     let (stop_tx, stop_rx) = watch::channel(false);
+    // Ctrl-C ends the run early, still with a summary: connecting stops, publishing stops,
+    // draining is cut to a second.
+    let (interrupt_tx, interrupt) = watch::channel(false);
+    tokio::spawn(async move {
+        if tokio::signal::ctrl_c().await.is_ok() {
+            let _ = interrupt_tx.send(true);
+        }
+    });
 
     // Phase 1: subscribers.
     status.phase("connecting");
@@ -107,7 +115,7 @@ pub(crate) async fn run(args: BenchArgs) -> Result<(), CliError> {
         });
     }
     let mut receivers = JoinSet::new();
-    while let Some(joined) = connecting.join_next().await {
+    while let Some(joined) = next_or_interrupt(&mut connecting, &interrupt).await {
         if let Ok(Some(client)) = joined {
             receivers.spawn(receive(client, stats.clone(), stop_rx.clone()));
         }
@@ -141,7 +149,7 @@ pub(crate) async fn run(args: BenchArgs) -> Result<(), CliError> {
         });
     }
     let mut publishers = Vec::new();
-    while let Some(joined) = connecting.join_next().await {
+    while let Some(joined) = next_or_interrupt(&mut connecting, &interrupt).await {
         if let Ok(Some(publisher)) = joined {
             publishers.push(publisher);
         }
@@ -167,6 +175,7 @@ pub(crate) async fn run(args: BenchArgs) -> Result<(), CliError> {
             stop: plan.stop,
             window: PIPELINE,
             start: publish_start,
+            interrupt: interrupt.clone(),
             // Publishers spread their slots over the period instead of all publishing at
             // the same instant: N publishers at R msg/s load the broker evenly at N*R msg/s.
             phase: i as f64 / plan.publishers as f64,
@@ -190,7 +199,13 @@ pub(crate) async fn run(args: BenchArgs) -> Result<(), CliError> {
         .zip(&fanout)
         .map(|(sent, subs)| sent.load(Ordering::Relaxed) * subs)
         .sum();
-    let drain_end = Instant::now() + args.drain;
+    // After Ctrl-C only a short drain, for what is already on its way.
+    let drain = if *interrupt.borrow() {
+        args.drain.min(Duration::from_secs(1))
+    } else {
+        args.drain
+    };
+    let drain_end = Instant::now() + drain;
     while stats.unique() < expected && Instant::now() < drain_end {
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
@@ -518,6 +533,22 @@ async fn receive(
     client
 }
 
+/// The next finished connect task, or `None` when all are done or Ctrl-C was pressed (the
+/// rest are then aborted).
+async fn next_or_interrupt<T: 'static>(
+    tasks: &mut JoinSet<T>,
+    interrupt: &watch::Receiver<bool>,
+) -> Option<Result<T, tokio::task::JoinError>> {
+    let mut interrupt = interrupt.clone();
+    tokio::select! {
+        joined = tasks.join_next() => joined,
+        _ = interrupt.wait_for(|stop| *stop) => {
+            tasks.abort_all();
+            None
+        }
+    }
+}
+
 fn parse_header(payload: &[u8]) -> Option<(u64, u32, u64)> {
     let header = payload.get(..HEADER)?;
     let (sent_at, rest) = header.split_at(8);
@@ -539,12 +570,14 @@ struct PublishJob {
     stop: Stop,
     window: usize,
     start: Instant,
+    /// Set by Ctrl-C.
+    interrupt: watch::Receiver<bool>,
     /// Offset of this publisher's slots, as a fraction of the period.
     phase: f64,
 }
 
 impl PublishJob {
-    async fn run(self, client: MqttClient, stats: Arc<Stats>) -> MqttClient {
+    async fn run(mut self, client: MqttClient, stats: Arc<Stats>) -> MqttClient {
         let topic = mqtt_tokio::proto::ByteString::from(self.topic.as_str());
         let period = (self.rate > 0.0).then(|| Duration::from_secs_f64(1.0 / self.rate));
         let publisher = u32::try_from(self.index).unwrap_or(u32::MAX);
@@ -565,6 +598,7 @@ impl PublishJob {
             match self.stop {
                 Stop::Count(count) if seq >= count => break,
                 Stop::After(duration) if self.start.elapsed() >= duration => break,
+                _ if *self.interrupt.borrow() => break,
                 _ => {}
             }
             if let Some(period) = period {
@@ -577,6 +611,7 @@ impl PublishJob {
                 loop {
                     tokio::select! {
                         () = tokio::time::sleep_until(due.into()) => break,
+                        _ = self.interrupt.wait_for(|stop| *stop) => break,
                         Some(result) = pending.next(), if !pending.is_empty() => settle(Some(result)),
                     }
                 }

@@ -49,9 +49,16 @@ pub(crate) async fn run(args: PubArgs) -> Result<(), CliError> {
         properties,
         pending: FuturesOrdered::new(),
     };
-    let outcome = match payload {
-        Some(payload) => publisher.repeat(payload, args.repeat, args.interval).await,
-        None => publisher.lines().await,
+    let publishing = async {
+        match payload {
+            Some(payload) => publisher.repeat(payload, args.repeat, args.interval).await,
+            None => publisher.lines().await,
+        }
+    };
+    // Ctrl-C (`tail -f log | mqtt pub -l`) ends publishing normally: DISCONNECT, status 0.
+    let outcome = tokio::select! {
+        outcome = publishing => outcome,
+        _ = tokio::signal::ctrl_c() => Ok(()),
     };
     let outcome = outcome.map_err(|err| match err {
         CliError::Client {

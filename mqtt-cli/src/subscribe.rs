@@ -32,7 +32,11 @@ pub(crate) async fn run(args: SubArgs) -> Result<(), CliError> {
     let client = conn.client(args.conn.client_id.as_deref());
     let mut events = client.connection_events();
     conn.connect(&client).await?;
-    let outcome = receive(&client, &args, &format, deadline).await;
+    // Ctrl-C ends a subscription normally: DISCONNECT (so no will is published), status 0.
+    let outcome = tokio::select! {
+        outcome = receive(&client, &args, &format, deadline) => outcome,
+        _ = tokio::signal::ctrl_c() => Ok(()),
+    };
     let outcome = outcome.map_err(|err| match err {
         CliError::Client {
             action,

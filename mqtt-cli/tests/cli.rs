@@ -143,6 +143,16 @@ impl Subscriber {
         }
     }
 
+    /// Sends `signal` (a `kill` name such as `INT` or `KILL`) to the process.
+    fn signal(&self, signal: &str) {
+        let status = Command::new("kill")
+            .arg(format!("-{signal}"))
+            .arg(self.child.id().to_string())
+            .status()
+            .expect("running kill");
+        assert!(status.success(), "kill -{signal} failed");
+    }
+
     fn finish(self) -> Outcome {
         let args: Vec<&str> = self.args.iter().map(String::as_str).collect();
         wait_with(self.child, &args, self.stdout, self.stderr)
@@ -626,5 +636,50 @@ fn manual_ack_acknowledges_only_what_reached_stdout() {
         b"",
     );
     assert_eq!(out.code(), 7, "{out:#?}");
+    assert!(out.stdout.is_empty(), "{out:#?}");
+}
+
+#[test]
+fn ctrl_c_disconnects_cleanly_so_the_will_stays_unpublished() {
+    let broker = Mosquitto::start();
+    let url = broker.uri();
+    let watch = |topic: &str, wait: &str| {
+        Subscriber::start(&["-L", &url, "-t", topic, "-C", "1", "-W", wait])
+    };
+
+    // Killed outright: the broker publishes the will.
+    let watcher = watch("wills/crash", "10");
+    let crashing = Subscriber::start(&[
+        "-L",
+        &url,
+        "-t",
+        "x",
+        "--will-topic",
+        "wills/crash",
+        "--will-payload",
+        "gone",
+    ]);
+    crashing.signal("KILL");
+    let _ = crashing.finish();
+    let out = watcher.finish();
+    out.assert_ok();
+    assert_eq!(out.stdout, "gone\n");
+
+    // Ctrl-C: DISCONNECT first, status 0, no will.
+    let watcher = watch("wills/polite", "1");
+    let polite = Subscriber::start(&[
+        "-L",
+        &url,
+        "-t",
+        "x",
+        "--will-topic",
+        "wills/polite",
+        "--will-payload",
+        "gone",
+    ]);
+    polite.signal("INT");
+    polite.finish().assert_ok();
+    let out = watcher.finish();
+    assert_eq!(out.code(), 7, "no will expected: {out:#?}");
     assert!(out.stdout.is_empty(), "{out:#?}");
 }
