@@ -17,7 +17,8 @@
 //!   for the grace period. A connection that reached CONNACK but died sooner counts as a failed
 //!   attempt: a broker that accepts and then drops every client cannot make a hot loop.
 //! - `reconnect_retries` bounds the rounds, so one URI behaves as before (one attempt per round).
-//! - A Server Reference the application allows us to follow takes the next attempt's slot.
+//! - A Server Reference the application allows us to follow is tried next: at once when a
+//!   listed broker sent it, in the next slot of the round when a referenced one did.
 
 use std::time::{Duration, Instant};
 
@@ -266,6 +267,19 @@ impl Reconnector {
             if moved && let Some(index) = self.current {
                 self.targets[index] = target.clone();
             }
+            if self.current.is_some() {
+                // A reference from a listed broker is followed at once, in an extra slot: the
+                // server said where to go, that is no failure. At most one per listed attempt.
+                self.current = None;
+                self.attempts += 1;
+                return Some(Attempt {
+                    number: self.attempts,
+                    delay: Duration::ZERO,
+                    target,
+                });
+            }
+            // A reference from a referenced server takes a normal slot, so references
+            // pointing at each other cannot loop without backoff.
             self.redirect = Some(target);
         }
         let mut delay = Duration::ZERO;
@@ -542,34 +556,50 @@ mod tests {
     }
 
     #[test]
-    fn a_followed_reference_takes_the_next_slot_and_a_move_replaces_the_uri() {
+    fn a_followed_reference_goes_first_and_a_move_replaces_the_uri() {
         let mut plan = Reconnector::new(
             targets(2),
             policy(Jitter::None, None),
             Box::new(Script(vec![0], 0)),
         );
         let elsewhere = Target::parse("mqtt://elsewhere:1999").expect("uri");
-        assert_eq!(plan.start().host, "node0");
-        let next = plan
-            .next(Outcome {
-                connected: None,
-                reference: Some((elsewhere.clone(), false)),
-            })
-            .expect("retry");
-        assert_eq!(next.target, elsewhere);
-        assert_eq!(next.delay, Duration::ZERO);
-        // The round's two slots are used: a wait, then the list as it was.
-        let after = plan.next(Outcome::default()).expect("retry");
-        assert_eq!(
-            (after.target.host.as_str(), after.delay),
-            ("node1", ms(100))
-        );
-        // node1 says it moved for good: it is replaced in the list.
-        plan.next(Outcome {
+        let reference = |moved| Outcome {
             connected: None,
-            reference: Some((elsewhere.clone(), true)),
-        });
+            reference: Some((elsewhere.clone(), moved)),
+        };
+        assert_eq!(plan.start().host, "node0");
+        // node0 refers to elsewhere: tried at once, in an extra slot.
+        let next = plan.next(reference(false)).expect("retry");
+        assert_eq!(
+            (next.target.host.as_str(), next.delay),
+            ("elsewhere", ms(0))
+        );
+        // elsewhere fails: the round goes on with node1.
+        let next = plan.next(Outcome::default()).expect("retry");
+        assert_eq!((next.target.host.as_str(), next.delay), ("node1", ms(0)));
+        // node1 moved for good to elsewhere: replaced in the list, followed at once.
+        let next = plan.next(reference(true)).expect("retry");
+        assert_eq!(
+            (next.target.host.as_str(), next.delay),
+            ("elsewhere", ms(0))
+        );
         assert_eq!(hosts_of(plan.targets()), ["node0", "elsewhere"]);
+        // elsewhere refers to itself: that takes a slot, so the round's backoff comes first.
+        let next = plan.next(reference(false)).expect("retry");
+        assert_eq!(
+            (next.target.host.as_str(), next.delay),
+            ("elsewhere", ms(100))
+        );
+        let next = plan.next(reference(false)).expect("retry");
+        assert_eq!(
+            (next.target.host.as_str(), next.delay),
+            ("elsewhere", ms(0))
+        );
+        let next = plan.next(reference(false)).expect("retry");
+        assert_eq!(
+            (next.target.host.as_str(), next.delay),
+            ("elsewhere", ms(200))
+        );
     }
 
     fn hosts_of(targets: &[Target]) -> Vec<&str> {
