@@ -76,7 +76,13 @@ async fn publish_all(client: &MqttClient, phase: &str, qos: QoS, n: usize) {
 
 /// Waits (up to `bound`) until every index of (`phase`, `qos`) below `n` arrived; returns the
 /// number of duplicates. QoS 2 must have none.
-async fn wait_received(received: &Received, phase: &str, qos: QoS, n: usize, bound: Duration) -> u32 {
+async fn wait_received(
+    received: &Received,
+    phase: &str,
+    qos: QoS,
+    n: usize,
+    bound: Duration,
+) -> u32 {
     let key = (phase.to_owned(), qos as u8);
     let deadline = Instant::now() + bound;
     loop {
@@ -200,7 +206,14 @@ async fn scenario(link: &NetemLink, uri: &str) {
         Duration::from_millis(50),
         Duration::from_millis(10),
     ));
-    stream_phase(&publisher, &received, "delay", 2_000, Duration::from_secs(30)).await;
+    stream_phase(
+        &publisher,
+        &received,
+        "delay",
+        2_000,
+        Duration::from_secs(30),
+    )
+    .await;
 
     // 2. The same plus 5% loss and 25% reordering, each way.
     let before = link.stats();
@@ -209,7 +222,14 @@ async fn scenario(link: &NetemLink, uri: &str) {
             .loss(0.05)
             .reorder(0.25),
     );
-    stream_phase(&publisher, &received, "loss", 5_000, Duration::from_secs(60)).await;
+    stream_phase(
+        &publisher,
+        &received,
+        "loss",
+        5_000,
+        Duration::from_secs(60),
+    )
+    .await;
     let after = link.stats();
     eprintln!(
         "netem loss phase: {} packets forwarded, {} lost, {} reordered",
@@ -242,7 +262,10 @@ async fn scenario(link: &NetemLink, uri: &str) {
             if got >= N / 4 {
                 break;
             }
-            assert!(start.elapsed() < Duration::from_secs(30), "the cut stream does not flow");
+            assert!(
+                start.elapsed() < Duration::from_secs(30),
+                "the cut stream does not flow"
+            );
             tokio::time::sleep(Duration::from_millis(5)).await;
         }
         link.cut();
@@ -272,12 +295,22 @@ async fn scenario(link: &NetemLink, uri: &str) {
         let lost = first_after(log, cut_at, |event| {
             matches!(event, ConnectionEvent::ConnectionLost(_))
         })
-        .unwrap_or_else(|| panic!("{name} never noticed the cut: {:?}", log.lock().expect("events")));
+        .unwrap_or_else(|| {
+            panic!(
+                "{name} never noticed the cut: {:?}",
+                log.lock().expect("events")
+            )
+        });
         let noticed = lost - cut_at;
         let back = first_after(log, restored_at, |event| {
             matches!(event, ConnectionEvent::Connected { .. })
         })
-        .unwrap_or_else(|| panic!("{name} never reconnected: {:?}", log.lock().expect("events")));
+        .unwrap_or_else(|| {
+            panic!(
+                "{name} never reconnected: {:?}",
+                log.lock().expect("events")
+            )
+        });
         let attempts: Vec<String> = log
             .lock()
             .expect("events")

@@ -342,7 +342,9 @@ impl NatsCluster {
             cluster.wait_for_leader();
             return cluster;
         }
-        panic!("nats-server cluster found no free ports in {START_ATTEMPTS} attempts; last log:\n{last_log}");
+        panic!(
+            "nats-server cluster found no free ports in {START_ATTEMPTS} attempts; last log:\n{last_log}"
+        );
     }
 
     /// Waits until some node's log names a JetStream metadata leader.

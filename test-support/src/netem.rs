@@ -257,7 +257,13 @@ impl NetemLink {
     }
 
     /// Starts the reader and writer of one direction, `from` → `to`.
-    fn start_direction(&mut self, index: usize, from: Arc<tun::Device>, to: Arc<tun::Device>, seed: u64) {
+    fn start_direction(
+        &mut self,
+        index: usize,
+        from: Arc<tun::Device>,
+        to: Arc<tun::Device>,
+        seed: u64,
+    ) {
         let queue = self.queues[index].clone();
         let reader = {
             let queue = queue.clone();
@@ -332,11 +338,7 @@ impl NetemLink {
                         Some(first) => first.due - now,
                         None => READ_POLL,
                     };
-                    heap = queue
-                        .wake
-                        .wait_timeout(heap, wait)
-                        .expect("queue")
-                        .0;
+                    heap = queue.wake.wait_timeout(heap, wait).expect("queue").0;
                 }
             })
         };
