@@ -251,8 +251,8 @@ impl NetemLink {
             ip(&["-n", ns, "link", "set", dev, "up"]);
             ip(&["-n", ns, "link", "set", "lo", "up"]);
         }
-        link.start_direction(0, tun_a.clone(), tun_b.clone(), 0x5eed_a2b);
-        link.start_direction(1, tun_b, tun_a, 0x5eed_b2a);
+        link.start_direction(0, tun_a.clone(), tun_b.clone(), 0xa2b);
+        link.start_direction(1, tun_b, tun_a, 0xb2a);
         link
     }
 
