@@ -108,6 +108,8 @@ macro_rules! client_suite {
             connections_dropped_right_after_connack_back_off,
             server_reference_in_a_connack_refusal_is_followed_only_when_allowed,
             server_moved_disconnect_fails_over_to_the_reference,
+            connect_none_walks_the_configured_uris,
+            failover_to_a_broker_without_the_session_resubscribes_and_resends,
         ]);
     };
     (@tests $runtime:ty, $block_on:path, [$($name:ident),* $(,)?]) => {

@@ -411,3 +411,127 @@ pub async fn server_moved_disconnect_fails_over_to_the_reference<R: Runtime + De
     assert_eq!(&message.payload()[..], b"moved");
     assert_eq!(moving.connects().len(), 1, "went back to the old server");
 }
+
+/// `connect(None)` walks the configured URIs (`uri` then `uris`): a closed port first, then a
+/// working broker, tried at once in the same round.
+pub async fn connect_none_walks_the_configured_uris<R: Runtime + Default>() {
+    let broker = Mosquitto::start();
+    let closed = format!("mqtt://127.0.0.1:{}", free_port());
+    let config = ClientConfig::default()
+        .uri(&closed)
+        .uris([broker.uri()])
+        .auto_reconnect(true)
+        .reconnect_retries(Some(1))
+        .connect_timeout(BOUND);
+    let client = MqttClient::<R>::new(None, config);
+    let mut events = client.connection_events();
+    with_timeout::<R, _>(BOUND, "CONNACK", client.connect(None).into_future())
+        .await
+        .expect("the second URI accepts");
+    let (_, before) = wait_for_event::<R, _>(&mut events, BOUND, "Connected", |event| {
+        matches!(event, ConnectionEvent::Connected { .. })
+    })
+    .await;
+    assert_eq!(
+        reconnecting(&before),
+        [(1, Duration::ZERO, broker.uri())],
+        "{before:?}"
+    );
+    publish(&client, "walk/t", b"x", QoS::AtLeastOnce, false).await;
+}
+
+/// A persistent session fails over to a broker that never saw it (two independent brokers,
+/// the first SIGKILLed): CONNACK says no session, so the client subscribes again by itself
+/// and the publishes that were in flight on the dead broker complete on the new one.
+pub async fn failover_to_a_broker_without_the_session_resubscribes_and_resends<
+    R: Runtime + Default,
+>() {
+    let mut first = Mosquitto::start();
+    let second = Mosquitto::start();
+    let uris = [first.uri(), second.uri()];
+    let config = ClientConfig::default()
+        .clean_session(false)
+        .auto_reconnect(true)
+        .reconnect_retries(None)
+        .reconnect_initial_interval(Duration::from_millis(50))
+        .reconnect_max_interval(Duration::from_millis(200))
+        .connect_timeout(BOUND);
+    let subscriber = MqttClient::<R>::new(Some("fo-sub"), config.clone());
+    let publisher = MqttClient::<R>::new(Some("fo-pub"), config);
+    for client in [&subscriber, &publisher] {
+        with_timeout::<R, _>(
+            BOUND,
+            "CONNACK",
+            client.connect_any(uris.iter().cloned()).into_future(),
+        )
+        .await
+        .expect("the first broker accepts");
+    }
+    subscribe(&subscriber, "fo/#", QoS::AtLeastOnce).await;
+    let mut sub_events = subscriber.connection_events();
+
+    // Publishes in flight on a frozen broker, which then dies without answering.
+    first.pause();
+    let pending: Vec<_> = (0..20)
+        .map(|i| {
+            publisher
+                .publish("fo/inflight", format!("{i}").into_bytes())
+                .qos(QoS::AtLeastOnce)
+                .into_future()
+        })
+        .collect();
+    sleep::<R>(Duration::from_millis(100)).await;
+    first.kill();
+
+    let (event, before) =
+        wait_for_event::<R, _>(&mut sub_events, BOUND, "Connected elsewhere", |event| {
+            matches!(event, ConnectionEvent::Connected { .. })
+        })
+        .await;
+    assert!(
+        matches!(
+            event,
+            ConnectionEvent::Connected {
+                session_present: false
+            }
+        ),
+        "{event:?}"
+    );
+    assert_eq!(
+        reconnecting(&before).last().map(|(_, _, uri)| uri.clone()),
+        Some(second.uri()),
+        "{before:?}"
+    );
+    let results = with_timeout::<R, _>(
+        BOUND,
+        "in-flight publishes on the new broker",
+        future::join_all(pending),
+    )
+    .await;
+    for (i, result) in results.into_iter().enumerate() {
+        assert!(
+            matches!(result, Ok(code) if code.is_success()),
+            "publish {i}: {result:?}"
+        );
+    }
+    // The subscription was renewed on the new broker: a message published there arrives.
+    // The renewal races with this publish, so publish until one arrives (bounded).
+    let deadline = Instant::now() + BOUND;
+    'renewed: loop {
+        assert!(
+            Instant::now() < deadline,
+            "no message through the renewed subscription"
+        );
+        publish(&publisher, "fo/after", b"after", QoS::AtLeastOnce, false).await;
+        while let Ok(message) = subscriber
+            .deliver_message()
+            .timeout(Duration::from_millis(200))
+            .await
+        {
+            if message.topic() == "fo/after" {
+                assert_eq!(&message.payload()[..], b"after");
+                break 'renewed;
+            }
+        }
+    }
+}
