@@ -111,6 +111,11 @@ pub enum ClientError {
     /// says not to send it again.
     #[error("the broker's session was lost while the message was in flight")]
     SessionLost,
+    /// [`ClientConfig::max_queued`](crate::ClientConfig::max_queued) publishes (or
+    /// `max_queued_bytes`) are pending and the publish was asked not to wait
+    /// ([`Publishing::send_now`](crate::Publishing::send_now)). Nothing was sent.
+    #[error("publish queue full")]
+    QueueFull,
     /// The client was closed (`disconnect`, `cancel_tasks`, or every handle dropped).
     #[error("client closed")]
     Closed,

@@ -13,6 +13,7 @@
 mod config;
 mod driver;
 mod error;
+mod inbox;
 mod queue;
 mod reconnect;
 mod tls;
@@ -32,8 +33,9 @@ use futures_channel::{mpsc, oneshot};
 use futures_util::Stream;
 use mqtt_proto::properties::WillProperties;
 use mqtt_proto::{ByteString, PacketId, Will};
+use tracing::debug;
 
-pub use config::{ClientConfig, TopicConfig, WillConfig};
+pub use config::{ClientConfig, Overflow, TopicConfig, WillConfig};
 pub use error::{ClientError, TlsError, UriError};
 pub use reconnect::Jitter;
 pub use tls::TlsOptions;
@@ -47,11 +49,12 @@ pub use mqtt_proto::properties::{PublishProperties, SubscribeProperties, UserPro
 pub use mqtt_proto::{ConnAck, ProtocolVersion, Publish, QoS, ReasonCode, SubscribeFilter};
 pub use mqtt_session::{ConnectionError, ProtocolError, PublishError, SessionError};
 
+use inbox::Inbox;
 /// The codec, re-exported so users need one dependency.
 pub use mqtt_proto as proto;
 /// The sans-IO session the client drives, for users who need its types.
 pub use mqtt_session as session;
-use queue::CommandQueue;
+use queue::{CommandQueue, Permit, PublishBudget};
 
 /// Everything a user of an adapter crate needs, re-exported by `mqtt-tokio` and
 /// `mqtt-async-std` so both present the same names.
@@ -64,17 +67,19 @@ pub mod prelude {
     pub use mqtt_proto::{ConnAck, ProtocolVersion, QoS, ReasonCode};
 }
 
-use mqtt_session::{ConnectOptions, Session, SessionConfig};
+use mqtt_session::{AckMode, AckToken, ConnectOptions, Session, SessionConfig};
 
 /// A received message (amqtt's `ApplicationMessage`).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ApplicationMessage {
     publish: Publish,
+    /// How to acknowledge it (QoS 1/2); `None` for QoS 0.
+    ack: Option<AckToken>,
 }
 
 impl ApplicationMessage {
-    fn new(publish: Publish) -> Self {
-        Self { publish }
+    fn new(publish: Publish, ack: Option<AckToken>) -> Self {
+        Self { publish, ack }
     }
 
     /// The topic it was published on.
@@ -145,22 +150,35 @@ pub enum ConnectionEvent {
         /// The broker URI this attempt goes to.
         uri: String,
     },
+    /// Received QoS 0 messages were dropped because the application had
+    /// [`message_buffer`](ClientConfig::message_buffer) messages waiting (see
+    /// [`Overflow`]). Reported at most once per batch of reads.
+    MessagesDropped {
+        /// Messages dropped since the last such event.
+        count: u64,
+    },
     /// The client stopped: after `disconnect`, or when reconnecting gave up.
     Closed,
 }
 
 /// State shared between the handles and the driver task.
 pub(crate) struct Shared {
-    messages_tx: async_channel::Sender<ApplicationMessage>,
-    messages_rx: async_channel::Receiver<ApplicationMessage>,
+    /// Received messages the application has not taken.
+    inbox: Inbox,
+    /// Acknowledge messages only when the application says so.
+    manual_acks: bool,
+    /// The bound on accepted, unfinished publishes.
+    budget: Arc<PublishBudget>,
     status: Mutex<Vec<mpsc::UnboundedSender<ConnectionEvent>>>,
     /// The session and connection parameters while no driver runs.
     parked: Mutex<Parked>,
     /// Commands for the running driver.
     commands: CommandQueue,
-    /// Bumped by `cancel_tasks`; `deliver_message` calls started before fail with `Closed`.
+    /// Bumped by `cancel_tasks`; `deliver_message` calls started before fail with `Closed`
+    /// (they are woken through the inbox's listeners).
     cancel_epoch: AtomicU64,
-    cancel: event_listener::Event,
+    /// Notified when a driver parks its session and stops.
+    parked_event: event_listener::Event,
 }
 
 #[derive(Default)]
@@ -177,6 +195,38 @@ fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
 }
 
 impl Shared {
+    /// Takes the oldest received message; unless acknowledgements are manual, its
+    /// acknowledgement goes out now: the application has it.
+    fn take_message(&self, now: std::time::Instant) -> Option<ApplicationMessage> {
+        let message = self.inbox.pop()?;
+        if !self.manual_acks
+            && let Some(token) = message.ack
+        {
+            self.ack(now, token);
+        }
+        Some(message)
+    }
+
+    /// Hands an acknowledgement to the session: through the running driver, or straight to
+    /// the parked session when none runs (a QoS 2 acknowledgement must not be lost: the
+    /// broker's re-sent PUBLISH is answered with PUBREC only once it is recorded).
+    fn ack(&self, now: std::time::Instant, token: AckToken) {
+        if self.commands.push(Command::Ack(token)) {
+            return;
+        }
+        // `start` and `park` move the session and open / close the queue under this lock,
+        // so holding it, either a driver accepts the command or the session is parked.
+        let mut parked = lock(&self.parked);
+        if self.commands.push(Command::Ack(token)) {
+            return;
+        }
+        if let Some(session) = parked.session.as_mut()
+            && let Err(err) = session.ack(now, token)
+        {
+            debug!(%err, "acknowledgement not applied");
+        }
+    }
+
     fn status(&self, event: ConnectionEvent) {
         lock(&self.status).retain(|tx| tx.unbounded_send(event.clone()).is_ok());
     }
@@ -185,10 +235,48 @@ impl Shared {
     /// closed, atomically for `start` (which takes the same locks in the same order). Returns
     /// the commands that were still queued.
     fn park(&self, session: Session, params: ConnectParams) -> VecDeque<Command> {
-        let mut parked = lock(&self.parked);
-        parked.session = Some(session);
-        parked.params = Some(params);
-        self.commands.close()
+        let leftovers = {
+            let mut parked = lock(&self.parked);
+            parked.session = Some(session);
+            parked.params = Some(params);
+            self.commands.close()
+        };
+        self.parked_event.notify(usize::MAX);
+        leftovers
+    }
+
+    /// Waits for the driver's answer to a connect or reconnect. If the caller drops this
+    /// future before the answer, the attempt is marked abandoned: the driver gives it up, and
+    /// a `connect` issued meanwhile waits for it to stop instead of failing with
+    /// `AlreadyConnected`.
+    async fn connack(
+        &self,
+        rx: oneshot::Receiver<Result<ConnAck, ClientError>>,
+    ) -> Result<ConnAck, ClientError> {
+        struct Waiting<'a> {
+            shared: &'a Shared,
+            rx: Option<oneshot::Receiver<Result<ConnAck, ClientError>>>,
+        }
+        impl Drop for Waiting<'_> {
+            fn drop(&mut self) {
+                // An answer already delivered means the attempt finished, not abandoned.
+                if let Some(mut rx) = self.rx.take()
+                    && !matches!(rx.try_recv(), Ok(Some(_)))
+                {
+                    self.shared.commands.abandon();
+                }
+            }
+        }
+        let mut waiting = Waiting {
+            shared: self,
+            rx: Some(rx),
+        };
+        let result = match &mut waiting.rx {
+            Some(rx) => rx.await.unwrap_or(Err(ClientError::Closed)),
+            None => Err(ClientError::Closed),
+        };
+        waiting.rx = None;
+        result
     }
 }
 
@@ -241,20 +329,26 @@ impl<R: Runtime> MqttClient<R> {
     /// Like [`new`](Self::new), with an explicit runtime handle.
     pub fn with_runtime(client_id: Option<&str>, config: ClientConfig, runtime: R) -> Self {
         let client_id = client_id.map_or_else(random_client_id, ByteString::from);
-        let (messages_tx, messages_rx) = async_channel::bounded(config.message_buffer.max(1));
+        let inbox = Inbox::new(config.message_buffer, config.overflow);
+        let manual_acks = config.manual_acks;
+        let budget = Arc::new(PublishBudget::new(
+            config.max_queued,
+            config.max_queued_bytes,
+        ));
         Self {
             inner: Arc::new(Inner {
                 runtime,
                 config,
                 client_id,
                 shared: Arc::new(Shared {
-                    messages_tx,
-                    messages_rx,
+                    inbox,
+                    manual_acks,
+                    budget,
                     status: Mutex::new(Vec::new()),
                     parked: Mutex::new(Parked::default()),
                     commands: CommandQueue::default(),
                     cancel_epoch: AtomicU64::new(0),
-                    cancel: event_listener::Event::new(),
+                    parked_event: event_listener::Event::new(),
                 }),
             }),
         }
@@ -363,10 +457,47 @@ impl<R: Runtime> MqttClient<R> {
         }
     }
 
-    /// Received messages as a stream. Streams and `deliver_message` share one queue: each
-    /// message goes to exactly one of them.
-    pub fn messages(&self) -> impl Stream<Item = ApplicationMessage> + Send + 'static {
-        self.inner.shared.messages_rx.clone()
+    /// Received messages as a stream that never ends. Streams and `deliver_message` share
+    /// one queue: each message goes to exactly one of them. A QoS 1/2 message is acknowledged
+    /// when the stream yields it (or, with [`ClientConfig::manual_acks`], when
+    /// [`ack`](Self::ack) is called). The stream does not keep the connection alive: when
+    /// every client handle is dropped, the client disconnects.
+    pub fn messages(&self) -> Messages<R> {
+        Messages {
+            shared: self.inner.shared.clone(),
+            runtime: self.inner.runtime.clone(),
+            listener: None,
+        }
+    }
+
+    /// Acknowledges a received QoS 1/2 message (PUBACK / PUBREC) with
+    /// [`ClientConfig::manual_acks`]; without it, messages are acknowledged when handed out
+    /// and this does nothing. Acknowledgements may be given in any order: they go out in the
+    /// order the messages arrived, as MQTT requires, so one unacknowledged message holds back
+    /// the acknowledgements of those after it. A message from an earlier connection is not
+    /// acknowledged (QoS 1: the broker sends it again; QoS 2: its state is kept, and the
+    /// broker's re-sent PUBLISH is answered). Never acknowledging a message keeps one of the
+    /// broker's in-flight slots until the connection ends.
+    pub fn ack(&self, message: &ApplicationMessage) {
+        if let (true, Some(token)) = (self.inner.shared.manual_acks, message.ack) {
+            self.inner.shared.ack(self.inner.runtime.now(), token);
+        }
+    }
+
+    /// Received QoS 0 messages dropped so far because the application had
+    /// [`message_buffer`](ClientConfig::message_buffer) messages waiting.
+    pub fn dropped_messages(&self) -> u64 {
+        self.inner.shared.inbox.dropped()
+    }
+
+    /// Received messages waiting for the application.
+    pub fn pending_messages(&self) -> usize {
+        self.inner.shared.inbox.len()
+    }
+
+    /// Publishes accepted and not yet completed (see [`ClientConfig::max_queued`]).
+    pub fn queued_publishes(&self) -> usize {
+        self.inner.shared.budget.in_use()
     }
 
     /// Connection status changes from now on.
@@ -408,7 +539,7 @@ impl<R: Runtime> MqttClient<R> {
             .shared
             .cancel_epoch
             .fetch_add(1, Ordering::SeqCst);
-        self.inner.shared.cancel.notify(usize::MAX);
+        self.inner.shared.inbox.wake_all();
         // No driver, nothing pending: nothing to cancel.
         let _ = self.inner.shared.commands.push(Command::Cancel);
     }
@@ -430,6 +561,28 @@ impl<R: Runtime> MqttClient<R> {
         rx.await.unwrap_or(Err(ClientError::Closed))
     }
 
+    /// [`start`](Self::start), first waiting (within the connect timeout) for a driver whose
+    /// connect attempt was abandoned to stop.
+    async fn start_when_idle(
+        &self,
+        params: ConnectParams,
+    ) -> Result<oneshot::Receiver<Result<ConnAck, ClientError>>, ClientError> {
+        let shared = &self.inner.shared;
+        let runtime = &self.inner.runtime;
+        let deadline = runtime.now() + self.inner.config.connect_timeout;
+        loop {
+            let parked = shared.parked_event.listen();
+            match self.start(params.clone()) {
+                Err(ClientError::AlreadyConnected) if shared.commands.is_abandoned() => {
+                    driver::timeout(runtime, deadline, parked)
+                        .await
+                        .ok_or(ClientError::Timeout)?;
+                }
+                other => return other,
+            }
+        }
+    }
+
     /// Starts a driver over `session` (a new one unless one is parked).
     fn start(
         &self,
@@ -443,8 +596,13 @@ impl<R: Runtime> MqttClient<R> {
         let session = parked.session.take().unwrap_or_else(|| {
             let mut session_config =
                 SessionConfig::new(self.inner.client_id.clone(), config.protocol_version);
-            session_config.max_inflight = config.max_inflight.max(1);
-            session_config.receive_maximum = config.max_inflight.max(1);
+            session_config.max_inflight = config.inflight_window(config.protocol_version);
+            session_config.receive_maximum = config.announced_receive_maximum();
+            // Acknowledged when the application takes a message (or acknowledges it), not
+            // when the driver reads it: see `Shared::take_message`.
+            session_config.ack_mode = AckMode::Manual;
+            // The client's publish budget is the bound; the session never refuses below it.
+            session_config.max_queued = config.max_queued.max(1);
             session_config.max_packet_size = config.max_packet_size;
             session_config.connect_timeout = config.connect_timeout;
             session_config.ping_delay = config.ping_delay;
@@ -592,8 +750,8 @@ impl<'a, R: Runtime> Connecting<'a, R> {
                 follow_server_reference: config.follow_server_reference,
             },
         };
-        let rx = client.start(params)?;
-        rx.await.unwrap_or(Err(ClientError::Closed))
+        let rx = client.start_when_idle(params).await?;
+        client.inner.shared.connack(rx).await
     }
 }
 
@@ -641,8 +799,8 @@ impl<'a, R: Runtime> Reconnecting<'a, R> {
         if let Some(clean) = self.clean_session {
             params.options.clean_start = clean;
         }
-        let rx = client.start(params)?;
-        rx.await.unwrap_or(Err(ClientError::Closed))
+        let rx = client.start_when_idle(params).await?;
+        client.inner.shared.connack(rx).await
     }
 }
 
@@ -694,13 +852,8 @@ impl<R: Runtime> Publishing<'_, R> {
     }
 }
 
-impl<R: Runtime> IntoFuture for Publishing<'_, R> {
-    type Output = Result<ReasonCode, ClientError>;
-    type IntoFuture = PublishFuture<R>;
-
-    /// Hands the message to the driver right away, so publishes awaited together are sent in
-    /// the order they were created, back to back.
-    fn into_future(self) -> PublishFuture<R> {
+impl<R: Runtime> Publishing<'_, R> {
+    fn into_publish(self) -> (Publish, Option<Duration>) {
         let (default_qos, default_retain) = self.client.inner.config.publish_defaults(&self.topic);
         let publish = Publish {
             dup: false,
@@ -711,28 +864,121 @@ impl<R: Runtime> IntoFuture for Publishing<'_, R> {
             properties: self.properties,
             payload: self.payload,
         };
-        let (reply, rx) = oneshot::channel();
-        let state = match self.client.send(Command::Publish { publish, reply }) {
-            Ok(()) => Ok(rx),
-            Err(err) => Err(Some(err)),
-        };
-        let timeout = self.ack_timeout.map(|timeout| {
-            Box::pin(
-                self.client
-                    .inner
-                    .runtime
-                    .sleep_until(self.client.inner.runtime.now() + timeout),
-            )
-        });
-        PublishFuture { state, timeout }
+        (publish, self.ack_timeout)
+    }
+
+    /// Queues the message now, without waiting for room: fails with
+    /// [`ClientError::QueueFull`] when [`ClientConfig::max_queued`] publishes (or
+    /// `max_queued_bytes`) are already pending. The returned future reports the outcome and
+    /// may be dropped: the message is sent anyway (fire and forget).
+    pub fn send_now(self) -> Result<PublishFuture<R>, ClientError> {
+        let client = self.client;
+        let (publish, ack_timeout) = self.into_publish();
+        let permit = client
+            .inner
+            .shared
+            .budget
+            .try_acquire(publish_size(&publish))
+            .ok_or(ClientError::QueueFull)?;
+        let mut future = PublishFuture::new(client, publish, ack_timeout);
+        future.submit(permit);
+        Ok(future)
     }
 }
 
-/// The future of a publish: waits for the flow's completion, with an optional timeout.
+/// What a publish counts against [`ClientConfig::max_queued_bytes`].
+fn publish_size(publish: &Publish) -> usize {
+    publish.topic.len() + publish.payload.len()
+}
+
+impl<R: Runtime> IntoFuture for Publishing<'_, R> {
+    type Output = Result<ReasonCode, ClientError>;
+    type IntoFuture = PublishFuture<R>;
+
+    /// Hands the message to the driver right away when the publish budget has room, so
+    /// publishes awaited together are sent in the order they were created, back to back;
+    /// otherwise the future waits for room when polled.
+    fn into_future(self) -> PublishFuture<R> {
+        let client = self.client;
+        let (publish, ack_timeout) = self.into_publish();
+        let mut future = PublishFuture::new(client, publish, ack_timeout);
+        future.try_submit();
+        future
+    }
+}
+
+/// The future of a publish: waits for room in the publish budget (backpressure), then for
+/// the flow's completion, with an optional timeout over both.
+///
+/// Cancellation: dropping it while it waits for room cancels the publish (nothing is sent).
+/// Once accepted (queued to the client), the message belongs to the client: dropping the
+/// future only stops waiting for the outcome, and the message is still sent (MQTT has no way
+/// to take back a message once it may have reached the broker).
 #[must_use = "futures do nothing unless polled"]
 pub struct PublishFuture<R: Runtime> {
-    state: Result<oneshot::Receiver<Result<ReasonCode, ClientError>>, Option<ClientError>>,
+    shared: Arc<Shared>,
+    state: PublishState,
     timeout: Option<Pin<Box<R::Sleep>>>,
+}
+
+enum PublishState {
+    /// Waiting for room in the publish budget.
+    Waiting {
+        publish: Publish,
+        listener: Option<event_listener::EventListener>,
+    },
+    /// Accepted: the driver answers on this channel.
+    Sent(oneshot::Receiver<Result<ReasonCode, ClientError>>),
+    /// Finished (or failed before it was accepted).
+    Done(Option<ClientError>),
+}
+
+impl<R: Runtime> PublishFuture<R> {
+    fn new(client: &MqttClient<R>, publish: Publish, ack_timeout: Option<Duration>) -> Self {
+        let runtime = &client.inner.runtime;
+        Self {
+            shared: client.inner.shared.clone(),
+            state: PublishState::Waiting {
+                publish,
+                listener: None,
+            },
+            timeout: ack_timeout
+                .map(|timeout| Box::pin(runtime.sleep_until(runtime.now() + timeout))),
+        }
+    }
+
+    /// Queues the message with `permit`.
+    fn submit(&mut self, permit: Permit) {
+        let state = std::mem::replace(&mut self.state, PublishState::Done(None));
+        let PublishState::Waiting { publish, .. } = state else {
+            self.state = state;
+            return;
+        };
+        let (reply, rx) = oneshot::channel();
+        self.state = if self.shared.commands.push(Command::Publish {
+            publish,
+            reply,
+            permit,
+        }) {
+            PublishState::Sent(rx)
+        } else {
+            PublishState::Done(Some(ClientError::NotConnected))
+        };
+    }
+
+    /// Queues the message if the budget has room; true if it left the waiting state.
+    fn try_submit(&mut self) -> bool {
+        let PublishState::Waiting { publish, .. } = &self.state else {
+            return true;
+        };
+        match self.shared.budget.try_acquire(publish_size(publish)) {
+            Some(permit) => {
+                self.submit(permit);
+                true
+            }
+            None => false,
+        }
+    }
 }
 
 impl<R: Runtime> Future for PublishFuture<R> {
@@ -740,16 +986,42 @@ impl<R: Runtime> Future for PublishFuture<R> {
 
     fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
         let this = &mut *self;
-        let rx = match &mut this.state {
-            Ok(rx) => rx,
-            Err(err) => return Poll::Ready(Err(err.take().unwrap_or(ClientError::Closed))),
-        };
-        if let Poll::Ready(result) = Pin::new(rx).poll(cx) {
-            return Poll::Ready(result.unwrap_or(Err(ClientError::Closed)));
+        loop {
+            match &mut this.state {
+                PublishState::Done(err) => {
+                    return Poll::Ready(Err(err.take().unwrap_or(ClientError::Closed)));
+                }
+                PublishState::Sent(rx) => {
+                    if let Poll::Ready(result) = Pin::new(rx).poll(cx) {
+                        this.state = PublishState::Done(None);
+                        return Poll::Ready(result.unwrap_or(Err(ClientError::Closed)));
+                    }
+                    break;
+                }
+                PublishState::Waiting { listener, .. } => match listener {
+                    // Listen first, then retry: a permit returned in between is not missed.
+                    None => {
+                        *listener = Some(this.shared.budget.listen());
+                        if !this.try_submit() {
+                            continue;
+                        }
+                    }
+                    Some(l) => {
+                        if Pin::new(l).poll(cx).is_pending() {
+                            break;
+                        }
+                        if let PublishState::Waiting { listener, .. } = &mut this.state {
+                            *listener = None;
+                        }
+                        this.try_submit();
+                    }
+                },
+            }
         }
         if let Some(timeout) = &mut this.timeout
             && timeout.as_mut().poll(cx).is_ready()
         {
+            this.state = PublishState::Done(None);
             return Poll::Ready(Err(ClientError::Timeout));
         }
         Poll::Pending
@@ -772,17 +1044,17 @@ impl<'a, R: Runtime> Delivering<'a, R> {
 
     async fn run(self) -> Result<ApplicationMessage, ClientError> {
         let shared = &self.client.inner.shared;
+        let runtime = &self.client.inner.runtime;
         let epoch = shared.cancel_epoch.load(Ordering::SeqCst);
-        let deadline = self.timeout.map(|t| self.client.inner.runtime.now() + t);
+        let deadline = self.timeout.map(|t| runtime.now() + t);
         loop {
-            let listener = shared.cancel.listen();
+            // Listen before checking, so a message or a cancel in between is not missed.
+            let listener = shared.inbox.changed.listen();
             if shared.cancel_epoch.load(Ordering::SeqCst) != epoch {
                 return Err(ClientError::Closed);
             }
-            match shared.messages_rx.try_recv() {
-                Ok(message) => return Ok(message),
-                Err(async_channel::TryRecvError::Closed) => return Err(ClientError::Closed),
-                Err(async_channel::TryRecvError::Empty) => {}
+            if let Some(message) = shared.take_message(runtime.now()) {
+                return Ok(message);
             }
             // amqtt's `deliver_message` fails when the client is not connected: messages that
             // arrived before stay deliverable (above), but with no connection (and no
@@ -790,29 +1062,15 @@ impl<'a, R: Runtime> Delivering<'a, R> {
             if !shared.commands.is_accepting() {
                 return Err(ClientError::NotConnected);
             }
-            let receive = async {
-                let recv = std::pin::pin!(shared.messages_rx.recv());
-                let listener = std::pin::pin!(listener);
-                match futures_util::future::select(recv, listener).await {
-                    futures_util::future::Either::Left((message, _)) => {
-                        Some(message.map_err(|_| ClientError::Closed))
-                    }
-                    futures_util::future::Either::Right(_) => None,
-                }
-            };
-            let outcome = match deadline {
+            match deadline {
                 Some(deadline) => {
-                    match driver::timeout(&self.client.inner.runtime, deadline, receive).await {
-                        Some(outcome) => outcome,
-                        None => return Err(ClientError::Timeout),
+                    if driver::timeout(runtime, deadline, listener).await.is_none() {
+                        return Err(ClientError::Timeout);
                     }
                 }
-                None => receive.await,
-            };
-            if let Some(result) = outcome {
-                return result;
+                None => listener.await,
             }
-            // Woken by `cancel_tasks` or by the client stopping: the checks above decide.
+            // Woken by a message, `cancel_tasks` or the client stopping: the checks decide.
         }
     }
 }
@@ -823,5 +1081,46 @@ impl<'a, R: Runtime> IntoFuture for Delivering<'a, R> {
 
     fn into_future(self) -> Self::IntoFuture {
         Box::pin(self.run())
+    }
+}
+
+/// The stream returned by [`MqttClient::messages`].
+#[must_use = "streams do nothing unless polled"]
+pub struct Messages<R: Runtime> {
+    shared: Arc<Shared>,
+    runtime: R,
+    listener: Option<event_listener::EventListener>,
+}
+
+impl<R: Runtime> std::fmt::Debug for Messages<R> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Messages").finish_non_exhaustive()
+    }
+}
+
+// Nothing in `Messages` is ever pinned in place; the runtime handle is only cloned from.
+impl<R: Runtime> Unpin for Messages<R> {}
+
+impl<R: Runtime> Stream for Messages<R> {
+    type Item = ApplicationMessage;
+
+    fn poll_next(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Self::Item>> {
+        let this = &mut *self;
+        loop {
+            if let Some(message) = this.shared.take_message(this.runtime.now()) {
+                this.listener = None;
+                return Poll::Ready(Some(message));
+            }
+            match &mut this.listener {
+                // Listen, then look again: a message pushed in between is not missed.
+                None => this.listener = Some(this.shared.inbox.changed.listen()),
+                Some(listener) => {
+                    if Pin::new(listener).poll(cx).is_pending() {
+                        return Poll::Pending;
+                    }
+                    this.listener = None;
+                }
+            }
+        }
     }
 }

@@ -20,6 +20,8 @@
 //!   jitters, drops, reorders and cuts IP packets (this kernel has no `netem` qdisc).
 //! - [`suite`] / [`client_suite!`]: the client integration suite, generic over
 //!   the runtime, that every adapter crate runs unchanged.
+//! - [`delivery`] / [`delivery_suite!`]: delivery guarantees at the application and
+//!   liveness under faults (slow consumers, stopped brokers, cancelled calls), the same way.
 //!
 //! The broker binaries are looked up on `PATH` and in the `sbin` directories.
 //! When one is missing the helpers panic with an install hint: a test that needs
@@ -29,6 +31,7 @@
 //! errors: it is test support, and a clear panic is the most useful failure.
 
 mod certs;
+pub mod delivery;
 mod mosquitto;
 mod nats;
 mod netem;
