@@ -192,16 +192,17 @@ fn qos1_stream_survives_sigkill_of_each_clients_node_in_a_nats_cluster() {
             };
             wait_count(&unique, MESSAGES / 4, "a quarter of the stream");
             let sub_node = node_of(&cluster, &current_uri(&sub_log, &sub_first));
-            cluster.node_mut(sub_node).kill();
+            // Timed before the kill: the client sees its socket close before `kill` returns.
             let sub_killed = Instant::now();
+            cluster.node_mut(sub_node).kill();
             thread::sleep(DOWN);
             cluster.node_mut(sub_node).restart();
             // Let the restarted node catch up before its quorum is needed again.
             wait_count(&unique, MESSAGES / 2, "half of the stream");
             thread::sleep(Duration::from_secs(3));
             let pub_node = node_of(&cluster, &current_uri(&pub_log, &pub_first));
-            cluster.node_mut(pub_node).kill();
             let pub_killed = Instant::now();
+            cluster.node_mut(pub_node).kill();
             thread::sleep(DOWN);
             cluster.node_mut(pub_node).restart();
             eprintln!(
@@ -279,10 +280,11 @@ fn qos1_stream_survives_sigkill_of_each_clients_node_in_a_nats_cluster() {
             !attempts.is_empty(),
             "{name} reconnected without an attempt"
         );
-        // Keep alive plus the backoff cap, plus one CONNECT that a node holds while its
-        // JetStream peers elect a new leader (nats-server gives up on it after 4 s) before
-        // the next node answers.
-        let bound = KEEP_ALIVE + Duration::from_secs(2) + Duration::from_secs(6);
+        // Keep alive plus the backoff cap, plus up to two CONNECTs (one per other node) that
+        // a node holds while its JetStream peers elect new leaders (nats-server gives up on
+        // them after 4 s; our connect timeout is 6 s) before a node answers. Measured: 2 ms
+        // to 9 s.
+        let bound = KEEP_ALIVE + Duration::from_secs(2) + 2 * Duration::from_secs(6);
         assert!(took < bound, "{name} took {took:?} to fail over");
     }
     runtime.block_on(async {
