@@ -2,7 +2,7 @@
 //! [`Runtime`], on the sans-IO [`mqtt_session`] core.
 //!
 //! Everything here needs only `futures` traits: the driver task that moves bytes between a
-//! transport and the [`Session`](mqtt_session::Session), reconnects, TLS (rustls) and WebSocket
+//! transport and the [`Session`], reconnects, TLS (rustls) and WebSocket
 //! (tungstenite) set-up, configuration. A runtime adapter implements [`Runtime`] (TCP connect,
 //! a timer, spawn), names the client type and re-exports everything here:
 //! `pub type MqttClient = mqtt_client::MqttClient<Tokio>;`. Applications use an adapter,
@@ -406,7 +406,20 @@ impl<R: Runtime> MqttClient<R> {
 
     /// Publishes `payload` on `topic`. A builder: `.qos(..)`, `.retain(..)`, `.ack_timeout(..)`,
     /// `.properties(..)`, then `.await`; it resolves when the QoS flow completes (QoS 0: when
-    /// written to the socket) with the final acknowledgement's reason code.
+    /// handed to the transport; QoS 1: at PUBACK; QoS 2: at PUBCOMP) with the final
+    /// acknowledgement's reason code.
+    ///
+    /// The message is *accepted* when it is queued to the client: at once if fewer than
+    /// [`ClientConfig::max_queued`] publishes are pending, otherwise once room appears
+    /// (backpressure: the future waits). [`Publishing::send_now`] queues without waiting or
+    /// fails with [`ClientError::QueueFull`].
+    ///
+    /// Cancellation: dropping the future before the message is accepted sends nothing. After
+    /// it, the message belongs to the client and is sent (and re-sent after reconnects) even
+    /// if the future is dropped; dropping only stops waiting for the outcome. For the same
+    /// reason [`ClientError::Timeout`] from `.ack_timeout(..)` and [`ClientError::Closed`] from
+    /// a `disconnect` or `cancel_tasks` do not mean "not delivered": an application that
+    /// publishes again after them may deliver the message twice.
     pub fn publish(
         &self,
         topic: impl Into<ByteString>,
@@ -450,6 +463,12 @@ impl<R: Runtime> MqttClient<R> {
     /// [`ClientError::Timeout`] instead of waiting forever. Fails with
     /// [`ClientError::NotConnected`] when no message is waiting and the client has no connection
     /// (nor a reconnect under way) that could bring one.
+    ///
+    /// A QoS 1/2 message is acknowledged to the broker when this hands it out (unless
+    /// [`ClientConfig::manual_acks`] is on: then by [`ack`](Self::ack)). A message the
+    /// application has not taken is never acknowledged, so after a crash or a disconnect the
+    /// broker sends it again on the next connection of a persistent session. Cancellation:
+    /// dropping the future before it resolves takes no message.
     pub fn deliver_message(&self) -> Delivering<'_, R> {
         Delivering {
             client: self,
@@ -514,8 +533,11 @@ impl<R: Runtime> MqttClient<R> {
         self.request(|reply| Command::Ping { reply }).await
     }
 
-    /// Sends DISCONNECT and closes the connection. Pending QoS 1/2 publishes stay in the
-    /// session and are sent again by a later `reconnect` with a persistent session.
+    /// Sends DISCONNECT and closes the connection. Publishes still pending fail with
+    /// [`ClientError::Closed`], but their messages stay in the session: QoS 1/2 ones are sent
+    /// again by a later `connect` / `reconnect` of this client with a persistent session, so
+    /// publishing them again would duplicate them. Received messages not yet taken stay
+    /// deliverable; unless taken, they are not acknowledged.
     pub async fn disconnect(&self) -> Result<(), ClientError> {
         match self.request(|reply| Command::Disconnect { reply }).await {
             Err(ClientError::NotConnected | ClientError::Closed) => Ok(()),
@@ -838,8 +860,9 @@ impl<R: Runtime> Publishing<'_, R> {
         self
     }
 
-    /// Fail with [`ClientError::Timeout`] if the flow has not completed by then. The message
-    /// stays in flight: MQTT has no way to take it back.
+    /// Fail with [`ClientError::Timeout`] if the flow has not completed by then. If the
+    /// message was still waiting for room in the queue, it is not sent; if it was accepted,
+    /// it stays in flight (MQTT has no way to take it back) and may still be delivered.
     pub fn ack_timeout(mut self, timeout: Duration) -> Self {
         self.ack_timeout = Some(timeout);
         self

@@ -36,6 +36,7 @@ mod mosquitto;
 mod nats;
 mod netem;
 mod process;
+pub mod rss;
 pub mod suite;
 
 use std::net::{Ipv4Addr, TcpListener};
