@@ -15,6 +15,7 @@ mod driver;
 mod error;
 mod inbox;
 mod queue;
+mod reconnect;
 mod tls;
 mod transport;
 mod uri;
@@ -36,11 +37,12 @@ use tracing::debug;
 
 pub use config::{ClientConfig, Overflow, TopicConfig, WillConfig};
 pub use error::{ClientError, TlsError, UriError};
+pub use reconnect::Jitter;
 pub use tls::TlsOptions;
 pub use transport::{Runtime, Transport};
 pub use uri::{Scheme, Target};
 
-use driver::{Command, ConnectParams, Driver, Reply};
+use driver::{Command, ConnectParams, Driver, Failover, Reply};
 
 // The protocol types that appear in the client's API, under the client's own name.
 pub use mqtt_proto::properties::{PublishProperties, SubscribeProperties, UserProperty};
@@ -58,7 +60,7 @@ use queue::{CommandQueue, Permit, PublishBudget};
 /// `mqtt-async-std` so both present the same names.
 pub mod prelude {
     pub use super::{
-        ApplicationMessage, ClientConfig, ClientError, ConnectionEvent, Runtime, TlsError,
+        ApplicationMessage, ClientConfig, ClientError, ConnectionEvent, Jitter, Runtime, TlsError,
         TopicConfig, UriError, WillConfig,
     };
     pub use mqtt_proto::properties::{PublishProperties, UserProperty};
@@ -137,10 +139,16 @@ pub enum ConnectionEvent {
     },
     /// The connection ended unexpectedly (or could not be opened).
     ConnectionLost(ClientError),
-    /// A reconnect attempt is about to start.
+    /// A reconnect attempt is about to start, after `delay`.
     Reconnecting {
-        /// 1 for the first attempt after a loss.
+        /// 1 for the first attempt after a loss (or after a failed first connect); counts
+        /// every attempt on every URI until a connection stays up.
         attempt: u32,
+        /// How long the client waits before this attempt: the round's backoff (with jitter)
+        /// for the first URI of a round, zero for the next URIs of the same round.
+        delay: Duration,
+        /// The broker URI this attempt goes to.
+        uri: String,
     },
     /// Received QoS 0 messages were dropped because the application had
     /// [`message_buffer`](ClientConfig::message_buffer) messages waiting (see
@@ -357,12 +365,32 @@ impl<R: Runtime> MqttClient<R> {
     }
 
     /// Connects to `uri` (`mqtt://`, `mqtts://`, `ws://`, `wss://`; `None` uses the configured
-    /// URI). A builder: `.clean_session(..)`, `.ca_file(..)`, `.ca_path(..)`, `.ca_data(..)`,
-    /// `.header(..)`, then `.await` for the broker's CONNACK.
+    /// URIs: `uri` then `uris`, with failover between them). A builder: `.clean_session(..)`,
+    /// `.ca_file(..)`, `.ca_path(..)`, `.ca_data(..)`, `.header(..)`, then `.await` for the
+    /// broker's CONNACK.
     pub fn connect<'a>(&'a self, uri: impl Into<Option<&'a str>>) -> Connecting<'a, R> {
+        let uris = uri
+            .into()
+            .map(|uri| vec![uri.to_owned()])
+            .unwrap_or_default();
+        self.connect_any(uris)
+    }
+
+    /// Connects to the first broker of `uris` that accepts, and fails over along the list
+    /// whenever the connection is lost (the nodes of a cluster, say). Each URI may carry its
+    /// own credentials. The list is walked in rounds: the next URI is tried at once, and the
+    /// reconnect backoff (`reconnect_initial_interval` doubling up to `reconnect_max_interval`,
+    /// with `reconnect_jitter`) is waited between rounds. An empty list uses the configured
+    /// URIs. With `auto_reconnect` off only the first URI is tried. The same builder as
+    /// [`connect`](Self::connect).
+    pub fn connect_any<I, S>(&self, uris: I) -> Connecting<'_, R>
+    where
+        I: IntoIterator<Item = S>,
+        S: Into<String>,
+    {
         Connecting {
             client: self,
-            uri: uri.into(),
+            uris: uris.into_iter().map(Into::into).collect(),
             clean_session: None,
             tls: TlsOptions {
                 ca_file: self.inner.config.ca_file.clone(),
@@ -620,20 +648,14 @@ impl<R: Runtime> MqttClient<R> {
         Ok(rx)
     }
 
-    fn connect_options(&self, target: &Target, clean_session: Option<bool>) -> ConnectOptions {
+    /// CONNECT options from the configuration; a URI's own credentials replace these per
+    /// connection attempt.
+    fn connect_options(&self, clean_session: Option<bool>) -> ConnectOptions {
         let config = &self.inner.config;
         let mut options = ConnectOptions::new(config.keep_alive);
         options.clean_start = clean_session.unwrap_or(config.clean_session);
-        options.username = target
-            .username
-            .clone()
-            .or_else(|| config.username.clone())
-            .map(ByteString::from);
-        options.password = target
-            .password
-            .clone()
-            .or_else(|| config.password.clone())
-            .map(Bytes::from);
+        options.username = config.username.clone().map(ByteString::from);
+        options.password = config.password.clone().map(Bytes::from);
         options.will = config.will.as_ref().map(|will| Will {
             topic: ByteString::from(will.topic.as_str()),
             payload: Bytes::from(will.message.clone()),
@@ -678,7 +700,8 @@ type BoxFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
 #[must_use = "a connect builder does nothing until awaited"]
 pub struct Connecting<'a, R: Runtime> {
     client: &'a MqttClient<R>,
-    uri: Option<&'a str>,
+    /// Empty: the configured URIs.
+    uris: Vec<String>,
     clean_session: Option<bool>,
     tls: TlsOptions,
     headers: Vec<(String, String)>,
@@ -717,24 +740,37 @@ impl<'a, R: Runtime> Connecting<'a, R> {
 
     async fn run(self) -> Result<ConnAck, ClientError> {
         let client = self.client;
-        let uri = self
-            .uri
-            .map(str::to_owned)
-            .or_else(|| client.inner.config.uri.clone())
-            .ok_or(UriError::Missing)?;
-        let target = Target::parse(&uri)?;
-        let tls = if target.scheme.is_tls() {
+        let config = &client.inner.config;
+        let uris = if self.uris.is_empty() {
+            config.all_uris()
+        } else {
+            self.uris
+        };
+        if uris.is_empty() {
+            return Err(UriError::Missing.into());
+        }
+        let targets = uris
+            .iter()
+            .map(|uri| Target::parse(uri))
+            .collect::<Result<Vec<_>, _>>()?;
+        let tls = if targets.iter().any(|target| target.scheme.is_tls()) {
             Some(self.tls.client_config()?)
         } else {
             None
         };
-        let options = client.connect_options(&target, self.clean_session);
+        let options = client.connect_options(self.clean_session);
         let params = ConnectParams {
-            target,
+            targets,
             tls,
             headers: self.headers,
             options,
-            connect_timeout: client.inner.config.connect_timeout,
+            connect_timeout: config.connect_timeout,
+            failover: Failover {
+                initial_interval: config.reconnect_initial_interval,
+                jitter: config.reconnect_jitter,
+                shuffle: config.shuffle_uris,
+                follow_server_reference: config.follow_server_reference,
+            },
         };
         let rx = client.start_when_idle(params).await?;
         client.inner.shared.connack(rx).await

@@ -26,6 +26,7 @@ impl<S: SessionStore> Session<S> {
             // MQTT 3.1.1 has no server DISCONNECT: it falls through to `UnexpectedPacket`.
             (_, Packet::Disconnect(disconnect)) if self.config.protocol_version.is_v5() => {
                 debug!(reason = %disconnect.reason_code, "DISCONNECT from the server");
+                self.server_reference = disconnect.properties.server_reference;
                 self.close(
                     ConnectionError::ServerDisconnected {
                         reason_code: disconnect.reason_code,
@@ -54,6 +55,7 @@ impl<S: SessionStore> Session<S> {
         self.timers.stop(Timer::ConnAck);
         if !connack.reason_code.is_success() {
             warn!(reason = %connack.reason_code, "connection refused");
+            self.server_reference = connack.properties.server_reference;
             // The server closes the connection after a refusal; nothing more is sent.
             self.close(ConnectionError::Refused(connack.reason_code), None);
             return Ok(());
