@@ -6,6 +6,8 @@ use std::time::Duration;
 
 use mqtt_proto::{ProtocolVersion, QoS};
 
+use crate::reconnect::Jitter;
+
 /// The will message: published by the broker if the connection ends without DISCONNECT.
 #[derive(Debug, Clone, PartialEq, Eq)]
 #[cfg_attr(feature = "serde", derive(serde::Deserialize))]
@@ -21,6 +23,24 @@ pub struct WillConfig {
     /// Retain flag.
     #[cfg_attr(feature = "serde", serde(default))]
     pub retain: bool,
+}
+
+/// What happens to a received QoS 0 message when the client already holds
+/// [`ClientConfig::message_buffer`] messages the application has not taken. Either way the
+/// drop is counted ([`MqttClient::dropped_messages`](crate::MqttClient::dropped_messages)) and
+/// reported ([`ConnectionEvent::MessagesDropped`](crate::ConnectionEvent::MessagesDropped)).
+/// QoS 1/2 messages are never dropped: flow control holds them back at the broker.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+#[cfg_attr(feature = "serde", derive(serde::Deserialize))]
+#[cfg_attr(feature = "serde", serde(rename_all = "snake_case"))]
+#[non_exhaustive]
+pub enum Overflow {
+    /// Drop the message that just arrived (what was buffered first is delivered first).
+    #[default]
+    DropNewest,
+    /// Drop the oldest buffered QoS 0 message to make room (the freshest data wins, as for
+    /// sensor readings); if every buffered message is QoS 1/2, the new one is dropped.
+    DropOldest,
 }
 
 /// Per-topic publish defaults (amqtt's `topics` section).
@@ -90,13 +110,38 @@ pub struct ClientConfig {
     /// Time allowed for TCP, TLS, WebSocket and CONNACK together.
     #[cfg_attr(feature = "serde", serde(with = "serde_impl::secs"))]
     pub connect_timeout: Duration,
-    /// Outgoing QoS 1/2 messages in flight at once.
-    pub max_inflight: u16,
+    /// Outgoing QoS 1/2 messages in flight at once. `None` (the default) picks what the broker
+    /// can take: in MQTT 5 the Receive Maximum the broker announces in CONNACK; in MQTT 3.1.1,
+    /// which cannot announce one, 20, the quota of mosquitto's default configuration
+    /// (`max_inflight_messages`). A 3.1.1 broker silently drops a QoS 2 PUBLISH beyond its
+    /// quota while still answering PUBREC, so a window above the broker's quota loses
+    /// messages that are reported as delivered: raise it only to what the broker allows.
+    pub max_inflight: Option<u16>,
+    /// Publishes accepted and not yet completed (queued, being written or in flight), QoS 0
+    /// included. When reached, `publish(..).await` waits for room (backpressure) and
+    /// [`Publishing::send_now`](crate::Publishing::send_now) fails with
+    /// [`ClientError::QueueFull`](crate::ClientError::QueueFull).
+    pub max_queued: usize,
+    /// Payload and topic bytes of those publishes; the same backpressure applies. A single
+    /// publish larger than this is still accepted when nothing else is queued.
+    pub max_queued_bytes: usize,
     /// Largest packet accepted from the broker.
     pub max_packet_size: u32,
-    /// Received messages buffered for `deliver_message` / `messages` before the client stops
-    /// reading from the socket.
+    /// Received messages the client holds for `deliver_message` / `messages`. The socket is
+    /// always read; QoS 1/2 messages beyond this are held back by flow control (they are
+    /// acknowledged only when the application takes them, and MQTT 5 announces this as the
+    /// Receive Maximum unless [`receive_maximum`](Self::receive_maximum) says otherwise);
+    /// QoS 0 messages beyond it are dropped by [`overflow`](Self::overflow).
     pub message_buffer: usize,
+    /// What happens to a QoS 0 message that arrives when `message_buffer` messages wait.
+    pub overflow: Overflow,
+    /// MQTT 5 Receive Maximum announced to the broker: how many unacknowledged QoS 1/2
+    /// messages it may send at once. `None`: `message_buffer` (at most 65,535).
+    pub receive_maximum: Option<u16>,
+    /// Acknowledge received QoS 1/2 messages only when the application calls
+    /// [`MqttClient::ack`](crate::MqttClient::ack) (after processing them). Off: a message is
+    /// acknowledged when `deliver_message` / `messages` hands it out.
+    pub manual_acks: bool,
     /// Per-topic publish defaults.
     pub topics: HashMap<String, TopicConfig>,
     /// MQTT 5 session expiry interval in seconds.
@@ -105,6 +150,23 @@ pub struct ClientConfig {
     /// QoS 1/2 messages survive a crash of the process and are resumed by the next client
     /// with the same client id and store (use `clean_session(false)`). `None`: in memory.
     pub session_store: Option<PathBuf>,
+    /// Broker URIs for failover (a cluster's nodes), tried in order (or shuffled, see
+    /// `shuffle_uris`) by `connect(None)` and by every reconnect. `uri`, if set, comes first.
+    pub uris: Vec<String>,
+    /// Walk the URI list in a random order, drawn once per client, so a fleet of clients
+    /// spreads over a cluster.
+    pub shuffle_uris: bool,
+    /// Delay before the first reconnect round; it doubles each round up to
+    /// `reconnect_max_interval`.
+    #[cfg_attr(feature = "serde", serde(with = "serde_impl::secs"))]
+    pub reconnect_initial_interval: Duration,
+    /// Randomness applied to every reconnect delay (default ±25%).
+    #[cfg_attr(feature = "serde", serde(with = "serde_impl::jitter"))]
+    pub reconnect_jitter: Jitter,
+    /// Follow an MQTT 5 Server Reference sent with a CONNACK refusal or a DISCONNECT with
+    /// reason "use another server" (0x9C) or "server moved" (0x9D). Off by default: a
+    /// server could otherwise send the client anywhere.
+    pub follow_server_reference: bool,
 }
 
 impl Default for ClientConfig {
@@ -130,12 +192,22 @@ impl Default for ClientConfig {
             password: None,
             protocol_version: ProtocolVersion::V311,
             connect_timeout: Duration::from_secs(10),
-            max_inflight: 100,
+            max_inflight: None,
+            max_queued: 10_000,
+            max_queued_bytes: 64 * 1024 * 1024,
             max_packet_size: 1024 * 1024,
             message_buffer: 1024,
+            overflow: Overflow::DropNewest,
+            receive_maximum: None,
+            manual_acks: false,
             topics: HashMap::new(),
             session_expiry_interval: None,
             session_store: None,
+            uris: Vec::new(),
+            shuffle_uris: false,
+            reconnect_initial_interval: Duration::from_secs(1),
+            reconnect_jitter: Jitter::default(),
+            follow_server_reference: false,
         }
     }
 }
@@ -196,24 +268,81 @@ builders! {
     protocol_version: ProtocolVersion => protocol_version,
     /// Sets `connect_timeout`.
     connect_timeout: Duration => connect_timeout,
-    /// Sets `max_inflight`.
-    max_inflight: u16 => max_inflight,
+    /// Sets `max_inflight` (at least 1).
+    max_inflight: u16 => Some(max_inflight.max(1)),
+    /// Sets `max_queued` (at least 1).
+    max_queued: usize => max_queued.max(1),
+    /// Sets `max_queued_bytes`.
+    max_queued_bytes: usize => max_queued_bytes,
     /// Sets `max_packet_size`.
     max_packet_size: u32 => max_packet_size,
-    /// Sets `message_buffer`.
+    /// Sets `message_buffer` (at least 1).
     message_buffer: usize => message_buffer.max(1),
+    /// Sets `overflow`.
+    overflow: Overflow => overflow,
+    /// Sets the MQTT 5 Receive Maximum announced to the broker (at least 1).
+    receive_maximum: u16 => Some(receive_maximum.max(1)),
+    /// Sets `manual_acks`.
+    manual_acks: bool => manual_acks,
     /// Sets the MQTT 5 session expiry interval.
     session_expiry_interval: u32 => Some(session_expiry_interval),
     /// Keeps in-flight state in a durable store in this directory (see `session_store`).
     session_store: impl Into<PathBuf> => Some(session_store.into()),
+    /// Sets `shuffle_uris`.
+    shuffle_uris: bool => shuffle_uris,
+    /// Sets `reconnect_initial_interval`.
+    reconnect_initial_interval: Duration => reconnect_initial_interval,
+    /// Sets `reconnect_jitter`.
+    reconnect_jitter: Jitter => reconnect_jitter,
+    /// Sets `follow_server_reference`.
+    follow_server_reference: bool => follow_server_reference,
 }
 
 impl ClientConfig {
+    /// Sets the broker URIs for failover (see the `uris` field).
+    #[must_use]
+    pub fn uris<I, S>(mut self, uris: I) -> Self
+    where
+        I: IntoIterator<Item = S>,
+        S: Into<String>,
+    {
+        self.uris = uris.into_iter().map(Into::into).collect();
+        self
+    }
+
+    /// Every configured broker URI: `uri` first, then `uris` (duplicates dropped).
+    pub(crate) fn all_uris(&self) -> Vec<String> {
+        let mut all: Vec<String> = Vec::new();
+        for uri in self.uri.iter().chain(&self.uris) {
+            if !all.contains(uri) {
+                all.push(uri.clone());
+            }
+        }
+        all
+    }
+
     /// Adds per-topic publish defaults.
     #[must_use]
     pub fn topic(mut self, topic: &str, config: TopicConfig) -> Self {
         self.topics.insert(topic.to_owned(), config);
         self
+    }
+
+    /// The in-flight window for `version` (see [`max_inflight`](Self::max_inflight)).
+    pub(crate) fn inflight_window(&self, version: ProtocolVersion) -> u16 {
+        match (self.max_inflight, version) {
+            (Some(window), _) => window.max(1),
+            (None, ProtocolVersion::V311) => 20,
+            // MQTT 5: the broker's Receive Maximum lowers this when the session applies it.
+            (None, _) => u16::MAX,
+        }
+    }
+
+    /// The Receive Maximum announced in MQTT 5 CONNECT.
+    pub(crate) fn announced_receive_maximum(&self) -> u16 {
+        self.receive_maximum
+            .unwrap_or_else(|| u16::try_from(self.message_buffer).unwrap_or(u16::MAX))
+            .max(1)
     }
 
     /// The QoS and retain flag a publish on `topic` gets when it sets neither.
@@ -292,6 +421,36 @@ mod serde_impl {
             d: D,
         ) -> Result<Option<u32>, D::Error> {
             Ok(Option::<i64>::deserialize(d)?.and_then(|n| u32::try_from(n).ok()))
+        }
+    }
+
+    pub(super) mod jitter {
+        use crate::reconnect::Jitter;
+        use serde::{Deserialize, Deserializer};
+
+        #[derive(Deserialize)]
+        #[serde(untagged)]
+        enum Raw {
+            Percent(u8),
+            Name(String),
+        }
+
+        /// `"none"`, `"full"`, or a percentage for a ±spread (`25`).
+        pub(crate) fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Jitter, D::Error> {
+            match Raw::deserialize(d)? {
+                Raw::Percent(0) => Ok(Jitter::None),
+                Raw::Percent(percent) if percent <= 100 => Ok(Jitter::Spread { percent }),
+                Raw::Percent(percent) => Err(serde::de::Error::custom(format!(
+                    "reconnect_jitter {percent}% is above 100%"
+                ))),
+                Raw::Name(name) => match name.as_str() {
+                    "none" => Ok(Jitter::None),
+                    "full" => Ok(Jitter::Full),
+                    other => Err(serde::de::Error::custom(format!(
+                        "reconnect_jitter must be \"none\", \"full\" or a percentage, not {other:?}"
+                    ))),
+                },
+            }
         }
     }
 

@@ -2,7 +2,7 @@
 //! [`Runtime`], on the sans-IO [`mqtt_session`] core.
 //!
 //! Everything here needs only `futures` traits: the driver task that moves bytes between a
-//! transport and the [`Session`](mqtt_session::Session), reconnects, TLS (rustls) and WebSocket
+//! transport and the [`Session`], reconnects, TLS (rustls) and WebSocket
 //! (tungstenite) set-up, configuration. A runtime adapter implements [`Runtime`] (TCP connect,
 //! a timer, spawn), names the client type and re-exports everything here:
 //! `pub type MqttClient = mqtt_client::MqttClient<Tokio>;`. Applications use an adapter,
@@ -13,7 +13,9 @@
 mod config;
 mod driver;
 mod error;
+mod inbox;
 mod queue;
+mod reconnect;
 pub mod store;
 mod tls;
 mod transport;
@@ -32,49 +34,56 @@ use futures_channel::{mpsc, oneshot};
 use futures_util::Stream;
 use mqtt_proto::properties::WillProperties;
 use mqtt_proto::{ByteString, PacketId, Will};
+use tracing::debug;
 
-pub use config::{ClientConfig, TopicConfig, WillConfig};
+pub use config::{ClientConfig, Overflow, TopicConfig, WillConfig};
 pub use error::{ClientError, TlsError, UriError};
+pub use reconnect::Jitter;
 pub use store::{ClientStore, FileStore, StoreError};
 pub use tls::TlsOptions;
 pub use transport::{Runtime, Transport};
 pub use uri::{Scheme, Target};
 
-use driver::{Command, ConnectParams, Driver, Reply};
+use driver::{Command, ConnectParams, Driver, Failover, Reply};
 
 // The protocol types that appear in the client's API, under the client's own name.
 pub use mqtt_proto::properties::{PublishProperties, SubscribeProperties, UserProperty};
 pub use mqtt_proto::{ConnAck, ProtocolVersion, Publish, QoS, ReasonCode, SubscribeFilter};
 pub use mqtt_session::{ConnectionError, ProtocolError, PublishError, SessionError};
 
+use inbox::Inbox;
 /// The codec, re-exported so users need one dependency.
 pub use mqtt_proto as proto;
 /// The sans-IO session the client drives, for users who need its types.
 pub use mqtt_session as session;
-use queue::CommandQueue;
+use queue::{CommandQueue, Permit, PublishBudget};
 
 /// Everything a user of an adapter crate needs, re-exported by `mqtt-tokio` and
 /// `mqtt-async-std` so both present the same names.
 pub mod prelude {
     pub use super::{
-        ApplicationMessage, ClientConfig, ClientError, ConnectionEvent, Runtime, TlsError,
+        ApplicationMessage, ClientConfig, ClientError, ConnectionEvent, Jitter, Runtime, TlsError,
         TopicConfig, UriError, WillConfig,
     };
     pub use mqtt_proto::properties::{PublishProperties, UserProperty};
     pub use mqtt_proto::{ConnAck, ProtocolVersion, QoS, ReasonCode};
 }
 
-use mqtt_session::{ConnectOptions, Session, SessionConfig, SessionStore, Token};
+use mqtt_session::{
+    AckMode, AckToken, ConnectOptions, Session, SessionConfig, SessionStore, Token,
+};
 
 /// A received message (amqtt's `ApplicationMessage`).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ApplicationMessage {
     publish: Publish,
+    /// How to acknowledge it (QoS 1/2); `None` for QoS 0.
+    ack: Option<AckToken>,
 }
 
 impl ApplicationMessage {
-    fn new(publish: Publish) -> Self {
-        Self { publish }
+    fn new(publish: Publish, ack: Option<AckToken>) -> Self {
+        Self { publish, ack }
     }
 
     /// The topic it was published on.
@@ -134,10 +143,23 @@ pub enum ConnectionEvent {
     },
     /// The connection ended unexpectedly (or could not be opened).
     ConnectionLost(ClientError),
-    /// A reconnect attempt is about to start.
+    /// A reconnect attempt is about to start, after `delay`.
     Reconnecting {
-        /// 1 for the first attempt after a loss.
+        /// 1 for the first attempt after a loss (or after a failed first connect); counts
+        /// every attempt on every URI until a connection stays up.
         attempt: u32,
+        /// How long the client waits before this attempt: the round's backoff (with jitter)
+        /// for the first URI of a round, zero for the next URIs of the same round.
+        delay: Duration,
+        /// The broker URI this attempt goes to.
+        uri: String,
+    },
+    /// Received QoS 0 messages were dropped because the application had
+    /// [`message_buffer`](ClientConfig::message_buffer) messages waiting (see
+    /// [`Overflow`]). Reported at most once per batch of reads.
+    MessagesDropped {
+        /// Messages dropped since the last such event.
+        count: u64,
     },
     /// The client stopped: after `disconnect`, or when reconnecting gave up.
     Closed,
@@ -164,20 +186,26 @@ pub struct RecoveredPublish {
 
 /// State shared between the handles and the driver task.
 pub(crate) struct Shared {
-    messages_tx: async_channel::Sender<ApplicationMessage>,
-    messages_rx: async_channel::Receiver<ApplicationMessage>,
+    /// Received messages the application has not taken.
+    inbox: Inbox,
+    /// Acknowledge messages only when the application says so.
+    manual_acks: bool,
+    /// The bound on accepted, unfinished publishes.
+    budget: Arc<PublishBudget>,
     status: Mutex<Vec<mpsc::UnboundedSender<ConnectionEvent>>>,
     /// The session and connection parameters while no driver runs.
     parked: Mutex<Parked>,
     /// Commands for the running driver.
     commands: CommandQueue,
-    /// Bumped by `cancel_tasks`; `deliver_message` calls started before fail with `Closed`.
+    /// Bumped by `cancel_tasks`; `deliver_message` calls started before fail with `Closed`
+    /// (they are woken through the inbox's listeners).
     cancel_epoch: AtomicU64,
+    /// Notified when a driver parks its session and stops.
+    parked_event: event_listener::Event,
     /// Publishes recovered from the durable store whose completion is still to be reported.
     recovered: Mutex<std::collections::HashMap<Token, RecoveredPublish>>,
     /// The durable store's counters, once it is open.
     store_monitor: Mutex<Option<store::FileStoreMonitor>>,
-    cancel: event_listener::Event,
 }
 
 #[derive(Default)]
@@ -194,6 +222,38 @@ fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
 }
 
 impl Shared {
+    /// Takes the oldest received message; unless acknowledgements are manual, its
+    /// acknowledgement goes out now: the application has it.
+    fn take_message(&self, now: std::time::Instant) -> Option<ApplicationMessage> {
+        let message = self.inbox.pop()?;
+        if !self.manual_acks
+            && let Some(token) = message.ack
+        {
+            self.ack(now, token);
+        }
+        Some(message)
+    }
+
+    /// Hands an acknowledgement to the session: through the running driver, or straight to
+    /// the parked session when none runs (a QoS 2 acknowledgement must not be lost: the
+    /// broker's re-sent PUBLISH is answered with PUBREC only once it is recorded).
+    fn ack(&self, now: std::time::Instant, token: AckToken) {
+        if self.commands.push(Command::Ack(token)) {
+            return;
+        }
+        // `start` and `park` move the session and open / close the queue under this lock,
+        // so holding it, either a driver accepts the command or the session is parked.
+        let mut parked = lock(&self.parked);
+        if self.commands.push(Command::Ack(token)) {
+            return;
+        }
+        if let Some(session) = parked.session.as_mut()
+            && let Err(err) = session.ack(now, token)
+        {
+            debug!(%err, "acknowledgement not applied");
+        }
+    }
+
     fn status(&self, event: ConnectionEvent) {
         lock(&self.status).retain(|tx| tx.unbounded_send(event.clone()).is_ok());
     }
@@ -202,10 +262,48 @@ impl Shared {
     /// closed, atomically for `start` (which takes the same locks in the same order). Returns
     /// the commands that were still queued.
     fn park(&self, session: Session<ClientStore>, params: ConnectParams) -> VecDeque<Command> {
-        let mut parked = lock(&self.parked);
-        parked.session = Some(session);
-        parked.params = Some(params);
-        self.commands.close()
+        let leftovers = {
+            let mut parked = lock(&self.parked);
+            parked.session = Some(session);
+            parked.params = Some(params);
+            self.commands.close()
+        };
+        self.parked_event.notify(usize::MAX);
+        leftovers
+    }
+
+    /// Waits for the driver's answer to a connect or reconnect. If the caller drops this
+    /// future before the answer, the attempt is marked abandoned: the driver gives it up, and
+    /// a `connect` issued meanwhile waits for it to stop instead of failing with
+    /// `AlreadyConnected`.
+    async fn connack(
+        &self,
+        rx: oneshot::Receiver<Result<ConnAck, ClientError>>,
+    ) -> Result<ConnAck, ClientError> {
+        struct Waiting<'a> {
+            shared: &'a Shared,
+            rx: Option<oneshot::Receiver<Result<ConnAck, ClientError>>>,
+        }
+        impl Drop for Waiting<'_> {
+            fn drop(&mut self) {
+                // An answer already delivered means the attempt finished, not abandoned.
+                if let Some(mut rx) = self.rx.take()
+                    && !matches!(rx.try_recv(), Ok(Some(_)))
+                {
+                    self.shared.commands.abandon();
+                }
+            }
+        }
+        let mut waiting = Waiting {
+            shared: self,
+            rx: Some(rx),
+        };
+        let result = match &mut waiting.rx {
+            Some(rx) => rx.await.unwrap_or(Err(ClientError::Closed)),
+            None => Err(ClientError::Closed),
+        };
+        waiting.rx = None;
+        result
     }
 }
 
@@ -258,20 +356,26 @@ impl<R: Runtime> MqttClient<R> {
     /// Like [`new`](Self::new), with an explicit runtime handle.
     pub fn with_runtime(client_id: Option<&str>, config: ClientConfig, runtime: R) -> Self {
         let client_id = client_id.map_or_else(random_client_id, ByteString::from);
-        let (messages_tx, messages_rx) = async_channel::bounded(config.message_buffer.max(1));
+        let inbox = Inbox::new(config.message_buffer, config.overflow);
+        let manual_acks = config.manual_acks;
+        let budget = Arc::new(PublishBudget::new(
+            config.max_queued,
+            config.max_queued_bytes,
+        ));
         Self {
             inner: Arc::new(Inner {
                 runtime,
                 config,
                 client_id,
                 shared: Arc::new(Shared {
-                    messages_tx,
-                    messages_rx,
+                    inbox,
+                    manual_acks,
+                    budget,
                     status: Mutex::new(Vec::new()),
                     parked: Mutex::new(Parked::default()),
                     commands: CommandQueue::default(),
                     cancel_epoch: AtomicU64::new(0),
-                    cancel: event_listener::Event::new(),
+                    parked_event: event_listener::Event::new(),
                     recovered: Mutex::new(std::collections::HashMap::new()),
                     store_monitor: Mutex::new(None),
                 }),
@@ -298,12 +402,32 @@ impl<R: Runtime> MqttClient<R> {
     }
 
     /// Connects to `uri` (`mqtt://`, `mqtts://`, `ws://`, `wss://`; `None` uses the configured
-    /// URI). A builder: `.clean_session(..)`, `.ca_file(..)`, `.ca_path(..)`, `.ca_data(..)`,
-    /// `.header(..)`, then `.await` for the broker's CONNACK.
+    /// URIs: `uri` then `uris`, with failover between them). A builder: `.clean_session(..)`,
+    /// `.ca_file(..)`, `.ca_path(..)`, `.ca_data(..)`, `.header(..)`, then `.await` for the
+    /// broker's CONNACK.
     pub fn connect<'a>(&'a self, uri: impl Into<Option<&'a str>>) -> Connecting<'a, R> {
+        let uris = uri
+            .into()
+            .map(|uri| vec![uri.to_owned()])
+            .unwrap_or_default();
+        self.connect_any(uris)
+    }
+
+    /// Connects to the first broker of `uris` that accepts, and fails over along the list
+    /// whenever the connection is lost (the nodes of a cluster, say). Each URI may carry its
+    /// own credentials. The list is walked in rounds: the next URI is tried at once, and the
+    /// reconnect backoff (`reconnect_initial_interval` doubling up to `reconnect_max_interval`,
+    /// with `reconnect_jitter`) is waited between rounds. An empty list uses the configured
+    /// URIs. With `auto_reconnect` off only the first URI is tried. The same builder as
+    /// [`connect`](Self::connect).
+    pub fn connect_any<I, S>(&self, uris: I) -> Connecting<'_, R>
+    where
+        I: IntoIterator<Item = S>,
+        S: Into<String>,
+    {
         Connecting {
             client: self,
-            uri: uri.into(),
+            uris: uris.into_iter().map(Into::into).collect(),
             clean_session: None,
             tls: TlsOptions {
                 ca_file: self.inner.config.ca_file.clone(),
@@ -319,7 +443,20 @@ impl<R: Runtime> MqttClient<R> {
 
     /// Publishes `payload` on `topic`. A builder: `.qos(..)`, `.retain(..)`, `.ack_timeout(..)`,
     /// `.properties(..)`, then `.await`; it resolves when the QoS flow completes (QoS 0: when
-    /// written to the socket) with the final acknowledgement's reason code.
+    /// handed to the transport; QoS 1: at PUBACK; QoS 2: at PUBCOMP) with the final
+    /// acknowledgement's reason code.
+    ///
+    /// The message is *accepted* when it is queued to the client: at once if fewer than
+    /// [`ClientConfig::max_queued`] publishes are pending, otherwise once room appears
+    /// (backpressure: the future waits). [`Publishing::send_now`] queues without waiting or
+    /// fails with [`ClientError::QueueFull`].
+    ///
+    /// Cancellation: dropping the future before the message is accepted sends nothing. After
+    /// it, the message belongs to the client and is sent (and re-sent after reconnects) even
+    /// if the future is dropped; dropping only stops waiting for the outcome. For the same
+    /// reason [`ClientError::Timeout`] from `.ack_timeout(..)` and [`ClientError::Closed`] from
+    /// a `disconnect` or `cancel_tasks` do not mean "not delivered": an application that
+    /// publishes again after them may deliver the message twice.
     pub fn publish(
         &self,
         topic: impl Into<ByteString>,
@@ -363,6 +500,12 @@ impl<R: Runtime> MqttClient<R> {
     /// [`ClientError::Timeout`] instead of waiting forever. Fails with
     /// [`ClientError::NotConnected`] when no message is waiting and the client has no connection
     /// (nor a reconnect under way) that could bring one.
+    ///
+    /// A QoS 1/2 message is acknowledged to the broker when this hands it out (unless
+    /// [`ClientConfig::manual_acks`] is on: then by [`ack`](Self::ack)). A message the
+    /// application has not taken is never acknowledged, so after a crash or a disconnect the
+    /// broker sends it again on the next connection of a persistent session. Cancellation:
+    /// dropping the future before it resolves takes no message.
     pub fn deliver_message(&self) -> Delivering<'_, R> {
         Delivering {
             client: self,
@@ -370,10 +513,47 @@ impl<R: Runtime> MqttClient<R> {
         }
     }
 
-    /// Received messages as a stream. Streams and `deliver_message` share one queue: each
-    /// message goes to exactly one of them.
-    pub fn messages(&self) -> impl Stream<Item = ApplicationMessage> + Send + 'static {
-        self.inner.shared.messages_rx.clone()
+    /// Received messages as a stream that never ends. Streams and `deliver_message` share
+    /// one queue: each message goes to exactly one of them. A QoS 1/2 message is acknowledged
+    /// when the stream yields it (or, with [`ClientConfig::manual_acks`], when
+    /// [`ack`](Self::ack) is called). The stream does not keep the connection alive: when
+    /// every client handle is dropped, the client disconnects.
+    pub fn messages(&self) -> Messages<R> {
+        Messages {
+            shared: self.inner.shared.clone(),
+            runtime: self.inner.runtime.clone(),
+            listener: None,
+        }
+    }
+
+    /// Acknowledges a received QoS 1/2 message (PUBACK / PUBREC) with
+    /// [`ClientConfig::manual_acks`]; without it, messages are acknowledged when handed out
+    /// and this does nothing. Acknowledgements may be given in any order: they go out in the
+    /// order the messages arrived, as MQTT requires, so one unacknowledged message holds back
+    /// the acknowledgements of those after it. A message from an earlier connection is not
+    /// acknowledged (QoS 1: the broker sends it again; QoS 2: its state is kept, and the
+    /// broker's re-sent PUBLISH is answered). Never acknowledging a message keeps one of the
+    /// broker's in-flight slots until the connection ends.
+    pub fn ack(&self, message: &ApplicationMessage) {
+        if let (true, Some(token)) = (self.inner.shared.manual_acks, message.ack) {
+            self.inner.shared.ack(self.inner.runtime.now(), token);
+        }
+    }
+
+    /// Received QoS 0 messages dropped so far because the application had
+    /// [`message_buffer`](ClientConfig::message_buffer) messages waiting.
+    pub fn dropped_messages(&self) -> u64 {
+        self.inner.shared.inbox.dropped()
+    }
+
+    /// Received messages waiting for the application.
+    pub fn pending_messages(&self) -> usize {
+        self.inner.shared.inbox.len()
+    }
+
+    /// Publishes accepted and not yet completed (see [`ClientConfig::max_queued`]).
+    pub fn queued_publishes(&self) -> usize {
+        self.inner.shared.budget.in_use()
     }
 
     /// Connection status changes from now on.
@@ -390,8 +570,11 @@ impl<R: Runtime> MqttClient<R> {
         self.request(|reply| Command::Ping { reply }).await
     }
 
-    /// Sends DISCONNECT and closes the connection. Pending QoS 1/2 publishes stay in the
-    /// session and are sent again by a later `reconnect` with a persistent session.
+    /// Sends DISCONNECT and closes the connection. Publishes still pending fail with
+    /// [`ClientError::Closed`], but their messages stay in the session: QoS 1/2 ones are sent
+    /// again by a later `connect` / `reconnect` of this client with a persistent session, so
+    /// publishing them again would duplicate them. Received messages not yet taken stay
+    /// deliverable; unless taken, they are not acknowledged.
     pub async fn disconnect(&self) -> Result<(), ClientError> {
         match self.request(|reply| Command::Disconnect { reply }).await {
             Err(ClientError::NotConnected | ClientError::Closed) => Ok(()),
@@ -415,7 +598,7 @@ impl<R: Runtime> MqttClient<R> {
             .shared
             .cancel_epoch
             .fetch_add(1, Ordering::SeqCst);
-        self.inner.shared.cancel.notify(usize::MAX);
+        self.inner.shared.inbox.wake_all();
         // No driver, nothing pending: nothing to cancel.
         let _ = self.inner.shared.commands.push(Command::Cancel);
     }
@@ -437,6 +620,28 @@ impl<R: Runtime> MqttClient<R> {
         rx.await.unwrap_or(Err(ClientError::Closed))
     }
 
+    /// [`start`](Self::start), first waiting (within the connect timeout) for a driver whose
+    /// connect attempt was abandoned to stop.
+    async fn start_when_idle(
+        &self,
+        params: ConnectParams,
+    ) -> Result<oneshot::Receiver<Result<ConnAck, ClientError>>, ClientError> {
+        let shared = &self.inner.shared;
+        let runtime = &self.inner.runtime;
+        let deadline = runtime.now() + self.inner.config.connect_timeout;
+        loop {
+            let parked = shared.parked_event.listen();
+            match self.start(params.clone()) {
+                Err(ClientError::AlreadyConnected) if shared.commands.is_abandoned() => {
+                    driver::timeout(runtime, deadline, parked)
+                        .await
+                        .ok_or(ClientError::Timeout)?;
+                }
+                other => return other,
+            }
+        }
+    }
+
     /// Starts a driver over `session` (a new one unless one is parked).
     fn start(
         &self,
@@ -449,7 +654,17 @@ impl<R: Runtime> MqttClient<R> {
         let config = &self.inner.config;
         let session = match parked.session.take() {
             Some(session) => session,
-            None => self.new_session()?,
+            // The first start opens the store (no driver can be using it: the queue was
+            // closed until just now). If that fails, the client stays idle.
+            None => match self.new_session() {
+                Ok(session) => session,
+                Err(err) => {
+                    for command in self.inner.shared.commands.close() {
+                        command.refuse();
+                    }
+                    return Err(err);
+                }
+            },
         };
         let (reply, rx) = oneshot::channel();
         let driver = Driver::new(
@@ -468,14 +683,21 @@ impl<R: Runtime> MqttClient<R> {
         Ok(rx)
     }
 
+    /// CONNECT options from the configuration; a URI's own credentials replace these per
+    /// connection attempt.
     /// The first session of this client: over the durable store when one is configured
     /// (resuming what it holds), else in memory.
     fn new_session(&self) -> Result<Session<ClientStore>, ClientError> {
         let config = &self.inner.config;
         let mut session_config =
             SessionConfig::new(self.inner.client_id.clone(), config.protocol_version);
-        session_config.max_inflight = config.max_inflight.max(1);
-        session_config.receive_maximum = config.max_inflight.max(1);
+        session_config.max_inflight = config.inflight_window(config.protocol_version);
+        session_config.receive_maximum = config.announced_receive_maximum();
+        // Acknowledged when the application takes a message (or acknowledges it), not
+        // when the driver reads it: see `Shared::take_message`.
+        session_config.ack_mode = AckMode::Manual;
+        // The client's publish budget is the bound; the session never refuses below it.
+        session_config.max_queued = config.max_queued.max(1);
         session_config.max_packet_size = config.max_packet_size;
         session_config.connect_timeout = config.connect_timeout;
         session_config.ping_delay = config.ping_delay;
@@ -484,7 +706,7 @@ impl<R: Runtime> MqttClient<R> {
         session_config.report_stored = true;
         if config.session_store.is_some() {
             // Each refill of the window costs an fsync: refill in quarters of the window.
-            session_config.refill_batch = (config.max_inflight / 4).max(1);
+            session_config.refill_batch = (session_config.max_inflight / 4).max(1);
         }
         let store = match &config.session_store {
             Some(dir) => {
@@ -516,20 +738,12 @@ impl<R: Runtime> MqttClient<R> {
         Ok(Session::with_store(session_config, store))
     }
 
-    fn connect_options(&self, target: &Target, clean_session: Option<bool>) -> ConnectOptions {
+    fn connect_options(&self, clean_session: Option<bool>) -> ConnectOptions {
         let config = &self.inner.config;
         let mut options = ConnectOptions::new(config.keep_alive);
         options.clean_start = clean_session.unwrap_or(config.clean_session);
-        options.username = target
-            .username
-            .clone()
-            .or_else(|| config.username.clone())
-            .map(ByteString::from);
-        options.password = target
-            .password
-            .clone()
-            .or_else(|| config.password.clone())
-            .map(Bytes::from);
+        options.username = config.username.clone().map(ByteString::from);
+        options.password = config.password.clone().map(Bytes::from);
         options.will = config.will.as_ref().map(|will| Will {
             topic: ByteString::from(will.topic.as_str()),
             payload: Bytes::from(will.message.clone()),
@@ -574,7 +788,8 @@ type BoxFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
 #[must_use = "a connect builder does nothing until awaited"]
 pub struct Connecting<'a, R: Runtime> {
     client: &'a MqttClient<R>,
-    uri: Option<&'a str>,
+    /// Empty: the configured URIs.
+    uris: Vec<String>,
     clean_session: Option<bool>,
     tls: TlsOptions,
     headers: Vec<(String, String)>,
@@ -613,27 +828,40 @@ impl<'a, R: Runtime> Connecting<'a, R> {
 
     async fn run(self) -> Result<ConnAck, ClientError> {
         let client = self.client;
-        let uri = self
-            .uri
-            .map(str::to_owned)
-            .or_else(|| client.inner.config.uri.clone())
-            .ok_or(UriError::Missing)?;
-        let target = Target::parse(&uri)?;
-        let tls = if target.scheme.is_tls() {
+        let config = &client.inner.config;
+        let uris = if self.uris.is_empty() {
+            config.all_uris()
+        } else {
+            self.uris
+        };
+        if uris.is_empty() {
+            return Err(UriError::Missing.into());
+        }
+        let targets = uris
+            .iter()
+            .map(|uri| Target::parse(uri))
+            .collect::<Result<Vec<_>, _>>()?;
+        let tls = if targets.iter().any(|target| target.scheme.is_tls()) {
             Some(self.tls.client_config()?)
         } else {
             None
         };
-        let options = client.connect_options(&target, self.clean_session);
+        let options = client.connect_options(self.clean_session);
         let params = ConnectParams {
-            target,
+            targets,
             tls,
             headers: self.headers,
             options,
-            connect_timeout: client.inner.config.connect_timeout,
+            connect_timeout: config.connect_timeout,
+            failover: Failover {
+                initial_interval: config.reconnect_initial_interval,
+                jitter: config.reconnect_jitter,
+                shuffle: config.shuffle_uris,
+                follow_server_reference: config.follow_server_reference,
+            },
         };
-        let rx = client.start(params)?;
-        rx.await.unwrap_or(Err(ClientError::Closed))
+        let rx = client.start_when_idle(params).await?;
+        client.inner.shared.connack(rx).await
     }
 }
 
@@ -681,8 +909,8 @@ impl<'a, R: Runtime> Reconnecting<'a, R> {
         if let Some(clean) = self.clean_session {
             params.options.clean_start = clean;
         }
-        let rx = client.start(params)?;
-        rx.await.unwrap_or(Err(ClientError::Closed))
+        let rx = client.start_when_idle(params).await?;
+        client.inner.shared.connack(rx).await
     }
 }
 
@@ -720,8 +948,9 @@ impl<R: Runtime> Publishing<'_, R> {
         self
     }
 
-    /// Fail with [`ClientError::Timeout`] if the flow has not completed by then. The message
-    /// stays in flight: MQTT has no way to take it back.
+    /// Fail with [`ClientError::Timeout`] if the flow has not completed by then. If the
+    /// message was still waiting for room in the queue, it is not sent; if it was accepted,
+    /// it stays in flight (MQTT has no way to take it back) and may still be delivered.
     pub fn ack_timeout(mut self, timeout: Duration) -> Self {
         self.ack_timeout = Some(timeout);
         self
@@ -734,28 +963,8 @@ impl<R: Runtime> Publishing<'_, R> {
     }
 }
 
-impl<'a, R: Runtime> Publishing<'a, R> {
-    /// Waits only until the message is *stored*, and returns the future of its completion.
-    ///
-    /// This is the durability point of a publish. With a durable store
-    /// ([`ClientConfig::session_store`]), a QoS 1/2 message whose `stored()` has resolved
-    /// `Ok` survives a crash of the process: its record was synced to disk, before any byte of
-    /// it was written to the socket, and a client restarted on the same store and client id
-    /// sends it again (with DUP) and reports its outcome as
-    /// [`ConnectionEvent::RecoveredPublish`]. A message accepted by the client but not yet
-    /// stored (waiting for a connection or for room in the in-flight window, `max_inflight`)
-    /// lives in memory only. With the memory store, "stored" means the same point (the
-    /// message entered the in-flight window and was handed out), without the crash-safety.
-    /// QoS 0 is stored nowhere: it resolves when the message is written.
-    ///
-    /// Fails with [`ClientError::Store`] when the store cannot record or sync the message (a
-    /// full disk, an I/O error): the message was not sent, and what was stored before is
-    /// intact. The returned future resolves as `.await` on the builder would.
-    pub fn stored(self) -> Storing<'a, R> {
-        Storing { publishing: self }
-    }
-
-    fn send(self, stored: Option<Reply<()>>) -> PublishFuture<R> {
+impl<R: Runtime> Publishing<'_, R> {
+    fn into_publish(self) -> (Publish, Option<Duration>) {
         let (default_qos, default_retain) = self.client.inner.config.publish_defaults(&self.topic);
         let publish = Publish {
             dup: false,
@@ -766,24 +975,114 @@ impl<'a, R: Runtime> Publishing<'a, R> {
             properties: self.properties,
             payload: self.payload,
         };
-        let (reply, rx) = oneshot::channel();
-        let state = match self.client.send(Command::Publish {
-            publish,
-            reply,
+        (publish, self.ack_timeout)
+    }
+
+    /// Queues the message now, without waiting for room: fails with
+    /// [`ClientError::QueueFull`] when [`ClientConfig::max_queued`] publishes (or
+    /// `max_queued_bytes`) are already pending. The returned future reports the outcome and
+    /// may be dropped: the message is sent anyway (fire and forget).
+    pub fn send_now(self) -> Result<PublishFuture<R>, ClientError> {
+        let client = self.client;
+        let (publish, ack_timeout) = self.into_publish();
+        let permit = client
+            .inner
+            .shared
+            .budget
+            .try_acquire(publish_size(&publish))
+            .ok_or(ClientError::QueueFull)?;
+        let mut future = PublishFuture::new(client, publish, ack_timeout);
+        future.submit(permit);
+        Ok(future)
+    }
+}
+
+/// What a publish counts against [`ClientConfig::max_queued_bytes`].
+fn publish_size(publish: &Publish) -> usize {
+    publish.topic.len() + publish.payload.len()
+}
+
+impl<'a, R: Runtime> Publishing<'a, R> {
+    /// Waits only until the message is *stored*, and returns the future of its completion.
+    ///
+    /// This is the durability point of a publish. With a durable store
+    /// ([`ClientConfig::session_store`]), a QoS 1/2 message whose `stored()` has resolved
+    /// `Ok` survives a crash of the process: its record was synced to disk, before any byte of
+    /// it was written to the socket, and a client restarted on the same store and client id
+    /// sends it again (with DUP) and reports its outcome as
+    /// [`ConnectionEvent::RecoveredPublish`]. A message accepted by the client but not yet
+    /// stored (waiting for room in the publish budget, for a connection, or for room in the
+    /// in-flight window) lives in memory only. With the memory store, "stored" is the same
+    /// point (the message entered the in-flight window and was handed out), without the
+    /// crash-safety. QoS 0 is stored nowhere: it resolves when the message is written.
+    ///
+    /// Fails with [`ClientError::Store`] when the store cannot record or sync the message (a
+    /// full disk, an I/O error): the message was not sent, and what was stored before is
+    /// intact. The returned future resolves as `.await` on the builder would.
+    ///
+    /// Cancellation: dropping it before the message was accepted cancels the publish, as
+    /// dropping a [`PublishFuture`] does; after that the message is sent anyway.
+    pub fn stored(self) -> Storing<R> {
+        let client = self.client;
+        let (publish, ack_timeout) = self.into_publish();
+        let (tx, stored) = oneshot::channel();
+        let mut future = PublishFuture::new(client, publish, ack_timeout);
+        future.stored = Some(tx);
+        future.try_submit();
+        Storing {
+            future: Some(future),
             stored,
-        }) {
-            Ok(()) => Ok(rx),
-            Err(err) => Err(Some(err)),
+        }
+    }
+}
+
+/// The future returned by [`Publishing::stored`]: resolves at the publish's durability point
+/// with the future of its completion.
+#[must_use = "futures do nothing unless polled"]
+pub struct Storing<R: Runtime> {
+    future: Option<PublishFuture<R>>,
+    stored: oneshot::Receiver<Result<(), ClientError>>,
+}
+
+impl<R: Runtime> Future for Storing<R> {
+    type Output = Result<PublishFuture<R>, ClientError>;
+
+    fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        let this = &mut *self;
+        let Some(future) = this.future.as_mut() else {
+            return Poll::Ready(Err(ClientError::Closed));
         };
-        let timeout = self.ack_timeout.map(|timeout| {
-            Box::pin(
-                self.client
-                    .inner
-                    .runtime
-                    .sleep_until(self.client.inner.runtime.now() + timeout),
-            )
-        });
-        PublishFuture { state, timeout }
+        if matches!(future.state, PublishState::Waiting { .. }) {
+            // Still waiting for room in the publish budget: drive that (and its timeout).
+            match Pin::new(&mut *future).poll(cx) {
+                Poll::Ready(Ok(code)) => {
+                    // Completed while being submitted (QoS 0 written at once).
+                    future.state = PublishState::Completed(code);
+                    return Poll::Ready(this.future.take().ok_or(ClientError::Closed));
+                }
+                Poll::Ready(Err(err)) => {
+                    this.future = None;
+                    return Poll::Ready(Err(err));
+                }
+                Poll::Pending if matches!(future.state, PublishState::Waiting { .. }) => {
+                    return Poll::Pending;
+                }
+                Poll::Pending => {}
+            }
+        }
+        match Pin::new(&mut this.stored).poll(cx) {
+            Poll::Ready(Ok(Ok(()))) => Poll::Ready(this.future.take().ok_or(ClientError::Closed)),
+            Poll::Ready(Ok(Err(err))) => {
+                this.future = None;
+                Poll::Ready(Err(err))
+            }
+            // The driver stopped without answering.
+            Poll::Ready(Err(_)) => {
+                this.future = None;
+                Poll::Ready(Err(ClientError::Closed))
+            }
+            Poll::Pending => Poll::Pending,
+        }
     }
 }
 
@@ -791,43 +1090,96 @@ impl<R: Runtime> IntoFuture for Publishing<'_, R> {
     type Output = Result<ReasonCode, ClientError>;
     type IntoFuture = PublishFuture<R>;
 
-    /// Hands the message to the driver right away, so publishes awaited together are sent in
-    /// the order they were created, back to back.
+    /// Hands the message to the driver right away when the publish budget has room, so
+    /// publishes awaited together are sent in the order they were created, back to back;
+    /// otherwise the future waits for room when polled.
     fn into_future(self) -> PublishFuture<R> {
-        self.send(None)
+        let client = self.client;
+        let (publish, ack_timeout) = self.into_publish();
+        let mut future = PublishFuture::new(client, publish, ack_timeout);
+        future.try_submit();
+        future
     }
 }
 
-/// Builder returned by [`Publishing::stored`]; `.await` it for the durability point.
-#[must_use = "a publish builder does nothing until awaited"]
-pub struct Storing<'a, R: Runtime> {
-    publishing: Publishing<'a, R>,
-}
-
-impl<'a, R: Runtime> IntoFuture for Storing<'a, R> {
-    type Output = Result<PublishFuture<R>, ClientError>;
-    type IntoFuture = BoxFuture<'a, Self::Output>;
-
-    /// Hands the message to the driver right away (as `Publishing` does), then waits until
-    /// it is stored. Dropping this future does not take the message back.
-    fn into_future(self) -> Self::IntoFuture {
-        let (stored, stored_rx) = oneshot::channel();
-        let done = self.publishing.send(Some(stored));
-        Box::pin(async move {
-            if let Err(err) = &done.state {
-                return Err(err.clone().unwrap_or(ClientError::Closed));
-            }
-            stored_rx.await.unwrap_or(Err(ClientError::Closed))?;
-            Ok(done)
-        })
-    }
-}
-
-/// The future of a publish: waits for the flow's completion, with an optional timeout.
+/// The future of a publish: waits for room in the publish budget (backpressure), then for
+/// the flow's completion, with an optional timeout over both.
+///
+/// Cancellation: dropping it while it waits for room cancels the publish (nothing is sent).
+/// Once accepted (queued to the client), the message belongs to the client: dropping the
+/// future only stops waiting for the outcome, and the message is still sent (MQTT has no way
+/// to take back a message once it may have reached the broker).
 #[must_use = "futures do nothing unless polled"]
 pub struct PublishFuture<R: Runtime> {
-    state: Result<oneshot::Receiver<Result<ReasonCode, ClientError>>, Option<ClientError>>,
+    shared: Arc<Shared>,
+    state: PublishState,
     timeout: Option<Pin<Box<R::Sleep>>>,
+    /// `Publishing::stored`: answered by the driver at the durability point.
+    stored: Option<driver::Reply<()>>,
+}
+
+enum PublishState {
+    /// Waiting for room in the publish budget.
+    Waiting {
+        publish: Publish,
+        listener: Option<event_listener::EventListener>,
+    },
+    /// Accepted: the driver answers on this channel.
+    Sent(oneshot::Receiver<Result<ReasonCode, ClientError>>),
+    /// Finished (or failed before it was accepted).
+    Done(Option<ClientError>),
+    /// Completed while `Publishing::stored` was submitting it.
+    Completed(ReasonCode),
+}
+
+impl<R: Runtime> PublishFuture<R> {
+    fn new(client: &MqttClient<R>, publish: Publish, ack_timeout: Option<Duration>) -> Self {
+        let runtime = &client.inner.runtime;
+        Self {
+            shared: client.inner.shared.clone(),
+            state: PublishState::Waiting {
+                publish,
+                listener: None,
+            },
+            timeout: ack_timeout
+                .map(|timeout| Box::pin(runtime.sleep_until(runtime.now() + timeout))),
+            stored: None,
+        }
+    }
+
+    /// Queues the message with `permit`.
+    fn submit(&mut self, permit: Permit) {
+        let state = std::mem::replace(&mut self.state, PublishState::Done(None));
+        let PublishState::Waiting { publish, .. } = state else {
+            self.state = state;
+            return;
+        };
+        let (reply, rx) = oneshot::channel();
+        self.state = if self.shared.commands.push(Command::Publish {
+            publish,
+            reply,
+            permit,
+            stored: self.stored.take(),
+        }) {
+            PublishState::Sent(rx)
+        } else {
+            PublishState::Done(Some(ClientError::NotConnected))
+        };
+    }
+
+    /// Queues the message if the budget has room; true if it left the waiting state.
+    fn try_submit(&mut self) -> bool {
+        let PublishState::Waiting { publish, .. } = &self.state else {
+            return true;
+        };
+        match self.shared.budget.try_acquire(publish_size(publish)) {
+            Some(permit) => {
+                self.submit(permit);
+                true
+            }
+            None => false,
+        }
+    }
 }
 
 impl<R: Runtime> Future for PublishFuture<R> {
@@ -835,16 +1187,47 @@ impl<R: Runtime> Future for PublishFuture<R> {
 
     fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
         let this = &mut *self;
-        let rx = match &mut this.state {
-            Ok(rx) => rx,
-            Err(err) => return Poll::Ready(Err(err.take().unwrap_or(ClientError::Closed))),
-        };
-        if let Poll::Ready(result) = Pin::new(rx).poll(cx) {
-            return Poll::Ready(result.unwrap_or(Err(ClientError::Closed)));
+        loop {
+            match &mut this.state {
+                PublishState::Done(err) => {
+                    return Poll::Ready(Err(err.take().unwrap_or(ClientError::Closed)));
+                }
+                PublishState::Completed(code) => {
+                    let code = *code;
+                    this.state = PublishState::Done(None);
+                    return Poll::Ready(Ok(code));
+                }
+                PublishState::Sent(rx) => {
+                    if let Poll::Ready(result) = Pin::new(rx).poll(cx) {
+                        this.state = PublishState::Done(None);
+                        return Poll::Ready(result.unwrap_or(Err(ClientError::Closed)));
+                    }
+                    break;
+                }
+                PublishState::Waiting { listener, .. } => match listener {
+                    // Listen first, then retry: a permit returned in between is not missed.
+                    None => {
+                        *listener = Some(this.shared.budget.listen());
+                        if !this.try_submit() {
+                            continue;
+                        }
+                    }
+                    Some(l) => {
+                        if Pin::new(l).poll(cx).is_pending() {
+                            break;
+                        }
+                        if let PublishState::Waiting { listener, .. } = &mut this.state {
+                            *listener = None;
+                        }
+                        this.try_submit();
+                    }
+                },
+            }
         }
         if let Some(timeout) = &mut this.timeout
             && timeout.as_mut().poll(cx).is_ready()
         {
+            this.state = PublishState::Done(None);
             return Poll::Ready(Err(ClientError::Timeout));
         }
         Poll::Pending
@@ -867,17 +1250,17 @@ impl<'a, R: Runtime> Delivering<'a, R> {
 
     async fn run(self) -> Result<ApplicationMessage, ClientError> {
         let shared = &self.client.inner.shared;
+        let runtime = &self.client.inner.runtime;
         let epoch = shared.cancel_epoch.load(Ordering::SeqCst);
-        let deadline = self.timeout.map(|t| self.client.inner.runtime.now() + t);
+        let deadline = self.timeout.map(|t| runtime.now() + t);
         loop {
-            let listener = shared.cancel.listen();
+            // Listen before checking, so a message or a cancel in between is not missed.
+            let listener = shared.inbox.changed.listen();
             if shared.cancel_epoch.load(Ordering::SeqCst) != epoch {
                 return Err(ClientError::Closed);
             }
-            match shared.messages_rx.try_recv() {
-                Ok(message) => return Ok(message),
-                Err(async_channel::TryRecvError::Closed) => return Err(ClientError::Closed),
-                Err(async_channel::TryRecvError::Empty) => {}
+            if let Some(message) = shared.take_message(runtime.now()) {
+                return Ok(message);
             }
             // amqtt's `deliver_message` fails when the client is not connected: messages that
             // arrived before stay deliverable (above), but with no connection (and no
@@ -885,29 +1268,15 @@ impl<'a, R: Runtime> Delivering<'a, R> {
             if !shared.commands.is_accepting() {
                 return Err(ClientError::NotConnected);
             }
-            let receive = async {
-                let recv = std::pin::pin!(shared.messages_rx.recv());
-                let listener = std::pin::pin!(listener);
-                match futures_util::future::select(recv, listener).await {
-                    futures_util::future::Either::Left((message, _)) => {
-                        Some(message.map_err(|_| ClientError::Closed))
-                    }
-                    futures_util::future::Either::Right(_) => None,
-                }
-            };
-            let outcome = match deadline {
+            match deadline {
                 Some(deadline) => {
-                    match driver::timeout(&self.client.inner.runtime, deadline, receive).await {
-                        Some(outcome) => outcome,
-                        None => return Err(ClientError::Timeout),
+                    if driver::timeout(runtime, deadline, listener).await.is_none() {
+                        return Err(ClientError::Timeout);
                     }
                 }
-                None => receive.await,
-            };
-            if let Some(result) = outcome {
-                return result;
+                None => listener.await,
             }
-            // Woken by `cancel_tasks` or by the client stopping: the checks above decide.
+            // Woken by a message, `cancel_tasks` or the client stopping: the checks decide.
         }
     }
 }
@@ -918,5 +1287,46 @@ impl<'a, R: Runtime> IntoFuture for Delivering<'a, R> {
 
     fn into_future(self) -> Self::IntoFuture {
         Box::pin(self.run())
+    }
+}
+
+/// The stream returned by [`MqttClient::messages`].
+#[must_use = "streams do nothing unless polled"]
+pub struct Messages<R: Runtime> {
+    shared: Arc<Shared>,
+    runtime: R,
+    listener: Option<event_listener::EventListener>,
+}
+
+impl<R: Runtime> std::fmt::Debug for Messages<R> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Messages").finish_non_exhaustive()
+    }
+}
+
+// Nothing in `Messages` is ever pinned in place; the runtime handle is only cloned from.
+impl<R: Runtime> Unpin for Messages<R> {}
+
+impl<R: Runtime> Stream for Messages<R> {
+    type Item = ApplicationMessage;
+
+    fn poll_next(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Self::Item>> {
+        let this = &mut *self;
+        loop {
+            if let Some(message) = this.shared.take_message(this.runtime.now()) {
+                this.listener = None;
+                return Poll::Ready(Some(message));
+            }
+            match &mut this.listener {
+                // Listen, then look again: a message pushed in between is not missed.
+                None => this.listener = Some(this.shared.inbox.changed.listen()),
+                Some(listener) => {
+                    if Pin::new(listener).poll(cx).is_pending() {
+                        return Poll::Pending;
+                    }
+                    this.listener = None;
+                }
+            }
+        }
     }
 }

@@ -14,8 +14,14 @@
 //!   and resumed.
 //! - [`Nats`] / [`NatsBuilder`]: a `nats-server` 2.9+ serving MQTT over TCP and
 //!   MQTT over WebSocket (plain, or TLS with [`NatsBuilder::tls`]).
+//! - [`NatsCluster`]: three nats-server nodes routed together on loopback, JetStream
+//!   clustered, each with its own MQTT port, for failover tests.
+//! - [`NetemLink`]: two network namespaces joined by a relay over TUN devices that delays,
+//!   jitters, drops, reorders and cuts IP packets (this kernel has no `netem` qdisc).
 //! - [`suite`] / [`client_suite!`]: the client integration suite, generic over
 //!   the runtime, that every adapter crate runs unchanged.
+//! - [`delivery`] / [`delivery_suite!`]: delivery guarantees at the application and
+//!   liveness under faults (slow consumers, stopped brokers, cancelled calls), the same way.
 //!
 //! The broker binaries are looked up on `PATH` and in the `sbin` directories.
 //! When one is missing the helpers panic with an install hint: a test that needs
@@ -25,16 +31,20 @@
 //! errors: it is test support, and a clear panic is the most useful failure.
 
 mod certs;
+pub mod delivery;
 mod mosquitto;
 mod nats;
+mod netem;
 mod process;
+pub mod rss;
 pub mod suite;
 
 use std::net::{Ipv4Addr, TcpListener};
 
 pub use certs::Certs;
 pub use mosquitto::{Mosquitto, MosquittoBuilder};
-pub use nats::{Nats, NatsBuilder};
+pub use nats::{Nats, NatsBuilder, NatsCluster};
+pub use netem::{LinkConditions, LinkStats, NetemLink};
 pub use process::BrokerProcess;
 
 /// Sends `tracing` output to the test harness's captured output, filtered by `RUST_LOG`

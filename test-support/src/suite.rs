@@ -43,6 +43,9 @@ use mqtt_client::{
 
 use crate::{Certs, Mosquitto, Nats, free_port};
 
+mod failover;
+pub use failover::*;
+
 /// Instantiates every test of [`suite`](crate::suite) as a plain `#[test]` for one runtime:
 /// `client_suite!(RuntimeType, block_on_function)`. `block_on` runs a future to completion
 /// on a fresh runtime (one per test).
@@ -100,6 +103,13 @@ macro_rules! client_suite {
             hostile_oversize_packet_is_rejected_from_its_header,
             hostile_silent_server_times_out_connect,
             hostile_silent_tls_server_times_out_connect,
+            // failover.rs
+            refusing_nodes_get_bounded_attempts_with_backoff_per_round,
+            connections_dropped_right_after_connack_back_off,
+            server_reference_in_a_connack_refusal_is_followed_only_when_allowed,
+            server_moved_disconnect_fails_over_to_the_reference,
+            connect_none_walks_the_configured_uris,
+            failover_to_a_broker_without_the_session_resubscribes_and_resends,
         ]);
     };
     (@tests $runtime:ty, $block_on:path, [$($name:ident),* $(,)?]) => {
@@ -115,7 +125,7 @@ macro_rules! client_suite {
 // ---- helpers ---------------------------------------------------------------------------------
 
 /// Generous bound for things that take milliseconds when they work.
-const BOUND: Duration = Duration::from_secs(5);
+pub(crate) const BOUND: Duration = Duration::from_secs(5);
 
 /// Sleeps on the runtime's timer.
 pub async fn sleep<R: Runtime + Default>(duration: Duration) {
@@ -137,19 +147,22 @@ pub async fn with_timeout<R: Runtime + Default, F: Future>(
 }
 
 /// A configuration that fails instead of retrying, so errors surface at once.
-fn no_retry() -> ClientConfig {
+pub(crate) fn no_retry() -> ClientConfig {
     ClientConfig::default()
         .auto_reconnect(false)
         .connect_timeout(BOUND)
 }
 
 /// A client connected to `uri`.
-async fn connected<R: Runtime + Default>(uri: &str, config: ClientConfig) -> MqttClient<R> {
+pub(crate) async fn connected<R: Runtime + Default>(
+    uri: &str,
+    config: ClientConfig,
+) -> MqttClient<R> {
     connected_as(None, uri, config).await
 }
 
 /// A client with `client_id` connected to `uri`.
-async fn connected_as<R: Runtime + Default>(
+pub(crate) async fn connected_as<R: Runtime + Default>(
     client_id: Option<&str>,
     uri: &str,
     config: ClientConfig,
@@ -182,7 +195,7 @@ async fn connect_err<R: Runtime + Default>(
 }
 
 /// The next message, within [`BOUND`].
-async fn next_message<R: Runtime + Default>(
+pub(crate) async fn next_message<R: Runtime + Default>(
     client: &MqttClient<R>,
     what: &str,
 ) -> ApplicationMessage {
@@ -193,7 +206,7 @@ async fn next_message<R: Runtime + Default>(
 }
 
 /// Asserts that no message arrives within `quiet`.
-async fn assert_no_message<R: Runtime + Default>(
+pub(crate) async fn assert_no_message<R: Runtime + Default>(
     client: &MqttClient<R>,
     quiet: Duration,
     why: &str,
@@ -206,7 +219,11 @@ async fn assert_no_message<R: Runtime + Default>(
 }
 
 /// Subscribes and checks the broker granted what was asked.
-async fn subscribe<R: Runtime + Default>(client: &MqttClient<R>, filter: &str, qos: QoS) {
+pub(crate) async fn subscribe<R: Runtime + Default>(
+    client: &MqttClient<R>,
+    filter: &str,
+    qos: QoS,
+) {
     let codes = with_timeout::<R, _>(BOUND, "SUBACK", client.subscribe([(filter, qos)])).await;
     match codes {
         Ok(codes) => assert_eq!(
@@ -219,7 +236,7 @@ async fn subscribe<R: Runtime + Default>(client: &MqttClient<R>, filter: &str, q
 }
 
 /// Publishes and waits for the QoS flow to complete.
-async fn publish<R: Runtime + Default>(
+pub(crate) async fn publish<R: Runtime + Default>(
     client: &MqttClient<R>,
     topic: &str,
     payload: &[u8],
@@ -258,7 +275,7 @@ fn assert_message(
 
 /// Waits (within `bound`) for a connection event matching `wanted`; returns it and every event
 /// seen before it.
-async fn wait_for_event<R, S>(
+pub(crate) async fn wait_for_event<R, S>(
     events: &mut S,
     bound: Duration,
     what: &str,

@@ -26,6 +26,7 @@ impl<S: SessionStore> Session<S> {
             // MQTT 3.1.1 has no server DISCONNECT: it falls through to `UnexpectedPacket`.
             (_, Packet::Disconnect(disconnect)) if self.config.protocol_version.is_v5() => {
                 debug!(reason = %disconnect.reason_code, "DISCONNECT from the server");
+                self.server_reference = disconnect.properties.server_reference;
                 self.close(
                     ConnectionError::ServerDisconnected {
                         reason_code: disconnect.reason_code,
@@ -54,6 +55,7 @@ impl<S: SessionStore> Session<S> {
         self.timers.stop(Timer::ConnAck);
         if !connack.reason_code.is_success() {
             warn!(reason = %connack.reason_code, "connection refused");
+            self.server_reference = connack.properties.server_reference;
             // The server closes the connection after a refusal; nothing more is sent.
             self.close(ConnectionError::Refused(connack.reason_code), None);
             return Ok(());
@@ -265,7 +267,10 @@ impl<S: SessionStore> Session<S> {
         }
         self.timers.clear();
         self.pings.clear();
-        self.incoming_qos1.clear();
+        // QoS 1 acknowledgements die with the connection (the server re-sends those
+        // messages); QoS 2 state lives on in the store.
+        self.unsent_acks.clear();
+        self.unsent_qos1 = 0;
         self.aliases_in.clear();
         self.aliases_out.clear();
         self.read_buf.clear();

@@ -111,6 +111,15 @@ struct Queued {
     publish: Publish,
 }
 
+/// A received QoS 1/2 message whose acknowledgement has not been sent yet.
+#[derive(Debug, Clone, Copy)]
+struct UnsentAck {
+    id: PacketId,
+    qos: QoS,
+    /// The application acknowledged it; it goes out once every earlier one has.
+    ready: bool,
+}
+
 /// An event, and the acknowledgement to send when it is handed out (automatic mode).
 #[derive(Debug)]
 struct Pending {
@@ -153,8 +162,12 @@ pub struct Session<S: SessionStore = MemoryStore> {
     next_seq: u64,
     control: Vec<ControlFlight>,
     queue: VecDeque<Queued>,
-    /// QoS 1 messages received on this connection and not yet acknowledged.
-    incoming_qos1: Vec<PacketId>,
+    /// QoS 1/2 messages received on this connection whose PUBACK / PUBREC has not gone out,
+    /// in arrival order: acknowledgements leave in this order ([MQTT-4.6.0-2],
+    /// [MQTT-4.6.0-3]) whatever order the application gives them in.
+    unsent_acks: VecDeque<UnsentAck>,
+    /// QoS 1 entries of `unsent_acks` (QoS 2 ones are counted by the store).
+    unsent_qos1: usize,
     /// One entry per PINGREQ awaiting PINGRESP; `Some` for a `ping` command.
     pings: VecDeque<Option<Token>>,
     /// Granted subscriptions with the properties of the SUBSCRIBE that made them (MQTT 5
@@ -192,6 +205,9 @@ pub struct Session<S: SessionStore = MemoryStore> {
     /// A session loss was seen but the store failed before our state was reset for it: a
     /// later "session present" names the server's new session, not ours.
     reset_pending: bool,
+    /// MQTT 5 Server Reference of the last CONNACK refusal or server DISCONNECT on the
+    /// current (or last) connection: where the server suggests to connect instead.
+    server_reference: Option<ByteString>,
 }
 
 impl Session<MemoryStore> {
@@ -225,7 +241,8 @@ impl<S: SessionStore> Session<S> {
             next_seq,
             control: Vec::new(),
             queue: VecDeque::new(),
-            incoming_qos1: Vec::new(),
+            unsent_acks: VecDeque::new(),
+            unsent_qos1: 0,
             pings: VecDeque::new(),
             subscriptions: Vec::new(),
             aliases_in: Vec::new(),
@@ -244,6 +261,7 @@ impl<S: SessionStore> Session<S> {
             store_failure: None,
             failed_acks: Vec::new(),
             reset_pending: false,
+            server_reference: None,
         }
     }
 
@@ -313,6 +331,14 @@ impl<S: SessionStore> Session<S> {
     /// Events not yet drained.
     pub fn pending_events(&self) -> usize {
         self.events.len()
+    }
+
+    /// The MQTT 5 Server Reference (another server to use) that the server sent with a
+    /// CONNACK refusal or a DISCONNECT on the current or last connection, if any; cleared
+    /// by the next [`connect`](Self::connect). What to do with it (reason codes 0x9C "use
+    /// another server", 0x9D "server moved") is up to the client.
+    pub fn server_reference(&self) -> Option<&ByteString> {
+        self.server_reference.as_ref()
     }
 
     /// Changes how long the next CONNACK is waited for (e.g. what is left of a connect budget
@@ -427,6 +453,7 @@ impl<S: SessionStore> Session<S> {
         }
         let connect = self.connect_packet(&options)?;
         self.connection += 1;
+        self.server_reference = None;
         self.read_buf.clear();
         self.write_buf.clear();
         self.limits = ServerLimits::defaults(options.keep_alive);
@@ -556,9 +583,16 @@ impl<S: SessionStore> Session<S> {
     /// Acknowledges a message received in [`AckMode::Manual`]. An acknowledgement for a QoS 1
     /// message from an earlier connection is dropped: the server sends such messages again.
     /// If the store cannot record a QoS 2 acknowledgement, this fails with
-    /// [`SessionError::Store`] and nothing changed: acknowledge again later.
+    /// [`SessionError::Store`]: the connection closes, and the acknowledgement is made when
+    /// the server sends the message again (no need to call this again).
     pub fn ack(&mut self, _now: Instant, token: AckToken) -> Result<(), SessionError> {
-        self.send_ack(token)
+        let result = self.send_ack(token);
+        if let Err(SessionError::Store(err)) = &result {
+            warn!(%err, "session store failed, closing the connection");
+            self.failed_acks.push(token.packet_id);
+            self.close(ConnectionError::Store(err.clone()), None);
+        }
+        result
     }
 
     /// Answers an [`Event::Auth`] step of MQTT 5 enhanced authentication, or starts a

@@ -120,7 +120,7 @@ impl Scenario {
         }
         config.topic_alias_maximum = if rng.percent(30) { 0 } else { 16 };
         config.outgoing_topic_aliases = rng.percent(50);
-        config.ack_mode = if rng.percent(25) {
+        config.ack_mode = if rng.percent(50) {
             AckMode::Manual
         } else {
             AckMode::Auto
@@ -227,6 +227,8 @@ enum Action {
     TransportClosed(u64),
     /// The application acknowledges, in the process that received the message.
     Ack(AckToken, u32),
+    /// The application takes the oldest message it has not taken yet.
+    Take,
 }
 
 /// One message the client publishes.
@@ -306,6 +308,12 @@ pub(crate) struct Sim {
     tokens: HashMap<Token, TokenKind>,
     completions: HashMap<Token, u32>,
     received: HashMap<Bytes, Received>,
+    /// Manual mode: messages handed out by the session and not yet taken by the application,
+    /// which takes them late (like a slow consumer of the async client's inbox) and
+    /// acknowledges each after its own random delay, so acknowledgements come in random order.
+    app_inbox: VecDeque<(Publish, Option<AckToken>)>,
+    /// Messages the application took whose acknowledgement is still to come.
+    app_unacked: usize,
     /// Messages to the client that a session loss may deliver twice or not at all.
     exposed: HashMap<Bytes, usize>,
     failure: Option<String>,
@@ -355,6 +363,8 @@ impl Sim {
             tokens: HashMap::new(),
             completions: HashMap::new(),
             received: HashMap::new(),
+            app_inbox: VecDeque::new(),
+            app_unacked: 0,
             exposed: HashMap::new(),
             failure: None,
             trace: trace.then(Vec::new),
@@ -652,16 +662,26 @@ impl Sim {
                     self.after_client_input();
                 }
             }
+            Action::Take => {
+                if let Some((publish, ack)) = self.app_inbox.pop_front() {
+                    self.app_receives(&publish);
+                    if let Some(token) = ack {
+                        self.app_unacked += 1;
+                        let delay = self.rng.millis(0, 300);
+                        self.at(delay, Action::Ack(token, self.process));
+                    }
+                }
+            }
+            // Owed by a process that crashed: gone with it.
             Action::Ack(_, process) if process != self.process => {}
-            Action::Ack(token, process) => {
+            Action::Ack(token, _) => {
+                self.app_unacked -= 1;
                 let result = self.session.ack(self.now, token);
                 match result {
                     Ok(()) => {}
-                    // The store could not record it: the application acknowledges again.
-                    Err(SessionError::Store(_)) if self.faulty_store() => {
-                        let delay = self.rng.millis(0, 300);
-                        self.at(delay, Action::Ack(token, process));
-                    }
+                    // The store could not record it: the connection closes, and the session
+                    // acknowledges when the broker sends the message again.
+                    Err(SessionError::Store(_)) if self.faulty_store() => {}
                     // The server's session was lost with the message: nothing to acknowledge.
                     Err(SessionError::UnknownAckToken) if self.sc.session_loss => {}
                     Err(err) => self.fail(format!("ack {token:?} refused: {err}")),
@@ -741,6 +761,9 @@ impl Sim {
             self.log(|| format!("link {link}: the client process dies"));
             self.net.client_close(link);
         }
+        // Messages handed out but not yet taken, and acknowledgements owed, die too.
+        self.app_inbox.clear();
+        self.app_unacked = 0;
         let store = self.session.store_mut().crash_and_recover();
         let survivors: HashSet<Token> = store.tokens().into_iter().collect();
         self.log(|| format!("restart with {} flows recovered", survivors.len()));
@@ -977,19 +1000,13 @@ impl Sim {
                 }
             }
             Event::Message(message) => {
-                let publish = message.publish;
-                let entry = self.received.entry(publish.payload.clone()).or_default();
-                entry.count += 1;
-                entry.topic = publish.topic.clone();
-                let differs = entry.qos.is_some_and(|q| q != publish.qos);
-                entry.qos = Some(publish.qos);
-                if differs {
-                    let why = format!("{:?} arrived with differing QoS", publish.payload);
-                    self.fail(why);
-                }
-                if let Some(token) = message.ack {
-                    let delay = self.rng.millis(0, 300);
-                    self.at(delay, Action::Ack(token, self.process));
+                if self.sc.config.ack_mode == AckMode::Manual {
+                    // Counted when the application takes it, not when the session hands it out.
+                    self.app_inbox.push_back((message.publish, message.ack));
+                    let delay = self.rng.millis(0, 500);
+                    self.at(delay, Action::Take);
+                } else {
+                    self.app_receives(&message.publish);
                 }
             }
             Event::Subscribed {
@@ -1067,6 +1084,19 @@ impl Sim {
 
     // ---- checks -------------------------------------------------------------------------------
 
+    /// The application has a message: this is where delivery is counted.
+    fn app_receives(&mut self, publish: &Publish) {
+        let entry = self.received.entry(publish.payload.clone()).or_default();
+        entry.count += 1;
+        entry.topic = publish.topic.clone();
+        let differs = entry.qos.is_some_and(|q| q != publish.qos);
+        entry.qos = Some(publish.qos);
+        if differs {
+            let why = format!("{:?} arrived with differing QoS", publish.payload);
+            self.fail(why);
+        }
+    }
+
     fn check_invariants(&mut self) -> Result<(), String> {
         if self.broker.discards > self.seen_discards {
             // The broker lost the session: what was in flight may be delivered once more.
@@ -1109,6 +1139,25 @@ impl Sim {
         let buffered = MAX_PACKET as usize + self.sc.net.max_chunk;
         if s.buffered_len() > buffered {
             return Err(format!("buffered {} > {buffered}", s.buffered_len()));
+        }
+        // Unacknowledged messages held by the application are bounded by flow control: the
+        // broker's window towards us (and our MQTT 5 Receive Maximum).
+        let held = self
+            .app_inbox
+            .iter()
+            .filter(|(_, ack)| ack.is_some())
+            .count()
+            + self.app_unacked;
+        let mut window = usize::from(self.sc.broker.out_window);
+        if self.sc.version.is_v5() {
+            window = window.min(usize::from(cfg.receive_maximum));
+        }
+        // Messages of earlier connections may still be held: the broker sends them again.
+        let bound = window * (1 + self.stats.connections as usize);
+        if held > bound {
+            return Err(format!(
+                "application holds {held} unacknowledged messages > {bound}"
+            ));
         }
         if s.pending_events() > 0 {
             return Err(format!("{} events left undrained", s.pending_events()));
