@@ -66,7 +66,7 @@ pub enum TopicError {
     #[error("the single-level wildcard `+` must occupy an entire level of a topic filter")]
     InvalidSingleLevelWildcard,
     /// A filter starting with `$share/` is not a well-formed shared subscription.
-    #[error("invalid shared subscription: {0}")]
+    #[error("invalid shared subscription")]
     InvalidSharedSubscription(#[from] SharedSubscriptionError),
 }
 

@@ -26,10 +26,13 @@ impl<S: SessionStore> Session<S> {
             // MQTT 3.1.1 has no server DISCONNECT: it falls through to `UnexpectedPacket`.
             (_, Packet::Disconnect(disconnect)) if self.config.protocol_version.is_v5() => {
                 debug!(reason = %disconnect.reason_code, "DISCONNECT from the server");
+                let properties = disconnect.properties;
                 self.close(
-                    ConnectionError::ServerDisconnected {
-                        reason_code: disconnect.reason_code,
-                    },
+                    ConnectionError::ServerDisconnected(ServerReason::with_properties(
+                        disconnect.reason_code,
+                        properties.reason_string,
+                        properties.user_properties,
+                    )),
                     None,
                 );
                 Ok(())
@@ -55,7 +58,15 @@ impl<S: SessionStore> Session<S> {
         if !connack.reason_code.is_success() {
             warn!(reason = %connack.reason_code, "connection refused");
             // The server closes the connection after a refusal; nothing more is sent.
-            self.close(ConnectionError::Refused(connack.reason_code), None);
+            let properties = connack.properties;
+            self.close(
+                ConnectionError::Refused(ServerReason::with_properties(
+                    connack.reason_code,
+                    properties.reason_string,
+                    properties.user_properties,
+                )),
+                None,
+            );
             return Ok(());
         }
         // [MQTT-3.2.2-4] (3.1.1) / [MQTT-3.2.2-5] (5.0): a session the client did not keep

@@ -5,7 +5,9 @@ use std::time::{Duration, Instant};
 
 use bytes::{Bytes, BytesMut};
 use bytestring::ByteString;
-use mqtt_proto::properties::{AuthProperties, ConnAckProperties, SubscribeProperties};
+use mqtt_proto::properties::{
+    AckProperties, AuthProperties, ConnAckProperties, SubscribeProperties,
+};
 use mqtt_proto::topic::{validate_topic_filter, validate_topic_name};
 use mqtt_proto::{
     Auth, ConnAck, Connect, Disconnect, Encode, EncodeError, Packet, PacketId, PacketType, PingReq,
@@ -15,7 +17,7 @@ use mqtt_proto::{
 use tracing::{debug, warn};
 
 use crate::config::{AckMode, ConnectOptions, SessionConfig, SessionLossPolicy};
-use crate::error::{ConnectionError, ProtocolError, PublishError, SessionError};
+use crate::error::{ConnectionError, ProtocolError, PublishError, ServerReason, SessionError};
 use crate::event::{AckToken, Event, Message, Token};
 use crate::ids::PacketIds;
 use crate::store::{IncomingState, MemoryStore, OutgoingFlight, OutgoingState, SessionStore};
