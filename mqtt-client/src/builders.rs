@@ -1,7 +1,12 @@
 //! The builders the client's methods return ([`Connecting`], [`Reconnecting`],
-//! [`Publishing`] with its [`PublishFuture`], [`Delivering`]): set options, then `.await`.
+//! [`Publishing`], [`Delivering`]): set options, then `.await` them.
+//!
+//! Each builder is itself a [`Future`], so it also goes straight into combinators
+//! (`join!`, `select`, a runtime's `timeout`). Nothing happens until the first poll: that is
+//! when the connection starts, the message is queued for sending or the wait begins. Several
+//! publishes polled in turn (as `join!` does) are therefore queued, and sent, in that order.
 
-use std::future::{Future, IntoFuture};
+use std::future::Future;
 use std::pin::Pin;
 use std::sync::atomic::Ordering;
 use std::task::{Context, Poll};
@@ -11,25 +16,58 @@ use bytes::Bytes;
 use futures_channel::oneshot;
 use mqtt_proto::ByteString;
 
+#[cfg(feature = "tls")]
+use crate::TlsOptions;
 use crate::driver::{self, Command, ConnectParams};
 use crate::{
     ApplicationMessage, ClientError, ConnAck, MqttClient, Publish, PublishProperties, QoS,
-    ReasonCode, Runtime, Target, TlsOptions, UriError, lock,
+    ReasonCode, Runtime, Target, UriError, lock,
 };
 
 type BoxFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
 
-/// Builder returned by [`MqttClient::connect`]; `.await` it.
+/// Builder returned by [`MqttClient::connect`]; `.await` it (or poll it: it is a [`Future`])
+/// for the broker's CONNACK.
 #[must_use = "a connect builder does nothing until awaited"]
 pub struct Connecting<'a, R: Runtime> {
-    pub(crate) client: &'a MqttClient<R>,
-    pub(crate) uri: Option<&'a str>,
-    pub(crate) clean_session: Option<bool>,
-    pub(crate) tls: TlsOptions,
-    pub(crate) headers: Vec<(String, String)>,
+    client: &'a MqttClient<R>,
+    uri: Option<&'a str>,
+    clean_session: Option<bool>,
+    #[cfg(feature = "tls")]
+    tls: TlsOptions,
+    #[cfg(feature = "tls")]
+    tls_config: Option<std::sync::Arc<rustls::ClientConfig>>,
+    headers: Vec<(String, String)>,
+    /// The connection attempt, from the first poll on.
+    started: Option<BoxFuture<'a, Result<ConnAck, ClientError>>>,
 }
 
 impl<'a, R: Runtime> Connecting<'a, R> {
+    pub(crate) fn new(client: &'a MqttClient<R>, uri: Option<&'a str>) -> Self {
+        #[cfg(feature = "tls")]
+        let config = &client.inner.config;
+        Self {
+            client,
+            uri,
+            clean_session: None,
+            #[cfg(feature = "tls")]
+            tls: {
+                let mut tls = TlsOptions::default();
+                tls.ca_file.clone_from(&config.ca_file);
+                tls.ca_path.clone_from(&config.ca_path);
+                tls.ca_data.clone_from(&config.ca_data);
+                tls.cert_file.clone_from(&config.cert_file);
+                tls.key_file.clone_from(&config.key_file);
+                tls.check_hostname = config.check_hostname;
+                tls
+            },
+            #[cfg(feature = "tls")]
+            tls_config: config.tls_config.clone(),
+            headers: Vec::new(),
+            started: None,
+        }
+    }
+
     /// Clean Session / Clean Start for this connection.
     pub fn clean_session(mut self, clean: bool) -> Self {
         self.clean_session = Some(clean);
@@ -37,20 +75,36 @@ impl<'a, R: Runtime> Connecting<'a, R> {
     }
 
     /// Trusted CA certificates from a PEM file.
+    #[cfg(feature = "tls")]
+    #[cfg_attr(docsrs, doc(cfg(feature = "tls")))]
     pub fn ca_file(mut self, path: impl Into<std::path::PathBuf>) -> Self {
         self.tls.ca_file = Some(path.into());
         self
     }
 
     /// Trusted CA certificates from a directory of PEM files.
+    #[cfg(feature = "tls")]
+    #[cfg_attr(docsrs, doc(cfg(feature = "tls")))]
     pub fn ca_path(mut self, path: impl Into<std::path::PathBuf>) -> Self {
         self.tls.ca_path = Some(path.into());
         self
     }
 
     /// Trusted CA certificates as PEM text.
+    #[cfg(feature = "tls")]
+    #[cfg_attr(docsrs, doc(cfg(feature = "tls")))]
     pub fn ca_data(mut self, pem: impl Into<String>) -> Self {
         self.tls.ca_data = Some(pem.into());
+        self
+    }
+
+    /// A ready rustls configuration for `mqtts://` and `wss://`, used as given: its verifier,
+    /// roots, client certificate, ALPN protocols and session resumption replace the CA and
+    /// certificate options (`ca_file`, `check_hostname`, ...). Its crypto provider is its own.
+    #[cfg(feature = "tls")]
+    #[cfg_attr(docsrs, doc(cfg(feature = "tls")))]
+    pub fn tls_config(mut self, config: std::sync::Arc<rustls::ClientConfig>) -> Self {
+        self.tls_config = Some(config);
         self
     }
 
@@ -58,6 +112,21 @@ impl<'a, R: Runtime> Connecting<'a, R> {
     pub fn header(mut self, name: impl Into<String>, value: impl Into<String>) -> Self {
         self.headers.push((name.into(), value.into()));
         self
+    }
+
+    /// The options, moved out for the connection attempt.
+    fn take(&mut self) -> Self {
+        Self {
+            client: self.client,
+            uri: self.uri,
+            clean_session: self.clean_session,
+            #[cfg(feature = "tls")]
+            tls: std::mem::take(&mut self.tls),
+            #[cfg(feature = "tls")]
+            tls_config: self.tls_config.take(),
+            headers: std::mem::take(&mut self.headers),
+            started: None,
+        }
     }
 
     async fn run(self) -> Result<ConnAck, ClientError> {
@@ -68,11 +137,15 @@ impl<'a, R: Runtime> Connecting<'a, R> {
             .or_else(|| client.inner.config.uri.clone())
             .ok_or(UriError::Missing)?;
         let target = Target::parse(&uri)?;
-        let tls = if target.scheme.is_tls() {
-            Some(self.tls.client_config()?)
-        } else {
-            None
+        #[cfg(feature = "tls")]
+        let tls = match (target.scheme.is_tls(), self.tls_config) {
+            (false, _) => None,
+            (true, Some(config)) => Some(config),
+            (true, None) => Some(self.tls.client_config()?),
         };
+        // `Target::parse` refused TLS schemes: no configuration is ever needed.
+        #[cfg(not(feature = "tls"))]
+        let tls = None;
         let options = client.connect_options(&target, self.clean_session);
         let params = ConnectParams {
             target,
@@ -86,34 +159,64 @@ impl<'a, R: Runtime> Connecting<'a, R> {
     }
 }
 
-impl<'a, R: Runtime> IntoFuture for Connecting<'a, R> {
+impl<R: Runtime> Future for Connecting<'_, R> {
     type Output = Result<ConnAck, ClientError>;
-    type IntoFuture = BoxFuture<'a, Self::Output>;
 
-    fn into_future(self) -> Self::IntoFuture {
-        Box::pin(self.run())
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        let this = self.get_mut();
+        if this.started.is_none() {
+            let options = this.take();
+            this.started = Some(Box::pin(options.run()));
+        }
+        match &mut this.started {
+            Some(attempt) => attempt.as_mut().poll(cx),
+            None => Poll::Ready(Err(ClientError::Closed)),
+        }
     }
 }
 
-/// Builder returned by [`MqttClient::reconnect`]; `.await` it.
+impl<R: Runtime> std::fmt::Debug for Connecting<'_, R> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Connecting")
+            .field("uri", &self.uri)
+            .field("clean_session", &self.clean_session)
+            .field("started", &self.started.is_some())
+            .finish_non_exhaustive()
+    }
+}
+
+/// Builder returned by [`MqttClient::reconnect`]; `.await` it (or poll it: it is a
+/// [`Future`]) for the broker's CONNACK.
 #[must_use = "a reconnect builder does nothing until awaited"]
 pub struct Reconnecting<'a, R: Runtime> {
-    pub(crate) client: &'a MqttClient<R>,
-    pub(crate) clean_session: Option<bool>,
+    client: &'a MqttClient<R>,
+    clean_session: Option<bool>,
+    /// The reconnection, from the first poll on.
+    started: Option<BoxFuture<'a, Result<ConnAck, ClientError>>>,
 }
 
 impl<'a, R: Runtime> Reconnecting<'a, R> {
+    pub(crate) fn new(client: &'a MqttClient<R>) -> Self {
+        Self {
+            client,
+            clean_session: None,
+            started: None,
+        }
+    }
+
     /// Clean Session / Clean Start for the new connection.
     pub fn clean_session(mut self, clean: bool) -> Self {
         self.clean_session = Some(clean);
         self
     }
 
-    async fn run(self) -> Result<ConnAck, ClientError> {
-        let client = self.client;
+    async fn run(
+        client: &MqttClient<R>,
+        clean_session: Option<bool>,
+    ) -> Result<ConnAck, ClientError> {
         let running = client.inner.shared.commands.is_accepting();
         if running {
-            let clean_start = self.clean_session;
+            let clean_start = clean_session;
             match client
                 .request(|reply| Command::Reconnect { clean_start, reply })
                 .await
@@ -127,7 +230,7 @@ impl<'a, R: Runtime> Reconnecting<'a, R> {
             .params
             .clone()
             .ok_or(ClientError::NotConnected)?;
-        if let Some(clean) = self.clean_session {
+        if let Some(clean) = clean_session {
             params.options.clean_start = clean;
         }
         let rx = client.start(params)?;
@@ -135,28 +238,66 @@ impl<'a, R: Runtime> Reconnecting<'a, R> {
     }
 }
 
-impl<'a, R: Runtime> IntoFuture for Reconnecting<'a, R> {
+impl<R: Runtime> Future for Reconnecting<'_, R> {
     type Output = Result<ConnAck, ClientError>;
-    type IntoFuture = BoxFuture<'a, Self::Output>;
 
-    fn into_future(self) -> Self::IntoFuture {
-        Box::pin(self.run())
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        let this = self.get_mut();
+        let attempt = this
+            .started
+            .get_or_insert_with(|| Box::pin(Self::run(this.client, this.clean_session)));
+        attempt.as_mut().poll(cx)
     }
 }
 
-/// Builder returned by [`MqttClient::publish`]; `.await` it.
-#[must_use = "a publish builder does nothing until awaited"]
-pub struct Publishing<'a, R: Runtime> {
-    pub(crate) client: &'a MqttClient<R>,
-    pub(crate) topic: ByteString,
-    pub(crate) payload: Bytes,
-    pub(crate) qos: Option<QoS>,
-    pub(crate) retain: Option<bool>,
-    pub(crate) ack_timeout: Option<Duration>,
-    pub(crate) properties: PublishProperties,
+impl<R: Runtime> std::fmt::Debug for Reconnecting<'_, R> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Reconnecting")
+            .field("clean_session", &self.clean_session)
+            .field("started", &self.started.is_some())
+            .finish_non_exhaustive()
+    }
 }
 
-impl<R: Runtime> Publishing<'_, R> {
+/// Builder returned by [`MqttClient::publish`]; `.await` it (or poll it: it is a [`Future`]).
+/// The first poll queues the message for sending; the future then resolves when the QoS flow
+/// completes.
+#[must_use = "a publish builder does nothing until awaited"]
+pub struct Publishing<'a, R: Runtime> {
+    client: &'a MqttClient<R>,
+    topic: ByteString,
+    payload: Bytes,
+    qos: Option<QoS>,
+    retain: Option<bool>,
+    ack_timeout: Option<Duration>,
+    properties: PublishProperties,
+    state: PublishState<R>,
+}
+
+/// Where a publish is: not yet handed to the driver, waiting for its flow, or finished.
+enum PublishState<R: Runtime> {
+    Unsent,
+    Waiting {
+        rx: oneshot::Receiver<Result<ReasonCode, ClientError>>,
+        timeout: Option<Pin<Box<R::Sleep>>>,
+    },
+    Done,
+}
+
+impl<'a, R: Runtime> Publishing<'a, R> {
+    pub(crate) fn new(client: &'a MqttClient<R>, topic: ByteString, payload: Bytes) -> Self {
+        Self {
+            client,
+            topic,
+            payload,
+            qos: None,
+            retain: None,
+            ack_timeout: None,
+            properties: PublishProperties::default(),
+            state: PublishState::Unsent,
+        }
+    }
+
     /// QoS (default: the topic's or the client's `default_qos`).
     pub fn qos(mut self, qos: QoS) -> Self {
         self.qos = Some(qos);
@@ -169,8 +310,8 @@ impl<R: Runtime> Publishing<'_, R> {
         self
     }
 
-    /// Fail with [`ClientError::Timeout`] if the flow has not completed by then. The message
-    /// stays in flight: MQTT has no way to take it back.
+    /// Fail with [`ClientError::Timeout`] if the flow has not completed by then (counted from
+    /// the first poll). The message stays in flight: MQTT has no way to take it back.
     pub fn ack_timeout(mut self, timeout: Duration) -> Self {
         self.ack_timeout = Some(timeout);
         self
@@ -181,88 +322,112 @@ impl<R: Runtime> Publishing<'_, R> {
         self.properties = properties;
         self
     }
-}
 
-impl<R: Runtime> IntoFuture for Publishing<'_, R> {
-    type Output = Result<ReasonCode, ClientError>;
-    type IntoFuture = PublishFuture<R>;
-
-    /// Hands the message to the driver right away, so publishes awaited together are sent in
-    /// the order they were created, back to back.
-    fn into_future(self) -> PublishFuture<R> {
-        let (default_qos, default_retain) = self.client.inner.config.publish_defaults(&self.topic);
+    /// Hands the message to the driver.
+    fn send(&mut self) -> Result<PublishState<R>, ClientError> {
+        let client = self.client;
+        let topic = std::mem::take(&mut self.topic);
+        let (default_qos, default_retain) = client.inner.config.publish_defaults(&topic);
         let publish = Publish {
             dup: false,
             qos: self.qos.unwrap_or(default_qos),
             retain: self.retain.unwrap_or(default_retain),
-            topic: self.topic,
+            topic,
             packet_id: None,
-            properties: self.properties,
-            payload: self.payload,
+            properties: std::mem::take(&mut self.properties),
+            payload: std::mem::take(&mut self.payload),
         };
         let (reply, rx) = oneshot::channel();
-        let state = match self.client.send(Command::Publish { publish, reply }) {
-            Ok(()) => Ok(rx),
-            Err(err) => Err(Some(err)),
-        };
-        let timeout = self.ack_timeout.map(|timeout| {
-            Box::pin(
-                self.client
-                    .inner
-                    .runtime
-                    .sleep_until(self.client.inner.runtime.now() + timeout),
-            )
-        });
-        PublishFuture { state, timeout }
+        client.send(Command::Publish { publish, reply })?;
+        let runtime = &client.inner.runtime;
+        let timeout = self
+            .ack_timeout
+            .map(|timeout| Box::pin(runtime.sleep_until(runtime.now() + timeout)));
+        Ok(PublishState::Waiting { rx, timeout })
     }
 }
 
-/// The future of a publish: waits for the flow's completion, with an optional timeout.
-#[must_use = "futures do nothing unless polled"]
-pub struct PublishFuture<R: Runtime> {
-    state: Result<oneshot::Receiver<Result<ReasonCode, ClientError>>, Option<ClientError>>,
-    timeout: Option<Pin<Box<R::Sleep>>>,
-}
-
-impl<R: Runtime> Future for PublishFuture<R> {
+impl<R: Runtime> Future for Publishing<'_, R> {
     type Output = Result<ReasonCode, ClientError>;
 
-    fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
-        let this = &mut *self;
-        let rx = match &mut this.state {
-            Ok(rx) => rx,
-            Err(err) => return Poll::Ready(Err(err.take().unwrap_or(ClientError::Closed))),
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        let this = self.get_mut();
+        if matches!(this.state, PublishState::Unsent) {
+            match this.send() {
+                Ok(state) => this.state = state,
+                Err(err) => {
+                    this.state = PublishState::Done;
+                    return Poll::Ready(Err(err));
+                }
+            }
+        }
+        let PublishState::Waiting { rx, timeout } = &mut this.state else {
+            // Polled again after completing.
+            return Poll::Ready(Err(ClientError::Closed));
         };
         if let Poll::Ready(result) = Pin::new(rx).poll(cx) {
+            this.state = PublishState::Done;
             return Poll::Ready(result.unwrap_or(Err(ClientError::Closed)));
         }
-        if let Some(timeout) = &mut this.timeout
+        if let Some(timeout) = timeout
             && timeout.as_mut().poll(cx).is_ready()
         {
+            this.state = PublishState::Done;
             return Poll::Ready(Err(ClientError::Timeout));
         }
         Poll::Pending
     }
 }
 
-/// Builder returned by [`MqttClient::deliver_message`]; `.await` it.
+impl<R: Runtime> std::fmt::Debug for Publishing<'_, R> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let state = match self.state {
+            PublishState::Unsent => "unsent",
+            PublishState::Waiting { .. } => "waiting",
+            PublishState::Done => "done",
+        };
+        f.debug_struct("Publishing")
+            .field("topic", &self.topic)
+            .field("qos", &self.qos)
+            .field("retain", &self.retain)
+            .field("state", &state)
+            .finish_non_exhaustive()
+    }
+}
+
+/// Builder returned by [`MqttClient::deliver_message`]; `.await` it (or poll it: it is a
+/// [`Future`]) for the next message.
 #[must_use = "a deliver builder does nothing until awaited"]
 pub struct Delivering<'a, R: Runtime> {
-    pub(crate) client: &'a MqttClient<R>,
-    pub(crate) timeout: Option<Duration>,
+    client: &'a MqttClient<R>,
+    timeout: Option<Duration>,
+    /// The wait, from the first poll on.
+    started: Option<BoxFuture<'a, Result<ApplicationMessage, ClientError>>>,
 }
 
 impl<'a, R: Runtime> Delivering<'a, R> {
-    /// Fail with [`ClientError::Timeout`] if no message arrives in time.
+    pub(crate) fn new(client: &'a MqttClient<R>) -> Self {
+        Self {
+            client,
+            timeout: None,
+            started: None,
+        }
+    }
+
+    /// Fail with [`ClientError::Timeout`] if no message arrives in time (counted from the
+    /// first poll).
     pub fn timeout(mut self, timeout: Duration) -> Self {
         self.timeout = Some(timeout);
         self
     }
 
-    async fn run(self) -> Result<ApplicationMessage, ClientError> {
-        let shared = &self.client.inner.shared;
+    async fn run(
+        client: &MqttClient<R>,
+        timeout: Option<Duration>,
+    ) -> Result<ApplicationMessage, ClientError> {
+        let shared = &client.inner.shared;
         let epoch = shared.cancel_epoch.load(Ordering::SeqCst);
-        let deadline = self.timeout.map(|t| self.client.inner.runtime.now() + t);
+        let deadline = timeout.map(|t| client.inner.runtime.now() + t);
         loop {
             let listener = shared.cancel.listen();
             if shared.cancel_epoch.load(Ordering::SeqCst) != epoch {
@@ -291,7 +456,7 @@ impl<'a, R: Runtime> Delivering<'a, R> {
             };
             let outcome = match deadline {
                 Some(deadline) => {
-                    match driver::timeout(&self.client.inner.runtime, deadline, receive).await {
+                    match driver::timeout(&client.inner.runtime, deadline, receive).await {
                         Some(outcome) => outcome,
                         None => return Err(ClientError::Timeout),
                     }
@@ -306,11 +471,23 @@ impl<'a, R: Runtime> Delivering<'a, R> {
     }
 }
 
-impl<'a, R: Runtime> IntoFuture for Delivering<'a, R> {
+impl<R: Runtime> Future for Delivering<'_, R> {
     type Output = Result<ApplicationMessage, ClientError>;
-    type IntoFuture = BoxFuture<'a, Self::Output>;
 
-    fn into_future(self) -> Self::IntoFuture {
-        Box::pin(self.run())
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        let this = self.get_mut();
+        let wait = this
+            .started
+            .get_or_insert_with(|| Box::pin(Self::run(this.client, this.timeout)));
+        wait.as_mut().poll(cx)
+    }
+}
+
+impl<R: Runtime> std::fmt::Debug for Delivering<'_, R> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Delivering")
+            .field("timeout", &self.timeout)
+            .field("started", &self.started.is_some())
+            .finish_non_exhaustive()
     }
 }

@@ -36,7 +36,7 @@ const CLOSE_TIMEOUT: Duration = Duration::from_secs(1);
 #[derive(Clone)]
 pub(crate) struct ConnectParams {
     pub(crate) target: Target,
-    pub(crate) tls: Option<Arc<rustls::ClientConfig>>,
+    pub(crate) tls: Option<transport::TlsConfig>,
     pub(crate) headers: Vec<(String, String)>,
     pub(crate) options: ConnectOptions,
     pub(crate) connect_timeout: Duration,

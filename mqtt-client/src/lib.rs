@@ -7,14 +7,32 @@
 //! a timer, spawn), names the client type and re-exports everything here:
 //! `pub type MqttClient = mqtt_client::MqttClient<Tokio>;`. Applications use an adapter,
 //! `mqtt-tokio` or `mqtt-async-std`, not this crate directly.
+//!
+//! # Cargo features
+//!
+//! - `tls` (default): `mqtts://` and `wss://` through rustls. A build without it refuses those
+//!   URIs with [`UriError::FeatureDisabled`].
+//! - `ws` (default): `ws://` and `wss://` through tungstenite.
+//! - `ring` (default) / `aws-lc-rs`: the rustls crypto provider. A process-wide default
+//!   provider installed by the application (`rustls::crypto::CryptoProvider::install_default`)
+//!   wins; with both features on, aws-lc-rs is used.
+//! - `native-roots` (default) / `webpki-roots`: the CA certificates trusted when none is
+//!   configured: the operating system's, or Mozilla's compiled in (both when both are on).
+//! - `serde`: `serde::Deserialize` for [`ClientConfig`].
+//!
+//! A ready `rustls::ClientConfig` (custom verifier, in-memory client certificate, ALPN,
+//! session resumption) replaces all TLS options: [`Connecting::tls_config`] or
+//! [`ClientConfig::tls_config`].
 #![forbid(unsafe_code)]
 #![deny(missing_docs)]
+#![cfg_attr(docsrs, feature(doc_cfg))]
 
 mod builders;
 mod config;
 mod driver;
 mod error;
 mod queue;
+#[cfg(feature = "tls")]
 mod tls;
 mod transport;
 mod uri;
@@ -30,9 +48,13 @@ use futures_util::Stream;
 use mqtt_proto::properties::WillProperties;
 use mqtt_proto::{ByteString, PacketId, Will};
 
-pub use builders::{Connecting, Delivering, PublishFuture, Publishing, Reconnecting};
+pub use builders::{Connecting, Delivering, Publishing, Reconnecting};
 pub use config::{ClientConfig, TopicConfig, WillConfig};
-pub use error::{ClientError, TlsError, UriError};
+#[cfg(feature = "tls")]
+pub use error::TlsError;
+pub use error::{ClientError, UriError};
+#[cfg(feature = "tls")]
+#[cfg_attr(docsrs, doc(cfg(feature = "tls")))]
 pub use tls::TlsOptions;
 pub use transport::{Runtime, Transport};
 pub use uri::{Scheme, Target};
@@ -42,7 +64,7 @@ use driver::{Command, ConnectParams, Driver, Reply};
 // The protocol types that appear in the client's API, under the client's own name.
 pub use mqtt_proto::properties::{PublishProperties, SubscribeProperties, UserProperty};
 pub use mqtt_proto::{ConnAck, ProtocolVersion, Publish, QoS, ReasonCode, SubscribeFilter};
-pub use mqtt_session::{ConnectionError, ProtocolError, PublishError, SessionError};
+pub use mqtt_session::{ConnectionError, ProtocolError, PublishError, ServerReason, SessionError};
 
 /// The codec, re-exported so users need one dependency.
 pub use mqtt_proto as proto;
@@ -53,8 +75,10 @@ use queue::CommandQueue;
 /// Everything a user of an adapter crate needs, re-exported by `mqtt-tokio` and
 /// `mqtt-async-std` so both present the same names.
 pub mod prelude {
+    #[cfg(feature = "tls")]
+    pub use super::TlsError;
     pub use super::{
-        ApplicationMessage, ClientConfig, ClientError, ConnectionEvent, Runtime, TlsError,
+        ApplicationMessage, ClientConfig, ClientError, ConnectionEvent, Runtime, ServerReason,
         TopicConfig, UriError, WillConfig,
     };
     pub use mqtt_proto::properties::{PublishProperties, UserProperty};
@@ -265,20 +289,7 @@ impl<R: Runtime> MqttClient<R> {
     /// URI). A builder: `.clean_session(..)`, `.ca_file(..)`, `.ca_path(..)`, `.ca_data(..)`,
     /// `.header(..)`, then `.await` for the broker's CONNACK.
     pub fn connect<'a>(&'a self, uri: impl Into<Option<&'a str>>) -> Connecting<'a, R> {
-        Connecting {
-            client: self,
-            uri: uri.into(),
-            clean_session: None,
-            tls: TlsOptions {
-                ca_file: self.inner.config.ca_file.clone(),
-                ca_path: self.inner.config.ca_path.clone(),
-                ca_data: self.inner.config.ca_data.clone(),
-                cert_file: self.inner.config.cert_file.clone(),
-                key_file: self.inner.config.key_file.clone(),
-                check_hostname: self.inner.config.check_hostname,
-            },
-            headers: Vec::new(),
-        }
+        Connecting::new(self, uri.into())
     }
 
     /// Publishes `payload` on `topic`. A builder: `.qos(..)`, `.retain(..)`, `.ack_timeout(..)`,
@@ -289,15 +300,7 @@ impl<R: Runtime> MqttClient<R> {
         topic: impl Into<ByteString>,
         payload: impl Into<Bytes>,
     ) -> Publishing<'_, R> {
-        Publishing {
-            client: self,
-            topic: topic.into(),
-            payload: payload.into(),
-            qos: None,
-            retain: None,
-            ack_timeout: None,
-            properties: PublishProperties::default(),
-        }
+        Publishing::new(self, topic.into(), payload.into())
     }
 
     /// Subscribes to topic filters, e.g. `[("a/#", QoS::AtLeastOnce)]`; returns the SUBACK
@@ -328,10 +331,7 @@ impl<R: Runtime> MqttClient<R> {
     /// [`ClientError::NotConnected`] when no message is waiting and the client has no connection
     /// (nor a reconnect under way) that could bring one.
     pub fn deliver_message(&self) -> Delivering<'_, R> {
-        Delivering {
-            client: self,
-            timeout: None,
-        }
+        Delivering::new(self)
     }
 
     /// Received messages as a stream. Streams and `deliver_message` share one queue: each
@@ -366,10 +366,7 @@ impl<R: Runtime> MqttClient<R> {
     /// Reconnects to the last broker (after a lost connection or a `disconnect`), retrying
     /// per the configuration. A builder: `.clean_session(..)`, then `.await`.
     pub fn reconnect(&self) -> Reconnecting<'_, R> {
-        Reconnecting {
-            client: self,
-            clean_session: None,
-        }
+        Reconnecting::new(self)
     }
 
     /// Fails every pending operation (publishes, subscribes, pings and `deliver_message`

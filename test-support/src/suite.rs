@@ -671,7 +671,8 @@ pub async fn wrong_password_is_refused_with_not_authorized<R: Runtime + Default>
     assert!(
         matches!(
             err,
-            ClientError::Connect(ReasonCode::NotAuthorized | ReasonCode::BadUserNameOrPassword)
+            ClientError::Connect(ref reason)
+                if matches!(reason.code, ReasonCode::NotAuthorized | ReasonCode::BadUserNameOrPassword)
         ),
         "wrong password: {err:?}"
     );
@@ -679,7 +680,8 @@ pub async fn wrong_password_is_refused_with_not_authorized<R: Runtime + Default>
     assert!(
         matches!(
             err,
-            ClientError::Connect(ReasonCode::NotAuthorized | ReasonCode::BadUserNameOrPassword)
+            ClientError::Connect(ref reason)
+                if matches!(reason.code, ReasonCode::NotAuthorized | ReasonCode::BadUserNameOrPassword)
         ),
         "no credentials: {err:?}"
     );
@@ -705,7 +707,7 @@ pub async fn refused_connection_is_final_even_with_auto_reconnect<R: Runtime + D
     )
     .await;
     assert!(
-        matches!(result, Err(ClientError::Connect(ReasonCode::NotAuthorized))),
+        matches!(&result, Err(ClientError::Connect(reason)) if reason.code == ReasonCode::NotAuthorized),
         "refused connect: {result:?}"
     );
     assert!(
@@ -1481,6 +1483,18 @@ pub async fn messages_stream_yields_messages<R: Runtime + Default>() {
     }
 }
 
+/// An error and its causes (`source()` chain), joined as a reporter prints them.
+fn error_report(err: &dyn std::error::Error) -> String {
+    let mut report = err.to_string();
+    let mut source = err.source();
+    while let Some(cause) = source {
+        report.push_str(": ");
+        report.push_str(&cause.to_string());
+        source = cause.source();
+    }
+    report
+}
+
 /// Bad URIs fail with `InvalidUri` naming the problem.
 pub async fn invalid_uris_are_rejected_naming_the_problem<R: Runtime + Default>() {
     let client = MqttClient::<R>::new(None, no_retry());
@@ -1489,7 +1503,7 @@ pub async fn invalid_uris_are_rejected_naming_the_problem<R: Runtime + Default>(
         matches!(&err, Err(ClientError::InvalidUri(UriError::UnsupportedScheme(s))) if s == "http"),
         "http://x: {err:?}"
     );
-    let message = format!("{}", err.expect_err("checked above"));
+    let message = error_report(&err.expect_err("checked above"));
     assert!(
         message.contains("http"),
         "error message {message:?} does not name the scheme"
