@@ -2,7 +2,7 @@
 //! [`Runtime`], on the sans-IO [`mqtt_session`] core.
 //!
 //! Everything here needs only `futures` traits: the driver task that moves bytes between a
-//! transport and the [`Session`](mqtt_session::Session), reconnects, TLS (rustls) and WebSocket
+//! transport and the [`Session`], reconnects, TLS (rustls) and WebSocket
 //! (tungstenite) set-up, configuration. A runtime adapter implements [`Runtime`] (TCP connect,
 //! a timer, spawn), names the client type and re-exports everything here:
 //! `pub type MqttClient = mqtt_client::MqttClient<Tokio>;`. Applications use an adapter,
@@ -288,6 +288,15 @@ impl<R: Runtime> MqttClient<R> {
     /// Connects to `uri` (`mqtt://`, `mqtts://`, `ws://`, `wss://`; `None` uses the configured
     /// URI). A builder: `.clean_session(..)`, `.ca_file(..)`, `.ca_path(..)`, `.ca_data(..)`,
     /// `.header(..)`, then `.await` for the broker's CONNACK.
+    ///
+    /// ```no_run
+    /// # use mqtt_client::{ClientError, MqttClient, Runtime};
+    /// # async fn example<R: Runtime>(client: &MqttClient<R>) -> Result<(), ClientError> {
+    /// let connack = client.connect("mqtts://broker.example:8883/").clean_session(false).await?;
+    /// println!("session present: {}", connack.session_present);
+    /// # Ok(())
+    /// # }
+    /// ```
     pub fn connect<'a>(&'a self, uri: impl Into<Option<&'a str>>) -> Connecting<'a, R> {
         Connecting::new(self, uri.into())
     }
@@ -295,6 +304,24 @@ impl<R: Runtime> MqttClient<R> {
     /// Publishes `payload` on `topic`. A builder: `.qos(..)`, `.retain(..)`, `.ack_timeout(..)`,
     /// `.properties(..)`, then `.await`; it resolves when the QoS flow completes (QoS 0: when
     /// written to the socket) with the final acknowledgement's reason code.
+    ///
+    /// The builder is a future that queues the message on its first poll, so publishes
+    /// joined together go out in the order they are polled, pipelined on the connection:
+    ///
+    /// ```no_run
+    /// # use mqtt_client::{ClientError, MqttClient, QoS, Runtime};
+    /// # async fn example<R: Runtime>(client: &MqttClient<R>) -> Result<(), ClientError> {
+    /// client.publish("sensors/t1", "21.5").qos(QoS::AtLeastOnce).retain(true).await?;
+    /// let (a, b) = futures_util::future::join(
+    ///     client.publish("log", "first").qos(QoS::ExactlyOnce),
+    ///     client.publish("log", "second").qos(QoS::ExactlyOnce),
+    /// )
+    /// .await;
+    /// a?;
+    /// b?;
+    /// # Ok(())
+    /// # }
+    /// ```
     pub fn publish(
         &self,
         topic: impl Into<ByteString>,
@@ -305,6 +332,17 @@ impl<R: Runtime> MqttClient<R> {
 
     /// Subscribes to topic filters, e.g. `[("a/#", QoS::AtLeastOnce)]`; returns the SUBACK
     /// codes, one per filter.
+    ///
+    /// ```no_run
+    /// # use mqtt_client::{ClientError, MqttClient, QoS, Runtime};
+    /// # async fn example<R: Runtime>(client: &MqttClient<R>) -> Result<(), ClientError> {
+    /// let granted = client
+    ///     .subscribe([("sensors/#", QoS::AtLeastOnce), ("alerts", QoS::ExactlyOnce)])
+    ///     .await?;
+    /// assert_eq!(granted.len(), 2);
+    /// # Ok(())
+    /// # }
+    /// ```
     pub async fn subscribe<I, F>(&self, topics: I) -> Result<Vec<ReasonCode>, ClientError>
     where
         I: IntoIterator<Item = F>,
@@ -330,12 +368,34 @@ impl<R: Runtime> MqttClient<R> {
     /// [`ClientError::Timeout`] instead of waiting forever. Fails with
     /// [`ClientError::NotConnected`] when no message is waiting and the client has no connection
     /// (nor a reconnect under way) that could bring one.
+    ///
+    /// ```no_run
+    /// # use mqtt_client::{ClientError, MqttClient, Runtime};
+    /// # async fn example<R: Runtime>(client: &MqttClient<R>) -> Result<(), ClientError> {
+    /// # use std::time::Duration;
+    /// let message = client.deliver_message().timeout(Duration::from_secs(5)).await?;
+    /// println!("{} => {:?}", message.topic(), message.payload());
+    /// # Ok(())
+    /// # }
+    /// ```
     pub fn deliver_message(&self) -> Delivering<'_, R> {
         Delivering::new(self)
     }
 
     /// Received messages as a stream. Streams and `deliver_message` share one queue: each
     /// message goes to exactly one of them.
+    ///
+    /// ```no_run
+    /// # use mqtt_client::{MqttClient, Runtime};
+    /// # async fn example<R: Runtime>(client: &MqttClient<R>) {
+    /// use futures_util::StreamExt;
+    ///
+    /// let mut messages = std::pin::pin!(client.messages());
+    /// while let Some(message) = messages.next().await {
+    ///     println!("{} => {} bytes", message.topic(), message.payload().len());
+    /// }
+    /// # }
+    /// ```
     pub fn messages(&self) -> impl Stream<Item = ApplicationMessage> + Send + 'static {
         self.inner.shared.messages_rx.clone()
     }
@@ -365,6 +425,17 @@ impl<R: Runtime> MqttClient<R> {
 
     /// Reconnects to the last broker (after a lost connection or a `disconnect`), retrying
     /// per the configuration. A builder: `.clean_session(..)`, then `.await`.
+    ///
+    /// ```no_run
+    /// # use mqtt_client::{ClientError, MqttClient, Runtime};
+    /// # async fn example<R: Runtime>(client: &MqttClient<R>) -> Result<(), ClientError> {
+    /// client.disconnect().await?;
+    /// // Later: the same broker, the same session (queued QoS 1/2 messages go out again).
+    /// let connack = client.reconnect().clean_session(false).await?;
+    /// # let _ = connack;
+    /// # Ok(())
+    /// # }
+    /// ```
     pub fn reconnect(&self) -> Reconnecting<'_, R> {
         Reconnecting::new(self)
     }
