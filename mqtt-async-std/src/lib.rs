@@ -1,8 +1,8 @@
 //! An MQTT 3.1.1 / 5.0 client for the async-io stack (async-std and smol): amqtt's
 //! `MQTTClient` API over TCP, TLS (rustls), WebSocket and WebSocket over TLS.
 //!
-//! The protocol lives in the sans-IO [`mqtt_session`](session) core and the client logic (driver,
-//! reconnects, TLS and WebSocket set-up) in the runtime-neutral [`mqtt_client`]; this crate
+//! The protocol lives in the sans-IO [`mqtt_session`](crate::session) core and the client logic (driver,
+//! reconnects, TLS and WebSocket set-up) in the runtime-neutral `mqtt_client`; this crate
 //! re-exports all of it and only supplies async-net's TCP, async-io's timer and a spawn. The same client works under
 //! async-std's and smol's executors: the connection's task runs on smol's global executor, and
 //! I/O and timers run on async-io's reactor, which both executors share. An application

@@ -1,4 +1,4 @@
-//! The shared client suite (`mqtt_test_support::suite`) against real brokers, each test run by
+//! The shared client suites (`mqtt_test_support::suite` and `::delivery`) against real brokers, each test run by
 //! async-std's executor.
 
 /// Runs one test with `async_std::task::block_on`.
@@ -8,3 +8,4 @@ fn block_on<F: std::future::Future>(future: F) -> F::Output {
 }
 
 mqtt_test_support::client_suite!(mqtt_async_std::AsyncIo, block_on);
+mqtt_test_support::delivery_suite!(mqtt_async_std::AsyncIo, block_on);

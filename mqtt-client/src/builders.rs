@@ -1,5 +1,6 @@
 //! The builders the client's methods return ([`Connecting`], [`Reconnecting`],
-//! [`Publishing`], [`Delivering`]): set options, then `.await` them.
+//! [`Publishing`] (and its [`PublishFuture`] from `send_now`), [`Delivering`]): set options,
+//! then `.await` them.
 //!
 //! Each builder is itself a [`Future`], so it also goes straight into combinators
 //! (`join!`, `select`, a runtime's `timeout`). Nothing happens until the first poll: that is
@@ -8,6 +9,7 @@
 
 use std::future::Future;
 use std::pin::Pin;
+use std::sync::Arc;
 use std::sync::atomic::Ordering;
 use std::task::{Context, Poll};
 use std::time::Duration;
@@ -19,9 +21,10 @@ use mqtt_proto::ByteString;
 #[cfg(feature = "tls")]
 use crate::TlsOptions;
 use crate::driver::{self, Command, ConnectParams};
+use crate::queue::Permit;
 use crate::{
     ApplicationMessage, ClientError, ConnAck, MqttClient, Publish, PublishProperties, QoS,
-    ReasonCode, Runtime, Target, UriError, lock,
+    ReasonCode, Runtime, Shared, Target, UriError, lock,
 };
 
 type BoxFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
@@ -154,8 +157,8 @@ impl<'a, R: Runtime> Connecting<'a, R> {
             options,
             connect_timeout: client.inner.config.connect_timeout,
         };
-        let rx = client.start(params)?;
-        rx.await.unwrap_or(Err(ClientError::Closed))
+        let rx = client.start_when_idle(params).await?;
+        client.inner.shared.connack(rx).await
     }
 }
 
@@ -233,8 +236,8 @@ impl<'a, R: Runtime> Reconnecting<'a, R> {
         if let Some(clean) = clean_session {
             params.options.clean_start = clean;
         }
-        let rx = client.start(params)?;
-        rx.await.unwrap_or(Err(ClientError::Closed))
+        let rx = client.start_when_idle(params).await?;
+        client.inner.shared.connack(rx).await
     }
 }
 
@@ -260,8 +263,8 @@ impl<R: Runtime> std::fmt::Debug for Reconnecting<'_, R> {
 }
 
 /// Builder returned by [`MqttClient::publish`]; `.await` it (or poll it: it is a [`Future`]).
-/// The first poll queues the message for sending; the future then resolves when the QoS flow
-/// completes.
+/// The first poll queues the message for sending (or, when [`ClientConfig::max_queued`](crate::ClientConfig::max_queued) publishes
+/// are pending, waits for room); the future then resolves when the QoS flow completes.
 #[must_use = "a publish builder does nothing until awaited"]
 pub struct Publishing<'a, R: Runtime> {
     client: &'a MqttClient<R>,
@@ -271,17 +274,8 @@ pub struct Publishing<'a, R: Runtime> {
     retain: Option<bool>,
     ack_timeout: Option<Duration>,
     properties: PublishProperties,
-    state: PublishState<R>,
-}
-
-/// Where a publish is: not yet handed to the driver, waiting for its flow, or finished.
-enum PublishState<R: Runtime> {
-    Unsent,
-    Waiting {
-        rx: oneshot::Receiver<Result<ReasonCode, ClientError>>,
-        timeout: Option<Pin<Box<R::Sleep>>>,
-    },
-    Done,
+    /// The publish, from the first poll on.
+    started: Option<PublishFuture<R>>,
 }
 
 impl<'a, R: Runtime> Publishing<'a, R> {
@@ -294,7 +288,7 @@ impl<'a, R: Runtime> Publishing<'a, R> {
             retain: None,
             ack_timeout: None,
             properties: PublishProperties::default(),
-            state: PublishState::Unsent,
+            started: None,
         }
     }
 
@@ -311,7 +305,9 @@ impl<'a, R: Runtime> Publishing<'a, R> {
     }
 
     /// Fail with [`ClientError::Timeout`] if the flow has not completed by then (counted from
-    /// the first poll). The message stays in flight: MQTT has no way to take it back.
+    /// the first poll). If the message was still waiting for room in the queue, it is not
+    /// sent; if it was accepted, it stays in flight (MQTT has no way to take it back) and may
+    /// still be delivered.
     pub fn ack_timeout(mut self, timeout: Duration) -> Self {
         self.ack_timeout = Some(timeout);
         self
@@ -323,11 +319,32 @@ impl<'a, R: Runtime> Publishing<'a, R> {
         self
     }
 
-    /// Hands the message to the driver.
-    fn send(&mut self) -> Result<PublishState<R>, ClientError> {
+    /// Queues the message now, without waiting for room: fails with
+    /// [`ClientError::QueueFull`] when [`ClientConfig::max_queued`](crate::ClientConfig::max_queued) publishes (or
+    /// `max_queued_bytes`) are already pending. The returned future reports the outcome and
+    /// may be dropped: the message is sent anyway (fire and forget). On a builder that was
+    /// already polled, returns its future as it is.
+    pub fn send_now(mut self) -> Result<PublishFuture<R>, ClientError> {
+        if let Some(started) = self.started.take() {
+            return Ok(started);
+        }
         let client = self.client;
+        let (publish, ack_timeout) = self.take_publish();
+        let permit = client
+            .inner
+            .shared
+            .budget
+            .try_acquire(publish_size(&publish))
+            .ok_or(ClientError::QueueFull)?;
+        let mut future = PublishFuture::new(client, publish, ack_timeout);
+        future.submit(permit);
+        Ok(future)
+    }
+
+    /// The message, moved out of the builder.
+    fn take_publish(&mut self) -> (Publish, Option<Duration>) {
         let topic = std::mem::take(&mut self.topic);
-        let (default_qos, default_retain) = client.inner.config.publish_defaults(&topic);
+        let (default_qos, default_retain) = self.client.inner.config.publish_defaults(&topic);
         let publish = Publish {
             dup: false,
             qos: self.qos.unwrap_or(default_qos),
@@ -337,61 +354,165 @@ impl<'a, R: Runtime> Publishing<'a, R> {
             properties: std::mem::take(&mut self.properties),
             payload: std::mem::take(&mut self.payload),
         };
-        let (reply, rx) = oneshot::channel();
-        client.send(Command::Publish { publish, reply })?;
-        let runtime = &client.inner.runtime;
-        let timeout = self
-            .ack_timeout
-            .map(|timeout| Box::pin(runtime.sleep_until(runtime.now() + timeout)));
-        Ok(PublishState::Waiting { rx, timeout })
+        (publish, self.ack_timeout)
     }
 }
 
 impl<R: Runtime> Future for Publishing<'_, R> {
     type Output = Result<ReasonCode, ClientError>;
 
+    /// The first poll hands the message to the driver when the publish budget has room, so
+    /// publishes polled in turn (as `join!` does) are sent in that order, back to back;
+    /// otherwise the future waits for room.
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
         let this = self.get_mut();
-        if matches!(this.state, PublishState::Unsent) {
-            match this.send() {
-                Ok(state) => this.state = state,
-                Err(err) => {
-                    this.state = PublishState::Done;
-                    return Poll::Ready(Err(err));
-                }
+        let future = match &mut this.started {
+            Some(future) => future,
+            None => {
+                let (publish, ack_timeout) = this.take_publish();
+                let mut future = PublishFuture::new(this.client, publish, ack_timeout);
+                future.try_submit();
+                this.started.insert(future)
             }
-        }
-        let PublishState::Waiting { rx, timeout } = &mut this.state else {
-            // Polled again after completing.
-            return Poll::Ready(Err(ClientError::Closed));
         };
-        if let Poll::Ready(result) = Pin::new(rx).poll(cx) {
-            this.state = PublishState::Done;
-            return Poll::Ready(result.unwrap_or(Err(ClientError::Closed)));
-        }
-        if let Some(timeout) = timeout
-            && timeout.as_mut().poll(cx).is_ready()
-        {
-            this.state = PublishState::Done;
-            return Poll::Ready(Err(ClientError::Timeout));
-        }
-        Poll::Pending
+        Pin::new(future).poll(cx)
     }
 }
 
 impl<R: Runtime> std::fmt::Debug for Publishing<'_, R> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        let state = match self.state {
-            PublishState::Unsent => "unsent",
-            PublishState::Waiting { .. } => "waiting",
-            PublishState::Done => "done",
-        };
         f.debug_struct("Publishing")
             .field("topic", &self.topic)
             .field("qos", &self.qos)
             .field("retain", &self.retain)
-            .field("state", &state)
+            .field("started", &self.started.is_some())
             .finish_non_exhaustive()
+    }
+}
+
+/// What a publish counts against [`ClientConfig::max_queued_bytes`](crate::ClientConfig::max_queued_bytes).
+fn publish_size(publish: &Publish) -> usize {
+    publish.topic.len() + publish.payload.len()
+}
+
+/// The future of a publish: waits for room in the publish budget (backpressure), then for
+/// the flow's completion, with an optional timeout over both.
+///
+/// Cancellation: dropping it while it waits for room cancels the publish (nothing is sent).
+/// Once accepted (queued to the client), the message belongs to the client: dropping the
+/// future only stops waiting for the outcome, and the message is still sent (MQTT has no way
+/// to take back a message once it may have reached the broker).
+#[must_use = "futures do nothing unless polled"]
+pub struct PublishFuture<R: Runtime> {
+    shared: Arc<Shared>,
+    state: PublishState,
+    timeout: Option<Pin<Box<R::Sleep>>>,
+}
+
+enum PublishState {
+    /// Waiting for room in the publish budget.
+    Waiting {
+        publish: Publish,
+        listener: Option<event_listener::EventListener>,
+    },
+    /// Accepted: the driver answers on this channel.
+    Sent(oneshot::Receiver<Result<ReasonCode, ClientError>>),
+    /// Finished (or failed before it was accepted).
+    Done(Option<ClientError>),
+}
+
+impl<R: Runtime> PublishFuture<R> {
+    fn new(client: &MqttClient<R>, publish: Publish, ack_timeout: Option<Duration>) -> Self {
+        let runtime = &client.inner.runtime;
+        Self {
+            shared: client.inner.shared.clone(),
+            state: PublishState::Waiting {
+                publish,
+                listener: None,
+            },
+            timeout: ack_timeout
+                .map(|timeout| Box::pin(runtime.sleep_until(runtime.now() + timeout))),
+        }
+    }
+
+    /// Queues the message with `permit`.
+    fn submit(&mut self, permit: Permit) {
+        let state = std::mem::replace(&mut self.state, PublishState::Done(None));
+        let PublishState::Waiting { publish, .. } = state else {
+            self.state = state;
+            return;
+        };
+        let (reply, rx) = oneshot::channel();
+        self.state = if self.shared.commands.push(Command::Publish {
+            publish,
+            reply,
+            permit,
+        }) {
+            PublishState::Sent(rx)
+        } else {
+            PublishState::Done(Some(ClientError::NotConnected))
+        };
+    }
+
+    /// Queues the message if the budget has room; true if it left the waiting state.
+    fn try_submit(&mut self) -> bool {
+        let PublishState::Waiting { publish, .. } = &self.state else {
+            return true;
+        };
+        match self.shared.budget.try_acquire(publish_size(publish)) {
+            Some(permit) => {
+                self.submit(permit);
+                true
+            }
+            None => false,
+        }
+    }
+}
+
+impl<R: Runtime> Future for PublishFuture<R> {
+    type Output = Result<ReasonCode, ClientError>;
+
+    fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        let this = &mut *self;
+        loop {
+            match &mut this.state {
+                PublishState::Done(err) => {
+                    return Poll::Ready(Err(err.take().unwrap_or(ClientError::Closed)));
+                }
+                PublishState::Sent(rx) => {
+                    if let Poll::Ready(result) = Pin::new(rx).poll(cx) {
+                        this.state = PublishState::Done(None);
+                        return Poll::Ready(result.unwrap_or(Err(ClientError::Closed)));
+                    }
+                    break;
+                }
+                PublishState::Waiting { listener, .. } => match listener {
+                    // Listen first, then retry: a permit returned in between is not missed.
+                    None => {
+                        *listener = Some(this.shared.budget.listen());
+                        if !this.try_submit() {
+                            continue;
+                        }
+                    }
+                    Some(l) => {
+                        if Pin::new(l).poll(cx).is_pending() {
+                            break;
+                        }
+                        if let PublishState::Waiting { listener, .. } = &mut this.state {
+                            *listener = None;
+                        }
+                        this.try_submit();
+                    }
+                },
+            }
+        }
+        if let Some(timeout) = &mut this.timeout
+            && timeout.as_mut().poll(cx).is_ready()
+        {
+            this.state = PublishState::Done(None);
+            return Poll::Ready(Err(ClientError::Timeout));
+        }
+        Poll::Pending
     }
 }
 
@@ -426,17 +547,17 @@ impl<'a, R: Runtime> Delivering<'a, R> {
         timeout: Option<Duration>,
     ) -> Result<ApplicationMessage, ClientError> {
         let shared = &client.inner.shared;
+        let runtime = &client.inner.runtime;
         let epoch = shared.cancel_epoch.load(Ordering::SeqCst);
-        let deadline = timeout.map(|t| client.inner.runtime.now() + t);
+        let deadline = timeout.map(|t| runtime.now() + t);
         loop {
-            let listener = shared.cancel.listen();
+            // Listen before checking, so a message or a cancel in between is not missed.
+            let listener = shared.inbox.changed.listen();
             if shared.cancel_epoch.load(Ordering::SeqCst) != epoch {
                 return Err(ClientError::Closed);
             }
-            match shared.messages_rx.try_recv() {
-                Ok(message) => return Ok(message),
-                Err(async_channel::TryRecvError::Closed) => return Err(ClientError::Closed),
-                Err(async_channel::TryRecvError::Empty) => {}
+            if let Some(message) = shared.take_message(runtime.now()) {
+                return Ok(message);
             }
             // amqtt's `deliver_message` fails when the client is not connected: messages that
             // arrived before stay deliverable (above), but with no connection (and no
@@ -444,29 +565,15 @@ impl<'a, R: Runtime> Delivering<'a, R> {
             if !shared.commands.is_accepting() {
                 return Err(ClientError::NotConnected);
             }
-            let receive = async {
-                let recv = std::pin::pin!(shared.messages_rx.recv());
-                let listener = std::pin::pin!(listener);
-                match futures_util::future::select(recv, listener).await {
-                    futures_util::future::Either::Left((message, _)) => {
-                        Some(message.map_err(|_| ClientError::Closed))
-                    }
-                    futures_util::future::Either::Right(_) => None,
-                }
-            };
-            let outcome = match deadline {
+            match deadline {
                 Some(deadline) => {
-                    match driver::timeout(&client.inner.runtime, deadline, receive).await {
-                        Some(outcome) => outcome,
-                        None => return Err(ClientError::Timeout),
+                    if driver::timeout(runtime, deadline, listener).await.is_none() {
+                        return Err(ClientError::Timeout);
                     }
                 }
-                None => receive.await,
-            };
-            if let Some(result) = outcome {
-                return result;
+                None => listener.await,
             }
-            // Woken by `cancel_tasks` or by the client stopping: the checks above decide.
+            // Woken by a message, `cancel_tasks` or the client stopping: the checks decide.
         }
     }
 }

@@ -23,6 +23,24 @@ pub struct WillConfig {
     pub retain: bool,
 }
 
+/// What happens to a received QoS 0 message when the client already holds
+/// [`ClientConfig::message_buffer`] messages the application has not taken. Either way the
+/// drop is counted ([`MqttClient::dropped_messages`](crate::MqttClient::dropped_messages)) and
+/// reported ([`ConnectionEvent::MessagesDropped`](crate::ConnectionEvent::MessagesDropped)).
+/// QoS 1/2 messages are never dropped: flow control holds them back at the broker.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+#[cfg_attr(feature = "serde", derive(serde::Deserialize))]
+#[cfg_attr(feature = "serde", serde(rename_all = "snake_case"))]
+#[non_exhaustive]
+pub enum Overflow {
+    /// Drop the message that just arrived (what was buffered first is delivered first).
+    #[default]
+    DropNewest,
+    /// Drop the oldest buffered QoS 0 message to make room (the freshest data wins, as for
+    /// sensor readings); if every buffered message is QoS 1/2, the new one is dropped.
+    DropOldest,
+}
+
 /// Per-topic publish defaults (amqtt's `topics` section).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 #[cfg_attr(feature = "serde", derive(serde::Deserialize))]
@@ -98,13 +116,38 @@ pub struct ClientConfig {
     /// Time allowed for TCP, TLS, WebSocket and CONNACK together.
     #[cfg_attr(feature = "serde", serde(with = "serde_impl::secs"))]
     pub connect_timeout: Duration,
-    /// Outgoing QoS 1/2 messages in flight at once.
-    pub max_inflight: u16,
+    /// Outgoing QoS 1/2 messages in flight at once. `None` (the default) picks what the broker
+    /// can take: in MQTT 5 the Receive Maximum the broker announces in CONNACK; in MQTT 3.1.1,
+    /// which cannot announce one, 20, the quota of mosquitto's default configuration
+    /// (`max_inflight_messages`). A 3.1.1 broker silently drops a QoS 2 PUBLISH beyond its
+    /// quota while still answering PUBREC, so a window above the broker's quota loses
+    /// messages that are reported as delivered: raise it only to what the broker allows.
+    pub max_inflight: Option<u16>,
+    /// Publishes accepted and not yet completed (queued, being written or in flight), QoS 0
+    /// included. When reached, `publish(..).await` waits for room (backpressure) and
+    /// [`Publishing::send_now`](crate::Publishing::send_now) fails with
+    /// [`ClientError::QueueFull`](crate::ClientError::QueueFull).
+    pub max_queued: usize,
+    /// Payload and topic bytes of those publishes; the same backpressure applies. A single
+    /// publish larger than this is still accepted when nothing else is queued.
+    pub max_queued_bytes: usize,
     /// Largest packet accepted from the broker.
     pub max_packet_size: u32,
-    /// Received messages buffered for `deliver_message` / `messages` before the client stops
-    /// reading from the socket.
+    /// Received messages the client holds for `deliver_message` / `messages`. The socket is
+    /// always read; QoS 1/2 messages beyond this are held back by flow control (they are
+    /// acknowledged only when the application takes them, and MQTT 5 announces this as the
+    /// Receive Maximum unless [`receive_maximum`](Self::receive_maximum) says otherwise);
+    /// QoS 0 messages beyond it are dropped by [`overflow`](Self::overflow).
     pub message_buffer: usize,
+    /// What happens to a QoS 0 message that arrives when `message_buffer` messages wait.
+    pub overflow: Overflow,
+    /// MQTT 5 Receive Maximum announced to the broker: how many unacknowledged QoS 1/2
+    /// messages it may send at once. `None`: `message_buffer` (at most 65,535).
+    pub receive_maximum: Option<u16>,
+    /// Acknowledge received QoS 1/2 messages only when the application calls
+    /// [`MqttClient::ack`](crate::MqttClient::ack) (after processing them). Off: a message is
+    /// acknowledged when `deliver_message` / `messages` hands it out.
+    pub manual_acks: bool,
     /// Per-topic publish defaults.
     pub topics: HashMap<String, TopicConfig>,
     /// MQTT 5 session expiry interval in seconds.
@@ -136,9 +179,14 @@ impl Default for ClientConfig {
             password: None,
             protocol_version: ProtocolVersion::V311,
             connect_timeout: Duration::from_secs(10),
-            max_inflight: 100,
+            max_inflight: None,
+            max_queued: 10_000,
+            max_queued_bytes: 64 * 1024 * 1024,
             max_packet_size: 1024 * 1024,
             message_buffer: 1024,
+            overflow: Overflow::DropNewest,
+            receive_maximum: None,
+            manual_acks: false,
             topics: HashMap::new(),
             session_expiry_interval: None,
         }
@@ -201,12 +249,22 @@ builders! {
     protocol_version: ProtocolVersion => protocol_version,
     /// Sets `connect_timeout`.
     connect_timeout: Duration => connect_timeout,
-    /// Sets `max_inflight`.
-    max_inflight: u16 => max_inflight,
+    /// Sets `max_inflight` (at least 1).
+    max_inflight: u16 => Some(max_inflight.max(1)),
+    /// Sets `max_queued` (at least 1).
+    max_queued: usize => max_queued.max(1),
+    /// Sets `max_queued_bytes`.
+    max_queued_bytes: usize => max_queued_bytes,
     /// Sets `max_packet_size`.
     max_packet_size: u32 => max_packet_size,
-    /// Sets `message_buffer`.
+    /// Sets `message_buffer` (at least 1).
     message_buffer: usize => message_buffer.max(1),
+    /// Sets `overflow`.
+    overflow: Overflow => overflow,
+    /// Sets the MQTT 5 Receive Maximum announced to the broker (at least 1).
+    receive_maximum: u16 => Some(receive_maximum.max(1)),
+    /// Sets `manual_acks`.
+    manual_acks: bool => manual_acks,
     /// Sets the MQTT 5 session expiry interval.
     session_expiry_interval: u32 => Some(session_expiry_interval),
 }
@@ -226,6 +284,23 @@ impl ClientConfig {
     pub fn topic(mut self, topic: &str, config: TopicConfig) -> Self {
         self.topics.insert(topic.to_owned(), config);
         self
+    }
+
+    /// The in-flight window for `version` (see [`max_inflight`](Self::max_inflight)).
+    pub(crate) fn inflight_window(&self, version: ProtocolVersion) -> u16 {
+        match (self.max_inflight, version) {
+            (Some(window), _) => window.max(1),
+            (None, ProtocolVersion::V311) => 20,
+            // MQTT 5: the broker's Receive Maximum lowers this when the session applies it.
+            (None, _) => u16::MAX,
+        }
+    }
+
+    /// The Receive Maximum announced in MQTT 5 CONNECT.
+    pub(crate) fn announced_receive_maximum(&self) -> u16 {
+        self.receive_maximum
+            .unwrap_or_else(|| u16::try_from(self.message_buffer).unwrap_or(u16::MAX))
+            .max(1)
     }
 
     /// The QoS and retain flag a publish on `topic` gets when it sets neither.

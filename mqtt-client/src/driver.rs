@@ -4,6 +4,12 @@
 //! One task per client. Each wake it drains every pending command, reads what the socket
 //! has, fires due timers, dispatches events, and writes everything the session encoded in one
 //! buffer (the session coalesces packets, so a burst of publishes costs one write).
+//!
+//! The socket is always read: received messages go to the inbox, and the session is in
+//! manual acknowledgement mode, so a QoS 1/2 message is acknowledged only when the application
+//! takes it (or acknowledges it). A slow consumer therefore holds back the broker through MQTT
+//! flow control, never by stalling the socket, and PINGRESP, acknowledgements of our own
+//! publishes and DISCONNECT are never stuck behind unread messages.
 
 use std::collections::{HashMap, VecDeque};
 use std::future::{Future, poll_fn};
@@ -20,14 +26,20 @@ use mqtt_proto::{ByteString, ConnAck, Disconnect, Publish, ReasonCode, Subscribe
 use tracing::{debug, info, warn};
 
 use super::error::ClientError;
+use super::inbox::Pushed;
+use super::queue::Permit;
 use super::transport::{self, Runtime, Transport};
 use super::uri::Target;
 use super::{ApplicationMessage, ConnectionEvent, Shared};
-use mqtt_session::{ConnectOptions, ConnectionError, ConnectionState, Event, Session, Token};
+use mqtt_session::{
+    AckToken, ConnectOptions, ConnectionError, ConnectionState, Event, Session, Token,
+};
 
-/// Size of the socket read buffer: large enough that a busy connection is drained in few
-/// reads, small enough to stay cheap per client.
-const READ_CHUNK: usize = 64 * 1024;
+/// First size of the socket read buffer: an idle client holds only this much.
+const READ_BUF_MIN: usize = 4 * 1024;
+/// Largest size of the socket read buffer: a read that fills the buffer doubles it up to
+/// this, so a busy connection is drained in few reads.
+const READ_BUF_MAX: usize = 64 * 1024;
 
 /// How long closing a transport may take before it is simply dropped.
 const CLOSE_TIMEOUT: Duration = Duration::from_secs(1);
@@ -52,7 +64,11 @@ pub(crate) enum Command {
     Publish {
         publish: Publish,
         reply: Reply<ReasonCode>,
+        /// The publish's share of the client's publish budget, returned when it completes.
+        permit: Permit,
     },
+    /// The application took (or acknowledged) a received message.
+    Ack(AckToken),
     Subscribe {
         filters: Vec<SubscribeFilter>,
         reply: Reply<Vec<ReasonCode>>,
@@ -81,7 +97,11 @@ impl Command {
     fn refuse(self) {
         let err = ClientError::NotConnected;
         match self {
-            Self::Publish { reply, .. } => drop(reply.send(Err(err))),
+            Self::Publish { reply, permit, .. } => {
+                drop(permit);
+                drop(reply.send(Err(err)));
+            }
+            Self::Ack(_) => {}
             Self::Subscribe { reply, .. } | Self::Unsubscribe { reply, .. } => {
                 drop(reply.send(Err(err)));
             }
@@ -94,7 +114,7 @@ impl Command {
 
 /// A caller waiting for a command's completion event.
 enum Waiter {
-    Publish(Reply<ReasonCode>),
+    Publish(Reply<ReasonCode>, Permit),
     Subscribe(Reply<Vec<ReasonCode>>),
     Unsubscribe(Reply<Vec<ReasonCode>>),
     Ping(Reply<()>),
@@ -104,7 +124,10 @@ impl Waiter {
     fn fail(self, err: ClientError) {
         // A dropped receiver means the caller stopped waiting: nothing to tell.
         match self {
-            Self::Publish(reply) => drop(reply.send(Err(err))),
+            Self::Publish(reply, permit) => {
+                drop(permit);
+                drop(reply.send(Err(err)));
+            }
             Self::Subscribe(reply) | Self::Unsubscribe(reply) => drop(reply.send(Err(err))),
             Self::Ping(reply) => drop(reply.send(Err(err))),
         }
@@ -136,12 +159,12 @@ pub(crate) struct Driver<R: Runtime> {
     auto_reconnect: bool,
     reconnect_retries: Option<u32>,
     reconnect_max_interval: Duration,
-    /// Messages waiting for room in the delivery channel; while any wait, the socket is not
-    /// read, so a slow consumer slows the broker down instead of growing memory.
-    backlog: VecDeque<ApplicationMessage>,
-    delivering: Option<Pin<Box<dyn Future<Output = ()> + Send>>>,
-    read_buf: Box<[u8]>,
+    /// QoS 0 messages dropped by the inbox's overflow policy and not reported yet.
+    dropped_unreported: u64,
+    read_buf: Vec<u8>,
     writing: Bytes,
+    /// Bounds how long a local close (DISCONNECT) may take to write out.
+    drain_timer: Option<Pin<Box<R::Sleep>>>,
     needs_flush: bool,
     sleep: Option<(Instant, Pin<Box<R::Sleep>>)>,
     end: Option<Ended>,
@@ -174,10 +197,10 @@ impl<R: Runtime> Driver<R> {
             auto_reconnect,
             reconnect_retries,
             reconnect_max_interval,
-            backlog: VecDeque::new(),
-            delivering: None,
-            read_buf: vec![0; READ_CHUNK].into_boxed_slice(),
+            dropped_unreported: 0,
+            read_buf: Vec::new(),
             writing: Bytes::new(),
+            drain_timer: None,
             needs_flush: false,
             sleep: None,
             end: None,
@@ -238,10 +261,30 @@ impl<R: Runtime> Driver<R> {
             self.params.tls.as_ref(),
             &self.params.headers,
         );
-        let transport = match timeout(&self.runtime, deadline, open).await {
-            Some(Ok(transport)) => transport,
-            Some(Err(err)) => return self.connect_failed(err),
-            None => return self.connect_failed(ClientError::Timeout),
+        let opened = {
+            let mut open = std::pin::pin!(timeout(&self.runtime, deadline, open));
+            let connect_waiter = &mut self.connect_waiter;
+            poll_fn(|cx| {
+                // The caller of `connect` gave up (dropped its future): so does the attempt.
+                if connect_waiter
+                    .as_mut()
+                    .is_some_and(|waiter| waiter.poll_canceled(cx).is_ready())
+                {
+                    return Poll::Ready(None);
+                }
+                open.as_mut().poll(cx).map(Some)
+            })
+            .await
+        };
+        let transport = match opened {
+            None => {
+                debug!("connect cancelled by its caller");
+                self.connect_waiter = None;
+                return Ended::Closed;
+            }
+            Some(Some(Ok(transport))) => transport,
+            Some(Some(Err(err))) => return self.connect_failed(err),
+            Some(None) => return self.connect_failed(ClientError::Timeout),
         };
         // One budget for TCP, TLS, WebSocket and CONNACK together.
         let now = self.runtime.now();
@@ -278,7 +321,7 @@ impl<R: Runtime> Driver<R> {
                     other => self.end = other,
                 }
             }
-            if handles_gone {
+            if handles_gone || self.connect_cancelled(cx) {
                 return Poll::Ready(true);
             }
             sleep.as_mut().poll(cx).map(|()| false)
@@ -290,6 +333,7 @@ impl<R: Runtime> Driver<R> {
         self.writing = Bytes::new();
         self.needs_flush = false;
         self.end = None;
+        self.drain_timer = None;
         let ended = poll_fn(|cx| self.poll_serve(cx, &mut transport)).await;
         // Closing (TLS close_notify, WebSocket close frame) is best effort and bounded: the
         // session has already moved on, and a dead peer must not hold up a reconnect.
@@ -321,20 +365,25 @@ impl<R: Runtime> Driver<R> {
                 self.end = Some(Ended::Closed);
                 progress = true;
             }
-
-            if let Some(delivering) = &mut self.delivering
-                && delivering.as_mut().poll(cx).is_ready()
-            {
-                self.delivering = None;
-                self.flush_backlog();
+            if !self.session.is_connected() && self.connect_cancelled(cx) {
+                // The caller of `connect` / `reconnect` gave up before CONNACK: abandon the
+                // attempt, so that the next `connect` finds the client idle.
+                debug!("connect cancelled by its caller");
+                self.connect_waiter = None;
+                self.end = Some(Ended::Closed);
+                self.session.handle_transport_closed(now);
                 progress = true;
             }
 
+            // Always read: flow control, not a stalled socket, holds back a slow consumer.
             let reading = matches!(
                 self.session.state(),
                 ConnectionState::Connecting | ConnectionState::Connected
             );
-            if reading && self.delivering.is_none() {
+            if reading {
+                if self.read_buf.is_empty() {
+                    self.read_buf.resize(READ_BUF_MIN, 0);
+                }
                 match Pin::new(&mut **transport).poll_read(cx, &mut self.read_buf) {
                     Poll::Ready(Ok(0)) => {
                         debug!("transport closed by the broker");
@@ -343,6 +392,10 @@ impl<R: Runtime> Driver<R> {
                     }
                     Poll::Ready(Ok(n)) => {
                         self.session.handle_read(now, &self.read_buf[..n]);
+                        if n == self.read_buf.len() && n < READ_BUF_MAX {
+                            // A full read: more is likely waiting; read more at once next time.
+                            self.read_buf.resize(n * 2, 0);
+                        }
                         progress = true;
                     }
                     Poll::Ready(Err(err)) => {
@@ -370,6 +423,13 @@ impl<R: Runtime> Driver<R> {
                 progress = true;
             }
 
+            let lost = matches!(self.end, Some(Ended::Lost(_)));
+            if lost && self.session.state() != ConnectionState::Connected {
+                // The connection is over: bytes still unsent (a peer that stopped reading,
+                // a link that is cut) must not hold up the loss report and the reconnect.
+                // A final DISCONNECT the session queued gets one try below.
+                self.writing = Bytes::new();
+            }
             loop {
                 if self.writing.is_empty() {
                     match self.session.poll_transmit(now) {
@@ -402,23 +462,62 @@ impl<R: Runtime> Driver<R> {
                 }
             }
 
-            if self.session.state() == ConnectionState::Disconnected
-                && self.writing.is_empty()
-                && !self.needs_flush
-            {
-                // A `disconnect` caller is answered by `shutdown`, once the session is parked, so
-                // that a `connect` right after it finds the client idle.
-                let ended = self
-                    .end
-                    .take()
-                    .unwrap_or(Ended::Lost(ClientError::ConnectionLost(
-                        ConnectionError::TransportClosed,
-                    )));
-                return Poll::Ready(ended);
+            if self.session.state() == ConnectionState::Disconnected {
+                let lost = matches!(self.end, Some(Ended::Lost(_)) | None);
+                let drained = self.writing.is_empty() && !self.needs_flush;
+                // A local close (DISCONNECT) is written out, within a bound.
+                let drain_expired = !lost && !drained && self.poll_drain_timer(cx);
+                if lost || drained || drain_expired {
+                    // A `disconnect` caller is answered by `shutdown`, once the session is
+                    // parked, so that a `connect` right after it finds the client idle.
+                    let ended =
+                        self.end
+                            .take()
+                            .unwrap_or(Ended::Lost(ClientError::ConnectionLost(
+                                ConnectionError::TransportClosed,
+                            )));
+                    self.report_drops();
+                    return Poll::Ready(ended);
+                }
             }
             if !progress {
+                self.report_drops();
                 return Poll::Pending;
             }
+        }
+    }
+
+    /// Whether the caller of `connect` / `reconnect` dropped its future (registers for
+    /// the notification otherwise).
+    fn connect_cancelled(&mut self, cx: &mut Context<'_>) -> bool {
+        self.connect_waiter
+            .as_mut()
+            .is_some_and(|waiter| waiter.poll_canceled(cx).is_ready())
+    }
+
+    /// Polls the bound on writing out a local close, arming it on first use.
+    fn poll_drain_timer(&mut self, cx: &mut Context<'_>) -> bool {
+        let runtime = &self.runtime;
+        let timer = self
+            .drain_timer
+            .get_or_insert_with(|| Box::pin(runtime.sleep_until(runtime.now() + CLOSE_TIMEOUT)));
+        if timer.as_mut().poll(cx).is_ready() {
+            debug!("DISCONNECT not written within the close timeout; closing anyway");
+            return true;
+        }
+        false
+    }
+
+    /// Tells the application about QoS 0 messages the inbox dropped, once per batch.
+    fn report_drops(&mut self) {
+        if self.dropped_unreported > 0 {
+            let count = std::mem::take(&mut self.dropped_unreported);
+            warn!(
+                count,
+                "received QoS 0 messages dropped: the application is not keeping up"
+            );
+            self.shared
+                .status(ConnectionEvent::MessagesDropped { count });
         }
     }
 
@@ -457,11 +556,16 @@ impl<R: Runtime> Driver<R> {
     /// Applies one command. Returns true when the driver must stop serving commands now.
     fn apply(&mut self, now: Instant, command: Command) -> bool {
         match command {
-            Command::Publish { publish, reply } => match self.session.publish(now, publish) {
+            Command::Publish {
+                publish,
+                reply,
+                permit,
+            } => match self.session.publish(now, publish) {
                 Ok(token) => {
-                    self.waiters.insert(token, Waiter::Publish(reply));
+                    self.waiters.insert(token, Waiter::Publish(reply, permit));
                 }
                 Err(err) => {
+                    drop(permit);
                     let _ = reply.send(Err(err.into()));
                 }
             },
@@ -517,6 +621,11 @@ impl<R: Runtime> Driver<R> {
                     return true;
                 }
             }
+            Command::Ack(token) => {
+                if let Err(err) = self.session.ack(now, token) {
+                    debug!(%err, "acknowledgement not applied");
+                }
+            }
             Command::Cancel => {
                 for (_, waiter) in self.waiters.drain() {
                     waiter.fail(ClientError::Closed);
@@ -540,19 +649,34 @@ impl<R: Runtime> Driver<R> {
                 self.shared
                     .status(ConnectionEvent::Connected { session_present });
                 if let Some(waiter) = self.connect_waiter.take() {
-                    let _ = waiter.send(Ok(ConnAck {
+                    let answered = waiter.send(Ok(ConnAck {
                         session_present,
                         reason_code: ReasonCode::Success,
                         properties: *properties,
                     }));
+                    if answered.is_err() {
+                        // The caller gave up just before CONNACK: the attempt is abandoned.
+                        debug!("connect cancelled by its caller at CONNACK; disconnecting");
+                        let _ = self
+                            .session
+                            .disconnect(self.runtime.now(), Disconnect::default());
+                        self.end = Some(Ended::Closed);
+                    }
                 }
             }
             Event::Published { token, result } => {
-                if let Some(Waiter::Publish(reply)) = self.waiters.remove(&token) {
+                if let Some(Waiter::Publish(reply, permit)) = self.waiters.remove(&token) {
+                    // Room first: a caller woken by the reply may publish again at once.
+                    drop(permit);
                     let _ = reply.send(result.map_err(ClientError::from));
                 }
             }
-            Event::Message(message) => self.deliver(ApplicationMessage::new(message.publish)),
+            Event::Message(message) => {
+                let message = ApplicationMessage::new(message.publish, message.ack);
+                if self.shared.inbox.push(message) != Pushed::Queued {
+                    self.dropped_unreported += 1;
+                }
+            }
             Event::Subscribed {
                 token,
                 reason_codes,
@@ -617,41 +741,11 @@ impl<R: Runtime> Driver<R> {
         }
     }
 
-    fn deliver(&mut self, message: ApplicationMessage) {
-        if self.delivering.is_some() {
-            self.backlog.push_back(message);
-            return;
-        }
-        match self.shared.messages_tx.try_send(message) {
-            Ok(()) => {}
-            Err(async_channel::TrySendError::Full(message)) => {
-                let tx = self.shared.messages_tx.clone();
-                self.delivering = Some(Box::pin(async move {
-                    // Closed only when the client is gone: the message has nowhere to go.
-                    let _ = tx.send(message).await;
-                }));
-            }
-            Err(async_channel::TrySendError::Closed(_)) => {}
-        }
-    }
-
-    fn flush_backlog(&mut self) {
-        while self.delivering.is_none() {
-            let Some(message) = self.backlog.pop_front() else {
-                return;
-            };
-            self.deliver(message);
-        }
-    }
-
     /// The driver stops: everyone still waiting learns why, and the session is parked for a
     /// later `connect` / `reconnect`.
     fn shutdown(mut self, err: ClientError) {
         for (_, waiter) in self.waiters.drain() {
             waiter.fail(err.clone());
-        }
-        for message in self.backlog.drain(..) {
-            let _ = self.shared.messages_tx.try_send(message);
         }
         // Park first and stop accepting commands under the same lock, answer after: a caller
         // woken by `disconnect` may `connect` at once and must find the session parked.
@@ -662,11 +756,17 @@ impl<R: Runtime> Driver<R> {
         if let Some(waiter) = self.connect_waiter.take() {
             let _ = waiter.send(Err(err));
         }
+        let now = self.runtime.now();
         for command in self.inbox.drain(..).chain(leftovers) {
-            command.refuse();
+            match command {
+                // The application took a message: its acknowledgement goes to the parked
+                // session (QoS 2 state must be recorded; QoS 1 from this connection is void).
+                Command::Ack(token) => self.shared.ack(now, token),
+                other => other.refuse(),
+            }
         }
         // `deliver_message` callers waiting for a message that can no longer come re-check.
-        self.shared.cancel.notify(usize::MAX);
+        self.shared.inbox.wake_all();
         self.shared.status(ConnectionEvent::Closed);
     }
 }

@@ -117,7 +117,9 @@ pub enum ClientError {
     #[cfg_attr(docsrs, doc(cfg(feature = "ws")))]
     #[error("WebSocket error")]
     WebSocket(#[source] Arc<async_tungstenite::tungstenite::Error>),
-    /// The operation did not complete in time.
+    /// The operation did not complete in time. For a publish that was already accepted, the
+    /// message is still in flight and may be delivered: see
+    /// [`MqttClient::publish`](crate::MqttClient::publish).
     #[error("timed out")]
     Timeout,
     /// The client is not connected (and the operation cannot wait for a reconnect).
@@ -150,7 +152,13 @@ pub enum ClientError {
     /// says not to send it again.
     #[error("the broker's session was lost while the message was in flight")]
     SessionLost,
-    /// The client was closed (`disconnect`, `cancel_tasks`, or every handle dropped).
+    /// [`ClientConfig::max_queued`](crate::ClientConfig::max_queued) publishes (or
+    /// `max_queued_bytes`) are pending and the publish was asked not to wait
+    /// ([`Publishing::send_now`](crate::Publishing::send_now)). Nothing was sent.
+    #[error("publish queue full")]
+    QueueFull,
+    /// The client was closed (`disconnect`, `cancel_tasks`, or every handle dropped). A publish
+    /// failing with it may still be delivered (its message stays in the session).
     #[error("client closed")]
     Closed,
 }

@@ -31,6 +31,7 @@ mod builders;
 mod config;
 mod driver;
 mod error;
+mod inbox;
 mod queue;
 #[cfg(feature = "tls")]
 mod tls;
@@ -38,8 +39,11 @@ mod transport;
 mod uri;
 
 use std::collections::VecDeque;
+use std::future::Future;
+use std::pin::Pin;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
+use std::task::{Context, Poll};
 use std::time::Duration;
 
 use bytes::Bytes;
@@ -47,9 +51,10 @@ use futures_channel::{mpsc, oneshot};
 use futures_util::Stream;
 use mqtt_proto::properties::WillProperties;
 use mqtt_proto::{ByteString, PacketId, Will};
+use tracing::debug;
 
-pub use builders::{Connecting, Delivering, Publishing, Reconnecting};
-pub use config::{ClientConfig, TopicConfig, WillConfig};
+pub use builders::{Connecting, Delivering, PublishFuture, Publishing, Reconnecting};
+pub use config::{ClientConfig, Overflow, TopicConfig, WillConfig};
 #[cfg(feature = "tls")]
 pub use error::TlsError;
 pub use error::{ClientError, UriError};
@@ -66,11 +71,12 @@ pub use mqtt_proto::properties::{PublishProperties, SubscribeProperties, UserPro
 pub use mqtt_proto::{ConnAck, ProtocolVersion, Publish, QoS, ReasonCode, SubscribeFilter};
 pub use mqtt_session::{ConnectionError, ProtocolError, PublishError, ServerReason, SessionError};
 
+use inbox::Inbox;
 /// The codec, re-exported so users need one dependency.
 pub use mqtt_proto as proto;
 /// The sans-IO session the client drives, for users who need its types.
 pub use mqtt_session as session;
-use queue::CommandQueue;
+use queue::{CommandQueue, PublishBudget};
 
 /// Everything a user of an adapter crate needs, re-exported by `mqtt-tokio` and
 /// `mqtt-async-std` so both present the same names.
@@ -85,17 +91,19 @@ pub mod prelude {
     pub use mqtt_proto::{ConnAck, ProtocolVersion, QoS, ReasonCode};
 }
 
-use mqtt_session::{ConnectOptions, Session, SessionConfig};
+use mqtt_session::{AckMode, AckToken, ConnectOptions, Session, SessionConfig};
 
 /// A received message (amqtt's `ApplicationMessage`).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ApplicationMessage {
     publish: Publish,
+    /// How to acknowledge it (QoS 1/2); `None` for QoS 0.
+    ack: Option<AckToken>,
 }
 
 impl ApplicationMessage {
-    fn new(publish: Publish) -> Self {
-        Self { publish }
+    fn new(publish: Publish, ack: Option<AckToken>) -> Self {
+        Self { publish, ack }
     }
 
     /// The topic it was published on.
@@ -160,22 +168,35 @@ pub enum ConnectionEvent {
         /// 1 for the first attempt after a loss.
         attempt: u32,
     },
+    /// Received QoS 0 messages were dropped because the application had
+    /// [`message_buffer`](ClientConfig::message_buffer) messages waiting (see
+    /// [`Overflow`]). Reported at most once per batch of reads.
+    MessagesDropped {
+        /// Messages dropped since the last such event.
+        count: u64,
+    },
     /// The client stopped: after `disconnect`, or when reconnecting gave up.
     Closed,
 }
 
 /// State shared between the handles and the driver task.
 pub(crate) struct Shared {
-    messages_tx: async_channel::Sender<ApplicationMessage>,
-    messages_rx: async_channel::Receiver<ApplicationMessage>,
+    /// Received messages the application has not taken.
+    inbox: Inbox,
+    /// Acknowledge messages only when the application says so.
+    manual_acks: bool,
+    /// The bound on accepted, unfinished publishes.
+    budget: Arc<PublishBudget>,
     status: Mutex<Vec<mpsc::UnboundedSender<ConnectionEvent>>>,
     /// The session and connection parameters while no driver runs.
     parked: Mutex<Parked>,
     /// Commands for the running driver.
     commands: CommandQueue,
-    /// Bumped by `cancel_tasks`; `deliver_message` calls started before fail with `Closed`.
+    /// Bumped by `cancel_tasks`; `deliver_message` calls started before fail with `Closed`
+    /// (they are woken through the inbox's listeners).
     cancel_epoch: AtomicU64,
-    cancel: event_listener::Event,
+    /// Notified when a driver parks its session and stops.
+    parked_event: event_listener::Event,
 }
 
 #[derive(Default)]
@@ -192,6 +213,38 @@ fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
 }
 
 impl Shared {
+    /// Takes the oldest received message; unless acknowledgements are manual, its
+    /// acknowledgement goes out now: the application has it.
+    fn take_message(&self, now: std::time::Instant) -> Option<ApplicationMessage> {
+        let message = self.inbox.pop()?;
+        if !self.manual_acks
+            && let Some(token) = message.ack
+        {
+            self.ack(now, token);
+        }
+        Some(message)
+    }
+
+    /// Hands an acknowledgement to the session: through the running driver, or straight to
+    /// the parked session when none runs (a QoS 2 acknowledgement must not be lost: the
+    /// broker's re-sent PUBLISH is answered with PUBREC only once it is recorded).
+    fn ack(&self, now: std::time::Instant, token: AckToken) {
+        if self.commands.push(Command::Ack(token)) {
+            return;
+        }
+        // `start` and `park` move the session and open / close the queue under this lock,
+        // so holding it, either a driver accepts the command or the session is parked.
+        let mut parked = lock(&self.parked);
+        if self.commands.push(Command::Ack(token)) {
+            return;
+        }
+        if let Some(session) = parked.session.as_mut()
+            && let Err(err) = session.ack(now, token)
+        {
+            debug!(%err, "acknowledgement not applied");
+        }
+    }
+
     fn status(&self, event: ConnectionEvent) {
         lock(&self.status).retain(|tx| tx.unbounded_send(event.clone()).is_ok());
     }
@@ -200,10 +253,48 @@ impl Shared {
     /// closed, atomically for `start` (which takes the same locks in the same order). Returns
     /// the commands that were still queued.
     fn park(&self, session: Session, params: ConnectParams) -> VecDeque<Command> {
-        let mut parked = lock(&self.parked);
-        parked.session = Some(session);
-        parked.params = Some(params);
-        self.commands.close()
+        let leftovers = {
+            let mut parked = lock(&self.parked);
+            parked.session = Some(session);
+            parked.params = Some(params);
+            self.commands.close()
+        };
+        self.parked_event.notify(usize::MAX);
+        leftovers
+    }
+
+    /// Waits for the driver's answer to a connect or reconnect. If the caller drops this
+    /// future before the answer, the attempt is marked abandoned: the driver gives it up, and
+    /// a `connect` issued meanwhile waits for it to stop instead of failing with
+    /// `AlreadyConnected`.
+    async fn connack(
+        &self,
+        rx: oneshot::Receiver<Result<ConnAck, ClientError>>,
+    ) -> Result<ConnAck, ClientError> {
+        struct Waiting<'a> {
+            shared: &'a Shared,
+            rx: Option<oneshot::Receiver<Result<ConnAck, ClientError>>>,
+        }
+        impl Drop for Waiting<'_> {
+            fn drop(&mut self) {
+                // An answer already delivered means the attempt finished, not abandoned.
+                if let Some(mut rx) = self.rx.take()
+                    && !matches!(rx.try_recv(), Ok(Some(_)))
+                {
+                    self.shared.commands.abandon();
+                }
+            }
+        }
+        let mut waiting = Waiting {
+            shared: self,
+            rx: Some(rx),
+        };
+        let result = match &mut waiting.rx {
+            Some(rx) => rx.await.unwrap_or(Err(ClientError::Closed)),
+            None => Err(ClientError::Closed),
+        };
+        waiting.rx = None;
+        result
     }
 }
 
@@ -256,20 +347,26 @@ impl<R: Runtime> MqttClient<R> {
     /// Like [`new`](Self::new), with an explicit runtime handle.
     pub fn with_runtime(client_id: Option<&str>, config: ClientConfig, runtime: R) -> Self {
         let client_id = client_id.map_or_else(random_client_id, ByteString::from);
-        let (messages_tx, messages_rx) = async_channel::bounded(config.message_buffer.max(1));
+        let inbox = Inbox::new(config.message_buffer, config.overflow);
+        let manual_acks = config.manual_acks;
+        let budget = Arc::new(PublishBudget::new(
+            config.max_queued,
+            config.max_queued_bytes,
+        ));
         Self {
             inner: Arc::new(Inner {
                 runtime,
                 config,
                 client_id,
                 shared: Arc::new(Shared {
-                    messages_tx,
-                    messages_rx,
+                    inbox,
+                    manual_acks,
+                    budget,
                     status: Mutex::new(Vec::new()),
                     parked: Mutex::new(Parked::default()),
                     commands: CommandQueue::default(),
                     cancel_epoch: AtomicU64::new(0),
-                    cancel: event_listener::Event::new(),
+                    parked_event: event_listener::Event::new(),
                 }),
             }),
         }
@@ -303,7 +400,20 @@ impl<R: Runtime> MqttClient<R> {
 
     /// Publishes `payload` on `topic`. A builder: `.qos(..)`, `.retain(..)`, `.ack_timeout(..)`,
     /// `.properties(..)`, then `.await`; it resolves when the QoS flow completes (QoS 0: when
-    /// written to the socket) with the final acknowledgement's reason code.
+    /// handed to the transport; QoS 1: at PUBACK; QoS 2: at PUBCOMP) with the final
+    /// acknowledgement's reason code.
+    ///
+    /// The message is *accepted* when it is queued to the client: at once if fewer than
+    /// [`ClientConfig::max_queued`] publishes are pending, otherwise once room appears
+    /// (backpressure: the future waits). [`Publishing::send_now`] queues without waiting or
+    /// fails with [`ClientError::QueueFull`].
+    ///
+    /// Cancellation: dropping the future before the message is accepted sends nothing. After
+    /// it, the message belongs to the client and is sent (and re-sent after reconnects) even
+    /// if the future is dropped; dropping only stops waiting for the outcome. For the same
+    /// reason [`ClientError::Timeout`] from `.ack_timeout(..)` and [`ClientError::Closed`] from
+    /// a `disconnect` or `cancel_tasks` do not mean "not delivered": an application that
+    /// publishes again after them may deliver the message twice.
     ///
     /// The builder is a future that queues the message on its first poll, so publishes
     /// joined together go out in the order they are polled, pipelined on the connection:
@@ -369,6 +479,12 @@ impl<R: Runtime> MqttClient<R> {
     /// [`ClientError::NotConnected`] when no message is waiting and the client has no connection
     /// (nor a reconnect under way) that could bring one.
     ///
+    /// A QoS 1/2 message is acknowledged to the broker when this hands it out (unless
+    /// [`ClientConfig::manual_acks`] is on: then by [`ack`](Self::ack)). A message the
+    /// application has not taken is never acknowledged, so after a crash or a disconnect the
+    /// broker sends it again on the next connection of a persistent session. Cancellation:
+    /// dropping the future before it resolves takes no message.
+    ///
     /// ```no_run
     /// # use mqtt_client::{ClientError, MqttClient, Runtime};
     /// # async fn example<R: Runtime>(client: &MqttClient<R>) -> Result<(), ClientError> {
@@ -382,8 +498,11 @@ impl<R: Runtime> MqttClient<R> {
         Delivering::new(self)
     }
 
-    /// Received messages as a stream. Streams and `deliver_message` share one queue: each
-    /// message goes to exactly one of them.
+    /// Received messages as a stream that never ends. Streams and `deliver_message` share
+    /// one queue: each message goes to exactly one of them. A QoS 1/2 message is acknowledged
+    /// when the stream yields it (or, with [`ClientConfig::manual_acks`], when
+    /// [`ack`](Self::ack) is called). The stream does not keep the connection alive: when
+    /// every client handle is dropped, the client disconnects.
     ///
     /// ```no_run
     /// # use mqtt_client::{MqttClient, Runtime};
@@ -396,8 +515,42 @@ impl<R: Runtime> MqttClient<R> {
     /// }
     /// # }
     /// ```
-    pub fn messages(&self) -> impl Stream<Item = ApplicationMessage> + Send + 'static {
-        self.inner.shared.messages_rx.clone()
+    pub fn messages(&self) -> Messages<R> {
+        Messages {
+            shared: self.inner.shared.clone(),
+            runtime: self.inner.runtime.clone(),
+            listener: None,
+        }
+    }
+
+    /// Acknowledges a received QoS 1/2 message (PUBACK / PUBREC) with
+    /// [`ClientConfig::manual_acks`]; without it, messages are acknowledged when handed out
+    /// and this does nothing. Acknowledgements may be given in any order: they go out in the
+    /// order the messages arrived, as MQTT requires, so one unacknowledged message holds back
+    /// the acknowledgements of those after it. A message from an earlier connection is not
+    /// acknowledged (QoS 1: the broker sends it again; QoS 2: its state is kept, and the
+    /// broker's re-sent PUBLISH is answered). Never acknowledging a message keeps one of the
+    /// broker's in-flight slots until the connection ends.
+    pub fn ack(&self, message: &ApplicationMessage) {
+        if let (true, Some(token)) = (self.inner.shared.manual_acks, message.ack) {
+            self.inner.shared.ack(self.inner.runtime.now(), token);
+        }
+    }
+
+    /// Received QoS 0 messages dropped so far because the application had
+    /// [`message_buffer`](ClientConfig::message_buffer) messages waiting.
+    pub fn dropped_messages(&self) -> u64 {
+        self.inner.shared.inbox.dropped()
+    }
+
+    /// Received messages waiting for the application.
+    pub fn pending_messages(&self) -> usize {
+        self.inner.shared.inbox.len()
+    }
+
+    /// Publishes accepted and not yet completed (see [`ClientConfig::max_queued`]).
+    pub fn queued_publishes(&self) -> usize {
+        self.inner.shared.budget.in_use()
     }
 
     /// Connection status changes from now on.
@@ -414,8 +567,11 @@ impl<R: Runtime> MqttClient<R> {
         self.request(|reply| Command::Ping { reply }).await
     }
 
-    /// Sends DISCONNECT and closes the connection. Pending QoS 1/2 publishes stay in the
-    /// session and are sent again by a later `reconnect` with a persistent session.
+    /// Sends DISCONNECT and closes the connection. Publishes still pending fail with
+    /// [`ClientError::Closed`], but their messages stay in the session: QoS 1/2 ones are sent
+    /// again by a later `connect` / `reconnect` of this client with a persistent session, so
+    /// publishing them again would duplicate them. Received messages not yet taken stay
+    /// deliverable; unless taken, they are not acknowledged.
     pub async fn disconnect(&self) -> Result<(), ClientError> {
         match self.request(|reply| Command::Disconnect { reply }).await {
             Err(ClientError::NotConnected | ClientError::Closed) => Ok(()),
@@ -447,7 +603,7 @@ impl<R: Runtime> MqttClient<R> {
             .shared
             .cancel_epoch
             .fetch_add(1, Ordering::SeqCst);
-        self.inner.shared.cancel.notify(usize::MAX);
+        self.inner.shared.inbox.wake_all();
         // No driver, nothing pending: nothing to cancel.
         let _ = self.inner.shared.commands.push(Command::Cancel);
     }
@@ -469,6 +625,28 @@ impl<R: Runtime> MqttClient<R> {
         rx.await.unwrap_or(Err(ClientError::Closed))
     }
 
+    /// [`start`](Self::start), first waiting (within the connect timeout) for a driver whose
+    /// connect attempt was abandoned to stop.
+    async fn start_when_idle(
+        &self,
+        params: ConnectParams,
+    ) -> Result<oneshot::Receiver<Result<ConnAck, ClientError>>, ClientError> {
+        let shared = &self.inner.shared;
+        let runtime = &self.inner.runtime;
+        let deadline = runtime.now() + self.inner.config.connect_timeout;
+        loop {
+            let parked = shared.parked_event.listen();
+            match self.start(params.clone()) {
+                Err(ClientError::AlreadyConnected) if shared.commands.is_abandoned() => {
+                    driver::timeout(runtime, deadline, parked)
+                        .await
+                        .ok_or(ClientError::Timeout)?;
+                }
+                other => return other,
+            }
+        }
+    }
+
     /// Starts a driver over `session` (a new one unless one is parked).
     fn start(
         &self,
@@ -482,8 +660,13 @@ impl<R: Runtime> MqttClient<R> {
         let session = parked.session.take().unwrap_or_else(|| {
             let mut session_config =
                 SessionConfig::new(self.inner.client_id.clone(), config.protocol_version);
-            session_config.max_inflight = config.max_inflight.max(1);
-            session_config.receive_maximum = config.max_inflight.max(1);
+            session_config.max_inflight = config.inflight_window(config.protocol_version);
+            session_config.receive_maximum = config.announced_receive_maximum();
+            // Acknowledged when the application takes a message (or acknowledges it), not
+            // when the driver reads it: see `Shared::take_message`.
+            session_config.ack_mode = AckMode::Manual;
+            // The client's publish budget is the bound; the session never refuses below it.
+            session_config.max_queued = config.max_queued.max(1);
             session_config.max_packet_size = config.max_packet_size;
             session_config.connect_timeout = config.connect_timeout;
             session_config.ping_delay = config.ping_delay;
@@ -557,4 +740,45 @@ fn random_client_id() -> ByteString {
         ));
     }
     ByteString::from(id)
+}
+
+/// The stream returned by [`MqttClient::messages`].
+#[must_use = "streams do nothing unless polled"]
+pub struct Messages<R: Runtime> {
+    shared: Arc<Shared>,
+    runtime: R,
+    listener: Option<event_listener::EventListener>,
+}
+
+impl<R: Runtime> std::fmt::Debug for Messages<R> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Messages").finish_non_exhaustive()
+    }
+}
+
+// Nothing in `Messages` is ever pinned in place; the runtime handle is only cloned from.
+impl<R: Runtime> Unpin for Messages<R> {}
+
+impl<R: Runtime> Stream for Messages<R> {
+    type Item = ApplicationMessage;
+
+    fn poll_next(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Self::Item>> {
+        let this = &mut *self;
+        loop {
+            if let Some(message) = this.shared.take_message(this.runtime.now()) {
+                this.listener = None;
+                return Poll::Ready(Some(message));
+            }
+            match &mut this.listener {
+                // Listen, then look again: a message pushed in between is not missed.
+                None => this.listener = Some(this.shared.inbox.changed.listen()),
+                Some(listener) => {
+                    if Pin::new(listener).poll(cx).is_pending() {
+                        return Poll::Pending;
+                    }
+                    this.listener = None;
+                }
+            }
+        }
+    }
 }

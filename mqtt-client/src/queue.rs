@@ -4,7 +4,7 @@
 //! the "is a driver running" flag, so a handle needs no second lock to find the driver.
 
 use std::collections::VecDeque;
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 use std::task::{Context, Waker};
 
 use super::driver::Command;
@@ -21,6 +21,8 @@ struct State {
     accepting: bool,
     /// Every client handle is gone: the driver should leave.
     handles_gone: bool,
+    /// The caller of the driver's connect attempt gave up; the driver is about to stop.
+    abandoned: bool,
 }
 
 impl CommandQueue {
@@ -71,10 +73,25 @@ impl CommandQueue {
         state.handles_gone
     }
 
+    /// The caller of a connect attempt dropped its future before CONNACK (the driver notices
+    /// through the dropped reply channel and stops).
+    pub(crate) fn abandon(&self) {
+        let mut state = lock(&self.0);
+        if state.accepting {
+            state.abandoned = true;
+        }
+    }
+
+    /// Whether the running driver's connect attempt was abandoned.
+    pub(crate) fn is_abandoned(&self) -> bool {
+        lock(&self.0).abandoned
+    }
+
     /// The driver stops: no more commands are accepted; those still queued are returned.
     pub(crate) fn close(&self) -> VecDeque<Command> {
         let mut state = lock(&self.0);
         state.accepting = false;
+        state.abandoned = false;
         state.waker = None;
         std::mem::take(&mut state.commands)
     }
@@ -89,5 +106,80 @@ impl CommandQueue {
         if let Some(waker) = waker {
             waker.wake();
         }
+    }
+}
+
+/// The bound on publishes accepted and not yet completed: a count and a byte total, shared by
+/// every handle. A publish holds a [`Permit`] from acceptance until its outcome is known (QoS 0
+/// written, QoS 1/2 acknowledged, or failed); the permit's drop returns its share, so no path
+/// (completion, failure, a driver that stops) can leak budget.
+pub(crate) struct PublishBudget {
+    used: Mutex<Used>,
+    max_count: usize,
+    max_bytes: usize,
+    /// Notified when a permit is returned.
+    room: event_listener::Event,
+}
+
+#[derive(Default)]
+struct Used {
+    count: usize,
+    bytes: usize,
+}
+
+impl PublishBudget {
+    pub(crate) fn new(max_count: usize, max_bytes: usize) -> Self {
+        Self {
+            used: Mutex::new(Used::default()),
+            max_count: max_count.max(1),
+            max_bytes,
+            room: event_listener::Event::new(),
+        }
+    }
+
+    /// A permit for a publish of `bytes`, if there is room. A publish larger than the byte
+    /// bound on its own gets one when nothing else is queued, so it is never refused forever.
+    pub(crate) fn try_acquire(self: &Arc<Self>, bytes: usize) -> Option<Permit> {
+        let mut used = lock(&self.used);
+        let fits = used.count < self.max_count
+            && (used.count == 0 || used.bytes.saturating_add(bytes) <= self.max_bytes);
+        if !fits {
+            return None;
+        }
+        used.count += 1;
+        used.bytes += bytes;
+        Some(Permit {
+            budget: self.clone(),
+            bytes,
+        })
+    }
+
+    /// A listener notified when room may have appeared; create it before retrying
+    /// [`try_acquire`](Self::try_acquire) so no release is missed.
+    pub(crate) fn listen(&self) -> event_listener::EventListener {
+        self.room.listen()
+    }
+
+    /// Publishes accepted and not completed.
+    pub(crate) fn in_use(&self) -> usize {
+        lock(&self.used).count
+    }
+}
+
+/// One accepted publish's share of the [`PublishBudget`].
+pub(crate) struct Permit {
+    budget: Arc<PublishBudget>,
+    bytes: usize,
+}
+
+impl Drop for Permit {
+    fn drop(&mut self) {
+        {
+            let mut used = lock(&self.budget.used);
+            used.count -= 1;
+            used.bytes -= self.bytes;
+        }
+        // One waiter is enough: a notified listener that is dropped passes it on.
+        self.budget.room.notify(1);
     }
 }

@@ -830,6 +830,47 @@ fn incoming_qos2_duplicate_before_delivery_is_dropped(version: ProtocolVersion) 
     assert_eq!(h.sent(), vec![Packet::PubRec(PubRec::new(pid(3)))]);
 }
 
+fn manual_acks_in_reverse_order_go_out_in_arrival_order(version: ProtocolVersion) {
+    let mut cfg = config(version);
+    cfg.ack_mode = AckMode::Manual;
+    let mut h = connected_with(cfg);
+    for id in 1..=4 {
+        let qos = if id % 2 == 0 {
+            QoS::ExactlyOnce
+        } else {
+            QoS::AtLeastOnce
+        };
+        h.feed(incoming("t", "x", qos, Some(id)));
+    }
+    let tokens: Vec<_> = h
+        .events()
+        .into_iter()
+        .map(|event| match event {
+            Event::Message(Message { ack: Some(t), .. }) => t,
+            other => panic!("expected a message with an ack token: {other:?}"),
+        })
+        .collect();
+    let now = h.now();
+    for token in tokens.iter().rev().take(3) {
+        h.session.ack(now, *token).unwrap();
+        assert!(
+            h.sent().is_empty(),
+            "nothing may overtake message 1's PUBACK"
+        );
+    }
+    h.session.ack(now, tokens[0]).unwrap();
+    assert_eq!(
+        h.sent(),
+        vec![
+            Packet::PubAck(PubAck::new(pid(1))),
+            Packet::PubRec(PubRec::new(pid(2))),
+            Packet::PubAck(PubAck::new(pid(3))),
+            Packet::PubRec(PubRec::new(pid(4))),
+        ]
+    );
+    h.assert_idle();
+}
+
 fn manual_ack_mode(version: ProtocolVersion) {
     let mut cfg = config(version);
     cfg.ack_mode = AckMode::Manual;
@@ -867,11 +908,18 @@ fn manual_ack_mode(version: ProtocolVersion) {
     h.feed(Publish { dup: true, ..q2 });
     h.assert_idle();
 
+    // Acknowledged out of order: the PUBREC waits for the earlier PUBACK ([MQTT-4.6.0-2]).
     let now = h.now();
     h.session.ack(now, t2).unwrap();
-    assert_eq!(h.sent(), vec![Packet::PubRec(PubRec::new(pid(2)))]);
+    assert!(h.sent().is_empty(), "PUBREC 2 must wait for PUBACK 1");
     h.session.ack(now, t1).unwrap();
-    assert_eq!(h.sent(), vec![Packet::PubAck(PubAck::new(pid(1)))]);
+    assert_eq!(
+        h.sent(),
+        vec![
+            Packet::PubAck(PubAck::new(pid(1))),
+            Packet::PubRec(PubRec::new(pid(2)))
+        ]
+    );
     assert_eq!(h.session.ack(now, t1), Err(SessionError::UnknownAckToken));
     assert_eq!(h.session.ack(now, t2), Err(SessionError::UnknownAckToken));
     h.feed(PubRel::new(pid(2)));
@@ -1011,6 +1059,7 @@ both_versions!(
     incoming_qos2_delivered_exactly_once,
     incoming_qos2_duplicate_before_delivery_is_dropped,
     manual_ack_mode,
+    manual_acks_in_reverse_order_go_out_in_arrival_order,
 );
 
 // ==== SUBSCRIBE / UNSUBSCRIBE ================================================================
@@ -1473,14 +1522,14 @@ fn reconnect_session_present_resends_in_order(version: ProtocolVersion) {
 
     h.set_secs(5);
     h.connect_accepted(resume(version), true);
-    // [MQTT-4.4.0-1]: PUBLISH re-sent with DUP in their original order, PUBREL in the order of
-    // the PUBRECs; then what was queued.
+    // [MQTT-4.4.0-1]: PUBREL first (they free the broker's receive quota), in the order of
+    // the PUBRECs, then PUBLISH re-sent with DUP in their original order; then what was queued.
     assert_eq!(
         h.sent(),
         vec![
+            Packet::PubRel(PubRel::new(pid(2))),
             on_wire(&a, Some(1), true),
             on_wire(&c, Some(3), true),
-            Packet::PubRel(PubRel::new(pid(2))),
             on_wire(&d, Some(4), false),
         ]
     );

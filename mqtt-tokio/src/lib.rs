@@ -1,8 +1,8 @@
 //! An MQTT 3.1.1 / 5.0 client for Tokio: amqtt's `MQTTClient` API over TCP, TLS (rustls),
 //! WebSocket and WebSocket over TLS.
 //!
-//! The protocol lives in the sans-IO [`mqtt_session`](session) core and the client logic (driver,
-//! reconnects, TLS and WebSocket set-up) in the runtime-neutral [`mqtt_client`]; this crate
+//! The protocol lives in the sans-IO [`mqtt_session`](crate::session) core and the client logic (driver,
+//! reconnects, TLS and WebSocket set-up) in the runtime-neutral `mqtt_client`; this crate
 //! re-exports all of it and only supplies Tokio's TCP, timer and spawn.
 //!
 //! ```no_run

@@ -1,4 +1,4 @@
-//! The shared client suite (`mqtt_test_support::suite`) against real brokers, on Tokio.
+//! The shared client suites (`mqtt_test_support::suite` and `::delivery`) against real brokers, on Tokio.
 //!
 //! `RUST_LOG=mqtt_session=debug cargo test -p mqtt-tokio --test broker -- NAME` shows the
 //! client's packet trace for one test.
@@ -17,3 +17,4 @@ fn block_on<F: Future>(future: F) -> F::Output {
 }
 
 mqtt_test_support::client_suite!(mqtt_tokio::Tokio, block_on);
+mqtt_test_support::delivery_suite!(mqtt_tokio::Tokio, block_on);

@@ -48,7 +48,7 @@ fn client_config_loads_from_an_amqtt_shaped_document() {
     assert_eq!(config.uri.as_deref(), Some("mqtt://127.0.0.1:1883/"));
     assert!(!config.check_hostname);
     assert_eq!(config.protocol_version, ProtocolVersion::V5);
-    assert_eq!(config.max_inflight, 20);
+    assert_eq!(config.max_inflight, Some(20));
     // Everything not given keeps its default.
     assert_eq!(
         config.connect_timeout,

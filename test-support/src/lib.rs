@@ -16,6 +16,8 @@
 //!   MQTT over WebSocket (plain, or TLS with [`NatsBuilder::tls`]).
 //! - [`suite`] / [`client_suite!`]: the client integration suite, generic over
 //!   the runtime, that every adapter crate runs unchanged.
+//! - [`delivery`] / [`delivery_suite!`]: delivery guarantees at the application and
+//!   liveness under faults (slow consumers, stopped brokers, cancelled calls), the same way.
 //!
 //! The broker binaries are looked up on `PATH` and in the `sbin` directories.
 //! When one is missing the helpers panic with an install hint: a test that needs
@@ -25,9 +27,11 @@
 //! errors: it is test support, and a clear panic is the most useful failure.
 
 mod certs;
+pub mod delivery;
 mod mosquitto;
 mod nats;
 mod process;
+pub mod rss;
 pub mod suite;
 
 use std::net::{Ipv4Addr, TcpListener};

@@ -120,7 +120,7 @@ macro_rules! client_suite {
 // ---- helpers ---------------------------------------------------------------------------------
 
 /// Generous bound for things that take milliseconds when they work.
-const BOUND: Duration = Duration::from_secs(5);
+pub(crate) const BOUND: Duration = Duration::from_secs(5);
 
 /// Sleeps on the runtime's timer.
 pub async fn sleep<R: Runtime + Default>(duration: Duration) {
@@ -142,19 +142,22 @@ pub async fn with_timeout<R: Runtime + Default, F: Future>(
 }
 
 /// A configuration that fails instead of retrying, so errors surface at once.
-fn no_retry() -> ClientConfig {
+pub(crate) fn no_retry() -> ClientConfig {
     ClientConfig::default()
         .auto_reconnect(false)
         .connect_timeout(BOUND)
 }
 
 /// A client connected to `uri`.
-async fn connected<R: Runtime + Default>(uri: &str, config: ClientConfig) -> MqttClient<R> {
+pub(crate) async fn connected<R: Runtime + Default>(
+    uri: &str,
+    config: ClientConfig,
+) -> MqttClient<R> {
     connected_as(None, uri, config).await
 }
 
 /// A client with `client_id` connected to `uri`.
-async fn connected_as<R: Runtime + Default>(
+pub(crate) async fn connected_as<R: Runtime + Default>(
     client_id: Option<&str>,
     uri: &str,
     config: ClientConfig,
@@ -187,7 +190,7 @@ async fn connect_err<R: Runtime + Default>(
 }
 
 /// The next message, within [`BOUND`].
-async fn next_message<R: Runtime + Default>(
+pub(crate) async fn next_message<R: Runtime + Default>(
     client: &MqttClient<R>,
     what: &str,
 ) -> ApplicationMessage {
@@ -198,7 +201,7 @@ async fn next_message<R: Runtime + Default>(
 }
 
 /// Asserts that no message arrives within `quiet`.
-async fn assert_no_message<R: Runtime + Default>(
+pub(crate) async fn assert_no_message<R: Runtime + Default>(
     client: &MqttClient<R>,
     quiet: Duration,
     why: &str,
@@ -211,7 +214,11 @@ async fn assert_no_message<R: Runtime + Default>(
 }
 
 /// Subscribes and checks the broker granted what was asked.
-async fn subscribe<R: Runtime + Default>(client: &MqttClient<R>, filter: &str, qos: QoS) {
+pub(crate) async fn subscribe<R: Runtime + Default>(
+    client: &MqttClient<R>,
+    filter: &str,
+    qos: QoS,
+) {
     let codes = with_timeout::<R, _>(BOUND, "SUBACK", client.subscribe([(filter, qos)])).await;
     match codes {
         Ok(codes) => assert_eq!(
@@ -224,7 +231,7 @@ async fn subscribe<R: Runtime + Default>(client: &MqttClient<R>, filter: &str, q
 }
 
 /// Publishes and waits for the QoS flow to complete.
-async fn publish<R: Runtime + Default>(
+pub(crate) async fn publish<R: Runtime + Default>(
     client: &MqttClient<R>,
     topic: &str,
     payload: &[u8],
@@ -263,7 +270,7 @@ fn assert_message(
 
 /// Waits (within `bound`) for a connection event matching `wanted`; returns it and every event
 /// seen before it.
-async fn wait_for_event<R, S>(
+pub(crate) async fn wait_for_event<R, S>(
     events: &mut S,
     bound: Duration,
     what: &str,

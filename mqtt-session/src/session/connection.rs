@@ -274,7 +274,10 @@ impl<S: SessionStore> Session<S> {
         }
         self.timers.clear();
         self.pings.clear();
-        self.incoming_qos1.clear();
+        // QoS 1 acknowledgements die with the connection (the server re-sends those
+        // messages); QoS 2 state lives on in the store.
+        self.unsent_acks.clear();
+        self.unsent_qos1 = 0;
         self.aliases_in.clear();
         self.aliases_out.clear();
         self.read_buf.clear();

@@ -18,9 +18,20 @@ impl<S: SessionStore> Session<S> {
         match publish.qos {
             QoS::AtMostOnce => unreachable_qos0(),
             QoS::AtLeastOnce => {
-                if !self.incoming_qos1.contains(&id) {
+                // A re-send on the same connection (only DUP ones can be) is not counted twice.
+                let repeated = publish.dup
+                    && self
+                        .unsent_acks
+                        .iter()
+                        .any(|unsent| unsent.id == id && unsent.qos == QoS::AtLeastOnce);
+                if !repeated {
                     self.check_receive_maximum()?;
-                    self.incoming_qos1.push(id);
+                    self.unsent_acks.push_back(UnsentAck {
+                        id,
+                        qos: QoS::AtLeastOnce,
+                        ready: false,
+                    });
+                    self.unsent_qos1 += 1;
                 }
             }
             QoS::ExactlyOnce => match self.store.incoming(id) {
@@ -34,6 +45,11 @@ impl<S: SessionStore> Session<S> {
                 None => {
                     self.check_receive_maximum()?;
                     self.store.set_incoming(id, Some(IncomingState::Delivered));
+                    self.unsent_acks.push_back(UnsentAck {
+                        id,
+                        qos: QoS::ExactlyOnce,
+                        ready: false,
+                    });
                 }
             },
         }
@@ -53,7 +69,7 @@ impl<S: SessionStore> Session<S> {
         if !self.config.protocol_version.is_v5() {
             return Ok(());
         }
-        let unacknowledged = self.incoming_qos1.len() + self.store.incoming_len();
+        let unacknowledged = self.unsent_qos1 + self.store.incoming_len();
         if unacknowledged >= usize::from(self.config.receive_maximum) {
             return Err(ProtocolError::ReceiveMaximumExceeded);
         }
@@ -102,21 +118,23 @@ impl<S: SessionStore> Session<S> {
         Ok(())
     }
 
+    /// Acknowledges one received message. The PUBACK / PUBREC is queued behind those of
+    /// messages that arrived earlier on this connection and are not acknowledged yet, so the
+    /// wire order is the arrival order ([MQTT-4.6.0-2], [MQTT-4.6.0-3]).
     pub(super) fn send_ack(&mut self, token: AckToken) -> Result<(), SessionError> {
         let id = token.packet_id;
+        let current = token.connection == self.connection && self.is_connected();
         match token.qos {
             QoS::AtMostOnce => Err(SessionError::UnknownAckToken),
             QoS::AtLeastOnce => {
-                if token.connection != self.connection || !self.is_connected() {
+                if !current {
                     // The server re-sends unacknowledged QoS 1 messages on the next connection;
                     // an acknowledgement from an older one must not go out.
                     return Ok(());
                 }
-                let Some(pos) = self.incoming_qos1.iter().position(|&x| x == id) else {
-                    return Err(SessionError::UnknownAckToken);
-                };
-                self.incoming_qos1.swap_remove(pos);
-                self.encode(&PubAck::new(id));
+                self.mark_ack_ready(id, QoS::AtLeastOnce)
+                    .ok_or(SessionError::UnknownAckToken)?;
+                self.flush_acks();
                 Ok(())
             }
             QoS::ExactlyOnce => {
@@ -127,10 +145,38 @@ impl<S: SessionStore> Session<S> {
                 // re-sent PUBLISH will be answered with it.
                 self.store
                     .set_incoming(id, Some(IncomingState::AwaitingPubRel));
-                if self.is_connected() {
+                if current && self.mark_ack_ready(id, QoS::ExactlyOnce).is_some() {
+                    self.flush_acks();
+                } else if self.is_connected() {
+                    // Received on an earlier connection: no ordering left to keep on this one.
                     self.encode(&PubRec::new(id));
                 }
                 Ok(())
+            }
+        }
+    }
+
+    fn mark_ack_ready(&mut self, id: PacketId, qos: QoS) -> Option<()> {
+        let unsent = self
+            .unsent_acks
+            .iter_mut()
+            .find(|unsent| unsent.id == id && unsent.qos == qos && !unsent.ready)?;
+        unsent.ready = true;
+        Some(())
+    }
+
+    /// Sends the acknowledgements at the front of the arrival order that are ready.
+    fn flush_acks(&mut self) {
+        while let Some(unsent) = self.unsent_acks.front().copied() {
+            if !unsent.ready {
+                return;
+            }
+            self.unsent_acks.pop_front();
+            if unsent.qos == QoS::AtLeastOnce {
+                self.unsent_qos1 -= 1;
+                self.encode(&PubAck::new(unsent.id));
+            } else {
+                self.encode(&PubRec::new(unsent.id));
             }
         }
     }

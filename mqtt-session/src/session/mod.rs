@@ -111,6 +111,15 @@ struct Queued {
     publish: Publish,
 }
 
+/// A received QoS 1/2 message whose acknowledgement has not been sent yet.
+#[derive(Debug, Clone, Copy)]
+struct UnsentAck {
+    id: PacketId,
+    qos: QoS,
+    /// The application acknowledged it; it goes out once every earlier one has.
+    ready: bool,
+}
+
 /// An event, and the acknowledgement to send when it is handed out (automatic mode).
 #[derive(Debug)]
 struct Pending {
@@ -177,8 +186,12 @@ pub struct Session<S: SessionStore = MemoryStore> {
     next_seq: u64,
     control: Vec<ControlFlight>,
     queue: VecDeque<Queued>,
-    /// QoS 1 messages received on this connection and not yet acknowledged.
-    incoming_qos1: Vec<PacketId>,
+    /// QoS 1/2 messages received on this connection whose PUBACK / PUBREC has not gone out,
+    /// in arrival order: acknowledgements leave in this order ([MQTT-4.6.0-2],
+    /// [MQTT-4.6.0-3]) whatever order the application gives them in.
+    unsent_acks: VecDeque<UnsentAck>,
+    /// QoS 1 entries of `unsent_acks` (QoS 2 ones are counted by the store).
+    unsent_qos1: usize,
     /// One entry per PINGREQ awaiting PINGRESP; `Some` for a `ping` command.
     pings: VecDeque<Option<Token>>,
     /// Granted subscriptions with the properties of the SUBSCRIBE that made them (MQTT 5
@@ -237,7 +250,8 @@ impl<S: SessionStore> Session<S> {
             next_seq,
             control: Vec::new(),
             queue: VecDeque::new(),
-            incoming_qos1: Vec::new(),
+            unsent_acks: VecDeque::new(),
+            unsent_qos1: 0,
             pings: VecDeque::new(),
             subscriptions: Vec::new(),
             aliases_in: Vec::new(),

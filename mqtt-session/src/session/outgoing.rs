@@ -213,17 +213,24 @@ impl<S: SessionStore> Session<S> {
         }
     }
 
-    /// Session present: everything unacknowledged goes out again, in its original order
-    /// ([MQTT-4.4.0-1] 3.1.1, [MQTT-4.4.0-2] 5.0): PUBLISH with DUP set, or PUBREL.
+    /// Session present: everything unacknowledged goes out again ([MQTT-4.4.0-1] 3.1.1,
+    /// [MQTT-4.4.0-2] 5.0): first every PUBREL, in the order their PUBRECs arrived, then every
+    /// PUBLISH with DUP set, in the order first sent. Each kind keeps its own order
+    /// ([MQTT-4.6.0-1], [MQTT-4.6.0-4]); PUBRELs lead because they free the server's receive
+    /// quota: a server at its limit of open QoS 2 flows (mosquitto's `max_inflight_messages`,
+    /// 20 by default) refuses a re-sent PUBLISH until the flows ahead of it complete.
     pub(super) fn resend_inflight(&mut self) {
-        for (id, flight) in self.store.outgoing_in_order() {
-            match flight.state {
-                OutgoingState::AwaitingPubAck | OutgoingState::AwaitingPubRec => {
-                    let mut publish = flight.publish;
-                    publish.dup = true;
-                    self.encode_publish(&publish);
-                }
-                OutgoingState::AwaitingPubComp => self.encode(&PubRel::new(id)),
+        let flights = self.store.outgoing_in_order();
+        for (id, flight) in &flights {
+            if flight.state == OutgoingState::AwaitingPubComp {
+                self.encode(&PubRel::new(*id));
+            }
+        }
+        for (_, flight) in flights {
+            if flight.state != OutgoingState::AwaitingPubComp {
+                let mut publish = flight.publish;
+                publish.dup = true;
+                self.encode_publish(&publish);
             }
         }
     }

@@ -114,7 +114,7 @@ impl Scenario {
         }
         config.topic_alias_maximum = if rng.percent(30) { 0 } else { 16 };
         config.outgoing_topic_aliases = rng.percent(50);
-        config.ack_mode = if rng.percent(25) {
+        config.ack_mode = if rng.percent(50) {
             AckMode::Manual
         } else {
             AckMode::Auto
@@ -196,6 +196,8 @@ enum Action {
     /// The client learns that `link` is gone.
     TransportClosed(u64),
     Ack(AckToken),
+    /// The application takes the oldest message it has not taken yet.
+    Take,
 }
 
 /// One message the client publishes.
@@ -268,6 +270,12 @@ pub(crate) struct Sim {
     tokens: HashMap<Token, TokenKind>,
     completions: HashMap<Token, u32>,
     received: HashMap<Bytes, Received>,
+    /// Manual mode: messages handed out by the session and not yet taken by the application,
+    /// which takes them late (like a slow consumer of the async client's inbox) and
+    /// acknowledges each after its own random delay, so acknowledgements come in random order.
+    app_inbox: VecDeque<(Publish, Option<AckToken>)>,
+    /// Messages the application took whose acknowledgement is still to come.
+    app_unacked: usize,
     /// Messages to the client that a session loss may deliver twice or not at all.
     exposed: HashMap<Bytes, usize>,
     failure: Option<String>,
@@ -312,6 +320,8 @@ impl Sim {
             tokens: HashMap::new(),
             completions: HashMap::new(),
             received: HashMap::new(),
+            app_inbox: VecDeque::new(),
+            app_unacked: 0,
             exposed: HashMap::new(),
             failure: None,
             trace: trace.then(Vec::new),
@@ -600,7 +610,18 @@ impl Sim {
                     self.after_client_input();
                 }
             }
+            Action::Take => {
+                if let Some((publish, ack)) = self.app_inbox.pop_front() {
+                    self.app_receives(&publish);
+                    if let Some(token) = ack {
+                        self.app_unacked += 1;
+                        let delay = self.rng.millis(0, 300);
+                        self.at(delay, Action::Ack(token));
+                    }
+                }
+            }
             Action::Ack(token) => {
+                self.app_unacked -= 1;
                 let result = self.session.ack(self.now, token);
                 match result {
                     Ok(()) => {}
@@ -841,19 +862,13 @@ impl Sim {
                 }
             }
             Event::Message(message) => {
-                let publish = message.publish;
-                let entry = self.received.entry(publish.payload.clone()).or_default();
-                entry.count += 1;
-                entry.topic = publish.topic.clone();
-                let differs = entry.qos.is_some_and(|q| q != publish.qos);
-                entry.qos = Some(publish.qos);
-                if differs {
-                    let why = format!("{:?} arrived with differing QoS", publish.payload);
-                    self.fail(why);
-                }
-                if let Some(token) = message.ack {
-                    let delay = self.rng.millis(0, 300);
-                    self.at(delay, Action::Ack(token));
+                if self.sc.config.ack_mode == AckMode::Manual {
+                    // Counted when the application takes it, not when the session hands it out.
+                    self.app_inbox.push_back((message.publish, message.ack));
+                    let delay = self.rng.millis(0, 500);
+                    self.at(delay, Action::Take);
+                } else {
+                    self.app_receives(&message.publish);
                 }
             }
             Event::Subscribed {
@@ -922,6 +937,19 @@ impl Sim {
 
     // ---- checks -------------------------------------------------------------------------------
 
+    /// The application has a message: this is where delivery is counted.
+    fn app_receives(&mut self, publish: &Publish) {
+        let entry = self.received.entry(publish.payload.clone()).or_default();
+        entry.count += 1;
+        entry.topic = publish.topic.clone();
+        let differs = entry.qos.is_some_and(|q| q != publish.qos);
+        entry.qos = Some(publish.qos);
+        if differs {
+            let why = format!("{:?} arrived with differing QoS", publish.payload);
+            self.fail(why);
+        }
+    }
+
     fn check_invariants(&mut self) -> Result<(), String> {
         if self.broker.discards > self.seen_discards {
             // The broker lost the session: what was in flight may be delivered once more.
@@ -962,6 +990,25 @@ impl Sim {
         let buffered = MAX_PACKET as usize + self.sc.net.max_chunk;
         if s.buffered_len() > buffered {
             return Err(format!("buffered {} > {buffered}", s.buffered_len()));
+        }
+        // Unacknowledged messages held by the application are bounded by flow control: the
+        // broker's window towards us (and our MQTT 5 Receive Maximum).
+        let held = self
+            .app_inbox
+            .iter()
+            .filter(|(_, ack)| ack.is_some())
+            .count()
+            + self.app_unacked;
+        let mut window = usize::from(self.sc.broker.out_window);
+        if self.sc.version.is_v5() {
+            window = window.min(usize::from(cfg.receive_maximum));
+        }
+        // Messages of earlier connections may still be held: the broker sends them again.
+        let bound = window * (1 + self.stats.connections as usize);
+        if held > bound {
+            return Err(format!(
+                "application holds {held} unacknowledged messages > {bound}"
+            ));
         }
         if s.pending_events() > 0 {
             return Err(format!("{} events left undrained", s.pending_events()));

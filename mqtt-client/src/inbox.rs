@@ -1,0 +1,169 @@
+//! Received messages waiting for the application, and the budget that bounds what publishers
+//! can queue.
+//!
+//! The inbox is a plain queue under a short lock, shared by the driver (which pushes) and
+//! every `deliver_message` / `messages()` consumer (which pop). Nothing is allocated up front:
+//! an idle client holds an empty `VecDeque`. QoS 1/2 messages are always admitted, because
+//! flow control already bounds them (each is unacknowledged, and the broker may have only so
+//! many unacknowledged messages out: its in-flight window, or our MQTT 5 Receive Maximum);
+//! QoS 0 messages beyond the buffer follow the [`Overflow`] policy.
+
+use std::collections::VecDeque;
+use std::sync::Mutex;
+
+use mqtt_proto::QoS;
+
+use crate::config::Overflow;
+use crate::{ApplicationMessage, lock};
+
+/// Messages received and not yet taken by the application.
+pub(crate) struct Inbox {
+    state: Mutex<InboxState>,
+    /// Notified when a message arrives, and (for everyone) when waiting must be re-checked:
+    /// `cancel_tasks`, the driver stopping.
+    pub(crate) changed: event_listener::Event,
+}
+
+struct InboxState {
+    messages: VecDeque<ApplicationMessage>,
+    capacity: usize,
+    overflow: Overflow,
+    /// QoS 0 messages dropped by the overflow policy since the client was created.
+    dropped: u64,
+}
+
+/// What [`Inbox::push`] did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Pushed {
+    /// Queued.
+    Queued,
+    /// Queued; an older QoS 0 message made room for it.
+    QueuedDroppingOldest,
+    /// The message itself was dropped.
+    Dropped,
+}
+
+impl Inbox {
+    pub(crate) fn new(capacity: usize, overflow: Overflow) -> Self {
+        Self {
+            state: Mutex::new(InboxState {
+                messages: VecDeque::new(),
+                capacity: capacity.max(1),
+                overflow,
+                dropped: 0,
+            }),
+            changed: event_listener::Event::new(),
+        }
+    }
+
+    /// Queues a received message; a QoS 0 message may be dropped (see the module docs).
+    pub(crate) fn push(&self, message: ApplicationMessage) -> Pushed {
+        let pushed = {
+            let mut state = lock(&self.state);
+            let full = state.messages.len() >= state.capacity;
+            let pushed = if !full || message.qos() != QoS::AtMostOnce {
+                Pushed::Queued
+            } else if state.overflow == Overflow::DropOldest
+                && let Some(oldest) = state
+                    .messages
+                    .iter()
+                    .position(|m| m.qos() == QoS::AtMostOnce)
+            {
+                state.messages.remove(oldest);
+                Pushed::QueuedDroppingOldest
+            } else {
+                Pushed::Dropped
+            };
+            match pushed {
+                Pushed::Dropped => state.dropped += 1,
+                Pushed::QueuedDroppingOldest => {
+                    state.dropped += 1;
+                    state.messages.push_back(message);
+                }
+                Pushed::Queued => state.messages.push_back(message),
+            }
+            pushed
+        };
+        if pushed != Pushed::Dropped {
+            self.changed.notify_additional(1);
+        }
+        pushed
+    }
+
+    /// The oldest waiting message.
+    pub(crate) fn pop(&self) -> Option<ApplicationMessage> {
+        lock(&self.state).messages.pop_front()
+    }
+
+    /// Messages waiting.
+    pub(crate) fn len(&self) -> usize {
+        lock(&self.state).messages.len()
+    }
+
+    /// QoS 0 messages dropped so far.
+    pub(crate) fn dropped(&self) -> u64 {
+        lock(&self.state).dropped
+    }
+
+    /// Wakes every waiting consumer to re-check its conditions.
+    pub(crate) fn wake_all(&self) {
+        self.changed.notify(usize::MAX);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use bytes::Bytes;
+    use mqtt_proto::Publish;
+
+    use super::*;
+
+    fn message(qos: QoS, payload: &'static str) -> ApplicationMessage {
+        ApplicationMessage::new(
+            Publish {
+                qos,
+                packet_id: (qos != QoS::AtMostOnce).then_some(mqtt_proto::PacketId::MIN),
+                ..Publish::new("t", Bytes::from_static(payload.as_bytes()))
+            },
+            None,
+        )
+    }
+
+    fn payloads(inbox: &Inbox) -> Vec<String> {
+        std::iter::from_fn(|| inbox.pop())
+            .map(|m| String::from_utf8_lossy(m.payload()).into_owned())
+            .collect()
+    }
+
+    #[test]
+    fn qos0_beyond_the_buffer_drops_the_newest_by_default() {
+        let inbox = Inbox::new(2, Overflow::DropNewest);
+        assert_eq!(inbox.push(message(QoS::AtMostOnce, "a")), Pushed::Queued);
+        assert_eq!(inbox.push(message(QoS::AtMostOnce, "b")), Pushed::Queued);
+        assert_eq!(inbox.push(message(QoS::AtMostOnce, "c")), Pushed::Dropped);
+        assert_eq!(inbox.dropped(), 1);
+        assert_eq!(payloads(&inbox), ["a", "b"]);
+    }
+
+    #[test]
+    fn drop_oldest_removes_the_oldest_qos0_message() {
+        let inbox = Inbox::new(2, Overflow::DropOldest);
+        inbox.push(message(QoS::AtLeastOnce, "q1"));
+        inbox.push(message(QoS::AtMostOnce, "a"));
+        assert_eq!(
+            inbox.push(message(QoS::AtMostOnce, "b")),
+            Pushed::QueuedDroppingOldest
+        );
+        assert_eq!(inbox.dropped(), 1);
+        assert_eq!(payloads(&inbox), ["q1", "b"]);
+    }
+
+    #[test]
+    fn qos1_and_qos2_are_never_dropped() {
+        let inbox = Inbox::new(1, Overflow::DropOldest);
+        inbox.push(message(QoS::AtLeastOnce, "1"));
+        assert_eq!(inbox.push(message(QoS::ExactlyOnce, "2")), Pushed::Queued);
+        assert_eq!(inbox.push(message(QoS::AtMostOnce, "0")), Pushed::Dropped);
+        assert_eq!(payloads(&inbox), ["1", "2"]);
+    }
+}
