@@ -30,12 +30,13 @@
 //! - [`MqttClient::connect`] returns a [`Connecting`] builder (`.clean_session(..)`,
 //!   `.ca_file(..)`, `.tls_config(..)`, `.header(..)`), resolving to the broker's [`ConnAck`];
 //! - [`MqttClient::publish`] returns a [`Publishing`] builder (`.qos(..)`, `.retain(..)`,
-//!   `.ack_timeout(..)`, `.properties(..)`), resolving to the final acknowledgement's
-//!   [`ReasonCode`];
+//!   `.ack_timeout(..)`, `.properties(..)`, `.send_now()` for a [`PublishFuture`] without
+//!   waiting for room), resolving to the final acknowledgement's [`ReasonCode`];
 //! - [`MqttClient::subscribe`] / [`MqttClient::unsubscribe`] take topic filters
 //!   ([`SubscribeFilter`] or `(filter, QoS)` pairs);
 //! - [`MqttClient::deliver_message`] returns a [`Delivering`] builder (`.timeout(..)`) for the
-//!   next [`ApplicationMessage`]; [`MqttClient::messages`] is the same queue as a stream;
+//!   next [`ApplicationMessage`]; [`MqttClient::messages`] is the same queue as a stream
+//!   ([`Messages`]); with [`ClientConfig::manual_acks`], [`MqttClient::ack`] acknowledges;
 //! - [`MqttClient::connection_events`] reports [`ConnectionEvent`]s;
 //! - [`MqttClient::ping`], [`MqttClient::disconnect`], [`MqttClient::reconnect`] (a
 //!   [`Reconnecting`] builder) and [`MqttClient::cancel_tasks`].
@@ -129,3 +130,9 @@ pub type Publishing<'a> = mqtt_client::Publishing<'a, AsyncIo>;
 
 /// Builder returned by [`MqttClient::deliver_message`], on AsyncIo.
 pub type Delivering<'a> = mqtt_client::Delivering<'a, AsyncIo>;
+
+/// The future [`Publishing::send_now`](mqtt_client::Publishing::send_now) returns, on AsyncIo.
+pub type PublishFuture = mqtt_client::PublishFuture<AsyncIo>;
+
+/// The stream returned by [`MqttClient::messages`], on AsyncIo.
+pub type Messages = mqtt_client::Messages<AsyncIo>;

@@ -28,12 +28,13 @@
 //! - [`MqttClient::connect`] returns a [`Connecting`] builder (`.clean_session(..)`,
 //!   `.ca_file(..)`, `.tls_config(..)`, `.header(..)`), resolving to the broker's [`ConnAck`];
 //! - [`MqttClient::publish`] returns a [`Publishing`] builder (`.qos(..)`, `.retain(..)`,
-//!   `.ack_timeout(..)`, `.properties(..)`), resolving to the final acknowledgement's
-//!   [`ReasonCode`];
+//!   `.ack_timeout(..)`, `.properties(..)`, `.send_now()` for a [`PublishFuture`] without
+//!   waiting for room), resolving to the final acknowledgement's [`ReasonCode`];
 //! - [`MqttClient::subscribe`] / [`MqttClient::unsubscribe`] take topic filters
 //!   ([`SubscribeFilter`] or `(filter, QoS)` pairs);
 //! - [`MqttClient::deliver_message`] returns a [`Delivering`] builder (`.timeout(..)`) for the
-//!   next [`ApplicationMessage`]; [`MqttClient::messages`] is the same queue as a stream;
+//!   next [`ApplicationMessage`]; [`MqttClient::messages`] is the same queue as a stream
+//!   ([`Messages`]); with [`ClientConfig::manual_acks`], [`MqttClient::ack`] acknowledges;
 //! - [`MqttClient::connection_events`] reports [`ConnectionEvent`]s;
 //! - [`MqttClient::ping`], [`MqttClient::disconnect`], [`MqttClient::reconnect`] (a
 //!   [`Reconnecting`] builder) and [`MqttClient::cancel_tasks`].
@@ -82,6 +83,12 @@ pub type Publishing<'a> = mqtt_client::Publishing<'a, Tokio>;
 
 /// Builder returned by [`MqttClient::deliver_message`], on Tokio.
 pub type Delivering<'a> = mqtt_client::Delivering<'a, Tokio>;
+
+/// The future [`Publishing::send_now`](mqtt_client::Publishing::send_now) returns, on Tokio.
+pub type PublishFuture = mqtt_client::PublishFuture<Tokio>;
+
+/// The stream returned by [`MqttClient::messages`], on Tokio.
+pub type Messages = mqtt_client::Messages<Tokio>;
 
 /// Tokio's TCP, timer and spawn. Spawning uses the ambient runtime (`tokio::spawn`), so
 /// clients are created and connected from within a Tokio runtime.
