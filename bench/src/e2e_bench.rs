@@ -51,10 +51,8 @@ use std::collections::{BTreeMap, VecDeque};
 use std::fmt::Write as _;
 use std::future::Future;
 use std::io;
-use std::pin::Pin;
 use std::process::{Command, ExitCode, Stdio};
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::task::Poll;
 use std::time::{Duration, Instant};
 
 use futures_util::StreamExt;
@@ -502,28 +500,19 @@ async fn run_ours<R: Runtime + Default>(options: &Options) -> Result<Measured, S
         let mut issued = 0u64;
         let mut completed = 0u64;
         if ordered {
-            // Awaited in issue order, no task per future. A publish is queued for sending on
-            // its first poll, so each one is polled once as it is issued to fill the window.
+            // Awaited in issue order: one waker registration at a time, no task per future.
+            // `start` queues each publish as it is issued, filling the window.
             let mut pending = VecDeque::with_capacity(window.min(1 << 16));
             while completed < n {
                 while issued < n && pending.len() < window {
-                    let mut next = futures_util::future::maybe_done(publish());
-                    std::future::poll_fn(|cx| {
-                        let _ = Pin::new(&mut next).poll(cx);
-                        Poll::Ready(())
-                    })
-                    .await;
-                    pending.push_back(next);
+                    pending.push_back(publish().start());
                     issued += 1;
                 }
                 let Some(oldest) = pending.front_mut() else {
                     return Err("publish window empty before the end".into());
                 };
-                (&mut *oldest).await;
-                match Pin::new(oldest).take_output() {
-                    Some(Ok(_)) => {}
-                    Some(Err(err)) => return Err(format!("publish {completed} failed: {err}")),
-                    None => return Err(format!("publish {completed} gave no result")),
+                if let Err(err) = oldest.await {
+                    return Err(format!("publish {completed} failed: {err}"));
                 }
                 pending.pop_front();
                 completed += 1;

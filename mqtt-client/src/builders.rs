@@ -20,7 +20,7 @@ use mqtt_proto::ByteString;
 
 #[cfg(feature = "tls")]
 use crate::TlsOptions;
-use crate::driver::{self, Command, ConnectParams};
+use crate::driver::{self, Command, ConnectParams, Failover};
 use crate::queue::Permit;
 use crate::{
     ApplicationMessage, ClientError, ConnAck, MqttClient, Publish, PublishProperties, QoS,
@@ -34,7 +34,8 @@ type BoxFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
 #[must_use = "a connect builder does nothing until awaited"]
 pub struct Connecting<'a, R: Runtime> {
     client: &'a MqttClient<R>,
-    uri: Option<&'a str>,
+    /// Empty: the configured URIs.
+    uris: Vec<String>,
     clean_session: Option<bool>,
     #[cfg(feature = "tls")]
     tls: TlsOptions,
@@ -46,12 +47,12 @@ pub struct Connecting<'a, R: Runtime> {
 }
 
 impl<'a, R: Runtime> Connecting<'a, R> {
-    pub(crate) fn new(client: &'a MqttClient<R>, uri: Option<&'a str>) -> Self {
+    pub(crate) fn new(client: &'a MqttClient<R>, uris: Vec<String>) -> Self {
         #[cfg(feature = "tls")]
         let config = &client.inner.config;
         Self {
             client,
-            uri,
+            uris,
             clean_session: None,
             #[cfg(feature = "tls")]
             tls: {
@@ -121,7 +122,7 @@ impl<'a, R: Runtime> Connecting<'a, R> {
     fn take(&mut self) -> Self {
         Self {
             client: self.client,
-            uri: self.uri,
+            uris: std::mem::take(&mut self.uris),
             clean_session: self.clean_session,
             #[cfg(feature = "tls")]
             tls: std::mem::take(&mut self.tls),
@@ -134,14 +135,24 @@ impl<'a, R: Runtime> Connecting<'a, R> {
 
     async fn run(self) -> Result<ConnAck, ClientError> {
         let client = self.client;
-        let uri = self
-            .uri
-            .map(str::to_owned)
-            .or_else(|| client.inner.config.uri.clone())
-            .ok_or(UriError::Missing)?;
-        let target = Target::parse(&uri)?;
+        let config = &client.inner.config;
+        let uris = if self.uris.is_empty() {
+            config.all_uris()
+        } else {
+            self.uris
+        };
+        if uris.is_empty() {
+            return Err(UriError::Missing.into());
+        }
+        let targets = uris
+            .iter()
+            .map(|uri| Target::parse(uri))
+            .collect::<Result<Vec<_>, _>>()?;
         #[cfg(feature = "tls")]
-        let tls = match (target.scheme.is_tls(), self.tls_config) {
+        let tls = match (
+            targets.iter().any(|target| target.scheme.is_tls()),
+            self.tls_config,
+        ) {
             (false, _) => None,
             (true, Some(config)) => Some(config),
             (true, None) => Some(self.tls.client_config()?),
@@ -149,13 +160,19 @@ impl<'a, R: Runtime> Connecting<'a, R> {
         // `Target::parse` refused TLS schemes: no configuration is ever needed.
         #[cfg(not(feature = "tls"))]
         let tls = None;
-        let options = client.connect_options(&target, self.clean_session);
+        let options = client.connect_options(self.clean_session);
         let params = ConnectParams {
-            target,
+            targets,
             tls,
             headers: self.headers,
             options,
-            connect_timeout: client.inner.config.connect_timeout,
+            connect_timeout: config.connect_timeout,
+            failover: Failover {
+                initial_interval: config.reconnect_initial_interval,
+                jitter: config.reconnect_jitter,
+                shuffle: config.shuffle_uris,
+                follow_server_reference: config.follow_server_reference,
+            },
         };
         let rx = client.start_when_idle(params).await?;
         client.inner.shared.connack(rx).await
@@ -181,7 +198,7 @@ impl<R: Runtime> Future for Connecting<'_, R> {
 impl<R: Runtime> std::fmt::Debug for Connecting<'_, R> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Connecting")
-            .field("uri", &self.uri)
+            .field("uris", &self.uris)
             .field("clean_session", &self.clean_session)
             .field("started", &self.started.is_some())
             .finish_non_exhaustive()
@@ -339,6 +356,22 @@ impl<'a, R: Runtime> Publishing<'a, R> {
         let mut future = PublishFuture::new(client, publish, ack_timeout);
         future.submit(permit);
         Ok(future)
+    }
+
+    /// Starts the publish now instead of at the first poll: the message is queued at once when
+    /// fewer than [`ClientConfig::max_queued`](crate::ClientConfig::max_queued) publishes are
+    /// pending (otherwise the returned future waits for room when polled). The future owns
+    /// what it needs (no borrow of the client), so it can be kept, moved or spawned and
+    /// awaited later; dropping it after the message was queued only stops waiting for the
+    /// outcome. On a builder that was already polled, returns its future as it is.
+    pub fn start(mut self) -> PublishFuture<R> {
+        if let Some(started) = self.started.take() {
+            return started;
+        }
+        let (publish, ack_timeout) = self.take_publish();
+        let mut future = PublishFuture::new(self.client, publish, ack_timeout);
+        future.try_submit();
+        future
     }
 
     /// The message, moved out of the builder.

@@ -6,6 +6,8 @@ use std::time::Duration;
 
 use mqtt_proto::{ProtocolVersion, QoS};
 
+use crate::reconnect::Jitter;
+
 /// The will message: published by the broker if the connection ends without DISCONNECT.
 #[derive(Debug, Clone, PartialEq, Eq)]
 #[cfg_attr(feature = "serde", derive(serde::Deserialize))]
@@ -152,6 +154,23 @@ pub struct ClientConfig {
     pub topics: HashMap<String, TopicConfig>,
     /// MQTT 5 session expiry interval in seconds.
     pub session_expiry_interval: Option<u32>,
+    /// Broker URIs for failover (a cluster's nodes), tried in order (or shuffled, see
+    /// `shuffle_uris`) by `connect(None)` and by every reconnect. `uri`, if set, comes first.
+    pub uris: Vec<String>,
+    /// Walk the URI list in a random order, drawn once per client, so a fleet of clients
+    /// spreads over a cluster.
+    pub shuffle_uris: bool,
+    /// Delay before the first reconnect round; it doubles each round up to
+    /// `reconnect_max_interval`.
+    #[cfg_attr(feature = "serde", serde(with = "serde_impl::secs"))]
+    pub reconnect_initial_interval: Duration,
+    /// Randomness applied to every reconnect delay (default ±25%).
+    #[cfg_attr(feature = "serde", serde(with = "serde_impl::jitter"))]
+    pub reconnect_jitter: Jitter,
+    /// Follow an MQTT 5 Server Reference sent with a CONNACK refusal or a DISCONNECT with
+    /// reason "use another server" (0x9C) or "server moved" (0x9D). Off by default: a
+    /// server could otherwise send the client anywhere.
+    pub follow_server_reference: bool,
 }
 
 impl Default for ClientConfig {
@@ -189,6 +208,11 @@ impl Default for ClientConfig {
             manual_acks: false,
             topics: HashMap::new(),
             session_expiry_interval: None,
+            uris: Vec::new(),
+            shuffle_uris: false,
+            reconnect_initial_interval: Duration::from_secs(1),
+            reconnect_jitter: Jitter::default(),
+            follow_server_reference: false,
         }
     }
 }
@@ -267,6 +291,14 @@ builders! {
     manual_acks: bool => manual_acks,
     /// Sets the MQTT 5 session expiry interval.
     session_expiry_interval: u32 => Some(session_expiry_interval),
+    /// Sets `shuffle_uris`.
+    shuffle_uris: bool => shuffle_uris,
+    /// Sets `reconnect_initial_interval`.
+    reconnect_initial_interval: Duration => reconnect_initial_interval,
+    /// Sets `reconnect_jitter`.
+    reconnect_jitter: Jitter => reconnect_jitter,
+    /// Sets `follow_server_reference`.
+    follow_server_reference: bool => follow_server_reference,
 }
 
 impl ClientConfig {
@@ -277,6 +309,28 @@ impl ClientConfig {
     pub fn tls_config(mut self, tls_config: std::sync::Arc<rustls::ClientConfig>) -> Self {
         self.tls_config = Some(tls_config);
         self
+    }
+
+    /// Sets the broker URIs for failover (see the `uris` field).
+    #[must_use]
+    pub fn uris<I, S>(mut self, uris: I) -> Self
+    where
+        I: IntoIterator<Item = S>,
+        S: Into<String>,
+    {
+        self.uris = uris.into_iter().map(Into::into).collect();
+        self
+    }
+
+    /// Every configured broker URI: `uri` first, then `uris` (duplicates dropped).
+    pub(crate) fn all_uris(&self) -> Vec<String> {
+        let mut all: Vec<String> = Vec::new();
+        for uri in self.uri.iter().chain(&self.uris) {
+            if !all.contains(uri) {
+                all.push(uri.clone());
+            }
+        }
+        all
     }
 
     /// Adds per-topic publish defaults.
@@ -379,6 +433,36 @@ mod serde_impl {
             d: D,
         ) -> Result<Option<u32>, D::Error> {
             Ok(Option::<i64>::deserialize(d)?.and_then(|n| u32::try_from(n).ok()))
+        }
+    }
+
+    pub(super) mod jitter {
+        use crate::reconnect::Jitter;
+        use serde::{Deserialize, Deserializer};
+
+        #[derive(Deserialize)]
+        #[serde(untagged)]
+        enum Raw {
+            Percent(u8),
+            Name(String),
+        }
+
+        /// `"none"`, `"full"`, or a percentage for a ±spread (`25`).
+        pub(crate) fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Jitter, D::Error> {
+            match Raw::deserialize(d)? {
+                Raw::Percent(0) => Ok(Jitter::None),
+                Raw::Percent(percent) if percent <= 100 => Ok(Jitter::Spread { percent }),
+                Raw::Percent(percent) => Err(serde::de::Error::custom(format!(
+                    "reconnect_jitter {percent}% is above 100%"
+                ))),
+                Raw::Name(name) => match name.as_str() {
+                    "none" => Ok(Jitter::None),
+                    "full" => Ok(Jitter::Full),
+                    other => Err(serde::de::Error::custom(format!(
+                        "reconnect_jitter must be \"none\", \"full\" or a percentage, not {other:?}"
+                    ))),
+                },
+            }
         }
     }
 

@@ -28,6 +28,7 @@ use tracing::{debug, info, warn};
 use super::error::ClientError;
 use super::inbox::Pushed;
 use super::queue::Permit;
+use super::reconnect::{self, Backoff, Jitter, Outcome, Policy, Reconnector, SplitMix64};
 use super::transport::{self, Runtime, Transport};
 use super::uri::Target;
 use super::{ApplicationMessage, ConnectionEvent, Shared};
@@ -47,11 +48,24 @@ const CLOSE_TIMEOUT: Duration = Duration::from_secs(1);
 /// Everything needed to (re)open the connection.
 #[derive(Clone)]
 pub(crate) struct ConnectParams {
-    pub(crate) target: Target,
+    /// The brokers, in the configured order; at least one.
+    pub(crate) targets: Vec<Target>,
     pub(crate) tls: Option<transport::TlsConfig>,
     pub(crate) headers: Vec<(String, String)>,
+    /// CONNECT options; a target's own credentials replace the configured ones.
     pub(crate) options: ConnectOptions,
     pub(crate) connect_timeout: Duration,
+    pub(crate) failover: Failover,
+}
+
+/// How reconnects walk the broker list (the rest of the policy, retries and the backoff cap,
+/// are the driver's own settings).
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Failover {
+    pub(crate) initial_interval: Duration,
+    pub(crate) jitter: Jitter,
+    pub(crate) shuffle: bool,
+    pub(crate) follow_server_reference: bool,
 }
 
 pub(crate) type Reply<T> = oneshot::Sender<Result<T, ClientError>>;
@@ -208,41 +222,62 @@ impl<R: Runtime> Driver<R> {
         }
     }
 
-    /// Runs connections until the client closes or reconnecting gives up.
+    /// Runs connections until the client closes or reconnecting gives up. Which broker comes
+    /// next and how long to wait before it is the [`Reconnector`]'s business.
     pub(crate) async fn run(mut self) {
-        let mut attempt: u32 = 0;
+        let policy = Policy {
+            backoff: Backoff {
+                initial: self.params.failover.initial_interval,
+                max: self.reconnect_max_interval,
+                jitter: self.params.failover.jitter,
+            },
+            retries: self.reconnect_retries,
+            grace: reconnect::STABLE_AFTER,
+            shuffle: self.params.failover.shuffle,
+        };
+        let mut plan = Reconnector::new(
+            self.params.targets.clone(),
+            policy,
+            Box::new(SplitMix64::from_random_state()),
+        );
+        let mut target = plan.start();
         let final_error = loop {
-            let ended = self.connection().await;
+            let started = self.runtime.now();
+            let ended = self.connection(&target).await;
             match ended {
                 Ended::Closed => break ClientError::Closed,
                 Ended::Reconnect => {
-                    attempt = 0;
+                    // `reconnect()`: the current broker again, at once, schedule reset.
+                    target = plan.start();
                     continue;
                 }
                 Ended::Lost(err) => {
-                    let refused = matches!(err, ClientError::Connect(_));
                     if self.session.is_connected() {
                         // Cannot happen: a lost connection leaves the session disconnected.
                         warn!("session still connected after the connection ended");
                     }
                     self.shared
                         .status(ConnectionEvent::ConnectionLost(err.clone()));
-                    if !self.auto_reconnect || refused {
+                    if !self.auto_reconnect || reconnect::is_final(&err) {
                         break err;
                     }
-                    if self.reached_connack {
-                        attempt = 0;
-                    }
-                    attempt += 1;
-                    if self.reconnect_retries.is_some_and(|max| attempt > max) {
-                        warn!(attempts = attempt - 1, "giving up reconnecting");
+                    let outcome = Outcome {
+                        connected: self.reached_connack.then(|| (started, self.runtime.now())),
+                        reference: self.server_reference(&err, &target),
+                    };
+                    let Some(attempt) = plan.next(outcome) else {
+                        warn!("giving up reconnecting");
                         break err;
-                    }
-                    let delay = backoff(attempt, self.reconnect_max_interval);
-                    info!(attempt, ?delay, "reconnecting");
-                    self.shared
-                        .status(ConnectionEvent::Reconnecting { attempt });
-                    if self.wait(delay).await {
+                    };
+                    let uri = attempt.target.url.to_string();
+                    info!(attempt = attempt.number, delay = ?attempt.delay, %uri, "reconnecting");
+                    self.shared.status(ConnectionEvent::Reconnecting {
+                        attempt: attempt.number,
+                        delay: attempt.delay,
+                        uri,
+                    });
+                    target = attempt.target;
+                    if self.wait(attempt.delay).await {
                         break ClientError::Closed;
                     }
                 }
@@ -251,13 +286,34 @@ impl<R: Runtime> Driver<R> {
         self.shutdown(final_error);
     }
 
-    /// One connection: open the transport, CONNECT, serve until it ends.
-    async fn connection(&mut self) -> Ended {
+    /// The MQTT 5 Server Reference the connection ended with, when the application follows
+    /// them, with whether the server moved for good.
+    fn server_reference(&self, err: &ClientError, current: &Target) -> Option<(Target, bool)> {
+        if !self.params.failover.follow_server_reference {
+            return None;
+        }
+        let reference = self.session.server_reference()?;
+        let Some(target) = reconnect::parse_reference(reference, current) else {
+            warn!(%reference, "ignoring a Server Reference that is no broker address");
+            return None;
+        };
+        let moved = matches!(
+            err,
+            ClientError::Connect(reason)
+                | ClientError::ConnectionLost(ConnectionError::ServerDisconnected(reason))
+                if reason.code == ReasonCode::ServerMoved
+        );
+        info!(%reference, moved, "following the server's reference");
+        Some((target, moved))
+    }
+
+    /// One connection to `target`: open the transport, CONNECT, serve until it ends.
+    async fn connection(&mut self, target: &Target) -> Ended {
         self.reached_connack = false;
         let deadline = self.runtime.now() + self.params.connect_timeout;
         let open = transport::open(
             &self.runtime,
-            &self.params.target,
+            target,
             self.params.tls.as_ref(),
             &self.params.headers,
         );
@@ -290,7 +346,14 @@ impl<R: Runtime> Driver<R> {
         let now = self.runtime.now();
         self.session
             .set_connect_timeout(deadline.saturating_duration_since(now));
-        if let Err(err) = self.session.connect(now, self.params.options.clone()) {
+        let mut options = self.params.options.clone();
+        if let Some(username) = &target.username {
+            options.username = Some(ByteString::from(username.as_str()));
+        }
+        if let Some(password) = &target.password {
+            options.password = Some(Bytes::from(password.clone()));
+        }
+        if let Err(err) = self.session.connect(now, options) {
             return self.connect_failed(err.into());
         }
         self.serve(transport).await
@@ -298,7 +361,7 @@ impl<R: Runtime> Driver<R> {
 
     fn connect_failed(&mut self, err: ClientError) -> Ended {
         warn!(%err, "connecting failed");
-        if (!self.auto_reconnect || matches!(err, ClientError::Connect(_)))
+        if (!self.auto_reconnect || reconnect::is_final(&err))
             && let Some(waiter) = self.connect_waiter.take()
         {
             let _ = waiter.send(Err(err.clone()));
@@ -728,7 +791,7 @@ impl<R: Runtime> Driver<R> {
                         _ => ClientError::from(reason),
                     };
                     if let Some(waiter) = self.connect_waiter.take() {
-                        if self.auto_reconnect && !matches!(err, ClientError::Connect(_)) {
+                        if self.auto_reconnect && !reconnect::is_final(&err) {
                             self.connect_waiter = Some(waiter);
                         } else {
                             let _ = waiter.send(Err(err.clone()));
@@ -771,12 +834,6 @@ impl<R: Runtime> Driver<R> {
     }
 }
 
-/// Exponential backoff: 1 s, 2 s, 4 s, ... capped at `max`.
-fn backoff(attempt: u32, max: Duration) -> Duration {
-    let exp = attempt.saturating_sub(1).min(16);
-    Duration::from_secs(1u64 << exp).min(max)
-}
-
 /// Runs `future` until `deadline`; `None` on timeout.
 pub(crate) async fn timeout<R: Runtime, F: Future>(
     runtime: &R,
@@ -792,16 +849,4 @@ pub(crate) async fn timeout<R: Runtime, F: Future>(
         sleep.as_mut().poll(cx).map(|()| None)
     })
     .await
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn backoff_doubles_up_to_the_cap() {
-        let max = Duration::from_secs(10);
-        let delays: Vec<u64> = (1..=6).map(|a| backoff(a, max).as_secs()).collect();
-        assert_eq!(delays, [1, 2, 4, 8, 10, 10]);
-    }
 }

@@ -33,6 +33,7 @@ mod driver;
 mod error;
 mod inbox;
 mod queue;
+mod reconnect;
 #[cfg(feature = "tls")]
 mod tls;
 mod transport;
@@ -58,6 +59,7 @@ pub use config::{ClientConfig, Overflow, TopicConfig, WillConfig};
 #[cfg(feature = "tls")]
 pub use error::TlsError;
 pub use error::{ClientError, UriError};
+pub use reconnect::Jitter;
 #[cfg(feature = "tls")]
 #[cfg_attr(docsrs, doc(cfg(feature = "tls")))]
 pub use tls::TlsOptions;
@@ -84,8 +86,8 @@ pub mod prelude {
     #[cfg(feature = "tls")]
     pub use super::TlsError;
     pub use super::{
-        ApplicationMessage, ClientConfig, ClientError, ConnectionEvent, Runtime, ServerReason,
-        TopicConfig, UriError, WillConfig,
+        ApplicationMessage, ClientConfig, ClientError, ConnectionEvent, Jitter, Runtime,
+        ServerReason, TopicConfig, UriError, WillConfig,
     };
     pub use mqtt_proto::properties::{PublishProperties, UserProperty};
     pub use mqtt_proto::{ConnAck, ProtocolVersion, QoS, ReasonCode};
@@ -163,10 +165,16 @@ pub enum ConnectionEvent {
     },
     /// The connection ended unexpectedly (or could not be opened).
     ConnectionLost(ClientError),
-    /// A reconnect attempt is about to start.
+    /// A reconnect attempt is about to start, after `delay`.
     Reconnecting {
-        /// 1 for the first attempt after a loss.
+        /// 1 for the first attempt after a loss (or after a failed first connect); counts
+        /// every attempt on every URI until a connection stays up.
         attempt: u32,
+        /// How long the client waits before this attempt: the round's backoff (with jitter)
+        /// for the first URI of a round, zero for the next URIs of the same round.
+        delay: Duration,
+        /// The broker URI this attempt goes to.
+        uri: String,
     },
     /// Received QoS 0 messages were dropped because the application had
     /// [`message_buffer`](ClientConfig::message_buffer) messages waiting (see
@@ -383,8 +391,9 @@ impl<R: Runtime> MqttClient<R> {
     }
 
     /// Connects to `uri` (`mqtt://`, `mqtts://`, `ws://`, `wss://`; `None` uses the configured
-    /// URI). A builder: `.clean_session(..)`, `.ca_file(..)`, `.ca_path(..)`, `.ca_data(..)`,
-    /// `.header(..)`, then `.await` for the broker's CONNACK.
+    /// URIs: `uri` then `uris`, with failover between them). A builder: `.clean_session(..)`,
+    /// `.ca_file(..)`, `.ca_path(..)`, `.ca_data(..)`, `.header(..)`, then `.await` for the
+    /// broker's CONNACK.
     ///
     /// ```no_run
     /// # use mqtt_client::{ClientError, MqttClient, Runtime};
@@ -395,7 +404,26 @@ impl<R: Runtime> MqttClient<R> {
     /// # }
     /// ```
     pub fn connect<'a>(&'a self, uri: impl Into<Option<&'a str>>) -> Connecting<'a, R> {
-        Connecting::new(self, uri.into())
+        let uris = uri
+            .into()
+            .map(|uri| vec![uri.to_owned()])
+            .unwrap_or_default();
+        self.connect_any(uris)
+    }
+
+    /// Connects to the first broker of `uris` that accepts, and fails over along the list
+    /// whenever the connection is lost (the nodes of a cluster, say). Each URI may carry its
+    /// own credentials. The list is walked in rounds: the next URI is tried at once, and the
+    /// reconnect backoff (`reconnect_initial_interval` doubling up to `reconnect_max_interval`,
+    /// with `reconnect_jitter`) is waited between rounds. An empty list uses the configured
+    /// URIs. With `auto_reconnect` off only the first URI is tried. The same builder as
+    /// [`connect`](Self::connect).
+    pub fn connect_any<I, S>(&self, uris: I) -> Connecting<'_, R>
+    where
+        I: IntoIterator<Item = S>,
+        S: Into<String>,
+    {
+        Connecting::new(self, uris.into_iter().map(Into::into).collect())
     }
 
     /// Publishes `payload` on `topic`. A builder: `.qos(..)`, `.retain(..)`, `.ack_timeout(..)`,
@@ -690,20 +718,14 @@ impl<R: Runtime> MqttClient<R> {
         Ok(rx)
     }
 
-    fn connect_options(&self, target: &Target, clean_session: Option<bool>) -> ConnectOptions {
+    /// CONNECT options from the configuration; a URI's own credentials replace these per
+    /// connection attempt.
+    fn connect_options(&self, clean_session: Option<bool>) -> ConnectOptions {
         let config = &self.inner.config;
         let mut options = ConnectOptions::new(config.keep_alive);
         options.clean_start = clean_session.unwrap_or(config.clean_session);
-        options.username = target
-            .username
-            .clone()
-            .or_else(|| config.username.clone())
-            .map(ByteString::from);
-        options.password = target
-            .password
-            .clone()
-            .or_else(|| config.password.clone())
-            .map(Bytes::from);
+        options.username = config.username.clone().map(ByteString::from);
+        options.password = config.password.clone().map(Bytes::from);
         options.will = config.will.as_ref().map(|will| Will {
             topic: ByteString::from(will.topic.as_str()),
             payload: Bytes::from(will.message.clone()),

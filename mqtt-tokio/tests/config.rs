@@ -3,7 +3,7 @@
 
 use std::time::Duration;
 
-use mqtt_tokio::{ClientConfig, ProtocolVersion, QoS};
+use mqtt_tokio::{ClientConfig, Jitter, ProtocolVersion, QoS};
 
 #[test]
 fn client_config_loads_from_an_amqtt_shaped_document() {
@@ -66,4 +66,43 @@ fn client_config_refuses_an_invalid_qos() {
 fn reconnect_retries_counts_when_not_negative() {
     let config: ClientConfig = serde_json::from_str(r#"{"reconnect_retries": 5}"#).unwrap();
     assert_eq!(config.reconnect_retries, Some(5));
+}
+
+#[test]
+fn failover_settings_load_from_a_document() {
+    let config: ClientConfig = serde_json::from_str(
+        r#"{
+            "uri": "mqtt://a:1883",
+            "uris": ["mqtt://b:1883", "mqtts://c:8883"],
+            "shuffle_uris": true,
+            "reconnect_initial_interval": 0.5,
+            "reconnect_jitter": "full",
+            "follow_server_reference": true
+        }"#,
+    )
+    .unwrap();
+    assert_eq!(config.uris, ["mqtt://b:1883", "mqtts://c:8883"]);
+    assert!(config.shuffle_uris);
+    assert_eq!(
+        config.reconnect_initial_interval,
+        Duration::from_millis(500)
+    );
+    assert_eq!(config.reconnect_jitter, Jitter::Full);
+    assert!(config.follow_server_reference);
+
+    let spread: ClientConfig = serde_json::from_str(r#"{"reconnect_jitter": 10}"#).unwrap();
+    assert_eq!(spread.reconnect_jitter, Jitter::Spread { percent: 10 });
+    let none: ClientConfig = serde_json::from_str(r#"{"reconnect_jitter": "none"}"#).unwrap();
+    assert_eq!(none.reconnect_jitter, Jitter::None);
+    // Defaults: no list, in order, ±25%, references not followed.
+    let default = ClientConfig::default();
+    assert!(default.uris.is_empty() && !default.shuffle_uris && !default.follow_server_reference);
+    assert_eq!(default.reconnect_jitter, Jitter::Spread { percent: 25 });
+    for bad in [
+        r#"{"reconnect_jitter": "lots"}"#,
+        r#"{"reconnect_jitter": 150}"#,
+    ] {
+        let err = serde_json::from_str::<ClientConfig>(bad).unwrap_err();
+        assert!(err.to_string().contains("reconnect_jitter"), "{bad}: {err}");
+    }
 }

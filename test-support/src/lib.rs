@@ -14,6 +14,10 @@
 //!   and resumed.
 //! - [`Nats`] / [`NatsBuilder`]: a `nats-server` 2.9+ serving MQTT over TCP and
 //!   MQTT over WebSocket (plain, or TLS with [`NatsBuilder::tls`]).
+//! - [`NatsCluster`]: three nats-server nodes routed together on loopback, JetStream
+//!   clustered, each with its own MQTT port, for failover tests.
+//! - [`NetemLink`]: two network namespaces joined by a relay over TUN devices that delays,
+//!   jitters, drops, reorders and cuts IP packets (this kernel has no `netem` qdisc).
 //! - [`suite`] / [`client_suite!`]: the client integration suite, generic over
 //!   the runtime, that every adapter crate runs unchanged.
 //! - [`delivery`] / [`delivery_suite!`]: delivery guarantees at the application and
@@ -30,6 +34,7 @@ mod certs;
 pub mod delivery;
 mod mosquitto;
 mod nats;
+mod netem;
 mod process;
 pub mod rss;
 pub mod suite;
@@ -38,7 +43,8 @@ use std::net::{Ipv4Addr, TcpListener};
 
 pub use certs::Certs;
 pub use mosquitto::{Mosquitto, MosquittoBuilder};
-pub use nats::{Nats, NatsBuilder};
+pub use nats::{Nats, NatsBuilder, NatsCluster};
+pub use netem::{LinkConditions, LinkStats, NetemLink};
 pub use process::BrokerProcess;
 
 /// Sends `tracing` output to the test harness's captured output, filtered by `RUST_LOG`

@@ -2,6 +2,7 @@
 
 use std::ffi::OsString;
 use std::fs;
+use std::net::Ipv4Addr;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 
@@ -49,9 +50,22 @@ pub struct MosquittoBuilder {
     mutual_tls: bool,
     max_packet_size: Option<u32>,
     extra_config: String,
+    /// Network namespace and address to listen on, instead of 127.0.0.1.
+    netns: Option<(String, Ipv4Addr)>,
 }
 
+/// The plain port of a broker in its own network namespace: everything there is free.
+const NETNS_PORT: u16 = 18830;
+
 impl MosquittoBuilder {
+    /// Runs the broker in network namespace `ns` (with `ip netns exec`), listening on
+    /// `address:18830` only, e.g. the A side of a [`NetemLink`](crate::NetemLink). Readiness
+    /// is then judged from the log alone, since the port cannot be reached from here.
+    pub fn netns(mut self, ns: &str, address: Ipv4Addr) -> Self {
+        self.netns = Some((ns.to_owned(), address));
+        self
+    }
+
     /// Enables persistence into the instance's own directory
     /// ([`Mosquitto::persistence_dir`]), kept across [`BrokerProcess::restart`](crate::BrokerProcess::restart).
     ///
@@ -163,22 +177,41 @@ impl MosquittoBuilder {
         let conf = self.write_files(dir.path());
         let mut last_log = String::new();
         for _ in 0..START_ATTEMPTS {
-            let [port, tls_port] = free_ports::<2>();
+            let [mut port, tls_port] = free_ports::<2>();
             let tls_port = self.tls.as_ref().map(|_| tls_port);
-            write_file(&conf, &self.config(dir.path(), port, tls_port));
+            let mut host = Ipv4Addr::LOCALHOST;
+            let mut program = program.clone();
+            let mut args = vec![OsString::from("-c"), conf.clone().into_os_string()];
+            if let Some((ns, address)) = &self.netns {
+                port = NETNS_PORT;
+                host = *address;
+                args.splice(
+                    0..0,
+                    ["netns", "exec", ns.as_str()]
+                        .map(OsString::from)
+                        .into_iter()
+                        .chain([program.into_os_string()]),
+                );
+                program = find_binary("ip", "install iproute2");
+            }
+            write_file(&conf, &self.config(dir.path(), host, port, tls_port));
             let ports = std::iter::once(port).chain(tls_port).collect();
             let mut process = BrokerProcess::new(
                 "mosquitto",
-                program.clone(),
-                vec![OsString::from("-c"), conf.clone().into_os_string()],
+                program,
+                args,
                 dir.path().join("mosquitto.log"),
                 ports,
                 " running",
             );
+            if self.netns.is_some() {
+                process = process.without_port_probe();
+            }
             match process.try_start() {
                 Ok(()) => {
                     return Mosquitto {
                         process,
+                        host,
                         port,
                         tls_port,
                         dir,
@@ -233,7 +266,7 @@ impl MosquittoBuilder {
         dir.join("mosquitto.conf")
     }
 
-    fn config(&self, dir: &Path, port: u16, tls_port: Option<u16>) -> String {
+    fn config(&self, dir: &Path, host: Ipv4Addr, port: u16, tls_port: Option<u16>) -> String {
         let d = dir.display();
         let mut conf = String::new();
         let mut line = |text: String| {
@@ -269,7 +302,7 @@ impl MosquittoBuilder {
         if let Some(max) = self.max_packet_size {
             line(format!("max_packet_size {max}"));
         }
-        line(format!("listener {port} 127.0.0.1"));
+        line(format!("listener {port} {host}"));
         if let Some(tls_port) = tls_port {
             line(format!("listener {tls_port} 127.0.0.1"));
             line(format!("cafile {d}/ca.pem"));
@@ -295,6 +328,7 @@ impl MosquittoBuilder {
 pub struct Mosquitto {
     // Declared before `dir` so the process is killed before its directory goes.
     process: BrokerProcess,
+    host: Ipv4Addr,
     port: u16,
     tls_port: Option<u16>,
     dir: TempDir,
@@ -326,9 +360,9 @@ impl Mosquitto {
         self.tls_port
     }
 
-    /// `mqtt://127.0.0.1:PORT`.
+    /// `mqtt://127.0.0.1:PORT` (the namespace's address with [`MosquittoBuilder::netns`]).
     pub fn uri(&self) -> String {
-        format!("mqtt://127.0.0.1:{}", self.port)
+        format!("mqtt://{}:{}", self.host, self.port)
     }
 
     /// `mqtts://localhost:TLSPORT` (the listener is bound to 127.0.0.1 only;

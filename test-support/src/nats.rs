@@ -246,3 +246,159 @@ impl std::ops::DerefMut for Nats {
         &mut self.process
     }
 }
+
+/// Three (or more) nats-server nodes routed together on loopback as one cluster, JetStream
+/// clustered, each node with its own MQTT port, the MQTT streams and consumers replicated on
+/// every node (`stream_replicas` / `consumer_replicas`), so an MQTT session outlives the node
+/// it was made on.
+///
+/// ```no_run
+/// use mqtt_test_support::NatsCluster;
+///
+/// let mut cluster = NatsCluster::start(3);
+/// let uris = cluster.mqtt_uris();
+/// cluster.node_mut(0).kill();
+/// cluster.node_mut(0).restart();
+/// ```
+///
+/// Nodes are [`BrokerProcess`]es: `kill` (SIGKILL), `restart` (same ports, same JetStream
+/// store), `log`. Dropping the cluster kills every node and deletes the directory.
+#[derive(Debug)]
+pub struct NatsCluster {
+    // Declared before `dir` so the processes are killed before their directory goes.
+    nodes: Vec<BrokerProcess>,
+    mqtt_ports: Vec<u16>,
+    dir: TempDir,
+}
+
+/// How long a new cluster gets to elect its JetStream metadata leader.
+const CLUSTER_READY_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(20);
+
+impl NatsCluster {
+    /// Starts `size` nodes (at least 3 for a quorum that survives one node) and waits until
+    /// every node runs and the cluster has a JetStream metadata leader.
+    ///
+    /// # Panics
+    ///
+    /// If `nats-server` is missing, a node does not start (the message includes its log), or
+    /// no leader is elected within 20 s.
+    pub fn start(size: usize) -> Self {
+        assert!(size >= 1, "a cluster needs a node");
+        let program = find_binary(
+            "nats-server",
+            "install it with `apt-get install -y nats-server`",
+        );
+        let dir = temp_dir("mqtt-test-nats-cluster-");
+        let mut last_log = String::new();
+        'attempt: for _ in 0..START_ATTEMPTS {
+            // Client, route and MQTT port per node, all held until chosen.
+            let ports: Vec<u16> = (0..size).flat_map(|_| free_ports::<3>()).collect();
+            let route_urls: Vec<String> = (0..size)
+                .map(|i| format!("\"nats-route://127.0.0.1:{}\"", ports[3 * i + 1]))
+                .collect();
+            let replicas = size.min(3);
+            let mut nodes = Vec::new();
+            for i in 0..size {
+                let [client_port, route_port, mqtt_port] =
+                    [ports[3 * i], ports[3 * i + 1], ports[3 * i + 2]];
+                let node_dir = dir.path().join(format!("n{i}"));
+                std::fs::create_dir_all(&node_dir)
+                    .unwrap_or_else(|e| panic!("creating {} failed: {e}", node_dir.display()));
+                let conf = node_dir.join("nats.conf");
+                let d = node_dir.display();
+                write_file(
+                    &conf,
+                    &format!(
+                        "# Written by mqtt-test-support for one test; not the system server.\n\
+                         listen: \"127.0.0.1:{client_port}\"\n\
+                         server_name: \"n{i}\"\n\
+                         jetstream {{ store_dir: \"{d}/js\" }}\n\
+                         cluster {{\n  name: \"mqtt-test\"\n  listen: \"127.0.0.1:{route_port}\"\n  \
+                         routes: [{}]\n}}\n\
+                         mqtt {{\n  listen: \"127.0.0.1:{mqtt_port}\"\n  \
+                         stream_replicas: {replicas}\n  consumer_replicas: {replicas}\n}}\n",
+                        route_urls.join(", ")
+                    ),
+                );
+                let mut process = BrokerProcess::new(
+                    "nats-server",
+                    program.clone(),
+                    vec![OsString::from("-c"), conf.into_os_string()],
+                    node_dir.join("nats.log"),
+                    vec![client_port, mqtt_port],
+                    "Server is ready",
+                );
+                if let Err(busy) = process.try_start() {
+                    last_log = busy.log;
+                    continue 'attempt;
+                }
+                nodes.push(process);
+            }
+            let cluster = Self {
+                nodes,
+                mqtt_ports: (0..size).map(|i| ports[3 * i + 2]).collect(),
+                dir,
+            };
+            cluster.wait_for_leader();
+            return cluster;
+        }
+        panic!(
+            "nats-server cluster found no free ports in {START_ATTEMPTS} attempts; last log:\n{last_log}"
+        );
+    }
+
+    /// Waits until some node's log names a JetStream metadata leader.
+    fn wait_for_leader(&self) {
+        let deadline = std::time::Instant::now() + CLUSTER_READY_TIMEOUT;
+        while std::time::Instant::now() < deadline {
+            if self
+                .nodes
+                .iter()
+                .any(|node| node.log().contains("metadata leader"))
+            {
+                return;
+            }
+            std::thread::sleep(std::time::Duration::from_millis(20));
+        }
+        let logs: Vec<String> = self.nodes.iter().map(BrokerProcess::log).collect();
+        panic!(
+            "the nats-server cluster elected no JetStream leader within {CLUSTER_READY_TIMEOUT:?}; logs:\n{}",
+            logs.join("\n----\n")
+        );
+    }
+
+    /// Number of nodes.
+    pub fn len(&self) -> usize {
+        self.nodes.len()
+    }
+
+    /// Whether the cluster has no node (never: `start` needs one).
+    pub fn is_empty(&self) -> bool {
+        self.nodes.is_empty()
+    }
+
+    /// Node `i` (0-based).
+    pub fn node(&self, i: usize) -> &BrokerProcess {
+        &self.nodes[i]
+    }
+
+    /// Node `i`, to kill, restart, pause ...
+    pub fn node_mut(&mut self, i: usize) -> &mut BrokerProcess {
+        &mut self.nodes[i]
+    }
+
+    /// `mqtt://127.0.0.1:PORT` of node `i`.
+    pub fn mqtt_uri(&self, i: usize) -> String {
+        format!("mqtt://127.0.0.1:{}", self.mqtt_ports[i])
+    }
+
+    /// Every node's MQTT URI, in node order.
+    pub fn mqtt_uris(&self) -> Vec<String> {
+        (0..self.nodes.len()).map(|i| self.mqtt_uri(i)).collect()
+    }
+
+    /// The cluster's directory (`n0/nats.conf`, `n0/nats.log`, `n0/js/`, ...).
+    pub fn dir(&self) -> &Path {
+        self.dir.path()
+    }
+}

@@ -43,6 +43,9 @@ use mqtt_client::{
 
 use crate::{Certs, Mosquitto, Nats, free_port};
 
+mod failover;
+pub use failover::*;
+
 /// Instantiates every test of [`suite`](crate::suite) as a plain `#[test]` for one runtime:
 /// `client_suite!(RuntimeType, block_on_function)`. `block_on` runs a future to completion
 /// on a fresh runtime (one per test).
@@ -105,6 +108,13 @@ macro_rules! client_suite {
             hostile_silent_server_times_out_connect,
             hostile_silent_tls_server_times_out_connect,
             mqtt5_refusal_keeps_reason_string_and_user_properties,
+            // failover.rs
+            refusing_nodes_get_bounded_attempts_with_backoff_per_round,
+            connections_dropped_right_after_connack_back_off,
+            server_reference_in_a_connack_refusal_is_followed_only_when_allowed,
+            server_moved_disconnect_fails_over_to_the_reference,
+            connect_none_walks_the_configured_uris,
+            failover_to_a_broker_without_the_session_resubscribes_and_resends,
         ]);
     };
     (@tests $runtime:ty, $block_on:path, [$($name:ident),* $(,)?]) => {

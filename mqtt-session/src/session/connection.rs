@@ -27,6 +27,7 @@ impl<S: SessionStore> Session<S> {
             (_, Packet::Disconnect(disconnect)) if self.config.protocol_version.is_v5() => {
                 debug!(reason = %disconnect.reason_code, "DISCONNECT from the server");
                 let properties = disconnect.properties;
+                self.server_reference = properties.server_reference;
                 self.close(
                     ConnectionError::ServerDisconnected(ServerReason::with_properties(
                         disconnect.reason_code,
@@ -57,8 +58,9 @@ impl<S: SessionStore> Session<S> {
         self.timers.stop(Timer::ConnAck);
         if !connack.reason_code.is_success() {
             warn!(reason = %connack.reason_code, "connection refused");
-            // The server closes the connection after a refusal; nothing more is sent.
             let properties = connack.properties;
+            self.server_reference = properties.server_reference;
+            // The server closes the connection after a refusal; nothing more is sent.
             self.close(
                 ConnectionError::Refused(ServerReason::with_properties(
                     connack.reason_code,

@@ -217,6 +217,9 @@ pub struct Session<S: SessionStore = MemoryStore> {
     /// Such a CONNECT went unanswered: the server may hold a newer session made by it, and a
     /// later "session present" may name that one, which knows nothing of our state.
     session_maybe_replaced: bool,
+    /// MQTT 5 Server Reference of the last CONNACK refusal or server DISCONNECT on the
+    /// current (or last) connection: where the server suggests to connect instead.
+    server_reference: Option<ByteString>,
 }
 
 impl Session<MemoryStore> {
@@ -266,6 +269,7 @@ impl<S: SessionStore> Session<S> {
             server_session_ended: false,
             connect_may_replace: false,
             session_maybe_replaced: false,
+            server_reference: None,
         }
     }
 
@@ -329,6 +333,14 @@ impl<S: SessionStore> Session<S> {
     /// Events not yet drained.
     pub fn pending_events(&self) -> usize {
         self.events.len()
+    }
+
+    /// The MQTT 5 Server Reference (another server to use) that the server sent with a
+    /// CONNACK refusal or a DISCONNECT on the current or last connection, if any; cleared
+    /// by the next [`connect`](Self::connect). What to do with it (reason codes 0x9C "use
+    /// another server", 0x9D "server moved") is up to the client.
+    pub fn server_reference(&self) -> Option<&ByteString> {
+        self.server_reference.as_ref()
     }
 
     /// Changes how long the next CONNACK is waited for (e.g. what is left of a connect budget
@@ -438,6 +450,7 @@ impl<S: SessionStore> Session<S> {
         }
         let connect = self.connect_packet(&options)?;
         self.connection += 1;
+        self.server_reference = None;
         self.read_buf.clear();
         self.write_buf.clear();
         self.limits = ServerLimits::defaults(options.keep_alive);
