@@ -9,7 +9,6 @@
 //! which publisher topics and how many publishes completed, so "lost" means what it says.
 
 use std::collections::HashMap;
-use std::future::IntoFuture;
 use std::io::{IsTerminal as _, Write as _};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
@@ -632,7 +631,7 @@ impl PublishJob {
             let publish = client
                 .publish(topic.clone(), Bytes::from(payload))
                 .qos(self.qos)
-                .into_future();
+                .start();
             pending.push(publish);
             seq += 1;
             if pending.len() >= self.window / 2 {

@@ -205,7 +205,7 @@ impl CliError {
 pub(crate) fn client_exit_code(stage: Stage, err: &ClientError) -> u8 {
     match err {
         ClientError::InvalidUri(_) | ClientError::InvalidTopic(_) => exit::USAGE,
-        ClientError::Connect(code) => match code {
+        ClientError::Connect(reason) => match reason.code {
             ReasonCode::BadUserNameOrPassword
             | ReasonCode::NotAuthorized
             | ReasonCode::BadAuthenticationMethod
@@ -231,8 +231,8 @@ mod tests {
 
     #[test]
     fn login_refusals_are_told_apart_from_other_refusals() {
-        let auth = ClientError::Connect(ReasonCode::BadUserNameOrPassword);
-        let busy = ClientError::Connect(ReasonCode::ServerBusy);
+        let auth = ClientError::Connect(ReasonCode::BadUserNameOrPassword.into());
+        let busy = ClientError::Connect(ReasonCode::ServerBusy.into());
         assert_eq!(client_exit_code(Stage::Connect, &auth), exit::AUTH);
         assert_eq!(client_exit_code(Stage::Connect, &busy), exit::REFUSED);
     }

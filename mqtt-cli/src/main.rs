@@ -61,7 +61,7 @@ fn main() -> ExitCode {
     match result {
         Ok(()) => ExitCode::from(exit::OK),
         Err(err) => {
-            report(&err.to_string());
+            report(&error_chain(&err));
             ExitCode::from(err.exit_code())
         }
     }
@@ -97,6 +97,22 @@ fn usage_error(err: &clap::Error) -> ExitCode {
     let message = message.strip_prefix("error: ").unwrap_or(&message);
     report(&format!("{message} (see --help)"));
     ExitCode::from(exit::USAGE)
+}
+
+/// An error and its causes on one line. The client's errors keep their causes in `source()`
+/// rather than in their message; a cause this message already shows is not repeated.
+fn error_chain(err: &dyn std::error::Error) -> String {
+    let mut message = err.to_string();
+    let mut source = err.source();
+    while let Some(cause) = source {
+        let text = cause.to_string();
+        if !message.contains(&text) {
+            message.push_str(": ");
+            message.push_str(&text);
+        }
+        source = cause.source();
+    }
+    message
 }
 
 /// One line on stderr, prefixed with the program name.

@@ -1,13 +1,11 @@
 //! `mqtt pub`: one message (from `-m`, `-f`, `-n` or all of stdin with `-s`), repeated
 //! `--repeat` times, or one message per stdin line with `-l`.
 
-use std::future::IntoFuture;
-
 use bytes::Bytes;
 use futures_util::StreamExt as _;
 use futures_util::stream::FuturesOrdered;
 use mqtt_tokio::{
-    MqttClient, ProtocolVersion, PublishFuture, PublishProperties, QoS, Tokio, UserProperty,
+    MqttClient, ProtocolVersion, PublishFuture, PublishProperties, QoS, UserProperty,
 };
 use tokio::io::{AsyncBufReadExt as _, AsyncReadExt as _, BufReader};
 use tracing::debug;
@@ -158,7 +156,7 @@ struct Publisher<'a> {
     qos: Option<QoS>,
     retain: bool,
     properties: PublishProperties,
-    pending: FuturesOrdered<PublishFuture<Tokio>>,
+    pending: FuturesOrdered<PublishFuture>,
 }
 
 impl Publisher<'_> {
@@ -175,7 +173,7 @@ impl Publisher<'_> {
         if self.retain {
             publish = publish.retain(true);
         }
-        self.pending.push_back(publish.into_future());
+        self.pending.push_back(publish.start());
         while self.pending.len() >= PIPELINE {
             self.settle_one().await?;
         }

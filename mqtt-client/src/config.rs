@@ -58,7 +58,8 @@ pub struct TopicConfig {
 /// Client configuration. `Default` gives amqtt's defaults; every field has a builder method.
 /// With the `serde` feature it deserializes from the same shape as amqtt's dict config
 /// (durations in seconds).
-#[derive(Debug, Clone, PartialEq)]
+// No `PartialEq`: a rustls configuration (`tls_config`) has no meaningful equality.
+#[derive(Debug, Clone)]
 #[cfg_attr(feature = "serde", derive(serde::Deserialize))]
 #[cfg_attr(feature = "serde", serde(default))]
 #[non_exhaustive]
@@ -100,6 +101,13 @@ pub struct ClientConfig {
     pub key_file: Option<PathBuf>,
     /// Verify the server certificate's host name.
     pub check_hostname: bool,
+    /// A ready rustls configuration for `mqtts://` and `wss://` (custom verifier, in-memory
+    /// client certificate, ALPN, session resumption); when set, the CA and certificate
+    /// options above are not used. Not loaded from documents.
+    #[cfg(feature = "tls")]
+    #[cfg_attr(docsrs, doc(cfg(feature = "tls")))]
+    #[cfg_attr(feature = "serde", serde(skip))]
+    pub tls_config: Option<std::sync::Arc<rustls::ClientConfig>>,
     /// User name (the URI's user name wins).
     pub username: Option<String>,
     /// Password (the URI's password wins).
@@ -188,6 +196,8 @@ impl Default for ClientConfig {
             cert_file: None,
             key_file: None,
             check_hostname: true,
+            #[cfg(feature = "tls")]
+            tls_config: None,
             username: None,
             password: None,
             protocol_version: ProtocolVersion::V311,
@@ -299,6 +309,15 @@ builders! {
 }
 
 impl ClientConfig {
+    /// Sets `tls_config`: a ready rustls configuration used as given.
+    #[cfg(feature = "tls")]
+    #[cfg_attr(docsrs, doc(cfg(feature = "tls")))]
+    #[must_use]
+    pub fn tls_config(mut self, tls_config: std::sync::Arc<rustls::ClientConfig>) -> Self {
+        self.tls_config = Some(tls_config);
+        self
+    }
+
     /// Sets the broker URIs for failover (see the `uris` field).
     #[must_use]
     pub fn uris<I, S>(mut self, uris: I) -> Self

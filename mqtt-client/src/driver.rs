@@ -51,7 +51,7 @@ const CLOSE_TIMEOUT: Duration = Duration::from_secs(1);
 pub(crate) struct ConnectParams {
     /// The brokers, in the configured order; at least one.
     pub(crate) targets: Vec<Target>,
-    pub(crate) tls: Option<Arc<rustls::ClientConfig>>,
+    pub(crate) tls: Option<transport::TlsConfig>,
     pub(crate) headers: Vec<(String, String)>,
     /// CONNECT options; a target's own credentials replace the configured ones.
     pub(crate) options: ConnectOptions,
@@ -313,10 +313,9 @@ impl<R: Runtime> Driver<R> {
         };
         let moved = matches!(
             err,
-            ClientError::Connect(ReasonCode::ServerMoved)
-                | ClientError::ConnectionLost(ConnectionError::ServerDisconnected {
-                    reason_code: ReasonCode::ServerMoved
-                })
+            ClientError::Connect(reason)
+                | ClientError::ConnectionLost(ConnectionError::ServerDisconnected(reason))
+                if reason.code == ReasonCode::ServerMoved
         );
         info!(%reference, moved, "following the server's reference");
         Some((target, moved))

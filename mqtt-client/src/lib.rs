@@ -7,9 +7,27 @@
 //! a timer, spawn), names the client type and re-exports everything here:
 //! `pub type MqttClient = mqtt_client::MqttClient<Tokio>;`. Applications use an adapter,
 //! `mqtt-tokio` or `mqtt-async-std`, not this crate directly.
+//!
+//! # Cargo features
+//!
+//! - `tls` (default): `mqtts://` and `wss://` through rustls. A build without it refuses those
+//!   URIs with [`UriError::FeatureDisabled`].
+//! - `ws` (default): `ws://` and `wss://` through tungstenite.
+//! - `ring` (default) / `aws-lc-rs`: the rustls crypto provider. A process-wide default
+//!   provider installed by the application (`rustls::crypto::CryptoProvider::install_default`)
+//!   wins; with both features on, aws-lc-rs is used.
+//! - `native-roots` (default) / `webpki-roots`: the CA certificates trusted when none is
+//!   configured: the operating system's, or Mozilla's compiled in (both when both are on).
+//! - `serde`: `serde::Deserialize` for [`ClientConfig`].
+//!
+//! A ready `rustls::ClientConfig` (custom verifier, in-memory client certificate, ALPN,
+//! session resumption) replaces all TLS options: [`Connecting::tls_config`] or
+//! [`ClientConfig::tls_config`].
 #![forbid(unsafe_code)]
 #![deny(missing_docs)]
+#![cfg_attr(docsrs, feature(doc_cfg))]
 
+mod builders;
 mod config;
 mod driver;
 mod error;
@@ -17,12 +35,13 @@ mod inbox;
 mod queue;
 mod reconnect;
 pub mod store;
+#[cfg(feature = "tls")]
 mod tls;
 mod transport;
 mod uri;
 
 use std::collections::VecDeque;
-use std::future::{Future, IntoFuture};
+use std::future::Future;
 use std::pin::Pin;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
@@ -36,34 +55,41 @@ use mqtt_proto::properties::WillProperties;
 use mqtt_proto::{ByteString, PacketId, Will};
 use tracing::debug;
 
+pub use builders::{Connecting, Delivering, PublishFuture, Publishing, Reconnecting, Storing};
 pub use config::{ClientConfig, Overflow, TopicConfig, WillConfig};
-pub use error::{ClientError, TlsError, UriError};
+#[cfg(feature = "tls")]
+pub use error::TlsError;
+pub use error::{ClientError, UriError};
 pub use reconnect::Jitter;
 pub use store::{ClientStore, FileStore, StoreError};
+#[cfg(feature = "tls")]
+#[cfg_attr(docsrs, doc(cfg(feature = "tls")))]
 pub use tls::TlsOptions;
 pub use transport::{Runtime, Transport};
 pub use uri::{Scheme, Target};
 
-use driver::{Command, ConnectParams, Driver, Failover, Reply};
+use driver::{Command, ConnectParams, Driver, Reply};
 
 // The protocol types that appear in the client's API, under the client's own name.
 pub use mqtt_proto::properties::{PublishProperties, SubscribeProperties, UserProperty};
 pub use mqtt_proto::{ConnAck, ProtocolVersion, Publish, QoS, ReasonCode, SubscribeFilter};
-pub use mqtt_session::{ConnectionError, ProtocolError, PublishError, SessionError};
+pub use mqtt_session::{ConnectionError, ProtocolError, PublishError, ServerReason, SessionError};
 
 use inbox::Inbox;
 /// The codec, re-exported so users need one dependency.
 pub use mqtt_proto as proto;
 /// The sans-IO session the client drives, for users who need its types.
 pub use mqtt_session as session;
-use queue::{CommandQueue, Permit, PublishBudget};
+use queue::{CommandQueue, PublishBudget};
 
 /// Everything a user of an adapter crate needs, re-exported by `mqtt-tokio` and
 /// `mqtt-async-std` so both present the same names.
 pub mod prelude {
+    #[cfg(feature = "tls")]
+    pub use super::TlsError;
     pub use super::{
-        ApplicationMessage, ClientConfig, ClientError, ConnectionEvent, Jitter, Runtime, TlsError,
-        TopicConfig, UriError, WillConfig,
+        ApplicationMessage, ClientConfig, ClientError, ConnectionEvent, Jitter, Runtime,
+        ServerReason, TopicConfig, UriError, WillConfig,
     };
     pub use mqtt_proto::properties::{PublishProperties, UserProperty};
     pub use mqtt_proto::{ConnAck, ProtocolVersion, QoS, ReasonCode};
@@ -405,6 +431,15 @@ impl<R: Runtime> MqttClient<R> {
     /// URIs: `uri` then `uris`, with failover between them). A builder: `.clean_session(..)`,
     /// `.ca_file(..)`, `.ca_path(..)`, `.ca_data(..)`, `.header(..)`, then `.await` for the
     /// broker's CONNACK.
+    ///
+    /// ```no_run
+    /// # use mqtt_client::{ClientError, MqttClient, Runtime};
+    /// # async fn example<R: Runtime>(client: &MqttClient<R>) -> Result<(), ClientError> {
+    /// let connack = client.connect("mqtts://broker.example:8883/").clean_session(false).await?;
+    /// println!("session present: {}", connack.session_present);
+    /// # Ok(())
+    /// # }
+    /// ```
     pub fn connect<'a>(&'a self, uri: impl Into<Option<&'a str>>) -> Connecting<'a, R> {
         let uris = uri
             .into()
@@ -425,20 +460,7 @@ impl<R: Runtime> MqttClient<R> {
         I: IntoIterator<Item = S>,
         S: Into<String>,
     {
-        Connecting {
-            client: self,
-            uris: uris.into_iter().map(Into::into).collect(),
-            clean_session: None,
-            tls: TlsOptions {
-                ca_file: self.inner.config.ca_file.clone(),
-                ca_path: self.inner.config.ca_path.clone(),
-                ca_data: self.inner.config.ca_data.clone(),
-                cert_file: self.inner.config.cert_file.clone(),
-                key_file: self.inner.config.key_file.clone(),
-                check_hostname: self.inner.config.check_hostname,
-            },
-            headers: Vec::new(),
-        }
+        Connecting::new(self, uris.into_iter().map(Into::into).collect())
     }
 
     /// Publishes `payload` on `topic`. A builder: `.qos(..)`, `.retain(..)`, `.ack_timeout(..)`,
@@ -457,24 +479,45 @@ impl<R: Runtime> MqttClient<R> {
     /// reason [`ClientError::Timeout`] from `.ack_timeout(..)` and [`ClientError::Closed`] from
     /// a `disconnect` or `cancel_tasks` do not mean "not delivered": an application that
     /// publishes again after them may deliver the message twice.
+    ///
+    /// The builder is a future that queues the message on its first poll, so publishes
+    /// joined together go out in the order they are polled, pipelined on the connection:
+    ///
+    /// ```no_run
+    /// # use mqtt_client::{ClientError, MqttClient, QoS, Runtime};
+    /// # async fn example<R: Runtime>(client: &MqttClient<R>) -> Result<(), ClientError> {
+    /// client.publish("sensors/t1", "21.5").qos(QoS::AtLeastOnce).retain(true).await?;
+    /// let (a, b) = futures_util::future::join(
+    ///     client.publish("log", "first").qos(QoS::ExactlyOnce),
+    ///     client.publish("log", "second").qos(QoS::ExactlyOnce),
+    /// )
+    /// .await;
+    /// a?;
+    /// b?;
+    /// # Ok(())
+    /// # }
+    /// ```
     pub fn publish(
         &self,
         topic: impl Into<ByteString>,
         payload: impl Into<Bytes>,
     ) -> Publishing<'_, R> {
-        Publishing {
-            client: self,
-            topic: topic.into(),
-            payload: payload.into(),
-            qos: None,
-            retain: None,
-            ack_timeout: None,
-            properties: PublishProperties::default(),
-        }
+        Publishing::new(self, topic.into(), payload.into())
     }
 
     /// Subscribes to topic filters, e.g. `[("a/#", QoS::AtLeastOnce)]`; returns the SUBACK
     /// codes, one per filter.
+    ///
+    /// ```no_run
+    /// # use mqtt_client::{ClientError, MqttClient, QoS, Runtime};
+    /// # async fn example<R: Runtime>(client: &MqttClient<R>) -> Result<(), ClientError> {
+    /// let granted = client
+    ///     .subscribe([("sensors/#", QoS::AtLeastOnce), ("alerts", QoS::ExactlyOnce)])
+    ///     .await?;
+    /// assert_eq!(granted.len(), 2);
+    /// # Ok(())
+    /// # }
+    /// ```
     pub async fn subscribe<I, F>(&self, topics: I) -> Result<Vec<ReasonCode>, ClientError>
     where
         I: IntoIterator<Item = F>,
@@ -506,11 +549,18 @@ impl<R: Runtime> MqttClient<R> {
     /// application has not taken is never acknowledged, so after a crash or a disconnect the
     /// broker sends it again on the next connection of a persistent session. Cancellation:
     /// dropping the future before it resolves takes no message.
+    ///
+    /// ```no_run
+    /// # use mqtt_client::{ClientError, MqttClient, Runtime};
+    /// # async fn example<R: Runtime>(client: &MqttClient<R>) -> Result<(), ClientError> {
+    /// # use std::time::Duration;
+    /// let message = client.deliver_message().timeout(Duration::from_secs(5)).await?;
+    /// println!("{} => {:?}", message.topic(), message.payload());
+    /// # Ok(())
+    /// # }
+    /// ```
     pub fn deliver_message(&self) -> Delivering<'_, R> {
-        Delivering {
-            client: self,
-            timeout: None,
-        }
+        Delivering::new(self)
     }
 
     /// Received messages as a stream that never ends. Streams and `deliver_message` share
@@ -518,6 +568,18 @@ impl<R: Runtime> MqttClient<R> {
     /// when the stream yields it (or, with [`ClientConfig::manual_acks`], when
     /// [`ack`](Self::ack) is called). The stream does not keep the connection alive: when
     /// every client handle is dropped, the client disconnects.
+    ///
+    /// ```no_run
+    /// # use mqtt_client::{MqttClient, Runtime};
+    /// # async fn example<R: Runtime>(client: &MqttClient<R>) {
+    /// use futures_util::StreamExt;
+    ///
+    /// let mut messages = std::pin::pin!(client.messages());
+    /// while let Some(message) = messages.next().await {
+    ///     println!("{} => {} bytes", message.topic(), message.payload().len());
+    /// }
+    /// # }
+    /// ```
     pub fn messages(&self) -> Messages<R> {
         Messages {
             shared: self.inner.shared.clone(),
@@ -584,11 +646,19 @@ impl<R: Runtime> MqttClient<R> {
 
     /// Reconnects to the last broker (after a lost connection or a `disconnect`), retrying
     /// per the configuration. A builder: `.clean_session(..)`, then `.await`.
+    ///
+    /// ```no_run
+    /// # use mqtt_client::{ClientError, MqttClient, Runtime};
+    /// # async fn example<R: Runtime>(client: &MqttClient<R>) -> Result<(), ClientError> {
+    /// client.disconnect().await?;
+    /// // Later: the same broker, the same session (queued QoS 1/2 messages go out again).
+    /// let connack = client.reconnect().clean_session(false).await?;
+    /// # let _ = connack;
+    /// # Ok(())
+    /// # }
+    /// ```
     pub fn reconnect(&self) -> Reconnecting<'_, R> {
-        Reconnecting {
-            client: self,
-            clean_session: None,
-        }
+        Reconnecting::new(self)
     }
 
     /// Fails every pending operation (publishes, subscribes, pings and `deliver_message`
@@ -683,8 +753,6 @@ impl<R: Runtime> MqttClient<R> {
         Ok(rx)
     }
 
-    /// CONNECT options from the configuration; a URI's own credentials replace these per
-    /// connection attempt.
     /// The first session of this client: over the durable store when one is configured
     /// (resuming what it holds), else in memory.
     fn new_session(&self) -> Result<Session<ClientStore>, ClientError> {
@@ -738,6 +806,8 @@ impl<R: Runtime> MqttClient<R> {
         Ok(Session::with_store(session_config, store))
     }
 
+    /// CONNECT options from the configuration; a URI's own credentials replace these per
+    /// connection attempt.
     fn connect_options(&self, clean_session: Option<bool>) -> ConnectOptions {
         let config = &self.inner.config;
         let mut options = ConnectOptions::new(config.keep_alive);
@@ -780,514 +850,6 @@ fn random_client_id() -> ByteString {
         ));
     }
     ByteString::from(id)
-}
-
-type BoxFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
-
-/// Builder returned by [`MqttClient::connect`]; `.await` it.
-#[must_use = "a connect builder does nothing until awaited"]
-pub struct Connecting<'a, R: Runtime> {
-    client: &'a MqttClient<R>,
-    /// Empty: the configured URIs.
-    uris: Vec<String>,
-    clean_session: Option<bool>,
-    tls: TlsOptions,
-    headers: Vec<(String, String)>,
-}
-
-impl<'a, R: Runtime> Connecting<'a, R> {
-    /// Clean Session / Clean Start for this connection.
-    pub fn clean_session(mut self, clean: bool) -> Self {
-        self.clean_session = Some(clean);
-        self
-    }
-
-    /// Trusted CA certificates from a PEM file.
-    pub fn ca_file(mut self, path: impl Into<std::path::PathBuf>) -> Self {
-        self.tls.ca_file = Some(path.into());
-        self
-    }
-
-    /// Trusted CA certificates from a directory of PEM files.
-    pub fn ca_path(mut self, path: impl Into<std::path::PathBuf>) -> Self {
-        self.tls.ca_path = Some(path.into());
-        self
-    }
-
-    /// Trusted CA certificates as PEM text.
-    pub fn ca_data(mut self, pem: impl Into<String>) -> Self {
-        self.tls.ca_data = Some(pem.into());
-        self
-    }
-
-    /// An extra HTTP header for the WebSocket handshake.
-    pub fn header(mut self, name: impl Into<String>, value: impl Into<String>) -> Self {
-        self.headers.push((name.into(), value.into()));
-        self
-    }
-
-    async fn run(self) -> Result<ConnAck, ClientError> {
-        let client = self.client;
-        let config = &client.inner.config;
-        let uris = if self.uris.is_empty() {
-            config.all_uris()
-        } else {
-            self.uris
-        };
-        if uris.is_empty() {
-            return Err(UriError::Missing.into());
-        }
-        let targets = uris
-            .iter()
-            .map(|uri| Target::parse(uri))
-            .collect::<Result<Vec<_>, _>>()?;
-        let tls = if targets.iter().any(|target| target.scheme.is_tls()) {
-            Some(self.tls.client_config()?)
-        } else {
-            None
-        };
-        let options = client.connect_options(self.clean_session);
-        let params = ConnectParams {
-            targets,
-            tls,
-            headers: self.headers,
-            options,
-            connect_timeout: config.connect_timeout,
-            failover: Failover {
-                initial_interval: config.reconnect_initial_interval,
-                jitter: config.reconnect_jitter,
-                shuffle: config.shuffle_uris,
-                follow_server_reference: config.follow_server_reference,
-            },
-        };
-        let rx = client.start_when_idle(params).await?;
-        client.inner.shared.connack(rx).await
-    }
-}
-
-impl<'a, R: Runtime> IntoFuture for Connecting<'a, R> {
-    type Output = Result<ConnAck, ClientError>;
-    type IntoFuture = BoxFuture<'a, Self::Output>;
-
-    fn into_future(self) -> Self::IntoFuture {
-        Box::pin(self.run())
-    }
-}
-
-/// Builder returned by [`MqttClient::reconnect`]; `.await` it.
-#[must_use = "a reconnect builder does nothing until awaited"]
-pub struct Reconnecting<'a, R: Runtime> {
-    client: &'a MqttClient<R>,
-    clean_session: Option<bool>,
-}
-
-impl<'a, R: Runtime> Reconnecting<'a, R> {
-    /// Clean Session / Clean Start for the new connection.
-    pub fn clean_session(mut self, clean: bool) -> Self {
-        self.clean_session = Some(clean);
-        self
-    }
-
-    async fn run(self) -> Result<ConnAck, ClientError> {
-        let client = self.client;
-        let running = client.inner.shared.commands.is_accepting();
-        if running {
-            let clean_start = self.clean_session;
-            match client
-                .request(|reply| Command::Reconnect { clean_start, reply })
-                .await
-            {
-                // The driver stopped in between: start a new one below.
-                Err(ClientError::NotConnected) => {}
-                other => return other,
-            }
-        }
-        let mut params = lock(&client.inner.shared.parked)
-            .params
-            .clone()
-            .ok_or(ClientError::NotConnected)?;
-        if let Some(clean) = self.clean_session {
-            params.options.clean_start = clean;
-        }
-        let rx = client.start_when_idle(params).await?;
-        client.inner.shared.connack(rx).await
-    }
-}
-
-impl<'a, R: Runtime> IntoFuture for Reconnecting<'a, R> {
-    type Output = Result<ConnAck, ClientError>;
-    type IntoFuture = BoxFuture<'a, Self::Output>;
-
-    fn into_future(self) -> Self::IntoFuture {
-        Box::pin(self.run())
-    }
-}
-
-/// Builder returned by [`MqttClient::publish`]; `.await` it.
-#[must_use = "a publish builder does nothing until awaited"]
-pub struct Publishing<'a, R: Runtime> {
-    client: &'a MqttClient<R>,
-    topic: ByteString,
-    payload: Bytes,
-    qos: Option<QoS>,
-    retain: Option<bool>,
-    ack_timeout: Option<Duration>,
-    properties: PublishProperties,
-}
-
-impl<R: Runtime> Publishing<'_, R> {
-    /// QoS (default: the topic's or the client's `default_qos`).
-    pub fn qos(mut self, qos: QoS) -> Self {
-        self.qos = Some(qos);
-        self
-    }
-
-    /// Retain flag (default: the topic's or the client's `default_retain`).
-    pub fn retain(mut self, retain: bool) -> Self {
-        self.retain = Some(retain);
-        self
-    }
-
-    /// Fail with [`ClientError::Timeout`] if the flow has not completed by then. If the
-    /// message was still waiting for room in the queue, it is not sent; if it was accepted,
-    /// it stays in flight (MQTT has no way to take it back) and may still be delivered.
-    pub fn ack_timeout(mut self, timeout: Duration) -> Self {
-        self.ack_timeout = Some(timeout);
-        self
-    }
-
-    /// MQTT 5 properties.
-    pub fn properties(mut self, properties: PublishProperties) -> Self {
-        self.properties = properties;
-        self
-    }
-}
-
-impl<R: Runtime> Publishing<'_, R> {
-    fn into_publish(self) -> (Publish, Option<Duration>) {
-        let (default_qos, default_retain) = self.client.inner.config.publish_defaults(&self.topic);
-        let publish = Publish {
-            dup: false,
-            qos: self.qos.unwrap_or(default_qos),
-            retain: self.retain.unwrap_or(default_retain),
-            topic: self.topic,
-            packet_id: None,
-            properties: self.properties,
-            payload: self.payload,
-        };
-        (publish, self.ack_timeout)
-    }
-
-    /// Queues the message now, without waiting for room: fails with
-    /// [`ClientError::QueueFull`] when [`ClientConfig::max_queued`] publishes (or
-    /// `max_queued_bytes`) are already pending. The returned future reports the outcome and
-    /// may be dropped: the message is sent anyway (fire and forget).
-    pub fn send_now(self) -> Result<PublishFuture<R>, ClientError> {
-        let client = self.client;
-        let (publish, ack_timeout) = self.into_publish();
-        let permit = client
-            .inner
-            .shared
-            .budget
-            .try_acquire(publish_size(&publish))
-            .ok_or(ClientError::QueueFull)?;
-        let mut future = PublishFuture::new(client, publish, ack_timeout);
-        future.submit(permit);
-        Ok(future)
-    }
-}
-
-/// What a publish counts against [`ClientConfig::max_queued_bytes`].
-fn publish_size(publish: &Publish) -> usize {
-    publish.topic.len() + publish.payload.len()
-}
-
-impl<'a, R: Runtime> Publishing<'a, R> {
-    /// Waits only until the message is *stored*, and returns the future of its completion.
-    ///
-    /// This is the durability point of a publish. With a durable store
-    /// ([`ClientConfig::session_store`]), a QoS 1/2 message whose `stored()` has resolved
-    /// `Ok` survives a crash of the process: its record was synced to disk, before any byte of
-    /// it was written to the socket, and a client restarted on the same store and client id
-    /// sends it again (with DUP) and reports its outcome as
-    /// [`ConnectionEvent::RecoveredPublish`]. A message accepted by the client but not yet
-    /// stored (waiting for room in the publish budget, for a connection, or for room in the
-    /// in-flight window) lives in memory only. With the memory store, "stored" is the same
-    /// point (the message entered the in-flight window and was handed out), without the
-    /// crash-safety. QoS 0 is stored nowhere: it resolves when the message is written.
-    ///
-    /// Fails with [`ClientError::Store`] when the store cannot record or sync the message (a
-    /// full disk, an I/O error): the message was not sent, and what was stored before is
-    /// intact. The returned future resolves as `.await` on the builder would.
-    ///
-    /// Cancellation: dropping it before the message was accepted cancels the publish, as
-    /// dropping a [`PublishFuture`] does; after that the message is sent anyway.
-    pub fn stored(self) -> Storing<R> {
-        let client = self.client;
-        let (publish, ack_timeout) = self.into_publish();
-        let (tx, stored) = oneshot::channel();
-        let mut future = PublishFuture::new(client, publish, ack_timeout);
-        future.stored = Some(tx);
-        future.try_submit();
-        Storing {
-            future: Some(future),
-            stored,
-        }
-    }
-}
-
-/// The future returned by [`Publishing::stored`]: resolves at the publish's durability point
-/// with the future of its completion.
-#[must_use = "futures do nothing unless polled"]
-pub struct Storing<R: Runtime> {
-    future: Option<PublishFuture<R>>,
-    stored: oneshot::Receiver<Result<(), ClientError>>,
-}
-
-impl<R: Runtime> Future for Storing<R> {
-    type Output = Result<PublishFuture<R>, ClientError>;
-
-    fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
-        let this = &mut *self;
-        let Some(future) = this.future.as_mut() else {
-            return Poll::Ready(Err(ClientError::Closed));
-        };
-        if matches!(future.state, PublishState::Waiting { .. }) {
-            // Still waiting for room in the publish budget: drive that (and its timeout).
-            match Pin::new(&mut *future).poll(cx) {
-                Poll::Ready(Ok(code)) => {
-                    // Completed while being submitted (QoS 0 written at once).
-                    future.state = PublishState::Completed(code);
-                    return Poll::Ready(this.future.take().ok_or(ClientError::Closed));
-                }
-                Poll::Ready(Err(err)) => {
-                    this.future = None;
-                    return Poll::Ready(Err(err));
-                }
-                Poll::Pending if matches!(future.state, PublishState::Waiting { .. }) => {
-                    return Poll::Pending;
-                }
-                Poll::Pending => {}
-            }
-        }
-        match Pin::new(&mut this.stored).poll(cx) {
-            Poll::Ready(Ok(Ok(()))) => Poll::Ready(this.future.take().ok_or(ClientError::Closed)),
-            Poll::Ready(Ok(Err(err))) => {
-                this.future = None;
-                Poll::Ready(Err(err))
-            }
-            // The driver stopped without answering.
-            Poll::Ready(Err(_)) => {
-                this.future = None;
-                Poll::Ready(Err(ClientError::Closed))
-            }
-            Poll::Pending => Poll::Pending,
-        }
-    }
-}
-
-impl<R: Runtime> IntoFuture for Publishing<'_, R> {
-    type Output = Result<ReasonCode, ClientError>;
-    type IntoFuture = PublishFuture<R>;
-
-    /// Hands the message to the driver right away when the publish budget has room, so
-    /// publishes awaited together are sent in the order they were created, back to back;
-    /// otherwise the future waits for room when polled.
-    fn into_future(self) -> PublishFuture<R> {
-        let client = self.client;
-        let (publish, ack_timeout) = self.into_publish();
-        let mut future = PublishFuture::new(client, publish, ack_timeout);
-        future.try_submit();
-        future
-    }
-}
-
-/// The future of a publish: waits for room in the publish budget (backpressure), then for
-/// the flow's completion, with an optional timeout over both.
-///
-/// Cancellation: dropping it while it waits for room cancels the publish (nothing is sent).
-/// Once accepted (queued to the client), the message belongs to the client: dropping the
-/// future only stops waiting for the outcome, and the message is still sent (MQTT has no way
-/// to take back a message once it may have reached the broker).
-#[must_use = "futures do nothing unless polled"]
-pub struct PublishFuture<R: Runtime> {
-    shared: Arc<Shared>,
-    state: PublishState,
-    timeout: Option<Pin<Box<R::Sleep>>>,
-    /// `Publishing::stored`: answered by the driver at the durability point.
-    stored: Option<driver::Reply<()>>,
-}
-
-enum PublishState {
-    /// Waiting for room in the publish budget.
-    Waiting {
-        publish: Publish,
-        listener: Option<event_listener::EventListener>,
-    },
-    /// Accepted: the driver answers on this channel.
-    Sent(oneshot::Receiver<Result<ReasonCode, ClientError>>),
-    /// Finished (or failed before it was accepted).
-    Done(Option<ClientError>),
-    /// Completed while `Publishing::stored` was submitting it.
-    Completed(ReasonCode),
-}
-
-impl<R: Runtime> PublishFuture<R> {
-    fn new(client: &MqttClient<R>, publish: Publish, ack_timeout: Option<Duration>) -> Self {
-        let runtime = &client.inner.runtime;
-        Self {
-            shared: client.inner.shared.clone(),
-            state: PublishState::Waiting {
-                publish,
-                listener: None,
-            },
-            timeout: ack_timeout
-                .map(|timeout| Box::pin(runtime.sleep_until(runtime.now() + timeout))),
-            stored: None,
-        }
-    }
-
-    /// Queues the message with `permit`.
-    fn submit(&mut self, permit: Permit) {
-        let state = std::mem::replace(&mut self.state, PublishState::Done(None));
-        let PublishState::Waiting { publish, .. } = state else {
-            self.state = state;
-            return;
-        };
-        let (reply, rx) = oneshot::channel();
-        self.state = if self.shared.commands.push(Command::Publish {
-            publish,
-            reply,
-            permit,
-            stored: self.stored.take(),
-        }) {
-            PublishState::Sent(rx)
-        } else {
-            PublishState::Done(Some(ClientError::NotConnected))
-        };
-    }
-
-    /// Queues the message if the budget has room; true if it left the waiting state.
-    fn try_submit(&mut self) -> bool {
-        let PublishState::Waiting { publish, .. } = &self.state else {
-            return true;
-        };
-        match self.shared.budget.try_acquire(publish_size(publish)) {
-            Some(permit) => {
-                self.submit(permit);
-                true
-            }
-            None => false,
-        }
-    }
-}
-
-impl<R: Runtime> Future for PublishFuture<R> {
-    type Output = Result<ReasonCode, ClientError>;
-
-    fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
-        let this = &mut *self;
-        loop {
-            match &mut this.state {
-                PublishState::Done(err) => {
-                    return Poll::Ready(Err(err.take().unwrap_or(ClientError::Closed)));
-                }
-                PublishState::Completed(code) => {
-                    let code = *code;
-                    this.state = PublishState::Done(None);
-                    return Poll::Ready(Ok(code));
-                }
-                PublishState::Sent(rx) => {
-                    if let Poll::Ready(result) = Pin::new(rx).poll(cx) {
-                        this.state = PublishState::Done(None);
-                        return Poll::Ready(result.unwrap_or(Err(ClientError::Closed)));
-                    }
-                    break;
-                }
-                PublishState::Waiting { listener, .. } => match listener {
-                    // Listen first, then retry: a permit returned in between is not missed.
-                    None => {
-                        *listener = Some(this.shared.budget.listen());
-                        if !this.try_submit() {
-                            continue;
-                        }
-                    }
-                    Some(l) => {
-                        if Pin::new(l).poll(cx).is_pending() {
-                            break;
-                        }
-                        if let PublishState::Waiting { listener, .. } = &mut this.state {
-                            *listener = None;
-                        }
-                        this.try_submit();
-                    }
-                },
-            }
-        }
-        if let Some(timeout) = &mut this.timeout
-            && timeout.as_mut().poll(cx).is_ready()
-        {
-            this.state = PublishState::Done(None);
-            return Poll::Ready(Err(ClientError::Timeout));
-        }
-        Poll::Pending
-    }
-}
-
-/// Builder returned by [`MqttClient::deliver_message`]; `.await` it.
-#[must_use = "a deliver builder does nothing until awaited"]
-pub struct Delivering<'a, R: Runtime> {
-    client: &'a MqttClient<R>,
-    timeout: Option<Duration>,
-}
-
-impl<'a, R: Runtime> Delivering<'a, R> {
-    /// Fail with [`ClientError::Timeout`] if no message arrives in time.
-    pub fn timeout(mut self, timeout: Duration) -> Self {
-        self.timeout = Some(timeout);
-        self
-    }
-
-    async fn run(self) -> Result<ApplicationMessage, ClientError> {
-        let shared = &self.client.inner.shared;
-        let runtime = &self.client.inner.runtime;
-        let epoch = shared.cancel_epoch.load(Ordering::SeqCst);
-        let deadline = self.timeout.map(|t| runtime.now() + t);
-        loop {
-            // Listen before checking, so a message or a cancel in between is not missed.
-            let listener = shared.inbox.changed.listen();
-            if shared.cancel_epoch.load(Ordering::SeqCst) != epoch {
-                return Err(ClientError::Closed);
-            }
-            if let Some(message) = shared.take_message(runtime.now()) {
-                return Ok(message);
-            }
-            // amqtt's `deliver_message` fails when the client is not connected: messages that
-            // arrived before stay deliverable (above), but with no connection (and no
-            // reconnect under way) none can come, so waiting would never end.
-            if !shared.commands.is_accepting() {
-                return Err(ClientError::NotConnected);
-            }
-            match deadline {
-                Some(deadline) => {
-                    if driver::timeout(runtime, deadline, listener).await.is_none() {
-                        return Err(ClientError::Timeout);
-                    }
-                }
-                None => listener.await,
-            }
-            // Woken by a message, `cancel_tasks` or the client stopping: the checks decide.
-        }
-    }
-}
-
-impl<'a, R: Runtime> IntoFuture for Delivering<'a, R> {
-    type Output = Result<ApplicationMessage, ClientError>;
-    type IntoFuture = BoxFuture<'a, Self::Output>;
-
-    fn into_future(self) -> Self::IntoFuture {
-        Box::pin(self.run())
-    }
 }
 
 /// The stream returned by [`MqttClient::messages`].

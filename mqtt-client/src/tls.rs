@@ -1,21 +1,29 @@
 //! The rustls client configuration, built once for both runtimes: CA from a file, a
-//! directory or PEM data (system roots when none is given), an optional client certificate,
-//! and an explicit opt-out of host name checking.
+//! directory or PEM data (the `native-roots` / `webpki-roots` features' roots when none is
+//! given), an optional client certificate, and an explicit opt-out of host name checking.
+//!
+//! The crypto provider is the process-wide default when the application installed one
+//! (`rustls::crypto::CryptoProvider::install_default`), else the one the `aws-lc-rs` or `ring`
+//! feature compiles in (aws-lc-rs first: enabling it on top of the default `ring` is a choice).
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use rustls::client::WebPkiServerVerifier;
 use rustls::client::danger::{HandshakeSignatureValid, ServerCertVerified, ServerCertVerifier};
+use rustls::crypto::CryptoProvider;
 use rustls::pki_types::pem::PemObject;
 use rustls::pki_types::{CertificateDer, PrivateKeyDer, ServerName, UnixTime};
 use rustls::{CertificateError, DigitallySignedStruct, RootCertStore, SignatureScheme};
-use tracing::debug;
 
 use super::error::TlsError;
 
-/// Where trust and identity come from.
+/// Where trust and identity come from, when the client builds the rustls configuration
+/// itself. A ready `rustls::ClientConfig` (custom verifier, in-memory client certificate, ALPN,
+/// session resumption) is handed over with [`Connecting::tls_config`](crate::Connecting::tls_config)
+/// or [`ClientConfig::tls_config`](crate::ClientConfig::tls_config) instead.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
+#[non_exhaustive]
 pub struct TlsOptions {
     /// PEM file of trusted CA certificates.
     pub ca_file: Option<PathBuf>,
@@ -35,7 +43,7 @@ pub struct TlsOptions {
 impl TlsOptions {
     /// Builds the rustls configuration.
     pub fn client_config(&self) -> Result<Arc<rustls::ClientConfig>, TlsError> {
-        let provider = Arc::new(rustls::crypto::ring::default_provider());
+        let provider = crypto_provider()?;
         let roots = Arc::new(self.root_store()?);
         let builder = rustls::ClientConfig::builder_with_provider(provider.clone())
             .with_safe_default_protocol_versions()?;
@@ -44,7 +52,7 @@ impl TlsOptions {
         } else {
             let inner = WebPkiServerVerifier::builder_with_provider(roots, provider)
                 .build()
-                .map_err(|err| TlsError::Rustls(rustls::Error::General(err.to_string())))?;
+                .map_err(TlsError::Verifier)?;
             builder
                 .dangerous()
                 .with_custom_certificate_verifier(Arc::new(IgnoreHostname(inner)))
@@ -91,14 +99,48 @@ impl TlsOptions {
             }
             return Ok(store);
         }
+        default_roots(store)
+    }
+}
+
+/// The process-wide default provider if the application installed one, else the feature's.
+fn crypto_provider() -> Result<Arc<CryptoProvider>, TlsError> {
+    if let Some(provider) = CryptoProvider::get_default() {
+        return Ok(provider.clone());
+    }
+    #[cfg(feature = "aws-lc-rs")]
+    let provider = Ok(Arc::new(rustls::crypto::aws_lc_rs::default_provider()));
+    #[cfg(all(feature = "ring", not(feature = "aws-lc-rs")))]
+    let provider = Ok(Arc::new(rustls::crypto::ring::default_provider()));
+    #[cfg(not(any(feature = "ring", feature = "aws-lc-rs")))]
+    let provider = Err(TlsError::NoCryptoProvider);
+    provider
+}
+
+/// No CA configured: the roots the `native-roots` and `webpki-roots` features bring (both
+/// when both are on).
+// Without a roots feature the store is handed back untouched (as an error).
+#[cfg_attr(
+    not(any(feature = "native-roots", feature = "webpki-roots")),
+    allow(unused_mut)
+)]
+fn default_roots(mut store: RootCertStore) -> Result<RootCertStore, TlsError> {
+    #[cfg(feature = "native-roots")]
+    {
         let native = rustls_native_certs::load_native_certs();
-        debug!(
+        tracing::debug!(
             roots = native.certs.len(),
             errors = native.errors.len(),
             "loaded system roots"
         );
         store.add_parsable_certificates(native.certs);
+    }
+    #[cfg(feature = "webpki-roots")]
+    store.extend(webpki_roots::TLS_SERVER_ROOTS.iter().cloned());
+    if cfg!(any(feature = "native-roots", feature = "webpki-roots")) {
         Ok(store)
+    } else {
+        Err(TlsError::NoRoots)
     }
 }
 

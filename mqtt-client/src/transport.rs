@@ -4,23 +4,41 @@
 
 use std::future::Future;
 use std::io;
+#[cfg(feature = "ws")]
 use std::pin::Pin;
+#[cfg(any(feature = "tls", feature = "ws"))]
 use std::sync::Arc;
+#[cfg(feature = "ws")]
 use std::task::{Context, Poll};
 use std::time::Instant;
 
+#[cfg(feature = "ws")]
 use async_tungstenite::WebSocketStream;
+#[cfg(feature = "ws")]
 use async_tungstenite::tungstenite::Message;
+#[cfg(feature = "ws")]
 use async_tungstenite::tungstenite::client::IntoClientRequest;
+#[cfg(feature = "ws")]
 use async_tungstenite::tungstenite::http::HeaderValue;
+#[cfg(feature = "ws")]
 use bytes::{Buf, Bytes};
 use futures_io::{AsyncRead, AsyncWrite};
+#[cfg(feature = "ws")]
 use futures_util::{Sink, Stream};
 use tracing::debug;
 
 use super::error::ClientError;
-use super::tls::server_name;
 use super::uri::Target;
+
+/// The rustls configuration a TLS connection uses.
+#[cfg(feature = "tls")]
+pub(crate) type TlsConfig = Arc<rustls::ClientConfig>;
+
+/// Without the `tls` feature there is no configuration to hold: an empty type keeps the
+/// connection parameters' shape.
+#[cfg(not(feature = "tls"))]
+#[derive(Debug, Clone)]
+pub(crate) enum TlsConfig {}
 
 /// A byte stream to the broker.
 pub trait Transport: AsyncRead + AsyncWrite + Send + Unpin + 'static {}
@@ -69,29 +87,66 @@ pub trait Runtime: Clone + Send + Sync + 'static {
 pub(crate) async fn open<R: Runtime>(
     runtime: &R,
     target: &Target,
-    tls: Option<&Arc<rustls::ClientConfig>>,
+    tls: Option<&TlsConfig>,
     headers: &[(String, String)],
 ) -> Result<Box<dyn Transport>, ClientError> {
+    // `Target` fields are public: a scheme set by hand is checked here too.
+    target.scheme.check_enabled()?;
     let tcp = runtime
         .connect_tcp(target.host.clone(), target.port)
         .await?;
     R::set_nodelay(&tcp)?;
     debug!(host = %target.host, port = target.port, scheme = ?target.scheme, "TCP connected");
     let stream: Box<dyn Transport> = if target.scheme.is_tls() {
-        let config = tls.ok_or(ClientError::Tls(super::error::TlsError::Missing {
-            what: "TLS configuration",
-            source_name: "client".into(),
-        }))?;
-        let connector = futures_rustls::TlsConnector::from(config.clone());
-        let name = server_name(&target.host)?;
-        let tls = connector.connect(name, tcp).await.map_err(tls_io_error)?;
-        Box::new(tls)
+        open_tls(target, tls, tcp).await?
     } else {
         Box::new(tcp)
     };
     if !target.scheme.is_websocket() {
         return Ok(stream);
     }
+    open_ws(target, headers, stream).await
+}
+
+#[cfg(feature = "tls")]
+async fn open_tls(
+    target: &Target,
+    tls: Option<&TlsConfig>,
+    tcp: impl Transport,
+) -> Result<Box<dyn Transport>, ClientError> {
+    let config = tls.ok_or(ClientError::Tls(super::error::TlsError::Missing {
+        what: "TLS configuration",
+        source_name: "client".into(),
+    }))?;
+    let connector = futures_rustls::TlsConnector::from(config.clone());
+    let name = super::tls::server_name(&target.host)?;
+    let tls = connector.connect(name, tcp).await.map_err(tls_io_error)?;
+    Ok(Box::new(tls))
+}
+
+#[cfg(not(feature = "tls"))]
+async fn open_tls(
+    target: &Target,
+    tls: Option<&TlsConfig>,
+    _tcp: impl Transport,
+) -> Result<Box<dyn Transport>, ClientError> {
+    match tls {
+        Some(never) => match *never {},
+        // Unreachable after `check_enabled`; the same error keeps it honest.
+        None => Err(super::error::UriError::FeatureDisabled {
+            scheme: target.scheme,
+            feature: "tls",
+        }
+        .into()),
+    }
+}
+
+#[cfg(feature = "ws")]
+async fn open_ws(
+    target: &Target,
+    headers: &[(String, String)],
+    stream: Box<dyn Transport>,
+) -> Result<Box<dyn Transport>, ClientError> {
     let mut request = target.url.as_str().into_client_request()?;
     let headers_map = request.headers_mut();
     // [MQTT-6.0.0-3] the client offers the "mqtt" subprotocol.
@@ -111,6 +166,21 @@ pub(crate) async fn open<R: Runtime>(
     }))
 }
 
+#[cfg(not(feature = "ws"))]
+async fn open_ws(
+    target: &Target,
+    _headers: &[(String, String)],
+    _stream: Box<dyn Transport>,
+) -> Result<Box<dyn Transport>, ClientError> {
+    // Unreachable after `check_enabled`; the same error keeps it honest.
+    Err(super::error::UriError::FeatureDisabled {
+        scheme: target.scheme,
+        feature: "ws",
+    }
+    .into())
+}
+
+#[cfg(feature = "ws")]
 fn http_error(
     err: async_tungstenite::tungstenite::http::Error,
 ) -> async_tungstenite::tungstenite::Error {
@@ -120,6 +190,7 @@ fn http_error(
 /// A TLS problem (during the handshake or later, e.g. a fatal alert) surfaces from
 /// futures-rustls as an `io::Error` wrapping the rustls error; unwrap it so callers see
 /// `ClientError::Tls`. Other I/O errors stay `ClientError::Io`.
+#[cfg(feature = "tls")]
 pub(crate) fn tls_io_error(err: io::Error) -> ClientError {
     let is_rustls = err
         .get_ref()
@@ -135,14 +206,22 @@ pub(crate) fn tls_io_error(err: io::Error) -> ClientError {
     err.into()
 }
 
+/// Without TLS an I/O error is only that.
+#[cfg(not(feature = "tls"))]
+pub(crate) fn tls_io_error(err: io::Error) -> ClientError {
+    err.into()
+}
+
 /// MQTT over WebSocket as a byte stream: each write is one binary message, reads hand out
 /// binary messages' bytes in order ([MQTT-6.0.0-1], [MQTT-6.0.0-2]: MQTT packets may span
 /// or share WebSocket messages).
+#[cfg(feature = "ws")]
 struct WsBytes<S> {
     ws: WebSocketStream<S>,
     pending: Bytes,
 }
 
+#[cfg(feature = "ws")]
 impl<S: AsyncRead + AsyncWrite + Unpin> AsyncRead for WsBytes<S> {
     fn poll_read(
         mut self: Pin<&mut Self>,
@@ -178,6 +257,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin> AsyncRead for WsBytes<S> {
     }
 }
 
+#[cfg(feature = "ws")]
 impl<S: AsyncRead + AsyncWrite + Unpin> AsyncWrite for WsBytes<S> {
     fn poll_write(
         mut self: Pin<&mut Self>,

@@ -7,6 +7,7 @@ use super::error::UriError;
 
 /// The transport a URI asks for.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
 pub enum Scheme {
     /// MQTT over TCP (default port 1883).
     Mqtt,
@@ -29,6 +30,24 @@ impl Scheme {
         matches!(self, Self::Ws | Self::Wss)
     }
 
+    /// Fails with [`UriError::FeatureDisabled`] when this build cannot open the transport.
+    pub(crate) fn check_enabled(self) -> Result<(), UriError> {
+        let missing = if self.is_tls() && !cfg!(feature = "tls") {
+            Some("tls")
+        } else if self.is_websocket() && !cfg!(feature = "ws") {
+            Some("ws")
+        } else {
+            None
+        };
+        match missing {
+            Some(feature) => Err(UriError::FeatureDisabled {
+                scheme: self,
+                feature,
+            }),
+            None => Ok(()),
+        }
+    }
+
     fn default_port(self) -> u16 {
         match self {
             Self::Mqtt => 1883,
@@ -41,6 +60,7 @@ impl Scheme {
 
 /// A parsed broker address.
 #[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
 pub struct Target {
     /// Transport.
     pub scheme: Scheme,
@@ -67,6 +87,7 @@ impl Target {
             "wss" => Scheme::Wss,
             other => return Err(UriError::UnsupportedScheme(other.to_owned())),
         };
+        scheme.check_enabled()?;
         let host = match url.host() {
             Some(url::Host::Ipv6(addr)) => addr.to_string(),
             Some(host) => host.to_string(),
@@ -104,13 +125,23 @@ mod tests {
 
     #[test]
     fn default_ports_per_scheme() {
-        for (uri, port) in [
-            ("mqtt://h/", 1883),
-            ("mqtts://h/", 8883),
-            ("ws://h/mqtt", 80),
-            ("wss://h/mqtt", 443),
+        let tls = (!cfg!(feature = "tls")).then_some("tls");
+        let ws = (!cfg!(feature = "ws")).then_some("ws");
+        for (uri, port, missing) in [
+            ("mqtt://h/", 1883, None),
+            ("mqtts://h/", 8883, tls),
+            ("ws://h/mqtt", 80, ws),
+            ("wss://h/mqtt", 443, tls.or(ws)),
         ] {
-            assert_eq!(Target::parse(uri).map(|t| t.port), Ok(port), "{uri}");
+            let parsed = Target::parse(uri);
+            match missing {
+                None => assert_eq!(parsed.map(|t| t.port), Ok(port), "{uri}"),
+                // A build without the transport's feature says which feature is off.
+                Some(feature) => assert!(
+                    matches!(parsed, Err(UriError::FeatureDisabled { feature: f, .. }) if f == feature),
+                    "{uri}: {parsed:?}"
+                ),
+            }
         }
     }
 

@@ -62,7 +62,7 @@ pub enum DecodeError {
     #[error("string contains U+0000")]
     NullCharacter,
     /// A topic name or filter breaks the topic rules.
-    #[error("invalid topic: {0}")]
+    #[error("invalid topic")]
     InvalidTopic(#[from] TopicError),
     /// CONNECT does not name the protocol "MQTT".
     #[error("protocol name is not \"MQTT\"")]
@@ -163,7 +163,7 @@ pub enum EncodeError {
     #[error("packet body of {0} bytes exceeds the largest remaining length")]
     PacketTooLarge(usize),
     /// A topic name or filter breaks the topic rules.
-    #[error("invalid topic: {0}")]
+    #[error("invalid topic")]
     InvalidTopic(#[from] TopicError),
     /// SUBSCRIBE, SUBACK or UNSUBSCRIBE without entries ([MQTT-3.8.3-3], [MQTT-3.10.3-2]).
     #[error("{0} needs at least one entry")]

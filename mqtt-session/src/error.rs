@@ -2,10 +2,63 @@
 //! [`ProtocolError`] (the server broke the protocol), [`ConnectionError`] (why a connection
 //! ended) and [`PublishError`] (why one publish did not complete).
 
+use core::fmt;
+
+use bytestring::ByteString;
+use mqtt_proto::properties::UserProperty;
 use mqtt_proto::topic::TopicError;
 use mqtt_proto::{DecodeError, EncodeError, PacketType, QoS, ReasonCode};
 
 use crate::store::StoreError;
+/// The server's verdict in a refusing CONNACK, a DISCONNECT or a negative acknowledgement:
+/// the reason code and, in MQTT 5, the optional reason string and user properties that came
+/// with it (diagnostics the server chose to send).
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct ServerReason {
+    /// The reason code (MQTT 3.1.1 return codes are mapped to their MQTT 5 equivalents).
+    pub code: ReasonCode,
+    /// The Reason String property: a human-readable diagnostic.
+    pub reason_string: Option<ByteString>,
+    /// The User Property pairs of the packet.
+    pub user_properties: Vec<UserProperty>,
+}
+
+impl ServerReason {
+    /// A bare reason code, with no reason string or user properties.
+    pub fn new(code: ReasonCode) -> Self {
+        Self::with_properties(code, None, Vec::new())
+    }
+
+    /// A reason code with the diagnostics from the packet's properties.
+    pub fn with_properties(
+        code: ReasonCode,
+        reason_string: Option<ByteString>,
+        user_properties: Vec<UserProperty>,
+    ) -> Self {
+        Self {
+            code,
+            reason_string,
+            user_properties,
+        }
+    }
+}
+
+impl From<ReasonCode> for ServerReason {
+    fn from(code: ReasonCode) -> Self {
+        Self::new(code)
+    }
+}
+
+impl fmt::Display for ServerReason {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}", self.code)?;
+        if let Some(reason) = &self.reason_string {
+            write!(f, " ({reason:?})")?;
+        }
+        Ok(())
+    }
+}
 
 /// A command was refused; nothing was queued or sent.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -18,7 +71,7 @@ pub enum SessionError {
     #[error("already connected or connecting")]
     AlreadyConnected,
     /// A topic name or filter is invalid.
-    #[error("invalid topic: {0}")]
+    #[error("invalid topic")]
     InvalidTopic(#[from] TopicError),
     /// The server's CONNACK limited the QoS it accepts.
     #[error("QoS {requested:?} exceeds the server's maximum {maximum:?}")]
@@ -68,7 +121,7 @@ pub enum SessionError {
 #[non_exhaustive]
 pub enum ProtocolError {
     /// Received bytes are not a well-formed packet.
-    #[error("malformed packet: {0}")]
+    #[error("malformed packet")]
     Decode(#[from] DecodeError),
     /// A packet a server may not send, or not at this point (e.g. PUBLISH before CONNACK).
     #[error("unexpected {0} from the server")]
@@ -126,7 +179,7 @@ impl ProtocolError {
 pub enum ConnectionError {
     /// The server refused the connection in CONNACK.
     #[error("connection refused: {0}")]
-    Refused(ReasonCode),
+    Refused(ServerReason),
     /// No CONNACK within the connect timeout.
     #[error("no CONNACK within the connect timeout")]
     ConnAckTimeout,
@@ -134,13 +187,10 @@ pub enum ConnectionError {
     #[error("keep-alive timeout: no answer to PINGREQ")]
     KeepAliveTimeout,
     /// The server sent DISCONNECT (MQTT 5).
-    #[error("server disconnected: {reason_code}")]
-    ServerDisconnected {
-        /// Its reason.
-        reason_code: ReasonCode,
-    },
+    #[error("server disconnected: {0}")]
+    ServerDisconnected(ServerReason),
     /// The server broke the protocol.
-    #[error("protocol error: {0}")]
+    #[error("protocol error")]
     Protocol(#[from] ProtocolError),
     /// The transport closed or failed underneath the session.
     #[error("transport closed")]
@@ -160,7 +210,7 @@ pub enum ConnectionError {
 pub enum PublishError {
     /// The server refused the message (MQTT 5 PUBACK / PUBREC reason code 0x80 or above).
     #[error("rejected by the server: {0}")]
-    Rejected(ReasonCode),
+    Rejected(ServerReason),
     /// The server lost the session while the message was in flight and the session's
     /// [`SessionLossPolicy`](crate::SessionLossPolicy) is `Fail`.
     #[error("the server's session was lost while the message was in flight")]

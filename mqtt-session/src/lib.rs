@@ -78,7 +78,7 @@ pub mod store;
 mod timer;
 
 pub use config::{AckMode, ConnectOptions, SessionConfig, SessionLossPolicy};
-pub use error::{ConnectionError, ProtocolError, PublishError, SessionError};
+pub use error::{ConnectionError, ProtocolError, PublishError, ServerReason, SessionError};
 pub use event::{AckToken, Event, Message, Token};
 pub use session::{ConnectionState, ServerLimits, Session};
 pub use store::{MemoryStore, SessionStore, StoreError};

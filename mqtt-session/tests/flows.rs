@@ -22,7 +22,7 @@ use mqtt_session::proto::{
 };
 use mqtt_session::{
     AckMode, ConnectOptions, ConnectionError, ConnectionState, Event, Message, ProtocolError,
-    PublishError, SessionConfig, SessionError, SessionLossPolicy, Token,
+    PublishError, ServerReason, SessionConfig, SessionError, SessionLossPolicy, Token,
 };
 
 use ProtocolVersion::{V5, V311};
@@ -235,7 +235,7 @@ fn connack_refused_v311_not_authorized() {
     assert_eq!(
         h.events(),
         vec![Event::Disconnected {
-            reason: ConnectionError::Refused(ReasonCode::NotAuthorized)
+            reason: ConnectionError::Refused(ReasonCode::NotAuthorized.into())
         }]
     );
     assert_eq!(h.session.state(), ConnectionState::Disconnected);
@@ -250,13 +250,23 @@ fn connack_refused_v5_bad_user_name_or_password() {
     let mut h = Harness::new(config(V5));
     let connack = ConnAck {
         reason_code: ReasonCode::BadUserNameOrPassword,
+        properties: ConnAckProperties {
+            reason_string: Some("unknown user".into()),
+            user_properties: vec![UserProperty::new("realm", "lab")],
+            ..ConnAckProperties::default()
+        },
         ..ConnAck::new(false)
     };
     let (_, events) = h.handshake(ConnectOptions::new(KEEP_ALIVE), connack);
+    // The server's diagnostics stay with the refusal.
     assert_eq!(
         events,
         vec![Event::Disconnected {
-            reason: ConnectionError::Refused(ReasonCode::BadUserNameOrPassword)
+            reason: ConnectionError::Refused(ServerReason::with_properties(
+                ReasonCode::BadUserNameOrPassword,
+                Some("unknown user".into()),
+                vec![UserProperty::new("realm", "lab")],
+            ))
         }]
     );
     assert_eq!(h.session.state(), ConnectionState::Disconnected);
@@ -412,13 +422,21 @@ fn publish_v5_puback_not_authorized_is_rejected() {
     assert_eq!(h.sent().len(), 1);
     h.feed(PubAck {
         reason_code: ReasonCode::NotAuthorized,
+        properties: AckProperties {
+            reason_string: Some("topic a/b is read-only".into()),
+            user_properties: vec![UserProperty::new("policy", "ro")],
+        },
         ..PubAck::new(pid(1))
     });
     assert_eq!(
         h.events(),
         vec![Event::Published {
             token,
-            result: Err(PublishError::Rejected(ReasonCode::NotAuthorized)),
+            result: Err(PublishError::Rejected(ServerReason::with_properties(
+                ReasonCode::NotAuthorized,
+                Some("topic a/b is read-only".into()),
+                vec![UserProperty::new("policy", "ro")],
+            ))),
         }]
     );
     assert_eq!(h.session.inflight_len(), 0);
@@ -452,7 +470,7 @@ fn publish_v5_failing_pubrec_ends_flow_without_pubrel() {
         h.events(),
         vec![Event::Published {
             token,
-            result: Err(PublishError::Rejected(ReasonCode::QuotaExceeded)),
+            result: Err(PublishError::Rejected(ReasonCode::QuotaExceeded.into())),
         }]
     );
     assert!(
@@ -1991,13 +2009,18 @@ fn fatal_error_disconnect_then_disconnected(version: ProtocolVersion) {
 fn server_disconnect_ends_connection(version: ProtocolVersion) {
     let mut h = connected(version);
     if version.is_v5() {
-        h.feed(Disconnect::new(ReasonCode::ServerShuttingDown));
+        let mut disconnect = Disconnect::new(ReasonCode::ServerShuttingDown);
+        disconnect.properties.reason_string = Some("maintenance".into());
+        disconnect.properties.user_properties = vec![UserProperty::new("back", "10m")];
+        h.feed(disconnect);
         assert_eq!(
             h.events(),
             vec![Event::Disconnected {
-                reason: ConnectionError::ServerDisconnected {
-                    reason_code: ReasonCode::ServerShuttingDown
-                }
+                reason: ConnectionError::ServerDisconnected(ServerReason::with_properties(
+                    ReasonCode::ServerShuttingDown,
+                    Some("maintenance".into()),
+                    vec![UserProperty::new("back", "10m")],
+                ))
             }]
         );
         assert!(h.sent().is_empty(), "no DISCONNECT in reply to one");

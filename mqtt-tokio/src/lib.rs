@@ -19,8 +19,45 @@
 //! # Ok(())
 //! # }
 //! ```
+//!
+//! # Entry points
+//!
+//! Everything starts from [`MqttClient`] (this crate's alias of the runtime-neutral client),
+//! created with [`MqttClient::new`] from a [`ClientConfig`]:
+//!
+//! - [`MqttClient::connect`] returns a [`Connecting`] builder (`.clean_session(..)`,
+//!   `.ca_file(..)`, `.tls_config(..)`, `.header(..)`), resolving to the broker's [`ConnAck`];
+//! - [`MqttClient::publish`] returns a [`Publishing`] builder (`.qos(..)`, `.retain(..)`,
+//!   `.ack_timeout(..)`, `.properties(..)`, `.send_now()` for a [`PublishFuture`] without
+//!   waiting for room), resolving to the final acknowledgement's [`ReasonCode`];
+//! - [`MqttClient::subscribe`] / [`MqttClient::unsubscribe`] take topic filters
+//!   ([`SubscribeFilter`] or `(filter, QoS)` pairs);
+//! - [`MqttClient::deliver_message`] returns a [`Delivering`] builder (`.timeout(..)`) for the
+//!   next [`ApplicationMessage`]; [`MqttClient::messages`] is the same queue as a stream
+//!   ([`Messages`]); with [`ClientConfig::manual_acks`], [`MqttClient::ack`] acknowledges;
+//! - [`MqttClient::connection_events`] reports [`ConnectionEvent`]s;
+//! - [`MqttClient::ping`], [`MqttClient::disconnect`], [`MqttClient::reconnect`] (a
+//!   [`Reconnecting`] builder) and [`MqttClient::cancel_tasks`].
+//!
+//! Every builder is a [`Future`]: `.await` it, or hand it to `join!`,
+//! `select` or a timeout. Failures are [`ClientError`]s; their causes are reached through
+//! [`std::error::Error::source`], and what the broker said comes as a [`ServerReason`].
+//! The protocol types are re-exported ([`proto`]), and so is the sans-IO [`session`] for
+//! code that drives a [`session::Session`] itself.
+//!
+//! # Cargo features
+//!
+//! The client's features, forwarded: `tls` (rustls, default), `ws` (tungstenite, default),
+//! the crypto provider `ring` (default) or `aws-lc-rs`, the CA roots used when none is
+//! configured, `native-roots` (the system's, default) or `webpki-roots` (Mozilla's, compiled
+//! in), and `serde` (load a [`ClientConfig`] from documents). `default-features = false` leaves
+//! plain `mqtt://` over TCP with no TLS or WebSocket crate; `mqtts://` and `ws://` then fail
+//! with [`UriError::FeatureDisabled`]. A process-wide default rustls crypto provider, when
+//! installed, is used instead of the feature's; a ready `rustls::ClientConfig` can be handed
+//! over with [`Connecting::tls_config`] or [`ClientConfig::tls_config`] (feature `tls`).
 #![forbid(unsafe_code)]
 #![deny(missing_docs)]
+#![cfg_attr(docsrs, feature(doc_cfg))]
 
 use std::future::Future;
 use std::io;
@@ -31,8 +68,30 @@ use tokio_util::compat::{Compat, TokioAsyncReadCompatExt};
 
 pub use mqtt_client::*;
 
-/// The client on Tokio.
+/// The client on Tokio. Explicit items shadow the glob re-export above, so this crate's
+/// names fix the runtime: `mqtt_tokio::Publishing<'_>`.
 pub type MqttClient = mqtt_client::MqttClient<Tokio>;
+
+/// Builder returned by [`MqttClient::connect`], on Tokio.
+pub type Connecting<'a> = mqtt_client::Connecting<'a, Tokio>;
+
+/// Builder returned by [`MqttClient::reconnect`], on Tokio.
+pub type Reconnecting<'a> = mqtt_client::Reconnecting<'a, Tokio>;
+
+/// Builder returned by [`MqttClient::publish`], on Tokio.
+pub type Publishing<'a> = mqtt_client::Publishing<'a, Tokio>;
+
+/// Builder returned by [`MqttClient::deliver_message`], on Tokio.
+pub type Delivering<'a> = mqtt_client::Delivering<'a, Tokio>;
+
+/// The future [`Publishing::send_now`](mqtt_client::Publishing::send_now) returns, on Tokio.
+pub type PublishFuture = mqtt_client::PublishFuture<Tokio>;
+
+/// The future of [`Publishing::stored`](mqtt_client::Publishing::stored): the durability point.
+pub type Storing = mqtt_client::Storing<Tokio>;
+
+/// The stream returned by [`MqttClient::messages`], on Tokio.
+pub type Messages = mqtt_client::Messages<Tokio>;
 
 /// Tokio's TCP, timer and spawn. Spawning uses the ambient runtime (`tokio::spawn`), so
 /// clients are created and connected from within a Tokio runtime.

@@ -58,6 +58,8 @@ macro_rules! client_suite {
             qos2_round_trip,
             client_receives_its_own_publish_at_every_qos,
             concurrent_publishes_at_every_qos_all_complete,
+            joined_publishes_are_sent_in_the_order_they_are_polled,
+            a_publish_never_polled_sends_nothing,
             retained_message_is_delivered_to_a_later_subscriber_with_retain_flag,
             will_is_published_when_the_connection_dies_without_disconnect,
             will_is_published_when_the_client_goes_silent_past_keep_alive,
@@ -75,6 +77,8 @@ macro_rules! client_suite {
             tls_wrong_host_is_rejected,
             tls_wrong_host_is_accepted_without_hostname_check,
             tls_expired_certificate_is_rejected,
+            tls_with_a_ready_rustls_config_and_in_memory_client_certificate,
+            tls_config_in_client_config_replaces_the_ca_options,
             websocket_qos0_and_qos1_round_trip_with_extra_header,
             websocket_handshake_sends_path_subprotocol_and_extra_headers,
             websocket_over_tls_round_trip,
@@ -103,6 +107,7 @@ macro_rules! client_suite {
             hostile_oversize_packet_is_rejected_from_its_header,
             hostile_silent_server_times_out_connect,
             hostile_silent_tls_server_times_out_connect,
+            mqtt5_refusal_keeps_reason_string_and_user_properties,
             // failover.rs
             refusing_nodes_get_bounded_attempts_with_backoff_per_round,
             connections_dropped_right_after_connack_back_off,
@@ -422,6 +427,56 @@ pub async fn concurrent_publishes_at_every_qos_all_complete<R: Runtime + Default
 
 // ---- 3. retained ----------------------------------------------------------------------------
 
+/// Publishes are futures that queue their message on the first poll: joined together they
+/// reach the broker in the order `join` polls them, which is the order they are listed.
+pub async fn joined_publishes_are_sent_in_the_order_they_are_polled<R: Runtime + Default>() {
+    let broker = Mosquitto::start();
+    let subscriber = connected::<R>(&broker.uri(), no_retry()).await;
+    let publisher = connected::<R>(&broker.uri(), no_retry()).await;
+    subscribe(&subscriber, "order", QoS::AtLeastOnce).await;
+    let publishes: Vec<_> = (0..20)
+        .map(|i| {
+            publisher
+                .publish("order", format!("{i}"))
+                .qos(QoS::AtLeastOnce)
+        })
+        .collect();
+    let results = with_timeout::<R, _>(BOUND, "20 joined publishes", async {
+        future::join_all(publishes).await
+    })
+    .await;
+    assert!(results.iter().all(Result::is_ok), "{results:?}");
+    for i in 0..20 {
+        let message = next_message(&subscriber, "a joined publish").await;
+        assert_eq!(
+            message.payload().as_ref(),
+            format!("{i}").as_bytes(),
+            "message {i} out of order"
+        );
+    }
+}
+
+/// Nothing happens until a builder is polled: a publish created and dropped sends nothing.
+pub async fn a_publish_never_polled_sends_nothing<R: Runtime + Default>() {
+    let broker = Mosquitto::start();
+    let subscriber = connected::<R>(&broker.uri(), no_retry()).await;
+    let publisher = connected::<R>(&broker.uri(), no_retry()).await;
+    subscribe(&subscriber, "lazy", QoS::AtLeastOnce).await;
+    let never = publisher
+        .publish("lazy", "never sent")
+        .qos(QoS::AtLeastOnce);
+    drop(never);
+    publish(&publisher, "lazy", b"sent", QoS::AtLeastOnce, false).await;
+    let message = next_message(&subscriber, "the polled publish").await;
+    assert_eq!(message.payload().as_ref(), b"sent");
+    assert_no_message(
+        &subscriber,
+        Duration::from_millis(300),
+        "after the polled publish",
+    )
+    .await;
+}
+
 /// A retained message reaches a subscriber that arrives later, flagged `retain`; a live
 /// subscriber gets it without the flag.
 pub async fn retained_message_is_delivered_to_a_later_subscriber_with_retain_flag<
@@ -688,7 +743,8 @@ pub async fn wrong_password_is_refused_with_not_authorized<R: Runtime + Default>
     assert!(
         matches!(
             err,
-            ClientError::Connect(ReasonCode::NotAuthorized | ReasonCode::BadUserNameOrPassword)
+            ClientError::Connect(ref reason)
+                if matches!(reason.code, ReasonCode::NotAuthorized | ReasonCode::BadUserNameOrPassword)
         ),
         "wrong password: {err:?}"
     );
@@ -696,7 +752,8 @@ pub async fn wrong_password_is_refused_with_not_authorized<R: Runtime + Default>
     assert!(
         matches!(
             err,
-            ClientError::Connect(ReasonCode::NotAuthorized | ReasonCode::BadUserNameOrPassword)
+            ClientError::Connect(ref reason)
+                if matches!(reason.code, ReasonCode::NotAuthorized | ReasonCode::BadUserNameOrPassword)
         ),
         "no credentials: {err:?}"
     );
@@ -722,7 +779,7 @@ pub async fn refused_connection_is_final_even_with_auto_reconnect<R: Runtime + D
     )
     .await;
     assert!(
-        matches!(result, Err(ClientError::Connect(ReasonCode::NotAuthorized))),
+        matches!(&result, Err(ClientError::Connect(reason)) if reason.code == ReasonCode::NotAuthorized),
         "refused connect: {result:?}"
     );
     assert!(
@@ -843,6 +900,65 @@ pub async fn mutual_tls_without_client_certificate_is_rejected<R: Runtime + Defa
         ),
         "no client certificate: {err:?}"
     );
+}
+
+/// A rustls configuration built by the application: roots from PEM text, the client
+/// certificate and key read into memory, ALPN offered.
+fn ready_rustls_config(certs: &Certs) -> Arc<rustls::ClientConfig> {
+    use rustls::pki_types::pem::PemObject;
+    use rustls::pki_types::{CertificateDer, PrivateKeyDer};
+
+    let mut roots = rustls::RootCertStore::empty();
+    for cert in CertificateDer::pem_slice_iter(certs.ca_pem().as_bytes()) {
+        roots.add(cert.expect("CA PEM")).expect("CA certificate");
+    }
+    let chain = CertificateDer::pem_file_iter(certs.client_cert())
+        .expect("client certificate")
+        .collect::<Result<Vec<_>, _>>()
+        .expect("client certificate PEM");
+    let key = PrivateKeyDer::from_pem_file(certs.client_key()).expect("client key");
+    let provider = Arc::new(rustls::crypto::ring::default_provider());
+    let mut config = rustls::ClientConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()
+        .expect("protocol versions")
+        .with_root_certificates(roots)
+        .with_client_auth_cert(chain, key)
+        .expect("client certificate and key");
+    config.alpn_protocols = vec![b"mqtt".to_vec()];
+    Arc::new(config)
+}
+
+/// `Connecting::tls_config`: a ready rustls configuration (in-memory client certificate,
+/// ALPN) is used as given, with no CA option set, against a broker requiring client
+/// certificates.
+pub async fn tls_with_a_ready_rustls_config_and_in_memory_client_certificate<
+    R: Runtime + Default,
+>() {
+    let certs = Certs::generate();
+    let broker = Mosquitto::builder().tls(&certs).mutual_tls(true).start();
+    let client = MqttClient::<R>::new(None, no_retry());
+    with_timeout::<R, _>(
+        BOUND,
+        "TLS connect with a ready rustls config",
+        client
+            .connect(broker.tls_uri().as_str())
+            .tls_config(ready_rustls_config(&certs)),
+    )
+    .await
+    .expect("TLS connect with tls_config");
+    assert_tls_round_trip(&client).await;
+}
+
+/// `ClientConfig::tls_config` wins over the CA options: a CA file of another authority is
+/// configured too, and the connection still succeeds with the ready configuration's roots.
+pub async fn tls_config_in_client_config_replaces_the_ca_options<R: Runtime + Default>() {
+    let certs = Certs::generate();
+    let broker = Mosquitto::builder().tls(&certs).mutual_tls(true).start();
+    let config = no_retry()
+        .ca_file(certs.other_ca_file())
+        .tls_config(ready_rustls_config(&certs));
+    let client = connected::<R>(&broker.tls_uri(), config).await;
+    assert_tls_round_trip(&client).await;
 }
 
 async fn assert_tls_rejected<R: Runtime + Default>(
@@ -1498,6 +1614,18 @@ pub async fn messages_stream_yields_messages<R: Runtime + Default>() {
     }
 }
 
+/// An error and its causes (`source()` chain), joined as a reporter prints them.
+fn error_report(err: &dyn std::error::Error) -> String {
+    let mut report = err.to_string();
+    let mut source = err.source();
+    while let Some(cause) = source {
+        report.push_str(": ");
+        report.push_str(&cause.to_string());
+        source = cause.source();
+    }
+    report
+}
+
 /// Bad URIs fail with `InvalidUri` naming the problem.
 pub async fn invalid_uris_are_rejected_naming_the_problem<R: Runtime + Default>() {
     let client = MqttClient::<R>::new(None, no_retry());
@@ -1506,7 +1634,7 @@ pub async fn invalid_uris_are_rejected_naming_the_problem<R: Runtime + Default>(
         matches!(&err, Err(ClientError::InvalidUri(UriError::UnsupportedScheme(s))) if s == "http"),
         "http://x: {err:?}"
     );
-    let message = format!("{}", err.expect_err("checked above"));
+    let message = error_report(&err.expect_err("checked above"));
     assert!(
         message.contains("http"),
         "error message {message:?} does not name the scheme"
@@ -1681,6 +1809,44 @@ async fn connect_fails_with_protocol_error<R: Runtime + Default>(
         ClientError::Protocol(err) => err,
         other => panic!("reply {reply:02x?}: expected Protocol(_), got {other:?}"),
     }
+}
+
+/// An MQTT 5 CONNACK refusing with a reason string and a user property: `Connect` carries
+/// both, and its message shows the reason string.
+pub async fn mqtt5_refusal_keeps_reason_string_and_user_properties<R: Runtime + Default>() {
+    // CONNACK: flags 0, reason 0x87 (not authorized), properties: reason string "go away",
+    // user property ("realm", "lab").
+    let mut properties = vec![0x1F, 0x00, 0x07];
+    properties.extend_from_slice(b"go away");
+    properties.extend_from_slice(&[0x26, 0x00, 0x05]);
+    properties.extend_from_slice(b"realm");
+    properties.extend_from_slice(&[0x00, 0x03]);
+    properties.extend_from_slice(b"lab");
+    let mut body = vec![0x00, 0x87, u8::try_from(properties.len()).expect("short")];
+    body.extend_from_slice(&properties);
+    let mut connack = vec![0x20, u8::try_from(body.len()).expect("short")];
+    connack.extend_from_slice(&body);
+    let (uri, server) = scripted_server(move |stream| {
+        stream.write_all(&connack).expect("writing CONNACK");
+        wait_for_close(stream, BOUND)
+    });
+    let config = no_retry().protocol_version(ProtocolVersion::V5);
+    let (err, _) = connect_err::<R>(&uri, config).await;
+    join_thread::<R, _>(server).await;
+    let ClientError::Connect(reason) = &err else {
+        panic!("expected Connect, got {err:?}");
+    };
+    assert_eq!(reason.code, ReasonCode::NotAuthorized);
+    assert_eq!(reason.reason_string.as_deref(), Some("go away"));
+    assert_eq!(
+        reason
+            .user_properties
+            .iter()
+            .map(|p| (&*p.name, &*p.value))
+            .collect::<Vec<_>>(),
+        [("realm", "lab")]
+    );
+    assert!(err.to_string().contains("go away"), "{err}");
 }
 
 /// A remaining length continuing past four bytes is malformed: connect fails with

@@ -26,11 +26,14 @@ impl<S: SessionStore> Session<S> {
             // MQTT 3.1.1 has no server DISCONNECT: it falls through to `UnexpectedPacket`.
             (_, Packet::Disconnect(disconnect)) if self.config.protocol_version.is_v5() => {
                 debug!(reason = %disconnect.reason_code, "DISCONNECT from the server");
-                self.server_reference = disconnect.properties.server_reference;
+                let properties = disconnect.properties;
+                self.server_reference = properties.server_reference;
                 self.close(
-                    ConnectionError::ServerDisconnected {
-                        reason_code: disconnect.reason_code,
-                    },
+                    ConnectionError::ServerDisconnected(ServerReason::with_properties(
+                        disconnect.reason_code,
+                        properties.reason_string,
+                        properties.user_properties,
+                    )),
                     None,
                 );
                 Ok(())
@@ -55,9 +58,17 @@ impl<S: SessionStore> Session<S> {
         self.timers.stop(Timer::ConnAck);
         if !connack.reason_code.is_success() {
             warn!(reason = %connack.reason_code, "connection refused");
-            self.server_reference = connack.properties.server_reference;
+            let properties = connack.properties;
+            self.server_reference = properties.server_reference;
             // The server closes the connection after a refusal; nothing more is sent.
-            self.close(ConnectionError::Refused(connack.reason_code), None);
+            self.close(
+                ConnectionError::Refused(ServerReason::with_properties(
+                    connack.reason_code,
+                    properties.reason_string,
+                    properties.user_properties,
+                )),
+                None,
+            );
             return Ok(());
         }
         // [MQTT-3.2.2-4] (3.1.1) / [MQTT-3.2.2-5] (5.0): a session the client did not keep

@@ -5,7 +5,9 @@ use std::time::{Duration, Instant};
 
 use bytes::{Bytes, BytesMut};
 use bytestring::ByteString;
-use mqtt_proto::properties::{AuthProperties, ConnAckProperties, SubscribeProperties};
+use mqtt_proto::properties::{
+    AckProperties, AuthProperties, ConnAckProperties, SubscribeProperties,
+};
 use mqtt_proto::topic::{validate_topic_filter, validate_topic_name};
 use mqtt_proto::{
     Auth, ConnAck, Connect, Disconnect, Encode, EncodeError, Packet, PacketId, PacketType, PingReq,
@@ -15,7 +17,7 @@ use mqtt_proto::{
 use tracing::{debug, warn};
 
 use crate::config::{AckMode, ConnectOptions, SessionConfig, SessionLossPolicy};
-use crate::error::{ConnectionError, ProtocolError, PublishError, SessionError};
+use crate::error::{ConnectionError, ProtocolError, PublishError, ServerReason, SessionError};
 use crate::event::{AckToken, Event, Message, Token};
 use crate::ids::PacketIds;
 use crate::store::{
@@ -149,6 +151,32 @@ struct Pending {
 /// A fatal problem on a connection is reported once, as [`Event::Disconnected`]; the
 /// session then waits for the next `connect`, keeping what must survive (in-flight QoS 1/2
 /// flows, queued publishes, pending subscriptions).
+///
+/// One handshake, with the server's bytes written by hand (the crate docs show the same loop
+/// over a real socket):
+///
+/// ```
+/// use std::time::{Duration, Instant};
+///
+/// use mqtt_session::proto::ProtocolVersion;
+/// use mqtt_session::{ConnectOptions, ConnectionState, Event, Session, SessionConfig};
+///
+/// let mut session = Session::new(SessionConfig::new("doc-client", ProtocolVersion::V311));
+/// let now = Instant::now();
+/// session.connect(now, ConnectOptions::new(Duration::from_secs(30))).unwrap();
+/// let connect = session.poll_transmit(now).expect("CONNECT to send");
+/// assert_eq!(connect[0], 0x10, "a CONNECT packet");
+///
+/// // CONNACK: session present 0, return code 0 (accepted).
+/// session.handle_read(now, &[0x20, 0x02, 0x00, 0x00]);
+/// assert!(matches!(
+///     session.poll_event(),
+///     Some(Event::Connected { session_present: false, .. })
+/// ));
+/// assert_eq!(session.state(), ConnectionState::Connected);
+/// // The next thing to do: wake up for the keep-alive ping.
+/// assert!(session.poll_timeout().is_some());
+/// ```
 pub struct Session<S: SessionStore = MemoryStore> {
     config: SessionConfig,
     store: S,

@@ -7,7 +7,7 @@ impl<S: SessionStore> Session<S> {
     pub(super) fn on_puback(&mut self, ack: PubAck) -> Result<(), ProtocolError> {
         let id = ack.packet_id;
         self.expect_outgoing(id, OutgoingState::AwaitingPubAck, PacketType::PubAck)?;
-        self.finish_outgoing(id, ack.reason_code);
+        self.finish_outgoing(id, ack.reason_code, ack.properties);
         Ok(())
     }
 
@@ -16,7 +16,7 @@ impl<S: SessionStore> Session<S> {
         match self.store.outgoing(id).map(|flight| flight.state) {
             Some(OutgoingState::AwaitingPubRec) if !rec.reason_code.is_success() => {
                 // MQTT 5.0 4.3.3: a failing PUBREC ends the flow; no PUBREL follows.
-                self.finish_outgoing(id, rec.reason_code);
+                self.finish_outgoing(id, rec.reason_code, rec.properties);
             }
             Some(OutgoingState::AwaitingPubRec) => {
                 let seq = self.seq();
@@ -51,7 +51,7 @@ impl<S: SessionStore> Session<S> {
             ReasonCode::PacketIdentifierNotFound => ReasonCode::Success,
             other => other,
         };
-        self.finish_outgoing(id, code);
+        self.finish_outgoing(id, code, comp.properties);
         Ok(())
     }
 
@@ -186,7 +186,12 @@ impl<S: SessionStore> Session<S> {
         }
     }
 
-    pub(super) fn finish_outgoing(&mut self, id: PacketId, reason_code: ReasonCode) {
+    pub(super) fn finish_outgoing(
+        &mut self,
+        id: PacketId,
+        reason_code: ReasonCode,
+        properties: AckProperties,
+    ) {
         let flight = match self.store.remove_outgoing(id) {
             Ok(Some(flight)) => flight,
             Ok(None) => return,
@@ -197,7 +202,11 @@ impl<S: SessionStore> Session<S> {
         let result = if reason_code.is_success() {
             Ok(reason_code)
         } else {
-            Err(PublishError::Rejected(reason_code))
+            Err(PublishError::Rejected(ServerReason::with_properties(
+                reason_code,
+                properties.reason_string,
+                properties.user_properties,
+            )))
         };
         self.push_event(Event::Published {
             token: flight.token,

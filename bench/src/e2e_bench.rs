@@ -3,7 +3,7 @@
 //! against rumqttc 0.25, through one private mosquitto on 127.0.0.1.
 //!
 //! ```text
-//! cargo run --release -p mqtt-examples --example e2e_bench -- \
+//! cargo run --release -p mqtt-bench --bin e2e_bench -- \
 //!     [--messages N] [--qos0-messages N] [--qos 0|1|2|all] [--payload BYTES] \
 //!     [--mode pub|pubsub|all] [--inflight 100] [--rounds R] \
 //!     [--harness ordered|unordered] [--window W] [--tokio-threads T] \
@@ -49,7 +49,7 @@
 
 use std::collections::{BTreeMap, VecDeque};
 use std::fmt::Write as _;
-use std::future::{Future, IntoFuture};
+use std::future::Future;
 use std::io;
 use std::process::{Command, ExitCode, Stdio};
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -494,22 +494,18 @@ async fn run_ours<R: Runtime + Default>(options: &Options) -> Result<Measured, S
 
     let before = usage();
     let start = Instant::now();
-    let publish = || {
-        client
-            .publish(topic.clone(), payload)
-            .qos(qos)
-            .into_future()
-    };
+    let publish = || client.publish(topic.clone(), payload).qos(qos);
     let ordered = options.ordered;
     let publisher = async {
         let mut issued = 0u64;
         let mut completed = 0u64;
         if ordered {
             // Awaited in issue order: one waker registration at a time, no task per future.
+            // `start` queues each publish as it is issued, filling the window.
             let mut pending = VecDeque::with_capacity(window.min(1 << 16));
             while completed < n {
                 while issued < n && pending.len() < window {
-                    pending.push_back(publish());
+                    pending.push_back(publish().start());
                     issued += 1;
                 }
                 let Some(oldest) = pending.front_mut() else {

@@ -2,7 +2,7 @@
 //! private mosquitto in the same run, and the number of fsyncs per 1,000 messages.
 //!
 //! ```text
-//! cargo run --release -p mqtt-examples --example store_bench -- [MESSAGES] [CONCURRENCY]
+//! cargo run --release -p mqtt-bench --bin store_bench -- [MESSAGES] [CONCURRENCY]
 //! ```
 //!
 //! Each case publishes MESSAGES messages of 64 bytes with CONCURRENCY publishes awaited at
@@ -43,8 +43,7 @@ async fn run(
     let syncs_before = client.store_stats().map_or(0, |s| s.syncs);
     let payload = bytes_of(64);
     let started = Instant::now();
-    let mut pending: FuturesUnordered<mqtt_tokio::PublishFuture<mqtt_tokio::Tokio>> =
-        FuturesUnordered::new();
+    let mut pending: FuturesUnordered<mqtt_tokio::PublishFuture> = FuturesUnordered::new();
     for i in 0..messages {
         if pending.len() >= concurrency {
             pending.next().await.unwrap().unwrap();
@@ -53,7 +52,7 @@ async fn run(
             client
                 .publish(format!("bench/store/{}", i % 16), payload.clone())
                 .qos(qos)
-                .into_future(),
+                .start(),
         );
     }
     while let Some(result) = pending.next().await {
