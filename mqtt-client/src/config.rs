@@ -11,6 +11,7 @@ use crate::reconnect::Jitter;
 /// The will message: published by the broker if the connection ends without DISCONNECT.
 #[derive(Debug, Clone, PartialEq, Eq)]
 #[cfg_attr(feature = "serde", derive(serde::Deserialize))]
+#[cfg_attr(feature = "serde", serde(deny_unknown_fields))]
 pub struct WillConfig {
     /// Topic to publish on.
     pub topic: String,
@@ -46,6 +47,7 @@ pub enum Overflow {
 /// Per-topic publish defaults (amqtt's `topics` section).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 #[cfg_attr(feature = "serde", derive(serde::Deserialize))]
+#[cfg_attr(feature = "serde", serde(deny_unknown_fields))]
 pub struct TopicConfig {
     /// QoS used when a publish on this topic does not set one.
     #[cfg_attr(feature = "serde", serde(default, with = "serde_impl::opt_qos"))]
@@ -56,12 +58,37 @@ pub struct TopicConfig {
 }
 
 /// Client configuration. `Default` gives amqtt's defaults; every field has a builder method.
-/// With the `serde` feature it deserializes from the same shape as amqtt's dict config
-/// (durations in seconds).
+///
+/// With the `serde` feature it deserializes from amqtt's client configuration documents
+/// unchanged (durations in seconds): besides the field names below it accepts amqtt's
+/// spellings `cleansession`, `connection_timeout`, `cafile`, `capath`, `cadata`, `certfile`
+/// and `keyfile`, and amqtt's `broker` section (also spelled `connection`) holding `uri`,
+/// `cafile`, `capath` and `cadata`. A key it does not know is an error that names it, so a
+/// misspelled option is never silently ignored; a key given both at the top level and in
+/// `broker` is an error too.
+///
+/// ```yaml
+/// # amqtt's documented example loads as it is:
+/// keep_alive: 10
+/// cleansession: true
+/// reconnect_retries: -1        # negative: forever
+/// will:
+///   topic: will/messages
+///   message: "client ABC has disconnected"
+///   qos: 1
+/// broker:
+///   uri: mqtt://localhost:1883
+///   cafile: /path/to/ca/file
+/// ```
 // No `PartialEq`: a rustls configuration (`tls_config`) has no meaningful equality.
+// `remote = "Self"`: the derive writes an inherent `deserialize`, wrapped by the
+// `Deserialize` impl below, which folds amqtt's `broker` section into the fields.
 #[derive(Debug, Clone)]
 #[cfg_attr(feature = "serde", derive(serde::Deserialize))]
-#[cfg_attr(feature = "serde", serde(default))]
+#[cfg_attr(
+    feature = "serde",
+    serde(default, deny_unknown_fields, remote = "Self")
+)]
 #[non_exhaustive]
 pub struct ClientConfig {
     /// Keep alive announced in CONNECT.
@@ -83,21 +110,27 @@ pub struct ClientConfig {
     /// Cap of the exponential backoff between reconnect attempts.
     #[cfg_attr(feature = "serde", serde(with = "serde_impl::secs"))]
     pub reconnect_max_interval: Duration,
-    /// Clean Session / Clean Start.
+    /// Clean Session / Clean Start (amqtt: `cleansession`).
+    #[cfg_attr(feature = "serde", serde(alias = "cleansession"))]
     pub clean_session: bool,
     /// Will message.
     pub will: Option<WillConfig>,
     /// Default broker URI.
     pub uri: Option<String>,
     /// CA certificates (PEM file).
+    #[cfg_attr(feature = "serde", serde(alias = "cafile"))]
     pub ca_file: Option<PathBuf>,
     /// CA certificates (directory of PEM files).
+    #[cfg_attr(feature = "serde", serde(alias = "capath"))]
     pub ca_path: Option<PathBuf>,
     /// CA certificates (PEM text).
+    #[cfg_attr(feature = "serde", serde(alias = "cadata"))]
     pub ca_data: Option<String>,
     /// Client certificate (PEM) for mutual TLS.
+    #[cfg_attr(feature = "serde", serde(alias = "certfile"))]
     pub cert_file: Option<PathBuf>,
     /// Client private key (PEM).
+    #[cfg_attr(feature = "serde", serde(alias = "keyfile"))]
     pub key_file: Option<PathBuf>,
     /// Verify the server certificate's host name.
     pub check_hostname: bool,
@@ -115,8 +148,12 @@ pub struct ClientConfig {
     /// MQTT 3.1.1 (default) or 5.0.
     #[cfg_attr(feature = "serde", serde(with = "serde_impl::version"))]
     pub protocol_version: ProtocolVersion,
-    /// Time allowed for TCP, TLS, WebSocket and CONNACK together.
-    #[cfg_attr(feature = "serde", serde(with = "serde_impl::secs"))]
+    /// Time allowed for TCP, TLS, WebSocket and CONNACK together (amqtt:
+    /// `connection_timeout`).
+    #[cfg_attr(
+        feature = "serde",
+        serde(alias = "connection_timeout", with = "serde_impl::secs")
+    )]
     pub connect_timeout: Duration,
     /// Outgoing QoS 1/2 messages in flight at once. `None` (the default) picks what the broker
     /// can take: in MQTT 5 the Receive Maximum the broker announces in CONNACK; in MQTT 3.1.1,
@@ -171,6 +208,11 @@ pub struct ClientConfig {
     /// reason "use another server" (0x9C) or "server moved" (0x9D). Off by default: a
     /// server could otherwise send the client anywhere.
     pub follow_server_reference: bool,
+    /// amqtt's `broker` / `connection` section while a document is loaded; folded into the
+    /// fields above by the `Deserialize` impl, so always `None` afterwards.
+    #[cfg(feature = "serde")]
+    #[serde(rename = "broker", alias = "connection")]
+    amqtt_broker: Option<serde_impl::BrokerSection>,
 }
 
 impl Default for ClientConfig {
@@ -213,6 +255,8 @@ impl Default for ClientConfig {
             reconnect_initial_interval: Duration::from_secs(1),
             reconnect_jitter: Jitter::default(),
             follow_server_reference: false,
+            #[cfg(feature = "serde")]
+            amqtt_broker: None,
         }
     }
 }
@@ -370,8 +414,68 @@ impl ClientConfig {
 }
 
 #[cfg(feature = "serde")]
+impl<'de> serde::Deserialize<'de> for ClientConfig {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        // The inherent `deserialize` the derive wrote (`remote = "Self"`).
+        let mut config = Self::deserialize(deserializer)?;
+        if let Some(broker) = config.amqtt_broker.take() {
+            broker.fold_into(&mut config)?;
+        }
+        Ok(config)
+    }
+}
+
+#[cfg(feature = "serde")]
 mod serde_impl {
-    //! amqtt's config shapes: seconds as numbers, QoS as 0/1/2, versions as "3.1.1"/"5.0".
+    //! amqtt's config shapes: seconds as numbers, QoS as 0/1/2, versions as "3.1.1"/"5.0",
+    //! the `broker` section.
+
+    use std::path::PathBuf;
+
+    use super::ClientConfig;
+
+    /// amqtt's `broker` (or `connection`) section: where the broker is and which CAs to trust.
+    #[derive(Debug, Clone, Default, serde::Deserialize)]
+    #[serde(deny_unknown_fields)]
+    pub(super) struct BrokerSection {
+        uri: Option<String>,
+        #[serde(alias = "ca_file")]
+        cafile: Option<PathBuf>,
+        #[serde(alias = "ca_path")]
+        capath: Option<PathBuf>,
+        #[serde(alias = "ca_data")]
+        cadata: Option<String>,
+    }
+
+    impl BrokerSection {
+        /// Moves the section's settings into `config`; one also given at the top level is an
+        /// error (which of the two was meant cannot be guessed).
+        pub(super) fn fold_into<E: serde::de::Error>(
+            self,
+            config: &mut ClientConfig,
+        ) -> Result<(), E> {
+            fn put<T, E: serde::de::Error>(
+                slot: &mut Option<T>,
+                value: Option<T>,
+                key: &str,
+            ) -> Result<(), E> {
+                if let Some(value) = value {
+                    if slot.is_some() {
+                        return Err(E::custom(format!(
+                            "`{key}` is given both at the top level and in the `broker` section"
+                        )));
+                    }
+                    *slot = Some(value);
+                }
+                Ok(())
+            }
+            put(&mut config.uri, self.uri, "uri")?;
+            put(&mut config.ca_file, self.cafile, "cafile")?;
+            put(&mut config.ca_path, self.capath, "capath")?;
+            put(&mut config.ca_data, self.cadata, "cadata")?;
+            Ok(())
+        }
+    }
 
     pub(super) mod secs {
         use serde::{Deserialize, Deserializer};
