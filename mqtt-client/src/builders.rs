@@ -173,6 +173,7 @@ impl<'a, R: Runtime> Connecting<'a, R> {
                 shuffle: config.shuffle_uris,
                 follow_server_reference: config.follow_server_reference,
             },
+            from_reconnect: false,
         };
         let rx = client.start_when_idle(params).await?;
         client.inner.shared.connack(rx).await
@@ -253,6 +254,7 @@ impl<'a, R: Runtime> Reconnecting<'a, R> {
         if let Some(clean) = clean_session {
             params.options.clean_start = clean;
         }
+        params.from_reconnect = true;
         let rx = client.start_when_idle(params).await?;
         client.inner.shared.connack(rx).await
     }

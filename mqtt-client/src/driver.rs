@@ -56,6 +56,9 @@ pub(crate) struct ConnectParams {
     pub(crate) options: ConnectOptions,
     pub(crate) connect_timeout: Duration,
     pub(crate) failover: Failover,
+    /// Started by the application's `reconnect()`: its attempts retry per
+    /// `reconnect_retries` even with `auto_reconnect` off, as amqtt's `reconnect()` does.
+    pub(crate) from_reconnect: bool,
 }
 
 /// How reconnects walk the broker list (the rest of the policy, retries and the backoff cap,
@@ -106,10 +109,32 @@ pub(crate) enum Command {
 }
 
 impl Command {
+    /// Whether the command needs a connection and waits for one during a reconnect (as
+    /// `publish` does through the session's queue).
+    fn waits_for_connection(&self) -> bool {
+        matches!(
+            self,
+            Self::Subscribe { .. } | Self::Unsubscribe { .. } | Self::Ping { .. }
+        )
+    }
+
+    /// Whether the caller stopped waiting for the answer (dropped its future).
+    fn is_abandoned(&self) -> bool {
+        match self {
+            Self::Subscribe { reply, .. } | Self::Unsubscribe { reply, .. } => reply.is_canceled(),
+            Self::Ping { reply } => reply.is_canceled(),
+            _ => false,
+        }
+    }
+
     /// Answers a command that arrived after the driver stopped: the caller retries on a new
     /// driver (`reconnect`) or learns there is no connection.
     fn refuse(self) {
-        let err = ClientError::NotConnected;
+        self.fail(ClientError::NotConnected);
+    }
+
+    /// Fails the command with `err`.
+    fn fail(self, err: ClientError) {
         match self {
             Self::Publish { reply, permit, .. } => {
                 drop(permit);
@@ -170,7 +195,16 @@ pub(crate) struct Driver<R: Runtime> {
     connect_waiter: Option<Reply<ConnAck>>,
     /// The caller of `disconnect`, answered once DISCONNECT is written.
     disconnect_waiter: Option<Reply<()>>,
+    /// Subscribes, unsubscribes and pings issued while no connection is up (a reconnect is
+    /// under way): applied at the next CONNACK, failed when reconnecting gives up (amqtt
+    /// makes every call wait for the connection).
+    deferred: Vec<Command>,
     auto_reconnect: bool,
+    /// A `reconnect()` of the application is under way (until CONNACK): its attempts retry
+    /// whatever `auto_reconnect` says.
+    retry_connect: bool,
+    /// The CONNACK of the current connection: what `reconnect()` answers while connected.
+    connack: Option<ConnAck>,
     reconnect_retries: Option<u32>,
     reconnect_max_interval: Duration,
     /// QoS 0 messages dropped by the inbox's overflow policy and not reported yet.
@@ -199,6 +233,7 @@ impl<R: Runtime> Driver<R> {
         reconnect_retries: Option<u32>,
         reconnect_max_interval: Duration,
     ) -> Self {
+        let retry_connect = params.from_reconnect;
         Self {
             runtime,
             shared,
@@ -208,7 +243,10 @@ impl<R: Runtime> Driver<R> {
             waiters: HashMap::new(),
             connect_waiter: Some(connect_waiter),
             disconnect_waiter: None,
+            deferred: Vec::new(),
             auto_reconnect,
+            retry_connect,
+            connack: None,
             reconnect_retries,
             reconnect_max_interval,
             dropped_unreported: 0,
@@ -240,7 +278,11 @@ impl<R: Runtime> Driver<R> {
             policy,
             Box::new(SplitMix64::from_random_state()),
         );
-        let mut target = plan.start();
+        let mut target = if self.retry_connect {
+            plan.start_reconnect()
+        } else {
+            plan.start()
+        };
         let final_error = loop {
             let started = self.runtime.now();
             let ended = self.connection(&target).await;
@@ -248,7 +290,8 @@ impl<R: Runtime> Driver<R> {
                 Ended::Closed => break ClientError::Closed,
                 Ended::Reconnect => {
                     // `reconnect()`: the current broker again, at once, schedule reset.
-                    target = plan.start();
+                    self.retry_connect = true;
+                    target = plan.start_reconnect();
                     continue;
                 }
                 Ended::Lost(err) => {
@@ -258,7 +301,7 @@ impl<R: Runtime> Driver<R> {
                     }
                     self.shared
                         .status(ConnectionEvent::ConnectionLost(err.clone()));
-                    if !self.auto_reconnect || reconnect::is_final(&err) {
+                    if !self.retries() || reconnect::is_final(&err) {
                         break err;
                     }
                     let outcome = Outcome {
@@ -361,12 +404,18 @@ impl<R: Runtime> Driver<R> {
 
     fn connect_failed(&mut self, err: ClientError) -> Ended {
         warn!(%err, "connecting failed");
-        if (!self.auto_reconnect || reconnect::is_final(&err))
+        if (!self.retries() || reconnect::is_final(&err))
             && let Some(waiter) = self.connect_waiter.take()
         {
             let _ = waiter.send(Err(err.clone()));
         }
         Ended::Lost(err)
+    }
+
+    /// Whether a failed or lost connection is tried again: `auto_reconnect`, or an
+    /// application's `reconnect()` still waiting for its CONNACK.
+    fn retries(&self) -> bool {
+        self.auto_reconnect || self.retry_connect
     }
 
     /// Serves commands while waiting `delay` before a reconnect. Returns true if the client
@@ -618,6 +667,12 @@ impl<R: Runtime> Driver<R> {
 
     /// Applies one command. Returns true when the driver must stop serving commands now.
     fn apply(&mut self, now: Instant, command: Command) -> bool {
+        if !self.session.is_connected() && command.waits_for_connection() {
+            if !command.is_abandoned() {
+                self.deferred.push(command);
+            }
+            return false;
+        }
         match command {
             Command::Publish {
                 publish,
@@ -673,6 +728,13 @@ impl<R: Runtime> Driver<R> {
                 self.disconnect_waiter = Some(reply);
             }
             Command::Reconnect { clean_start, reply } => {
+                if self.session.is_connected() {
+                    // amqtt: `reconnect()` on a live connection does nothing.
+                    debug!("reconnect() while connected: nothing to do");
+                    let connack = self.connack.clone().ok_or(ClientError::NotConnected);
+                    let _ = reply.send(connack);
+                    return false;
+                }
                 if let Some(clean_start) = clean_start {
                     self.params.options.clean_start = clean_start;
                 }
@@ -690,6 +752,9 @@ impl<R: Runtime> Driver<R> {
                 }
             }
             Command::Cancel => {
+                for command in self.deferred.drain(..) {
+                    command.fail(ClientError::Closed);
+                }
                 for (_, waiter) in self.waiters.drain() {
                     waiter.fail(ClientError::Closed);
                 }
@@ -709,6 +774,19 @@ impl<R: Runtime> Driver<R> {
             } => {
                 info!(session_present, "connected");
                 self.reached_connack = true;
+                self.retry_connect = false;
+                self.connack = Some(ConnAck {
+                    session_present,
+                    reason_code: ReasonCode::Success,
+                    properties: (*properties).clone(),
+                });
+                // Calls that waited for the connection go out on it now.
+                let now = self.runtime.now();
+                for command in std::mem::take(&mut self.deferred) {
+                    if !command.is_abandoned() {
+                        self.apply(now, command);
+                    }
+                }
                 self.shared
                     .status(ConnectionEvent::Connected { session_present });
                 if let Some(waiter) = self.connect_waiter.take() {
@@ -791,7 +869,7 @@ impl<R: Runtime> Driver<R> {
                         _ => ClientError::from(reason),
                     };
                     if let Some(waiter) = self.connect_waiter.take() {
-                        if self.auto_reconnect && !reconnect::is_final(&err) {
+                        if self.retries() && !reconnect::is_final(&err) {
                             self.connect_waiter = Some(waiter);
                         } else {
                             let _ = waiter.send(Err(err.clone()));
@@ -809,6 +887,9 @@ impl<R: Runtime> Driver<R> {
     fn shutdown(mut self, err: ClientError) {
         for (_, waiter) in self.waiters.drain() {
             waiter.fail(err.clone());
+        }
+        for command in self.deferred.drain(..) {
+            command.fail(err.clone());
         }
         // Park first and stop accepting commands under the same lock, answer after: a caller
         // woken by `disconnect` may `connect` at once and must find the session parked.

@@ -43,7 +43,9 @@ use mqtt_client::{
 
 use crate::{Certs, Mosquitto, Nats, free_port};
 
+mod amqtt;
 mod failover;
+pub use amqtt::*;
 pub use failover::*;
 
 /// Instantiates every test of [`suite`](crate::suite) as a plain `#[test]` for one runtime:
@@ -115,6 +117,12 @@ macro_rules! client_suite {
             server_moved_disconnect_fails_over_to_the_reference,
             connect_none_walks_the_configured_uris,
             failover_to_a_broker_without_the_session_resubscribes_and_resends,
+            // amqtt.rs
+            calls_during_a_reconnect_wait_for_the_connection,
+            calls_during_a_reconnect_fail_when_reconnecting_gives_up,
+            reconnect_on_a_live_connection_does_nothing,
+            reconnect_and_connect_retry_as_many_times_as_amqtt,
+            rejected_certificate_is_final_even_with_retries_forever,
         ]);
     };
     (@tests $runtime:ty, $block_on:path, [$($name:ident),* $(,)?]) => {

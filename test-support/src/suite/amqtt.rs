@@ -1,0 +1,241 @@
+//! amqtt fidelity: calls made during an automatic reconnect wait for it, `reconnect()` on a
+//! live connection does nothing and counts its attempts as amqtt does, errors that cannot heal
+//! end `connect()` at once whatever `reconnect_retries` says, and MQTT 5 against a broker
+//! that only speaks 3.1.1.
+
+use super::failover::ScriptedCluster;
+use super::*;
+
+/// A client that reconnects quickly and forever.
+fn reconnecting_forever() -> ClientConfig {
+    ClientConfig::default()
+        .auto_reconnect(true)
+        .reconnect_retries(None)
+        .reconnect_initial_interval(Duration::from_millis(50))
+        .reconnect_max_interval(Duration::from_millis(200))
+        .connect_timeout(BOUND)
+}
+
+/// Subscribe, unsubscribe and ping issued while the broker is down wait for the automatic
+/// reconnect and complete on the new connection (amqtt makes every call wait), instead of
+/// failing with `NotConnected`.
+pub async fn calls_during_a_reconnect_wait_for_the_connection<R: Runtime + Default>() {
+    let mut broker = Mosquitto::start();
+    let client = connected::<R>(&broker.uri(), reconnecting_forever()).await;
+    let mut events = client.connection_events();
+    subscribe(&client, "gone/t", QoS::AtLeastOnce).await;
+    broker.kill();
+    wait_for_event::<R, _>(&mut events, BOUND, "ConnectionLost", |event| {
+        matches!(event, ConnectionEvent::ConnectionLost(_))
+    })
+    .await;
+
+    let down = Duration::from_millis(400);
+    let start = Instant::now();
+    let calls = future::join3(
+        client.subscribe([("wait/#", QoS::AtLeastOnce)]),
+        client.unsubscribe(["gone/t"]),
+        client.ping(),
+    );
+    let restart = async {
+        sleep::<R>(down).await;
+        broker.restart();
+    };
+    let ((subscribed, unsubscribed, pinged), ()) = with_timeout::<R, _>(
+        Duration::from_secs(10),
+        "calls made during the reconnect",
+        future::join(calls, restart),
+    )
+    .await;
+    assert!(
+        start.elapsed() >= down,
+        "the calls completed before the broker was back"
+    );
+    assert_eq!(
+        subscribed.expect("subscribe during the reconnect"),
+        [ReasonCode::GrantedQoS1]
+    );
+    unsubscribed.expect("unsubscribe during the reconnect");
+    pinged.expect("ping during the reconnect");
+    publish(&client, "wait/x", b"after", QoS::AtLeastOnce, false).await;
+    let message = next_message(&client, "a message on the subscription made offline").await;
+    assert_eq!(message.topic(), "wait/x");
+}
+
+/// When reconnecting gives up, the calls waiting for it fail with the reason (not
+/// `NotConnected`), bounded by the retry schedule.
+pub async fn calls_during_a_reconnect_fail_when_reconnecting_gives_up<R: Runtime + Default>() {
+    let mut broker = Mosquitto::start();
+    let config = reconnecting_forever().reconnect_retries(Some(1));
+    let client = connected::<R>(&broker.uri(), config).await;
+    let mut events = client.connection_events();
+    broker.kill();
+    wait_for_event::<R, _>(&mut events, BOUND, "ConnectionLost", |event| {
+        matches!(event, ConnectionEvent::ConnectionLost(_))
+    })
+    .await;
+    let (subscribed, pinged) = with_timeout::<R, _>(
+        BOUND,
+        "calls failing when reconnecting gives up",
+        future::join(
+            client.subscribe([("never/#", QoS::AtMostOnce)]),
+            client.ping(),
+        ),
+    )
+    .await;
+    for result in [subscribed.map(drop), pinged] {
+        let err = result.expect_err("no broker to answer");
+        assert!(
+            matches!(err, ClientError::Io(_)),
+            "the reason reconnecting gave up (connection refused), got {err:?}"
+        );
+    }
+    wait_for_event::<R, _>(&mut events, BOUND, "Closed", |event| {
+        matches!(event, ConnectionEvent::Closed)
+    })
+    .await;
+}
+
+/// amqtt: `reconnect()` on a live connection does nothing and answers at once; ours used to
+/// drop the connection and open a new one.
+pub async fn reconnect_on_a_live_connection_does_nothing<R: Runtime + Default>() {
+    let broker = Mosquitto::start();
+    let client = connected::<R>(&broker.uri(), no_retry()).await;
+    subscribe(&client, "live/#", QoS::AtLeastOnce).await;
+    let mut events = client.connection_events();
+    let connack = with_timeout::<R, _>(BOUND, "reconnect", client.reconnect().into_future())
+        .await
+        .expect("reconnect on a live connection");
+    assert_eq!(connack.reason_code, ReasonCode::Success);
+    // Same connection: the subscription made on it still delivers, and nothing happened.
+    publish(&client, "live/x", b"same", QoS::AtLeastOnce, false).await;
+    next_message(&client, "a message on the unchanged connection").await;
+    sleep::<R>(Duration::from_millis(200)).await;
+    let seen: Vec<ConnectionEvent> =
+        std::iter::from_fn(|| futures_util::FutureExt::now_or_never(events.next()).flatten())
+            .collect();
+    assert!(
+        seen.is_empty(),
+        "reconnect() changed the connection: {seen:?}"
+    );
+    // One connection is the broker's own readiness probe at start-up.
+    let logins = broker.log().matches("New client connected").count();
+    assert_eq!(logins, 1, "broker log:\n{}", broker.log());
+}
+
+/// amqtt's attempt counts, on a server that accepts the first connection and then closes
+/// every later one before CONNACK (a transient failure): `reconnect()` makes
+/// `reconnect_retries + 1` attempts even with `auto_reconnect` off, and `connect()` with
+/// `auto_reconnect` makes one more (its own, then a reconnect's).
+pub async fn reconnect_and_connect_retry_as_many_times_as_amqtt<R: Runtime + Default>() {
+    let server = ScriptedCluster::start(
+        |index| {
+            if index == 0 {
+                CONNACK_OK.to_vec()
+            } else {
+                Vec::new()
+            }
+        },
+        Duration::ZERO,
+    );
+    let config = ClientConfig::default()
+        .auto_reconnect(false)
+        .reconnect_retries(Some(2))
+        .reconnect_initial_interval(Duration::from_millis(20))
+        .reconnect_max_interval(Duration::from_millis(50))
+        .connect_timeout(BOUND);
+    let client = MqttClient::<R>::new(None, config.clone());
+    let mut events = client.connection_events();
+    with_timeout::<R, _>(
+        BOUND,
+        "CONNACK",
+        client.connect(server.uri.as_str()).into_future(),
+    )
+    .await
+    .expect("the first connection is accepted");
+    // The server closes it at once; without auto_reconnect the client stops.
+    wait_for_event::<R, _>(&mut events, BOUND, "Closed", |event| {
+        matches!(event, ConnectionEvent::Closed)
+    })
+    .await;
+    let result = with_timeout::<R, _>(BOUND, "reconnect", client.reconnect().into_future()).await;
+    assert!(result.is_err(), "{result:?}");
+    assert_eq!(
+        server.connects().len(),
+        1 + 3,
+        "reconnect(): 1 + reconnect_retries attempts"
+    );
+
+    let eager = MqttClient::<R>::new(None, config.auto_reconnect(true));
+    let result = with_timeout::<R, _>(
+        BOUND,
+        "a failing connect",
+        eager.connect(server.uri.as_str()).into_future(),
+    )
+    .await;
+    assert!(result.is_err(), "{result:?}");
+    assert_eq!(
+        server.connects().len(),
+        4 + 4,
+        "connect(): its own attempt, then 1 + reconnect_retries"
+    );
+}
+
+/// A certificate the TLS handshake rejects ends `connect()` at once even with retries
+/// forever; a transient failure (refused TCP connection) keeps the backoff.
+pub async fn rejected_certificate_is_final_even_with_retries_forever<R: Runtime + Default>() {
+    let certs = Certs::generate();
+    let broker = Mosquitto::builder().tls(&certs).start();
+    let config = reconnecting_forever().ca_file(certs.other_ca_file());
+    let client = MqttClient::<R>::new(None, config);
+    let mut events = client.connection_events();
+    let start = Instant::now();
+    let result = with_timeout::<R, _>(
+        BOUND,
+        "a connect with an untrusted certificate",
+        client.connect(broker.tls_uri().as_str()).into_future(),
+    )
+    .await;
+    let err = result.expect_err("the certificate is not trusted");
+    assert!(
+        matches!(err, ClientError::Tls(TlsError::Rustls(_)))
+            && format!("{err:?}").contains("UnknownIssuer"),
+        "{err:?}"
+    );
+    assert!(
+        start.elapsed() < Duration::from_secs(2),
+        "took {:?}",
+        start.elapsed()
+    );
+    let (_, seen) = wait_for_event::<R, _>(&mut events, BOUND, "Closed", |event| {
+        matches!(event, ConnectionEvent::Closed)
+    })
+    .await;
+    assert!(
+        !seen
+            .iter()
+            .any(|event| matches!(event, ConnectionEvent::Reconnecting { .. })),
+        "a rejected certificate was retried: {seen:?}"
+    );
+
+    // Transient: a closed port is tried again.
+    let closed = format!("mqtt://127.0.0.1:{}", free_port());
+    let client = MqttClient::<R>::new(None, reconnecting_forever().reconnect_retries(Some(1)));
+    let mut events = client.connection_events();
+    let result = with_timeout::<R, _>(
+        BOUND,
+        "a refused connect",
+        client.connect(closed.as_str()).into_future(),
+    )
+    .await;
+    assert!(matches!(result, Err(ClientError::Io(_))), "{result:?}");
+    let (_, seen) = wait_for_event::<R, _>(&mut events, BOUND, "Closed", |event| {
+        matches!(event, ConnectionEvent::Closed)
+    })
+    .await;
+    let retries = seen
+        .iter()
+        .filter(|event| matches!(event, ConnectionEvent::Reconnecting { .. }))
+        .count();
+    assert_eq!(retries, 2, "a refused TCP connection is retried: {seen:?}");
+}
