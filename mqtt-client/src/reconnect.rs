@@ -395,6 +395,39 @@ pub(crate) fn parse_reference(reference: &str, current: &Target) -> Option<Targe
 mod tests {
     use super::*;
 
+    #[test]
+    fn errors_that_cannot_heal_are_final_and_transient_ones_are_not() {
+        use std::sync::Arc;
+
+        let io = |kind| ClientError::Io(Arc::new(std::io::Error::from(kind)));
+        assert!(!is_final(&io(std::io::ErrorKind::ConnectionRefused)));
+        assert!(!is_final(&io(std::io::ErrorKind::ConnectionReset)));
+        assert!(!is_final(&ClientError::Timeout));
+        assert!(is_final(&ClientError::InvalidUri(
+            crate::UriError::MissingHost
+        )));
+        let refused = |code| ClientError::Connect(mqtt_session::ServerReason::new(code));
+        assert!(is_final(&refused(ReasonCode::NotAuthorized)));
+        assert!(is_final(&refused(ReasonCode::UnsupportedProtocolVersion)));
+        assert!(!is_final(&refused(ReasonCode::ServerBusy)));
+        #[cfg(feature = "tls")]
+        {
+            let tls = |err| ClientError::Tls(crate::TlsError::Rustls(err));
+            for cert in [
+                rustls::CertificateError::UnknownIssuer,
+                rustls::CertificateError::Expired,
+                rustls::CertificateError::NotValidForName,
+            ] {
+                assert!(is_final(&tls(rustls::Error::InvalidCertificate(cert))));
+            }
+            assert!(is_final(&tls(rustls::Error::AlertReceived(
+                rustls::AlertDescription::BadCertificate
+            ))));
+            assert!(!is_final(&tls(rustls::Error::DecryptError)));
+            assert!(is_final(&ClientError::Tls(crate::TlsError::NoRoots)));
+        }
+    }
+
     /// Scripted randomness: returns `words` in a loop.
     struct Script(Vec<u64>, usize);
 
