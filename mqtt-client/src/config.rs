@@ -148,6 +148,13 @@ pub struct ClientConfig {
     /// MQTT 3.1.1 (default) or 5.0.
     #[cfg_attr(feature = "serde", serde(with = "serde_impl::version"))]
     pub protocol_version: ProtocolVersion,
+    /// With `protocol_version` 5.0: when a broker refuses MQTT 5 (a 3.1.1-only broker answers
+    /// "unacceptable protocol version", reported as
+    /// [`ReasonCode::UnsupportedProtocolVersion`](mqtt_proto::ReasonCode::UnsupportedProtocolVersion))
+    /// or closes the connection without any CONNACK, connect again at once with MQTT 3.1.1,
+    /// and keep speaking 3.1.1 for the rest of this client's life (as `mosquitto_pub` users
+    /// switch `-V`). Off by default: the refusal is then the error of `connect`.
+    pub fallback_to_v311: bool,
     /// Time allowed for TCP, TLS, WebSocket and CONNACK together (amqtt:
     /// `connection_timeout`).
     #[cfg_attr(
@@ -239,6 +246,7 @@ impl Default for ClientConfig {
             username: None,
             password: None,
             protocol_version: ProtocolVersion::V311,
+            fallback_to_v311: false,
             connect_timeout: Duration::from_secs(10),
             max_inflight: None,
             max_queued: 10_000,
@@ -315,6 +323,8 @@ builders! {
     password: &str => Some(password.to_owned()),
     /// Sets the protocol version.
     protocol_version: ProtocolVersion => protocol_version,
+    /// Sets `fallback_to_v311`.
+    fallback_to_v311: bool => fallback_to_v311,
     /// Sets `connect_timeout`.
     connect_timeout: Duration => connect_timeout,
     /// Sets `max_inflight` (at least 1).
@@ -382,6 +392,14 @@ impl ClientConfig {
     pub fn topic(mut self, topic: &str, config: TopicConfig) -> Self {
         self.topics.insert(topic.to_owned(), config);
         self
+    }
+
+    /// MQTT 5 with a fallback to 3.1.1 when the broker refuses MQTT 5 (see
+    /// [`fallback_to_v311`](Self::fallback_to_v311)): amqtt users' `auto` choice.
+    #[must_use]
+    pub fn auto_protocol_version(self) -> Self {
+        self.protocol_version(ProtocolVersion::V5)
+            .fallback_to_v311(true)
     }
 
     /// The in-flight window for `version` (see [`max_inflight`](Self::max_inflight)).

@@ -22,7 +22,9 @@ use bytes::{Buf, Bytes};
 use futures_channel::oneshot;
 use futures_io::AsyncWrite;
 use mqtt_proto::properties::SubscribeProperties;
-use mqtt_proto::{ByteString, ConnAck, Disconnect, Publish, ReasonCode, SubscribeFilter};
+use mqtt_proto::{
+    ByteString, ConnAck, Disconnect, ProtocolVersion, Publish, ReasonCode, SubscribeFilter,
+};
 use tracing::{debug, info, warn};
 
 use super::error::ClientError;
@@ -59,6 +61,9 @@ pub(crate) struct ConnectParams {
     /// Started by the application's `reconnect()`: its attempts retry per
     /// `reconnect_retries` even with `auto_reconnect` off, as amqtt's `reconnect()` does.
     pub(crate) from_reconnect: bool,
+    /// MQTT 5 with a fallback to 3.1.1 (`ClientConfig::fallback_to_v311`): the in-flight
+    /// window to use once fallen back.
+    pub(crate) fallback_window: Option<u16>,
 }
 
 /// How reconnects walk the broker list (the rest of the policy, retries and the backoff cap,
@@ -294,6 +299,19 @@ impl<R: Runtime> Driver<R> {
                     target = plan.start_reconnect();
                     continue;
                 }
+                Ended::Lost(err) if self.falls_back(&err) => {
+                    info!(%err, "the broker refused MQTT 5; connecting again with MQTT 3.1.1");
+                    let window = self.params.fallback_window.unwrap_or(1);
+                    if let Err(err) = self
+                        .session
+                        .set_protocol_version(ProtocolVersion::V311, window)
+                    {
+                        warn!(%err, "cannot fall back to MQTT 3.1.1");
+                        break ClientError::from(err);
+                    }
+                    // The same broker at once: this was no failed attempt.
+                    continue;
+                }
                 Ended::Lost(err) => {
                     if self.session.is_connected() {
                         // Cannot happen: a lost connection leaves the session disconnected.
@@ -301,7 +319,7 @@ impl<R: Runtime> Driver<R> {
                     }
                     self.shared
                         .status(ConnectionEvent::ConnectionLost(err.clone()));
-                    if !self.retries() || reconnect::is_final(&err) {
+                    if self.gives_up(&err) {
                         break err;
                     }
                     let outcome = Outcome {
@@ -404,7 +422,7 @@ impl<R: Runtime> Driver<R> {
 
     fn connect_failed(&mut self, err: ClientError) -> Ended {
         warn!(%err, "connecting failed");
-        if (!self.retries() || reconnect::is_final(&err))
+        if self.gives_up(&err)
             && let Some(waiter) = self.connect_waiter.take()
         {
             let _ = waiter.send(Err(err.clone()));
@@ -416,6 +434,32 @@ impl<R: Runtime> Driver<R> {
     /// application's `reconnect()` still waiting for its CONNACK.
     fn retries(&self) -> bool {
         self.auto_reconnect || self.retry_connect
+    }
+
+    /// Whether the connection ending with `err` ends the driver (and answers the caller of
+    /// `connect` with it).
+    fn gives_up(&self, err: &ClientError) -> bool {
+        !self.falls_back(err) && (!self.retries() || reconnect::is_final(err))
+    }
+
+    /// Whether `err` is a broker refusing MQTT 5 and the client falls back to 3.1.1: an
+    /// "unsupported protocol version" refusal, or the connection closed before any CONNACK.
+    fn falls_back(&self, err: &ClientError) -> bool {
+        if self.params.fallback_window.is_none()
+            || self.reached_connack
+            || !self.session.protocol_version().is_v5()
+        {
+            return false;
+        }
+        match err {
+            ClientError::Connect(reason) => reason.code == ReasonCode::UnsupportedProtocolVersion,
+            ClientError::ConnectionLost(ConnectionError::TransportClosed) => true,
+            ClientError::Io(err) => matches!(
+                err.kind(),
+                std::io::ErrorKind::ConnectionReset | std::io::ErrorKind::UnexpectedEof
+            ),
+            _ => false,
+        }
     }
 
     /// Serves commands while waiting `delay` before a reconnect. Returns true if the client
@@ -869,7 +913,7 @@ impl<R: Runtime> Driver<R> {
                         _ => ClientError::from(reason),
                     };
                     if let Some(waiter) = self.connect_waiter.take() {
-                        if self.retries() && !reconnect::is_final(&err) {
+                        if !self.gives_up(&err) {
                             self.connect_waiter = Some(waiter);
                         } else {
                             let _ = waiter.send(Err(err.clone()));

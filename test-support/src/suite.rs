@@ -123,6 +123,8 @@ macro_rules! client_suite {
             reconnect_on_a_live_connection_does_nothing,
             reconnect_and_connect_retry_as_many_times_as_amqtt,
             rejected_certificate_is_final_even_with_retries_forever,
+            mqtt5_against_a_311_only_broker_refuses_or_falls_back,
+            mqtt5_connect_closed_without_connack_falls_back_to_311,
         ]);
     };
     (@tests $runtime:ty, $block_on:path, [$($name:ident),* $(,)?]) => {

@@ -349,6 +349,22 @@ impl<S: SessionStore> Session<S> {
         self.config.connect_timeout = timeout;
     }
 
+    /// Switches the protocol version for the next connection, e.g. to fall back to MQTT
+    /// 3.1.1 when a server refused MQTT 5, with the in-flight window to use with it (a 3.1.1
+    /// server announces no Receive Maximum). Only while disconnected.
+    pub fn set_protocol_version(
+        &mut self,
+        version: ProtocolVersion,
+        max_inflight: u16,
+    ) -> Result<(), SessionError> {
+        if self.state != ConnectionState::Disconnected {
+            return Err(SessionError::AlreadyConnected);
+        }
+        self.config.protocol_version = version;
+        self.config.max_inflight = max_inflight.max(1);
+        Ok(())
+    }
+
     // ---- B. inputs ---------------------------------------------------------------------------
 
     /// Takes bytes read from the transport and processes every whole packet among them; a

@@ -239,3 +239,93 @@ pub async fn rejected_certificate_is_final_even_with_retries_forever<R: Runtime 
         .count();
     assert_eq!(retries, 2, "a refused TCP connection is retried: {seen:?}");
 }
+
+/// nats-server speaks MQTT 3.1.1 only and answers an MQTT 5 CONNECT with `20 02 00 01`:
+/// that is `UnsupportedProtocolVersion`, final even with retries forever; with the fallback
+/// on, the client connects again with 3.1.1 at once and works.
+pub async fn mqtt5_against_a_311_only_broker_refuses_or_falls_back<R: Runtime + Default>() {
+    let nats = Nats::start();
+    let v5 = reconnecting_forever().protocol_version(ProtocolVersion::V5);
+    let client = MqttClient::<R>::new(None, v5.clone());
+    let start = Instant::now();
+    let result = with_timeout::<R, _>(
+        BOUND,
+        "an MQTT 5 connect to nats-server",
+        client.connect(nats.mqtt_uri().as_str()).into_future(),
+    )
+    .await;
+    assert!(
+        matches!(&result, Err(ClientError::Connect(reason))
+            if reason.code == ReasonCode::UnsupportedProtocolVersion),
+        "{result:?}"
+    );
+    assert!(
+        start.elapsed() < Duration::from_secs(2),
+        "took {:?}",
+        start.elapsed()
+    );
+
+    let client = MqttClient::<R>::new(None, v5.fallback_to_v311(true));
+    let mut events = client.connection_events();
+    with_timeout::<R, _>(
+        BOUND,
+        "a connect falling back to 3.1.1",
+        client.connect(nats.mqtt_uri().as_str()).into_future(),
+    )
+    .await
+    .expect("nats-server accepts MQTT 3.1.1");
+    let (_, seen) = wait_for_event::<R, _>(&mut events, BOUND, "Connected", |event| {
+        matches!(event, ConnectionEvent::Connected { .. })
+    })
+    .await;
+    assert!(
+        seen.is_empty(),
+        "the fallback is no lost connection: {seen:?}"
+    );
+    subscribe(&client, "fallback/t", QoS::AtLeastOnce).await;
+    publish(&client, "fallback/t", b"v311", QoS::AtLeastOnce, false).await;
+    let message = next_message(&client, "a message over the 3.1.1 fallback").await;
+    assert_eq!(&message.payload()[..], b"v311");
+}
+
+/// A broker that closes the connection on an MQTT 5 CONNECT without any CONNACK (as some
+/// 3.1.1 brokers do): with the fallback, the second CONNECT is MQTT 3.1.1 (protocol level 4)
+/// and is accepted.
+pub async fn mqtt5_connect_closed_without_connack_falls_back_to_311<R: Runtime + Default>() {
+    let levels = Arc::new(Mutex::new(Vec::new()));
+    let listener = TcpListener::bind((Ipv4Addr::LOCALHOST, 0)).expect("binding");
+    let uri = format!(
+        "mqtt://127.0.0.1:{}",
+        listener.local_addr().expect("address").port()
+    );
+    let server = {
+        let levels = levels.clone();
+        thread::spawn(move || {
+            let mut kept = Vec::new();
+            for _ in 0..2 {
+                let (mut stream, _) =
+                    accept_within(&listener, BOUND).expect("the client never came");
+                stream.set_read_timeout(Some(BOUND)).expect("read timeout");
+                let (first, body) = read_packet(&mut stream).expect("reading CONNECT");
+                assert_eq!(first, 0x10, "not a CONNECT");
+                // Protocol name "MQTT" (2 + 4 bytes), then the level.
+                let level = body[6];
+                levels.lock().expect("levels").push(level);
+                if level == 4 {
+                    stream.write_all(&CONNACK_OK).expect("CONNACK");
+                    kept.push(stream);
+                }
+            }
+            kept
+        })
+    };
+    let config = no_retry()
+        .protocol_version(ProtocolVersion::V5)
+        .fallback_to_v311(true);
+    let client = MqttClient::<R>::new(None, config);
+    let connack =
+        with_timeout::<R, _>(BOUND, "CONNACK", client.connect(uri.as_str()).into_future()).await;
+    assert!(connack.is_ok(), "{connack:?}");
+    let _kept = join_thread::<R, _>(server).await;
+    assert_eq!(*levels.lock().expect("levels"), [5, 4]);
+}
