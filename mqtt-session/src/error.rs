@@ -130,6 +130,17 @@ pub enum ProtocolError {
         /// Its identifier.
         id: u16,
     },
+    /// An acknowledgement of the wrong type for a packet identifier that is in flight, e.g.
+    /// PUBACK for a QoS 2 PUBLISH (RabbitMQ answers QoS 2 that way: it downgrades to QoS 1).
+    #[error("{packet} for packet identifier {id}, which awaits {expected}")]
+    UnexpectedAck {
+        /// The acknowledgement received.
+        packet: PacketType,
+        /// Its identifier.
+        id: u16,
+        /// The acknowledgement the flow of that identifier awaits.
+        expected: PacketType,
+    },
     /// SUBACK / UNSUBACK with a different number of codes than filters sent.
     #[error("{packet} carries {got} codes for {expected} filters")]
     AckCountMismatch {
@@ -162,6 +173,7 @@ impl ProtocolError {
             Self::ReceiveMaximumExceeded => ReasonCode::ReceiveMaximumExceeded,
             Self::UnexpectedPacket(_)
             | Self::UnknownPacketId { .. }
+            | Self::UnexpectedAck { .. }
             | Self::AckCountMismatch { .. }
             | Self::UnexpectedAuth => ReasonCode::ProtocolError,
         }

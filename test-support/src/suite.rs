@@ -125,6 +125,7 @@ macro_rules! client_suite {
             rejected_certificate_is_final_even_with_retries_forever,
             mqtt5_against_a_311_only_broker_refuses_or_falls_back,
             mqtt5_connect_closed_without_connack_falls_back_to_311,
+            puback_for_a_qos2_publish_is_reported_as_an_unexpected_ack,
         ]);
     };
     (@tests $runtime:ty, $block_on:path, [$($name:ident),* $(,)?]) => {

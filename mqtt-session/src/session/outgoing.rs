@@ -26,7 +26,14 @@ impl<S: SessionStore> Session<S> {
             }
             // A PUBREC repeated for a re-sent PUBLISH: the PUBREL is repeated too.
             Some(OutgoingState::AwaitingPubComp) => self.encode(&PubRel::new(id)),
-            _ => {
+            Some(OutgoingState::AwaitingPubAck) => {
+                return Err(ProtocolError::UnexpectedAck {
+                    packet: PacketType::PubRec,
+                    id: id.get(),
+                    expected: PacketType::PubAck,
+                });
+            }
+            None => {
                 return Err(ProtocolError::UnknownPacketId {
                     packet: PacketType::PubRec,
                     id: id.get(),
@@ -156,7 +163,17 @@ impl<S: SessionStore> Session<S> {
     ) -> Result<(), ProtocolError> {
         match self.store.outgoing(id) {
             Some(flight) if flight.state == state => Ok(()),
-            _ => Err(ProtocolError::UnknownPacketId {
+            // The identifier is in flight, but its flow awaits another acknowledgement.
+            Some(flight) => Err(ProtocolError::UnexpectedAck {
+                packet,
+                id: id.get(),
+                expected: match flight.state {
+                    OutgoingState::AwaitingPubAck => PacketType::PubAck,
+                    OutgoingState::AwaitingPubRec => PacketType::PubRec,
+                    OutgoingState::AwaitingPubComp => PacketType::PubComp,
+                },
+            }),
+            None => Err(ProtocolError::UnknownPacketId {
                 packet,
                 id: id.get(),
             }),

@@ -3,6 +3,8 @@
 //! end `connect()` at once whatever `reconnect_retries` says, and MQTT 5 against a broker
 //! that only speaks 3.1.1.
 
+use std::error::Error as _;
+
 use super::failover::ScriptedCluster;
 use super::*;
 
@@ -328,4 +330,64 @@ pub async fn mqtt5_connect_closed_without_connack_falls_back_to_311<R: Runtime +
     assert!(connack.is_ok(), "{connack:?}");
     let _kept = join_thread::<R, _>(server).await;
     assert_eq!(*levels.lock().expect("levels"), [5, 4]);
+}
+
+/// A PUBACK answering a QoS 2 PUBLISH (RabbitMQ downgrades QoS 2 that way) is reported as
+/// what it is: an acknowledgement of the wrong type for an identifier in flight, not one for
+/// an unknown identifier.
+pub async fn puback_for_a_qos2_publish_is_reported_as_an_unexpected_ack<R: Runtime + Default>() {
+    let (uri, server) = scripted_server(|stream| {
+        stream.write_all(&CONNACK_OK).expect("CONNACK");
+        let (first, body) = read_packet(stream).expect("reading PUBLISH");
+        assert_eq!(first & 0xF6, 0x34, "a QoS 2 PUBLISH");
+        // Topic length, topic, then the packet identifier.
+        let topic_len = usize::from(u16::from_be_bytes([body[0], body[1]]));
+        let id = [body[2 + topic_len], body[3 + topic_len]];
+        stream
+            .write_all(&[0x40, 0x02, id[0], id[1]])
+            .expect("PUBACK");
+        wait_for_close(stream, BOUND)
+    });
+    let client = MqttClient::<R>::new(None, no_retry());
+    let mut events = client.connection_events();
+    with_timeout::<R, _>(BOUND, "CONNACK", client.connect(uri.as_str()).into_future())
+        .await
+        .expect("connect to the scripted server");
+    let result = client
+        .publish("rabbit/t", b"exactly once".to_vec())
+        .qos(QoS::ExactlyOnce)
+        .ack_timeout(BOUND)
+        .await;
+    let unexpected = |err: &ClientError| {
+        matches!(
+            err,
+            ClientError::Protocol(ProtocolError::UnexpectedAck {
+                packet: mqtt_client::proto::PacketType::PubAck,
+                expected: mqtt_client::proto::PacketType::PubRec,
+                ..
+            })
+        )
+    };
+    assert!(
+        result.as_ref().is_err_and(|err| unexpected(err)),
+        "{result:?}"
+    );
+    let err = result.expect_err("checked above");
+    assert!(
+        err.source().is_some_and(|cause| cause
+            .to_string()
+            .contains("PUBACK for packet identifier 1, which awaits PUBREC")),
+        "{err}: {:?}",
+        err.source().map(ToString::to_string)
+    );
+    let (event, _) = wait_for_event::<R, _>(&mut events, BOUND, "ConnectionLost", |event| {
+        matches!(event, ConnectionEvent::ConnectionLost(_))
+    })
+    .await;
+    assert!(
+        matches!(&event, ConnectionEvent::ConnectionLost(err) if unexpected(err)),
+        "{event:?}"
+    );
+    let closed = join_thread::<R, _>(server).await;
+    assert!(closed.is_some(), "the client did not close the connection");
 }
