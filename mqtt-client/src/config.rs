@@ -190,6 +190,18 @@ pub struct ClientConfig {
     /// MQTT 5 Receive Maximum announced to the broker: how many unacknowledged QoS 1/2
     /// messages it may send at once. `None`: `message_buffer` (at most 65,535).
     pub receive_maximum: Option<u16>,
+    /// MQTT 5 Topic Alias Maximum announced to the broker: how many topic aliases it may use
+    /// in the messages it sends us. 0 (the default) announces none: the broker then always
+    /// sends full topic names.
+    pub topic_alias_maximum: u16,
+    /// MQTT 5: replace repeated topics of outgoing publishes with topic aliases, up to the
+    /// Topic Alias Maximum the broker announced (the first topics published get the aliases).
+    /// Aliases belong to one connection: after a reconnect the full topic goes out again
+    /// first. A publish that sets its own alias
+    /// ([`PublishProperties::topic_alias`](mqtt_proto::properties::PublishProperties)) above
+    /// the broker's maximum is refused with
+    /// [`SessionError::TopicAliasNotAllowed`](mqtt_session::SessionError::TopicAliasNotAllowed).
+    pub outgoing_topic_aliases: bool,
     /// Acknowledge received QoS 1/2 messages only when the application calls
     /// [`MqttClient::ack`](crate::MqttClient::ack) (after processing them). Off: a message is
     /// acknowledged when `deliver_message` / `messages` hands it out.
@@ -255,6 +267,8 @@ impl Default for ClientConfig {
             message_buffer: 1024,
             overflow: Overflow::DropNewest,
             receive_maximum: None,
+            topic_alias_maximum: 0,
+            outgoing_topic_aliases: false,
             manual_acks: false,
             topics: HashMap::new(),
             session_expiry_interval: None,
@@ -341,6 +355,10 @@ builders! {
     overflow: Overflow => overflow,
     /// Sets the MQTT 5 Receive Maximum announced to the broker (at least 1).
     receive_maximum: u16 => Some(receive_maximum.max(1)),
+    /// Sets the MQTT 5 Topic Alias Maximum announced to the broker.
+    topic_alias_maximum: u16 => topic_alias_maximum,
+    /// Sets `outgoing_topic_aliases`.
+    outgoing_topic_aliases: bool => outgoing_topic_aliases,
     /// Sets `manual_acks`.
     manual_acks: bool => manual_acks,
     /// Sets the MQTT 5 session expiry interval.

@@ -715,6 +715,8 @@ impl<R: Runtime> MqttClient<R> {
                 SessionConfig::new(self.inner.client_id.clone(), config.protocol_version);
             session_config.max_inflight = config.inflight_window(config.protocol_version);
             session_config.receive_maximum = config.announced_receive_maximum();
+            session_config.topic_alias_maximum = config.topic_alias_maximum;
+            session_config.outgoing_topic_aliases = config.outgoing_topic_aliases;
             // Acknowledged when the application takes a message (or acknowledges it), not
             // when the driver reads it: see `Shared::take_message`.
             session_config.ack_mode = AckMode::Manual;

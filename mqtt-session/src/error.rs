@@ -100,6 +100,16 @@ pub enum SessionError {
     /// SUBSCRIBE / UNSUBSCRIBE without filters.
     #[error("no topic filters given")]
     NoFilters,
+    /// MQTT 5: the publish carries a topic alias of 0 or above the Topic Alias Maximum the
+    /// server announced ([MQTT-3.3.2-8], [MQTT-3.3.2-9]); sent, it would make the server
+    /// disconnect with "topic alias invalid" (0x94). Nothing was sent.
+    #[error("topic alias {alias} is not allowed: the server accepts aliases 1 to {maximum}")]
+    TopicAliasNotAllowed {
+        /// The alias asked for.
+        alias: u16,
+        /// The server's Topic Alias Maximum (0: no aliases).
+        maximum: u16,
+    },
     /// The feature needs MQTT 5.
     #[error("{0} needs MQTT 5")]
     RequiresV5(&'static str),

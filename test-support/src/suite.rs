@@ -126,6 +126,8 @@ macro_rules! client_suite {
             mqtt5_against_a_311_only_broker_refuses_or_falls_back,
             mqtt5_connect_closed_without_connack_falls_back_to_311,
             puback_for_a_qos2_publish_is_reported_as_an_unexpected_ack,
+            topic_aliases_are_bounded_by_the_broker_and_reset_per_connection,
+            announced_topic_alias_maximum_is_zero_unless_configured,
         ]);
     };
     (@tests $runtime:ty, $block_on:path, [$($name:ident),* $(,)?]) => {

@@ -68,6 +68,15 @@ impl<S: SessionStore> Session<S> {
         if publish.retain && !self.limits.retain_available {
             return Err(SessionError::RetainNotSupported);
         }
+        // [MQTT-3.3.2-8], [MQTT-3.3.2-9]: no alias of 0 or above the server's maximum.
+        if let Some(alias) = publish.properties.topic_alias
+            && (alias == 0 || alias > self.limits.topic_alias_maximum)
+        {
+            return Err(SessionError::TopicAliasNotAllowed {
+                alias,
+                maximum: self.limits.topic_alias_maximum,
+            });
+        }
         // A packet id is added when sent: check the size as it will be.
         let id = publish.packet_id;
         if publish.qos != QoS::AtMostOnce {

@@ -391,3 +391,163 @@ pub async fn puback_for_a_qos2_publish_is_reported_as_an_unexpected_ack<R: Runti
     let closed = join_thread::<R, _>(server).await;
     assert!(closed.is_some(), "the client did not close the connection");
 }
+
+// ---- MQTT 5: topic aliases ------------------------------------------------------------------
+
+/// An outgoing topic alias above the broker's Topic Alias Maximum (mosquitto: 10) is refused
+/// locally with a typed error, and the connection stays up (sent, the broker would
+/// disconnect with 0x94). Automatic aliasing works and survives a broker restart: aliases
+/// are per connection, so the first publish on the new one carries the full topic again.
+pub async fn topic_aliases_are_bounded_by_the_broker_and_reset_per_connection<
+    R: Runtime + Default,
+>() {
+    let mut broker = Mosquitto::start();
+    let config = reconnecting_forever()
+        .protocol_version(ProtocolVersion::V5)
+        .outgoing_topic_aliases(true);
+    let client = connected::<R>(&broker.uri(), config).await;
+    let mut events = client.connection_events();
+
+    let mut properties = mqtt_client::PublishProperties::default();
+    properties.topic_alias = Some(11);
+    let result = client
+        .publish("alias/too-high", b"x".to_vec())
+        .qos(QoS::AtLeastOnce)
+        .properties(properties)
+        .ack_timeout(BOUND)
+        .await;
+    assert!(
+        matches!(
+            result,
+            Err(ClientError::Session(
+                mqtt_client::SessionError::TopicAliasNotAllowed {
+                    alias: 11,
+                    maximum: 10
+                }
+            ))
+        ),
+        "{result:?}"
+    );
+
+    subscribe(&client, "alias/#", QoS::AtLeastOnce).await;
+    for round in 0..2 {
+        for i in 0..3 {
+            let payload = format!("{round}-{i}").into_bytes();
+            publish(&client, "alias/t", &payload, QoS::AtLeastOnce, false).await;
+            let message = next_message(&client, "an aliased publish").await;
+            assert_eq!(message.topic(), "alias/t");
+            assert_eq!(&message.payload()[..], &payload[..]);
+        }
+        if round == 0 {
+            broker.kill();
+            broker.restart();
+            wait_for_event::<R, _>(&mut events, Duration::from_secs(10), "Connected", |event| {
+                matches!(event, ConnectionEvent::Connected { .. })
+            })
+            .await;
+        }
+    }
+    let (lost, _) = with_timeout::<R, _>(BOUND, "the event stream", async {
+        sleep::<R>(Duration::from_millis(100)).await;
+        (
+            std::iter::from_fn(|| futures_util::FutureExt::now_or_never(events.next()).flatten())
+                .filter(|event| matches!(event, ConnectionEvent::ConnectionLost(_)))
+                .count(),
+            (),
+        )
+    })
+    .await;
+    assert_eq!(
+        lost, 0,
+        "the broker dropped the connection after the restart"
+    );
+}
+
+/// The Topic Alias Maximum the client announces in CONNECT: none (0) by default, the
+/// configured one otherwise. Read from the CONNECT bytes by a scripted server.
+pub async fn announced_topic_alias_maximum_is_zero_unless_configured<R: Runtime + Default>() {
+    for (config, expected) in [
+        (no_retry(), None),
+        (no_retry().topic_alias_maximum(5), Some(5u16)),
+    ] {
+        let (uri, server) = scripted_server_with_connect(|stream, _| {
+            stream.write_all(&CONNACK_V5_OK).expect("CONNACK");
+            wait_for_close(stream, BOUND)
+        });
+        let client = MqttClient::<R>::new(None, config.protocol_version(ProtocolVersion::V5));
+        with_timeout::<R, _>(BOUND, "CONNACK", client.connect(uri.as_str()).into_future())
+            .await
+            .expect("connect");
+        client.disconnect().await.expect("disconnect");
+        let (connect, _) = join_thread::<R, _>(server).await;
+        let properties = connect_properties(&connect);
+        let announced = properties
+            .iter()
+            .find(|(id, _)| *id == 0x22)
+            .map(|(_, value)| u16::from_be_bytes([value[0], value[1]]));
+        assert_eq!(announced, expected, "CONNECT properties {properties:?}");
+    }
+}
+
+/// An MQTT 5 CONNACK accepting, no session, no properties.
+const CONNACK_V5_OK: [u8; 5] = [0x20, 0x03, 0x00, 0x00, 0x00];
+
+/// A one-connection server like `scripted_server`, whose script also gets the CONNECT body.
+pub(super) fn scripted_server_with_connect<T: Send + 'static>(
+    script: impl FnOnce(&mut TcpStream, &[u8]) -> T + Send + 'static,
+) -> (String, JoinHandle<(Vec<u8>, T)>) {
+    let listener = TcpListener::bind((Ipv4Addr::LOCALHOST, 0)).expect("binding");
+    let port = listener.local_addr().expect("address").port();
+    let handle = thread::spawn(move || {
+        let (mut stream, _) = accept_within(&listener, BOUND).expect("the client never came");
+        stream.set_read_timeout(Some(BOUND)).expect("read timeout");
+        let (first, body) = read_packet(&mut stream).expect("reading CONNECT");
+        assert_eq!(first, 0x10, "the first packet is not CONNECT");
+        let result = script(&mut stream, &body);
+        (body, result)
+    });
+    (format!("mqtt://127.0.0.1:{port}"), handle)
+}
+
+/// Reads a variable byte integer at `*at`.
+fn read_var_int(bytes: &[u8], at: &mut usize) -> usize {
+    let mut value = 0;
+    for shift in 0..4 {
+        let byte = bytes[*at];
+        *at += 1;
+        value |= usize::from(byte & 0x7F) << (7 * shift);
+        if byte & 0x80 == 0 {
+            break;
+        }
+    }
+    value
+}
+
+/// The properties of an MQTT 5 CONNECT body, as (identifier, raw value) pairs.
+pub(super) fn connect_properties(connect: &[u8]) -> Vec<(u8, Vec<u8>)> {
+    // Protocol name (2 + 4), level, flags, keep alive.
+    let mut at = 10;
+    let len = read_var_int(connect, &mut at);
+    let end = at + len;
+    let mut properties = Vec::new();
+    let string_len =
+        |bytes: &[u8], at: usize| usize::from(u16::from_be_bytes([bytes[at], bytes[at + 1]]));
+    while at < end {
+        let id = connect[at];
+        at += 1;
+        let size = match id {
+            0x17 | 0x19 => 1,
+            0x21 | 0x22 => 2,
+            0x11 | 0x27 => 4,
+            0x15 | 0x16 => 2 + string_len(connect, at),
+            0x26 => {
+                let key = 2 + string_len(connect, at);
+                key + 2 + string_len(connect, at + key)
+            }
+            other => panic!("unexpected CONNECT property {other:#x}"),
+        };
+        properties.push((id, connect[at..at + size].to_vec()));
+        at += size;
+    }
+    properties
+}
