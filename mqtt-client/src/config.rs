@@ -210,6 +210,17 @@ pub struct ClientConfig {
     pub topics: HashMap<String, TopicConfig>,
     /// MQTT 5 session expiry interval in seconds.
     pub session_expiry_interval: Option<u32>,
+    /// Further MQTT 5 CONNECT properties: user properties, request problem information,
+    /// request response information (the CONNACK's `response_information` then comes back
+    /// in the `ConnAck` that `connect` returns). Receive Maximum, Maximum Packet Size, Topic
+    /// Alias Maximum and the session expiry come from the options above. Not loaded from
+    /// documents.
+    #[cfg_attr(feature = "serde", serde(skip))]
+    pub connect_properties: mqtt_proto::properties::ConnectProperties,
+    /// MQTT 5 properties of the will: delay interval, message expiry, content type, payload
+    /// format, response topic, correlation data, user properties. Not loaded from documents.
+    #[cfg_attr(feature = "serde", serde(skip))]
+    pub will_properties: mqtt_proto::properties::WillProperties,
     /// Broker URIs for failover (a cluster's nodes), tried in order (or shuffled, see
     /// `shuffle_uris`) by `connect(None)` and by every reconnect. `uri`, if set, comes first.
     pub uris: Vec<String>,
@@ -272,6 +283,8 @@ impl Default for ClientConfig {
             manual_acks: false,
             topics: HashMap::new(),
             session_expiry_interval: None,
+            connect_properties: mqtt_proto::properties::ConnectProperties::default(),
+            will_properties: mqtt_proto::properties::WillProperties::default(),
             uris: Vec::new(),
             shuffle_uris: false,
             reconnect_initial_interval: Duration::from_secs(1),
@@ -363,6 +376,10 @@ builders! {
     manual_acks: bool => manual_acks,
     /// Sets the MQTT 5 session expiry interval.
     session_expiry_interval: u32 => Some(session_expiry_interval),
+    /// Sets the further MQTT 5 CONNECT properties.
+    connect_properties: mqtt_proto::properties::ConnectProperties => connect_properties,
+    /// Sets the MQTT 5 will properties.
+    will_properties: mqtt_proto::properties::WillProperties => will_properties,
     /// Sets `shuffle_uris`.
     shuffle_uris: bool => shuffle_uris,
     /// Sets `reconnect_initial_interval`.

@@ -21,7 +21,7 @@ use std::time::{Duration, Instant};
 use bytes::{Buf, Bytes};
 use futures_channel::oneshot;
 use futures_io::AsyncWrite;
-use mqtt_proto::properties::SubscribeProperties;
+use mqtt_proto::properties::{SubscribeProperties, UnsubscribeProperties};
 use mqtt_proto::{
     ByteString, ConnAck, Disconnect, ProtocolVersion, Publish, ReasonCode, SubscribeFilter,
 };
@@ -33,7 +33,7 @@ use super::queue::Permit;
 use super::reconnect::{self, Backoff, Jitter, Outcome, Policy, Reconnector, SplitMix64};
 use super::transport::{self, Runtime, Transport};
 use super::uri::Target;
-use super::{ApplicationMessage, ConnectionEvent, Shared};
+use super::{Acknowledgement, ApplicationMessage, ConnectionEvent, Shared};
 use mqtt_session::{
     AckToken, ConnectOptions, ConnectionError, ConnectionState, Event, Session, Token,
 };
@@ -93,16 +93,20 @@ pub(crate) enum Command {
     Ack(AckToken),
     Subscribe {
         filters: Vec<SubscribeFilter>,
-        reply: Reply<Vec<ReasonCode>>,
+        properties: SubscribeProperties,
+        reply: Reply<Acknowledgement>,
     },
     Unsubscribe {
         filters: Vec<ByteString>,
-        reply: Reply<Vec<ReasonCode>>,
+        properties: UnsubscribeProperties,
+        reply: Reply<Acknowledgement>,
     },
     Ping {
         reply: Reply<()>,
     },
     Disconnect {
+        /// MQTT 5 reason code and properties (3.1.1 sends an empty DISCONNECT).
+        packet: Disconnect,
         reply: Reply<()>,
     },
     Reconnect {
@@ -149,7 +153,7 @@ impl Command {
             Self::Subscribe { reply, .. } | Self::Unsubscribe { reply, .. } => {
                 drop(reply.send(Err(err)));
             }
-            Self::Ping { reply } | Self::Disconnect { reply } => drop(reply.send(Err(err))),
+            Self::Ping { reply } | Self::Disconnect { reply, .. } => drop(reply.send(Err(err))),
             Self::Reconnect { reply, .. } => drop(reply.send(Err(err))),
             Self::Cancel => {}
         }
@@ -159,8 +163,8 @@ impl Command {
 /// A caller waiting for a command's completion event.
 enum Waiter {
     Publish(Reply<ReasonCode>, Permit),
-    Subscribe(Reply<Vec<ReasonCode>>),
-    Unsubscribe(Reply<Vec<ReasonCode>>),
+    Subscribe(Reply<Acknowledgement>),
+    Unsubscribe(Reply<Acknowledgement>),
     Ping(Reply<()>),
 }
 
@@ -731,21 +735,27 @@ impl<R: Runtime> Driver<R> {
                     let _ = reply.send(Err(err.into()));
                 }
             },
-            Command::Subscribe { filters, reply } => {
+            Command::Subscribe {
+                filters,
+                properties,
+                reply,
+            } => match self.session.subscribe(now, filters, properties) {
+                Ok(token) => {
+                    self.waiters.insert(token, Waiter::Subscribe(reply));
+                }
+                Err(err) => {
+                    let _ = reply.send(Err(err.into()));
+                }
+            },
+            Command::Unsubscribe {
+                filters,
+                properties,
+                reply,
+            } => {
                 match self
                     .session
-                    .subscribe(now, filters, SubscribeProperties::default())
+                    .unsubscribe_with_properties(now, filters, properties)
                 {
-                    Ok(token) => {
-                        self.waiters.insert(token, Waiter::Subscribe(reply));
-                    }
-                    Err(err) => {
-                        let _ = reply.send(Err(err.into()));
-                    }
-                }
-            }
-            Command::Unsubscribe { filters, reply } => {
-                match self.session.unsubscribe(now, filters) {
                     Ok(token) => {
                         self.waiters.insert(token, Waiter::Unsubscribe(reply));
                     }
@@ -762,9 +772,9 @@ impl<R: Runtime> Driver<R> {
                     let _ = reply.send(Err(err.into()));
                 }
             },
-            Command::Disconnect { reply } => {
+            Command::Disconnect { packet, reply } => {
                 self.end = Some(Ended::Closed);
-                if self.session.disconnect(now, Disconnect::default()).is_err() {
+                if self.session.disconnect(now, packet).is_err() {
                     // Not connected (e.g. between reconnect attempts): nothing to send.
                     let _ = reply.send(Ok(()));
                     return true;
@@ -865,10 +875,10 @@ impl<R: Runtime> Driver<R> {
             Event::Subscribed {
                 token,
                 reason_codes,
-                ..
+                properties,
             } => {
                 if let Some(Waiter::Subscribe(reply)) = self.waiters.remove(&token) {
-                    let _ = reply.send(Ok(reason_codes));
+                    let _ = reply.send(Ok(Acknowledgement::new(reason_codes, properties)));
                 }
             }
             Event::Resubscribed { reason_codes } => {
@@ -877,9 +887,10 @@ impl<R: Runtime> Driver<R> {
             Event::Unsubscribed {
                 token,
                 reason_codes,
+                properties,
             } => {
                 if let Some(Waiter::Unsubscribe(reply)) = self.waiters.remove(&token) {
-                    let _ = reply.send(Ok(reason_codes));
+                    let _ = reply.send(Ok(Acknowledgement::new(reason_codes, properties)));
                 }
             }
             Event::Pong { token } => {

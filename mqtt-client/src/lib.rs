@@ -38,6 +38,7 @@ mod reconnect;
 mod tls;
 mod transport;
 mod uri;
+mod v5;
 
 use std::collections::VecDeque;
 use std::future::Future;
@@ -50,8 +51,7 @@ use std::time::Duration;
 use bytes::Bytes;
 use futures_channel::{mpsc, oneshot};
 use futures_util::Stream;
-use mqtt_proto::properties::WillProperties;
-use mqtt_proto::{ByteString, PacketId, Will};
+use mqtt_proto::{ByteString, Disconnect, PacketId, Will};
 use tracing::debug;
 
 pub use builders::{Connecting, Delivering, PublishFuture, Publishing, Reconnecting};
@@ -65,11 +65,15 @@ pub use reconnect::Jitter;
 pub use tls::TlsOptions;
 pub use transport::{Runtime, Transport};
 pub use uri::{Scheme, Target};
+pub use v5::Acknowledgement;
 
 use driver::{Command, ConnectParams, Driver, Reply};
 
 // The protocol types that appear in the client's API, under the client's own name.
-pub use mqtt_proto::properties::{PublishProperties, SubscribeProperties, UserProperty};
+pub use mqtt_proto::properties::{
+    AckProperties, ConnectProperties, DisconnectProperties, PublishProperties, SubscribeProperties,
+    UnsubscribeProperties, UserProperty, WillProperties,
+};
 pub use mqtt_proto::{ConnAck, ProtocolVersion, Publish, QoS, ReasonCode, SubscribeFilter};
 pub use mqtt_session::{ConnectionError, ProtocolError, PublishError, ServerReason, SessionError};
 
@@ -511,9 +515,9 @@ impl<R: Runtime> MqttClient<R> {
         I: IntoIterator<Item = F>,
         F: Into<SubscribeFilter>,
     {
-        let filters = topics.into_iter().map(Into::into).collect();
-        self.request(|reply| Command::Subscribe { filters, reply })
+        self.subscribe_with(topics, SubscribeProperties::default())
             .await
+            .map(|ack| ack.reason_codes)
     }
 
     /// Unsubscribes from topic filters; returns the UNSUBACK codes (empty in MQTT 3.1.1).
@@ -522,9 +526,9 @@ impl<R: Runtime> MqttClient<R> {
         I: IntoIterator<Item = T>,
         T: Into<ByteString>,
     {
-        let filters = topics.into_iter().map(Into::into).collect();
-        self.request(|reply| Command::Unsubscribe { filters, reply })
+        self.unsubscribe_with(topics, UnsubscribeProperties::default())
             .await
+            .map(|ack| ack.reason_codes)
     }
 
     /// The next received message. A builder: `.timeout(..)` makes it fail with
@@ -626,7 +630,27 @@ impl<R: Runtime> MqttClient<R> {
     /// publishing them again would duplicate them. Received messages not yet taken stay
     /// deliverable; unless taken, they are not acknowledged.
     pub async fn disconnect(&self) -> Result<(), ClientError> {
-        match self.request(|reply| Command::Disconnect { reply }).await {
+        self.disconnect_with(ReasonCode::Success, DisconnectProperties::default())
+            .await
+    }
+
+    /// [`disconnect`](Self::disconnect) with an MQTT 5 reason code and properties, e.g.
+    /// [`ReasonCode::DisconnectWithWillMessage`] to have the broker publish the will anyway,
+    /// or a session expiry interval, reason string and user properties. MQTT 3.1.1 sends its
+    /// plain DISCONNECT.
+    pub async fn disconnect_with(
+        &self,
+        reason_code: ReasonCode,
+        properties: DisconnectProperties,
+    ) -> Result<(), ClientError> {
+        let packet = Disconnect {
+            reason_code,
+            properties,
+        };
+        match self
+            .request(|reply| Command::Disconnect { packet, reply })
+            .await
+        {
             Err(ClientError::NotConnected | ClientError::Closed) => Ok(()),
             other => other,
         }
@@ -758,9 +782,10 @@ impl<R: Runtime> MqttClient<R> {
             payload: Bytes::from(will.message.clone()),
             qos: will.qos,
             retain: will.retain,
-            properties: WillProperties::default(),
+            properties: config.will_properties.clone(),
         });
         options.session_expiry_interval = config.session_expiry_interval;
+        options.properties = config.connect_properties.clone();
         options
     }
 }

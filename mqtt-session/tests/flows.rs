@@ -1176,6 +1176,7 @@ fn unsubscribe_unsuback(version: ProtocolVersion) {
         vec![Event::Unsubscribed {
             token,
             reason_codes: codes,
+            properties: AckProperties::default(),
         }]
     );
     assert_eq!(h.session.packet_ids_in_use(), 0);
@@ -1810,6 +1811,7 @@ fn reconnect_subscribe_in_flight_is_resent(version: ProtocolVersion) {
             Event::Unsubscribed {
                 token: untoken,
                 reason_codes: codes,
+                properties: AckProperties::default(),
             },
         ]
     );

@@ -128,6 +128,10 @@ macro_rules! client_suite {
             puback_for_a_qos2_publish_is_reported_as_an_unexpected_ack,
             topic_aliases_are_bounded_by_the_broker_and_reset_per_connection,
             announced_topic_alias_maximum_is_zero_unless_configured,
+            mqtt5_subscription_options_identifiers_and_acks,
+            mqtt5_will_properties_delay_and_content_type,
+            mqtt5_disconnect_with_reason_code_publishes_the_will,
+            mqtt5_connect_properties_are_sent,
         ]);
     };
     (@tests $runtime:ty, $block_on:path, [$($name:ident),* $(,)?]) => {

@@ -6,7 +6,7 @@ use std::time::{Duration, Instant};
 use bytes::{Bytes, BytesMut};
 use bytestring::ByteString;
 use mqtt_proto::properties::{
-    AckProperties, AuthProperties, ConnAckProperties, SubscribeProperties,
+    AckProperties, AuthProperties, ConnAckProperties, SubscribeProperties, UnsubscribeProperties,
 };
 use mqtt_proto::topic::{validate_topic_filter, validate_topic_name};
 use mqtt_proto::{
@@ -551,8 +551,19 @@ impl<S: SessionStore> Session<S> {
     /// Unsubscribes from `filters` (UNSUBSCRIBE). [`Event::Unsubscribed`] carries the result.
     pub fn unsubscribe(
         &mut self,
+        now: Instant,
+        filters: Vec<ByteString>,
+    ) -> Result<Token, SessionError> {
+        self.unsubscribe_with_properties(now, filters, UnsubscribeProperties::default())
+    }
+
+    /// [`unsubscribe`](Self::unsubscribe) with MQTT 5 UNSUBSCRIBE properties (user
+    /// properties).
+    pub fn unsubscribe_with_properties(
+        &mut self,
         _now: Instant,
         filters: Vec<ByteString>,
+        properties: UnsubscribeProperties,
     ) -> Result<Token, SessionError> {
         self.require_connected()?;
         if filters.is_empty() {
@@ -565,7 +576,8 @@ impl<S: SessionStore> Session<S> {
             .ids
             .allocate()
             .ok_or(SessionError::PacketIdsExhausted)?;
-        let packet = Unsubscribe::new(packet_id, filters);
+        let mut packet = Unsubscribe::new(packet_id, filters);
+        packet.properties = properties;
         if let Err(err) = self.check_size(&packet) {
             self.ids.release(packet_id);
             return Err(err);

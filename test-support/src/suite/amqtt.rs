@@ -551,3 +551,200 @@ pub(super) fn connect_properties(connect: &[u8]) -> Vec<(u8, Vec<u8>)> {
     }
     properties
 }
+
+// ---- MQTT 5: subscription options and identifiers, will, CONNECT and DISCONNECT -----------
+
+fn v5_client_config() -> ClientConfig {
+    no_retry().protocol_version(ProtocolVersion::V5)
+}
+
+/// Subscription options and identifiers on mosquitto 5: no-local keeps our own messages
+/// away, the subscription identifier comes back on every matching message, retain handling
+/// "do not send" suppresses the retained message, retain-as-published keeps the RETAIN flag
+/// of live messages; UNSUBSCRIBE with user properties; the whole SUBACK / UNSUBACK is returned.
+pub async fn mqtt5_subscription_options_identifiers_and_acks<R: Runtime + Default>() {
+    use mqtt_client::proto::properties::SubscriptionId;
+    use mqtt_client::proto::{RetainHandling, SubscribeFilter};
+    use mqtt_client::{SubscribeProperties, UnsubscribeProperties, UserProperty};
+
+    let broker = Mosquitto::start();
+    let me = connected::<R>(&broker.uri(), v5_client_config()).await;
+    let other = connected::<R>(&broker.uri(), v5_client_config()).await;
+    publish(&other, "opt/kept", b"retained", QoS::AtLeastOnce, true).await;
+
+    let mut local = SubscribeFilter::new("opt/local", QoS::AtLeastOnce);
+    local.options.no_local = true;
+    let mut kept = SubscribeFilter::new("opt/kept", QoS::AtLeastOnce);
+    kept.options.retain_handling = RetainHandling::DoNotSend;
+    kept.options.retain_as_published = true;
+    let mut properties = SubscribeProperties::default();
+    properties.subscription_identifier = SubscriptionId::new(7);
+    properties
+        .user_properties
+        .push(UserProperty::new("purpose", "test"));
+    let ack = with_timeout::<R, _>(
+        BOUND,
+        "SUBACK",
+        me.subscribe_with([local, kept], properties),
+    )
+    .await
+    .expect("subscribe_with");
+    assert_eq!(
+        ack.reason_codes,
+        [ReasonCode::GrantedQoS1, ReasonCode::GrantedQoS1]
+    );
+    assert_no_message(
+        &me,
+        Duration::from_millis(200),
+        "retain handling: do not send",
+    )
+    .await;
+
+    publish(&me, "opt/local", b"mine", QoS::AtLeastOnce, false).await;
+    publish(&other, "opt/local", b"theirs", QoS::AtLeastOnce, false).await;
+    let message = next_message(&me, "the other client's message").await;
+    assert_eq!(
+        &message.payload()[..],
+        b"theirs",
+        "no-local let our own through"
+    );
+    assert_eq!(message.subscription_identifiers().collect::<Vec<_>>(), [7]);
+
+    publish(&other, "opt/kept", b"live", QoS::AtLeastOnce, true).await;
+    let message = next_message(&me, "a live retained publish").await;
+    assert_eq!(&message.payload()[..], b"live");
+    assert!(message.retain(), "retain-as-published keeps the flag");
+    assert_eq!(message.subscription_identifiers().collect::<Vec<_>>(), [7]);
+
+    let mut properties = UnsubscribeProperties::default();
+    properties
+        .user_properties
+        .push(UserProperty::new("purpose", "test"));
+    let ack = with_timeout::<R, _>(
+        BOUND,
+        "UNSUBACK",
+        me.unsubscribe_with(["opt/local", "opt/none"], properties),
+    )
+    .await
+    .expect("unsubscribe_with");
+    assert_eq!(
+        ack.reason_codes,
+        [ReasonCode::Success, ReasonCode::NoSubscriptionExisted]
+    );
+}
+
+/// Will properties on mosquitto 5: the will waits for its delay interval (the session
+/// outlives the connection) and carries its content type and user properties.
+pub async fn mqtt5_will_properties_delay_and_content_type<R: Runtime + Default>() {
+    use mqtt_client::{UserProperty, WillProperties};
+
+    let broker = Mosquitto::start();
+    let watcher = connected::<R>(&broker.uri(), v5_client_config()).await;
+    subscribe(&watcher, "wills/#", QoS::AtLeastOnce).await;
+    let mut proxy = Proxy::start(broker.port());
+    let mut properties = WillProperties::default();
+    properties.will_delay_interval = Some(1);
+    properties.content_type = Some("text/plain".into());
+    properties
+        .user_properties
+        .push(UserProperty::new("reason", "test"));
+    let config = v5_client_config()
+        .session_expiry_interval(60)
+        .will(will("wills/delayed", b"gone a while", QoS::AtLeastOnce))
+        .will_properties(properties);
+    let doomed = connected::<R>(&proxy.uri(), config).await;
+    with_timeout::<R, _>(BOUND, "PINGRESP through the proxy", doomed.ping())
+        .await
+        .expect("ping through the proxy");
+    proxy.kill();
+    let killed = Instant::now();
+    assert_no_message(
+        &watcher,
+        Duration::from_millis(600),
+        "the will waits its delay",
+    )
+    .await;
+    let message = next_message(&watcher, "the delayed will").await;
+    assert!(
+        killed.elapsed() >= Duration::from_millis(900),
+        "{:?}",
+        killed.elapsed()
+    );
+    assert_eq!(&message.payload()[..], b"gone a while");
+    assert_eq!(
+        message.properties().content_type.as_deref(),
+        Some("text/plain")
+    );
+    assert_eq!(
+        message.properties().user_properties,
+        [UserProperty::new("reason", "test")]
+    );
+    drop(doomed);
+}
+
+/// `disconnect_with` sends the MQTT 5 reason code: "disconnect with will message" (0x04)
+/// makes mosquitto publish the will after a clean DISCONNECT.
+pub async fn mqtt5_disconnect_with_reason_code_publishes_the_will<R: Runtime + Default>() {
+    let broker = Mosquitto::start();
+    let watcher = connected::<R>(&broker.uri(), v5_client_config()).await;
+    subscribe(&watcher, "wills/#", QoS::AtLeastOnce).await;
+    let config = v5_client_config().will(will("wills/asked", b"on purpose", QoS::AtLeastOnce));
+    let client = connected::<R>(&broker.uri(), config).await;
+    with_timeout::<R, _>(
+        BOUND,
+        "DISCONNECT 0x04",
+        client.disconnect_with(
+            ReasonCode::DisconnectWithWillMessage,
+            mqtt_client::DisconnectProperties::default(),
+        ),
+    )
+    .await
+    .expect("disconnect_with");
+    let message = next_message(&watcher, "the will asked for").await;
+    assert_eq!(&message.payload()[..], b"on purpose");
+}
+
+/// CONNECT carries the configured MQTT 5 properties (user properties, request problem and
+/// response information), read by a scripted server.
+pub async fn mqtt5_connect_properties_are_sent<R: Runtime + Default>() {
+    use mqtt_client::{ConnectProperties, UserProperty};
+
+    let (uri, server) = scripted_server_with_connect(|stream, _| {
+        stream.write_all(&CONNACK_V5_OK).expect("CONNACK");
+        wait_for_close(stream, BOUND)
+    });
+    let mut properties = ConnectProperties::default();
+    properties.request_problem_information = Some(false);
+    properties.request_response_information = Some(true);
+    properties
+        .user_properties
+        .push(UserProperty::new("app", "suite"));
+    let client = MqttClient::<R>::new(None, v5_client_config().connect_properties(properties));
+    with_timeout::<R, _>(BOUND, "CONNACK", client.connect(uri.as_str()).into_future())
+        .await
+        .expect("connect");
+    client.disconnect().await.expect("disconnect");
+    let (connect, _) = join_thread::<R, _>(server).await;
+    let properties = connect_properties(&connect);
+    let find = |id: u8| {
+        properties
+            .iter()
+            .find(|(found, _)| *found == id)
+            .map(|(_, value)| value.clone())
+    };
+    assert_eq!(
+        find(0x17),
+        Some(vec![0]),
+        "request problem information: {properties:?}"
+    );
+    assert_eq!(
+        find(0x19),
+        Some(vec![1]),
+        "request response information: {properties:?}"
+    );
+    assert_eq!(
+        find(0x26),
+        Some(b"\x00\x03app\x00\x05suite".to_vec()),
+        "user property: {properties:?}"
+    );
+}
