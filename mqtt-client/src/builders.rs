@@ -242,7 +242,7 @@ impl<'a, R: Runtime> Reconnecting<'a, R> {
         if running {
             let clean_start = clean_session;
             match client
-                .request(|reply| Command::Reconnect { clean_start, reply })
+                .call(|reply| Command::Reconnect { clean_start, reply })
                 .await
             {
                 // The driver stopped in between: start a new one below.

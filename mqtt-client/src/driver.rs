@@ -868,6 +868,18 @@ impl<R: Runtime> Driver<R> {
             }
             Event::Message(message) => {
                 let message = ApplicationMessage::new(message.publish, message.ack);
+                // A reply to a pending `request` goes to its caller, not to the inbox.
+                let message = match self.shared.responses.route(message) {
+                    Ok(ack) => {
+                        if let Some(token) = ack
+                            && let Err(err) = self.session.ack(self.runtime.now(), token)
+                        {
+                            debug!(%err, "acknowledgement of a reply not applied");
+                        }
+                        return;
+                    }
+                    Err(message) => message,
+                };
                 if self.shared.inbox.push(message) != Pushed::Queued {
                     self.dropped_unreported += 1;
                 }

@@ -34,6 +34,7 @@ mod error;
 mod inbox;
 mod queue;
 mod reconnect;
+mod request;
 #[cfg(feature = "tls")]
 mod tls;
 mod transport;
@@ -60,6 +61,7 @@ pub use config::{ClientConfig, Overflow, TopicConfig, WillConfig};
 pub use error::TlsError;
 pub use error::{ClientError, UriError};
 pub use reconnect::Jitter;
+pub use request::Requesting;
 #[cfg(feature = "tls")]
 #[cfg_attr(docsrs, doc(cfg(feature = "tls")))]
 pub use tls::TlsOptions;
@@ -234,6 +236,8 @@ pub(crate) struct Shared {
     cancel_epoch: AtomicU64,
     /// Notified when a driver parks its session and stops.
     parked_event: event_listener::Event,
+    /// MQTT 5 requests waiting for their reply (`request`).
+    responses: request::Responses,
 }
 
 #[derive(Default)]
@@ -404,6 +408,7 @@ impl<R: Runtime> MqttClient<R> {
                     commands: CommandQueue::default(),
                     cancel_epoch: AtomicU64::new(0),
                     parked_event: event_listener::Event::new(),
+                    responses: request::Responses::new(),
                 }),
             }),
         }
@@ -621,7 +626,7 @@ impl<R: Runtime> MqttClient<R> {
 
     /// Sends PINGREQ and waits for PINGRESP.
     pub async fn ping(&self) -> Result<(), ClientError> {
-        self.request(|reply| Command::Ping { reply }).await
+        self.call(|reply| Command::Ping { reply }).await
     }
 
     /// Sends DISCONNECT and closes the connection. Publishes still pending fail with
@@ -648,7 +653,7 @@ impl<R: Runtime> MqttClient<R> {
             properties,
         };
         match self
-            .request(|reply| Command::Disconnect { packet, reply })
+            .call(|reply| Command::Disconnect { packet, reply })
             .await
         {
             Err(ClientError::NotConnected | ClientError::Closed) => Ok(()),
@@ -693,10 +698,7 @@ impl<R: Runtime> MqttClient<R> {
         }
     }
 
-    async fn request<T>(
-        &self,
-        command: impl FnOnce(Reply<T>) -> Command,
-    ) -> Result<T, ClientError> {
+    async fn call<T>(&self, command: impl FnOnce(Reply<T>) -> Command) -> Result<T, ClientError> {
         let (reply, rx) = oneshot::channel();
         self.send(command(reply))?;
         rx.await.unwrap_or(Err(ClientError::Closed))

@@ -81,7 +81,7 @@ impl<R: Runtime> MqttClient<R> {
         F: Into<SubscribeFilter>,
     {
         let filters = topics.into_iter().map(Into::into).collect();
-        self.request(|reply| Command::Subscribe {
+        self.call(|reply| Command::Subscribe {
             filters,
             properties,
             reply,
@@ -101,7 +101,7 @@ impl<R: Runtime> MqttClient<R> {
         T: Into<ByteString>,
     {
         let filters = topics.into_iter().map(Into::into).collect();
-        self.request(|reply| Command::Unsubscribe {
+        self.call(|reply| Command::Unsubscribe {
             filters,
             properties,
             reply,

@@ -748,3 +748,60 @@ pub async fn mqtt5_connect_properties_are_sent<R: Runtime + Default>() {
         "user property: {properties:?}"
     );
 }
+
+// ---- MQTT 5: request / response -------------------------------------------------------------
+
+/// `request` against a responder on mosquitto 5: each of three concurrent requests gets its
+/// own reply (matched by Correlation Data), replies never reach `deliver_message`, and a
+/// request nobody answers times out.
+pub async fn mqtt5_request_gets_its_own_reply<R: Runtime + Default>() {
+    let broker = Mosquitto::start();
+    let responder = connected::<R>(&broker.uri(), v5_client_config()).await;
+    subscribe(&responder, "service/upper", QoS::AtLeastOnce).await;
+    let requester = connected::<R>(&broker.uri(), v5_client_config()).await;
+
+    let serve = async {
+        for _ in 0..3 {
+            let request = next_message(&responder, "a request").await;
+            let reply = responder
+                .respond(&request, request.payload().to_ascii_uppercase())
+                .expect("the request names a response topic");
+            reply.await.expect("publishing the reply");
+        }
+    };
+    let ask = |text: &'static str| {
+        requester
+            .request("service/upper", text)
+            .timeout(BOUND)
+            .into_future()
+    };
+    let ((a, b, c), ()) = with_timeout::<R, _>(
+        Duration::from_secs(10),
+        "three requests and their replies",
+        future::join(future::join3(ask("one"), ask("two"), ask("three")), serve),
+    )
+    .await;
+    for (reply, expected) in [(a, &b"ONE"[..]), (b, b"TWO"), (c, b"THREE")] {
+        let reply = reply.expect("a reply");
+        assert_eq!(&reply.payload()[..], expected);
+        assert_eq!(
+            reply.topic(),
+            format!("responses/{}", requester.client_id())
+        );
+    }
+    assert_no_message(
+        &requester,
+        Duration::from_millis(100),
+        "replies go to request()",
+    )
+    .await;
+
+    let unanswered = requester
+        .request("service/nobody", "hello?")
+        .timeout(Duration::from_millis(300))
+        .await;
+    assert!(
+        matches!(unanswered, Err(ClientError::Timeout)),
+        "{unanswered:?}"
+    );
+}
