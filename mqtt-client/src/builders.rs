@@ -174,6 +174,7 @@ impl<'a, R: Runtime> Connecting<'a, R> {
                 follow_server_reference: config.follow_server_reference,
             },
             from_reconnect: false,
+            authenticator: config.authenticator.clone(),
             fallback_window: (config.fallback_to_v311
                 && config.protocol_version == mqtt_proto::ProtocolVersion::V5)
                 .then(|| config.inflight_window(mqtt_proto::ProtocolVersion::V311)),

@@ -217,6 +217,10 @@ pub struct ClientConfig {
     /// documents.
     #[cfg_attr(feature = "serde", serde(skip))]
     pub connect_properties: mqtt_proto::properties::ConnectProperties,
+    /// MQTT 5 enhanced authentication: the method and its challenge/response exchange
+    /// (see [`Authenticator`](crate::Authenticator)). Not loaded from documents.
+    #[cfg_attr(feature = "serde", serde(skip))]
+    pub authenticator: Option<std::sync::Arc<dyn crate::Authenticator>>,
     /// MQTT 5 properties of the will: delay interval, message expiry, content type, payload
     /// format, response topic, correlation data, user properties. Not loaded from documents.
     #[cfg_attr(feature = "serde", serde(skip))]
@@ -285,6 +289,7 @@ impl Default for ClientConfig {
             session_expiry_interval: None,
             connect_properties: mqtt_proto::properties::ConnectProperties::default(),
             will_properties: mqtt_proto::properties::WillProperties::default(),
+            authenticator: None,
             uris: Vec::new(),
             shuffle_uris: false,
             reconnect_initial_interval: Duration::from_secs(1),
@@ -380,6 +385,8 @@ builders! {
     connect_properties: mqtt_proto::properties::ConnectProperties => connect_properties,
     /// Sets the MQTT 5 will properties.
     will_properties: mqtt_proto::properties::WillProperties => will_properties,
+    /// Sets the MQTT 5 enhanced authentication method.
+    authenticator: impl crate::Authenticator => Some(std::sync::Arc::new(authenticator)),
     /// Sets `shuffle_uris`.
     shuffle_uris: bool => shuffle_uris,
     /// Sets `reconnect_initial_interval`.

@@ -21,12 +21,13 @@ use std::time::{Duration, Instant};
 use bytes::{Buf, Bytes};
 use futures_channel::oneshot;
 use futures_io::AsyncWrite;
-use mqtt_proto::properties::{SubscribeProperties, UnsubscribeProperties};
+use mqtt_proto::properties::{AuthProperties, SubscribeProperties, UnsubscribeProperties};
 use mqtt_proto::{
     ByteString, ConnAck, Disconnect, ProtocolVersion, Publish, ReasonCode, SubscribeFilter,
 };
 use tracing::{debug, info, warn};
 
+use super::auth::{AuthError, AuthExchange, Authenticator};
 use super::error::ClientError;
 use super::inbox::Pushed;
 use super::queue::Permit;
@@ -64,6 +65,8 @@ pub(crate) struct ConnectParams {
     /// MQTT 5 with a fallback to 3.1.1 (`ClientConfig::fallback_to_v311`): the in-flight
     /// window to use once fallen back.
     pub(crate) fallback_window: Option<u16>,
+    /// MQTT 5 enhanced authentication (`ClientConfig::authenticator`).
+    pub(crate) authenticator: Option<Arc<dyn Authenticator>>,
 }
 
 /// How reconnects walk the broker list (the rest of the policy, retries and the backoff cap,
@@ -214,6 +217,9 @@ pub(crate) struct Driver<R: Runtime> {
     retry_connect: bool,
     /// The CONNACK of the current connection: what `reconnect()` answers while connected.
     connack: Option<ConnAck>,
+    /// The enhanced authentication exchange of the current connection attempt, with its
+    /// method.
+    auth: Option<(ByteString, Box<dyn AuthExchange>)>,
     reconnect_retries: Option<u32>,
     reconnect_max_interval: Duration,
     /// QoS 0 messages dropped by the inbox's overflow policy and not reported yet.
@@ -256,6 +262,7 @@ impl<R: Runtime> Driver<R> {
             auto_reconnect,
             retry_connect,
             connack: None,
+            auth: None,
             reconnect_retries,
             reconnect_max_interval,
             dropped_unreported: 0,
@@ -417,6 +424,16 @@ impl<R: Runtime> Driver<R> {
         }
         if let Some(password) = &target.password {
             options.password = Some(Bytes::from(password.clone()));
+        }
+        self.auth = None;
+        if let Some(authenticator) = &self.params.authenticator
+            && self.session.protocol_version().is_v5()
+        {
+            let method = ByteString::from(authenticator.method());
+            let mut exchange = authenticator.start();
+            options.properties.authentication_method = Some(method.clone());
+            options.properties.authentication_data = exchange.initial_data();
+            self.auth = Some((method, exchange));
         }
         if let Err(err) = self.session.connect(now, options) {
             return self.connect_failed(err.into());
@@ -826,6 +843,12 @@ impl<R: Runtime> Driver<R> {
                 session_present,
                 properties,
             } => {
+                if let Some((_, exchange)) = self.auth.as_mut()
+                    && let Err(err) = exchange.on_success(properties.authentication_data.as_deref())
+                {
+                    self.auth_failed(err);
+                    return;
+                }
                 info!(session_present, "connected");
                 self.reached_connack = true;
                 self.retry_connect = false;
@@ -910,8 +933,33 @@ impl<R: Runtime> Driver<R> {
                     let _ = reply.send(Ok(()));
                 }
             }
-            Event::Auth { reason_code, .. } => {
+            Event::Auth {
+                reason_code,
+                properties,
+            } => {
                 debug!(%reason_code, "AUTH from the broker");
+                let Some((method, exchange)) = self.auth.as_mut() else {
+                    return;
+                };
+                if reason_code != ReasonCode::ContinueAuthentication {
+                    return;
+                }
+                let answer = exchange.on_challenge(properties.authentication_data.as_deref());
+                match answer {
+                    Ok(data) => {
+                        let mut reply = AuthProperties::default();
+                        reply.authentication_method = Some(method.clone());
+                        reply.authentication_data = data;
+                        let now = self.runtime.now();
+                        if let Err(err) =
+                            self.session
+                                .auth(now, ReasonCode::ContinueAuthentication, reply)
+                        {
+                            debug!(%err, "AUTH reply not sent");
+                        }
+                    }
+                    Err(err) => self.auth_failed(err),
+                }
             }
             Event::Disconnected { reason } => {
                 info!(%reason, "disconnected");
@@ -947,6 +995,22 @@ impl<R: Runtime> Driver<R> {
             }
             other => debug!(?other, "session event the client does not use"),
         }
+    }
+
+    /// The client's side of enhanced authentication failed: the connection ends ("not
+    /// authorized"), with an error that is final.
+    fn auth_failed(&mut self, err: AuthError) {
+        warn!(%err, "enhanced authentication failed");
+        let mut disconnect = Disconnect::default();
+        disconnect.reason_code = ReasonCode::NotAuthorized;
+        if self
+            .session
+            .disconnect(self.runtime.now(), disconnect)
+            .is_err()
+        {
+            self.session.handle_transport_closed(self.runtime.now());
+        }
+        self.end = Some(Ended::Lost(ClientError::Auth(err)));
     }
 
     /// The driver stops: everyone still waiting learns why, and the session is parked for a

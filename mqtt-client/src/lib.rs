@@ -27,6 +27,7 @@
 #![deny(missing_docs)]
 #![cfg_attr(docsrs, feature(doc_cfg))]
 
+mod auth;
 mod builders;
 mod config;
 mod driver;
@@ -55,6 +56,7 @@ use futures_util::Stream;
 use mqtt_proto::{ByteString, Disconnect, PacketId, Will};
 use tracing::debug;
 
+pub use auth::{AuthError, AuthExchange, Authenticator};
 pub use builders::{Connecting, Delivering, PublishFuture, Publishing, Reconnecting};
 pub use config::{ClientConfig, Overflow, TopicConfig, WillConfig};
 #[cfg(feature = "tls")]

@@ -133,6 +133,7 @@ macro_rules! client_suite {
             mqtt5_disconnect_with_reason_code_publishes_the_will,
             mqtt5_connect_properties_are_sent,
             mqtt5_request_gets_its_own_reply,
+            mqtt5_enhanced_authentication_challenge_response,
         ]);
     };
     (@tests $runtime:ty, $block_on:path, [$($name:ident),* $(,)?]) => {

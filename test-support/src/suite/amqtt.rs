@@ -526,7 +526,12 @@ fn read_var_int(bytes: &[u8], at: &mut usize) -> usize {
 /// The properties of an MQTT 5 CONNECT body, as (identifier, raw value) pairs.
 pub(super) fn connect_properties(connect: &[u8]) -> Vec<(u8, Vec<u8>)> {
     // Protocol name (2 + 4), level, flags, keep alive.
-    let mut at = 10;
+    properties_at(connect, 10)
+}
+
+/// The MQTT 5 properties starting (with their length) at `at` of a packet body, as
+/// (identifier, raw value) pairs.
+fn properties_at(connect: &[u8], mut at: usize) -> Vec<(u8, Vec<u8>)> {
     let len = read_var_int(connect, &mut at);
     let end = at + len;
     let mut properties = Vec::new();
@@ -804,4 +809,135 @@ pub async fn mqtt5_request_gets_its_own_reply<R: Runtime + Default>() {
         matches!(unanswered, Err(ClientError::Timeout)),
         "{unanswered:?}"
     );
+}
+
+// ---- MQTT 5: enhanced authentication --------------------------------------------------------
+
+/// How the scripted broker of the HMAC challenge behaves.
+#[derive(Clone, Copy)]
+enum Broker {
+    /// Knows the key: checks the client's proof and proves itself.
+    Honest(&'static [u8]),
+    /// Does not know the key: accepts any proof and sends a made-up one.
+    Impostor,
+}
+
+/// A binary property value (two-byte length, then the bytes) without its length.
+fn binary(value: &[u8]) -> &[u8] {
+    &value[2..]
+}
+
+/// An MQTT 5 packet `first` with `head` bytes, then properties method + data.
+fn auth_packet(first: u8, head: &[u8], data: &[u8]) -> Vec<u8> {
+    let method = crate::auth::METHOD.as_bytes();
+    let mut properties = vec![0x15];
+    properties.extend_from_slice(&u16::try_from(method.len()).expect("short").to_be_bytes());
+    properties.extend_from_slice(method);
+    properties.push(0x16);
+    properties.extend_from_slice(&u16::try_from(data.len()).expect("short").to_be_bytes());
+    properties.extend_from_slice(data);
+    let mut body = head.to_vec();
+    body.extend(var_int(properties.len()));
+    body.extend(properties);
+    let mut packet = vec![first];
+    packet.extend(var_int(body.len()));
+    packet.extend(body);
+    packet
+}
+
+/// The broker's side of `HMAC-SHA256-CHALLENGE` (see `mqtt_test_support::auth`): returns
+/// whether it accepted the client.
+fn serve_hmac_challenge(stream: &mut TcpStream, connect: &[u8], broker: Broker) -> bool {
+    use crate::auth::{METHOD, nonce, proof, verify};
+
+    let properties = connect_properties(connect);
+    let find = |properties: &[(u8, Vec<u8>)], id: u8| {
+        properties
+            .iter()
+            .find(|(found, _)| *found == id)
+            .map(|(_, value)| binary(value).to_vec())
+            .unwrap_or_else(|| panic!("property {id:#x} missing: {properties:?}"))
+    };
+    assert_eq!(find(&properties, 0x15), METHOD.as_bytes(), "method");
+    let client_nonce = find(&properties, 0x16);
+    let server_nonce = nonce();
+    stream
+        .write_all(&auth_packet(0xF0, &[0x18], &server_nonce))
+        .expect("AUTH challenge");
+    let (first, body) = read_packet(stream).expect("reading the AUTH answer");
+    assert_eq!(
+        (first, body[0]),
+        (0xF0, 0x18),
+        "AUTH continue from the client"
+    );
+    let answer = find(&properties_at(&body, 1), 0x16);
+    let (accepted, server_proof) = match broker {
+        Broker::Honest(key) => (
+            verify(key, b"client", &client_nonce, &server_nonce, &answer),
+            proof(key, b"server", &server_nonce, &client_nonce),
+        ),
+        Broker::Impostor => (true, nonce().repeat(2)),
+    };
+    if accepted {
+        stream
+            .write_all(&auth_packet(0x20, &[0x00, 0x00], &server_proof))
+            .expect("CONNACK");
+    } else {
+        // Not authorized, no properties.
+        stream
+            .write_all(&[0x20, 0x03, 0x00, 0x87, 0x00])
+            .expect("CONNACK refusal");
+    }
+    wait_for_close(stream, BOUND);
+    accepted
+}
+
+/// Enhanced authentication through the `Authenticator` hook against a scripted broker, with
+/// the worked HMAC-SHA256 challenge/response: the right key connects; a wrong key is refused
+/// by the broker (CONNACK "not authorized"); a broker that cannot prove it knows the key is
+/// refused by the client (`ClientError::Auth`). Failures are final even with retries forever.
+pub async fn mqtt5_enhanced_authentication_challenge_response<R: Runtime + Default>() {
+    use crate::auth::HmacChallenge;
+
+    const KEY: &[u8] = b"correct horse battery staple";
+    for (client_key, broker) in [
+        (KEY, Broker::Honest(KEY)),
+        (&b"wrong key"[..], Broker::Honest(KEY)),
+        (KEY, Broker::Impostor),
+    ] {
+        let (uri, server) = scripted_server_with_connect(move |stream, connect| {
+            serve_hmac_challenge(stream, connect, broker)
+        });
+        let config = reconnecting_forever()
+            .protocol_version(ProtocolVersion::V5)
+            .authenticator(HmacChallenge::new(client_key));
+        let client = MqttClient::<R>::new(None, config);
+        let result = with_timeout::<R, _>(
+            BOUND,
+            "an enhanced-authentication connect",
+            client.connect(uri.as_str()).into_future(),
+        )
+        .await;
+        let honest = matches!(broker, Broker::Honest(_));
+        match (client_key == KEY, honest) {
+            (true, true) => {
+                assert!(result.is_ok(), "{result:?}");
+                client.disconnect().await.expect("disconnect");
+            }
+            (false, _) => assert!(
+                matches!(&result, Err(ClientError::Connect(reason))
+                    if reason.code == ReasonCode::NotAuthorized),
+                "{result:?}"
+            ),
+            (true, false) => assert!(
+                matches!(
+                    &result,
+                    Err(ClientError::Auth(mqtt_client::AuthError::ServerUnverified))
+                ),
+                "{result:?}"
+            ),
+        }
+        let (_, accepted) = join_thread::<R, _>(server).await;
+        assert_eq!(accepted, client_key == KEY || !honest);
+    }
 }
