@@ -892,17 +892,18 @@ impl<R: Runtime> Driver<R> {
             Event::Message(message) => {
                 let message = ApplicationMessage::new(message.publish, message.ack);
                 // A reply to a pending `request` goes to its caller, not to the inbox.
-                let message = match self.shared.responses.route(message) {
-                    Ok(ack) => {
-                        if let Some(token) = ack
-                            && let Err(err) = self.session.ack(self.runtime.now(), token)
-                        {
-                            debug!(%err, "acknowledgement of a reply not applied");
-                        }
-                        return;
+                if let Some(waiter) = self.shared.responses.waiter_for(&message) {
+                    let ack = message.ack;
+                    // A caller that gave up meanwhile drops the reply; it is acknowledged
+                    // all the same.
+                    let _ = waiter.send(message);
+                    if let Some(token) = ack
+                        && let Err(err) = self.session.ack(self.runtime.now(), token)
+                    {
+                        debug!(%err, "acknowledgement of a reply not applied");
                     }
-                    Err(message) => message,
-                };
+                    return;
+                }
                 if self.shared.inbox.push(message) != Pushed::Queued {
                     self.dropped_unreported += 1;
                 }
@@ -947,9 +948,11 @@ impl<R: Runtime> Driver<R> {
                 let answer = exchange.on_challenge(properties.authentication_data.as_deref());
                 match answer {
                     Ok(data) => {
-                        let mut reply = AuthProperties::default();
-                        reply.authentication_method = Some(method.clone());
-                        reply.authentication_data = data;
+                        let reply = AuthProperties {
+                            authentication_method: Some(method.clone()),
+                            authentication_data: data,
+                            ..AuthProperties::default()
+                        };
                         let now = self.runtime.now();
                         if let Err(err) =
                             self.session
@@ -1001,8 +1004,10 @@ impl<R: Runtime> Driver<R> {
     /// authorized"), with an error that is final.
     fn auth_failed(&mut self, err: AuthError) {
         warn!(%err, "enhanced authentication failed");
-        let mut disconnect = Disconnect::default();
-        disconnect.reason_code = ReasonCode::NotAuthorized;
+        let disconnect = Disconnect {
+            reason_code: ReasonCode::NotAuthorized,
+            ..Disconnect::default()
+        };
         if self
             .session
             .disconnect(self.runtime.now(), disconnect)

@@ -19,7 +19,6 @@ use bytes::Bytes;
 use futures_channel::oneshot;
 use mqtt_proto::properties::PublishProperties;
 use mqtt_proto::{ByteString, QoS};
-use mqtt_session::AckToken;
 
 use crate::builders::Publishing;
 use crate::{ApplicationMessage, ClientError, MqttClient, Runtime, lock};
@@ -45,7 +44,7 @@ impl Responses {
     pub(crate) fn new() -> Self {
         use std::hash::{BuildHasher, Hasher};
         let mut hasher = std::collections::hash_map::RandomState::new().build_hasher();
-        hasher.write_u64(0x7265_7175_6573_74);
+        hasher.write_u64(0x0072_6571_7565_7374);
         Self {
             pending: Mutex::new(HashMap::new()),
             count: AtomicU64::new(0),
@@ -55,26 +54,19 @@ impl Responses {
         }
     }
 
-    /// Hands `message` to the request it answers, returning its acknowledgement for the
-    /// driver to send; a message that answers no pending request is given back.
-    pub(crate) fn route(
+    /// The caller of the pending request that `message` answers, if any (taken: a request
+    /// gets one reply).
+    pub(crate) fn waiter_for(
         &self,
-        message: ApplicationMessage,
-    ) -> Result<Option<AckToken>, ApplicationMessage> {
+        message: &ApplicationMessage,
+    ) -> Option<oneshot::Sender<ApplicationMessage>> {
         if self.count.load(Ordering::Acquire) == 0 {
-            return Err(message);
+            return None;
         }
-        let Some(correlation) = message.properties().correlation_data.as_ref() else {
-            return Err(message);
-        };
-        let Some(waiter) = lock(&self.pending).remove(correlation) else {
-            return Err(message);
-        };
+        let correlation = message.properties().correlation_data.as_ref()?;
+        let waiter = lock(&self.pending).remove(correlation)?;
         self.count.fetch_sub(1, Ordering::AcqRel);
-        let ack = message.ack;
-        // A caller that gave up meanwhile drops the reply; it is acknowledged all the same.
-        let _ = waiter.send(message);
-        Ok(ack)
+        Some(waiter)
     }
 
     fn correlation(&self) -> Bytes {
@@ -296,8 +288,10 @@ impl<R: Runtime> MqttClient<R> {
     ) -> Option<Publishing<'_, R>> {
         let request = request.properties();
         let topic = request.response_topic.clone()?;
-        let mut properties = PublishProperties::default();
-        properties.correlation_data = request.correlation_data.clone();
+        let properties = PublishProperties {
+            correlation_data: request.correlation_data.clone(),
+            ..PublishProperties::default()
+        };
         Some(self.publish(topic, payload).properties(properties))
     }
 }

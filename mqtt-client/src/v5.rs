@@ -62,8 +62,10 @@ impl<R: Runtime> MqttClient<R> {
     /// let mut filter = SubscribeFilter::new("chat/#", QoS::AtLeastOnce);
     /// filter.options.no_local = true; // not our own messages
     /// filter.options.retain_handling = RetainHandling::DoNotSend;
-    /// let mut properties = SubscribeProperties::default();
-    /// properties.subscription_identifier = SubscriptionId::new(7);
+    /// let properties = SubscribeProperties {
+    ///     subscription_identifier: SubscriptionId::new(7),
+    ///     ..SubscribeProperties::default()
+    /// };
     /// let ack = client.subscribe_with([filter], properties).await?;
     /// assert!(ack.reason_codes[0].is_success());
     /// # Ok(())

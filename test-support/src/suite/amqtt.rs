@@ -368,10 +368,7 @@ pub async fn puback_for_a_qos2_publish_is_reported_as_an_unexpected_ack<R: Runti
             })
         )
     };
-    assert!(
-        result.as_ref().is_err_and(|err| unexpected(err)),
-        "{result:?}"
-    );
+    assert!(result.as_ref().is_err_and(&unexpected), "{result:?}");
     let err = result.expect_err("checked above");
     assert!(
         err.source().is_some_and(|cause| cause
@@ -408,8 +405,10 @@ pub async fn topic_aliases_are_bounded_by_the_broker_and_reset_per_connection<
     let client = connected::<R>(&broker.uri(), config).await;
     let mut events = client.connection_events();
 
-    let mut properties = mqtt_client::PublishProperties::default();
-    properties.topic_alias = Some(11);
+    let properties = mqtt_client::PublishProperties {
+        topic_alias: Some(11),
+        ..Default::default()
+    };
     let result = client
         .publish("alias/too-high", b"x".to_vec())
         .qos(QoS::AtLeastOnce)
@@ -582,11 +581,10 @@ pub async fn mqtt5_subscription_options_identifiers_and_acks<R: Runtime + Defaul
     let mut kept = SubscribeFilter::new("opt/kept", QoS::AtLeastOnce);
     kept.options.retain_handling = RetainHandling::DoNotSend;
     kept.options.retain_as_published = true;
-    let mut properties = SubscribeProperties::default();
-    properties.subscription_identifier = SubscriptionId::new(7);
-    properties
-        .user_properties
-        .push(UserProperty::new("purpose", "test"));
+    let properties = SubscribeProperties {
+        subscription_identifier: SubscriptionId::new(7),
+        user_properties: vec![UserProperty::new("purpose", "test")],
+    };
     let ack = with_timeout::<R, _>(
         BOUND,
         "SUBACK",
@@ -621,10 +619,9 @@ pub async fn mqtt5_subscription_options_identifiers_and_acks<R: Runtime + Defaul
     assert!(message.retain(), "retain-as-published keeps the flag");
     assert_eq!(message.subscription_identifiers().collect::<Vec<_>>(), [7]);
 
-    let mut properties = UnsubscribeProperties::default();
-    properties
-        .user_properties
-        .push(UserProperty::new("purpose", "test"));
+    let properties = UnsubscribeProperties {
+        user_properties: vec![UserProperty::new("purpose", "test")],
+    };
     let ack = with_timeout::<R, _>(
         BOUND,
         "UNSUBACK",
@@ -647,12 +644,12 @@ pub async fn mqtt5_will_properties_delay_and_content_type<R: Runtime + Default>(
     let watcher = connected::<R>(&broker.uri(), v5_client_config()).await;
     subscribe(&watcher, "wills/#", QoS::AtLeastOnce).await;
     let mut proxy = Proxy::start(broker.port());
-    let mut properties = WillProperties::default();
-    properties.will_delay_interval = Some(1);
-    properties.content_type = Some("text/plain".into());
-    properties
-        .user_properties
-        .push(UserProperty::new("reason", "test"));
+    let properties = WillProperties {
+        will_delay_interval: Some(1),
+        content_type: Some("text/plain".into()),
+        user_properties: vec![UserProperty::new("reason", "test")],
+        ..Default::default()
+    };
     let config = v5_client_config()
         .session_expiry_interval(60)
         .will(will("wills/delayed", b"gone a while", QoS::AtLeastOnce))
@@ -718,12 +715,12 @@ pub async fn mqtt5_connect_properties_are_sent<R: Runtime + Default>() {
         stream.write_all(&CONNACK_V5_OK).expect("CONNACK");
         wait_for_close(stream, BOUND)
     });
-    let mut properties = ConnectProperties::default();
-    properties.request_problem_information = Some(false);
-    properties.request_response_information = Some(true);
-    properties
-        .user_properties
-        .push(UserProperty::new("app", "suite"));
+    let properties = ConnectProperties {
+        request_problem_information: Some(false),
+        request_response_information: Some(true),
+        user_properties: vec![UserProperty::new("app", "suite")],
+        ..Default::default()
+    };
     let client = MqttClient::<R>::new(None, v5_client_config().connect_properties(properties));
     with_timeout::<R, _>(BOUND, "CONNACK", client.connect(uri.as_str()).into_future())
         .await
