@@ -217,6 +217,9 @@ pub(crate) struct Driver<R: Runtime> {
     retry_connect: bool,
     /// The CONNACK of the current connection: what `reconnect()` answers while connected.
     connack: Option<ConnAck>,
+    /// A broker accepted MQTT 5 on this client: a later close before CONNACK is a flaky
+    /// broker, not a 3.1.1-only one, and does not make the client fall back.
+    v5_accepted: bool,
     /// The enhanced authentication exchange of the current connection attempt, with its
     /// method.
     auth: Option<(ByteString, Box<dyn AuthExchange>)>,
@@ -262,6 +265,7 @@ impl<R: Runtime> Driver<R> {
             auto_reconnect,
             retry_connect,
             connack: None,
+            v5_accepted: false,
             auth: None,
             reconnect_retries,
             reconnect_max_interval,
@@ -474,11 +478,16 @@ impl<R: Runtime> Driver<R> {
         }
         match err {
             ClientError::Connect(reason) => reason.code == ReasonCode::UnsupportedProtocolVersion,
-            ClientError::ConnectionLost(ConnectionError::TransportClosed) => true,
-            ClientError::Io(err) => matches!(
-                err.kind(),
-                std::io::ErrorKind::ConnectionReset | std::io::ErrorKind::UnexpectedEof
-            ),
+            // A hang-up before CONNACK says "not MQTT 5" only while no broker has accepted
+            // MQTT 5 on this client.
+            ClientError::ConnectionLost(ConnectionError::TransportClosed) => !self.v5_accepted,
+            ClientError::Io(err) => {
+                !self.v5_accepted
+                    && matches!(
+                        err.kind(),
+                        std::io::ErrorKind::ConnectionReset | std::io::ErrorKind::UnexpectedEof
+                    )
+            }
             _ => false,
         }
     }
@@ -851,6 +860,7 @@ impl<R: Runtime> Driver<R> {
                 }
                 info!(session_present, "connected");
                 self.reached_connack = true;
+                self.v5_accepted |= self.session.protocol_version().is_v5();
                 self.retry_connect = false;
                 self.connack = Some(ConnAck {
                     session_present,

@@ -125,6 +125,7 @@ macro_rules! client_suite {
             rejected_certificate_is_final_even_with_retries_forever,
             mqtt5_against_a_311_only_broker_refuses_or_falls_back,
             mqtt5_connect_closed_without_connack_falls_back_to_311,
+            mqtt5_fallback_is_not_taken_after_mqtt5_was_accepted,
             puback_for_a_qos2_publish_is_reported_as_an_unexpected_ack,
             topic_aliases_are_bounded_by_the_broker_and_reset_per_connection,
             announced_topic_alias_maximum_is_zero_unless_configured,

@@ -938,3 +938,62 @@ pub async fn mqtt5_enhanced_authentication_challenge_response<R: Runtime + Defau
         assert_eq!(accepted, client_key == KEY || !honest);
     }
 }
+
+/// Once a broker accepted MQTT 5, a later hang-up before CONNACK (a restarting broker) does
+/// not make the client fall back to 3.1.1 for good: it reconnects with MQTT 5.
+pub async fn mqtt5_fallback_is_not_taken_after_mqtt5_was_accepted<R: Runtime + Default>() {
+    let levels = Arc::new(Mutex::new(Vec::new()));
+    let listener = TcpListener::bind((Ipv4Addr::LOCALHOST, 0)).expect("binding");
+    let uri = format!(
+        "mqtt://127.0.0.1:{}",
+        listener.local_addr().expect("address").port()
+    );
+    let server = {
+        let levels = levels.clone();
+        thread::spawn(move || {
+            let mut kept = Vec::new();
+            for index in 0..3 {
+                let (mut stream, _) =
+                    accept_within(&listener, BOUND).expect("the client never came");
+                stream.set_read_timeout(Some(BOUND)).expect("read timeout");
+                let (first, body) = read_packet(&mut stream).expect("reading CONNECT");
+                assert_eq!(first, 0x10, "not a CONNECT");
+                let level = body[6];
+                levels.lock().expect("levels").push(level);
+                let connack: &[u8] = if level == 5 {
+                    &CONNACK_V5_OK
+                } else {
+                    &CONNACK_OK
+                };
+                match index {
+                    // Accepted, then dropped; then a hang-up before CONNACK.
+                    0 => stream.write_all(connack).expect("CONNACK"),
+                    1 => {}
+                    _ => {
+                        stream.write_all(connack).expect("CONNACK");
+                        kept.push(stream);
+                    }
+                }
+            }
+            kept
+        })
+    };
+    let config = reconnecting_forever()
+        .reconnect_initial_interval(Duration::from_millis(20))
+        .auto_protocol_version();
+    let client = MqttClient::<R>::new(None, config);
+    let mut events = client.connection_events();
+    with_timeout::<R, _>(BOUND, "CONNACK", client.connect(uri.as_str()).into_future())
+        .await
+        .expect("the first connection is accepted");
+    wait_for_event::<R, _>(&mut events, BOUND, "Connected", |event| {
+        matches!(event, ConnectionEvent::Connected { .. })
+    })
+    .await;
+    wait_for_event::<R, _>(&mut events, BOUND, "Connected again", |event| {
+        matches!(event, ConnectionEvent::Connected { .. })
+    })
+    .await;
+    let _kept = join_thread::<R, _>(server).await;
+    assert_eq!(*levels.lock().expect("levels"), [5, 5, 5]);
+}
