@@ -173,6 +173,11 @@ impl<'a, R: Runtime> Connecting<'a, R> {
                 shuffle: config.shuffle_uris,
                 follow_server_reference: config.follow_server_reference,
             },
+            from_reconnect: false,
+            authenticator: config.authenticator.clone(),
+            fallback_window: (config.fallback_to_v311
+                && config.protocol_version == mqtt_proto::ProtocolVersion::V5)
+                .then(|| config.inflight_window(mqtt_proto::ProtocolVersion::V311)),
         };
         let rx = client.start_when_idle(params).await?;
         client.inner.shared.connack(rx).await
@@ -238,7 +243,7 @@ impl<'a, R: Runtime> Reconnecting<'a, R> {
         if running {
             let clean_start = clean_session;
             match client
-                .request(|reply| Command::Reconnect { clean_start, reply })
+                .call(|reply| Command::Reconnect { clean_start, reply })
                 .await
             {
                 // The driver stopped in between: start a new one below.
@@ -253,6 +258,7 @@ impl<'a, R: Runtime> Reconnecting<'a, R> {
         if let Some(clean) = clean_session {
             params.options.clean_start = clean;
         }
+        params.from_reconnect = true;
         let rx = client.start_when_idle(params).await?;
         client.inner.shared.connack(rx).await
     }

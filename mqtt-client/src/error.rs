@@ -159,6 +159,10 @@ pub enum ClientError {
     /// ([`Publishing::send_now`](crate::Publishing::send_now)). Nothing was sent.
     #[error("publish queue full")]
     QueueFull,
+    /// MQTT 5 enhanced authentication failed on the client's side (the broker's challenge or
+    /// proof was not acceptable); a refusal by the broker is [`Connect`](Self::Connect).
+    #[error("enhanced authentication failed")]
+    Auth(#[source] crate::AuthError),
     /// The client was closed (`disconnect`, `cancel_tasks`, or every handle dropped). A publish
     /// failing with it may still be delivered (its message stays in the session).
     #[error("client closed")]

@@ -27,6 +27,7 @@
 #![deny(missing_docs)]
 #![cfg_attr(docsrs, feature(doc_cfg))]
 
+mod auth;
 mod builders;
 mod config;
 mod driver;
@@ -34,11 +35,13 @@ mod error;
 mod inbox;
 mod queue;
 mod reconnect;
+mod request;
 pub mod store;
 #[cfg(feature = "tls")]
 mod tls;
 mod transport;
 mod uri;
+mod v5;
 
 use std::collections::VecDeque;
 use std::future::Future;
@@ -51,27 +54,32 @@ use std::time::Duration;
 use bytes::Bytes;
 use futures_channel::{mpsc, oneshot};
 use futures_util::Stream;
-use mqtt_proto::properties::WillProperties;
-use mqtt_proto::{ByteString, PacketId, Will};
+use mqtt_proto::{ByteString, Disconnect, PacketId, Will};
 use tracing::debug;
 
+pub use auth::{AuthError, AuthExchange, Authenticator};
 pub use builders::{Connecting, Delivering, PublishFuture, Publishing, Reconnecting, Storing};
 pub use config::{ClientConfig, Overflow, TopicConfig, WillConfig};
 #[cfg(feature = "tls")]
 pub use error::TlsError;
 pub use error::{ClientError, UriError};
 pub use reconnect::Jitter;
+pub use request::Requesting;
 pub use store::{ClientStore, FileStore, StoreError};
 #[cfg(feature = "tls")]
 #[cfg_attr(docsrs, doc(cfg(feature = "tls")))]
 pub use tls::TlsOptions;
 pub use transport::{Runtime, Transport};
 pub use uri::{Scheme, Target};
+pub use v5::Acknowledgement;
 
 use driver::{Command, ConnectParams, Driver, Reply};
 
 // The protocol types that appear in the client's API, under the client's own name.
-pub use mqtt_proto::properties::{PublishProperties, SubscribeProperties, UserProperty};
+pub use mqtt_proto::properties::{
+    AckProperties, ConnectProperties, DisconnectProperties, PublishProperties, SubscribeProperties,
+    UnsubscribeProperties, UserProperty, WillProperties,
+};
 pub use mqtt_proto::{ConnAck, ProtocolVersion, Publish, QoS, ReasonCode, SubscribeFilter};
 pub use mqtt_session::{ConnectionError, ProtocolError, PublishError, ServerReason, SessionError};
 
@@ -260,6 +268,8 @@ pub(crate) struct Shared {
     recovered: Mutex<std::collections::HashMap<Token, RecoveredPublish>>,
     /// The durable store's counters, once it is open.
     store_monitor: Mutex<Option<store::FileStoreMonitor>>,
+    /// MQTT 5 requests waiting for their reply (`request`).
+    responses: request::Responses,
 }
 
 #[derive(Default)]
@@ -432,6 +442,7 @@ impl<R: Runtime> MqttClient<R> {
                     parked_event: event_listener::Event::new(),
                     recovered: Mutex::new(std::collections::HashMap::new()),
                     store_monitor: Mutex::new(None),
+                    responses: request::Responses::new(),
                 }),
             }),
         }
@@ -551,9 +562,9 @@ impl<R: Runtime> MqttClient<R> {
         I: IntoIterator<Item = F>,
         F: Into<SubscribeFilter>,
     {
-        let filters = topics.into_iter().map(Into::into).collect();
-        self.request(|reply| Command::Subscribe { filters, reply })
+        self.subscribe_with(topics, SubscribeProperties::default())
             .await
+            .map(|ack| ack.reason_codes)
     }
 
     /// Unsubscribes from topic filters; returns the UNSUBACK codes (empty in MQTT 3.1.1).
@@ -562,9 +573,9 @@ impl<R: Runtime> MqttClient<R> {
         I: IntoIterator<Item = T>,
         T: Into<ByteString>,
     {
-        let filters = topics.into_iter().map(Into::into).collect();
-        self.request(|reply| Command::Unsubscribe { filters, reply })
+        self.unsubscribe_with(topics, UnsubscribeProperties::default())
             .await
+            .map(|ack| ack.reason_codes)
     }
 
     /// The next received message. A builder: `.timeout(..)` makes it fail with
@@ -657,7 +668,7 @@ impl<R: Runtime> MqttClient<R> {
 
     /// Sends PINGREQ and waits for PINGRESP.
     pub async fn ping(&self) -> Result<(), ClientError> {
-        self.request(|reply| Command::Ping { reply }).await
+        self.call(|reply| Command::Ping { reply }).await
     }
 
     /// Sends DISCONNECT and closes the connection. Publishes still pending fail with
@@ -666,7 +677,27 @@ impl<R: Runtime> MqttClient<R> {
     /// publishing them again would duplicate them. Received messages not yet taken stay
     /// deliverable; unless taken, they are not acknowledged.
     pub async fn disconnect(&self) -> Result<(), ClientError> {
-        match self.request(|reply| Command::Disconnect { reply }).await {
+        self.disconnect_with(ReasonCode::Success, DisconnectProperties::default())
+            .await
+    }
+
+    /// [`disconnect`](Self::disconnect) with an MQTT 5 reason code and properties, e.g.
+    /// [`ReasonCode::DisconnectWithWillMessage`] to have the broker publish the will anyway,
+    /// or a session expiry interval, reason string and user properties. MQTT 3.1.1 sends its
+    /// plain DISCONNECT.
+    pub async fn disconnect_with(
+        &self,
+        reason_code: ReasonCode,
+        properties: DisconnectProperties,
+    ) -> Result<(), ClientError> {
+        let packet = Disconnect {
+            reason_code,
+            properties,
+        };
+        match self
+            .call(|reply| Command::Disconnect { packet, reply })
+            .await
+        {
             Err(ClientError::NotConnected | ClientError::Closed) => Ok(()),
             other => other,
         }
@@ -709,10 +740,7 @@ impl<R: Runtime> MqttClient<R> {
         }
     }
 
-    async fn request<T>(
-        &self,
-        command: impl FnOnce(Reply<T>) -> Command,
-    ) -> Result<T, ClientError> {
+    async fn call<T>(&self, command: impl FnOnce(Reply<T>) -> Command) -> Result<T, ClientError> {
         let (reply, rx) = oneshot::channel();
         self.send(command(reply))?;
         rx.await.unwrap_or(Err(ClientError::Closed))
@@ -789,6 +817,8 @@ impl<R: Runtime> MqttClient<R> {
             SessionConfig::new(self.inner.client_id.clone(), config.protocol_version);
         session_config.max_inflight = config.inflight_window(config.protocol_version);
         session_config.receive_maximum = config.announced_receive_maximum();
+        session_config.topic_alias_maximum = config.topic_alias_maximum;
+        session_config.outgoing_topic_aliases = config.outgoing_topic_aliases;
         // Acknowledged when the application takes a message (or acknowledges it), not
         // when the driver reads it: see `Shared::take_message`.
         session_config.ack_mode = AckMode::Manual;
@@ -847,9 +877,10 @@ impl<R: Runtime> MqttClient<R> {
             payload: Bytes::from(will.message.clone()),
             qos: will.qos,
             retain: will.retain,
-            properties: WillProperties::default(),
+            properties: config.will_properties.clone(),
         });
         options.session_expiry_interval = config.session_expiry_interval;
+        options.properties = config.connect_properties.clone();
         options
     }
 }

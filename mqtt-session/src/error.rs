@@ -101,6 +101,16 @@ pub enum SessionError {
     /// SUBSCRIBE / UNSUBSCRIBE without filters.
     #[error("no topic filters given")]
     NoFilters,
+    /// MQTT 5: the publish carries a topic alias of 0 or above the Topic Alias Maximum the
+    /// server announced ([MQTT-3.3.2-8], [MQTT-3.3.2-9]); sent, it would make the server
+    /// disconnect with "topic alias invalid" (0x94). Nothing was sent.
+    #[error("topic alias {alias} is not allowed: the server accepts aliases 1 to {maximum}")]
+    TopicAliasNotAllowed {
+        /// The alias asked for.
+        alias: u16,
+        /// The server's Topic Alias Maximum (0: no aliases).
+        maximum: u16,
+    },
     /// The feature needs MQTT 5.
     #[error("{0} needs MQTT 5")]
     RequiresV5(&'static str),
@@ -134,6 +144,17 @@ pub enum ProtocolError {
         /// Its identifier.
         id: u16,
     },
+    /// An acknowledgement of the wrong type for a packet identifier that is in flight, e.g.
+    /// PUBACK for a QoS 2 PUBLISH (RabbitMQ answers QoS 2 that way: it downgrades to QoS 1).
+    #[error("{packet} for packet identifier {id}, which awaits {expected}")]
+    UnexpectedAck {
+        /// The acknowledgement received.
+        packet: PacketType,
+        /// Its identifier.
+        id: u16,
+        /// The acknowledgement the flow of that identifier awaits.
+        expected: PacketType,
+    },
     /// SUBACK / UNSUBACK with a different number of codes than filters sent.
     #[error("{packet} carries {got} codes for {expected} filters")]
     AckCountMismatch {
@@ -166,6 +187,7 @@ impl ProtocolError {
             Self::ReceiveMaximumExceeded => ReasonCode::ReceiveMaximumExceeded,
             Self::UnexpectedPacket(_)
             | Self::UnknownPacketId { .. }
+            | Self::UnexpectedAck { .. }
             | Self::AckCountMismatch { .. }
             | Self::UnexpectedAuth => ReasonCode::ProtocolError,
         }

@@ -104,6 +104,8 @@ pub enum Event {
         token: Token,
         /// One code per filter (MQTT 5).
         reason_codes: Vec<ReasonCode>,
+        /// MQTT 5 properties (reason string, user properties).
+        properties: AckProperties,
     },
     /// PINGRESP arrived for a [`ping`](crate::Session::ping) command.
     Pong {

@@ -1176,6 +1176,7 @@ fn unsubscribe_unsuback(version: ProtocolVersion) {
         vec![Event::Unsubscribed {
             token,
             reason_codes: codes,
+            properties: AckProperties::default(),
         }]
     );
     assert_eq!(h.session.packet_ids_in_use(), 0);
@@ -1810,6 +1811,7 @@ fn reconnect_subscribe_in_flight_is_resent(version: ProtocolVersion) {
             Event::Unsubscribed {
                 token: untoken,
                 reason_codes: codes,
+                properties: AckProperties::default(),
             },
         ]
     );
@@ -1931,11 +1933,31 @@ fn pubcomp_before_pubrec_is_protocol_error(version: ProtocolVersion) {
     h.feed(PubComp::new(pid(1)));
     assert_protocol_failure(
         &mut h,
-        &ProtocolError::UnknownPacketId {
+        &ProtocolError::UnexpectedAck {
             packet: PacketType::PubComp,
             id: 1,
+            expected: PacketType::PubRec,
         },
     );
+}
+
+/// RabbitMQ answers a QoS 2 PUBLISH with PUBACK: an acknowledgement of the wrong type for
+/// an identifier in flight, said as such.
+fn puback_for_qos2_publish_is_an_unexpected_ack(version: ProtocolVersion) {
+    let mut h = connected(version);
+    publish(&mut h, message("a", "x", QoS::ExactlyOnce));
+    h.sent();
+    h.feed(PubAck::new(pid(1)));
+    let expected = ProtocolError::UnexpectedAck {
+        packet: PacketType::PubAck,
+        id: 1,
+        expected: PacketType::PubRec,
+    };
+    assert_eq!(
+        expected.to_string(),
+        "PUBACK for packet identifier 1, which awaits PUBREC"
+    );
+    assert_protocol_failure(&mut h, &expected);
 }
 
 fn publish_before_connack_is_protocol_error(version: ProtocolVersion) {
@@ -2040,6 +2062,7 @@ both_versions!(
     malformed_bytes_split_across_reads,
     puback_unknown_id_is_protocol_error,
     pubcomp_before_pubrec_is_protocol_error,
+    puback_for_qos2_publish_is_an_unexpected_ack,
     publish_before_connack_is_protocol_error,
     connack_twice_is_protocol_error,
     packet_over_max_packet_size,

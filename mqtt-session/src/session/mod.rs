@@ -6,7 +6,7 @@ use std::time::{Duration, Instant};
 use bytes::{Bytes, BytesMut};
 use bytestring::ByteString;
 use mqtt_proto::properties::{
-    AckProperties, AuthProperties, ConnAckProperties, SubscribeProperties,
+    AckProperties, AuthProperties, ConnAckProperties, SubscribeProperties, UnsubscribeProperties,
 };
 use mqtt_proto::topic::{validate_topic_filter, validate_topic_name};
 use mqtt_proto::{
@@ -375,6 +375,22 @@ impl<S: SessionStore> Session<S> {
         self.config.connect_timeout = timeout;
     }
 
+    /// Switches the protocol version for the next connection, e.g. to fall back to MQTT
+    /// 3.1.1 when a server refused MQTT 5, with the in-flight window to use with it (a 3.1.1
+    /// server announces no Receive Maximum). Only while disconnected.
+    pub fn set_protocol_version(
+        &mut self,
+        version: ProtocolVersion,
+        max_inflight: u16,
+    ) -> Result<(), SessionError> {
+        if self.state != ConnectionState::Disconnected {
+            return Err(SessionError::AlreadyConnected);
+        }
+        self.config.protocol_version = version;
+        self.config.max_inflight = max_inflight.max(1);
+        Ok(())
+    }
+
     // ---- B. inputs ---------------------------------------------------------------------------
 
     /// Takes bytes read from the transport and processes every whole packet among them; a
@@ -573,8 +589,19 @@ impl<S: SessionStore> Session<S> {
     /// Unsubscribes from `filters` (UNSUBSCRIBE). [`Event::Unsubscribed`] carries the result.
     pub fn unsubscribe(
         &mut self,
+        now: Instant,
+        filters: Vec<ByteString>,
+    ) -> Result<Token, SessionError> {
+        self.unsubscribe_with_properties(now, filters, UnsubscribeProperties::default())
+    }
+
+    /// [`unsubscribe`](Self::unsubscribe) with MQTT 5 UNSUBSCRIBE properties (user
+    /// properties).
+    pub fn unsubscribe_with_properties(
+        &mut self,
         _now: Instant,
         filters: Vec<ByteString>,
+        properties: UnsubscribeProperties,
     ) -> Result<Token, SessionError> {
         self.require_connected()?;
         if filters.is_empty() {
@@ -587,7 +614,8 @@ impl<S: SessionStore> Session<S> {
             .ids
             .allocate()
             .ok_or(SessionError::PacketIdsExhausted)?;
-        let packet = Unsubscribe::new(packet_id, filters);
+        let mut packet = Unsubscribe::new(packet_id, filters);
+        packet.properties = properties;
         if let Err(err) = self.check_size(&packet) {
             self.ids.release(packet_id);
             return Err(err);

@@ -31,7 +31,14 @@ impl<S: SessionStore> Session<S> {
             }
             // A PUBREC repeated for a re-sent PUBLISH: the PUBREL is repeated too.
             Some(OutgoingState::AwaitingPubComp) => self.encode(&PubRel::new(id)),
-            _ => {
+            Some(OutgoingState::AwaitingPubAck) => {
+                return Err(ProtocolError::UnexpectedAck {
+                    packet: PacketType::PubRec,
+                    id: id.get(),
+                    expected: PacketType::PubAck,
+                });
+            }
+            None => {
                 return Err(ProtocolError::UnknownPacketId {
                     packet: PacketType::PubRec,
                     id: id.get(),
@@ -80,6 +87,15 @@ impl<S: SessionStore> Session<S> {
         // [MQTT-3.2.2-14]: no retained message when retain is not available.
         if publish.retain && !self.limits.retain_available {
             return Err(SessionError::RetainNotSupported);
+        }
+        // [MQTT-3.3.2-8], [MQTT-3.3.2-9]: no alias of 0 or above the server's maximum.
+        if let Some(alias) = publish.properties.topic_alias
+            && (alias == 0 || alias > self.limits.topic_alias_maximum)
+        {
+            return Err(SessionError::TopicAliasNotAllowed {
+                alias,
+                maximum: self.limits.topic_alias_maximum,
+            });
         }
         // A packet id is added when sent: check the size as it will be.
         let id = publish.packet_id;
@@ -179,7 +195,17 @@ impl<S: SessionStore> Session<S> {
     ) -> Result<(), ProtocolError> {
         match self.store.outgoing(id) {
             Some(flight) if flight.state == state => Ok(()),
-            _ => Err(ProtocolError::UnknownPacketId {
+            // The identifier is in flight, but its flow awaits another acknowledgement.
+            Some(flight) => Err(ProtocolError::UnexpectedAck {
+                packet,
+                id: id.get(),
+                expected: match flight.state {
+                    OutgoingState::AwaitingPubAck => PacketType::PubAck,
+                    OutgoingState::AwaitingPubRec => PacketType::PubRec,
+                    OutgoingState::AwaitingPubComp => PacketType::PubComp,
+                },
+            }),
+            None => Err(ProtocolError::UnknownPacketId {
                 packet,
                 id: id.get(),
             }),
