@@ -32,6 +32,10 @@ pub struct AckToken {
     /// The connection the message arrived on: a QoS 1 acknowledgement only makes sense there
     /// (the server re-sends unacknowledged QoS 1 messages on the next connection).
     pub(crate) connection: u64,
+    /// The server session the message belongs to. After a session loss a new message may
+    /// reuse the identifier of an unacknowledged old one; the old acknowledgement must not
+    /// acknowledge the new message.
+    pub(crate) session: u64,
 }
 
 impl AckToken {

@@ -1843,6 +1843,41 @@ fn reconnect_incoming_qos2_survives(version: ProtocolVersion) {
     h.assert_idle();
 }
 
+fn ack_from_a_lost_session_does_not_acknowledge_a_new_message_with_its_id(
+    version: ProtocolVersion,
+) {
+    let mut cfg = config(version);
+    cfg.ack_mode = AckMode::Manual;
+    let mut h = Harness::new(cfg);
+    h.connect_accepted(resume(version), false);
+    let old = incoming("in", "old", QoS::ExactlyOnce, Some(1));
+    h.feed(old);
+    let old_token = match h.events().as_slice() {
+        [Event::Message(Message { ack: Some(t), .. })] => *t,
+        other => panic!("expected one message: {other:?}"),
+    };
+    // The server loses the session; a new message reuses identifier 1.
+    h.close_transport();
+    h.events();
+    h.connect_accepted(resume(version), false);
+    h.events();
+    h.sent();
+    let new = incoming("in", "new", QoS::ExactlyOnce, Some(1));
+    h.feed(new);
+    let new_token = match h.events().as_slice() {
+        [Event::Message(Message { ack: Some(t), .. })] => *t,
+        other => panic!("expected the new message: {other:?}"),
+    };
+    let now = h.now();
+    h.session.ack(now, old_token).unwrap();
+    assert!(
+        h.sent().is_empty(),
+        "the old message's acknowledgement acknowledged the new one"
+    );
+    h.session.ack(now, new_token).unwrap();
+    assert_eq!(h.sent(), vec![Packet::PubRec(PubRec::new(pid(1)))]);
+}
+
 fn reconnect_incoming_qos1_unacked_is_not_acked_on_new_connection(version: ProtocolVersion) {
     let mut cfg = config(version);
     cfg.ack_mode = AckMode::Manual;
@@ -1889,6 +1924,7 @@ both_versions!(
     reconnect_subscribe_in_flight_is_resent,
     reconnect_incoming_qos2_survives,
     reconnect_incoming_qos1_unacked_is_not_acked_on_new_connection,
+    ack_from_a_lost_session_does_not_acknowledge_a_new_message_with_its_id,
 );
 
 // ==== protocol errors ========================================================================

@@ -14,6 +14,7 @@ impl<S: SessionStore> Session<S> {
             packet_id: id,
             qos: publish.qos,
             connection: self.connection,
+            session: self.server_session,
         };
         match publish.qos {
             QoS::AtMostOnce => unreachable_qos0(),
@@ -158,6 +159,11 @@ impl<S: SessionStore> Session<S> {
                 Ok(())
             }
             QoS::ExactlyOnce => {
+                if token.session != self.server_session {
+                    // The server lost the session the message belonged to: there is nothing
+                    // left to acknowledge, and its identifier may name a newer message now.
+                    return Ok(());
+                }
                 if self.store.incoming(id) != Some(IncomingState::Delivered) {
                     return Err(SessionError::UnknownAckToken);
                 }

@@ -196,6 +196,10 @@ pub struct Session<S: SessionStore = MemoryStore> {
     unsent_acks: VecDeque<UnsentAck>,
     /// QoS 1 entries of `unsent_acks` (QoS 2 ones are counted by the store).
     unsent_qos1: usize,
+    /// Counts the server sessions this session has seen end (session losses): acknowledgement
+    /// tokens carry it, so one from a lost session cannot acknowledge a newer message that
+    /// reuses its packet identifier.
+    server_session: u64,
     /// One entry per PINGREQ awaiting PINGRESP; `Some` for a `ping` command.
     pings: VecDeque<Option<Token>>,
     /// Granted subscriptions with the properties of the SUBSCRIBE that made them (MQTT 5
@@ -271,6 +275,7 @@ impl<S: SessionStore> Session<S> {
             queue: VecDeque::new(),
             unsent_acks: VecDeque::new(),
             unsent_qos1: 0,
+            server_session: 0,
             pings: VecDeque::new(),
             subscriptions: Vec::new(),
             aliases_in: Vec::new(),

@@ -293,6 +293,8 @@ impl<S: SessionStore> Session<S> {
 
     /// No session on the server: in-flight messages are restarted or failed, by policy.
     pub(super) fn restart_inflight(&mut self) {
+        // Acknowledgement tokens of the lost session's messages are void from here on.
+        self.server_session += 1;
         // Until every step below is recorded, our state still belongs to the lost session.
         self.reset_pending = self.store.incoming_len() > 0 || self.store.outgoing_len() > 0;
         if self.store.incoming_len() > 0

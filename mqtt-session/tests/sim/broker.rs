@@ -11,7 +11,7 @@
 //! its bytes the client has received (`client_received`): an identifier is free again for the
 //! client once the PUBACK / PUBCOMP that ended its flow has reached it.
 
-use std::collections::{HashMap, VecDeque};
+use std::collections::{BTreeMap, HashMap, VecDeque};
 use std::time::{Duration, Instant};
 
 use bytes::{Bytes, BytesMut};
@@ -138,9 +138,10 @@ pub(crate) struct AppMsg {
 #[derive(Debug)]
 pub(crate) struct Broker {
     cfg: BrokerConfig,
-    sessions: HashMap<ByteString, BrokerSession>,
+    // Ordered maps where the broker iterates: a run must replay identically from its seed.
+    sessions: BTreeMap<ByteString, BrokerSession>,
     /// Retained messages by topic; they survive restarts like the sessions.
-    retained: HashMap<ByteString, OutMsg>,
+    retained: BTreeMap<ByteString, OutMsg>,
     conn: Option<Conn>,
     out: BytesMut,
     /// Bytes of each link that reached the client.
@@ -168,8 +169,8 @@ impl Broker {
     pub(crate) fn new(cfg: BrokerConfig) -> Self {
         Self {
             cfg,
-            sessions: HashMap::new(),
-            retained: HashMap::new(),
+            sessions: BTreeMap::new(),
+            retained: BTreeMap::new(),
             conn: None,
             out: BytesMut::new(),
             delivered: HashMap::new(),
