@@ -42,7 +42,11 @@ impl ConnAck {
             // A 3.1.1-only server refusing our MQTT 5 CONNECT answers in its own version:
             // return code 1, "unacceptable protocol version", and no properties (MQTT 5.0
             // 3.1.2.2 foresees such servers). Report what it means rather than a malformed
-            // MQTT 5 CONNACK.
+            // MQTT 5 CONNACK; its session present flag is 0 as for any refusal
+            // ([MQTT-3.2.2-4]), so what decodes here also encodes (found by fuzzing).
+            if session_present {
+                return Err(DecodeError::InvalidConnAckFlags(flags));
+            }
             return Ok(Self {
                 session_present,
                 reason_code: ReasonCode::UnsupportedProtocolVersion,
@@ -137,5 +141,11 @@ mod tests {
         // Any other MQTT 5 CONNACK with a 3.1.1 code stays malformed.
         let mut buf = BytesMut::from(&[0x20, 0x02, 0x00, 0x02][..]);
         assert!(crate::decode(&mut buf, ProtocolVersion::V5, 1024).is_err());
+        // So does a 3.1.1-style refusal claiming a session ([MQTT-3.2.2-4]).
+        let mut buf = BytesMut::from(&[0x20, 0x02, 0x01, 0x01][..]);
+        assert_eq!(
+            crate::decode(&mut buf, ProtocolVersion::V5, 1024),
+            Err(DecodeError::InvalidConnAckFlags(0x01))
+        );
     }
 }
