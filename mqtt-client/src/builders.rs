@@ -17,6 +17,7 @@ use std::time::Duration;
 use bytes::Bytes;
 use futures_channel::oneshot;
 use mqtt_proto::ByteString;
+use mqtt_proto::topic::validate_topic_name;
 
 #[cfg(feature = "tls")]
 use crate::TlsOptions;
@@ -281,7 +282,8 @@ impl<R: Runtime> std::fmt::Debug for Reconnecting<'_, R> {
 
 /// Builder returned by [`MqttClient::publish`]; `.await` it (or poll it: it is a [`Future`]).
 /// The first poll queues the message for sending (or, when [`ClientConfig::max_queued`](crate::ClientConfig::max_queued) publishes
-/// are pending, waits for room); the future then resolves when the QoS flow completes.
+/// are pending, waits for room); the future then resolves when the QoS flow completes: at
+/// once for QoS 0 (accepted is complete), at PUBACK / PUBCOMP for QoS 1 / 2.
 #[must_use = "a publish builder does nothing until awaited"]
 pub struct Publishing<'a, R: Runtime> {
     client: &'a MqttClient<R>,
@@ -448,8 +450,10 @@ enum PublishState {
         publish: Publish,
         listener: Option<event_listener::EventListener>,
     },
-    /// Accepted: the driver answers on this channel.
+    /// Accepted (QoS 1/2): the driver answers on this channel.
     Sent(oneshot::Receiver<Result<ReasonCode, ClientError>>),
+    /// Accepted (QoS 0): complete, the client sends it.
+    Accepted,
     /// Finished (or failed before it was accepted).
     Done(Option<ClientError>),
 }
@@ -475,10 +479,32 @@ impl<R: Runtime> PublishFuture<R> {
             self.state = state;
             return;
         };
+        if publish.qos == QoS::AtMostOnce {
+            // Complete on acceptance: the caller learns about a bad topic now, and nothing
+            // else can fail that it could act on (a lost connection loses QoS 0 anyway).
+            // An empty topic with a topic alias (MQTT 5) is the session's to judge.
+            let aliased = publish.topic.is_empty() && publish.properties.topic_alias.is_some();
+            if let Err(err) = validate_topic_name(&publish.topic).or_else(|err| {
+                if aliased { Ok(()) } else { Err(err) }
+            }) {
+                self.state = PublishState::Done(Some(ClientError::InvalidTopic(err)));
+                return;
+            }
+            self.state = if self.shared.commands.push(Command::Publish {
+                publish,
+                reply: None,
+                permit,
+            }) {
+                PublishState::Accepted
+            } else {
+                PublishState::Done(Some(ClientError::NotConnected))
+            };
+            return;
+        }
         let (reply, rx) = oneshot::channel();
         self.state = if self.shared.commands.push(Command::Publish {
             publish,
-            reply,
+            reply: Some(reply),
             permit,
         }) {
             PublishState::Sent(rx)
@@ -511,6 +537,10 @@ impl<R: Runtime> Future for PublishFuture<R> {
             match &mut this.state {
                 PublishState::Done(err) => {
                     return Poll::Ready(Err(err.take().unwrap_or(ClientError::Closed)));
+                }
+                PublishState::Accepted => {
+                    this.state = PublishState::Done(None);
+                    return Poll::Ready(Ok(ReasonCode::Success));
                 }
                 PublishState::Sent(rx) => {
                     if let Poll::Ready(result) = Pin::new(rx).poll(cx) {

@@ -77,8 +77,11 @@ pub(crate) type Reply<T> = oneshot::Sender<Result<T, ClientError>>;
 pub(crate) enum Command {
     Publish {
         publish: Publish,
-        reply: Reply<ReasonCode>,
-        /// The publish's share of the client's publish budget, returned when it completes.
+        /// The caller waiting for the outcome; `None` for QoS 0, whose future completed when
+        /// the message was accepted (no reply channel to allocate).
+        reply: Option<Reply<ReasonCode>>,
+        /// The publish's share of the client's publish budget, returned when it completes
+        /// (QoS 0: once its bytes are handed to the transport).
         permit: Permit,
     },
     /// The application took (or acknowledged) a received message.
@@ -113,7 +116,9 @@ impl Command {
         match self {
             Self::Publish { reply, permit, .. } => {
                 drop(permit);
-                drop(reply.send(Err(err)));
+                if let Some(reply) = reply {
+                    drop(reply.send(Err(err)));
+                }
             }
             Self::Ack(_) => {}
             Self::Subscribe { reply, .. } | Self::Unsubscribe { reply, .. } => {
@@ -166,6 +171,10 @@ pub(crate) struct Driver<R: Runtime> {
     /// Commands taken from the queue and not yet applied.
     inbox: VecDeque<Command>,
     waiters: HashMap<Token, Waiter>,
+    /// Budget permits of accepted QoS 0 publishes whose bytes are not handed to the transport
+    /// yet, in token order (the session completes QoS 0 publishes in order). Kept out of
+    /// `waiters`: no caller waits for them.
+    qos0_permits: VecDeque<(Token, Permit)>,
     /// The caller of `connect` / `reconnect`, answered at the next CONNACK or failure.
     connect_waiter: Option<Reply<ConnAck>>,
     /// The caller of `disconnect`, answered once DISCONNECT is written.
@@ -206,6 +215,7 @@ impl<R: Runtime> Driver<R> {
             params,
             inbox: VecDeque::new(),
             waiters: HashMap::new(),
+            qos0_permits: VecDeque::new(),
             connect_waiter: Some(connect_waiter),
             disconnect_waiter: None,
             auto_reconnect,
@@ -623,13 +633,21 @@ impl<R: Runtime> Driver<R> {
                 publish,
                 reply,
                 permit,
-            } => match self.session.publish(now, publish) {
-                Ok(token) => {
+            } => match (self.session.publish(now, publish), reply) {
+                (Ok(token), Some(reply)) => {
                     self.waiters.insert(token, Waiter::Publish(reply, permit));
                 }
-                Err(err) => {
+                (Ok(token), None) => self.qos0_permits.push_back((token, permit)),
+                (Err(err), Some(reply)) => {
                     drop(permit);
                     let _ = reply.send(Err(err.into()));
+                }
+                (Err(err), None) => {
+                    // The topic was checked when the publish was accepted; what is left are
+                    // the broker's limits (maximum packet size, retain available), known
+                    // only here. The caller's future has completed already.
+                    drop(permit);
+                    warn!(%err, "QoS 0 message refused by the session, not sent");
                 }
             },
             Command::Subscribe { filters, reply } => {
@@ -732,6 +750,20 @@ impl<R: Runtime> Driver<R> {
                     // Room first: a caller woken by the reply may publish again at once.
                     drop(permit);
                     let _ = reply.send(result.map_err(ClientError::from));
+                } else {
+                    // A QoS 0 publish: handed to the transport (or failed). Tokens grow, so
+                    // an earlier entry still here could only be one the session dropped
+                    // without an event: returning its room too keeps the budget exact.
+                    if let Err(err) = &result {
+                        debug!(%err, "QoS 0 message not sent");
+                    }
+                    while self
+                        .qos0_permits
+                        .front()
+                        .is_some_and(|(front, _)| *front <= token)
+                    {
+                        self.qos0_permits.pop_front();
+                    }
                 }
             }
             Event::Message(message) => {
