@@ -1272,7 +1272,9 @@ fn latency_main(options: &Options) -> Result<(), String> {
                     continue;
                 };
                 let ratio = |key: &str| match reference {
-                    Some(r) if imp != Impl::Rumqttc => format!("{:.2}", med(runs, key) / med(r, key)),
+                    Some(r) if imp != Impl::Rumqttc => {
+                        format!("{:.2}", med(runs, key) / med(r, key))
+                    }
                     _ => "-".to_owned(),
                 };
                 println!(
@@ -1623,7 +1625,12 @@ fn print_table(options: &Options, results: &BTreeMap<(Mode, u8, Impl), Vec<Sampl
                             verdict,
                         )
                     }
-                    _ => ("-".to_owned(), "-".to_owned(), "-".to_owned(), String::new()),
+                    _ => (
+                        "-".to_owned(),
+                        "-".to_owned(),
+                        "-".to_owned(),
+                        String::new(),
+                    ),
                 };
                 let _ = writeln!(
                     out,

@@ -67,7 +67,9 @@ fn schedule(options: &Options) -> (u64, Duration) {
 /// the next issue); the publish latency runs from the `publish` call to the future's
 /// completion (QoS 0: acceptance), the delivery latency from that call to the subscriber's
 /// receipt.
-pub(crate) async fn latency_ours<R: Runtime + Default>(options: &Options) -> Result<Fields, String> {
+pub(crate) async fn latency_ours<R: Runtime + Default>(
+    options: &Options,
+) -> Result<Fields, String> {
     let level = options.qos[0];
     let qos = qos_of(level);
     let (n, gap) = schedule(options);
@@ -419,7 +421,9 @@ pub(crate) async fn idle_ours<R: Runtime + Default>(options: &Options) -> Result
     let idle_end = Instant::now() + idle;
     while Instant::now() < idle_end {
         // Idle in 1 s steps, telling the watchdog this child is alive.
-        runtime.sleep_until((Instant::now() + Duration::from_secs(1)).min(idle_end)).await;
+        runtime
+            .sleep_until((Instant::now() + Duration::from_secs(1)).min(idle_end))
+            .await;
         PROGRESS.fetch_add(1, Ordering::Relaxed);
     }
     let after = usage();
@@ -484,8 +488,12 @@ pub(crate) async fn idle_rumqttc(options: &Options) -> Result<Fields, String> {
     let idle = Duration::from_secs_f64(options.idle_secs);
     let idle_end = Instant::now() + idle;
     while Instant::now() < idle_end {
-        tokio::time::sleep_until((Instant::now() + Duration::from_secs(1)).min(idle_end).into())
-            .await;
+        tokio::time::sleep_until(
+            (Instant::now() + Duration::from_secs(1))
+                .min(idle_end)
+                .into(),
+        )
+        .await;
         PROGRESS.fetch_add(1, Ordering::Relaxed);
     }
     let after = usage();

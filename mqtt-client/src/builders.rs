@@ -484,9 +484,9 @@ impl<R: Runtime> PublishFuture<R> {
             // else can fail that it could act on (a lost connection loses QoS 0 anyway).
             // An empty topic with a topic alias (MQTT 5) is the session's to judge.
             let aliased = publish.topic.is_empty() && publish.properties.topic_alias.is_some();
-            if let Err(err) = validate_topic_name(&publish.topic).or_else(|err| {
-                if aliased { Ok(()) } else { Err(err) }
-            }) {
+            if let Err(err) = validate_topic_name(&publish.topic)
+                .or_else(|err| if aliased { Ok(()) } else { Err(err) })
+            {
                 self.state = PublishState::Done(Some(ClientError::InvalidTopic(err)));
                 return;
             }

@@ -36,11 +36,15 @@ use mqtt_session::{
     AckToken, ConnectOptions, ConnectionError, ConnectionState, Event, Session, Token,
 };
 
-/// First size of the socket read buffer: an idle client holds only this much.
-const READ_BUF_MIN: usize = 4 * 1024;
-/// Largest size of the socket read buffer: a read that fills the buffer doubles it up to
-/// this, so a busy connection is drained in few reads.
-const READ_BUF_MAX: usize = 64 * 1024;
+/// Size of the socket read buffer: large, so that a busy connection is drained in few reads.
+/// One buffer per thread, shared by every driver polled on it (a read is handed to the
+/// session at once, which copies what it keeps), so an idle client holds none.
+const READ_BUF_SIZE: usize = 64 * 1024;
+
+thread_local! {
+    /// The read buffer of the drivers polled on this thread.
+    static READ_BUF: std::cell::RefCell<Vec<u8>> = const { std::cell::RefCell::new(Vec::new()) };
+}
 
 /// How long closing a transport may take before it is simply dropped.
 const CLOSE_TIMEOUT: Duration = Duration::from_secs(1);
@@ -184,7 +188,6 @@ pub(crate) struct Driver<R: Runtime> {
     reconnect_max_interval: Duration,
     /// QoS 0 messages dropped by the inbox's overflow policy and not reported yet.
     dropped_unreported: u64,
-    read_buf: Vec<u8>,
     writing: Bytes,
     /// Bounds how long a local close (DISCONNECT) may take to write out.
     drain_timer: Option<Pin<Box<R::Sleep>>>,
@@ -222,7 +225,6 @@ impl<R: Runtime> Driver<R> {
             reconnect_retries,
             reconnect_max_interval,
             dropped_unreported: 0,
-            read_buf: Vec::new(),
             writing: Bytes::new(),
             drain_timer: None,
             needs_flush: false,
@@ -328,7 +330,9 @@ impl<R: Runtime> Driver<R> {
             &self.params.headers,
         );
         let opened = {
-            let mut open = std::pin::pin!(timeout(&self.runtime, deadline, open));
+            // On the heap, and only while opening: a TLS / WebSocket handshake future is
+            // several KiB, and held inline it would size every idle client's task.
+            let mut open = Box::pin(timeout(&self.runtime, deadline, open));
             let connect_waiter = &mut self.connect_waiter;
             poll_fn(|cx| {
                 // The caller of `connect` gave up (dropped its future): so does the attempt.
@@ -454,32 +458,12 @@ impl<R: Runtime> Driver<R> {
                 ConnectionState::Connecting | ConnectionState::Connected
             );
             if reading {
-                if self.read_buf.is_empty() {
-                    self.read_buf.resize(READ_BUF_MIN, 0);
-                }
-                match Pin::new(&mut **transport).poll_read(cx, &mut self.read_buf) {
-                    Poll::Ready(Ok(0)) => {
-                        debug!("transport closed by the broker");
-                        self.session.handle_transport_closed(now);
-                        progress = true;
-                    }
-                    Poll::Ready(Ok(n)) => {
-                        self.session.handle_read(now, &self.read_buf[..n]);
-                        if n == self.read_buf.len() && n < READ_BUF_MAX {
-                            // A full read: more is likely waiting; read more at once next time.
-                            self.read_buf.resize(n * 2, 0);
-                        }
-                        progress = true;
-                    }
-                    Poll::Ready(Err(err)) => {
-                        debug!(%err, "transport read failed");
-                        self.end
-                            .get_or_insert(Ended::Lost(transport::tls_io_error(err)));
-                        self.session.handle_transport_closed(now);
-                        progress = true;
-                    }
-                    Poll::Pending => {}
-                }
+                // The thread's read buffer; a fresh one in the (never expected) case that a
+                // transport polls another driver on this thread from inside its read.
+                progress |= READ_BUF.with(|cell| match cell.try_borrow_mut() {
+                    Ok(mut buf) => self.read_into(cx, transport, now, &mut buf),
+                    Err(_) => self.read_into(cx, transport, now, &mut Vec::new()),
+                });
             }
 
             if let Some(deadline) = self.session.poll_timeout() {
@@ -557,6 +541,40 @@ impl<R: Runtime> Driver<R> {
                 self.report_drops();
                 return Poll::Pending;
             }
+        }
+    }
+
+    /// One read from the transport into `buf` (sized here on first use), handed to the
+    /// session, which keeps only what it needs (an incomplete packet, received payloads).
+    /// Returns whether anything happened.
+    fn read_into(
+        &mut self,
+        cx: &mut Context<'_>,
+        transport: &mut Box<dyn Transport>,
+        now: Instant,
+        buf: &mut Vec<u8>,
+    ) -> bool {
+        if buf.len() < READ_BUF_SIZE {
+            buf.resize(READ_BUF_SIZE, 0);
+        }
+        match Pin::new(&mut **transport).poll_read(cx, buf) {
+            Poll::Ready(Ok(0)) => {
+                debug!("transport closed by the broker");
+                self.session.handle_transport_closed(now);
+                true
+            }
+            Poll::Ready(Ok(n)) => {
+                self.session.handle_read(now, &buf[..n]);
+                true
+            }
+            Poll::Ready(Err(err)) => {
+                debug!(%err, "transport read failed");
+                self.end
+                    .get_or_insert(Ended::Lost(transport::tls_io_error(err)));
+                self.session.handle_transport_closed(now);
+                true
+            }
+            Poll::Pending => false,
         }
     }
 
