@@ -209,6 +209,9 @@ struct Options {
     json: Option<String>,
     /// Also run `mosquitto_pub -l` in `pub` mode (when installed).
     mosquitto_pub: bool,
+    /// The broker sets TCP_NODELAY on client sockets (`set_tcp_nodelay true`; mosquitto's
+    /// default is false: Nagle holds a small packet while an earlier one is unacknowledged).
+    broker_nodelay: bool,
 }
 
 impl Default for Options {
@@ -238,6 +241,7 @@ impl Default for Options {
             idle_secs: 10.0,
             json: None,
             mosquitto_pub: false,
+            broker_nodelay: false,
         }
     }
 }
@@ -314,6 +318,7 @@ fn parse_args() -> Result<Options, String> {
             "--idle-secs" => options.idle_secs = parse_num(&flag, args.next())?,
             "--json" => options.json = Some(parse_num(&flag, args.next())?),
             "--mosquitto-pub" => options.mosquitto_pub = true,
+            "--broker-nodelay" => options.broker_nodelay = true,
             "--topic" => options.topic = parse_num(&flag, args.next())?,
             "--help" | "-h" => {
                 println!(
@@ -322,7 +327,7 @@ fn parse_args() -> Result<Options, String> {
                      [--tokio-threads T] [--rumqttc-cap C] [--rumqttc-nodelay] [--window W] \
                      [--impls ours-tokio,ours-smol,rumqttc,ours-tokio-nagle,ours-smol-nagle] \
                      [--latency RATE,RATE [--latency-secs S]] \
-                     [--connections N [--idle-secs S]] [--mosquitto-pub] [--json FILE]"
+                     [--connections N [--idle-secs S]] [--mosquitto-pub] [--json FILE] [--broker-nodelay]"
                 );
                 std::process::exit(0);
             }
@@ -862,8 +867,8 @@ fn parent_main(options: &Options) -> Result<(), String> {
         // queued messages mosquitto drops QoS 0 messages (and queues QoS 1/2 ones) when the
         // subscriber lags the publisher in `pubsub`. Irrelevant to `pub` (no subscriber).
         .extra_config(&format!(
-            "max_inflight_messages {}\nmax_queued_messages 0",
-            options.inflight
+            "max_inflight_messages {}\nmax_queued_messages 0\nset_tcp_nodelay {}",
+            options.inflight, options.broker_nodelay
         ))
         .start();
     let exe = std::env::current_exe().map_err(|err| format!("current_exe failed: {err}"))?;
@@ -1162,8 +1167,8 @@ fn child_fields(
 fn latency_main(options: &Options) -> Result<(), String> {
     let broker = Mosquitto::builder()
         .extra_config(&format!(
-            "max_inflight_messages {}\nmax_queued_messages 0",
-            options.inflight
+            "max_inflight_messages {}\nmax_queued_messages 0\nset_tcp_nodelay {}",
+            options.inflight, options.broker_nodelay
         ))
         .start();
     let exe = std::env::current_exe().map_err(|err| format!("current_exe failed: {err}"))?;
