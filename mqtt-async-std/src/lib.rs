@@ -115,24 +115,6 @@ impl Runtime for AsyncIo {
     }
 }
 
-/// The client on async-std / smol. Explicit items shadow the glob re-export above, so this
-/// crate's names fix the runtime: `mqtt_async_std::Publishing<'_>`.
-pub type MqttClient = mqtt_client::MqttClient<AsyncIo>;
-
-/// Builder returned by [`MqttClient::connect`], on AsyncIo.
-pub type Connecting<'a> = mqtt_client::Connecting<'a, AsyncIo>;
-
-/// Builder returned by [`MqttClient::reconnect`], on AsyncIo.
-pub type Reconnecting<'a> = mqtt_client::Reconnecting<'a, AsyncIo>;
-
-/// Builder returned by [`MqttClient::publish`], on AsyncIo.
-pub type Publishing<'a> = mqtt_client::Publishing<'a, AsyncIo>;
-
-/// Builder returned by [`MqttClient::deliver_message`], on AsyncIo.
-pub type Delivering<'a> = mqtt_client::Delivering<'a, AsyncIo>;
-
-/// The future [`Publishing::send_now`](mqtt_client::Publishing::send_now) returns, on AsyncIo.
-pub type PublishFuture = mqtt_client::PublishFuture<AsyncIo>;
-
-/// The stream returned by [`MqttClient::messages`], on AsyncIo.
-pub type Messages = mqtt_client::Messages<AsyncIo>;
+// `MqttClient`, `Connecting<'a>`, `Publishing<'a>`, ... with the runtime fixed; explicit items
+// shadow the glob re-export above, so `mqtt_async_std::Publishing<'_>` names this runtime's builder.
+mqtt_client::runtime_aliases!(AsyncIo);

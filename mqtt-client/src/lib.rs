@@ -74,6 +74,31 @@ pub use mqtt_proto::{ConnAck, ProtocolVersion, Publish, QoS, ReasonCode, Subscri
 pub use mqtt_session::{ConnectionError, ProtocolError, PublishError, ServerReason, SessionError};
 
 use inbox::Inbox;
+/// Names every runtime-generic public type with the runtime fixed, for an adapter crate:
+/// `mqtt_client::runtime_aliases!(Tokio);` defines `MqttClient`, `Connecting<'a>`,
+/// `Reconnecting<'a>`, `Publishing<'a>`, `Delivering<'a>`, `PublishFuture` and `Messages`.
+/// Next to `pub use mqtt_client::*;` these explicit items shadow the generic ones, so users of
+/// the adapter write `mqtt_tokio::Publishing<'_>`.
+#[macro_export]
+macro_rules! runtime_aliases {
+    ($runtime:ident) => {
+        #[doc = concat!("The client on ", stringify!($runtime), ".")]
+        pub type MqttClient = $crate::MqttClient<$runtime>;
+        #[doc = concat!("Builder returned by `MqttClient::connect`, on ", stringify!($runtime), ".")]
+        pub type Connecting<'a> = $crate::Connecting<'a, $runtime>;
+        #[doc = concat!("Builder returned by `MqttClient::reconnect`, on ", stringify!($runtime), ".")]
+        pub type Reconnecting<'a> = $crate::Reconnecting<'a, $runtime>;
+        #[doc = concat!("Builder returned by `MqttClient::publish`, on ", stringify!($runtime), ".")]
+        pub type Publishing<'a> = $crate::Publishing<'a, $runtime>;
+        #[doc = concat!("Builder returned by `MqttClient::deliver_message`, on ", stringify!($runtime), ".")]
+        pub type Delivering<'a> = $crate::Delivering<'a, $runtime>;
+        #[doc = concat!("The future `Publishing::send_now` and `Publishing::start` return, on ", stringify!($runtime), ".")]
+        pub type PublishFuture = $crate::PublishFuture<$runtime>;
+        #[doc = concat!("The stream returned by `MqttClient::messages`, on ", stringify!($runtime), ".")]
+        pub type Messages = $crate::Messages<$runtime>;
+    };
+}
+
 /// The codec, re-exported so users need one dependency.
 pub use mqtt_proto as proto;
 /// The sans-IO session the client drives, for users who need its types.

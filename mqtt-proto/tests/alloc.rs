@@ -5,7 +5,9 @@
 //! Allocations are counted by `stats_alloc`'s instrumented system allocator, installed as
 //! this test binary's global allocator: it keeps the project free of `unsafe` code (the
 //! workspace forbids it) while counting every allocation. The counters are process-wide, so
-//! this file holds a single test and measures only around the decode and encode loops.
+//! this binary runs without libtest's harness (`harness = false`): the harness's own threads
+//! (output capture, slow-test notices) allocate at moments of their choosing, which under load
+//! landed inside a measured region. Only this thread runs while the loops are measured.
 #![allow(clippy::unwrap_used)]
 
 use std::alloc::System;
@@ -161,10 +163,18 @@ fn check_encoding(version: ProtocolVersion) {
 }
 
 /// Both versions, decoding and encoding.
-#[test]
 fn publish_hot_path_allocates_nothing_and_copies_nothing() {
     for version in [ProtocolVersion::V311, ProtocolVersion::V5] {
         check_decoding(version);
         check_encoding(version);
+    }
+}
+
+fn main() {
+    publish_hot_path_allocates_nothing_and_copies_nothing();
+    // The line libtest would print, so the run reads like the others.
+    #[allow(clippy::print_stdout)]
+    {
+        println!("test publish_hot_path_allocates_nothing_and_copies_nothing ... ok");
     }
 }

@@ -68,27 +68,9 @@ use tokio_util::compat::{Compat, TokioAsyncReadCompatExt};
 
 pub use mqtt_client::*;
 
-/// The client on Tokio. Explicit items shadow the glob re-export above, so this crate's
-/// names fix the runtime: `mqtt_tokio::Publishing<'_>`.
-pub type MqttClient = mqtt_client::MqttClient<Tokio>;
-
-/// Builder returned by [`MqttClient::connect`], on Tokio.
-pub type Connecting<'a> = mqtt_client::Connecting<'a, Tokio>;
-
-/// Builder returned by [`MqttClient::reconnect`], on Tokio.
-pub type Reconnecting<'a> = mqtt_client::Reconnecting<'a, Tokio>;
-
-/// Builder returned by [`MqttClient::publish`], on Tokio.
-pub type Publishing<'a> = mqtt_client::Publishing<'a, Tokio>;
-
-/// Builder returned by [`MqttClient::deliver_message`], on Tokio.
-pub type Delivering<'a> = mqtt_client::Delivering<'a, Tokio>;
-
-/// The future [`Publishing::send_now`](mqtt_client::Publishing::send_now) returns, on Tokio.
-pub type PublishFuture = mqtt_client::PublishFuture<Tokio>;
-
-/// The stream returned by [`MqttClient::messages`], on Tokio.
-pub type Messages = mqtt_client::Messages<Tokio>;
+// `MqttClient`, `Connecting<'a>`, `Publishing<'a>`, ... with the runtime fixed; explicit items
+// shadow the glob re-export above, so `mqtt_tokio::Publishing<'_>` names this runtime's builder.
+mqtt_client::runtime_aliases!(Tokio);
 
 /// Tokio's TCP, timer and spawn. Spawning uses the ambient runtime (`tokio::spawn`), so
 /// clients are created and connected from within a Tokio runtime.
