@@ -30,6 +30,11 @@
 //! - `pubsub`: the same client is also subscribed to the topic at the same QoS; done when the
 //!   N publishes completed and all N messages came back (at QoS 0 our client's
 //!   `message_buffer` is raised to N so that none is dropped).
+//! - `--window 1`: the amqtt-style loop, each of our publishes awaited before the next is
+//!   issued: at QoS 0 it completes at acceptance, at QoS 1/2 at its acknowledgement (one round
+//!   trip per message). rumqttc's publisher always awaits `AsyncClient::publish`, which
+//!   completes when the request is in its channel, so its QoS 1/2 loop stays pipelined up to
+//!   the in-flight window: `--window 1` compares like with like at QoS 0 only.
 //! - `--latency 1000,20000`: instead of throughput, latency at fixed offered rates (open loop:
 //!   message `i` is issued at `i / rate`), a publisher and a subscriber client in one process;
 //!   hdrhistogram percentiles of publish call -> completion and publish call -> delivery.
@@ -1631,14 +1636,19 @@ fn print_table(options: &Options, results: &BTreeMap<(Mode, u8, Impl), Vec<Sampl
                         let rate_ratio = s.msgs_per_sec / r.msgs_per_sec;
                         let cpu_ratio = s.cpu_us_per_msg / r.cpu_us_per_msg;
                         let broker_ratio = s.broker_us_per_msg / r.broker_us_per_msg;
-                        let cpu_ok = cpu_ratio <= 0.25;
-                        let rate_ok = level == 0 || rate_ratio >= 1.3;
+                        // Issue 13's goals.
+                        let cpu_ok = cpu_ratio <= if level == 0 { 0.25 } else { 0.5 };
+                        let rate_ok = rate_ratio >= 1.3;
+                        let broker_ok = !(broker_ratio > 0.8);
                         let mut verdict = String::new();
                         verdict.push_str(if cpu_ok { "CPU ok" } else { "CPU MISS" });
-                        if level > 0 {
-                            verdict.push_str(if rate_ok { ", rate ok" } else { ", rate MISS" });
-                        }
-                        if !cpu_ok || !rate_ok {
+                        verdict.push_str(if rate_ok { ", rate ok" } else { ", rate MISS" });
+                        verdict.push_str(if broker_ok {
+                            ", broker ok"
+                        } else {
+                            ", broker MISS"
+                        });
+                        if !cpu_ok || !rate_ok || !broker_ok {
                             misses.push(format!("{} qos{} {}", mode.name(), level, imp.name()));
                         }
                         (
@@ -1683,7 +1693,8 @@ fn print_table(options: &Options, results: &BTreeMap<(Mode, u8, Impl), Vec<Sampl
     }
     let _ = writeln!(
         out,
-        "targets (ours vs rumqttc): CPU/msg <= 0.25x at every QoS, msgs/s >= 1.3x at QoS 1 and 2"
+        "targets (ours vs rumqttc): msgs/s >= 1.3x; client CPU/msg <= 0.25x at QoS 0, <= 0.5x at \
+         QoS 1/2; broker CPU/msg <= 0.8x"
     );
     if misses.is_empty() {
         let _ = writeln!(out, "all targets met");
