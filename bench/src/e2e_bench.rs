@@ -36,8 +36,9 @@
 //!   completes when the request is in its channel, so its QoS 1/2 loop stays pipelined up to
 //!   the in-flight window: `--window 1` compares like with like at QoS 0 only.
 //! - `--latency 1000,20000`: instead of throughput, latency at fixed offered rates (open loop:
-//!   message `i` is issued at `i / rate`), a publisher and a subscriber client in one process;
-//!   hdrhistogram percentiles of publish call -> completion and publish call -> delivery.
+//!   message `i` is due at `i / rate`), a publisher and a subscriber client in one process;
+//!   hdrhistogram percentiles of due time -> completion and due time -> delivery (from the due
+//!   time, so that a client that makes its caller wait is charged for it).
 //! - `--connections N`: N idle connections per implementation; resident memory per connection
 //!   and idle CPU of the process (RLIMIT_NOFILE raised, the broker with `max_connections -1`).
 //! - `--mosquitto-pub`: `mosquitto_pub -l` in `pub` mode as a third reference.
@@ -1268,8 +1269,8 @@ fn latency_main(options: &Options) -> Result<(), String> {
         }
     }
     println!(
-        "\nmedians of {} round(s), microseconds; publish = publish call to completion (QoS 0: \
-         accepted / written), delivery = publish call to receipt at the subscriber; x = ours / \
+        "\nmedians of {} round(s), microseconds; publish = due time to completion (QoS 0: \
+         ours accepted, rumqttc written), delivery = due time to receipt at the subscriber; x = ours / \
          rumqttc",
         options.rounds
     );
