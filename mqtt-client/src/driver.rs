@@ -745,6 +745,10 @@ impl<R: Runtime> Driver<R> {
             } => {
                 info!(session_present, "connected");
                 self.reached_connack = true;
+                // The timer still armed for the CONNACK deadline would fire for nothing,
+                // connect timeout after connecting: every idle client would wake once more.
+                // The next poll arms the keep-alive deadline instead.
+                self.sleep = None;
                 self.shared
                     .status(ConnectionEvent::Connected { session_present });
                 if let Some(waiter) = self.connect_waiter.take() {
