@@ -43,6 +43,10 @@
 //!   and idle CPU of the process (RLIMIT_NOFILE raised, the broker with `max_connections -1`).
 //! - `--mosquitto-pub`: `mosquitto_pub -l` in `pub` mode as a third reference.
 //! - `--json FILE`: every run as one JSON object per line.
+//! - `--qos0-drain`: in `pub` at QoS 0, the clock stops only when the broker acknowledges a
+//!   QoS 1 marker sent after the N messages (it has read them all), for both clients;
+//!   otherwise QoS 0 "done" is ours: accepted, rumqttc: written, and up to `max_queued`
+//!   messages (plus the socket buffer) may still be on their way.
 //!
 //! Our client: `ClientConfig::max_inflight = inflight`, and the application keeps up to
 //! `inflight` publish futures outstanding (`--window W` for another number; the session
@@ -215,6 +219,9 @@ struct Options {
     json: Option<String>,
     /// Also run `mosquitto_pub -l` in `pub` mode (when installed).
     mosquitto_pub: bool,
+    /// `pub` at QoS 0: stop the clock only when the broker acknowledged a QoS 1 marker sent
+    /// after the N messages, i.e. when it has read them all.
+    qos0_drain: bool,
     /// The broker sets TCP_NODELAY on client sockets (`set_tcp_nodelay true`; mosquitto's
     /// default is false: Nagle holds a small packet while an earlier one is unacknowledged).
     broker_nodelay: bool,
@@ -247,6 +254,7 @@ impl Default for Options {
             idle_secs: 10.0,
             json: None,
             mosquitto_pub: false,
+            qos0_drain: false,
             broker_nodelay: false,
         }
     }
@@ -324,6 +332,7 @@ fn parse_args() -> Result<Options, String> {
             "--idle-secs" => options.idle_secs = parse_num(&flag, args.next())?,
             "--json" => options.json = Some(parse_num(&flag, args.next())?),
             "--mosquitto-pub" => options.mosquitto_pub = true,
+            "--qos0-drain" => options.qos0_drain = true,
             "--broker-nodelay" => options.broker_nodelay = true,
             "--topic" => options.topic = parse_num(&flag, args.next())?,
             "--help" | "-h" => {
@@ -333,7 +342,7 @@ fn parse_args() -> Result<Options, String> {
                      [--tokio-threads T] [--rumqttc-cap C] [--rumqttc-nodelay] [--window W] \
                      [--impls ours-tokio,ours-smol,rumqttc,ours-tokio-nagle,ours-smol-nagle] \
                      [--latency RATE,RATE [--latency-secs S]] \
-                     [--connections N [--idle-secs S]] [--mosquitto-pub] [--json FILE] [--broker-nodelay]"
+                     [--connections N [--idle-secs S]] [--mosquitto-pub] [--json FILE] [--broker-nodelay] [--qos0-drain]"
                 );
                 std::process::exit(0);
             }
@@ -669,6 +678,14 @@ async fn run_ours<R: Runtime + Default>(options: &Options) -> Result<Measured, S
         Ok(received)
     };
     let (completed, received) = futures_util::future::join(publisher, receiver).await;
+    if options.qos0_drain && level == 0 && mode == Mode::Pub {
+        // The broker has read every message once it acknowledges one sent after them.
+        client
+            .publish(topic.clone(), payload)
+            .qos(QoS::AtLeastOnce)
+            .await
+            .map_err(|err| format!("drain marker failed: {err}"))?;
+    }
     let elapsed = start.elapsed();
     let after = usage();
     let outcome = Outcome {
@@ -726,6 +743,7 @@ async fn run_rumqttc(options: &Options) -> Result<Measured, String> {
     }
     let payload = vec![0xA5u8; options.payload];
     let topic = options.topic.clone();
+    let drain = options.qos0_drain && level == 0 && mode == Mode::Pub;
 
     let before = usage();
     let start = Instant::now();
@@ -738,12 +756,19 @@ async fn run_rumqttc(options: &Options) -> Result<Measured, String> {
                     .await
                     .map_err(|err| format!("rumqttc publish failed: {err}"))?;
             }
+            if drain {
+                client
+                    .publish(topic.as_str(), rumqttc::QoS::AtLeastOnce, false, payload)
+                    .await
+                    .map_err(|err| format!("rumqttc drain marker failed: {err}"))?;
+            }
             Ok::<(), String>(())
         }
     });
     let mut outcome = Outcome::default();
     let want_received = if mode == Mode::PubSub { n } else { 0 };
-    while outcome.completed < n || outcome.received < want_received {
+    let mut drained = !drain;
+    while outcome.completed < n || outcome.received < want_received || !drained {
         let event = eventloop
             .poll()
             .await
@@ -751,6 +776,7 @@ async fn run_rumqttc(options: &Options) -> Result<Measured, String> {
         match event {
             Event::Outgoing(Outgoing::Publish(_)) if level == 0 => outcome.completed += 1,
             Event::Incoming(Packet::PubAck(_)) if level == 1 => outcome.completed += 1,
+            Event::Incoming(Packet::PubAck(_)) if drain => drained = true,
             Event::Incoming(Packet::PubComp(_)) if level == 2 => outcome.completed += 1,
             Event::Incoming(Packet::Publish(_)) => outcome.received += 1,
             _ => continue,
@@ -1472,6 +1498,11 @@ fn run_child(
                 "unordered"
             },
         ])
+        .args(if options.qos0_drain {
+            &["--qos0-drain"][..]
+        } else {
+            &[][..]
+        })
         .args(if options.spawn_bench {
             &["--spawn-bench"][..]
         } else {
