@@ -38,7 +38,8 @@
 //! - `--latency 1000,20000`: instead of throughput, latency at fixed offered rates (open loop:
 //!   message `i` is due at `i / rate`), a publisher and a subscriber client in one process;
 //!   hdrhistogram percentiles of due time -> completion and due time -> delivery (from the due
-//!   time, so that a client that makes its caller wait is charged for it).
+//!   time, so that a client that makes its caller wait is charged for it; on Tokio, whose
+//!   timers tick in milliseconds, that includes up to 1 ms of timer lateness).
 //! - `--connections N`: N idle connections per implementation; resident memory per connection
 //!   and idle CPU of the process (RLIMIT_NOFILE raised, the broker with `max_connections -1`).
 //! - `--mosquitto-pub`: `mosquitto_pub -l` in `pub` mode as a third reference.
