@@ -174,6 +174,11 @@ impl<'a, R: Runtime> Connecting<'a, R> {
                 shuffle: config.shuffle_uris,
                 follow_server_reference: config.follow_server_reference,
             },
+            from_reconnect: false,
+            authenticator: config.authenticator.clone(),
+            fallback_window: (config.fallback_to_v311
+                && config.protocol_version == mqtt_proto::ProtocolVersion::V5)
+                .then(|| config.inflight_window(mqtt_proto::ProtocolVersion::V311)),
         };
         let rx = client.start_when_idle(params).await?;
         client.inner.shared.connack(rx).await
@@ -239,7 +244,7 @@ impl<'a, R: Runtime> Reconnecting<'a, R> {
         if running {
             let clean_start = clean_session;
             match client
-                .request(|reply| Command::Reconnect { clean_start, reply })
+                .call(|reply| Command::Reconnect { clean_start, reply })
                 .await
             {
                 // The driver stopped in between: start a new one below.
@@ -254,6 +259,7 @@ impl<'a, R: Runtime> Reconnecting<'a, R> {
         if let Some(clean) = clean_session {
             params.options.clean_start = clean;
         }
+        params.from_reconnect = true;
         let rx = client.start_when_idle(params).await?;
         client.inner.shared.connack(rx).await
     }
@@ -376,6 +382,49 @@ impl<'a, R: Runtime> Publishing<'a, R> {
         future
     }
 
+    /// Starts the publish now (as [`start`](Self::start)) and waits only until the message
+    /// is *stored*; returns the future of its completion.
+    ///
+    /// This is the durability point of a publish. With a durable store
+    /// ([`ClientConfig::session_store`](crate::ClientConfig::session_store)), a QoS 1/2
+    /// message whose `stored()` has resolved `Ok` survives a crash of the process: its record
+    /// was synced to disk, before any byte of it was written to the socket, and a client
+    /// restarted on the same store and client id sends it again (with DUP) and reports its
+    /// outcome as [`ConnectionEvent::RecoveredPublish`](crate::ConnectionEvent::RecoveredPublish).
+    /// A message accepted by the client but not yet stored (waiting for room in the publish
+    /// budget, for a connection, or for room in the in-flight window) lives in memory only.
+    /// With the memory store, "stored" is the same point (the message entered the in-flight
+    /// window and was handed out), without the crash-safety. QoS 0 is stored nowhere: it
+    /// resolves when the message is accepted, as its publish future does.
+    ///
+    /// Fails with [`ClientError::Store`] when the store cannot record or sync the message (a
+    /// full disk, an I/O error): the message was not sent, and what was stored before is
+    /// intact. The returned future resolves as awaiting the builder would.
+    ///
+    /// Cancellation: dropping it before the message was accepted cancels the publish, as
+    /// dropping a [`PublishFuture`] does; after that the message is sent anyway.
+    pub fn stored(mut self) -> Storing<R> {
+        let (tx, stored) = oneshot::channel();
+        let future = match self.started.take() {
+            // Already polled: it was submitted without a durability waiter.
+            Some(future) => {
+                drop(tx);
+                future
+            }
+            None => {
+                let (publish, ack_timeout) = self.take_publish();
+                let mut future = PublishFuture::new(self.client, publish, ack_timeout);
+                future.stored = Some(tx);
+                future.try_submit();
+                future
+            }
+        };
+        Storing {
+            future: Some(future),
+            stored,
+        }
+    }
+
     /// The message, moved out of the builder.
     fn take_publish(&mut self) -> (Publish, Option<Duration>) {
         let topic = std::mem::take(&mut self.topic);
@@ -442,6 +491,56 @@ pub struct PublishFuture<R: Runtime> {
     shared: Arc<Shared>,
     state: PublishState,
     timeout: Option<Pin<Box<R::Sleep>>>,
+    /// `Publishing::stored`: answered by the driver at the durability point.
+    stored: Option<driver::Reply<()>>,
+}
+
+/// The future returned by [`Publishing::stored`]: resolves at the publish's durability point
+/// with the future of its completion.
+#[must_use = "futures do nothing unless polled"]
+pub struct Storing<R: Runtime> {
+    future: Option<PublishFuture<R>>,
+    stored: oneshot::Receiver<Result<(), ClientError>>,
+}
+
+impl<R: Runtime> Future for Storing<R> {
+    type Output = Result<PublishFuture<R>, ClientError>;
+
+    fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        let this = &mut *self;
+        let Some(future) = this.future.as_mut() else {
+            return Poll::Ready(Err(ClientError::Closed));
+        };
+        if matches!(future.state, PublishState::Waiting { .. }) {
+            // Still waiting for room in the publish budget: drive that (and its timeout).
+            match Pin::new(&mut *future).poll(cx) {
+                Poll::Ready(Ok(code)) => {
+                    // Completed while being submitted (QoS 0 written at once).
+                    future.state = PublishState::Completed(code);
+                    return Poll::Ready(this.future.take().ok_or(ClientError::Closed));
+                }
+                Poll::Ready(Err(err)) => {
+                    this.future = None;
+                    return Poll::Ready(Err(err));
+                }
+                Poll::Pending if matches!(future.state, PublishState::Waiting { .. }) => {
+                    return Poll::Pending;
+                }
+                Poll::Pending => {}
+            }
+        }
+        match Pin::new(&mut this.stored).poll(cx) {
+            Poll::Ready(Ok(Ok(()))) => Poll::Ready(this.future.take().ok_or(ClientError::Closed)),
+            Poll::Ready(Ok(Err(err))) => {
+                this.future = None;
+                Poll::Ready(Err(err))
+            }
+            // Nobody will answer (the driver stopped, or the builder had been polled before
+            // `stored`): the message's own future tells what happened.
+            Poll::Ready(Err(_)) => Poll::Ready(this.future.take().ok_or(ClientError::Closed)),
+            Poll::Pending => Poll::Pending,
+        }
+    }
 }
 
 enum PublishState {
@@ -452,10 +551,10 @@ enum PublishState {
     },
     /// Accepted (QoS 1/2): the driver answers on this channel.
     Sent(oneshot::Receiver<Result<ReasonCode, ClientError>>),
-    /// Accepted (QoS 0): complete, the client sends it.
-    Accepted,
     /// Finished (or failed before it was accepted).
     Done(Option<ClientError>),
+    /// Completed while `Publishing::stored` was submitting it.
+    Completed(ReasonCode),
 }
 
 impl<R: Runtime> PublishFuture<R> {
@@ -469,6 +568,7 @@ impl<R: Runtime> PublishFuture<R> {
             },
             timeout: ack_timeout
                 .map(|timeout| Box::pin(runtime.sleep_until(runtime.now() + timeout))),
+            stored: None,
         }
     }
 
@@ -490,12 +590,15 @@ impl<R: Runtime> PublishFuture<R> {
                 self.state = PublishState::Done(Some(ClientError::InvalidTopic(err)));
                 return;
             }
+            // QoS 0 is stored nowhere: a `stored()` caller is answered by this future.
+            self.stored = None;
             self.state = if self.shared.commands.push(Command::Publish {
                 publish,
                 reply: None,
                 permit,
+                stored: None,
             }) {
-                PublishState::Accepted
+                PublishState::Completed(ReasonCode::Success)
             } else {
                 PublishState::Done(Some(ClientError::NotConnected))
             };
@@ -506,6 +609,7 @@ impl<R: Runtime> PublishFuture<R> {
             publish,
             reply: Some(reply),
             permit,
+            stored: self.stored.take(),
         }) {
             PublishState::Sent(rx)
         } else {
@@ -538,9 +642,10 @@ impl<R: Runtime> Future for PublishFuture<R> {
                 PublishState::Done(err) => {
                     return Poll::Ready(Err(err.take().unwrap_or(ClientError::Closed)));
                 }
-                PublishState::Accepted => {
+                PublishState::Completed(code) => {
+                    let code = *code;
                     this.state = PublishState::Done(None);
-                    return Poll::Ready(Ok(ReasonCode::Success));
+                    return Poll::Ready(Ok(code));
                 }
                 PublishState::Sent(rx) => {
                     if let Poll::Ready(result) = Pin::new(rx).poll(cx) {

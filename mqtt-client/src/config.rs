@@ -11,6 +11,7 @@ use crate::reconnect::Jitter;
 /// The will message: published by the broker if the connection ends without DISCONNECT.
 #[derive(Debug, Clone, PartialEq, Eq)]
 #[cfg_attr(feature = "serde", derive(serde::Deserialize))]
+#[cfg_attr(feature = "serde", serde(deny_unknown_fields))]
 pub struct WillConfig {
     /// Topic to publish on.
     pub topic: String,
@@ -46,6 +47,7 @@ pub enum Overflow {
 /// Per-topic publish defaults (amqtt's `topics` section).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 #[cfg_attr(feature = "serde", derive(serde::Deserialize))]
+#[cfg_attr(feature = "serde", serde(deny_unknown_fields))]
 pub struct TopicConfig {
     /// QoS used when a publish on this topic does not set one.
     #[cfg_attr(feature = "serde", serde(default, with = "serde_impl::opt_qos"))]
@@ -56,12 +58,37 @@ pub struct TopicConfig {
 }
 
 /// Client configuration. `Default` gives amqtt's defaults; every field has a builder method.
-/// With the `serde` feature it deserializes from the same shape as amqtt's dict config
-/// (durations in seconds).
+///
+/// With the `serde` feature it deserializes from amqtt's client configuration documents
+/// unchanged (durations in seconds): besides the field names below it accepts amqtt's
+/// spellings `cleansession`, `connection_timeout`, `cafile`, `capath`, `cadata`, `certfile`
+/// and `keyfile`, and amqtt's `broker` section (also spelled `connection`) holding `uri`,
+/// `cafile`, `capath` and `cadata`. A key it does not know is an error that names it, so a
+/// misspelled option is never silently ignored; a key given both at the top level and in
+/// `broker` is an error too.
+///
+/// ```yaml
+/// # amqtt's documented example loads as it is:
+/// keep_alive: 10
+/// cleansession: true
+/// reconnect_retries: -1        # negative: forever
+/// will:
+///   topic: will/messages
+///   message: "client ABC has disconnected"
+///   qos: 1
+/// broker:
+///   uri: mqtt://localhost:1883
+///   cafile: /path/to/ca/file
+/// ```
 // No `PartialEq`: a rustls configuration (`tls_config`) has no meaningful equality.
+// `remote = "Self"`: the derive writes an inherent `deserialize`, wrapped by the
+// `Deserialize` impl below, which folds amqtt's `broker` section into the fields.
 #[derive(Debug, Clone)]
 #[cfg_attr(feature = "serde", derive(serde::Deserialize))]
-#[cfg_attr(feature = "serde", serde(default))]
+#[cfg_attr(
+    feature = "serde",
+    serde(default, deny_unknown_fields, remote = "Self")
+)]
 #[non_exhaustive]
 pub struct ClientConfig {
     /// Keep alive announced in CONNECT.
@@ -83,21 +110,27 @@ pub struct ClientConfig {
     /// Cap of the exponential backoff between reconnect attempts.
     #[cfg_attr(feature = "serde", serde(with = "serde_impl::secs"))]
     pub reconnect_max_interval: Duration,
-    /// Clean Session / Clean Start.
+    /// Clean Session / Clean Start (amqtt: `cleansession`).
+    #[cfg_attr(feature = "serde", serde(alias = "cleansession"))]
     pub clean_session: bool,
     /// Will message.
     pub will: Option<WillConfig>,
     /// Default broker URI.
     pub uri: Option<String>,
     /// CA certificates (PEM file).
+    #[cfg_attr(feature = "serde", serde(alias = "cafile"))]
     pub ca_file: Option<PathBuf>,
     /// CA certificates (directory of PEM files).
+    #[cfg_attr(feature = "serde", serde(alias = "capath"))]
     pub ca_path: Option<PathBuf>,
     /// CA certificates (PEM text).
+    #[cfg_attr(feature = "serde", serde(alias = "cadata"))]
     pub ca_data: Option<String>,
     /// Client certificate (PEM) for mutual TLS.
+    #[cfg_attr(feature = "serde", serde(alias = "certfile"))]
     pub cert_file: Option<PathBuf>,
     /// Client private key (PEM).
+    #[cfg_attr(feature = "serde", serde(alias = "keyfile"))]
     pub key_file: Option<PathBuf>,
     /// Verify the server certificate's host name.
     pub check_hostname: bool,
@@ -115,8 +148,19 @@ pub struct ClientConfig {
     /// MQTT 3.1.1 (default) or 5.0.
     #[cfg_attr(feature = "serde", serde(with = "serde_impl::version"))]
     pub protocol_version: ProtocolVersion,
-    /// Time allowed for TCP, TLS, WebSocket and CONNACK together.
-    #[cfg_attr(feature = "serde", serde(with = "serde_impl::secs"))]
+    /// With `protocol_version` 5.0: when a broker refuses MQTT 5 (a 3.1.1-only broker answers
+    /// "unacceptable protocol version", reported as
+    /// [`ReasonCode::UnsupportedProtocolVersion`](mqtt_proto::ReasonCode::UnsupportedProtocolVersion))
+    /// or closes the connection without any CONNACK, connect again at once with MQTT 3.1.1,
+    /// and keep speaking 3.1.1 for the rest of this client's life (as `mosquitto_pub` users
+    /// switch `-V`). Off by default: the refusal is then the error of `connect`.
+    pub fallback_to_v311: bool,
+    /// Time allowed for TCP, TLS, WebSocket and CONNACK together (amqtt:
+    /// `connection_timeout`).
+    #[cfg_attr(
+        feature = "serde",
+        serde(alias = "connection_timeout", with = "serde_impl::secs")
+    )]
     pub connect_timeout: Duration,
     /// Outgoing QoS 1/2 messages in flight at once. `None` (the default) picks what the broker
     /// can take: in MQTT 5 the Receive Maximum the broker announces in CONNACK; in MQTT 3.1.1,
@@ -147,6 +191,18 @@ pub struct ClientConfig {
     /// MQTT 5 Receive Maximum announced to the broker: how many unacknowledged QoS 1/2
     /// messages it may send at once. `None`: `message_buffer` (at most 65,535).
     pub receive_maximum: Option<u16>,
+    /// MQTT 5 Topic Alias Maximum announced to the broker: how many topic aliases it may use
+    /// in the messages it sends us. 0 (the default) announces none: the broker then always
+    /// sends full topic names.
+    pub topic_alias_maximum: u16,
+    /// MQTT 5: replace repeated topics of outgoing publishes with topic aliases, up to the
+    /// Topic Alias Maximum the broker announced (the first topics published get the aliases).
+    /// Aliases belong to one connection: after a reconnect the full topic goes out again
+    /// first. A publish that sets its own alias
+    /// ([`PublishProperties::topic_alias`](mqtt_proto::properties::PublishProperties)) above
+    /// the broker's maximum is refused with
+    /// [`SessionError::TopicAliasNotAllowed`](mqtt_session::SessionError::TopicAliasNotAllowed).
+    pub outgoing_topic_aliases: bool,
     /// Acknowledge received QoS 1/2 messages only when the application calls
     /// [`MqttClient::ack`](crate::MqttClient::ack) (after processing them). Off: a message is
     /// acknowledged when `deliver_message` / `messages` hands it out.
@@ -155,6 +211,25 @@ pub struct ClientConfig {
     pub topics: HashMap<String, TopicConfig>,
     /// MQTT 5 session expiry interval in seconds.
     pub session_expiry_interval: Option<u32>,
+    /// Directory of a durable session store ([`FileStore`](crate::store::FileStore)): in-flight
+    /// QoS 1/2 messages survive a crash of the process and are resumed by the next client
+    /// with the same client id and store (use `clean_session(false)`). `None`: in memory.
+    pub session_store: Option<PathBuf>,
+    /// Further MQTT 5 CONNECT properties: user properties, request problem information,
+    /// request response information (the CONNACK's `response_information` then comes back
+    /// in the `ConnAck` that `connect` returns). Receive Maximum, Maximum Packet Size, Topic
+    /// Alias Maximum and the session expiry come from the options above. Not loaded from
+    /// documents.
+    #[cfg_attr(feature = "serde", serde(skip))]
+    pub connect_properties: mqtt_proto::properties::ConnectProperties,
+    /// MQTT 5 enhanced authentication: the method and its challenge/response exchange
+    /// (see [`Authenticator`](crate::Authenticator)). Not loaded from documents.
+    #[cfg_attr(feature = "serde", serde(skip))]
+    pub authenticator: Option<std::sync::Arc<dyn crate::Authenticator>>,
+    /// MQTT 5 properties of the will: delay interval, message expiry, content type, payload
+    /// format, response topic, correlation data, user properties. Not loaded from documents.
+    #[cfg_attr(feature = "serde", serde(skip))]
+    pub will_properties: mqtt_proto::properties::WillProperties,
     /// Broker URIs for failover (a cluster's nodes), tried in order (or shuffled, see
     /// `shuffle_uris`) by `connect(None)` and by every reconnect. `uri`, if set, comes first.
     pub uris: Vec<String>,
@@ -172,6 +247,11 @@ pub struct ClientConfig {
     /// reason "use another server" (0x9C) or "server moved" (0x9D). Off by default: a
     /// server could otherwise send the client anywhere.
     pub follow_server_reference: bool,
+    /// amqtt's `broker` / `connection` section while a document is loaded; folded into the
+    /// fields above by the `Deserialize` impl, so always `None` afterwards.
+    #[cfg(feature = "serde")]
+    #[serde(rename = "broker", alias = "connection")]
+    amqtt_broker: Option<serde_impl::BrokerSection>,
 }
 
 impl Default for ClientConfig {
@@ -198,6 +278,7 @@ impl Default for ClientConfig {
             username: None,
             password: None,
             protocol_version: ProtocolVersion::V311,
+            fallback_to_v311: false,
             connect_timeout: Duration::from_secs(10),
             max_inflight: None,
             max_queued: 10_000,
@@ -206,14 +287,22 @@ impl Default for ClientConfig {
             message_buffer: 1024,
             overflow: Overflow::DropNewest,
             receive_maximum: None,
+            topic_alias_maximum: 0,
+            outgoing_topic_aliases: false,
             manual_acks: false,
             topics: HashMap::new(),
             session_expiry_interval: None,
+            session_store: None,
+            connect_properties: mqtt_proto::properties::ConnectProperties::default(),
+            will_properties: mqtt_proto::properties::WillProperties::default(),
+            authenticator: None,
             uris: Vec::new(),
             shuffle_uris: false,
             reconnect_initial_interval: Duration::from_secs(1),
             reconnect_jitter: Jitter::default(),
             follow_server_reference: false,
+            #[cfg(feature = "serde")]
+            amqtt_broker: None,
         }
     }
 }
@@ -272,6 +361,8 @@ builders! {
     password: &str => Some(password.to_owned()),
     /// Sets the protocol version.
     protocol_version: ProtocolVersion => protocol_version,
+    /// Sets `fallback_to_v311`.
+    fallback_to_v311: bool => fallback_to_v311,
     /// Sets `connect_timeout`.
     connect_timeout: Duration => connect_timeout,
     /// Sets `max_inflight` (at least 1).
@@ -288,10 +379,22 @@ builders! {
     overflow: Overflow => overflow,
     /// Sets the MQTT 5 Receive Maximum announced to the broker (at least 1).
     receive_maximum: u16 => Some(receive_maximum.max(1)),
+    /// Sets the MQTT 5 Topic Alias Maximum announced to the broker.
+    topic_alias_maximum: u16 => topic_alias_maximum,
+    /// Sets `outgoing_topic_aliases`.
+    outgoing_topic_aliases: bool => outgoing_topic_aliases,
     /// Sets `manual_acks`.
     manual_acks: bool => manual_acks,
     /// Sets the MQTT 5 session expiry interval.
     session_expiry_interval: u32 => Some(session_expiry_interval),
+    /// Keeps in-flight state in a durable store in this directory (see `session_store`).
+    session_store: impl Into<PathBuf> => Some(session_store.into()),
+    /// Sets the further MQTT 5 CONNECT properties.
+    connect_properties: mqtt_proto::properties::ConnectProperties => connect_properties,
+    /// Sets the MQTT 5 will properties.
+    will_properties: mqtt_proto::properties::WillProperties => will_properties,
+    /// Sets the MQTT 5 enhanced authentication method.
+    authenticator: impl crate::Authenticator => Some(std::sync::Arc::new(authenticator)),
     /// Sets `shuffle_uris`.
     shuffle_uris: bool => shuffle_uris,
     /// Sets `reconnect_initial_interval`.
@@ -341,6 +444,14 @@ impl ClientConfig {
         self
     }
 
+    /// MQTT 5 with a fallback to 3.1.1 when the broker refuses MQTT 5 (see
+    /// [`fallback_to_v311`](Self::fallback_to_v311)): amqtt users' `auto` choice.
+    #[must_use]
+    pub fn auto_protocol_version(self) -> Self {
+        self.protocol_version(ProtocolVersion::V5)
+            .fallback_to_v311(true)
+    }
+
     /// The in-flight window for `version` (see [`max_inflight`](Self::max_inflight)).
     pub(crate) fn inflight_window(&self, version: ProtocolVersion) -> u16 {
         match (self.max_inflight, version) {
@@ -371,8 +482,68 @@ impl ClientConfig {
 }
 
 #[cfg(feature = "serde")]
+impl<'de> serde::Deserialize<'de> for ClientConfig {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        // The inherent `deserialize` the derive wrote (`remote = "Self"`).
+        let mut config = Self::deserialize(deserializer)?;
+        if let Some(broker) = config.amqtt_broker.take() {
+            broker.fold_into(&mut config)?;
+        }
+        Ok(config)
+    }
+}
+
+#[cfg(feature = "serde")]
 mod serde_impl {
-    //! amqtt's config shapes: seconds as numbers, QoS as 0/1/2, versions as "3.1.1"/"5.0".
+    //! amqtt's config shapes: seconds as numbers, QoS as 0/1/2, versions as "3.1.1"/"5.0",
+    //! the `broker` section.
+
+    use std::path::PathBuf;
+
+    use super::ClientConfig;
+
+    /// amqtt's `broker` (or `connection`) section: where the broker is and which CAs to trust.
+    #[derive(Debug, Clone, Default, serde::Deserialize)]
+    #[serde(deny_unknown_fields)]
+    pub(super) struct BrokerSection {
+        uri: Option<String>,
+        #[serde(alias = "ca_file")]
+        cafile: Option<PathBuf>,
+        #[serde(alias = "ca_path")]
+        capath: Option<PathBuf>,
+        #[serde(alias = "ca_data")]
+        cadata: Option<String>,
+    }
+
+    impl BrokerSection {
+        /// Moves the section's settings into `config`; one also given at the top level is an
+        /// error (which of the two was meant cannot be guessed).
+        pub(super) fn fold_into<E: serde::de::Error>(
+            self,
+            config: &mut ClientConfig,
+        ) -> Result<(), E> {
+            fn put<T, E: serde::de::Error>(
+                slot: &mut Option<T>,
+                value: Option<T>,
+                key: &str,
+            ) -> Result<(), E> {
+                if let Some(value) = value {
+                    if slot.is_some() {
+                        return Err(E::custom(format!(
+                            "`{key}` is given both at the top level and in the `broker` section"
+                        )));
+                    }
+                    *slot = Some(value);
+                }
+                Ok(())
+            }
+            put(&mut config.uri, self.uri, "uri")?;
+            put(&mut config.ca_file, self.cafile, "cafile")?;
+            put(&mut config.ca_path, self.capath, "capath")?;
+            put(&mut config.ca_data, self.cadata, "cadata")?;
+            Ok(())
+        }
+    }
 
     pub(super) mod secs {
         use serde::{Deserialize, Deserializer};

@@ -21,17 +21,21 @@ use std::time::{Duration, Instant};
 use bytes::{Buf, Bytes};
 use futures_channel::oneshot;
 use futures_io::AsyncWrite;
-use mqtt_proto::properties::SubscribeProperties;
-use mqtt_proto::{ByteString, ConnAck, Disconnect, Publish, ReasonCode, SubscribeFilter};
+use mqtt_proto::properties::{AuthProperties, SubscribeProperties, UnsubscribeProperties};
+use mqtt_proto::{
+    ByteString, ConnAck, Disconnect, ProtocolVersion, Publish, ReasonCode, SubscribeFilter,
+};
 use tracing::{debug, info, warn};
 
+use super::auth::{AuthError, AuthExchange, Authenticator};
 use super::error::ClientError;
 use super::inbox::Pushed;
 use super::queue::Permit;
 use super::reconnect::{self, Backoff, Jitter, Outcome, Policy, Reconnector, SplitMix64};
+use super::store::ClientStore;
 use super::transport::{self, Runtime, Transport};
 use super::uri::Target;
-use super::{ApplicationMessage, ConnectionEvent, Shared};
+use super::{Acknowledgement, ApplicationMessage, ConnectionEvent, Shared, lock};
 use mqtt_session::{
     AckToken, ConnectOptions, ConnectionError, ConnectionState, Event, Session, Token,
 };
@@ -60,6 +64,14 @@ pub(crate) struct ConnectParams {
     pub(crate) options: ConnectOptions,
     pub(crate) connect_timeout: Duration,
     pub(crate) failover: Failover,
+    /// Started by the application's `reconnect()`: its attempts retry per
+    /// `reconnect_retries` even with `auto_reconnect` off, as amqtt's `reconnect()` does.
+    pub(crate) from_reconnect: bool,
+    /// MQTT 5 with a fallback to 3.1.1 (`ClientConfig::fallback_to_v311`): the in-flight
+    /// window to use once fallen back.
+    pub(crate) fallback_window: Option<u16>,
+    /// MQTT 5 enhanced authentication (`ClientConfig::authenticator`).
+    pub(crate) authenticator: Option<Arc<dyn Authenticator>>,
 }
 
 /// How reconnects walk the broker list (the rest of the policy, retries and the backoff cap,
@@ -87,21 +99,27 @@ pub(crate) enum Command {
         /// The publish's share of the client's publish budget, returned when it completes
         /// (QoS 0: once its bytes are handed to the transport).
         permit: Permit,
+        /// `Publishing::stored`: answered when the message is durable (`Event::Stored`).
+        stored: Option<Reply<()>>,
     },
     /// The application took (or acknowledged) a received message.
     Ack(AckToken),
     Subscribe {
         filters: Vec<SubscribeFilter>,
-        reply: Reply<Vec<ReasonCode>>,
+        properties: SubscribeProperties,
+        reply: Reply<Acknowledgement>,
     },
     Unsubscribe {
         filters: Vec<ByteString>,
-        reply: Reply<Vec<ReasonCode>>,
+        properties: UnsubscribeProperties,
+        reply: Reply<Acknowledgement>,
     },
     Ping {
         reply: Reply<()>,
     },
     Disconnect {
+        /// MQTT 5 reason code and properties (3.1.1 sends an empty DISCONNECT).
+        packet: Disconnect,
         reply: Reply<()>,
     },
     Reconnect {
@@ -113,13 +131,43 @@ pub(crate) enum Command {
 }
 
 impl Command {
+    /// Whether the command needs a connection and waits for one during a reconnect (as
+    /// `publish` does through the session's queue).
+    fn waits_for_connection(&self) -> bool {
+        matches!(
+            self,
+            Self::Subscribe { .. } | Self::Unsubscribe { .. } | Self::Ping { .. }
+        )
+    }
+
+    /// Whether the caller stopped waiting for the answer (dropped its future).
+    fn is_abandoned(&self) -> bool {
+        match self {
+            Self::Subscribe { reply, .. } | Self::Unsubscribe { reply, .. } => reply.is_canceled(),
+            Self::Ping { reply } => reply.is_canceled(),
+            _ => false,
+        }
+    }
+
     /// Answers a command that arrived after the driver stopped: the caller retries on a new
     /// driver (`reconnect`) or learns there is no connection.
-    fn refuse(self) {
-        let err = ClientError::NotConnected;
+    pub(crate) fn refuse(self) {
+        self.fail(ClientError::NotConnected);
+    }
+
+    /// Fails the command with `err`.
+    fn fail(self, err: ClientError) {
         match self {
-            Self::Publish { reply, permit, .. } => {
+            Self::Publish {
+                reply,
+                permit,
+                stored,
+                ..
+            } => {
                 drop(permit);
+                if let Some(stored) = stored {
+                    let _ = stored.send(Err(err.clone()));
+                }
                 if let Some(reply) = reply {
                     drop(reply.send(Err(err)));
                 }
@@ -128,7 +176,7 @@ impl Command {
             Self::Subscribe { reply, .. } | Self::Unsubscribe { reply, .. } => {
                 drop(reply.send(Err(err)));
             }
-            Self::Ping { reply } | Self::Disconnect { reply } => drop(reply.send(Err(err))),
+            Self::Ping { reply } | Self::Disconnect { reply, .. } => drop(reply.send(Err(err))),
             Self::Reconnect { reply, .. } => drop(reply.send(Err(err))),
             Self::Cancel => {}
         }
@@ -138,8 +186,8 @@ impl Command {
 /// A caller waiting for a command's completion event.
 enum Waiter {
     Publish(Reply<ReasonCode>, Permit),
-    Subscribe(Reply<Vec<ReasonCode>>),
-    Unsubscribe(Reply<Vec<ReasonCode>>),
+    Subscribe(Reply<Acknowledgement>),
+    Unsubscribe(Reply<Acknowledgement>),
     Ping(Reply<()>),
 }
 
@@ -170,7 +218,7 @@ enum Ended {
 pub(crate) struct Driver<R: Runtime> {
     runtime: R,
     shared: Arc<Shared>,
-    session: Session,
+    session: Session<ClientStore>,
     params: ConnectParams,
     /// Commands taken from the queue and not yet applied.
     inbox: VecDeque<Command>,
@@ -179,11 +227,28 @@ pub(crate) struct Driver<R: Runtime> {
     /// yet, in token order (the session completes QoS 0 publishes in order). Kept out of
     /// `waiters`: no caller waits for them.
     qos0_permits: VecDeque<(Token, Permit)>,
+    /// Callers of `Publishing::stored` waiting for their message to be durable.
+    stored_waiters: HashMap<Token, Reply<()>>,
     /// The caller of `connect` / `reconnect`, answered at the next CONNACK or failure.
     connect_waiter: Option<Reply<ConnAck>>,
     /// The caller of `disconnect`, answered once DISCONNECT is written.
     disconnect_waiter: Option<Reply<()>>,
+    /// Subscribes, unsubscribes and pings issued while no connection is up (a reconnect is
+    /// under way): applied at the next CONNACK, failed when reconnecting gives up (amqtt
+    /// makes every call wait for the connection).
+    deferred: Vec<Command>,
     auto_reconnect: bool,
+    /// A `reconnect()` of the application is under way (until CONNACK): its attempts retry
+    /// whatever `auto_reconnect` says.
+    retry_connect: bool,
+    /// The CONNACK of the current connection: what `reconnect()` answers while connected.
+    connack: Option<ConnAck>,
+    /// A broker accepted MQTT 5 on this client: a later close before CONNACK is a flaky
+    /// broker, not a 3.1.1-only one, and does not make the client fall back.
+    v5_accepted: bool,
+    /// The enhanced authentication exchange of the current connection attempt, with its
+    /// method.
+    auth: Option<(ByteString, Box<dyn AuthExchange>)>,
     reconnect_retries: Option<u32>,
     reconnect_max_interval: Duration,
     /// QoS 0 messages dropped by the inbox's overflow policy and not reported yet.
@@ -204,13 +269,14 @@ impl<R: Runtime> Driver<R> {
     pub(crate) fn new(
         runtime: R,
         shared: Arc<Shared>,
-        session: Session,
+        session: Session<ClientStore>,
         params: ConnectParams,
         connect_waiter: Reply<ConnAck>,
         auto_reconnect: bool,
         reconnect_retries: Option<u32>,
         reconnect_max_interval: Duration,
     ) -> Self {
+        let retry_connect = params.from_reconnect;
         Self {
             runtime,
             shared,
@@ -219,9 +285,15 @@ impl<R: Runtime> Driver<R> {
             inbox: VecDeque::new(),
             waiters: HashMap::new(),
             qos0_permits: VecDeque::new(),
+            stored_waiters: HashMap::new(),
             connect_waiter: Some(connect_waiter),
             disconnect_waiter: None,
+            deferred: Vec::new(),
             auto_reconnect,
+            retry_connect,
+            connack: None,
+            v5_accepted: false,
+            auth: None,
             reconnect_retries,
             reconnect_max_interval,
             dropped_unreported: 0,
@@ -252,7 +324,11 @@ impl<R: Runtime> Driver<R> {
             policy,
             Box::new(SplitMix64::from_random_state()),
         );
-        let mut target = plan.start();
+        let mut target = if self.retry_connect {
+            plan.start_reconnect()
+        } else {
+            plan.start()
+        };
         let final_error = loop {
             let started = self.runtime.now();
             let ended = self.connection(&target).await;
@@ -260,7 +336,21 @@ impl<R: Runtime> Driver<R> {
                 Ended::Closed => break ClientError::Closed,
                 Ended::Reconnect => {
                     // `reconnect()`: the current broker again, at once, schedule reset.
-                    target = plan.start();
+                    self.retry_connect = true;
+                    target = plan.start_reconnect();
+                    continue;
+                }
+                Ended::Lost(err) if self.falls_back(&err) => {
+                    info!(%err, "the broker refused MQTT 5; connecting again with MQTT 3.1.1");
+                    let window = self.params.fallback_window.unwrap_or(1);
+                    if let Err(err) = self
+                        .session
+                        .set_protocol_version(ProtocolVersion::V311, window)
+                    {
+                        warn!(%err, "cannot fall back to MQTT 3.1.1");
+                        break ClientError::from(err);
+                    }
+                    // The same broker at once: this was no failed attempt.
                     continue;
                 }
                 Ended::Lost(err) => {
@@ -270,7 +360,7 @@ impl<R: Runtime> Driver<R> {
                     }
                     self.shared
                         .status(ConnectionEvent::ConnectionLost(err.clone()));
-                    if !self.auto_reconnect || reconnect::is_final(&err) {
+                    if self.gives_up(&err) {
                         break err;
                     }
                     let outcome = Outcome {
@@ -367,6 +457,16 @@ impl<R: Runtime> Driver<R> {
         if let Some(password) = &target.password {
             options.password = Some(Bytes::from(password.clone()));
         }
+        self.auth = None;
+        if let Some(authenticator) = &self.params.authenticator
+            && self.session.protocol_version().is_v5()
+        {
+            let method = ByteString::from(authenticator.method());
+            let mut exchange = authenticator.start();
+            options.properties.authentication_method = Some(method.clone());
+            options.properties.authentication_data = exchange.initial_data();
+            self.auth = Some((method, exchange));
+        }
         if let Err(err) = self.session.connect(now, options) {
             return self.connect_failed(err.into());
         }
@@ -375,12 +475,49 @@ impl<R: Runtime> Driver<R> {
 
     fn connect_failed(&mut self, err: ClientError) -> Ended {
         warn!(%err, "connecting failed");
-        if (!self.auto_reconnect || reconnect::is_final(&err))
+        if self.gives_up(&err)
             && let Some(waiter) = self.connect_waiter.take()
         {
             let _ = waiter.send(Err(err.clone()));
         }
         Ended::Lost(err)
+    }
+
+    /// Whether a failed or lost connection is tried again: `auto_reconnect`, or an
+    /// application's `reconnect()` still waiting for its CONNACK.
+    fn retries(&self) -> bool {
+        self.auto_reconnect || self.retry_connect
+    }
+
+    /// Whether the connection ending with `err` ends the driver (and answers the caller of
+    /// `connect` with it).
+    fn gives_up(&self, err: &ClientError) -> bool {
+        !self.falls_back(err) && (!self.retries() || reconnect::is_final(err))
+    }
+
+    /// Whether `err` is a broker refusing MQTT 5 and the client falls back to 3.1.1: an
+    /// "unsupported protocol version" refusal, or the connection closed before any CONNACK.
+    fn falls_back(&self, err: &ClientError) -> bool {
+        if self.params.fallback_window.is_none()
+            || self.reached_connack
+            || !self.session.protocol_version().is_v5()
+        {
+            return false;
+        }
+        match err {
+            ClientError::Connect(reason) => reason.code == ReasonCode::UnsupportedProtocolVersion,
+            // A hang-up before CONNACK says "not MQTT 5" only while no broker has accepted
+            // MQTT 5 on this client.
+            ClientError::ConnectionLost(ConnectionError::TransportClosed) => !self.v5_accepted,
+            ClientError::Io(err) => {
+                !self.v5_accepted
+                    && matches!(
+                        err.kind(),
+                        std::io::ErrorKind::ConnectionReset | std::io::ErrorKind::UnexpectedEof
+                    )
+            }
+            _ => false,
+        }
     }
 
     /// Serves commands while waiting `delay` before a reconnect. Returns true if the client
@@ -510,6 +647,12 @@ impl<R: Runtime> Driver<R> {
                     }
                     Poll::Pending => break,
                 }
+            }
+            // A failed store sync in `poll_transmit` reports through events (the failed
+            // publishes, the connection's end): dispatch them before the end is seen below.
+            while let Some(event) = self.session.poll_event() {
+                self.dispatch(event);
+                progress = true;
             }
             if self.needs_flush && self.writing.is_empty() {
                 match Pin::new(&mut **transport).poll_flush(cx) {
@@ -646,43 +789,69 @@ impl<R: Runtime> Driver<R> {
 
     /// Applies one command. Returns true when the driver must stop serving commands now.
     fn apply(&mut self, now: Instant, command: Command) -> bool {
+        if !self.session.is_connected() && command.waits_for_connection() {
+            if !command.is_abandoned() {
+                self.deferred.push(command);
+            }
+            return false;
+        }
         match command {
             Command::Publish {
                 publish,
                 reply,
                 permit,
+                stored,
             } => match (self.session.publish(now, publish), reply) {
                 (Ok(token), Some(reply)) => {
                     self.waiters.insert(token, Waiter::Publish(reply, permit));
+                    if let Some(stored) = stored {
+                        self.stored_waiters.insert(token, stored);
+                    }
                 }
-                (Ok(token), None) => self.qos0_permits.push_back((token, permit)),
+                (Ok(token), None) => {
+                    // QoS 0 is stored nowhere: a `stored` waiter, if any, learns nothing more
+                    // than the publish future did (accepted).
+                    drop(stored);
+                    self.qos0_permits.push_back((token, permit));
+                }
                 (Err(err), Some(reply)) => {
                     drop(permit);
-                    let _ = reply.send(Err(err.into()));
+                    let err = ClientError::from(err);
+                    if let Some(stored) = stored {
+                        let _ = stored.send(Err(err.clone()));
+                    }
+                    let _ = reply.send(Err(err));
                 }
                 (Err(err), None) => {
                     // The topic was checked when the publish was accepted; what is left are
                     // the broker's limits (maximum packet size, retain available), known
                     // only here. The caller's future has completed already.
                     drop(permit);
+                    drop(stored);
                     warn!(%err, "QoS 0 message refused by the session, not sent");
                 }
             },
-            Command::Subscribe { filters, reply } => {
+            Command::Subscribe {
+                filters,
+                properties,
+                reply,
+            } => match self.session.subscribe(now, filters, properties) {
+                Ok(token) => {
+                    self.waiters.insert(token, Waiter::Subscribe(reply));
+                }
+                Err(err) => {
+                    let _ = reply.send(Err(err.into()));
+                }
+            },
+            Command::Unsubscribe {
+                filters,
+                properties,
+                reply,
+            } => {
                 match self
                     .session
-                    .subscribe(now, filters, SubscribeProperties::default())
+                    .unsubscribe_with_properties(now, filters, properties)
                 {
-                    Ok(token) => {
-                        self.waiters.insert(token, Waiter::Subscribe(reply));
-                    }
-                    Err(err) => {
-                        let _ = reply.send(Err(err.into()));
-                    }
-                }
-            }
-            Command::Unsubscribe { filters, reply } => {
-                match self.session.unsubscribe(now, filters) {
                     Ok(token) => {
                         self.waiters.insert(token, Waiter::Unsubscribe(reply));
                     }
@@ -699,9 +868,9 @@ impl<R: Runtime> Driver<R> {
                     let _ = reply.send(Err(err.into()));
                 }
             },
-            Command::Disconnect { reply } => {
+            Command::Disconnect { packet, reply } => {
                 self.end = Some(Ended::Closed);
-                if self.session.disconnect(now, Disconnect::default()).is_err() {
+                if self.session.disconnect(now, packet).is_err() {
                     // Not connected (e.g. between reconnect attempts): nothing to send.
                     let _ = reply.send(Ok(()));
                     return true;
@@ -709,6 +878,13 @@ impl<R: Runtime> Driver<R> {
                 self.disconnect_waiter = Some(reply);
             }
             Command::Reconnect { clean_start, reply } => {
+                if self.session.is_connected() {
+                    // amqtt: `reconnect()` on a live connection does nothing.
+                    debug!("reconnect() while connected: nothing to do");
+                    let connack = self.connack.clone().ok_or(ClientError::NotConnected);
+                    let _ = reply.send(connack);
+                    return false;
+                }
                 if let Some(clean_start) = clean_start {
                     self.params.options.clean_start = clean_start;
                 }
@@ -726,8 +902,14 @@ impl<R: Runtime> Driver<R> {
                 }
             }
             Command::Cancel => {
+                for command in self.deferred.drain(..) {
+                    command.fail(ClientError::Closed);
+                }
                 for (_, waiter) in self.waiters.drain() {
                     waiter.fail(ClientError::Closed);
+                }
+                for (_, stored) in self.stored_waiters.drain() {
+                    let _ = stored.send(Err(ClientError::Closed));
                 }
                 if let Some(waiter) = self.connect_waiter.take() {
                     let _ = waiter.send(Err(ClientError::Closed));
@@ -743,12 +925,32 @@ impl<R: Runtime> Driver<R> {
                 session_present,
                 properties,
             } => {
+                if let Some((_, exchange)) = self.auth.as_mut()
+                    && let Err(err) = exchange.on_success(properties.authentication_data.as_deref())
+                {
+                    self.auth_failed(err);
+                    return;
+                }
                 info!(session_present, "connected");
                 self.reached_connack = true;
                 // The timer still armed for the CONNACK deadline would fire for nothing,
                 // connect timeout after connecting: every idle client would wake once more.
                 // The next poll arms the keep-alive deadline instead.
                 self.sleep = None;
+                self.v5_accepted |= self.session.protocol_version().is_v5();
+                self.retry_connect = false;
+                self.connack = Some(ConnAck {
+                    session_present,
+                    reason_code: ReasonCode::Success,
+                    properties: (*properties).clone(),
+                });
+                // Calls that waited for the connection go out on it now.
+                let now = self.runtime.now();
+                for command in std::mem::take(&mut self.deferred) {
+                    if !command.is_abandoned() {
+                        self.apply(now, command);
+                    }
+                }
                 self.shared
                     .status(ConnectionEvent::Connected { session_present });
                 if let Some(waiter) = self.connect_waiter.take() {
@@ -767,29 +969,27 @@ impl<R: Runtime> Driver<R> {
                     }
                 }
             }
-            Event::Published { token, result } => {
-                if let Some(Waiter::Publish(reply, permit)) = self.waiters.remove(&token) {
-                    // Room first: a caller woken by the reply may publish again at once.
-                    drop(permit);
-                    let _ = reply.send(result.map_err(ClientError::from));
-                } else {
-                    // A QoS 0 publish: handed to the transport (or failed). Tokens grow, so
-                    // an earlier entry still here could only be one the session dropped
-                    // without an event: returning its room too keeps the budget exact.
-                    if let Err(err) = &result {
-                        debug!(%err, "QoS 0 message not sent");
-                    }
-                    while self
-                        .qos0_permits
-                        .front()
-                        .is_some_and(|(front, _)| *front <= token)
-                    {
-                        self.qos0_permits.pop_front();
-                    }
+            Event::Published { token, result } => self.published(token, result),
+            Event::Stored { token } => {
+                if let Some(stored) = self.stored_waiters.remove(&token) {
+                    let _ = stored.send(Ok(()));
                 }
             }
             Event::Message(message) => {
                 let message = ApplicationMessage::new(message.publish, message.ack);
+                // A reply to a pending `request` goes to its caller, not to the inbox.
+                if let Some(waiter) = self.shared.responses.waiter_for(&message) {
+                    let ack = message.ack;
+                    // A caller that gave up meanwhile drops the reply; it is acknowledged
+                    // all the same.
+                    let _ = waiter.send(message);
+                    if let Some(token) = ack
+                        && let Err(err) = self.session.ack(self.runtime.now(), token)
+                    {
+                        debug!(%err, "acknowledgement of a reply not applied");
+                    }
+                    return;
+                }
                 if self.shared.inbox.push(message) != Pushed::Queued {
                     self.dropped_unreported += 1;
                 }
@@ -797,10 +997,10 @@ impl<R: Runtime> Driver<R> {
             Event::Subscribed {
                 token,
                 reason_codes,
-                ..
+                properties,
             } => {
                 if let Some(Waiter::Subscribe(reply)) = self.waiters.remove(&token) {
-                    let _ = reply.send(Ok(reason_codes));
+                    let _ = reply.send(Ok(Acknowledgement::new(reason_codes, properties)));
                 }
             }
             Event::Resubscribed { reason_codes } => {
@@ -809,9 +1009,10 @@ impl<R: Runtime> Driver<R> {
             Event::Unsubscribed {
                 token,
                 reason_codes,
+                properties,
             } => {
                 if let Some(Waiter::Unsubscribe(reply)) = self.waiters.remove(&token) {
-                    let _ = reply.send(Ok(reason_codes));
+                    let _ = reply.send(Ok(Acknowledgement::new(reason_codes, properties)));
                 }
             }
             Event::Pong { token } => {
@@ -819,8 +1020,35 @@ impl<R: Runtime> Driver<R> {
                     let _ = reply.send(Ok(()));
                 }
             }
-            Event::Auth { reason_code, .. } => {
+            Event::Auth {
+                reason_code,
+                properties,
+            } => {
                 debug!(%reason_code, "AUTH from the broker");
+                let Some((method, exchange)) = self.auth.as_mut() else {
+                    return;
+                };
+                if reason_code != ReasonCode::ContinueAuthentication {
+                    return;
+                }
+                let answer = exchange.on_challenge(properties.authentication_data.as_deref());
+                match answer {
+                    Ok(data) => {
+                        let reply = AuthProperties {
+                            authentication_method: Some(method.clone()),
+                            authentication_data: data,
+                            ..AuthProperties::default()
+                        };
+                        let now = self.runtime.now();
+                        if let Err(err) =
+                            self.session
+                                .auth(now, ReasonCode::ContinueAuthentication, reply)
+                        {
+                            debug!(%err, "AUTH reply not sent");
+                        }
+                    }
+                    Err(err) => self.auth_failed(err),
+                }
             }
             Event::Disconnected { reason } => {
                 info!(%reason, "disconnected");
@@ -845,7 +1073,7 @@ impl<R: Runtime> Driver<R> {
                         _ => ClientError::from(reason),
                     };
                     if let Some(waiter) = self.connect_waiter.take() {
-                        if self.auto_reconnect && !reconnect::is_final(&err) {
+                        if !self.gives_up(&err) {
                             self.connect_waiter = Some(waiter);
                         } else {
                             let _ = waiter.send(Err(err.clone()));
@@ -858,11 +1086,75 @@ impl<R: Runtime> Driver<R> {
         }
     }
 
+    /// A publish completed: its caller learns the outcome; one recovered from the durable
+    /// store (its caller died with an earlier process) is reported as a connection event.
+    fn published(&mut self, token: Token, result: Result<ReasonCode, mqtt_session::PublishError>) {
+        let result = result.map_err(ClientError::from);
+        if let Some(stored) = self.stored_waiters.remove(&token) {
+            // Completed (or failed) before a `Stored` event: QoS 0, or a store failure.
+            let _ = stored.send(result.as_ref().map(|_| ()).map_err(Clone::clone));
+        }
+        if let Some(Waiter::Publish(reply, permit)) = self.waiters.remove(&token) {
+            // Room first: a caller woken by the reply may publish again at once.
+            drop(permit);
+            let _ = reply.send(result);
+            return;
+        }
+        let recovered = lock(&self.shared.recovered).remove(&token);
+        if let Some(mut recovered) = recovered {
+            debug!(
+                packet_id = recovered.packet_id.get(),
+                "recovered publish completed"
+            );
+            recovered.result = result;
+            self.shared
+                .status(ConnectionEvent::RecoveredPublish(recovered));
+            return;
+        }
+        // A QoS 0 publish: handed to the transport (or failed). Tokens grow, so an earlier
+        // entry still here could only be one the session dropped without an event: returning
+        // its room too keeps the budget exact.
+        if let Err(err) = &result {
+            debug!(%err, "QoS 0 message not sent");
+        }
+        while self
+            .qos0_permits
+            .front()
+            .is_some_and(|(front, _)| *front <= token)
+        {
+            self.qos0_permits.pop_front();
+        }
+    }
+
+    /// The client's side of enhanced authentication failed: the connection ends ("not
+    /// authorized"), with an error that is final.
+    fn auth_failed(&mut self, err: AuthError) {
+        warn!(%err, "enhanced authentication failed");
+        let disconnect = Disconnect {
+            reason_code: ReasonCode::NotAuthorized,
+            ..Disconnect::default()
+        };
+        if self
+            .session
+            .disconnect(self.runtime.now(), disconnect)
+            .is_err()
+        {
+            self.session.handle_transport_closed(self.runtime.now());
+        }
+        self.end = Some(Ended::Lost(ClientError::Auth(err)));
+    }
+
     /// The driver stops: everyone still waiting learns why, and the session is parked for a
     /// later `connect` / `reconnect`.
     fn shutdown(mut self, err: ClientError) {
         for (_, waiter) in self.waiters.drain() {
             waiter.fail(err.clone());
+        }
+        for (_, stored) in self.stored_waiters.drain() {
+            let _ = stored.send(Err(err.clone()));
+        }
+        for command in self.deferred.drain(..) {
+            command.fail(err.clone());
         }
         // Park first and stop accepting commands under the same lock, answer after: a caller
         // woken by `disconnect` may `connect` at once and must find the session parked.

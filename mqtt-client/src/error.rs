@@ -11,7 +11,9 @@ use std::sync::Arc;
 
 use mqtt_proto::topic::TopicError;
 
-use mqtt_session::{ConnectionError, ProtocolError, PublishError, ServerReason, SessionError};
+use mqtt_session::{
+    ConnectionError, ProtocolError, PublishError, ServerReason, SessionError, StoreError,
+};
 
 use crate::Scheme;
 
@@ -157,10 +159,25 @@ pub enum ClientError {
     /// ([`Publishing::send_now`](crate::Publishing::send_now)). Nothing was sent.
     #[error("publish queue full")]
     QueueFull,
+    /// MQTT 5 enhanced authentication failed on the client's side (the broker's challenge or
+    /// proof was not acceptable); a refusal by the broker is [`Connect`](Self::Connect).
+    #[error("enhanced authentication failed")]
+    Auth(#[source] crate::AuthError),
     /// The client was closed (`disconnect`, `cancel_tasks`, or every handle dropped). A publish
     /// failing with it may still be delivered (its message stays in the session).
     #[error("client closed")]
     Closed,
+    /// The session store (`session_store`) could not be opened, or could not record or sync
+    /// a message (e.g. [`StoreError::Full`]): that message was not sent; what the store
+    /// held before is intact.
+    #[error("session store: {0}")]
+    Store(StoreError),
+}
+
+impl From<StoreError> for ClientError {
+    fn from(err: StoreError) -> Self {
+        Self::Store(err)
+    }
 }
 
 impl From<io::Error> for ClientError {
@@ -181,6 +198,7 @@ impl From<SessionError> for ClientError {
         match err {
             SessionError::InvalidTopic(topic) => Self::InvalidTopic(topic),
             SessionError::NotConnected => Self::NotConnected,
+            SessionError::Store(err) => Self::Store(err),
             other => Self::Session(other),
         }
     }
@@ -193,6 +211,7 @@ impl From<PublishError> for ClientError {
             PublishError::SessionLost => Self::SessionLost,
             PublishError::ConnectionLost => Self::ConnectionLost(ConnectionError::TransportClosed),
             PublishError::Refused(err) => err.into(),
+            PublishError::Store(err) => Self::Store(err),
             other => Self::Publish(other),
         }
     }
@@ -205,6 +224,7 @@ impl From<ConnectionError> for ClientError {
             ConnectionError::Protocol(err) => Self::Protocol(err),
             ConnectionError::Local => Self::Closed,
             ConnectionError::ConnAckTimeout => Self::Timeout,
+            ConnectionError::Store(err) => Self::Store(err),
             other => Self::ConnectionLost(other),
         }
     }

@@ -27,6 +27,7 @@
 #![deny(missing_docs)]
 #![cfg_attr(docsrs, feature(doc_cfg))]
 
+mod auth;
 mod builders;
 mod config;
 mod driver;
@@ -34,10 +35,13 @@ mod error;
 mod inbox;
 mod queue;
 mod reconnect;
+mod request;
+pub mod store;
 #[cfg(feature = "tls")]
 mod tls;
 mod transport;
 mod uri;
+mod v5;
 
 use std::collections::VecDeque;
 use std::future::Future;
@@ -50,33 +54,40 @@ use std::time::Duration;
 use bytes::Bytes;
 use futures_channel::{mpsc, oneshot};
 use futures_util::Stream;
-use mqtt_proto::properties::WillProperties;
-use mqtt_proto::{ByteString, PacketId, Will};
+use mqtt_proto::{ByteString, Disconnect, PacketId, Will};
 use tracing::debug;
 
-pub use builders::{Connecting, Delivering, PublishFuture, Publishing, Reconnecting};
+pub use auth::{AuthError, AuthExchange, Authenticator};
+pub use builders::{Connecting, Delivering, PublishFuture, Publishing, Reconnecting, Storing};
 pub use config::{ClientConfig, Overflow, TopicConfig, WillConfig};
 #[cfg(feature = "tls")]
 pub use error::TlsError;
 pub use error::{ClientError, UriError};
 pub use reconnect::Jitter;
+pub use request::Requesting;
+pub use store::{ClientStore, FileStore, StoreError};
 #[cfg(feature = "tls")]
 #[cfg_attr(docsrs, doc(cfg(feature = "tls")))]
 pub use tls::TlsOptions;
 pub use transport::{Runtime, Transport};
 pub use uri::{Scheme, Target};
+pub use v5::Acknowledgement;
 
 use driver::{Command, ConnectParams, Driver, Reply};
 
 // The protocol types that appear in the client's API, under the client's own name.
-pub use mqtt_proto::properties::{PublishProperties, SubscribeProperties, UserProperty};
+pub use mqtt_proto::properties::{
+    AckProperties, ConnectProperties, DisconnectProperties, PublishProperties, SubscribeProperties,
+    UnsubscribeProperties, UserProperty, WillProperties,
+};
 pub use mqtt_proto::{ConnAck, ProtocolVersion, Publish, QoS, ReasonCode, SubscribeFilter};
 pub use mqtt_session::{ConnectionError, ProtocolError, PublishError, ServerReason, SessionError};
 
 use inbox::Inbox;
 /// Names every runtime-generic public type with the runtime fixed, for an adapter crate:
 /// `mqtt_client::runtime_aliases!(Tokio);` defines `MqttClient`, `Connecting<'a>`,
-/// `Reconnecting<'a>`, `Publishing<'a>`, `Delivering<'a>`, `PublishFuture` and `Messages`.
+/// `Reconnecting<'a>`, `Publishing<'a>`, `Delivering<'a>`, `PublishFuture`, `Storing` and
+/// `Messages`.
 /// Next to `pub use mqtt_client::*;` these explicit items shadow the generic ones, so users of
 /// the adapter write `mqtt_tokio::Publishing<'_>`.
 #[macro_export]
@@ -94,6 +105,8 @@ macro_rules! runtime_aliases {
         pub type Delivering<'a> = $crate::Delivering<'a, $runtime>;
         #[doc = concat!("The future `Publishing::send_now` and `Publishing::start` return, on ", stringify!($runtime), ".")]
         pub type PublishFuture = $crate::PublishFuture<$runtime>;
+        #[doc = concat!("The future `Publishing::stored` returns (the durability point), on ", stringify!($runtime), ".")]
+        pub type Storing = $crate::Storing<$runtime>;
         #[doc = concat!("The stream returned by `MqttClient::messages`, on ", stringify!($runtime), ".")]
         pub type Messages = $crate::Messages<$runtime>;
     };
@@ -118,7 +131,9 @@ pub mod prelude {
     pub use mqtt_proto::{ConnAck, ProtocolVersion, QoS, ReasonCode};
 }
 
-use mqtt_session::{AckMode, AckToken, ConnectOptions, Session, SessionConfig};
+use mqtt_session::{
+    AckMode, AckToken, ConnectOptions, Session, SessionConfig, SessionStore, Token,
+};
 
 /// A received message (amqtt's `ApplicationMessage`).
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -210,6 +225,25 @@ pub enum ConnectionEvent {
     },
     /// The client stopped: after `disconnect`, or when reconnecting gave up.
     Closed,
+    /// A publish recovered from the durable session store (sent by an earlier process that
+    /// stopped before its flow completed) has completed: its caller is gone, so this is the
+    /// only place its outcome shows.
+    RecoveredPublish(RecoveredPublish),
+}
+
+/// The outcome of a publish recovered from the durable session store
+/// ([`ConnectionEvent::RecoveredPublish`]).
+#[derive(Debug, Clone)]
+#[non_exhaustive]
+pub struct RecoveredPublish {
+    /// The packet identifier it was (re-)sent with.
+    pub packet_id: PacketId,
+    /// Its topic.
+    pub topic: ByteString,
+    /// Its QoS.
+    pub qos: QoS,
+    /// The final acknowledgement's reason code, or why it failed.
+    pub result: Result<ReasonCode, ClientError>,
 }
 
 /// State shared between the handles and the driver task.
@@ -230,11 +264,17 @@ pub(crate) struct Shared {
     cancel_epoch: AtomicU64,
     /// Notified when a driver parks its session and stops.
     parked_event: event_listener::Event,
+    /// Publishes recovered from the durable store whose completion is still to be reported.
+    recovered: Mutex<std::collections::HashMap<Token, RecoveredPublish>>,
+    /// The durable store's counters, once it is open.
+    store_monitor: Mutex<Option<store::FileStoreMonitor>>,
+    /// MQTT 5 requests waiting for their reply (`request`).
+    responses: request::Responses,
 }
 
 #[derive(Default)]
 struct Parked {
-    session: Option<Session>,
+    session: Option<Session<ClientStore>>,
     params: Option<ConnectParams>,
 }
 
@@ -285,7 +325,7 @@ impl Shared {
     /// The driver stops: its session is parked for the next one and the command queue
     /// closed, atomically for `start` (which takes the same locks in the same order). Returns
     /// the commands that were still queued.
-    fn park(&self, session: Session, params: ConnectParams) -> VecDeque<Command> {
+    fn park(&self, session: Session<ClientStore>, params: ConnectParams) -> VecDeque<Command> {
         let leftovers = {
             let mut parked = lock(&self.parked);
             parked.session = Some(session);
@@ -400,6 +440,9 @@ impl<R: Runtime> MqttClient<R> {
                     commands: CommandQueue::default(),
                     cancel_epoch: AtomicU64::new(0),
                     parked_event: event_listener::Event::new(),
+                    recovered: Mutex::new(std::collections::HashMap::new()),
+                    store_monitor: Mutex::new(None),
+                    responses: request::Responses::new(),
                 }),
             }),
         }
@@ -413,6 +456,14 @@ impl<R: Runtime> MqttClient<R> {
     /// The configuration.
     pub fn config(&self) -> &ClientConfig {
         &self.inner.config
+    }
+
+    /// The durable session store's counters (syncs, compactions, log size), once `connect`
+    /// has opened it; `None` with the memory store.
+    pub fn store_stats(&self) -> Option<store::FileStoreStats> {
+        lock(&self.inner.shared.store_monitor)
+            .as_ref()
+            .map(store::FileStoreMonitor::stats)
     }
 
     /// Connects to `uri` (`mqtt://`, `mqtts://`, `ws://`, `wss://`; `None` uses the configured
@@ -520,9 +571,9 @@ impl<R: Runtime> MqttClient<R> {
         I: IntoIterator<Item = F>,
         F: Into<SubscribeFilter>,
     {
-        let filters = topics.into_iter().map(Into::into).collect();
-        self.request(|reply| Command::Subscribe { filters, reply })
+        self.subscribe_with(topics, SubscribeProperties::default())
             .await
+            .map(|ack| ack.reason_codes)
     }
 
     /// Unsubscribes from topic filters; returns the UNSUBACK codes (empty in MQTT 3.1.1).
@@ -531,9 +582,9 @@ impl<R: Runtime> MqttClient<R> {
         I: IntoIterator<Item = T>,
         T: Into<ByteString>,
     {
-        let filters = topics.into_iter().map(Into::into).collect();
-        self.request(|reply| Command::Unsubscribe { filters, reply })
+        self.unsubscribe_with(topics, UnsubscribeProperties::default())
             .await
+            .map(|ack| ack.reason_codes)
     }
 
     /// The next received message. A builder: `.timeout(..)` makes it fail with
@@ -626,7 +677,7 @@ impl<R: Runtime> MqttClient<R> {
 
     /// Sends PINGREQ and waits for PINGRESP.
     pub async fn ping(&self) -> Result<(), ClientError> {
-        self.request(|reply| Command::Ping { reply }).await
+        self.call(|reply| Command::Ping { reply }).await
     }
 
     /// Sends DISCONNECT and closes the connection. Publishes still pending fail with
@@ -635,7 +686,27 @@ impl<R: Runtime> MqttClient<R> {
     /// publishing them again would duplicate them. Received messages not yet taken stay
     /// deliverable; unless taken, they are not acknowledged.
     pub async fn disconnect(&self) -> Result<(), ClientError> {
-        match self.request(|reply| Command::Disconnect { reply }).await {
+        self.disconnect_with(ReasonCode::Success, DisconnectProperties::default())
+            .await
+    }
+
+    /// [`disconnect`](Self::disconnect) with an MQTT 5 reason code and properties, e.g.
+    /// [`ReasonCode::DisconnectWithWillMessage`] to have the broker publish the will anyway,
+    /// or a session expiry interval, reason string and user properties. MQTT 3.1.1 sends its
+    /// plain DISCONNECT.
+    pub async fn disconnect_with(
+        &self,
+        reason_code: ReasonCode,
+        properties: DisconnectProperties,
+    ) -> Result<(), ClientError> {
+        let packet = Disconnect {
+            reason_code,
+            properties,
+        };
+        match self
+            .call(|reply| Command::Disconnect { packet, reply })
+            .await
+        {
             Err(ClientError::NotConnected | ClientError::Closed) => Ok(()),
             other => other,
         }
@@ -678,10 +749,7 @@ impl<R: Runtime> MqttClient<R> {
         }
     }
 
-    async fn request<T>(
-        &self,
-        command: impl FnOnce(Reply<T>) -> Command,
-    ) -> Result<T, ClientError> {
+    async fn call<T>(&self, command: impl FnOnce(Reply<T>) -> Command) -> Result<T, ClientError> {
         let (reply, rx) = oneshot::channel();
         self.send(command(reply))?;
         rx.await.unwrap_or(Err(ClientError::Closed))
@@ -719,22 +787,20 @@ impl<R: Runtime> MqttClient<R> {
             return Err(ClientError::AlreadyConnected);
         }
         let config = &self.inner.config;
-        let session = parked.session.take().unwrap_or_else(|| {
-            let mut session_config =
-                SessionConfig::new(self.inner.client_id.clone(), config.protocol_version);
-            session_config.max_inflight = config.inflight_window(config.protocol_version);
-            session_config.receive_maximum = config.announced_receive_maximum();
-            // Acknowledged when the application takes a message (or acknowledges it), not
-            // when the driver reads it: see `Shared::take_message`.
-            session_config.ack_mode = AckMode::Manual;
-            // The client's publish budget is the bound; the session never refuses below it.
-            session_config.max_queued = config.max_queued.max(1);
-            session_config.max_packet_size = config.max_packet_size;
-            session_config.connect_timeout = config.connect_timeout;
-            session_config.ping_delay = config.ping_delay;
-            session_config.ping_timeout = config.keep_alive.max(Duration::from_secs(1));
-            Session::new(session_config)
-        });
+        let session = match parked.session.take() {
+            Some(session) => session,
+            // The first start opens the store (no driver can be using it: the queue was
+            // closed until just now). If that fails, the client stays idle.
+            None => match self.new_session() {
+                Ok(session) => session,
+                Err(err) => {
+                    for command in self.inner.shared.commands.close() {
+                        command.refuse();
+                    }
+                    return Err(err);
+                }
+            },
+        };
         let (reply, rx) = oneshot::channel();
         let driver = Driver::new(
             self.inner.runtime.clone(),
@@ -752,6 +818,61 @@ impl<R: Runtime> MqttClient<R> {
         Ok(rx)
     }
 
+    /// The first session of this client: over the durable store when one is configured
+    /// (resuming what it holds), else in memory.
+    fn new_session(&self) -> Result<Session<ClientStore>, ClientError> {
+        let config = &self.inner.config;
+        let mut session_config =
+            SessionConfig::new(self.inner.client_id.clone(), config.protocol_version);
+        session_config.max_inflight = config.inflight_window(config.protocol_version);
+        session_config.receive_maximum = config.announced_receive_maximum();
+        session_config.topic_alias_maximum = config.topic_alias_maximum;
+        session_config.outgoing_topic_aliases = config.outgoing_topic_aliases;
+        // Acknowledged when the application takes a message (or acknowledges it), not
+        // when the driver reads it: see `Shared::take_message`.
+        session_config.ack_mode = AckMode::Manual;
+        // The client's publish budget is the bound; the session never refuses below it.
+        session_config.max_queued = config.max_queued.max(1);
+        session_config.max_packet_size = config.max_packet_size;
+        session_config.connect_timeout = config.connect_timeout;
+        session_config.ping_delay = config.ping_delay;
+        session_config.ping_timeout = config.keep_alive.max(Duration::from_secs(1));
+        // `Publishing::stored` resolves on `Event::Stored`.
+        session_config.report_stored = true;
+        if config.session_store.is_some() {
+            // Each refill of the window costs an fsync: refill in quarters of the window.
+            session_config.refill_batch = (session_config.max_inflight / 4).max(1);
+        }
+        let store = match &config.session_store {
+            Some(dir) => {
+                let store = FileStore::open(dir)?;
+                *lock(&self.inner.shared.store_monitor) = Some(store.monitor());
+                ClientStore::File(store)
+            }
+            None => ClientStore::default(),
+        };
+        let flights = store.outgoing_in_order();
+        if !flights.is_empty() {
+            tracing::info!(
+                inflight = flights.len(),
+                "resuming publishes from the session store"
+            );
+            let mut recovered = lock(&self.inner.shared.recovered);
+            for (packet_id, flight) in flights {
+                recovered.insert(
+                    flight.token,
+                    RecoveredPublish {
+                        packet_id,
+                        topic: flight.publish.topic,
+                        qos: flight.publish.qos,
+                        result: Err(ClientError::Closed),
+                    },
+                );
+            }
+        }
+        Ok(Session::with_store(session_config, store))
+    }
+
     /// CONNECT options from the configuration; a URI's own credentials replace these per
     /// connection attempt.
     fn connect_options(&self, clean_session: Option<bool>) -> ConnectOptions {
@@ -765,9 +886,10 @@ impl<R: Runtime> MqttClient<R> {
             payload: Bytes::from(will.message.clone()),
             qos: will.qos,
             retain: will.retain,
-            properties: WillProperties::default(),
+            properties: config.will_properties.clone(),
         });
         options.session_expiry_interval = config.session_expiry_interval;
+        options.properties = config.connect_properties.clone();
         options
     }
 }

@@ -16,7 +16,12 @@
 //! - The schedule starts over (round 1, attempt 1) only after a connection that **stayed up**
 //!   for the grace period. A connection that reached CONNACK but died sooner counts as a failed
 //!   attempt: a broker that accepts and then drops every client cannot make a hot loop.
-//! - `reconnect_retries` bounds the rounds, so one URI behaves as before (one attempt per round).
+//! - `reconnect_retries` (N) bounds the rounds as amqtt counts its attempts: a reconnect is
+//!   one round plus N retry rounds, so after a lost connection (or a failed first connect)
+//!   N + 1 rounds are tried; `connect` makes its own first attempt before that sequence
+//!   (N + 2 rounds in all), and a `reconnect()` asked for by the application starts the
+//!   sequence with its immediate attempt (N + 1 rounds in all). One URI: one attempt per
+//!   round.
 //! - A Server Reference the application allows us to follow is tried next: at once when a
 //!   listed broker sent it, in the next slot of the round when a referenced one did.
 
@@ -131,10 +136,17 @@ impl Backoff {
     }
 }
 
-/// Whether a connection error can heal by trying again (possibly elsewhere). A refusal for
-/// credentials, authorization or protocol reasons is final; a refusal saying the server is
-/// unavailable, busy, over quota or elsewhere is not: another node (or the same one a little
-/// later) may accept.
+/// Whether a connection error can heal by trying again (possibly elsewhere). Final, whatever
+/// `reconnect_retries` says:
+/// - a CONNACK refusal for credentials, authorization or protocol reasons (one saying the
+///   server is unavailable, busy, over quota or elsewhere is not: another node, or the same
+///   one a little later, may accept);
+/// - an invalid URI;
+/// - a TLS configuration that cannot work (unreadable or malformed certificate files, no
+///   roots, no crypto provider) or a certificate the handshake rejected (unknown CA,
+///   expired, wrong host, or the server rejecting ours).
+///
+/// Transient failures (refused TCP connection, timeouts, resets, a broken stream) are not.
 pub(crate) fn is_final(err: &ClientError) -> bool {
     match err {
         ClientError::Connect(reason) => !matches!(
@@ -146,7 +158,38 @@ pub(crate) fn is_final(err: &ClientError) -> bool {
                 | ReasonCode::UseAnotherServer
                 | ReasonCode::ServerMoved
         ),
+        ClientError::InvalidUri(_) | ClientError::Auth(_) => true,
+        #[cfg(feature = "tls")]
+        ClientError::Tls(tls) => tls_is_final(tls),
         _ => false,
+    }
+}
+
+#[cfg(feature = "tls")]
+fn tls_is_final(err: &crate::TlsError) -> bool {
+    use rustls::AlertDescription as Alert;
+    match err {
+        crate::TlsError::Rustls(err) => matches!(
+            err,
+            rustls::Error::InvalidCertificate(_)
+                | rustls::Error::NoCertificatesPresented
+                | rustls::Error::PeerIncompatible(_)
+                | rustls::Error::AlertReceived(
+                    Alert::BadCertificate
+                        | Alert::UnsupportedCertificate
+                        | Alert::CertificateRevoked
+                        | Alert::CertificateExpired
+                        | Alert::CertificateUnknown
+                        | Alert::UnknownCA
+                        | Alert::CertificateRequired
+                        | Alert::AccessDenied
+                        | Alert::HandshakeFailure
+                        | Alert::ProtocolVersion
+                )
+        ),
+        // Reading files, parsing PEM, building the verifier, the server name, the provider,
+        // the roots: configuration that fails the same way on every attempt.
+        _ => true,
     }
 }
 
@@ -154,7 +197,8 @@ pub(crate) fn is_final(err: &ClientError) -> bool {
 #[derive(Debug, Clone)]
 pub(crate) struct Policy {
     pub(crate) backoff: Backoff,
-    /// Rounds after the first before giving up; `None`: forever.
+    /// amqtt's `reconnect_retries`: retry rounds after the first round of a reconnect;
+    /// `None`: forever.
     pub(crate) retries: Option<u32>,
     /// How long a connection must stay up to reset the schedule.
     pub(crate) grace: Duration,
@@ -241,7 +285,18 @@ impl Reconnector {
     /// The first attempt of a `connect` (or of a `reconnect()` asked for by the application):
     /// the current URI (the first one initially), at once, with the schedule started over.
     pub(crate) fn start(&mut self) -> Target {
-        self.round = 0;
+        self.start_at(0)
+    }
+
+    /// The first attempt of a `reconnect()` asked for by the application: like
+    /// [`start`](Self::start), but the attempt is the first round of the reconnect sequence
+    /// (amqtt's `reconnect()` makes `reconnect_retries + 1` attempts, `connect()` one more).
+    pub(crate) fn start_reconnect(&mut self) -> Target {
+        self.start_at(1)
+    }
+
+    fn start_at(&mut self, round: u32) -> Target {
+        self.round = round;
         self.attempts = 0;
         self.in_round = 1;
         self.redirect = None;
@@ -285,7 +340,12 @@ impl Reconnector {
         let mut delay = Duration::ZERO;
         if self.in_round >= self.targets.len() {
             self.round += 1;
-            if self.policy.retries.is_some_and(|max| self.round > max) {
+            // Round 1 is the reconnect's first attempt, rounds 2..=max+1 its retries.
+            if self
+                .policy
+                .retries
+                .is_some_and(|max| self.round > max.saturating_add(1))
+            {
                 return None;
             }
             self.in_round = 0;
@@ -334,6 +394,39 @@ pub(crate) fn parse_reference(reference: &str, current: &Target) -> Option<Targe
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn errors_that_cannot_heal_are_final_and_transient_ones_are_not() {
+        use std::sync::Arc;
+
+        let io = |kind| ClientError::Io(Arc::new(std::io::Error::from(kind)));
+        assert!(!is_final(&io(std::io::ErrorKind::ConnectionRefused)));
+        assert!(!is_final(&io(std::io::ErrorKind::ConnectionReset)));
+        assert!(!is_final(&ClientError::Timeout));
+        assert!(is_final(&ClientError::InvalidUri(
+            crate::UriError::MissingHost
+        )));
+        let refused = |code| ClientError::Connect(mqtt_session::ServerReason::new(code));
+        assert!(is_final(&refused(ReasonCode::NotAuthorized)));
+        assert!(is_final(&refused(ReasonCode::UnsupportedProtocolVersion)));
+        assert!(!is_final(&refused(ReasonCode::ServerBusy)));
+        #[cfg(feature = "tls")]
+        {
+            let tls = |err| ClientError::Tls(crate::TlsError::Rustls(err));
+            for cert in [
+                rustls::CertificateError::UnknownIssuer,
+                rustls::CertificateError::Expired,
+                rustls::CertificateError::NotValidForName,
+            ] {
+                assert!(is_final(&tls(rustls::Error::InvalidCertificate(cert))));
+            }
+            assert!(is_final(&tls(rustls::Error::AlertReceived(
+                rustls::AlertDescription::BadCertificate
+            ))));
+            assert!(!is_final(&tls(rustls::Error::DecryptError)));
+            assert!(is_final(&ClientError::Tls(crate::TlsError::NoRoots)));
+        }
+    }
 
     /// Scripted randomness: returns `words` in a loop.
     struct Script(Vec<u64>, usize);
@@ -481,11 +574,31 @@ mod tests {
             attempts.push(attempt);
             assert!(attempts.len() < 10, "never gave up");
         }
-        // The first connect's round (node0, node1) then two more rounds.
+        // The first connect's round (node0, node1), then the reconnect: one round and two
+        // retry rounds (amqtt: `reconnect_retries + 1` reconnect attempts).
         assert_eq!(
             hosts(&attempts),
-            ["node1", "node0", "node1", "node0", "node1"]
+            [
+                "node1", "node0", "node1", "node0", "node1", "node0", "node1"
+            ]
         );
+    }
+
+    #[test]
+    fn an_application_reconnect_counts_its_first_attempt_as_the_first_round() {
+        let mut plan = Reconnector::new(
+            targets(1),
+            policy(Jitter::None, Some(2)),
+            Box::new(Script(vec![0], 0)),
+        );
+        plan.start_reconnect();
+        let mut delays = Vec::new();
+        while let Some(attempt) = plan.next(Outcome::default()) {
+            delays.push(attempt.delay.as_millis());
+            assert!(delays.len() < 10, "never gave up");
+        }
+        // amqtt's reconnect(): 1 + reconnect_retries attempts, the backoff doubling.
+        assert_eq!(delays, [200, 400]);
     }
 
     #[test]

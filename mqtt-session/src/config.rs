@@ -69,6 +69,15 @@ pub struct SessionConfig {
     /// How long before the keep-alive period ends the PINGREQ goes out, so it reaches the
     /// server in time (amqtt's `ping_delay`). At most half the keep alive is taken off.
     pub ping_delay: Duration,
+    /// Report [`Event::Stored`](crate::Event::Stored) when a QoS 1/2 publish has become
+    /// durable in the store (off by default: one more event per message).
+    pub report_stored: bool,
+    /// Once the in-flight window is full, queued publishes move into it only when this many
+    /// slots are free (at least 1, the default: refill as soon as one is). With a durable
+    /// store every refill costs a sync, and refilling one slot per acknowledgement settles into
+    /// a sync per message; refilling in steps of a quarter of the window keeps batches large
+    /// (the silly-window avoidance of TCP).
+    pub refill_batch: u16,
 }
 
 impl Default for SessionConfig {
@@ -88,6 +97,8 @@ impl Default for SessionConfig {
             connect_timeout: Duration::from_secs(10),
             ping_timeout: Duration::from_secs(10),
             ping_delay: Duration::ZERO,
+            report_stored: false,
+            refill_batch: 1,
         }
     }
 }

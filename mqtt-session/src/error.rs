@@ -9,6 +9,7 @@ use mqtt_proto::properties::UserProperty;
 use mqtt_proto::topic::TopicError;
 use mqtt_proto::{DecodeError, EncodeError, PacketType, QoS, ReasonCode};
 
+use crate::store::StoreError;
 /// The server's verdict in a refusing CONNACK, a DISCONNECT or a negative acknowledgement:
 /// the reason code and, in MQTT 5, the optional reason string and user properties that came
 /// with it (diagnostics the server chose to send).
@@ -100,6 +101,16 @@ pub enum SessionError {
     /// SUBSCRIBE / UNSUBSCRIBE without filters.
     #[error("no topic filters given")]
     NoFilters,
+    /// MQTT 5: the publish carries a topic alias of 0 or above the Topic Alias Maximum the
+    /// server announced ([MQTT-3.3.2-8], [MQTT-3.3.2-9]); sent, it would make the server
+    /// disconnect with "topic alias invalid" (0x94). Nothing was sent.
+    #[error("topic alias {alias} is not allowed: the server accepts aliases 1 to {maximum}")]
+    TopicAliasNotAllowed {
+        /// The alias asked for.
+        alias: u16,
+        /// The server's Topic Alias Maximum (0: no aliases).
+        maximum: u16,
+    },
     /// The feature needs MQTT 5.
     #[error("{0} needs MQTT 5")]
     RequiresV5(&'static str),
@@ -109,6 +120,9 @@ pub enum SessionError {
     /// The packet cannot be encoded.
     #[error(transparent)]
     Encode(#[from] EncodeError),
+    /// The session store could not record the message; it was not sent.
+    #[error("session store: {0}")]
+    Store(#[from] StoreError),
 }
 
 /// The server broke the protocol; the connection is closed (MQTT 5: with a DISCONNECT
@@ -129,6 +143,17 @@ pub enum ProtocolError {
         packet: PacketType,
         /// Its identifier.
         id: u16,
+    },
+    /// An acknowledgement of the wrong type for a packet identifier that is in flight, e.g.
+    /// PUBACK for a QoS 2 PUBLISH (RabbitMQ answers QoS 2 that way: it downgrades to QoS 1).
+    #[error("{packet} for packet identifier {id}, which awaits {expected}")]
+    UnexpectedAck {
+        /// The acknowledgement received.
+        packet: PacketType,
+        /// Its identifier.
+        id: u16,
+        /// The acknowledgement the flow of that identifier awaits.
+        expected: PacketType,
     },
     /// SUBACK / UNSUBACK with a different number of codes than filters sent.
     #[error("{packet} carries {got} codes for {expected} filters")]
@@ -162,6 +187,7 @@ impl ProtocolError {
             Self::ReceiveMaximumExceeded => ReasonCode::ReceiveMaximumExceeded,
             Self::UnexpectedPacket(_)
             | Self::UnknownPacketId { .. }
+            | Self::UnexpectedAck { .. }
             | Self::AckCountMismatch { .. }
             | Self::UnexpectedAuth => ReasonCode::ProtocolError,
         }
@@ -194,6 +220,10 @@ pub enum ConnectionError {
     /// The application asked for the disconnect.
     #[error("disconnected by the client")]
     Local,
+    /// The session store failed to record or sync state a packet committed to; the
+    /// connection was closed without sending that packet.
+    #[error("session store failed: {0}")]
+    Store(StoreError),
 }
 
 /// Why one publish did not complete successfully.
@@ -213,4 +243,7 @@ pub enum PublishError {
     /// A queued message became unsendable after the server announced its limits.
     #[error(transparent)]
     Refused(#[from] SessionError),
+    /// The session store could not make the message durable; it was not sent.
+    #[error("session store: {0}")]
+    Store(StoreError),
 }

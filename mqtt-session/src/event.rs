@@ -11,9 +11,15 @@ use crate::error::{ConnectionError, PublishError};
 pub struct Token(pub(crate) u64);
 
 impl Token {
-    /// The token's number, for logs.
+    /// The token's number, for logs and for stores that persist flights.
     pub fn get(self) -> u64 {
         self.0
+    }
+
+    /// The token numbered `n` (from [`get`](Self::get)): for a durable
+    /// [`SessionStore`](crate::SessionStore) restoring the flights it recorded.
+    pub fn from_raw(n: u64) -> Self {
+        Self(n)
     }
 }
 
@@ -26,6 +32,10 @@ pub struct AckToken {
     /// The connection the message arrived on: a QoS 1 acknowledgement only makes sense there
     /// (the server re-sends unacknowledged QoS 1 messages on the next connection).
     pub(crate) connection: u64,
+    /// The server session the message belongs to. After a session loss a new message may
+    /// reuse the identifier of an unacknowledged old one; the old acknowledgement must not
+    /// acknowledge the new message.
+    pub(crate) session: u64,
 }
 
 impl AckToken {
@@ -66,6 +76,15 @@ pub enum Event {
         /// Reason code of the final acknowledgement (`Success` for QoS 0), or why it failed.
         result: Result<ReasonCode, PublishError>,
     },
+    /// A QoS 1/2 publish is durable: its record was synced in the store before its first
+    /// bytes were handed out. Follows [`publish`](crate::Session::publish) once the message has
+    /// entered the in-flight window; its [`Event::Published`] comes later. Reported only with
+    /// [`SessionConfig::report_stored`](crate::SessionConfig::report_stored). With a durable
+    /// store this is the point from which the message survives a crash of the process.
+    Stored {
+        /// The publish command's token.
+        token: Token,
+    },
     /// A message arrived.
     Message(Message),
     /// SUBACK arrived: one code per filter, in order.
@@ -89,6 +108,8 @@ pub enum Event {
         token: Token,
         /// One code per filter (MQTT 5).
         reason_codes: Vec<ReasonCode>,
+        /// MQTT 5 properties (reason string, user properties).
+        properties: AckProperties,
     },
     /// PINGRESP arrived for a [`ping`](crate::Session::ping) command.
     Pong {

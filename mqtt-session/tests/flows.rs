@@ -1176,6 +1176,7 @@ fn unsubscribe_unsuback(version: ProtocolVersion) {
         vec![Event::Unsubscribed {
             token,
             reason_codes: codes,
+            properties: AckProperties::default(),
         }]
     );
     assert_eq!(h.session.packet_ids_in_use(), 0);
@@ -1810,6 +1811,7 @@ fn reconnect_subscribe_in_flight_is_resent(version: ProtocolVersion) {
             Event::Unsubscribed {
                 token: untoken,
                 reason_codes: codes,
+                properties: AckProperties::default(),
             },
         ]
     );
@@ -1839,6 +1841,41 @@ fn reconnect_incoming_qos2_survives(version: ProtocolVersion) {
     h.feed(PubRel::new(pid(7)));
     assert_eq!(h.sent(), vec![Packet::PubComp(PubComp::new(pid(7)))]);
     h.assert_idle();
+}
+
+fn ack_from_a_lost_session_does_not_acknowledge_a_new_message_with_its_id(
+    version: ProtocolVersion,
+) {
+    let mut cfg = config(version);
+    cfg.ack_mode = AckMode::Manual;
+    let mut h = Harness::new(cfg);
+    h.connect_accepted(resume(version), false);
+    let old = incoming("in", "old", QoS::ExactlyOnce, Some(1));
+    h.feed(old);
+    let old_token = match h.events().as_slice() {
+        [Event::Message(Message { ack: Some(t), .. })] => *t,
+        other => panic!("expected one message: {other:?}"),
+    };
+    // The server loses the session; a new message reuses identifier 1.
+    h.close_transport();
+    h.events();
+    h.connect_accepted(resume(version), false);
+    h.events();
+    h.sent();
+    let new = incoming("in", "new", QoS::ExactlyOnce, Some(1));
+    h.feed(new);
+    let new_token = match h.events().as_slice() {
+        [Event::Message(Message { ack: Some(t), .. })] => *t,
+        other => panic!("expected the new message: {other:?}"),
+    };
+    let now = h.now();
+    h.session.ack(now, old_token).unwrap();
+    assert!(
+        h.sent().is_empty(),
+        "the old message's acknowledgement acknowledged the new one"
+    );
+    h.session.ack(now, new_token).unwrap();
+    assert_eq!(h.sent(), vec![Packet::PubRec(PubRec::new(pid(1)))]);
 }
 
 fn reconnect_incoming_qos1_unacked_is_not_acked_on_new_connection(version: ProtocolVersion) {
@@ -1887,6 +1924,7 @@ both_versions!(
     reconnect_subscribe_in_flight_is_resent,
     reconnect_incoming_qos2_survives,
     reconnect_incoming_qos1_unacked_is_not_acked_on_new_connection,
+    ack_from_a_lost_session_does_not_acknowledge_a_new_message_with_its_id,
 );
 
 // ==== protocol errors ========================================================================
@@ -1931,11 +1969,31 @@ fn pubcomp_before_pubrec_is_protocol_error(version: ProtocolVersion) {
     h.feed(PubComp::new(pid(1)));
     assert_protocol_failure(
         &mut h,
-        &ProtocolError::UnknownPacketId {
+        &ProtocolError::UnexpectedAck {
             packet: PacketType::PubComp,
             id: 1,
+            expected: PacketType::PubRec,
         },
     );
+}
+
+/// RabbitMQ answers a QoS 2 PUBLISH with PUBACK: an acknowledgement of the wrong type for
+/// an identifier in flight, said as such.
+fn puback_for_qos2_publish_is_an_unexpected_ack(version: ProtocolVersion) {
+    let mut h = connected(version);
+    publish(&mut h, message("a", "x", QoS::ExactlyOnce));
+    h.sent();
+    h.feed(PubAck::new(pid(1)));
+    let expected = ProtocolError::UnexpectedAck {
+        packet: PacketType::PubAck,
+        id: 1,
+        expected: PacketType::PubRec,
+    };
+    assert_eq!(
+        expected.to_string(),
+        "PUBACK for packet identifier 1, which awaits PUBREC"
+    );
+    assert_protocol_failure(&mut h, &expected);
 }
 
 fn publish_before_connack_is_protocol_error(version: ProtocolVersion) {
@@ -2040,6 +2098,7 @@ both_versions!(
     malformed_bytes_split_across_reads,
     puback_unknown_id_is_protocol_error,
     pubcomp_before_pubrec_is_protocol_error,
+    puback_for_qos2_publish_is_an_unexpected_ack,
     publish_before_connack_is_protocol_error,
     connack_twice_is_protocol_error,
     packet_over_max_packet_size,

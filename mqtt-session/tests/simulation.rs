@@ -54,6 +54,9 @@ fn run_range(seeds: Range<u64>, first: bool) {
         total.client_messages += stats.client_messages;
         total.broker_messages += stats.broker_messages;
         total.received += stats.received;
+        total.crashes += stats.crashes;
+        total.store_failures += stats.store_failures;
+        total.torn_records += stats.torn_records;
     }
     eprintln!("seeds {seeds:?}: {total:#?}\nmost steps in one run: {worst}");
 }

@@ -106,3 +106,211 @@ fn failover_settings_load_from_a_document() {
         assert!(err.to_string().contains("reconnect_jitter"), "{bad}: {err}");
     }
 }
+
+#[test]
+fn session_store_loads_from_config_and_builder() {
+    let config: ClientConfig =
+        serde_json::from_str(r#"{"session_store": "/var/lib/app/mqtt-store"}"#).unwrap();
+    assert_eq!(
+        config.session_store.as_deref(),
+        Some(std::path::Path::new("/var/lib/app/mqtt-store"))
+    );
+    let built = ClientConfig::default().session_store("/var/lib/app/mqtt-store");
+    assert_eq!(built.session_store, config.session_store);
+    assert_eq!(
+        ClientConfig::default().session_store,
+        None,
+        "memory by default"
+    );
+}
+
+/// amqtt's documented client configuration example (docs/references/client_config.md),
+/// as published: `topics`, `will` and the nested `broker` section.
+const AMQTT_EXAMPLE_YAML: &str = "
+keep_alive: 10
+ping_delay: 1
+default_qos: 0
+default_retain: false
+auto_reconnect: true
+reconnect_max_interval: 5
+reconnect_retries: 10
+topics:
+   test:
+    qos: 0
+   some_topic:
+     qos: 2
+     retain: true
+will:
+   topic: will/messages
+   message: \"client ABC has disconnected\"
+   qos: 1
+   retain: false
+broker:
+   uri: mqtt://localhost:1883
+   cafile: /path/to/ca/file
+";
+
+/// The same document in JSON, with amqtt's other spellings (`connection`, `cleansession`,
+/// `connection_timeout`, `certfile`, `keyfile`, `check_hostname`, `capath`, `cadata`).
+const AMQTT_EXAMPLE_JSON: &str = r#"{
+    "keep_alive": 10, "ping_delay": 1, "default_qos": 0, "default_retain": false,
+    "auto_reconnect": true, "reconnect_max_interval": 5, "reconnect_retries": 10,
+    "cleansession": false, "connection_timeout": 60,
+    "certfile": "/path/to/client.pem", "keyfile": "/path/to/client.key",
+    "check_hostname": false,
+    "topics": {"test": {"qos": 0}, "some_topic": {"qos": 2, "retain": true}},
+    "will": {"topic": "will/messages", "message": "client ABC has disconnected",
+             "qos": 1, "retain": false},
+    "connection": {"uri": "mqtt://localhost:1883", "cafile": "/path/to/ca/file",
+                   "capath": "/path/to/ca", "cadata": "-----BEGIN CERTIFICATE-----"}
+}"#;
+
+/// And in TOML.
+const AMQTT_EXAMPLE_TOML: &str = r#"
+keep_alive = 10
+ping_delay = 1
+default_qos = 0
+default_retain = false
+auto_reconnect = true
+reconnect_max_interval = 5
+reconnect_retries = 10
+cleansession = false
+connection_timeout = 60
+certfile = "/path/to/client.pem"
+keyfile = "/path/to/client.key"
+check_hostname = false
+
+[topics.test]
+qos = 0
+
+[topics.some_topic]
+qos = 2
+retain = true
+
+[will]
+topic = "will/messages"
+message = "client ABC has disconnected"
+qos = 1
+retain = false
+
+[broker]
+uri = "mqtt://localhost:1883"
+cafile = "/path/to/ca/file"
+capath = "/path/to/ca"
+cadata = "-----BEGIN CERTIFICATE-----"
+"#;
+
+/// What all three say in common.
+fn assert_amqtt_example(config: &ClientConfig) {
+    assert_eq!(config.keep_alive, Duration::from_secs(10));
+    assert_eq!(config.ping_delay, Duration::from_secs(1));
+    assert_eq!(config.default_qos, QoS::AtMostOnce);
+    assert!(!config.default_retain);
+    assert!(config.auto_reconnect);
+    assert_eq!(config.reconnect_max_interval, Duration::from_secs(5));
+    assert_eq!(config.reconnect_retries, Some(10));
+    assert_eq!(config.topics["test"].qos, Some(QoS::AtMostOnce));
+    assert_eq!(config.topics["test"].retain, None);
+    assert_eq!(config.topics["some_topic"].qos, Some(QoS::ExactlyOnce));
+    assert_eq!(config.topics["some_topic"].retain, Some(true));
+    let will = config.will.as_ref().unwrap();
+    assert_eq!(will.topic, "will/messages");
+    assert_eq!(will.message, b"client ABC has disconnected");
+    assert_eq!((will.qos, will.retain), (QoS::AtLeastOnce, false));
+    assert_eq!(config.uri.as_deref(), Some("mqtt://localhost:1883"));
+    assert_eq!(
+        config.ca_file.as_deref(),
+        Some(std::path::Path::new("/path/to/ca/file"))
+    );
+}
+
+#[test]
+fn amqtts_documented_yaml_example_loads() {
+    let config: ClientConfig = serde_yaml_ng::from_str(AMQTT_EXAMPLE_YAML).unwrap();
+    assert_amqtt_example(&config);
+    // Not in the example: our defaults.
+    assert!(config.clean_session);
+    assert!(config.check_hostname);
+    assert_eq!(
+        config.connect_timeout,
+        ClientConfig::default().connect_timeout
+    );
+}
+
+#[test]
+fn amqtts_example_loads_from_json_and_toml_with_amqtts_other_spellings() {
+    let json: ClientConfig = serde_json::from_str(AMQTT_EXAMPLE_JSON).unwrap();
+    let toml: ClientConfig = toml::from_str(AMQTT_EXAMPLE_TOML).unwrap();
+    for config in [&json, &toml] {
+        assert_amqtt_example(config);
+        assert!(!config.clean_session, "cleansession");
+        assert_eq!(config.connect_timeout, Duration::from_secs(60));
+        assert_eq!(
+            config.cert_file.as_deref(),
+            Some(std::path::Path::new("/path/to/client.pem"))
+        );
+        assert_eq!(
+            config.key_file.as_deref(),
+            Some(std::path::Path::new("/path/to/client.key"))
+        );
+        assert!(!config.check_hostname);
+        assert_eq!(
+            config.ca_path.as_deref(),
+            Some(std::path::Path::new("/path/to/ca"))
+        );
+        assert_eq!(
+            config.ca_data.as_deref(),
+            Some("-----BEGIN CERTIFICATE-----")
+        );
+    }
+}
+
+#[test]
+fn an_unknown_key_is_an_error_naming_it() {
+    for (doc, key) in [
+        (r#"{"keepalive": 10}"#, "keepalive"),
+        (r#"{"broker": {"uri": "mqtt://a", "port": 1883}}"#, "port"),
+        (r#"{"connection": {"url": "mqtt://a"}}"#, "url"),
+        (
+            r#"{"will": {"topic": "t", "message": "m", "qso": 1}}"#,
+            "qso",
+        ),
+        (r#"{"topics": {"a": {"retained": true}}}"#, "retained"),
+        (r#"{"tls_config": {}}"#, "tls_config"),
+    ] {
+        let err = serde_json::from_str::<ClientConfig>(doc).unwrap_err();
+        assert!(err.to_string().contains(key), "{doc}: {err}");
+    }
+    let err = serde_yaml_ng::from_str::<ClientConfig>("cleansesion: true\n").unwrap_err();
+    assert!(err.to_string().contains("cleansesion"), "{err}");
+    let err = toml::from_str::<ClientConfig>("[broker]\nhost = \"a\"\n").unwrap_err();
+    assert!(err.to_string().contains("host"), "{err}");
+}
+
+#[test]
+fn a_key_both_at_the_top_and_in_broker_is_an_error() {
+    let err = serde_json::from_str::<ClientConfig>(
+        r#"{"uri": "mqtt://a:1883", "broker": {"uri": "mqtt://b:1883"}}"#,
+    )
+    .unwrap_err();
+    assert!(err.to_string().contains("uri"), "{err}");
+    let err = serde_json::from_str::<ClientConfig>(
+        r#"{"cafile": "/a.pem", "connection": {"cafile": "/b.pem"}}"#,
+    )
+    .unwrap_err();
+    assert!(err.to_string().contains("cafile"), "{err}");
+}
+
+#[test]
+fn amqtts_default_client_yaml_loads() {
+    // amqtt/scripts/default_client.yaml.
+    let config: ClientConfig = serde_yaml_ng::from_str(
+        "---\nkeep_alive: 10\nping_delay: 1\ndefault_qos: 0\ndefault_retain: false\n\
+         auto_reconnect: true\ncleansession: true\nreconnect_max_interval: 10\n\
+         reconnect_retries: 2\nbroker:\n  uri: \"mqtt://127.0.0.1\"",
+    )
+    .unwrap();
+    assert_eq!(config.uri.as_deref(), Some("mqtt://127.0.0.1"));
+    assert!(config.clean_session);
+    assert_eq!(config.reconnect_retries, Some(2));
+}

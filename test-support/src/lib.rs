@@ -30,6 +30,7 @@
 //! Everything here panics with a descriptive message instead of returning
 //! errors: it is test support, and a clear panic is the most useful failure.
 
+pub mod auth;
 mod certs;
 pub mod delivery;
 mod mosquitto;

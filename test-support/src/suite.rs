@@ -43,7 +43,9 @@ use mqtt_client::{
 
 use crate::{Certs, Mosquitto, Nats, free_port};
 
+mod amqtt;
 mod failover;
+pub use amqtt::*;
 pub use failover::*;
 
 /// Instantiates every test of [`suite`](crate::suite) as a plain `#[test]` for one runtime:
@@ -116,6 +118,24 @@ macro_rules! client_suite {
             server_moved_disconnect_fails_over_to_the_reference,
             connect_none_walks_the_configured_uris,
             failover_to_a_broker_without_the_session_resubscribes_and_resends,
+            // amqtt.rs
+            calls_during_a_reconnect_wait_for_the_connection,
+            calls_during_a_reconnect_fail_when_reconnecting_gives_up,
+            reconnect_on_a_live_connection_does_nothing,
+            reconnect_and_connect_retry_as_many_times_as_amqtt,
+            rejected_certificate_is_final_even_with_retries_forever,
+            mqtt5_against_a_311_only_broker_refuses_or_falls_back,
+            mqtt5_connect_closed_without_connack_falls_back_to_311,
+            mqtt5_fallback_is_not_taken_after_mqtt5_was_accepted,
+            puback_for_a_qos2_publish_is_reported_as_an_unexpected_ack,
+            topic_aliases_are_bounded_by_the_broker_and_reset_per_connection,
+            announced_topic_alias_maximum_is_zero_unless_configured,
+            mqtt5_subscription_options_identifiers_and_acks,
+            mqtt5_will_properties_delay_and_content_type,
+            mqtt5_disconnect_with_reason_code_publishes_the_will,
+            mqtt5_connect_properties_are_sent,
+            mqtt5_request_gets_its_own_reply,
+            mqtt5_enhanced_authentication_challenge_response,
         ]);
     };
     (@tests $runtime:ty, $block_on:path, [$($name:ident),* $(,)?]) => {

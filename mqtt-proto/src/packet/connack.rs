@@ -38,6 +38,17 @@ impl ConnAck {
         }
         let session_present = flags & 1 != 0;
         let byte = read_u8(buf, PacketType::ConnAck)?;
+        if version.is_v5() && byte == 0x01 && buf.is_empty() {
+            // A 3.1.1-only server refusing our MQTT 5 CONNECT answers in its own version:
+            // return code 1, "unacceptable protocol version", and no properties (MQTT 5.0
+            // 3.1.2.2 foresees such servers). Report what it means rather than a malformed
+            // MQTT 5 CONNACK.
+            return Ok(Self {
+                session_present,
+                reason_code: ReasonCode::UnsupportedProtocolVersion,
+                properties: ConnAckProperties::default(),
+            });
+        }
         let reason_code = ReasonCode::decode(byte, PacketType::ConnAck, version).ok_or(
             DecodeError::InvalidReasonCode {
                 packet: PacketType::ConnAck,
@@ -99,5 +110,32 @@ impl Body for ConnAck {
         if version.is_v5() {
             self.properties.encode(buf);
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+
+    use bytes::BytesMut;
+
+    use super::*;
+    use crate::Packet;
+
+    #[test]
+    fn a_311_refusal_of_an_mqtt5_connect_reads_as_unsupported_protocol_version() {
+        // What nats-server (MQTT 3.1.1 only) answers to an MQTT 5 CONNECT.
+        let mut buf = BytesMut::from(&[0x20, 0x02, 0x00, 0x01][..]);
+        let packet = crate::decode(&mut buf, ProtocolVersion::V5, 1024)
+            .unwrap()
+            .unwrap();
+        let Packet::ConnAck(connack) = packet else {
+            panic!("not a CONNACK: {packet:?}");
+        };
+        assert_eq!(connack.reason_code, ReasonCode::UnsupportedProtocolVersion);
+        assert!(!connack.session_present);
+        // Any other MQTT 5 CONNACK with a 3.1.1 code stays malformed.
+        let mut buf = BytesMut::from(&[0x20, 0x02, 0x00, 0x02][..]);
+        assert!(crate::decode(&mut buf, ProtocolVersion::V5, 1024).is_err());
     }
 }

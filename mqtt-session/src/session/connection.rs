@@ -79,7 +79,9 @@ impl<S: SessionStore> Session<S> {
         // A session present after a CONNECT that may have started a new one went unanswered
         // can be that new, empty session: state from ours must not be reused in it
         // ([MQTT-3.1.2-6]), so it counts as a session loss.
-        let session_present = connack.session_present && !self.session_maybe_replaced;
+        // Likewise after a session loss whose reset the store could not complete.
+        let session_present =
+            connack.session_present && !self.session_maybe_replaced && !self.reset_pending;
         self.session_maybe_replaced = false;
         self.server_session_ended = false;
         self.apply_connack_properties(&connack.properties);

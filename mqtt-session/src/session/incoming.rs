@@ -14,6 +14,7 @@ impl<S: SessionStore> Session<S> {
             packet_id: id,
             qos: publish.qos,
             connection: self.connection,
+            session: self.server_session,
         };
         match publish.qos {
             QoS::AtMostOnce => unreachable_qos0(),
@@ -36,7 +37,17 @@ impl<S: SessionStore> Session<S> {
             }
             QoS::ExactlyOnce => match self.store.incoming(id) {
                 // Delivered, acknowledgement pending: a re-send must not deliver it twice.
-                Some(IncomingState::Delivered) => return Ok(()),
+                Some(IncomingState::Delivered) => {
+                    if let Some(pos) = self.failed_acks.iter().position(|&x| x == id) {
+                        // Its automatic acknowledgement could not be recorded: again now.
+                        self.failed_acks.swap_remove(pos);
+                        if let Err(SessionError::Store(err)) = self.send_ack(token) {
+                            self.failed_acks.push(id);
+                            self.store_fault(err);
+                        }
+                    }
+                    return Ok(());
+                }
                 // PUBREC went out, maybe lost with the last connection: repeat it only.
                 Some(IncomingState::AwaitingPubRel) => {
                     self.encode(&PubRec::new(id));
@@ -44,7 +55,11 @@ impl<S: SessionStore> Session<S> {
                 }
                 None => {
                     self.check_receive_maximum()?;
-                    self.store.set_incoming(id, Some(IncomingState::Delivered));
+                    if let Err(err) = self.store.set_incoming(id, Some(IncomingState::Delivered)) {
+                        // Not delivered: the server sends it again on the next connection.
+                        self.store_fault(err);
+                        return Ok(());
+                    }
                     self.unsent_acks.push_back(UnsentAck {
                         id,
                         qos: QoS::ExactlyOnce,
@@ -102,7 +117,13 @@ impl<S: SessionStore> Session<S> {
         let id = rel.packet_id;
         let mut comp = PubComp::new(id);
         match self.store.incoming(id) {
-            Some(IncomingState::AwaitingPubRel) => self.store.set_incoming(id, None),
+            Some(IncomingState::AwaitingPubRel) => {
+                if let Err(err) = self.store.set_incoming(id, None) {
+                    // PUBCOMP only once the flow's end is recorded; the server repeats PUBREL.
+                    self.store_fault(err);
+                    return Ok(());
+                }
+            }
             // PUBREL before our PUBREC: the server skipped a step.
             Some(IncomingState::Delivered) => {
                 return Err(ProtocolError::UnexpectedPacket(PacketType::PubRel));
@@ -138,13 +159,20 @@ impl<S: SessionStore> Session<S> {
                 Ok(())
             }
             QoS::ExactlyOnce => {
+                if token.session != self.server_session {
+                    // The server lost the session the message belonged to: there is nothing
+                    // left to acknowledge, and its identifier may name a newer message now.
+                    return Ok(());
+                }
                 if self.store.incoming(id) != Some(IncomingState::Delivered) {
                     return Err(SessionError::UnknownAckToken);
                 }
                 // The state survives a reconnect: if PUBREC cannot go out now, the server's
                 // re-sent PUBLISH will be answered with it.
+                // Write-ahead: the PUBREC state is recorded before PUBREC is encoded.
                 self.store
-                    .set_incoming(id, Some(IncomingState::AwaitingPubRel));
+                    .set_incoming(id, Some(IncomingState::AwaitingPubRel))?;
+                self.failed_acks.retain(|&failed| failed != id);
                 if current && self.mark_ack_ready(id, QoS::ExactlyOnce).is_some() {
                     self.flush_acks();
                 } else if self.is_connected() {

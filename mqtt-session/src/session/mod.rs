@@ -6,7 +6,7 @@ use std::time::{Duration, Instant};
 use bytes::{Bytes, BytesMut};
 use bytestring::ByteString;
 use mqtt_proto::properties::{
-    AckProperties, AuthProperties, ConnAckProperties, SubscribeProperties,
+    AckProperties, AuthProperties, ConnAckProperties, SubscribeProperties, UnsubscribeProperties,
 };
 use mqtt_proto::topic::{validate_topic_filter, validate_topic_name};
 use mqtt_proto::{
@@ -20,7 +20,9 @@ use crate::config::{AckMode, ConnectOptions, SessionConfig, SessionLossPolicy};
 use crate::error::{ConnectionError, ProtocolError, PublishError, ServerReason, SessionError};
 use crate::event::{AckToken, Event, Message, Token};
 use crate::ids::PacketIds;
-use crate::store::{IncomingState, MemoryStore, OutgoingFlight, OutgoingState, SessionStore};
+use crate::store::{
+    IncomingState, MemoryStore, OutgoingFlight, OutgoingState, SessionStore, StoreError,
+};
 use crate::timer::{Timer, TimerTable};
 
 mod connection;
@@ -141,8 +143,10 @@ struct Pending {
 ///   block; those that complete later return a [`Token`] that their event carries.
 /// - **D. outputs**: after every input or command, drain [`poll_event`](Self::poll_event)
 ///   until `None` (handing out a message can queue its acknowledgement), then
-///   [`poll_transmit`](Self::poll_transmit) until `None` and write what it returns, then
-///   sleep until [`poll_timeout`](Self::poll_timeout) and call `handle_timeout`.
+///   [`poll_transmit`](Self::poll_transmit) until `None` and write what it returns (it syncs
+///   the store first; a failed sync queues events, so repeat while
+///   [`pending_events`](Self::pending_events) is not zero), then sleep until
+///   [`poll_timeout`](Self::poll_timeout) and call `handle_timeout`.
 ///
 /// A fatal problem on a connection is reported once, as [`Event::Disconnected`]; the
 /// session then waits for the next `connect`, keeping what must survive (in-flight QoS 1/2
@@ -192,6 +196,10 @@ pub struct Session<S: SessionStore = MemoryStore> {
     unsent_acks: VecDeque<UnsentAck>,
     /// QoS 1 entries of `unsent_acks` (QoS 2 ones are counted by the store).
     unsent_qos1: usize,
+    /// Counts the server sessions this session has seen end (session losses): acknowledgement
+    /// tokens carry it, so one from a lost session cannot acknowledge a newer message that
+    /// reuses its packet identifier.
+    server_session: u64,
     /// One entry per PINGREQ awaiting PINGRESP; `Some` for a `ping` command.
     pings: VecDeque<Option<Token>>,
     /// Granted subscriptions with the properties of the SUBSCRIBE that made them (MQTT 5
@@ -217,6 +225,18 @@ pub struct Session<S: SessionStore = MemoryStore> {
     /// Such a CONNECT went unanswered: the server may hold a newer session made by it, and a
     /// later "session present" may name that one, which knows nothing of our state.
     session_maybe_replaced: bool,
+    /// Publishes recorded in the store since its last successful sync: they become durable
+    /// ([`Event::Stored`]) with the next one, or fail if it fails.
+    unsynced: Vec<(Token, PacketId)>,
+    /// A store mutation failed while handling input: the connection is closed once the
+    /// current packet is handled.
+    store_failure: Option<StoreError>,
+    /// Incoming QoS 2 messages handed out in automatic mode whose acknowledgement the store
+    /// could not record: acknowledged when the server sends them again.
+    failed_acks: Vec<PacketId>,
+    /// A session loss was seen but the store failed before our state was reset for it: a
+    /// later "session present" names the server's new session, not ours.
+    reset_pending: bool,
     /// MQTT 5 Server Reference of the last CONNACK refusal or server DISCONNECT on the
     /// current (or last) connection: where the server suggests to connect instead.
     server_reference: Option<ByteString>,
@@ -255,6 +275,7 @@ impl<S: SessionStore> Session<S> {
             queue: VecDeque::new(),
             unsent_acks: VecDeque::new(),
             unsent_qos1: 0,
+            server_session: 0,
             pings: VecDeque::new(),
             subscriptions: Vec::new(),
             aliases_in: Vec::new(),
@@ -269,6 +290,10 @@ impl<S: SessionStore> Session<S> {
             server_session_ended: false,
             connect_may_replace: false,
             session_maybe_replaced: false,
+            unsynced: Vec::new(),
+            store_failure: None,
+            failed_acks: Vec::new(),
+            reset_pending: false,
             server_reference: None,
         }
     }
@@ -310,6 +335,12 @@ impl<S: SessionStore> Session<S> {
         &self.store
     }
 
+    /// The store, mutably: for maintenance that needs it (e.g. a durable store's own
+    /// operations). Changing the flights behind the session's back breaks its bookkeeping.
+    pub fn store_mut(&mut self) -> &mut S {
+        &mut self.store
+    }
+
     /// Outgoing QoS 1/2 messages in flight.
     pub fn inflight_len(&self) -> usize {
         self.store.outgoing_len()
@@ -349,6 +380,22 @@ impl<S: SessionStore> Session<S> {
         self.config.connect_timeout = timeout;
     }
 
+    /// Switches the protocol version for the next connection, e.g. to fall back to MQTT
+    /// 3.1.1 when a server refused MQTT 5, with the in-flight window to use with it (a 3.1.1
+    /// server announces no Receive Maximum). Only while disconnected.
+    pub fn set_protocol_version(
+        &mut self,
+        version: ProtocolVersion,
+        max_inflight: u16,
+    ) -> Result<(), SessionError> {
+        if self.state != ConnectionState::Disconnected {
+            return Err(SessionError::AlreadyConnected);
+        }
+        self.config.protocol_version = version;
+        self.config.max_inflight = max_inflight.max(1);
+        Ok(())
+    }
+
     // ---- B. inputs ---------------------------------------------------------------------------
 
     /// Takes bytes read from the transport and processes every whole packet among them; a
@@ -375,6 +422,11 @@ impl<S: SessionStore> Session<S> {
             };
             if let Err(err) = result {
                 self.protocol_failure(err);
+                return;
+            }
+            if let Some(err) = self.store_failure.take() {
+                warn!(%err, "session store failed, closing the connection");
+                self.close(ConnectionError::Store(err), None);
                 return;
             }
             if !matches!(
@@ -469,8 +521,15 @@ impl<S: SessionStore> Session<S> {
     /// Publishes `publish`. Its `dup` flag and packet identifier are managed by the session.
     ///
     /// While not connected, or while the in-flight window is full, the message waits in an
-    /// ordered queue. QoS 0 completes when handed to the transport, QoS 1 at PUBACK, QoS 2 at
-    /// PUBCOMP: see [`Event::Published`].
+    /// ordered queue (in memory). QoS 0 completes when handed to the transport, QoS 1 at
+    /// PUBACK, QoS 2 at PUBCOMP: see [`Event::Published`].
+    ///
+    /// A QoS 1/2 message is recorded in the store when it enters the in-flight window (here,
+    /// or later from the queue), before it is encoded; it is durable once the store's sync
+    /// before the next hand-out succeeded, reported as [`Event::Stored`] (with
+    /// [`SessionConfig::report_stored`]). If the store cannot
+    /// record it, this fails with [`SessionError::Store`] (or, from the queue, its
+    /// [`Event::Published`] carries [`PublishError::Store`]) and nothing is sent.
     pub fn publish(&mut self, _now: Instant, mut publish: Publish) -> Result<Token, SessionError> {
         publish.dup = false;
         publish.packet_id = None;
@@ -535,8 +594,19 @@ impl<S: SessionStore> Session<S> {
     /// Unsubscribes from `filters` (UNSUBSCRIBE). [`Event::Unsubscribed`] carries the result.
     pub fn unsubscribe(
         &mut self,
+        now: Instant,
+        filters: Vec<ByteString>,
+    ) -> Result<Token, SessionError> {
+        self.unsubscribe_with_properties(now, filters, UnsubscribeProperties::default())
+    }
+
+    /// [`unsubscribe`](Self::unsubscribe) with MQTT 5 UNSUBSCRIBE properties (user
+    /// properties).
+    pub fn unsubscribe_with_properties(
+        &mut self,
         _now: Instant,
         filters: Vec<ByteString>,
+        properties: UnsubscribeProperties,
     ) -> Result<Token, SessionError> {
         self.require_connected()?;
         if filters.is_empty() {
@@ -549,7 +619,8 @@ impl<S: SessionStore> Session<S> {
             .ids
             .allocate()
             .ok_or(SessionError::PacketIdsExhausted)?;
-        let packet = Unsubscribe::new(packet_id, filters);
+        let mut packet = Unsubscribe::new(packet_id, filters);
+        packet.properties = properties;
         if let Err(err) = self.check_size(&packet) {
             self.ids.release(packet_id);
             return Err(err);
@@ -572,8 +643,17 @@ impl<S: SessionStore> Session<S> {
 
     /// Acknowledges a message received in [`AckMode::Manual`]. An acknowledgement for a QoS 1
     /// message from an earlier connection is dropped: the server sends such messages again.
+    /// If the store cannot record a QoS 2 acknowledgement, this fails with
+    /// [`SessionError::Store`]: the connection closes, and the acknowledgement is made when
+    /// the server sends the message again (no need to call this again).
     pub fn ack(&mut self, _now: Instant, token: AckToken) -> Result<(), SessionError> {
-        self.send_ack(token)
+        let result = self.send_ack(token);
+        if let Err(SessionError::Store(err)) = &result {
+            warn!(%err, "session store failed, closing the connection");
+            self.failed_acks.push(token.packet_id);
+            self.close(ConnectionError::Store(err.clone()), None);
+        }
+        result
     }
 
     /// Answers an [`Event::Auth`] step of MQTT 5 enhanced authentication, or starts a
@@ -635,6 +715,12 @@ impl<S: SessionStore> Session<S> {
 
     /// Everything encoded since the last call, as one buffer for one write. `now` is when
     /// it is handed to the transport: keep-alive counts from it.
+    ///
+    /// Write-ahead: before handing anything out, the store's [`sync`](SessionStore::sync)
+    /// makes every change recorded since the last batch durable (one sync per batch). If it
+    /// fails, the batch is withheld, the publishes first recorded in it fail with
+    /// [`PublishError::Store`], the connection closes with [`ConnectionError::Store`], and
+    /// this returns `None` with those events queued: drain `poll_event` again.
     #[must_use]
     pub fn poll_transmit(&mut self, now: Instant) -> Option<Bytes> {
         if self.write_buf.is_empty() {
@@ -642,6 +728,15 @@ impl<S: SessionStore> Session<S> {
                 self.state = ConnectionState::Disconnected;
             }
             return None;
+        }
+        if let Err(err) = self.store.sync() {
+            self.sync_failed(err);
+            return None;
+        }
+        for (token, _) in std::mem::take(&mut self.unsynced) {
+            if self.config.report_stored {
+                self.push_event(Event::Stored { token });
+            }
         }
         let bytes = self.write_buf.split().freeze();
         self.last_sent = Some(now);
@@ -667,8 +762,13 @@ impl<S: SessionStore> Session<S> {
         let pending = self.events.pop_front()?;
         if let Some(token) = pending.auto_ack {
             // The token was made by the session for this very message; failing here means the
-            // connection changed in between, and the server will re-send the message.
-            let _ = self.send_ack(token);
+            // connection changed in between, and the server will re-send the message, or
+            // that the store failed, which ends the connection (without the acknowledgement).
+            if let Err(SessionError::Store(err)) = self.send_ack(token) {
+                warn!(%err, "session store failed, closing the connection");
+                self.failed_acks.push(token.packet_id);
+                self.close(ConnectionError::Store(err), None);
+            }
         }
         Some(pending.event)
     }
@@ -696,6 +796,42 @@ impl<S: SessionStore> Session<S> {
             // Every packet the session builds is validated before it gets here.
             warn!(%err, "dropping a packet that cannot be encoded");
         }
+    }
+
+    /// The store's sync failed: nothing of this batch goes out. Publishes first recorded in it
+    /// are taken back and fail; what was durable before stays (and what else is pending is
+    /// kept by the store for its next sync).
+    fn sync_failed(&mut self, err: StoreError) {
+        warn!(%err, "session store sync failed, withholding the batch");
+        for (token, id) in std::mem::take(&mut self.unsynced) {
+            // The id may have been finished and reused since (a session loss with the `Fail`
+            // policy): only the flight this token made is taken back.
+            if self.store.outgoing(id).map(|flight| flight.token) != Some(token) {
+                continue;
+            }
+            match self.store.remove_outgoing(id) {
+                Ok(_) => {
+                    self.ids.release(id);
+                    self.push_event(Event::Published {
+                        token,
+                        result: Err(PublishError::Store(err.clone())),
+                    });
+                }
+                // Still recorded: it stays in flight and becomes durable with a later sync.
+                Err(_) => self.unsynced.push((token, id)),
+            }
+        }
+        if self.state == ConnectionState::Closing {
+            self.write_buf.clear();
+            self.state = ConnectionState::Disconnected;
+        } else {
+            self.close(ConnectionError::Store(err), None);
+        }
+    }
+
+    /// A store mutation failed while handling input: the connection closes after this packet.
+    fn store_fault(&mut self, err: StoreError) {
+        self.store_failure.get_or_insert(err);
     }
 
     fn push_event(&mut self, event: Event) {

@@ -20,13 +20,25 @@ impl<S: SessionStore> Session<S> {
             }
             Some(OutgoingState::AwaitingPubRec) => {
                 let seq = self.seq();
-                self.store
-                    .update_outgoing(id, OutgoingState::AwaitingPubComp, seq);
-                self.encode(&PubRel::new(id));
+                // Write-ahead: the PUBREL state is recorded before the PUBREL is encoded.
+                match self
+                    .store
+                    .update_outgoing(id, OutgoingState::AwaitingPubComp, seq)
+                {
+                    Ok(()) => self.encode(&PubRel::new(id)),
+                    Err(err) => self.store_fault(err),
+                }
             }
             // A PUBREC repeated for a re-sent PUBLISH: the PUBREL is repeated too.
             Some(OutgoingState::AwaitingPubComp) => self.encode(&PubRel::new(id)),
-            _ => {
+            Some(OutgoingState::AwaitingPubAck) => {
+                return Err(ProtocolError::UnexpectedAck {
+                    packet: PacketType::PubRec,
+                    id: id.get(),
+                    expected: PacketType::PubAck,
+                });
+            }
+            None => {
                 return Err(ProtocolError::UnknownPacketId {
                     packet: PacketType::PubRec,
                     id: id.get(),
@@ -39,13 +51,28 @@ impl<S: SessionStore> Session<S> {
     pub(super) fn on_pubcomp(&mut self, comp: PubComp) -> Result<(), ProtocolError> {
         let id = comp.packet_id;
         self.expect_outgoing(id, OutgoingState::AwaitingPubComp, PacketType::PubComp)?;
-        self.finish_outgoing(id, comp.reason_code, comp.properties);
+        // The server owned the message since its PUBREC; "identifier not found" answers a
+        // PUBREL it had already completed (one re-sent from a store whose record of the
+        // completion was not durable): the flow is done.
+        let code = match comp.reason_code {
+            ReasonCode::PacketIdentifierNotFound => ReasonCode::Success,
+            other => other,
+        };
+        self.finish_outgoing(id, code, comp.properties);
         Ok(())
     }
 
     pub(super) fn window_has_room(&self) -> bool {
         let window = self.config.max_inflight.min(self.limits.receive_maximum);
         self.store.outgoing_len() < usize::from(window)
+    }
+
+    /// Whether queued messages may move into the window: enough room for a refill step
+    /// ([`SessionConfig::refill_batch`]), or the window is nearly empty anyway.
+    pub(super) fn window_can_refill(&self) -> bool {
+        let window = usize::from(self.config.max_inflight.min(self.limits.receive_maximum));
+        let step = usize::from(self.config.refill_batch.max(1)).min(window.max(1));
+        self.store.outgoing_len() + step <= window
     }
 
     /// What the server's CONNACK forbids for this message.
@@ -60,6 +87,15 @@ impl<S: SessionStore> Session<S> {
         // [MQTT-3.2.2-14]: no retained message when retain is not available.
         if publish.retain && !self.limits.retain_available {
             return Err(SessionError::RetainNotSupported);
+        }
+        // [MQTT-3.3.2-8], [MQTT-3.3.2-9]: no alias of 0 or above the server's maximum.
+        if let Some(alias) = publish.properties.topic_alias
+            && (alias == 0 || alias > self.limits.topic_alias_maximum)
+        {
+            return Err(SessionError::TopicAliasNotAllowed {
+                alias,
+                maximum: self.limits.topic_alias_maximum,
+            });
         }
         // A packet id is added when sent: check the size as it will be.
         let id = publish.packet_id;
@@ -105,21 +141,24 @@ impl<S: SessionStore> Session<S> {
             .allocate()
             .ok_or(SessionError::PacketIdsExhausted)?;
         publish.packet_id = Some(id);
-        self.encode_publish(&publish);
         let state = match publish.qos {
             QoS::AtLeastOnce => OutgoingState::AwaitingPubAck,
             _ => OutgoingState::AwaitingPubRec,
         };
         let seq = self.seq();
-        self.store.insert_outgoing(
-            id,
-            OutgoingFlight {
-                token,
-                publish,
-                state,
-                seq,
-            },
-        );
+        // Write-ahead: recorded first, encoded only once the store took it.
+        let flight = OutgoingFlight {
+            token,
+            publish,
+            state,
+            seq,
+        };
+        if let Err(err) = self.store.insert_outgoing(id, flight.clone()) {
+            self.ids.release(id);
+            return Err(SessionError::Store(err));
+        }
+        self.unsynced.push((token, id));
+        self.encode_publish(&flight.publish);
         Ok(())
     }
 
@@ -156,7 +195,17 @@ impl<S: SessionStore> Session<S> {
     ) -> Result<(), ProtocolError> {
         match self.store.outgoing(id) {
             Some(flight) if flight.state == state => Ok(()),
-            _ => Err(ProtocolError::UnknownPacketId {
+            // The identifier is in flight, but its flow awaits another acknowledgement.
+            Some(flight) => Err(ProtocolError::UnexpectedAck {
+                packet,
+                id: id.get(),
+                expected: match flight.state {
+                    OutgoingState::AwaitingPubAck => PacketType::PubAck,
+                    OutgoingState::AwaitingPubRec => PacketType::PubRec,
+                    OutgoingState::AwaitingPubComp => PacketType::PubComp,
+                },
+            }),
+            None => Err(ProtocolError::UnknownPacketId {
                 packet,
                 id: id.get(),
             }),
@@ -169,8 +218,11 @@ impl<S: SessionStore> Session<S> {
         reason_code: ReasonCode,
         properties: AckProperties,
     ) {
-        let Some(flight) = self.store.remove_outgoing(id) else {
-            return;
+        let flight = match self.store.remove_outgoing(id) {
+            Ok(Some(flight)) => flight,
+            Ok(None) => return,
+            // Still recorded: the flow completes when the server acknowledges it again.
+            Err(err) => return self.store_fault(err),
         };
         self.ids.release(id);
         let result = if reason_code.is_success() {
@@ -195,7 +247,7 @@ impl<S: SessionStore> Session<S> {
             let Some(front) = self.queue.front() else {
                 return;
             };
-            if front.publish.qos != QoS::AtMostOnce && !self.window_has_room() {
+            if front.publish.qos != QoS::AtMostOnce && !self.window_can_refill() {
                 return;
             }
             let Some(Queued { token, mut publish }) = self.queue.pop_front() else {
@@ -205,9 +257,13 @@ impl<S: SessionStore> Session<S> {
                 .check_publish(&mut publish)
                 .and_then(|()| self.send_new(token, publish));
             if let Err(err) = sent {
+                let err = match err {
+                    SessionError::Store(err) => PublishError::Store(err),
+                    other => PublishError::Refused(other),
+                };
                 self.push_event(Event::Published {
                     token,
-                    result: Err(PublishError::Refused(err)),
+                    result: Err(err),
                 });
             }
         }
@@ -237,7 +293,15 @@ impl<S: SessionStore> Session<S> {
 
     /// No session on the server: in-flight messages are restarted or failed, by policy.
     pub(super) fn restart_inflight(&mut self) {
-        self.store.clear_incoming();
+        // Acknowledgement tokens of the lost session's messages are void from here on.
+        self.server_session += 1;
+        // Until every step below is recorded, our state still belongs to the lost session.
+        self.reset_pending = self.store.incoming_len() > 0 || self.store.outgoing_len() > 0;
+        if self.store.incoming_len() > 0
+            && let Err(err) = self.store.clear_incoming()
+        {
+            return self.store_fault(err);
+        }
         for (id, flight) in self.store.outgoing_in_order() {
             match (flight.state, self.config.session_loss_policy) {
                 // The server acknowledged receipt with PUBREC and so owns the message:
@@ -245,7 +309,9 @@ impl<S: SessionStore> Session<S> {
                 (OutgoingState::AwaitingPubComp, _) => {
                     // Not `finish_outgoing`: its queue pump would send queued messages ahead
                     // of the in-flight ones re-sent below (`on_connack` pumps afterwards).
-                    self.store.remove_outgoing(id);
+                    if let Err(err) = self.store.remove_outgoing(id) {
+                        return self.store_fault(err);
+                    }
                     self.ids.release(id);
                     self.push_event(Event::Published {
                         token: flight.token,
@@ -254,11 +320,15 @@ impl<S: SessionStore> Session<S> {
                 }
                 (_, SessionLossPolicy::Resend) => {
                     let seq = self.seq();
-                    self.store.update_outgoing(id, flight.state, seq);
+                    if let Err(err) = self.store.update_outgoing(id, flight.state, seq) {
+                        return self.store_fault(err);
+                    }
                     self.encode_publish(&flight.publish);
                 }
                 (_, SessionLossPolicy::Fail) => {
-                    self.store.remove_outgoing(id);
+                    if let Err(err) = self.store.remove_outgoing(id) {
+                        return self.store_fault(err);
+                    }
                     self.ids.release(id);
                     self.push_event(Event::Published {
                         token: flight.token,
@@ -267,5 +337,6 @@ impl<S: SessionStore> Session<S> {
                 }
             }
         }
+        self.reset_pending = false;
     }
 }

@@ -71,6 +71,7 @@ impl<S: SessionStore> Session<S> {
         self.push_event(Event::Unsubscribed {
             token,
             reason_codes: ack.reason_codes,
+            properties: ack.properties,
         });
         Ok(())
     }

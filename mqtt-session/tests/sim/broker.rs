@@ -11,7 +11,7 @@
 //! its bytes the client has received (`client_received`): an identifier is free again for the
 //! client once the PUBACK / PUBCOMP that ended its flow has reached it.
 
-use std::collections::{HashMap, VecDeque};
+use std::collections::{BTreeMap, HashMap, VecDeque};
 use std::time::{Duration, Instant};
 
 use bytes::{Bytes, BytesMut};
@@ -138,9 +138,10 @@ pub(crate) struct AppMsg {
 #[derive(Debug)]
 pub(crate) struct Broker {
     cfg: BrokerConfig,
-    sessions: HashMap<ByteString, BrokerSession>,
+    // Ordered maps where the broker iterates: a run must replay identically from its seed.
+    sessions: BTreeMap<ByteString, BrokerSession>,
     /// Retained messages by topic; they survive restarts like the sessions.
-    retained: HashMap<ByteString, OutMsg>,
+    retained: BTreeMap<ByteString, OutMsg>,
     conn: Option<Conn>,
     out: BytesMut,
     /// Bytes of each link that reached the client.
@@ -157,6 +158,9 @@ pub(crate) struct Broker {
     pub(crate) violation: Option<String>,
     /// CONNACKs sent, with their session-present flag.
     pub(crate) connacks: Vec<bool>,
+    /// The client's store fails or its process crashes in this run: it may repeat a PUBREL
+    /// for a flow it had finished, when its store could not record (or make durable) the end.
+    pub(crate) client_may_repeat_pubrel: bool,
     /// Packets in and out, when tracing.
     pub(crate) notes: Option<Vec<String>>,
 }
@@ -165,8 +169,8 @@ impl Broker {
     pub(crate) fn new(cfg: BrokerConfig) -> Self {
         Self {
             cfg,
-            sessions: HashMap::new(),
-            retained: HashMap::new(),
+            sessions: BTreeMap::new(),
+            retained: BTreeMap::new(),
             conn: None,
             out: BytesMut::new(),
             delivered: HashMap::new(),
@@ -176,6 +180,7 @@ impl Broker {
             discards: 0,
             violation: None,
             connacks: Vec::new(),
+            client_may_repeat_pubrel: false,
             notes: None,
         }
     }
@@ -525,6 +530,12 @@ impl Broker {
                         let mark = self.encode(&PubAck::new(id));
                         self.set_flow(key, qos, InState::Acked, payload, mark);
                     }
+                    // The client could not record the PUBREC (its store failed): it re-sends
+                    // the PUBLISH, which is answered, not delivered again.
+                    InState::Received if self.client_may_repeat_pubrel => {
+                        let mark = self.encode(&PubRec::new(id));
+                        self.set_flow(key, qos, InState::Received, payload, mark);
+                    }
                     InState::Received if self.is_delivered(mark) => {
                         // [MQTT-4.3.3-?]: after PUBREC the sender moves on to PUBREL.
                         self.violate(format!("PUBLISH {id} re-sent after its PUBREC arrived"));
@@ -540,7 +551,12 @@ impl Broker {
                 }
             }
             previous => {
+                // A QoS 1 flow whose end the client's store could not record is re-sent:
+                // delivered again, at least once. A QoS 2 one never is.
+                let repeat_allowed =
+                    self.client_may_repeat_pubrel && publish.qos == QoS::AtLeastOnce;
                 if publish.dup
+                    && !repeat_allowed
                     && previous.is_some_and(|(_, _, payload, _)| payload == publish.payload)
                 {
                     self.violate(format!(
@@ -585,10 +601,22 @@ impl Broker {
             Some((InState::Received, _, _)) => {
                 self.violate(format!("PUBREL {id} before its PUBREC reached the client"));
             }
-            // PUBCOMP lost with a connection: the client repeats PUBREL.
-            Some((InState::Completed, payload, mark)) if !self.is_delivered(mark) => {
+            // PUBCOMP lost with a connection, or the client process crashed before its
+            // record of the PUBCOMP was durable: the client repeats PUBREL.
+            Some((InState::Completed, payload, mark))
+                if !self.is_delivered(mark) || self.client_may_repeat_pubrel =>
+            {
                 let mark = self.encode(&PubComp::new(id));
                 self.set_flow(key, QoS::ExactlyOnce, InState::Completed, payload, mark);
+            }
+            // The client could not record that a session loss ended the flow (its store
+            // failed): the PUBREL is answered, as the protocol requires.
+            None if self.client_may_repeat_pubrel => {
+                let mut comp = PubComp::new(id);
+                if self.cfg.version.is_v5() {
+                    comp.reason_code = ReasonCode::PacketIdentifierNotFound;
+                }
+                self.encode(&comp);
             }
             other => {
                 let state = other.map(|(state, _, _)| state);

@@ -19,8 +19,9 @@
 pub(crate) mod broker;
 pub(crate) mod network;
 pub(crate) mod rng;
+pub(crate) mod store;
 
-use std::collections::{BTreeMap, HashMap, VecDeque};
+use std::collections::{BTreeMap, HashMap, HashSet, VecDeque};
 use std::fmt::Write as _;
 use std::time::{Duration, Instant};
 
@@ -36,6 +37,7 @@ use mqtt_session::{
 use broker::{Broker, BrokerConfig, OutMsg};
 use network::{Delivery, Dir, NetConfig, Network};
 use rng::Rng;
+use store::{SimStore, StoreFaults};
 
 const CLIENT_ID: &str = "sim-client";
 /// The client subscribes to what it publishes (`c2b`) and to what the broker originates (`b2c`).
@@ -66,6 +68,10 @@ pub(crate) struct Scenario {
     pub(crate) net: NetConfig,
     pub(crate) broker: BrokerConfig,
     pub(crate) config: SessionConfig,
+    /// Injected store failures (one seed in four; none otherwise).
+    pub(crate) store_faults: StoreFaults,
+    /// Crashes of the client process, each recovered from the store with a torn tail.
+    pub(crate) crashes: usize,
 }
 
 impl Scenario {
@@ -144,7 +150,29 @@ impl Scenario {
             keep_alive_slack: net.max_delay - net.min_delay + Duration::from_millis(50),
             round_trip: net.max_delay * 2,
         };
+        // Drawn last, so the rest of each seed's scenario is what it was before stores could fail.
+        let faulty_store = rng.percent(25);
+        let store_faults = if faulty_store {
+            StoreFaults {
+                mutation_permille: rng.range(0, 20),
+                sync_permille: rng.range(0, 60),
+            }
+        } else {
+            StoreFaults::default()
+        };
+        // A crashed process forgets its granted subscriptions, which a session loss would
+        // need to renew: crashes happen in seeds without session loss.
+        let crashes = if faulty_store && !session_loss {
+            rng.range_usize(1, 4)
+        } else {
+            0
+        };
+        if faulty_store {
+            config.refill_batch = rng.range(1, 6) as u16;
+        }
         Self {
+            store_faults,
+            crashes,
             seed,
             version,
             session_loss,
@@ -177,6 +205,8 @@ enum Fault {
     ClientDisconnect,
     /// Cut, and reconnect with clean start (session loss).
     CleanReconnect,
+    /// The client process crashes and restarts on what its store recovers.
+    ClientCrash,
 }
 
 #[derive(Debug, Clone, Copy)]
@@ -195,7 +225,8 @@ enum Action {
     Reconnect,
     /// The client learns that `link` is gone.
     TransportClosed(u64),
-    Ack(AckToken),
+    /// The application acknowledges, in the process that received the message.
+    Ack(AckToken, u32),
     /// The application takes the oldest message it has not taken yet.
     Take,
 }
@@ -213,6 +244,8 @@ struct ClientPub {
     losses: u32,
     /// Session losses the client saw (CONNACK without our session) while it was unfinished.
     client_losses: u32,
+    /// Died with a crashed process before its record was durable: never sent.
+    died: bool,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -242,6 +275,9 @@ pub(crate) struct Stats {
     pub(crate) client_messages: usize,
     pub(crate) broker_messages: usize,
     pub(crate) received: usize,
+    pub(crate) crashes: u32,
+    pub(crate) store_failures: u64,
+    pub(crate) torn_records: u64,
 }
 
 pub(crate) struct Sim {
@@ -249,7 +285,9 @@ pub(crate) struct Sim {
     rng: Rng,
     start: Instant,
     now: Instant,
-    session: Session,
+    session: Session<SimStore>,
+    /// Incremented by every crash of the client process.
+    process: u32,
     net: Network,
     broker: Broker,
     schedule: BTreeMap<(Instant, u64), Action>,
@@ -292,15 +330,20 @@ impl Sim {
         let start = Instant::now();
         let net = Network::new(sc.net.clone(), rng.fork());
         let mut broker = Broker::new(sc.broker.clone());
+        broker.client_may_repeat_pubrel = sc.store_faults.mutation_permille > 0
+            || sc.store_faults.sync_permille > 0
+            || sc.crashes > 0;
         if trace {
             broker.notes = Some(Vec::new());
         }
-        let session = Session::new(sc.config.clone());
+        let store = SimStore::new(sc.store_faults, Rng::new(sc.seed ^ 0x0057_04E5));
+        let session = Session::with_store(sc.config.clone(), store);
         let mut sim = Self {
             rng,
             start,
             now: start,
             session,
+            process: 0,
             net,
             broker,
             schedule: BTreeMap::new(),
@@ -350,6 +393,7 @@ impl Sim {
                 results: Vec::new(),
                 losses: 0,
                 client_losses: 0,
+                died: false,
             });
             let at = self.rng.millis(0, active);
             self.at(at, Action::Publish(i));
@@ -400,6 +444,10 @@ impl Sim {
         self.next_clean = self.sc.session_loss && self.rng.percent(50);
         self.at(Duration::ZERO, Action::Reconnect);
         self.reconnect_scheduled = true;
+        for _ in 0..self.sc.crashes {
+            let at = self.rng.millis(0, active);
+            self.at(at, Action::Fault(Fault::ClientCrash));
+        }
     }
 
     fn at(&mut self, after: Duration, action: Action) {
@@ -510,7 +558,7 @@ impl Sim {
     fn done(&self) -> bool {
         self.schedule.is_empty()
             && self.pending_pubs.is_empty()
-            && self.pubs.iter().all(|p| !p.results.is_empty())
+            && self.pubs.iter().all(|p| p.died || !p.results.is_empty())
             && self.tokens.iter().all(|(token, kind)| {
                 matches!(kind, TokenKind::Publish(_) | TokenKind::Ping)
                     || self.completions.contains_key(token)
@@ -522,7 +570,11 @@ impl Sim {
     }
 
     fn progress(&self) -> String {
-        let unfinished = self.pubs.iter().filter(|p| p.results.is_empty()).count();
+        let unfinished = self
+            .pubs
+            .iter()
+            .filter(|p| !p.died && p.results.is_empty())
+            .count();
         format!(
             "state {:?}, {} unfinished publishes ({} not yet issued), inflight {}, queued {}, \
              broker drained {}, {} scheduled, {} bytes on the wire, main granted {}",
@@ -616,15 +668,20 @@ impl Sim {
                     if let Some(token) = ack {
                         self.app_unacked += 1;
                         let delay = self.rng.millis(0, 300);
-                        self.at(delay, Action::Ack(token));
+                        self.at(delay, Action::Ack(token, self.process));
                     }
                 }
             }
-            Action::Ack(token) => {
+            // Owed by a process that crashed: gone with it.
+            Action::Ack(_, process) if process != self.process => {}
+            Action::Ack(token, _) => {
                 self.app_unacked -= 1;
                 let result = self.session.ack(self.now, token);
                 match result {
                     Ok(()) => {}
+                    // The store could not record it: the connection closes, and the session
+                    // acknowledges when the broker sends the message again.
+                    Err(SessionError::Store(_)) if self.faulty_store() => {}
                     // The server's session was lost with the message: nothing to acknowledge.
                     Err(SessionError::UnknownAckToken) if self.sc.session_loss => {}
                     Err(err) => self.fail(format!("ack {token:?} refused: {err}")),
@@ -684,7 +741,84 @@ impl Sim {
                 self.next_clean = true;
                 self.cut(true);
             }
+            Fault::ClientCrash => self.crash(),
         }
+    }
+
+    fn faulty_store(&self) -> bool {
+        self.sc.store_faults.mutation_permille > 0
+            || self.sc.store_faults.sync_permille > 0
+            || self.sc.crashes > 0
+    }
+
+    /// The client process dies and a new one starts on what the store recovers: flows whose
+    /// records were durable go on under their tokens, everything else of the old process is
+    /// gone (queued publishes, pending commands, acknowledgements the application owed).
+    fn crash(&mut self) {
+        self.stats.crashes += 1;
+        self.process += 1;
+        if let Some(link) = self.client_link.take() {
+            self.log(|| format!("link {link}: the client process dies"));
+            self.net.client_close(link);
+        }
+        // Messages handed out but not yet taken, and acknowledgements owed, die too.
+        self.app_inbox.clear();
+        self.app_unacked = 0;
+        let store = self.session.store_mut().crash_and_recover();
+        let survivors: HashSet<Token> = store.tokens().into_iter().collect();
+        self.log(|| format!("restart with {} flows recovered", survivors.len()));
+        self.session = Session::with_store(self.sc.config.clone(), store);
+        for p in &mut self.pubs {
+            let Some(token) = p.token else { continue };
+            if survivors.contains(&token) {
+                // Completed, but its removal was not durable: it completes once more.
+                p.results.clear();
+                self.completions.remove(&token);
+            } else {
+                // The new process numbers its tokens afresh: the old one is forgotten.
+                p.died |= p.results.is_empty();
+                p.token = None;
+            }
+        }
+        // Tokens of the old process: each must have completed as it should; the new process
+        // numbers its tokens after the recovered ones, so the old ones are forgotten.
+        let old: Vec<(Token, TokenKind)> = self
+            .tokens
+            .iter()
+            .filter(|(token, _)| !survivors.contains(token))
+            .map(|(token, kind)| (*token, *kind))
+            .collect();
+        for (token, kind) in old {
+            let n = self.completions.remove(&token).unwrap_or(0);
+            self.tokens.remove(&token);
+            let died = matches!(kind, TokenKind::Publish(i) if self.pubs[i].died);
+            if n > 1 || (n == 0 && !died && kind != TokenKind::Ping && !self.command_may_die(kind))
+            {
+                self.fail(format!(
+                    "{kind:?} {token:?} completed {n} times before a crash"
+                ));
+            }
+        }
+        if !self.main_granted {
+            self.main_token = None;
+        } else {
+            // The broker keeps the subscription; nothing answers to this token any more.
+            self.main_token = Some(Token::from_raw(u64::MAX));
+        }
+        // QoS 2 messages the broker has not finished may reach the new process once more:
+        // the old one's application may have had them before their PUBREC state was durable.
+        for payload in self.broker.inflight_payloads(CLIENT_ID) {
+            *self.exposed.entry(payload).or_default() += 1;
+        }
+        self.schedule_reconnect();
+    }
+
+    /// Commands other than publishes die with the process that made them.
+    fn command_may_die(&self, kind: TokenKind) -> bool {
+        matches!(
+            kind,
+            TokenKind::Subscribe | TokenKind::Unsubscribe | TokenKind::MainSubscribe
+        )
     }
 
     fn cut(&mut self, partial: bool) {
@@ -780,7 +914,8 @@ impl Sim {
                     self.net.send(self.now, link, Dir::ToBroker, &bytes);
                 }
             }
-            if !progressed {
+            // A failed store sync in `poll_transmit` reports through events.
+            if !progressed && self.session.pending_events() == 0 {
                 break;
             }
         }
@@ -850,6 +985,9 @@ impl Sim {
                             self.main_token = Some(token);
                             self.tokens.insert(token, TokenKind::MainSubscribe);
                         }
+                        // A store failure closed the connection right after CONNACK: the
+                        // next connection subscribes.
+                        Err(SessionError::NotConnected) if self.faulty_store() => {}
                         Err(err) => self.fail(format!("subscribe refused: {err}")),
                     }
                 }
@@ -892,6 +1030,9 @@ impl Sim {
             Event::Unsubscribed { token, .. } | Event::Pong { token } => self.complete(token),
             Event::Disconnected { reason } => match reason {
                 ConnectionError::TransportClosed | ConnectionError::Local => {}
+                ConnectionError::Store(_) if self.faulty_store() => {
+                    self.stats.store_failures += 1;
+                }
                 other => self.fail(format!("connection ended: {other}")),
             },
             other => self.fail(format!("unexpected event {other:?}")),
@@ -926,6 +1067,12 @@ impl Sim {
                     self.log(|| format!("publish c{i} -> {token:?}"));
                 }
                 Err(SessionError::QueueFull) => break,
+                Err(SessionError::Store(err)) if self.faulty_store() => {
+                    // Not recorded, not sent: the caller learns it at once.
+                    self.pending_pubs.pop_front();
+                    self.pubs[i].results.push(Err(PublishError::Store(err)));
+                    self.log(|| format!("publish c{i} refused by the store"));
+                }
                 Err(err) => {
                     self.fail(format!("publish refused: {err}"));
                     break;
@@ -967,6 +1114,8 @@ impl Sim {
         if let Some(why) = self.failure.take() {
             return Err(why);
         }
+        let store = self.session.store();
+        self.stats.torn_records = store.torn_records;
         let cfg = &self.sc.config;
         let s = &self.session;
         if s.inflight_len() > usize::from(cfg.max_inflight) {
@@ -1035,11 +1184,28 @@ impl Sim {
         for p in &self.pubs {
             let name = String::from_utf8_lossy(&p.payload);
             let got = app.get(&p.payload).copied().unwrap_or(0);
+            if p.died {
+                // Never durable, so never handed out (QoS 0 may have been).
+                if got > usize::from(p.qos == QoS::AtMostOnce) {
+                    let _ = writeln!(
+                        out,
+                        "{name}: died unsent with a crash but delivered {got} times"
+                    );
+                }
+                continue;
+            }
             let [result] = p.results.as_slice() else {
                 let _ = writeln!(out, "{name}: {} Published events", p.results.len());
                 continue;
             };
             let lost_session = matches!(result, Err(PublishError::SessionLost));
+            if matches!(result, Err(PublishError::Store(_))) {
+                // The store could not make it durable: it must not have been sent.
+                if p.qos != QoS::AtMostOnce && got > 0 {
+                    let _ = writeln!(out, "{name}: failed in the store but delivered {got} times");
+                }
+                continue;
+            }
             // A session loss while in flight may deliver it once more: the resend after a
             // loss is a new message to the broker.
             let most = 1 + p.losses.max(p.client_losses) as usize;

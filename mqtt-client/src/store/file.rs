@@ -1,0 +1,530 @@
+//! [`FileStore`]: a durable [`SessionStore`] as an append-only log of checksummed records in a
+//! directory of its own.
+//!
+//! Layout: `session.log` starts with an 8-byte magic, then records
+//! `[len: u32 LE][crc32 of body: u32 LE][body: len bytes]`. A body is one change: a flow put
+//! (with the PUBLISH encoded by the MQTT 5 codec), a state update, a removal, an incoming QoS 2
+//! state, or "clear incoming". Recovery replays the records in order and stops at the first
+//! one that is short or fails its checksum: a torn write at any byte of the tail is detected
+//! and cut off, and what was synced before it is intact.
+//!
+//! Changes are encoded into a buffer as the session makes them and written with one
+//! `write` + `fdatasync` per [`sync`](SessionStore::sync), which the session calls once per
+//! batch of bytes it hands out. When the log has grown past twice the size of a snapshot of the
+//! live state (and past a minimum), `sync` writes such a snapshot to `session.log.tmp`, syncs
+//! it and renames it over the log instead: the file stays bounded by what is in flight.
+
+use std::fs::{self, File, OpenOptions};
+use std::io::{Read, Write};
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+
+use bytes::{Buf, BufMut, BytesMut};
+use mqtt_proto::{Encode, Packet, PacketId, ProtocolVersion};
+use mqtt_session::store::{IncomingState, OutgoingFlight, OutgoingState};
+use mqtt_session::{MemoryStore, SessionStore, StoreError};
+use tracing::{debug, warn};
+
+const MAGIC: &[u8; 8] = b"MQTTSL01";
+const LOG: &str = "session.log";
+const TMP: &str = "session.log.tmp";
+/// Record header: length and checksum.
+const HEADER: usize = 8;
+/// Largest record accepted on recovery: an MQTT packet of the protocol's maximum size plus the
+/// record's own fields. A larger length can only be a torn or corrupt header.
+const MAX_RECORD: usize = mqtt_proto::MAX_PACKET_SIZE as usize + 64;
+/// The log is not compacted below this size: small logs are cheap to replay.
+const DEFAULT_COMPACT_MIN: u64 = 4 * 1024 * 1024;
+
+const PUT: u8 = 1;
+const UPDATE: u8 = 2;
+const REMOVE: u8 = 3;
+const INCOMING: u8 = 4;
+const CLEAR_INCOMING: u8 = 5;
+
+/// Counters of a [`FileStore`]'s work, for benchmarks and monitoring.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct FileStoreStats {
+    /// `fdatasync` calls on the log (one per batch that changed something) and on
+    /// compaction snapshots.
+    pub syncs: u64,
+    /// Snapshots written in place of the log.
+    pub compactions: u64,
+    /// Records appended.
+    pub records: u64,
+    /// Current size of the log file.
+    pub log_len: u64,
+    /// Records found on opening (including the ones a later record cancelled).
+    pub recovered_records: u64,
+    /// Bytes of a torn tail cut off on opening.
+    pub torn_bytes: u64,
+}
+
+/// The counters behind [`FileStoreStats`], shared with [`FileStoreMonitor`]s.
+#[derive(Debug, Default)]
+struct Counters {
+    syncs: AtomicU64,
+    compactions: AtomicU64,
+    records: AtomicU64,
+    log_len: AtomicU64,
+    recovered_records: AtomicU64,
+    torn_bytes: AtomicU64,
+}
+
+impl Counters {
+    fn snapshot(&self) -> FileStoreStats {
+        FileStoreStats {
+            syncs: self.syncs.load(Ordering::Relaxed),
+            compactions: self.compactions.load(Ordering::Relaxed),
+            records: self.records.load(Ordering::Relaxed),
+            log_len: self.log_len.load(Ordering::Relaxed),
+            recovered_records: self.recovered_records.load(Ordering::Relaxed),
+            torn_bytes: self.torn_bytes.load(Ordering::Relaxed),
+        }
+    }
+}
+
+/// Reads a [`FileStore`]'s counters from anywhere (e.g. while a client's driver owns the
+/// store); see [`MqttClient::store_stats`](crate::MqttClient::store_stats).
+#[derive(Debug, Clone)]
+pub struct FileStoreMonitor(Arc<Counters>);
+
+impl FileStoreMonitor {
+    /// The counters now.
+    pub fn stats(&self) -> FileStoreStats {
+        self.0.snapshot()
+    }
+}
+
+/// A durable session store: in-flight QoS 1/2 state in an append-only, checksummed log in a
+/// directory of its own, synced once per batch and compacted to what is in flight.
+///
+/// Open it on the same directory after a crash and the session built over it resumes every
+/// outgoing flow (re-sent with DUP, or PUBREL) and every incoming QoS 2 flow acknowledged with
+/// PUBREC. One client per directory at a time.
+#[derive(Debug)]
+pub struct FileStore {
+    dir: PathBuf,
+    file: File,
+    /// What the log holds plus the pending changes: every read is served from here.
+    index: MemoryStore,
+    /// Encoded records not yet written.
+    pending: Vec<u8>,
+    /// Length of the log known to be durable.
+    synced_len: u64,
+    /// The log is compacted at the first sync that finds it longer than this.
+    compact_at: u64,
+    compact_min: u64,
+    stats: Arc<Counters>,
+}
+
+impl FileStore {
+    /// Opens (or creates) the store in `dir`, recovering what the log holds and cutting off a
+    /// torn tail.
+    pub fn open(dir: impl AsRef<Path>) -> Result<Self, StoreError> {
+        Self::open_with(dir, DEFAULT_COMPACT_MIN)
+    }
+
+    /// Like [`open`](Self::open), compacting once the log exceeds `compact_min` bytes (and
+    /// twice the live state). Small values suit tests; the default is 4 MiB.
+    pub fn open_with(dir: impl AsRef<Path>, compact_min: u64) -> Result<Self, StoreError> {
+        let dir = dir.as_ref().to_path_buf();
+        fs::create_dir_all(&dir).map_err(|e| StoreError::io("creating the store directory", e))?;
+        // A snapshot that was not renamed into place was never the log.
+        let _ = fs::remove_file(dir.join(TMP));
+        let path = dir.join(LOG);
+        let created = !path.exists();
+        let mut file = OpenOptions::new()
+            .read(true)
+            .append(true)
+            .create(true)
+            .open(&path)
+            .map_err(|e| StoreError::io("opening the log", e))?;
+        let mut data = Vec::new();
+        file.read_to_end(&mut data)
+            .map_err(|e| StoreError::io("reading the log", e))?;
+
+        let mut stats = FileStoreStats::default();
+        let mut index = MemoryStore::new();
+        let good_len = if data.len() < MAGIC.len() {
+            // Empty, or the magic itself was torn: a store that never held a record.
+            if MAGIC.starts_with(&data) {
+                0
+            } else {
+                return Err(StoreError::Corrupt("not a session store log"));
+            }
+        } else if &data[..MAGIC.len()] != MAGIC {
+            return Err(StoreError::Corrupt("not a session store log"));
+        } else {
+            let (good, records) = replay(&data, &mut index)?;
+            stats.recovered_records = records;
+            good
+        };
+        stats.torn_bytes = (data.len() - good_len) as u64;
+        if stats.torn_bytes > 0 {
+            warn!(
+                torn = stats.torn_bytes,
+                at = good_len,
+                "session store: cutting off a torn tail"
+            );
+        }
+        if good_len == 0 {
+            file.set_len(0)
+                .map_err(|e| StoreError::io("resetting the log", e))?;
+            file.write_all(MAGIC)
+                .map_err(|e| StoreError::io("writing the log header", e))?;
+            file.sync_all()
+                .map_err(|e| StoreError::io("syncing the log header", e))?;
+        } else if stats.torn_bytes > 0 {
+            file.set_len(good_len as u64)
+                .map_err(|e| StoreError::io("cutting off a torn tail", e))?;
+            file.sync_all()
+                .map_err(|e| StoreError::io("syncing the log", e))?;
+        }
+        if created {
+            sync_dir(&dir)?;
+        }
+        let synced_len = (good_len.max(MAGIC.len())) as u64;
+        let counters = Counters::default();
+        counters.log_len.store(synced_len, Ordering::Relaxed);
+        counters
+            .recovered_records
+            .store(stats.recovered_records, Ordering::Relaxed);
+        counters
+            .torn_bytes
+            .store(stats.torn_bytes, Ordering::Relaxed);
+        debug!(dir = %dir.display(), inflight = index.outgoing_len(), "session store opened");
+        Ok(Self {
+            dir,
+            file,
+            index,
+            pending: Vec::new(),
+            synced_len,
+            compact_at: compact_min.max(synced_len.saturating_mul(2)),
+            compact_min,
+            stats: Arc::new(counters),
+        })
+    }
+
+    /// The directory the store lives in.
+    pub fn dir(&self) -> &Path {
+        &self.dir
+    }
+
+    /// What the store has done so far.
+    pub fn stats(&self) -> FileStoreStats {
+        self.stats.snapshot()
+    }
+
+    /// A handle that reads the counters while someone else owns the store.
+    pub fn monitor(&self) -> FileStoreMonitor {
+        FileStoreMonitor(self.stats.clone())
+    }
+
+    /// Bytes of changes recorded and not yet synced.
+    pub fn pending_len(&self) -> usize {
+        self.pending.len()
+    }
+
+    fn append(&mut self, body: impl FnOnce(&mut Vec<u8>)) {
+        record(&mut self.pending, body);
+        self.stats.records.fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// Writes a snapshot of the live state (which includes the pending changes) to a new file
+    /// and renames it over the log.
+    fn compact(&mut self) -> Result<(), StoreError> {
+        let mut snapshot = Vec::with_capacity(self.pending.len() + 4096);
+        snapshot.extend_from_slice(MAGIC);
+        for (id, flight) in self.index.outgoing_in_order() {
+            record(&mut snapshot, |buf| put_body(buf, id, &flight));
+        }
+        for (id, state) in self.index.incoming_flows() {
+            if state == IncomingState::AwaitingPubRel {
+                record(&mut snapshot, |buf| incoming_body(buf, id, Some(state)));
+            }
+        }
+        let tmp = self.dir.join(TMP);
+        let written = (|| {
+            let mut file = File::create(&tmp)?;
+            file.write_all(&snapshot)?;
+            file.sync_all()?;
+            fs::rename(&tmp, self.dir.join(LOG))?;
+            Ok::<_, std::io::Error>(())
+        })();
+        if let Err(err) = written {
+            let _ = fs::remove_file(&tmp);
+            return Err(StoreError::io("compacting the log", err));
+        }
+        sync_dir(&self.dir)?;
+        self.file = OpenOptions::new()
+            .read(true)
+            .append(true)
+            .open(self.dir.join(LOG))
+            .map_err(|e| StoreError::io("reopening the log", e))?;
+        self.pending.clear();
+        self.synced_len = snapshot.len() as u64;
+        self.compact_at = self.compact_min.max(self.synced_len.saturating_mul(2));
+        self.stats.syncs.fetch_add(1, Ordering::Relaxed);
+        self.stats.compactions.fetch_add(1, Ordering::Relaxed);
+        self.stats.log_len.store(self.synced_len, Ordering::Relaxed);
+        debug!(len = self.synced_len, "session store compacted");
+        Ok(())
+    }
+
+    #[cfg(test)]
+    pub(crate) fn replace_file_for_test(&mut self, file: File) {
+        self.file = file;
+    }
+}
+
+impl SessionStore for FileStore {
+    fn outgoing(&self, id: PacketId) -> Option<&OutgoingFlight> {
+        self.index.outgoing(id)
+    }
+
+    fn insert_outgoing(&mut self, id: PacketId, flight: OutgoingFlight) -> Result<(), StoreError> {
+        self.append(|buf| put_body(buf, id, &flight));
+        self.index.insert_outgoing(id, flight)
+    }
+
+    fn update_outgoing(
+        &mut self,
+        id: PacketId,
+        state: OutgoingState,
+        seq: u64,
+    ) -> Result<(), StoreError> {
+        if self.index.outgoing(id).is_none() {
+            return Ok(());
+        }
+        self.append(|buf| {
+            buf.put_u8(UPDATE);
+            buf.put_u16_le(id.get());
+            buf.put_u8(outgoing_state_code(state));
+            buf.put_u64_le(seq);
+        });
+        self.index.update_outgoing(id, state, seq)
+    }
+
+    fn remove_outgoing(&mut self, id: PacketId) -> Result<Option<OutgoingFlight>, StoreError> {
+        let flight = self.index.remove_outgoing(id)?;
+        if flight.is_some() {
+            self.append(|buf| {
+                buf.put_u8(REMOVE);
+                buf.put_u16_le(id.get());
+            });
+        }
+        Ok(flight)
+    }
+
+    fn outgoing_len(&self) -> usize {
+        self.index.outgoing_len()
+    }
+
+    fn outgoing_in_order(&self) -> Vec<(PacketId, OutgoingFlight)> {
+        self.index.outgoing_in_order()
+    }
+
+    fn incoming(&self, id: PacketId) -> Option<IncomingState> {
+        self.index.incoming(id)
+    }
+
+    fn set_incoming(
+        &mut self,
+        id: PacketId,
+        state: Option<IncomingState>,
+    ) -> Result<(), StoreError> {
+        // `Delivered` commits to nothing and is not kept across a restart (see
+        // `IncomingState::Delivered`): only the PUBREC state and its end are logged.
+        let was_logged = self.index.incoming(id) == Some(IncomingState::AwaitingPubRel);
+        let logged = state == Some(IncomingState::AwaitingPubRel);
+        if was_logged != logged {
+            self.append(|buf| incoming_body(buf, id, state));
+        }
+        self.index.set_incoming(id, state)
+    }
+
+    fn incoming_len(&self) -> usize {
+        self.index.incoming_len()
+    }
+
+    fn clear_incoming(&mut self) -> Result<(), StoreError> {
+        if self.index.incoming_len() > 0 {
+            self.append(|buf| buf.put_u8(CLEAR_INCOMING));
+        }
+        self.index.clear_incoming()
+    }
+
+    fn sync(&mut self) -> Result<(), StoreError> {
+        if self.pending.is_empty() {
+            return Ok(());
+        }
+        if self.synced_len + self.pending.len() as u64 > self.compact_at {
+            return self.compact();
+        }
+        let written = self
+            .file
+            .write_all(&self.pending)
+            .and_then(|()| self.file.sync_data());
+        if let Err(err) = written {
+            // Back to the last durable length, so a later sync appends after good records
+            // (if this fails too, recovery cuts the partial batch off by its checksums).
+            let _ = self.file.set_len(self.synced_len);
+            return Err(StoreError::io("appending to the log", err));
+        }
+        self.synced_len += self.pending.len() as u64;
+        self.pending.clear();
+        self.stats.syncs.fetch_add(1, Ordering::Relaxed);
+        self.stats.log_len.store(self.synced_len, Ordering::Relaxed);
+        Ok(())
+    }
+}
+
+/// Appends one record: header (length, checksum) and the body `body` writes.
+fn record(buf: &mut Vec<u8>, body: impl FnOnce(&mut Vec<u8>)) {
+    let start = buf.len();
+    buf.extend_from_slice(&[0; HEADER]);
+    body(buf);
+    let body = &buf[start + HEADER..];
+    let len = body.len() as u32;
+    let crc = crc32fast::hash(body);
+    buf[start..start + 4].copy_from_slice(&len.to_le_bytes());
+    buf[start + 4..start + HEADER].copy_from_slice(&crc.to_le_bytes());
+}
+
+fn sync_dir(dir: &Path) -> Result<(), StoreError> {
+    // A new or renamed file is durable only once its directory entry is.
+    File::open(dir)
+        .and_then(|d| d.sync_all())
+        .map_err(|e| StoreError::io("syncing the store directory", e))
+}
+
+fn outgoing_state_code(state: OutgoingState) -> u8 {
+    match state {
+        OutgoingState::AwaitingPubAck => 1,
+        OutgoingState::AwaitingPubRec => 2,
+        OutgoingState::AwaitingPubComp => 3,
+    }
+}
+
+fn outgoing_state(code: u8) -> Option<OutgoingState> {
+    match code {
+        1 => Some(OutgoingState::AwaitingPubAck),
+        2 => Some(OutgoingState::AwaitingPubRec),
+        3 => Some(OutgoingState::AwaitingPubComp),
+        _ => None,
+    }
+}
+
+fn put_body(buf: &mut Vec<u8>, id: PacketId, flight: &OutgoingFlight) {
+    buf.put_u8(PUT);
+    buf.put_u16_le(id.get());
+    buf.put_u64_le(flight.token.get());
+    buf.put_u64_le(flight.seq);
+    buf.put_u8(outgoing_state_code(flight.state));
+    // The MQTT 5 encoding carries everything a PUBLISH of either version can hold. The
+    // session validated the message before recording it, so encoding cannot fail here.
+    if let Err(err) = flight.publish.encode(ProtocolVersion::V5, buf) {
+        warn!(%err, "session store: cannot encode a PUBLISH");
+    }
+}
+
+fn incoming_body(buf: &mut Vec<u8>, id: PacketId, state: Option<IncomingState>) {
+    buf.put_u8(INCOMING);
+    buf.put_u16_le(id.get());
+    buf.put_u8(match state {
+        None => 0,
+        Some(IncomingState::Delivered) => 1,
+        Some(IncomingState::AwaitingPubRel) => 2,
+    });
+}
+
+/// Replays the records of `data` (which starts with the magic) into `index`. Returns the
+/// length of the valid prefix and the number of records in it. A record that is short or fails
+/// its checksum ends the log there; one that passes its checksum but cannot be understood is
+/// corruption of another kind (a newer format, a bug) and fails the open.
+fn replay(data: &[u8], index: &mut MemoryStore) -> Result<(usize, u64), StoreError> {
+    let mut at = MAGIC.len();
+    let mut records = 0;
+    while let Some(header) = data.get(at..at + HEADER) {
+        let len = u32::from_le_bytes([header[0], header[1], header[2], header[3]]) as usize;
+        let crc = u32::from_le_bytes([header[4], header[5], header[6], header[7]]);
+        if len == 0 || len > MAX_RECORD {
+            break;
+        }
+        let Some(body) = data.get(at + HEADER..at + HEADER + len) else {
+            break;
+        };
+        if crc32fast::hash(body) != crc {
+            break;
+        }
+        apply(body, index).ok_or(StoreError::Corrupt("unreadable record"))??;
+        records += 1;
+        at += HEADER + len;
+    }
+    Ok((at, records))
+}
+
+/// Applies one record; `None` if it cannot be parsed.
+fn apply(mut body: &[u8], index: &mut MemoryStore) -> Option<Result<(), StoreError>> {
+    let kind = take_u8(&mut body)?;
+    Some(match kind {
+        PUT => {
+            let id = PacketId::new(take_u16(&mut body)?)?;
+            let token = take_u64(&mut body)?;
+            let seq = take_u64(&mut body)?;
+            let state = outgoing_state(take_u8(&mut body)?)?;
+            let mut packet = BytesMut::from(body);
+            let decoded = mqtt_proto::decode(
+                &mut packet,
+                ProtocolVersion::V5,
+                mqtt_proto::MAX_PACKET_SIZE,
+            );
+            let Ok(Some(Packet::Publish(publish))) = decoded else {
+                return None;
+            };
+            let flight = OutgoingFlight {
+                token: mqtt_session::Token::from_raw(token),
+                publish,
+                state,
+                seq,
+            };
+            index.insert_outgoing(id, flight)
+        }
+        UPDATE => {
+            let id = PacketId::new(take_u16(&mut body)?)?;
+            let state = outgoing_state(take_u8(&mut body)?)?;
+            let seq = take_u64(&mut body)?;
+            index.update_outgoing(id, state, seq)
+        }
+        REMOVE => {
+            let id = PacketId::new(take_u16(&mut body)?)?;
+            index.remove_outgoing(id).map(drop)
+        }
+        INCOMING => {
+            let id = PacketId::new(take_u16(&mut body)?)?;
+            let state = match take_u8(&mut body)? {
+                0 | 1 => None,
+                2 => Some(IncomingState::AwaitingPubRel),
+                _ => return None,
+            };
+            index.set_incoming(id, state)
+        }
+        CLEAR_INCOMING => index.clear_incoming(),
+        _ => return None,
+    })
+}
+
+fn take_u8(buf: &mut &[u8]) -> Option<u8> {
+    (buf.remaining() >= 1).then(|| buf.get_u8())
+}
+
+fn take_u16(buf: &mut &[u8]) -> Option<u16> {
+    (buf.remaining() >= 2).then(|| buf.get_u16_le())
+}
+
+fn take_u64(buf: &mut &[u8]) -> Option<u64> {
+    (buf.remaining() >= 8).then(|| buf.get_u64_le())
+}

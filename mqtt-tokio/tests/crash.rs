@@ -1,0 +1,800 @@
+//! Crash tests of the durable session store with real processes: this test binary re-runs
+//! itself as a child client (`CRASH_ROLE` set), which the parent kills with SIGKILL and
+//! restarts on the same store, against a private mosquitto with persistence on.
+//!
+//! - `publisher_survives_sigkill`: the child publishes numbered QoS 1 and QoS 2 messages and
+//!   prints each one whose `publish(..).stored()` resolved (the documented durability point);
+//!   the parent kills it at random points and restarts it from the next number. Every stored
+//!   message must reach the subscriber, and no QoS 2 message twice.
+//! - `subscriber_exactly_once_across_sigkill`: the child subscribes at QoS 2 through a proxy
+//!   that withholds the child's PUBRECs (or the broker's PUBRELs); the parent kills it between
+//!   PUBREC and PUBREL and restarts it: the broker re-sends, and the child's application must
+//!   see each message exactly once across restarts.
+//!
+//! A custom harness (`harness = false`): the children need their own `main`.
+#![allow(clippy::unwrap_used, clippy::print_stdout, clippy::print_stderr)]
+
+use std::collections::{BTreeSet, HashMap};
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::{Shutdown, TcpListener, TcpStream};
+use std::path::PathBuf;
+use std::process::{Child, Command, Stdio};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, mpsc};
+use std::time::{Duration, Instant};
+
+use futures_util::StreamExt;
+use futures_util::stream::FuturesOrdered;
+use mqtt_test_support::Mosquitto;
+use mqtt_tokio::{ClientConfig, ClientError, ConnectionEvent, MqttClient, QoS, StoreError};
+
+/// Messages the publisher sends in all: even numbers at QoS 1, odd at QoS 2 (the issue's
+/// 20,000 + 20,000).
+const PUBLISH_TOTAL: u64 = 40_000;
+/// SIGKILLs of the publisher before the run that is left to finish.
+const PUBLISHER_KILLS: usize = 20;
+/// `stored()` futures the publisher keeps outstanding: the batch one fsync covers.
+const PIPELINE: usize = 2_000;
+/// Rounds of the subscriber test and messages per round.
+const SUB_ROUNDS: usize = 6;
+const SUB_BATCH: usize = 40;
+const PREFIX: &str = "CRASH ";
+/// Mosquitto with persistence on, but saving its database every 10 minutes rather than after
+/// every change (the test-support default), which would make the broker the bottleneck; no
+/// limit on messages queued or in flight towards a subscriber, which would drop some.
+const BROKER_CONFIG: &str = "max_queued_messages 0\nmax_inflight_messages 0\nautosave_on_changes false\nautosave_interval 600\n";
+
+fn main() {
+    mqtt_test_support::init_test_tracing();
+    match std::env::var("CRASH_ROLE").as_deref() {
+        Ok("publisher") => return publisher_child(),
+        Ok("subscriber") => return subscriber_child(),
+        Ok(other) => panic!("unknown CRASH_ROLE {other:?}"),
+        Err(_) => {}
+    }
+    let filter = std::env::args().skip(1).find(|a| !a.starts_with('-'));
+    let tests: [(&str, fn()); 3] = [
+        ("publisher_survives_sigkill", publisher_survives_sigkill),
+        (
+            "publish_on_a_full_disk_fails_with_a_typed_error",
+            publish_on_a_full_disk_fails_with_a_typed_error,
+        ),
+        (
+            "subscriber_exactly_once_across_sigkill",
+            subscriber_exactly_once_across_sigkill,
+        ),
+    ];
+    for (name, test) in tests {
+        if filter.as_deref().is_some_and(|f| !name.contains(f)) {
+            continue;
+        }
+        let started = Instant::now();
+        eprintln!("test {name} ...");
+        test();
+        eprintln!("test {name} ... ok ({:.1?})", started.elapsed());
+    }
+}
+
+fn runtime() -> tokio::runtime::Runtime {
+    tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .unwrap()
+}
+
+fn env(name: &str) -> String {
+    std::env::var(name).unwrap_or_else(|_| panic!("child needs {name}"))
+}
+
+/// A fresh store directory on the real disk (the target directory, not a tmpfs), so fsync
+/// means what it means in production.
+fn store_dir(name: &str) -> PathBuf {
+    let dir =
+        PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join(format!("{name}-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    dir
+}
+
+/// Small seeded generator for kill times; the seed is printed so a failure can be replayed.
+struct Rng(u64);
+
+impl Rng {
+    fn new() -> Self {
+        let seed = std::env::var("CRASH_SEED").ok().map_or_else(
+            || {
+                std::time::SystemTime::now()
+                    .duration_since(std::time::UNIX_EPOCH)
+                    .unwrap()
+                    .as_nanos() as u64
+                    | 1
+            },
+            |s| s.parse().unwrap(),
+        );
+        eprintln!("CRASH_SEED={seed}");
+        Self(seed)
+    }
+
+    fn below(&mut self, n: u64) -> u64 {
+        self.0 ^= self.0 << 13;
+        self.0 ^= self.0 >> 7;
+        self.0 ^= self.0 << 17;
+        self.0 % n
+    }
+}
+
+/// A child process and the `CRASH ` lines of its stdout, as they come.
+struct ChildProc {
+    child: Child,
+    lines: mpsc::Receiver<String>,
+}
+
+impl ChildProc {
+    fn spawn(role: &str, vars: &[(&str, String)]) -> Self {
+        let mut command = Command::new(std::env::current_exe().unwrap());
+        command
+            .env("CRASH_ROLE", role)
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::inherit());
+        for (name, value) in vars {
+            command.env(name, value);
+        }
+        let mut child = command.spawn().unwrap();
+        let stdout = child.stdout.take().unwrap();
+        let (tx, lines) = mpsc::channel();
+        std::thread::spawn(move || {
+            for line in BufReader::new(stdout).lines() {
+                let Ok(line) = line else { break };
+                if let Some(rest) = line.strip_prefix(PREFIX)
+                    && tx.send(rest.to_owned()).is_err()
+                {
+                    break;
+                }
+            }
+        });
+        Self { child, lines }
+    }
+
+    /// The next line, within `timeout`.
+    fn line(&self, timeout: Duration) -> Option<String> {
+        self.lines.recv_timeout(timeout).ok()
+    }
+
+    /// SIGKILL, then every line it had written.
+    fn kill(mut self) -> Vec<String> {
+        self.child.kill().unwrap();
+        self.child.wait().unwrap();
+        let lines = std::mem::replace(&mut self.lines, mpsc::channel().1);
+        // The reader thread ends at EOF; what the child wrote before dying is all there.
+        let mut rest = Vec::new();
+        while let Ok(line) = lines.recv_timeout(Duration::from_secs(5)) {
+            rest.push(line);
+        }
+        rest
+    }
+}
+
+impl Drop for ChildProc {
+    /// A failing test must not leave its child running.
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+// ---- publisher ----------------------------------------------------------------------------
+
+fn publisher_child() {
+    let uri = env("CRASH_URI");
+    let store = env("CRASH_STORE");
+    let start: u64 = env("CRASH_START").parse().unwrap();
+    let incarnation = env("CRASH_INCARNATION");
+    runtime().block_on(async move {
+        let mut config = ClientConfig::default()
+            .clean_session(false)
+            .max_inflight(1_000)
+            .reconnect_retries(None);
+        if std::env::var("CRASH_NO_STORE").is_err() {
+            config = config.session_store(store);
+        }
+        let client = MqttClient::new(Some("crash-publisher"), config);
+        let mut events = client.connection_events();
+        tokio::spawn(async move {
+            while let Some(event) = events.next().await {
+                if let ConnectionEvent::RecoveredPublish(recovered) = event {
+                    println!(
+                        "{PREFIX}recovered {} {}",
+                        recovered.topic,
+                        recovered.result.is_ok()
+                    );
+                }
+            }
+        });
+        client.connect(uri.as_str()).await.unwrap();
+        println!("{PREFIX}connected");
+        let began = Instant::now();
+        let mut stored = FuturesOrdered::new();
+        let mut completions = Vec::new();
+        let mut next = start;
+        while next < PUBLISH_TOTAL || !stored.is_empty() {
+            while next < PUBLISH_TOTAL && stored.len() < PIPELINE {
+                let k = next;
+                let qos = if k.is_multiple_of(2) {
+                    QoS::AtLeastOnce
+                } else {
+                    QoS::ExactlyOnce
+                };
+                let storing = client
+                    .publish(format!("crash/{k}"), format!("{incarnation}:{k}"))
+                    .qos(qos)
+                    .stored()
+                    .into_future();
+                stored.push_back(async move { (k, storing.await) });
+                next += 1;
+            }
+            let (k, result) = stored.next().await.unwrap();
+            match result {
+                Ok(done) => {
+                    // The durability point: from here the message survives a SIGKILL.
+                    println!("{PREFIX}stored {k}");
+                    completions.push(done);
+                }
+                Err(err) => panic!("publish {k} failed: {err}"),
+            }
+        }
+        for result in futures_util::future::join_all(completions).await {
+            result.unwrap();
+        }
+        println!("{PREFIX}complete");
+        eprintln!(
+            "publisher: {} messages from {start} in {:.1?}, store {:?}",
+            PUBLISH_TOTAL - start,
+            began.elapsed(),
+            client.store_stats()
+        );
+        client.disconnect().await.unwrap();
+    });
+}
+
+fn publisher_survives_sigkill() {
+    let broker = Mosquitto::builder()
+        .persistence(true)
+        .extra_config(BROKER_CONFIG)
+        .start();
+    let uri = broker.uri();
+    let store = store_dir("crash-publisher");
+    let rt = runtime();
+    let received: Arc<Mutex<HashMap<String, u32>>> = Arc::default();
+    let subscriber = rt.block_on(async {
+        let client = MqttClient::new(Some("crash-counter"), ClientConfig::default());
+        client.connect(uri.as_str()).await.unwrap();
+        client
+            .subscribe([("crash/#", QoS::ExactlyOnce)])
+            .await
+            .unwrap();
+        let messages = client.messages();
+        let received = received.clone();
+        tokio::spawn(async move {
+            let mut messages = std::pin::pin!(messages);
+            while let Some(message) = messages.next().await {
+                let payload = String::from_utf8(message.payload().to_vec()).unwrap();
+                *received.lock().unwrap().entry(payload).or_default() += 1;
+            }
+        });
+        client
+    });
+
+    let mut rng = Rng::new();
+    let mut next = 0u64;
+    let mut stored = BTreeSet::new();
+    let mut recovered = Vec::new();
+    let started = Instant::now();
+    let vars = |start: u64, incarnation: usize| {
+        vec![
+            ("CRASH_URI", uri.clone()),
+            ("CRASH_STORE", store.display().to_string()),
+            ("CRASH_START", start.to_string()),
+            ("CRASH_INCARNATION", incarnation.to_string()),
+        ]
+    };
+    let note = |line: &str, stored: &mut BTreeSet<u64>, recovered: &mut Vec<String>| {
+        if let Some(k) = line.strip_prefix("stored ") {
+            stored.insert(k.parse::<u64>().unwrap());
+        } else if let Some(r) = line.strip_prefix("recovered ") {
+            recovered.push(r.to_owned());
+        }
+    };
+    let kills = std::env::var("CRASH_KILLS").map_or(PUBLISHER_KILLS, |k| k.parse().unwrap());
+    for incarnation in 0..kills {
+        let child = ChildProc::spawn("publisher", &vars(next, incarnation));
+        // Killed once it has stored a random number of messages: mid-stream, with stored
+        // messages in flight, commands queued and a batch possibly half written.
+        let target = 100 + rng.below(1_700) as usize;
+        let mut early = Vec::new();
+        let mut stored_now = 0;
+        while stored_now < target {
+            let Some(line) = child.line(Duration::from_secs(20)) else {
+                panic!("publisher {incarnation} went silent after {stored_now} messages")
+            };
+            stored_now += usize::from(line.starts_with("stored "));
+            early.push(line);
+        }
+        let lines = child.kill();
+        for l in early.iter().chain(&lines) {
+            note(l, &mut stored, &mut recovered);
+        }
+        assert!(
+            !lines.iter().any(|l| l == "complete"),
+            "the publisher finished before kill {incarnation}: too few messages for the kills"
+        );
+        // Stored lines come in publish order: every number below the last was stored.
+        if let Some(&last) = stored.last() {
+            next = last + 1;
+        }
+        eprintln!(
+            "kill {incarnation}: {} stored so far, resuming at {next}",
+            stored.len()
+        );
+    }
+    let child = ChildProc::spawn("publisher", &vars(next, PUBLISHER_KILLS));
+    let mut complete = false;
+    while let Some(line) = child.line(Duration::from_secs(60)) {
+        if line == "complete" {
+            complete = true;
+            break;
+        }
+        note(&line, &mut stored, &mut recovered);
+    }
+    assert!(complete, "the last publisher did not complete its messages");
+    drop(child.kill());
+    let published_in = started.elapsed();
+
+    // Every message stored in some run arrives (all of 0..TOTAL were stored in one run or
+    // another); a QoS 2 message (odd number) published once arrives once.
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let missing = loop {
+        let received = received.lock().unwrap();
+        let arrived: BTreeSet<u64> = received
+            .keys()
+            .map(|p| p.split_once(':').unwrap().1.parse().unwrap())
+            .collect();
+        let missing: Vec<u64> = stored.difference(&arrived).copied().collect();
+        if missing.is_empty() || Instant::now() > deadline {
+            break missing;
+        }
+        drop(received);
+        std::thread::sleep(Duration::from_millis(100));
+    };
+    assert_eq!(stored.len() as u64, PUBLISH_TOTAL);
+    assert!(
+        missing.is_empty(),
+        "{} stored messages never arrived, first {:?}",
+        missing.len(),
+        &missing[..missing.len().min(10)]
+    );
+    let received = received.lock().unwrap();
+    let twice: Vec<(&String, &u32)> = received
+        .iter()
+        .filter(|(payload, count)| {
+            let k: u64 = payload.split_once(':').unwrap().1.parse().unwrap();
+            k % 2 == 1 && **count > 1
+        })
+        .collect();
+    assert!(
+        twice.is_empty(),
+        "QoS 2 messages delivered twice: {twice:?}"
+    );
+    let failed: Vec<&String> = recovered.iter().filter(|r| r.ends_with("false")).collect();
+    assert!(failed.is_empty(), "recovered publishes failed: {failed:?}");
+    assert!(
+        !recovered.is_empty(),
+        "no kill left a stored message in flight: the recovery path was not exercised"
+    );
+    let duplicates_q1: u32 = received.values().map(|c| c - 1).sum();
+    eprintln!(
+        "{} messages, {PUBLISHER_KILLS} kills, {} recovered from the store and completed, \
+         {duplicates_q1} QoS 1 re-deliveries, in {published_in:.1?}",
+        PUBLISH_TOTAL,
+        recovered.len()
+    );
+    drop(received);
+    rt.block_on(subscriber.disconnect()).unwrap();
+    let _ = std::fs::remove_dir_all(&store);
+}
+
+// ---- subscriber ---------------------------------------------------------------------------
+
+fn subscriber_child() {
+    let uri = env("CRASH_URI");
+    let store = env("CRASH_STORE");
+    runtime().block_on(async move {
+        let config = ClientConfig::default()
+            .session_store(store)
+            .clean_session(false)
+            .reconnect_retries(None);
+        let client = MqttClient::new(Some("crash-subscriber"), config);
+        let connack = client.connect(uri.as_str()).await.unwrap();
+        if !connack.session_present {
+            client
+                .subscribe([("exactly/#", QoS::ExactlyOnce)])
+                .await
+                .unwrap();
+        }
+        println!("{PREFIX}connected");
+        let mut messages = std::pin::pin!(client.messages());
+        while let Some(message) = messages.next().await {
+            let payload = String::from_utf8(message.payload().to_vec()).unwrap();
+            println!("{PREFIX}got {payload}");
+        }
+    });
+}
+
+/// What the proxy withholds on the connections it accepts from now on.
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+enum Withhold {
+    Nothing,
+    /// PUBREC from the client: the broker re-sends the PUBLISH (DUP) after a reconnect.
+    PubRec,
+    /// PUBREL from the broker: the broker re-sends the PUBREL after a reconnect.
+    PubRel,
+}
+
+#[derive(Default)]
+struct ProxyCounters {
+    pubrec_withheld: AtomicU64,
+    pubrel_withheld: AtomicU64,
+    dup_publish: AtomicU64,
+}
+
+/// A TCP proxy in front of the broker that understands MQTT framing well enough to drop one
+/// packet type per direction.
+struct Proxy {
+    port: u16,
+    mode: Arc<Mutex<Withhold>>,
+    counters: Arc<ProxyCounters>,
+    stop: Arc<AtomicBool>,
+}
+
+impl Proxy {
+    fn start(broker_port: u16) -> Self {
+        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+        let port = listener.local_addr().unwrap().port();
+        let mode = Arc::new(Mutex::new(Withhold::Nothing));
+        let counters = Arc::new(ProxyCounters::default());
+        let stop = Arc::new(AtomicBool::new(false));
+        let (m, c, s) = (mode.clone(), counters.clone(), stop.clone());
+        std::thread::spawn(move || {
+            for client in listener.incoming() {
+                if s.load(Ordering::SeqCst) {
+                    break;
+                }
+                let Ok(client) = client else { continue };
+                let broker = TcpStream::connect(("127.0.0.1", broker_port)).unwrap();
+                let mode = *m.lock().unwrap();
+                let (c1, c2) = (c.clone(), c.clone());
+                let (client2, broker2) = (client.try_clone().unwrap(), broker.try_clone().unwrap());
+                std::thread::spawn(move || {
+                    pump(client, broker, |packet_type, _| {
+                        let drop = mode == Withhold::PubRec && packet_type == 5;
+                        if drop {
+                            c1.pubrec_withheld.fetch_add(1, Ordering::SeqCst);
+                        }
+                        drop
+                    });
+                });
+                std::thread::spawn(move || {
+                    pump(broker2, client2, |packet_type, flags| {
+                        if packet_type == 3 && flags & 0x08 != 0 {
+                            c2.dup_publish.fetch_add(1, Ordering::SeqCst);
+                        }
+                        let drop = mode == Withhold::PubRel && packet_type == 6;
+                        if drop {
+                            c2.pubrel_withheld.fetch_add(1, Ordering::SeqCst);
+                        }
+                        drop
+                    });
+                });
+            }
+        });
+        Self {
+            port,
+            mode,
+            counters,
+            stop,
+        }
+    }
+
+    fn set(&self, mode: Withhold) {
+        *self.mode.lock().unwrap() = mode;
+    }
+}
+
+impl Drop for Proxy {
+    fn drop(&mut self) {
+        self.stop.store(true, Ordering::SeqCst);
+        let _ = TcpStream::connect(("127.0.0.1", self.port));
+    }
+}
+
+/// Copies whole MQTT packets from `from` to `to`, dropping those `drop(type, flags)` names.
+fn pump(mut from: TcpStream, mut to: TcpStream, mut drop: impl FnMut(u8, u8) -> bool) {
+    let mut buf = Vec::new();
+    let mut chunk = [0u8; 16 * 1024];
+    loop {
+        let n = match from.read(&mut chunk) {
+            Ok(0) | Err(_) => break,
+            Ok(n) => n,
+        };
+        buf.extend_from_slice(&chunk[..n]);
+        loop {
+            // Fixed header: type/flags byte, then a variable-length remaining length.
+            let mut len = 0usize;
+            let mut shift = 0;
+            let mut at = 1;
+            let complete = loop {
+                let Some(&byte) = buf.get(at) else {
+                    break false;
+                };
+                len |= usize::from(byte & 0x7f) << shift;
+                shift += 7;
+                at += 1;
+                if byte & 0x80 == 0 {
+                    break true;
+                }
+            };
+            if !complete || buf.len() < at + len {
+                break;
+            }
+            let packet: Vec<u8> = buf.drain(..at + len).collect();
+            if !drop(packet[0] >> 4, packet[0] & 0x0f) && to.write_all(&packet).is_err() {
+                return;
+            }
+        }
+    }
+    let _ = to.shutdown(Shutdown::Both);
+    let _ = from.shutdown(Shutdown::Both);
+}
+
+/// How many messages of `round` the child's application printed.
+fn batch_printed(lines: &[String], round: usize) -> usize {
+    let prefix = format!("got r{round}-");
+    lines.iter().filter(|l| l.starts_with(&prefix)).count()
+}
+
+fn subscriber_exactly_once_across_sigkill() {
+    let broker = Mosquitto::builder()
+        .persistence(true)
+        .extra_config(BROKER_CONFIG)
+        .start();
+    let proxy = Proxy::start(broker.port());
+    let proxy_uri = format!("mqtt://127.0.0.1:{}", proxy.port);
+    let store = store_dir("crash-subscriber");
+    let vars = vec![
+        ("CRASH_URI", proxy_uri),
+        ("CRASH_STORE", store.display().to_string()),
+    ];
+    let rt = runtime();
+    let publisher = rt.block_on(async {
+        let client = MqttClient::new(Some("crash-source"), ClientConfig::default());
+        client.connect(broker.uri().as_str()).await.unwrap();
+        client
+    });
+
+    let mut seen: HashMap<String, u32> = HashMap::new();
+    let record = |lines: &[String], seen: &mut HashMap<String, u32>| {
+        for line in lines {
+            if let Some(payload) = line.strip_prefix("got ") {
+                *seen.entry(payload.to_owned()).or_default() += 1;
+            }
+        }
+    };
+    let mut sent = Vec::new();
+    for round in 0..SUB_ROUNDS {
+        let mode = if round % 2 == 0 {
+            Withhold::PubRec
+        } else {
+            Withhold::PubRel
+        };
+        proxy.set(mode);
+        let withheld_before = [
+            proxy.counters.pubrec_withheld.load(Ordering::SeqCst),
+            proxy.counters.pubrel_withheld.load(Ordering::SeqCst),
+        ];
+        let child = ChildProc::spawn("subscriber", &vars);
+        let mut lines = Vec::new();
+        loop {
+            let line = child
+                .line(Duration::from_secs(20))
+                .expect("subscriber child did not connect");
+            let connected = line == "connected";
+            lines.push(line);
+            if connected {
+                break;
+            }
+        }
+        let batch: Vec<String> = (0..SUB_BATCH).map(|i| format!("r{round}-{i}")).collect();
+        rt.block_on(async {
+            for payload in &batch {
+                publisher
+                    .publish("exactly/x", payload.clone())
+                    .qos(QoS::ExactlyOnce)
+                    .await
+                    .unwrap();
+            }
+        });
+        sent.extend(batch);
+        // Wait until the child's application has seen every message of this round and the
+        // proxy withheld each one's PUBREC (or PUBREL): the child is between PUBREC and
+        // PUBREL. After a PUBREC round, the PUBRELs of the last round's flows are withheld too.
+        let expected = match (mode, round) {
+            (Withhold::PubRel, r) if r > 0 => 2 * SUB_BATCH as u64,
+            _ => SUB_BATCH as u64,
+        };
+        let counter = match mode {
+            Withhold::PubRec => &proxy.counters.pubrec_withheld,
+            _ => &proxy.counters.pubrel_withheld,
+        };
+        let deadline = Instant::now() + Duration::from_secs(20);
+        loop {
+            let withheld = counter.load(Ordering::SeqCst)
+                - withheld_before[usize::from(mode == Withhold::PubRel)];
+            let printed = batch_printed(&lines, round);
+            if withheld >= expected && printed >= SUB_BATCH {
+                break;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "round {round}: {withheld} of {expected} flows reached {mode:?}, {printed} seen"
+            );
+            if let Some(line) = child.line(Duration::from_millis(20)) {
+                lines.push(line);
+            }
+        }
+        lines.extend(child.kill());
+        record(&lines, &mut seen);
+        eprintln!("round {round} ({mode:?}): killed between PUBREC and PUBREL");
+    }
+    // A last run with nothing withheld settles every flow.
+    proxy.set(Withhold::Nothing);
+    let child = ChildProc::spawn("subscriber", &vars);
+    let mut lines = Vec::new();
+    let deadline = Instant::now() + Duration::from_secs(3);
+    while Instant::now() < deadline {
+        if let Some(line) = child.line(Duration::from_millis(100)) {
+            lines.push(line);
+        }
+    }
+    lines.extend(child.kill());
+    record(&lines, &mut seen);
+
+    let missing: Vec<&String> = sent.iter().filter(|p| !seen.contains_key(*p)).collect();
+    let twice: Vec<(&String, &u32)> = seen.iter().filter(|(_, n)| **n > 1).collect();
+    assert!(missing.is_empty(), "never delivered: {missing:?}");
+    assert!(twice.is_empty(), "delivered more than once: {twice:?}");
+    let dups = proxy.counters.dup_publish.load(Ordering::SeqCst);
+    assert!(
+        dups >= (SUB_BATCH * SUB_ROUNDS.div_ceil(2)) as u64,
+        "the broker re-sent only {dups} PUBLISH with DUP: the store's dedupe was not exercised"
+    );
+    eprintln!(
+        "{} messages over {SUB_ROUNDS} kills between PUBREC and PUBREL, each seen once; \
+         {dups} re-sent PUBLISH (DUP) recognised from the store",
+        sent.len()
+    );
+    rt.block_on(publisher.disconnect()).unwrap();
+    drop(proxy);
+    let _ = std::fs::remove_dir_all(&store);
+}
+
+// ---- full disk ----------------------------------------------------------------------------
+
+/// A small tmpfs, unmounted when dropped.
+struct SmallDisk(PathBuf);
+
+impl SmallDisk {
+    fn mount(size: &str) -> Self {
+        let dir = store_dir("full-disk");
+        std::fs::create_dir_all(&dir).unwrap();
+        let status = Command::new("mount")
+            .args(["-t", "tmpfs", "-o", &format!("size={size}"), "tmpfs"])
+            .arg(&dir)
+            .status();
+        assert!(
+            status.is_ok_and(|s| s.success()),
+            "mounting a {size} tmpfs at {} failed: this test needs root (CI runs as root)",
+            dir.display()
+        );
+        Self(dir)
+    }
+}
+
+impl Drop for SmallDisk {
+    fn drop(&mut self) {
+        let _ = Command::new("umount").arg(&self.0).status();
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+/// The store's disk fills up: the publish whose record cannot be synced fails with
+/// `ClientError::Store(StoreError::Full)` and is never sent; every message stored before it
+/// was delivered, and the store still opens with what it held.
+fn publish_on_a_full_disk_fails_with_a_typed_error() {
+    let disk = SmallDisk::mount("256k");
+    let store = disk.0.join("store");
+    let broker = Mosquitto::builder()
+        .persistence(true)
+        .extra_config(BROKER_CONFIG)
+        .start();
+    let uri = broker.uri();
+    let rt = runtime();
+    let received: Arc<Mutex<BTreeSet<u64>>> = Arc::default();
+    rt.block_on(async {
+        let counter = MqttClient::new(Some("full-counter"), ClientConfig::default());
+        counter.connect(uri.as_str()).await.unwrap();
+        counter
+            .subscribe([("full/#", QoS::AtLeastOnce)])
+            .await
+            .unwrap();
+        let messages = counter.messages();
+        let sink = received.clone();
+        tokio::spawn(async move {
+            let mut messages = std::pin::pin!(messages);
+            while let Some(message) = messages.next().await {
+                let k = String::from_utf8(message.payload()[..8].to_vec()).unwrap();
+                sink.lock().unwrap().insert(k.trim().parse().unwrap());
+            }
+        });
+
+        let config = ClientConfig::default()
+            .session_store(store.clone())
+            .clean_session(false)
+            .reconnect_retries(Some(0));
+        let client = MqttClient::new(Some("full-publisher"), config);
+        client.connect(uri.as_str()).await.unwrap();
+        let mut completed = Vec::new();
+        let mut failed = None;
+        for k in 0..1_000u64 {
+            // 8 digits, then 16 KiB of filler: the log outgrows 256 KiB after about 15.
+            let mut payload = format!("{k:<8}").into_bytes();
+            payload.resize(16 * 1024, b'x');
+            let stored = client
+                .publish(format!("full/{k}"), payload)
+                .qos(QoS::AtLeastOnce)
+                .stored()
+                .await;
+            match stored {
+                Ok(done) => {
+                    done.await.unwrap();
+                    completed.push(k);
+                }
+                Err(ClientError::Store(StoreError::Full)) => {
+                    failed = Some(k);
+                    break;
+                }
+                Err(other) => panic!("publish {k}: expected a full store, got {other}"),
+            }
+        }
+        let failed = failed.expect("the 256 KiB disk never filled up");
+        assert!(!completed.is_empty());
+        tokio::time::sleep(Duration::from_secs(1)).await;
+        let received = received.lock().unwrap().clone();
+        for k in &completed {
+            assert!(received.contains(k), "stored message {k} never arrived");
+        }
+        assert!(
+            !received.contains(&failed),
+            "message {failed} failed in the store but was sent"
+        );
+        let _ = client.disconnect().await;
+        eprintln!(
+            "{} messages stored and delivered, message {failed} failed with a full store",
+            completed.len()
+        );
+    });
+    // What was synced is intact: the store opens (recovering a torn tail if any).
+    let reopened = mqtt_tokio::FileStore::open(&store).unwrap();
+    eprintln!("store reopened: {:?}", reopened.stats());
+    drop(reopened);
+    drop(disk);
+}
