@@ -833,7 +833,7 @@ struct Summary {
     /// Target messages per second per publisher; 0 for unlimited.
     rate_per_publisher: f64,
     connections: Connections,
-    /// Publishes completed (QoS 0: written to the socket; QoS 1/2: acknowledged).
+    /// Publishes completed (QoS 0: accepted by the client; QoS 1/2: acknowledged).
     published: u64,
     publish_errors: u64,
     publish_seconds: f64,

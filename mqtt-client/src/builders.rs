@@ -17,6 +17,7 @@ use std::time::Duration;
 use bytes::Bytes;
 use futures_channel::oneshot;
 use mqtt_proto::ByteString;
+use mqtt_proto::topic::validate_topic_name;
 
 #[cfg(feature = "tls")]
 use crate::TlsOptions;
@@ -287,7 +288,8 @@ impl<R: Runtime> std::fmt::Debug for Reconnecting<'_, R> {
 
 /// Builder returned by [`MqttClient::publish`]; `.await` it (or poll it: it is a [`Future`]).
 /// The first poll queues the message for sending (or, when [`ClientConfig::max_queued`](crate::ClientConfig::max_queued) publishes
-/// are pending, waits for room); the future then resolves when the QoS flow completes.
+/// are pending, waits for room); the future then resolves when the QoS flow completes: at
+/// once for QoS 0 (accepted is complete), at PUBACK / PUBCOMP for QoS 1 / 2.
 #[must_use = "a publish builder does nothing until awaited"]
 pub struct Publishing<'a, R: Runtime> {
     client: &'a MqttClient<R>,
@@ -393,7 +395,7 @@ impl<'a, R: Runtime> Publishing<'a, R> {
     /// budget, for a connection, or for room in the in-flight window) lives in memory only.
     /// With the memory store, "stored" is the same point (the message entered the in-flight
     /// window and was handed out), without the crash-safety. QoS 0 is stored nowhere: it
-    /// resolves when the message is written.
+    /// resolves when the message is accepted, as its publish future does.
     ///
     /// Fails with [`ClientError::Store`] when the store cannot record or sync the message (a
     /// full disk, an I/O error): the message was not sent, and what was stored before is
@@ -547,7 +549,7 @@ enum PublishState {
         publish: Publish,
         listener: Option<event_listener::EventListener>,
     },
-    /// Accepted: the driver answers on this channel.
+    /// Accepted (QoS 1/2): the driver answers on this channel.
     Sent(oneshot::Receiver<Result<ReasonCode, ClientError>>),
     /// Finished (or failed before it was accepted).
     Done(Option<ClientError>),
@@ -577,10 +579,35 @@ impl<R: Runtime> PublishFuture<R> {
             self.state = state;
             return;
         };
+        if publish.qos == QoS::AtMostOnce {
+            // Complete on acceptance: the caller learns about a bad topic now, and nothing
+            // else can fail that it could act on (a lost connection loses QoS 0 anyway).
+            // An empty topic with a topic alias (MQTT 5) is the session's to judge.
+            let aliased = publish.topic.is_empty() && publish.properties.topic_alias.is_some();
+            if let Err(err) = validate_topic_name(&publish.topic)
+                .or_else(|err| if aliased { Ok(()) } else { Err(err) })
+            {
+                self.state = PublishState::Done(Some(ClientError::InvalidTopic(err)));
+                return;
+            }
+            // QoS 0 is stored nowhere: a `stored()` caller is answered by this future.
+            self.stored = None;
+            self.state = if self.shared.commands.push(Command::Publish {
+                publish,
+                reply: None,
+                permit,
+                stored: None,
+            }) {
+                PublishState::Completed(ReasonCode::Success)
+            } else {
+                PublishState::Done(Some(ClientError::NotConnected))
+            };
+            return;
+        }
         let (reply, rx) = oneshot::channel();
         self.state = if self.shared.commands.push(Command::Publish {
             publish,
-            reply,
+            reply: Some(reply),
             permit,
             stored: self.stored.take(),
         }) {

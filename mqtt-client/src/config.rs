@@ -170,7 +170,8 @@ pub struct ClientConfig {
     /// messages that are reported as delivered: raise it only to what the broker allows.
     pub max_inflight: Option<u16>,
     /// Publishes accepted and not yet completed (queued, being written or in flight), QoS 0
-    /// included. When reached, `publish(..).await` waits for room (backpressure) and
+    /// included (a QoS 0 publish's future completes at acceptance, but the message holds its
+    /// room until its bytes are handed to the transport). When reached, `publish(..).await` waits for room (backpressure) and
     /// [`Publishing::send_now`](crate::Publishing::send_now) fails with
     /// [`ClientError::QueueFull`](crate::ClientError::QueueFull).
     pub max_queued: usize,

@@ -40,11 +40,15 @@ use mqtt_session::{
     AckToken, ConnectOptions, ConnectionError, ConnectionState, Event, Session, Token,
 };
 
-/// First size of the socket read buffer: an idle client holds only this much.
-const READ_BUF_MIN: usize = 4 * 1024;
-/// Largest size of the socket read buffer: a read that fills the buffer doubles it up to
-/// this, so a busy connection is drained in few reads.
-const READ_BUF_MAX: usize = 64 * 1024;
+/// Size of the socket read buffer: large, so that a busy connection is drained in few reads.
+/// One buffer per thread, shared by every driver polled on it (a read is handed to the
+/// session at once, which copies what it keeps), so an idle client holds none.
+const READ_BUF_SIZE: usize = 64 * 1024;
+
+thread_local! {
+    /// The read buffer of the drivers polled on this thread.
+    static READ_BUF: std::cell::RefCell<Vec<u8>> = const { std::cell::RefCell::new(Vec::new()) };
+}
 
 /// How long closing a transport may take before it is simply dropped.
 const CLOSE_TIMEOUT: Duration = Duration::from_secs(1);
@@ -89,8 +93,11 @@ pub(crate) type Reply<T> = oneshot::Sender<Result<T, ClientError>>;
 pub(crate) enum Command {
     Publish {
         publish: Publish,
-        reply: Reply<ReasonCode>,
-        /// The publish's share of the client's publish budget, returned when it completes.
+        /// The caller waiting for the outcome; `None` for QoS 0, whose future completed when
+        /// the message was accepted (no reply channel to allocate).
+        reply: Option<Reply<ReasonCode>>,
+        /// The publish's share of the client's publish budget, returned when it completes
+        /// (QoS 0: once its bytes are handed to the transport).
         permit: Permit,
         /// `Publishing::stored`: answered when the message is durable (`Event::Stored`).
         stored: Option<Reply<()>>,
@@ -161,7 +168,9 @@ impl Command {
                 if let Some(stored) = stored {
                     let _ = stored.send(Err(err.clone()));
                 }
-                drop(reply.send(Err(err)));
+                if let Some(reply) = reply {
+                    drop(reply.send(Err(err)));
+                }
             }
             Self::Ack(_) => {}
             Self::Subscribe { reply, .. } | Self::Unsubscribe { reply, .. } => {
@@ -214,6 +223,10 @@ pub(crate) struct Driver<R: Runtime> {
     /// Commands taken from the queue and not yet applied.
     inbox: VecDeque<Command>,
     waiters: HashMap<Token, Waiter>,
+    /// Budget permits of accepted QoS 0 publishes whose bytes are not handed to the transport
+    /// yet, in token order (the session completes QoS 0 publishes in order). Kept out of
+    /// `waiters`: no caller waits for them.
+    qos0_permits: VecDeque<(Token, Permit)>,
     /// Callers of `Publishing::stored` waiting for their message to be durable.
     stored_waiters: HashMap<Token, Reply<()>>,
     /// The caller of `connect` / `reconnect`, answered at the next CONNACK or failure.
@@ -240,7 +253,6 @@ pub(crate) struct Driver<R: Runtime> {
     reconnect_max_interval: Duration,
     /// QoS 0 messages dropped by the inbox's overflow policy and not reported yet.
     dropped_unreported: u64,
-    read_buf: Vec<u8>,
     writing: Bytes,
     /// Bounds how long a local close (DISCONNECT) may take to write out.
     drain_timer: Option<Pin<Box<R::Sleep>>>,
@@ -272,6 +284,7 @@ impl<R: Runtime> Driver<R> {
             params,
             inbox: VecDeque::new(),
             waiters: HashMap::new(),
+            qos0_permits: VecDeque::new(),
             stored_waiters: HashMap::new(),
             connect_waiter: Some(connect_waiter),
             disconnect_waiter: None,
@@ -284,7 +297,6 @@ impl<R: Runtime> Driver<R> {
             reconnect_retries,
             reconnect_max_interval,
             dropped_unreported: 0,
-            read_buf: Vec::new(),
             writing: Bytes::new(),
             drain_timer: None,
             needs_flush: false,
@@ -408,7 +420,9 @@ impl<R: Runtime> Driver<R> {
             &self.params.headers,
         );
         let opened = {
-            let mut open = std::pin::pin!(timeout(&self.runtime, deadline, open));
+            // On the heap, and only while opening: a TLS / WebSocket handshake future is
+            // several KiB, and held inline it would size every idle client's task.
+            let mut open = Box::pin(timeout(&self.runtime, deadline, open));
             let connect_waiter = &mut self.connect_waiter;
             poll_fn(|cx| {
                 // The caller of `connect` gave up (dropped its future): so does the attempt.
@@ -581,32 +595,12 @@ impl<R: Runtime> Driver<R> {
                 ConnectionState::Connecting | ConnectionState::Connected
             );
             if reading {
-                if self.read_buf.is_empty() {
-                    self.read_buf.resize(READ_BUF_MIN, 0);
-                }
-                match Pin::new(&mut **transport).poll_read(cx, &mut self.read_buf) {
-                    Poll::Ready(Ok(0)) => {
-                        debug!("transport closed by the broker");
-                        self.session.handle_transport_closed(now);
-                        progress = true;
-                    }
-                    Poll::Ready(Ok(n)) => {
-                        self.session.handle_read(now, &self.read_buf[..n]);
-                        if n == self.read_buf.len() && n < READ_BUF_MAX {
-                            // A full read: more is likely waiting; read more at once next time.
-                            self.read_buf.resize(n * 2, 0);
-                        }
-                        progress = true;
-                    }
-                    Poll::Ready(Err(err)) => {
-                        debug!(%err, "transport read failed");
-                        self.end
-                            .get_or_insert(Ended::Lost(transport::tls_io_error(err)));
-                        self.session.handle_transport_closed(now);
-                        progress = true;
-                    }
-                    Poll::Pending => {}
-                }
+                // The thread's read buffer; a fresh one in the (never expected) case that a
+                // transport polls another driver on this thread from inside its read.
+                progress |= READ_BUF.with(|cell| match cell.try_borrow_mut() {
+                    Ok(mut buf) => self.read_into(cx, transport, now, &mut buf),
+                    Err(_) => self.read_into(cx, transport, now, &mut Vec::new()),
+                });
             }
 
             if let Some(deadline) = self.session.poll_timeout() {
@@ -693,6 +687,40 @@ impl<R: Runtime> Driver<R> {
         }
     }
 
+    /// One read from the transport into `buf` (sized here on first use), handed to the
+    /// session, which keeps only what it needs (an incomplete packet, received payloads).
+    /// Returns whether anything happened.
+    fn read_into(
+        &mut self,
+        cx: &mut Context<'_>,
+        transport: &mut Box<dyn Transport>,
+        now: Instant,
+        buf: &mut Vec<u8>,
+    ) -> bool {
+        if buf.len() < READ_BUF_SIZE {
+            buf.resize(READ_BUF_SIZE, 0);
+        }
+        match Pin::new(&mut **transport).poll_read(cx, buf) {
+            Poll::Ready(Ok(0)) => {
+                debug!("transport closed by the broker");
+                self.session.handle_transport_closed(now);
+                true
+            }
+            Poll::Ready(Ok(n)) => {
+                self.session.handle_read(now, &buf[..n]);
+                true
+            }
+            Poll::Ready(Err(err)) => {
+                debug!(%err, "transport read failed");
+                self.end
+                    .get_or_insert(Ended::Lost(transport::tls_io_error(err)));
+                self.session.handle_transport_closed(now);
+                true
+            }
+            Poll::Pending => false,
+        }
+    }
+
     /// Whether the caller of `connect` / `reconnect` dropped its future (registers for
     /// the notification otherwise).
     fn connect_cancelled(&mut self, cx: &mut Context<'_>) -> bool {
@@ -773,20 +801,34 @@ impl<R: Runtime> Driver<R> {
                 reply,
                 permit,
                 stored,
-            } => match self.session.publish(now, publish) {
-                Ok(token) => {
+            } => match (self.session.publish(now, publish), reply) {
+                (Ok(token), Some(reply)) => {
                     self.waiters.insert(token, Waiter::Publish(reply, permit));
                     if let Some(stored) = stored {
                         self.stored_waiters.insert(token, stored);
                     }
                 }
-                Err(err) => {
+                (Ok(token), None) => {
+                    // QoS 0 is stored nowhere: a `stored` waiter, if any, learns nothing more
+                    // than the publish future did (accepted).
+                    drop(stored);
+                    self.qos0_permits.push_back((token, permit));
+                }
+                (Err(err), Some(reply)) => {
                     drop(permit);
                     let err = ClientError::from(err);
                     if let Some(stored) = stored {
                         let _ = stored.send(Err(err.clone()));
                     }
                     let _ = reply.send(Err(err));
+                }
+                (Err(err), None) => {
+                    // The topic was checked when the publish was accepted; what is left are
+                    // the broker's limits (maximum packet size, retain available), known
+                    // only here. The caller's future has completed already.
+                    drop(permit);
+                    drop(stored);
+                    warn!(%err, "QoS 0 message refused by the session, not sent");
                 }
             },
             Command::Subscribe {
@@ -891,6 +933,10 @@ impl<R: Runtime> Driver<R> {
                 }
                 info!(session_present, "connected");
                 self.reached_connack = true;
+                // The timer still armed for the CONNACK deadline would fire for nothing,
+                // connect timeout after connecting: every idle client would wake once more.
+                // The next poll arms the keep-alive deadline instead.
+                self.sleep = None;
                 self.v5_accepted |= self.session.protocol_version().is_v5();
                 self.retry_connect = false;
                 self.connack = Some(ConnAck {
@@ -1063,6 +1109,20 @@ impl<R: Runtime> Driver<R> {
             recovered.result = result;
             self.shared
                 .status(ConnectionEvent::RecoveredPublish(recovered));
+            return;
+        }
+        // A QoS 0 publish: handed to the transport (or failed). Tokens grow, so an earlier
+        // entry still here could only be one the session dropped without an event: returning
+        // its room too keeps the budget exact.
+        if let Err(err) = &result {
+            debug!(%err, "QoS 0 message not sent");
+        }
+        while self
+            .qos0_permits
+            .front()
+            .is_some_and(|(front, _)| *front <= token)
+        {
+            self.qos0_permits.pop_front();
         }
     }
 

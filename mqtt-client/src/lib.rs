@@ -504,8 +504,17 @@ impl<R: Runtime> MqttClient<R> {
 
     /// Publishes `payload` on `topic`. A builder: `.qos(..)`, `.retain(..)`, `.ack_timeout(..)`,
     /// `.properties(..)`, then `.await`; it resolves when the QoS flow completes (QoS 0: when
-    /// handed to the transport; QoS 1: at PUBACK; QoS 2: at PUBCOMP) with the final
-    /// acknowledgement's reason code.
+    /// *accepted* into the client's bounded outgoing queue; QoS 1: at PUBACK; QoS 2: at
+    /// PUBCOMP) with the final acknowledgement's reason code (`Success` for QoS 0).
+    ///
+    /// QoS 0 completes at acceptance so that a loop of `publish(..).await` does not pay one
+    /// write (one syscall, one TCP segment) per message: the messages pile up in the queue
+    /// and the connection task writes all of them at its next wake, in one write. An invalid
+    /// topic is still reported by the future; a QoS 0 message the broker's limits refuse
+    /// later (larger than its maximum packet size, retain not available) or that a lost
+    /// connection takes with it is dropped with a log line, as QoS 0 allows. The message keeps
+    /// its room in the queue until its bytes are handed to the transport, so
+    /// [`ClientConfig::max_queued`] still bounds what a fast QoS 0 publisher can pile up.
     ///
     /// The message is *accepted* when it is queued to the client: at once if fewer than
     /// [`ClientConfig::max_queued`] publishes are pending, otherwise once room appears

@@ -111,7 +111,8 @@ impl CommandQueue {
 
 /// The bound on publishes accepted and not yet completed: a count and a byte total, shared by
 /// every handle. A publish holds a [`Permit`] from acceptance until its outcome is known (QoS 0
-/// written, QoS 1/2 acknowledged, or failed); the permit's drop returns its share, so no path
+/// handed to the transport, although its future completed at acceptance; QoS 1/2
+/// acknowledged; or failed); the permit's drop returns its share, so no path
 /// (completion, failure, a driver that stops) can leak budget.
 pub(crate) struct PublishBudget {
     used: Mutex<Used>,

@@ -62,6 +62,7 @@ macro_rules! client_suite {
             concurrent_publishes_at_every_qos_all_complete,
             joined_publishes_are_sent_in_the_order_they_are_polled,
             a_publish_never_polled_sends_nothing,
+            sequential_qos0_publishes_complete_on_acceptance_and_all_arrive,
             retained_message_is_delivered_to_a_later_subscriber_with_retain_flag,
             will_is_published_when_the_connection_dies_without_disconnect,
             will_is_published_when_the_client_goes_silent_past_keep_alive,
@@ -495,6 +496,57 @@ pub async fn a_publish_never_polled_sends_nothing<R: Runtime + Default>() {
         "after the polled publish",
     )
     .await;
+}
+
+/// A QoS 0 publish completes when accepted into the outgoing queue, not when written: up to
+/// `max_queued` sequential publishes are complete at their first poll, before the connection
+/// task has run at all. Every message still arrives, in order, and an invalid topic is still
+/// reported to the caller.
+pub async fn sequential_qos0_publishes_complete_on_acceptance_and_all_arrive<
+    R: Runtime + Default,
+>() {
+    const QUEUED: usize = 64;
+    const TOTAL: usize = 500;
+    let broker = Mosquitto::start();
+    let subscriber = connected::<R>(&broker.uri(), no_retry()).await;
+    let publisher = connected::<R>(&broker.uri(), no_retry().max_queued(QUEUED)).await;
+    subscribe(&subscriber, "seq/q0", QoS::AtMostOnce).await;
+    for i in 0..QUEUED {
+        // One poll, no await: the driver cannot have written anything in between.
+        let first_poll = futures_util::FutureExt::now_or_never(
+            publisher
+                .publish("seq/q0", i.to_string().into_bytes())
+                .qos(QoS::AtMostOnce)
+                .into_future(),
+        );
+        match first_poll {
+            Some(Ok(code)) => assert_eq!(code, ReasonCode::Success),
+            Some(Err(err)) => panic!("QoS 0 publish {i} failed: {err:?}"),
+            None => panic!("QoS 0 publish {i} was not complete at acceptance"),
+        }
+    }
+    with_timeout::<R, _>(BOUND, "the sequential QoS 0 loop", async {
+        for i in QUEUED..TOTAL {
+            let result = publisher
+                .publish("seq/q0", i.to_string().into_bytes())
+                .qos(QoS::AtMostOnce)
+                .await;
+            assert!(result.is_ok(), "QoS 0 publish {i} failed: {result:?}");
+        }
+    })
+    .await;
+    for i in 0..TOTAL {
+        let message = next_message(&subscriber, "a sequential QoS 0 message").await;
+        assert_eq!(message.payload().as_ref(), i.to_string().as_bytes());
+    }
+    let invalid = publisher
+        .publish("seq/+", "wildcards are for filters")
+        .qos(QoS::AtMostOnce)
+        .await;
+    assert!(
+        matches!(invalid, Err(ClientError::InvalidTopic(_))),
+        "a QoS 0 publish to a wildcard topic: {invalid:?}"
+    );
 }
 
 /// A retained message reaches a subscriber that arrives later, flagged `retain`; a live
