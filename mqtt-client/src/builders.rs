@@ -24,8 +24,8 @@ use crate::TlsOptions;
 use crate::driver::{self, Command, ConnectParams, Failover};
 use crate::queue::Permit;
 use crate::{
-    ApplicationMessage, ClientError, ConnAck, MqttClient, Publish, PublishProperties, QoS,
-    ReasonCode, Runtime, Shared, Target, UriError, lock,
+    ApplicationMessage, ClientError, ConnAck, MqttClient, Publish, PublishAck, PublishProperties,
+    QoS, ReasonCode, Runtime, Shared, Target, UriError, lock,
 };
 
 type BoxFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
@@ -366,6 +366,14 @@ impl<'a, R: Runtime> Publishing<'a, R> {
         Ok(future)
     }
 
+    /// Starts the publish now (as [`start`](Self::start)) and resolves with the whole final
+    /// acknowledgement: reason code, and the MQTT 5 reason string and user properties of the
+    /// PUBACK / PUBCOMP (a rejection's are in [`ClientError::Rejected`]). QoS 0 resolves at
+    /// acceptance with `Success` and no properties.
+    pub fn acknowledgement(self) -> Acknowledged<R> {
+        Acknowledged(self.start())
+    }
+
     /// Starts the publish now instead of at the first poll: the message is queued at once when
     /// fewer than [`ClientConfig::max_queued`](crate::ClientConfig::max_queued) publishes are
     /// pending (otherwise the returned future waits for room when polled). The future owns
@@ -513,10 +521,10 @@ impl<R: Runtime> Future for Storing<R> {
         };
         if matches!(future.state, PublishState::Waiting { .. }) {
             // Still waiting for room in the publish budget: drive that (and its timeout).
-            match Pin::new(&mut *future).poll(cx) {
-                Poll::Ready(Ok(code)) => {
+            match future.poll_ack(cx) {
+                Poll::Ready(Ok(ack)) => {
                     // Completed while being submitted (QoS 0 written at once).
-                    future.state = PublishState::Completed(code);
+                    future.state = PublishState::Completed(ack);
                     return Poll::Ready(this.future.take().ok_or(ClientError::Closed));
                 }
                 Poll::Ready(Err(err)) => {
@@ -550,11 +558,11 @@ enum PublishState {
         listener: Option<event_listener::EventListener>,
     },
     /// Accepted (QoS 1/2): the driver answers on this channel.
-    Sent(oneshot::Receiver<Result<ReasonCode, ClientError>>),
+    Sent(oneshot::Receiver<Result<PublishAck, ClientError>>),
     /// Finished (or failed before it was accepted).
     Done(Option<ClientError>),
     /// Completed while `Publishing::stored` was submitting it.
-    Completed(ReasonCode),
+    Completed(PublishAck),
 }
 
 impl<R: Runtime> PublishFuture<R> {
@@ -598,7 +606,7 @@ impl<R: Runtime> PublishFuture<R> {
                 permit,
                 stored: None,
             }) {
-                PublishState::Completed(ReasonCode::Success)
+                PublishState::Completed(PublishAck::success())
             } else {
                 PublishState::Done(Some(ClientError::NotConnected))
             };
@@ -636,16 +644,36 @@ impl<R: Runtime> Future for PublishFuture<R> {
     type Output = Result<ReasonCode, ClientError>;
 
     fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
-        let this = &mut *self;
+        self.poll_ack(cx)
+            .map(|result| result.map(|ack| ack.reason_code))
+    }
+}
+
+/// The future of [`Publishing::acknowledgement`]: a publish's whole final acknowledgement.
+#[must_use = "futures do nothing unless polled"]
+pub struct Acknowledged<R: Runtime>(PublishFuture<R>);
+
+impl<R: Runtime> Future for Acknowledged<R> {
+    type Output = Result<PublishAck, ClientError>;
+
+    fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        self.0.poll_ack(cx)
+    }
+}
+
+impl<R: Runtime> PublishFuture<R> {
+    /// Drives the publish to its final acknowledgement, with its properties.
+    fn poll_ack(&mut self, cx: &mut Context<'_>) -> Poll<Result<PublishAck, ClientError>> {
+        let this = self;
         loop {
             match &mut this.state {
                 PublishState::Done(err) => {
                     return Poll::Ready(Err(err.take().unwrap_or(ClientError::Closed)));
                 }
-                PublishState::Completed(code) => {
-                    let code = *code;
+                PublishState::Completed(ack) => {
+                    let ack = std::mem::replace(ack, PublishAck::success());
                     this.state = PublishState::Done(None);
-                    return Poll::Ready(Ok(code));
+                    return Poll::Ready(Ok(ack));
                 }
                 PublishState::Sent(rx) => {
                     if let Poll::Ready(result) = Pin::new(rx).poll(cx) {

@@ -21,7 +21,9 @@ use std::time::{Duration, Instant};
 use bytes::{Buf, Bytes};
 use futures_channel::oneshot;
 use futures_io::AsyncWrite;
-use mqtt_proto::properties::{AuthProperties, SubscribeProperties, UnsubscribeProperties};
+use mqtt_proto::properties::{
+    AckProperties, AuthProperties, SubscribeProperties, UnsubscribeProperties,
+};
 use mqtt_proto::{
     ByteString, ConnAck, Disconnect, ProtocolVersion, Publish, ReasonCode, SubscribeFilter,
 };
@@ -35,7 +37,7 @@ use super::reconnect::{self, Backoff, Jitter, Outcome, Policy, Reconnector, Spli
 use super::store::ClientStore;
 use super::transport::{self, Runtime, Transport};
 use super::uri::Target;
-use super::{Acknowledgement, ApplicationMessage, ConnectionEvent, Shared, lock};
+use super::{Acknowledgement, ApplicationMessage, ConnectionEvent, PublishAck, Shared, lock};
 use mqtt_session::{
     AckToken, ConnectOptions, ConnectionError, ConnectionState, Event, Session, Token,
 };
@@ -95,7 +97,7 @@ pub(crate) enum Command {
         publish: Publish,
         /// The caller waiting for the outcome; `None` for QoS 0, whose future completed when
         /// the message was accepted (no reply channel to allocate).
-        reply: Option<Reply<ReasonCode>>,
+        reply: Option<Reply<PublishAck>>,
         /// The publish's share of the client's publish budget, returned when it completes
         /// (QoS 0: once its bytes are handed to the transport).
         permit: Permit,
@@ -185,7 +187,7 @@ impl Command {
 
 /// A caller waiting for a command's completion event.
 enum Waiter {
-    Publish(Reply<ReasonCode>, Permit),
+    Publish(Reply<PublishAck>, Permit),
     Subscribe(Reply<Acknowledgement>),
     Unsubscribe(Reply<Acknowledgement>),
     Ping(Reply<()>),
@@ -969,7 +971,11 @@ impl<R: Runtime> Driver<R> {
                     }
                 }
             }
-            Event::Published { token, result } => self.published(token, result),
+            Event::Published {
+                token,
+                result,
+                properties,
+            } => self.published(token, result, properties),
             Event::Stored { token } => {
                 if let Some(stored) = self.stored_waiters.remove(&token) {
                     let _ = stored.send(Ok(()));
@@ -1088,7 +1094,12 @@ impl<R: Runtime> Driver<R> {
 
     /// A publish completed: its caller learns the outcome; one recovered from the durable
     /// store (its caller died with an earlier process) is reported as a connection event.
-    fn published(&mut self, token: Token, result: Result<ReasonCode, mqtt_session::PublishError>) {
+    fn published(
+        &mut self,
+        token: Token,
+        result: Result<ReasonCode, mqtt_session::PublishError>,
+        properties: AckProperties,
+    ) {
         let result = result.map_err(ClientError::from);
         if let Some(stored) = self.stored_waiters.remove(&token) {
             // Completed (or failed) before a `Stored` event: QoS 0, or a store failure.
@@ -1097,7 +1108,7 @@ impl<R: Runtime> Driver<R> {
         if let Some(Waiter::Publish(reply, permit)) = self.waiters.remove(&token) {
             // Room first: a caller woken by the reply may publish again at once.
             drop(permit);
-            let _ = reply.send(result);
+            let _ = reply.send(result.map(|code| PublishAck::new(code, properties)));
             return;
         }
         let recovered = lock(&self.shared.recovered).remove(&token);

@@ -58,7 +58,9 @@ use mqtt_proto::{ByteString, Disconnect, PacketId, Will};
 use tracing::debug;
 
 pub use auth::{AuthError, AuthExchange, Authenticator};
-pub use builders::{Connecting, Delivering, PublishFuture, Publishing, Reconnecting, Storing};
+pub use builders::{
+    Acknowledged, Connecting, Delivering, PublishFuture, Publishing, Reconnecting, Storing,
+};
 pub use config::{ClientConfig, Overflow, TopicConfig, WillConfig};
 #[cfg(feature = "tls")]
 pub use error::TlsError;
@@ -71,7 +73,7 @@ pub use store::{ClientStore, FileStore, StoreError};
 pub use tls::TlsOptions;
 pub use transport::{Runtime, Transport};
 pub use uri::{Scheme, Target};
-pub use v5::Acknowledgement;
+pub use v5::{Acknowledgement, PublishAck};
 
 use driver::{Command, ConnectParams, Driver, Reply};
 
@@ -84,10 +86,11 @@ pub use mqtt_proto::{ConnAck, ProtocolVersion, Publish, QoS, ReasonCode, Subscri
 pub use mqtt_session::{ConnectionError, ProtocolError, PublishError, ServerReason, SessionError};
 
 use inbox::Inbox;
+
 /// Names every runtime-generic public type with the runtime fixed, for an adapter crate:
 /// `mqtt_client::runtime_aliases!(Tokio);` defines `MqttClient`, `Connecting<'a>`,
-/// `Reconnecting<'a>`, `Publishing<'a>`, `Delivering<'a>`, `PublishFuture`, `Storing` and
-/// `Messages`.
+/// `Reconnecting<'a>`, `Publishing<'a>`, `Delivering<'a>`, `PublishFuture`, `Storing`,
+/// `Acknowledged` and `Messages`.
 /// Next to `pub use mqtt_client::*;` these explicit items shadow the generic ones, so users of
 /// the adapter write `mqtt_tokio::Publishing<'_>`.
 #[macro_export]
@@ -107,6 +110,8 @@ macro_rules! runtime_aliases {
         pub type PublishFuture = $crate::PublishFuture<$runtime>;
         #[doc = concat!("The future `Publishing::stored` returns (the durability point), on ", stringify!($runtime), ".")]
         pub type Storing = $crate::Storing<$runtime>;
+        #[doc = concat!("The future `Publishing::acknowledgement` returns (the whole final acknowledgement), on ", stringify!($runtime), ".")]
+        pub type Acknowledged = $crate::Acknowledged<$runtime>;
         #[doc = concat!("The stream returned by `MqttClient::messages`, on ", stringify!($runtime), ".")]
         pub type Messages = $crate::Messages<$runtime>;
     };

@@ -46,6 +46,43 @@ impl Acknowledgement {
     }
 }
 
+/// A publish's final acknowledgement (PUBACK at QoS 1, PUBCOMP at QoS 2): the reason code
+/// and, in MQTT 5, the reason string and user properties the broker attached. What
+/// [`Publishing::acknowledgement`](crate::Publishing::acknowledgement) resolves with.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct PublishAck {
+    /// `Success`, or MQTT 5's `NoMatchingSubscribers` (other codes are rejections, reported
+    /// as [`ClientError::Rejected`]).
+    pub reason_code: ReasonCode,
+    /// MQTT 5 PUBACK / PUBCOMP properties.
+    pub properties: AckProperties,
+}
+
+impl PublishAck {
+    pub(crate) fn new(reason_code: ReasonCode, properties: AckProperties) -> Self {
+        Self {
+            reason_code,
+            properties,
+        }
+    }
+
+    /// What a QoS 0 publish completes with.
+    pub(crate) fn success() -> Self {
+        Self::new(ReasonCode::Success, AckProperties::default())
+    }
+
+    /// The broker's human-readable diagnostic (MQTT 5), if it sent one.
+    pub fn reason_string(&self) -> Option<&str> {
+        self.properties.reason_string.as_deref()
+    }
+
+    /// The broker's user properties (MQTT 5).
+    pub fn user_properties(&self) -> &[UserProperty] {
+        &self.properties.user_properties
+    }
+}
+
 impl<R: Runtime> MqttClient<R> {
     /// [`subscribe`](Self::subscribe) with MQTT 5 SUBSCRIBE properties (a subscription
     /// identifier, which every message matching these filters then carries, see

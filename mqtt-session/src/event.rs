@@ -75,6 +75,10 @@ pub enum Event {
         token: Token,
         /// Reason code of the final acknowledgement (`Success` for QoS 0), or why it failed.
         result: Result<ReasonCode, PublishError>,
+        /// MQTT 5 properties (reason string, user properties) of a successful final
+        /// acknowledgement (PUBACK, PUBCOMP); empty for QoS 0, MQTT 3.1.1 and failures (a
+        /// rejection carries them in [`PublishError::Rejected`]).
+        properties: AckProperties,
     },
     /// A QoS 1/2 publish is durable: its record was synced in the store before its first
     /// bytes were handed out. Follows [`publish`](crate::Session::publish) once the message has

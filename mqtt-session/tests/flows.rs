@@ -48,6 +48,7 @@ fn published(token: Token, code: ReasonCode) -> Event {
     Event::Published {
         token,
         result: Ok(code),
+        properties: Default::default(),
     }
 }
 
@@ -437,6 +438,7 @@ fn publish_v5_puback_not_authorized_is_rejected() {
                 Some("topic a/b is read-only".into()),
                 vec![UserProperty::new("policy", "ro")],
             ))),
+            properties: Default::default(),
         }]
     );
     assert_eq!(h.session.inflight_len(), 0);
@@ -458,6 +460,29 @@ fn publish_v5_puback_no_matching_subscribers_is_success() {
 }
 
 #[test]
+fn publish_v5_puback_properties_reach_the_published_event() {
+    let mut h = connect_v5();
+    let token = publish(&mut h, message("a/b", "x", QoS::AtLeastOnce));
+    h.sent();
+    let properties = AckProperties {
+        reason_string: Some("stored in region eu".into()),
+        user_properties: vec![UserProperty::new("shard", "7")],
+    };
+    h.feed(PubAck {
+        properties: properties.clone(),
+        ..PubAck::new(pid(1))
+    });
+    assert_eq!(
+        h.events(),
+        vec![Event::Published {
+            token,
+            result: Ok(ReasonCode::Success),
+            properties,
+        }]
+    );
+}
+
+#[test]
 fn publish_v5_failing_pubrec_ends_flow_without_pubrel() {
     let mut h = connect_v5();
     let token = publish(&mut h, message("a/b", "x", QoS::ExactlyOnce));
@@ -471,6 +496,7 @@ fn publish_v5_failing_pubrec_ends_flow_without_pubrel() {
         vec![Event::Published {
             token,
             result: Err(PublishError::Rejected(ReasonCode::QuotaExceeded.into())),
+            properties: Default::default(),
         }]
     );
     assert!(
@@ -742,6 +768,7 @@ fn publish_v5_queued_before_connack_fails_on_server_limits() {
             Event::Published {
                 token: t,
                 result: Err(PublishError::Refused(SessionError::QoSNotSupported { .. })),
+                ..
             },
         ] if *t == token
     );
@@ -1635,10 +1662,12 @@ fn reconnect_session_lost_fail_policy(version: ProtocolVersion) {
             Event::Published {
                 token: t1,
                 result: Err(PublishError::SessionLost),
+                properties: Default::default(),
             },
             Event::Published {
                 token: t2,
                 result: Err(PublishError::SessionLost),
+                properties: Default::default(),
             },
         ]
     );

@@ -131,6 +131,7 @@ macro_rules! client_suite {
             topic_aliases_are_bounded_by_the_broker_and_reset_per_connection,
             announced_topic_alias_maximum_is_zero_unless_configured,
             mqtt5_subscription_options_identifiers_and_acks,
+            mqtt5_publish_acknowledgement_carries_the_final_ack,
             mqtt5_will_properties_delay_and_content_type,
             mqtt5_disconnect_with_reason_code_publishes_the_will,
             mqtt5_connect_properties_are_sent,

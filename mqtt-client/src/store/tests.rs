@@ -321,6 +321,7 @@ fn a_failing_store_fails_the_publish_and_sends_nothing() {
         events.contains(&Event::Published {
             token,
             result: Err(PublishError::Store(StoreError::Full)),
+            properties: Default::default(),
         }),
         "{events:?}"
     );

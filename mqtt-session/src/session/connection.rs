@@ -270,6 +270,7 @@ impl<S: SessionStore> Session<S> {
                 self.push_event(Event::Published {
                     token,
                     result: Err(PublishError::ConnectionLost),
+                    properties: Default::default(),
                 });
             } else {
                 // Still in the buffer ahead of a DISCONNECT: it will be handed out.

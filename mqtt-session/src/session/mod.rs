@@ -747,6 +747,7 @@ impl<S: SessionStore> Session<S> {
             self.push_event(Event::Published {
                 token,
                 result: Ok(ReasonCode::Success),
+                properties: Default::default(),
             });
         }
         if self.state == ConnectionState::Closing {
@@ -815,6 +816,7 @@ impl<S: SessionStore> Session<S> {
                     self.push_event(Event::Published {
                         token,
                         result: Err(PublishError::Store(err.clone())),
+                        properties: Default::default(),
                     });
                 }
                 // Still recorded: it stays in flight and becomes durable with a later sync.

@@ -225,18 +225,24 @@ impl<S: SessionStore> Session<S> {
             Err(err) => return self.store_fault(err),
         };
         self.ids.release(id);
-        let result = if reason_code.is_success() {
-            Ok(reason_code)
+        // A rejection carries the server's reason in its error; a success its properties.
+        let (result, properties) = if reason_code.is_success() {
+            (Ok(reason_code), properties)
         } else {
-            Err(PublishError::Rejected(ServerReason::with_properties(
+            let reason = ServerReason::with_properties(
                 reason_code,
                 properties.reason_string,
                 properties.user_properties,
-            )))
+            );
+            (
+                Err(PublishError::Rejected(reason)),
+                AckProperties::default(),
+            )
         };
         self.push_event(Event::Published {
             token: flight.token,
             result,
+            properties,
         });
         self.pump_queue();
     }
@@ -264,6 +270,7 @@ impl<S: SessionStore> Session<S> {
                 self.push_event(Event::Published {
                     token,
                     result: Err(err),
+                    properties: Default::default(),
                 });
             }
         }
@@ -316,6 +323,7 @@ impl<S: SessionStore> Session<S> {
                     self.push_event(Event::Published {
                         token: flight.token,
                         result: Ok(ReasonCode::Success),
+                        properties: Default::default(),
                     });
                 }
                 (_, SessionLossPolicy::Resend) => {
@@ -333,6 +341,7 @@ impl<S: SessionStore> Session<S> {
                     self.push_event(Event::Published {
                         token: flight.token,
                         result: Err(PublishError::SessionLost),
+                        properties: Default::default(),
                     });
                 }
             }

@@ -992,7 +992,7 @@ impl Sim {
                     }
                 }
             }
-            Event::Published { token, result } => {
+            Event::Published { token, result, .. } => {
                 self.complete(token);
                 match self.tokens.get(&token) {
                     Some(TokenKind::Publish(i)) => self.pubs[*i].results.push(result),

@@ -562,6 +562,41 @@ fn v5_client_config() -> ClientConfig {
     no_retry().protocol_version(ProtocolVersion::V5)
 }
 
+/// `publish(..).acknowledgement()` returns the whole final acknowledgement: mosquitto 5
+/// answers a QoS 1 publish nobody subscribes to with a PUBACK saying "no matching
+/// subscribers" (a success), one somebody subscribes to with `Success`; a QoS 2 flow ends
+/// with its PUBCOMP, `Success` (the "no matching subscribers" was on the PUBREC).
+pub async fn mqtt5_publish_acknowledgement_carries_the_final_ack<R: Runtime + Default>() {
+    let broker = Mosquitto::start();
+    let client = connected::<R>(&broker.uri(), v5_client_config()).await;
+    for (qos, code) in [
+        (QoS::AtLeastOnce, ReasonCode::NoMatchingSubscribers),
+        (QoS::ExactlyOnce, ReasonCode::Success),
+    ] {
+        let ack = with_timeout::<R, _>(
+            BOUND,
+            "the final acknowledgement",
+            client.publish("ack/nobody", "x").qos(qos).acknowledgement(),
+        )
+        .await
+        .expect("publish");
+        assert_eq!(ack.reason_code, code, "{qos:?}");
+    }
+    subscribe(&client, "ack/somebody", QoS::AtLeastOnce).await;
+    let ack = with_timeout::<R, _>(
+        BOUND,
+        "the final acknowledgement",
+        client
+            .publish("ack/somebody", "x")
+            .qos(QoS::AtLeastOnce)
+            .acknowledgement(),
+    )
+    .await
+    .expect("publish");
+    assert_eq!(ack.reason_code, ReasonCode::Success);
+    assert_eq!(ack.reason_string(), None);
+}
+
 /// Subscription options and identifiers on mosquitto 5: no-local keeps our own messages
 /// away, the subscription identifier comes back on every matching message, retain handling
 /// "do not send" suppresses the retained message, retain-as-published keeps the RETAIN flag
