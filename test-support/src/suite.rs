@@ -334,6 +334,25 @@ where
     }
 }
 
+/// Waits for `Closed` and asserts no reconnect was attempted before it: `what` failed for
+/// good.
+pub(crate) async fn assert_closed_without_retry<R, S>(events: &mut S, what: &str)
+where
+    R: Runtime + Default,
+    S: Stream<Item = ConnectionEvent> + Unpin,
+{
+    let (_, seen) = wait_for_event::<R, _>(events, BOUND, "Closed", |event| {
+        matches!(event, ConnectionEvent::Closed)
+    })
+    .await;
+    assert!(
+        !seen
+            .iter()
+            .any(|event| matches!(event, ConnectionEvent::Reconnecting { .. })),
+        "{what} was retried: {seen:?}"
+    );
+}
+
 /// Waits for a helper thread without blocking the runtime (the client's driver may need
 /// this very thread to close the connection the helper is watching), then joins it.
 async fn join_thread<R: Runtime + Default, T>(handle: JoinHandle<T>) -> T {
@@ -860,16 +879,7 @@ pub async fn refused_connection_is_final_even_with_auto_reconnect<R: Runtime + D
         "took {:?}",
         start.elapsed()
     );
-    let (_, seen) = wait_for_event::<R, _>(&mut events, BOUND, "Closed", |event| {
-        matches!(event, ConnectionEvent::Closed)
-    })
-    .await;
-    assert!(
-        !seen
-            .iter()
-            .any(|event| matches!(event, ConnectionEvent::Reconnecting { .. })),
-        "a refused connection was retried: {seen:?}"
-    );
+    assert_closed_without_retry::<R, _>(&mut events, "a refused connection").await;
     // Nothing retries in the background either.
     sleep::<R>(Duration::from_millis(300)).await;
     let logins = broker.log().matches("New connection from").count();

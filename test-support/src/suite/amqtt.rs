@@ -209,16 +209,7 @@ pub async fn rejected_certificate_is_final_even_with_retries_forever<R: Runtime 
         "took {:?}",
         start.elapsed()
     );
-    let (_, seen) = wait_for_event::<R, _>(&mut events, BOUND, "Closed", |event| {
-        matches!(event, ConnectionEvent::Closed)
-    })
-    .await;
-    assert!(
-        !seen
-            .iter()
-            .any(|event| matches!(event, ConnectionEvent::Reconnecting { .. })),
-        "a rejected certificate was retried: {seen:?}"
-    );
+    assert_closed_without_retry::<R, _>(&mut events, "a rejected certificate").await;
 
     // Transient: a closed port is tried again.
     let closed = format!("mqtt://127.0.0.1:{}", free_port());
