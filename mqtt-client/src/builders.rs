@@ -17,6 +17,7 @@ use std::time::Duration;
 use bytes::Bytes;
 use futures_channel::oneshot;
 use mqtt_proto::ByteString;
+use mqtt_proto::properties::PropertyBox;
 use mqtt_proto::topic::validate_topic_name;
 
 #[cfg(feature = "tls")]
@@ -298,7 +299,7 @@ pub struct Publishing<'a, R: Runtime> {
     qos: Option<QoS>,
     retain: Option<bool>,
     ack_timeout: Option<Duration>,
-    properties: PublishProperties,
+    properties: PropertyBox<PublishProperties>,
     /// The publish, from the first poll on.
     started: Option<PublishFuture<R>>,
 }
@@ -312,7 +313,7 @@ impl<'a, R: Runtime> Publishing<'a, R> {
             qos: None,
             retain: None,
             ack_timeout: None,
-            properties: PublishProperties::default(),
+            properties: PropertyBox::none(),
             started: None,
         }
     }
@@ -340,7 +341,7 @@ impl<'a, R: Runtime> Publishing<'a, R> {
 
     /// MQTT 5 properties.
     pub fn properties(mut self, properties: PublishProperties) -> Self {
-        self.properties = properties;
+        self.properties = properties.into();
         self
     }
 

@@ -483,10 +483,10 @@ fn connect_v5(c: &mut Criterion) {
         .expect("rumqttc encodes");
     // The two may order properties differently, so compare lengths and cross-decode.
     assert_eq!(wire.len(), theirs_wire.len(), "CONNECT v5: same length");
-    assert_eq!(decode_ours(&wire, version), Packet::Connect(ours.clone()));
+    assert_eq!(decode_ours(&wire, version), Packet::from(ours.clone()));
     assert_eq!(
         decode_ours(&theirs_wire, version),
-        Packet::Connect(ours.clone())
+        Packet::from(ours.clone())
     );
     let expected = rv5::Packet::Connect(theirs.clone(), theirs_will.clone(), theirs_login.clone());
     let read = rv5::Packet::read(&mut BytesMut::from(&wire[..]), Some(MAX));

@@ -5,6 +5,7 @@
 //! field. All fields are public plain data; `Default` is "no properties". Under MQTT 3.1.1
 //! property structs must be empty: encoding refuses to drop them silently.
 
+use alloc::boxed::Box;
 use alloc::vec::Vec;
 use core::num::NonZeroU32;
 
@@ -302,6 +303,8 @@ impl Value for UserProperty {
 /// A property slot in a property struct: `Option<T>` for properties allowed once,
 /// `Vec<T>` for those that may repeat (user property; subscription identifier in PUBLISH).
 pub(crate) trait Slot {
+    /// The empty value, usable in a `static` (see [`PropertySet::empty`]).
+    const EMPTY: Self;
     fn decode_into(
         &mut self,
         buf: &mut Bytes,
@@ -314,6 +317,7 @@ pub(crate) trait Slot {
 }
 
 impl<T: Value> Slot for Option<T> {
+    const EMPTY: Self = None;
     fn decode_into(
         &mut self,
         buf: &mut Bytes,
@@ -347,6 +351,7 @@ impl<T: Value> Slot for Option<T> {
 }
 
 impl<T: Value> Slot for Vec<T> {
+    const EMPTY: Self = Self::new();
     fn decode_into(
         &mut self,
         buf: &mut Bytes,
@@ -421,6 +426,127 @@ fn will_rules(p: &WillProperties) -> Result<(), PropertyId> {
 
 fn publish_rules(p: &PublishProperties) -> Result<(), PropertyId> {
     response_topic_is_a_name(p.response_topic.as_ref())
+}
+
+mod sealed {
+    use super::{Bytes, DecodeError, PacketType};
+
+    /// What [`super::PropertyBox`] needs from a set beyond the public trait; sealed, because
+    /// only this crate's property sets have a wire format.
+    pub trait Set: Sized {
+        fn decode(buf: &mut Bytes, packet: PacketType) -> Result<Self, DecodeError>;
+    }
+}
+
+/// A typed set of MQTT 5 properties (one per packet type; implemented by this crate only).
+pub trait PropertySet: sealed::Set + Default + 'static {
+    /// The shared empty set, what a [`PropertyBox`] holding nothing reads as.
+    fn empty() -> &'static Self;
+    /// Whether no property is set.
+    fn is_empty(&self) -> bool;
+}
+
+/// A property set kept out of line, allocated only once a property is set.
+///
+/// Most messages carry no properties, and a PUBLISH is moved several times between the socket
+/// and the application; an inline [`PublishProperties`] (160 bytes) tripled the size of
+/// [`Publish`](crate::Publish). This is one pointer instead. Reads go through `Deref` (an empty
+/// box reads as the shared empty set, without allocating), writes through `DerefMut`, which
+/// allocates the set on first use:
+///
+/// ```
+/// use mqtt_proto::Publish;
+///
+/// let mut publish = Publish::new("a/b", "hi");
+/// assert_eq!(publish.properties.topic_alias, None); // no allocation
+/// publish.properties.topic_alias = Some(3); // allocates the set
+/// assert_eq!(publish.properties.topic_alias, Some(3));
+/// ```
+#[derive(Clone)]
+pub struct PropertyBox<T: PropertySet>(Option<Box<T>>);
+
+impl<T: PropertySet> PropertyBox<T> {
+    /// No properties; allocates nothing.
+    pub const fn none() -> Self {
+        Self(None)
+    }
+
+    /// Holds `set`; an empty set is not allocated.
+    pub fn new(set: T) -> Self {
+        if set.is_empty() {
+            Self(None)
+        } else {
+            Self(Some(Box::new(set)))
+        }
+    }
+
+    /// The set, by value.
+    pub fn into_inner(self) -> T {
+        self.0.map_or_else(T::default, |set| *set)
+    }
+
+    /// Drops every property (and the allocation).
+    pub fn clear(&mut self) {
+        self.0 = None;
+    }
+
+    /// Decodes a property length and the properties; the usual zero length allocates nothing.
+    pub(crate) fn decode(buf: &mut Bytes, packet: PacketType) -> Result<Self, DecodeError> {
+        if buf.first() == Some(&0) {
+            buf.advance(1);
+            return Ok(Self(None));
+        }
+        <T as sealed::Set>::decode(buf, packet).map(Self::new)
+    }
+}
+
+impl<T: PropertySet> Default for PropertyBox<T> {
+    fn default() -> Self {
+        Self::none()
+    }
+}
+
+impl<T: PropertySet> core::ops::Deref for PropertyBox<T> {
+    type Target = T;
+
+    fn deref(&self) -> &T {
+        match self.0.as_deref() {
+            Some(set) => set,
+            None => T::empty(),
+        }
+    }
+}
+
+impl<T: PropertySet> core::ops::DerefMut for PropertyBox<T> {
+    fn deref_mut(&mut self) -> &mut T {
+        self.0.get_or_insert_with(Box::default)
+    }
+}
+
+impl<T: PropertySet> From<T> for PropertyBox<T> {
+    fn from(set: T) -> Self {
+        Self::new(set)
+    }
+}
+
+impl<T: PropertySet + PartialEq> PartialEq for PropertyBox<T> {
+    fn eq(&self, other: &Self) -> bool {
+        **self == **other
+    }
+}
+
+impl<T: PropertySet + Eq> Eq for PropertyBox<T> {}
+
+impl<T: PropertySet + PartialEq> PartialEq<T> for PropertyBox<T> {
+    fn eq(&self, other: &T) -> bool {
+        **self == *other
+    }
+}
+
+impl<T: PropertySet + core::fmt::Debug> core::fmt::Debug for PropertyBox<T> {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        (**self).fmt(f)
+    }
 }
 
 /// Defines a property struct: its fields, and the decode / length / encode functions that
@@ -509,6 +635,23 @@ macro_rules! property_set {
                 let len = self.content_len().unwrap_or(0);
                 put_var_int(buf, len as u32);
                 $( Slot::encode(&self.$field, PropertyId::$id, buf); )*
+            }
+        }
+
+        impl sealed::Set for $name {
+            fn decode(buf: &mut Bytes, packet: PacketType) -> Result<Self, DecodeError> {
+                Self::decode(buf, packet)
+            }
+        }
+
+        impl PropertySet for $name {
+            fn empty() -> &'static Self {
+                static EMPTY: $name = $name { $( $field: Slot::EMPTY, )* };
+                &EMPTY
+            }
+
+            fn is_empty(&self) -> bool {
+                Self::is_empty(self)
             }
         }
     };

@@ -1382,7 +1382,8 @@ fn v5_properties_in_a_v311_packet_are_refused() {
         properties: PublishProperties {
             message_expiry_interval: Some(10),
             ..PublishProperties::default()
-        },
+        }
+        .into(),
         ..Publish::new("a", "x")
     };
     assert_eq!(
@@ -1489,7 +1490,8 @@ fn topic_alias_0_is_refused() {
         properties: PublishProperties {
             topic_alias: Some(0),
             ..PublishProperties::default()
-        },
+        }
+        .into(),
         ..Publish::new("a", "x")
     };
     assert_eq!(

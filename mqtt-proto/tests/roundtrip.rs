@@ -381,7 +381,7 @@ fn connect(v5: bool) -> BoxedStrategy<Packet> {
                 if !v5 && password.is_some() && username.is_none() {
                     username = Some(ByteString::from_static("user"));
                 }
-                Packet::Connect(Connect {
+                Packet::from(Connect {
                     clean_start,
                     keep_alive,
                     client_id,
@@ -403,7 +403,7 @@ fn connack(v5: bool) -> BoxedStrategy<Packet> {
             connack_properties(),
         )
             .prop_map(|(present, reason_code, properties)| {
-                Packet::ConnAck(ConnAck {
+                Packet::from(ConnAck {
                     // [MQTT-3.2.2-6] a refusal never has session present.
                     session_present: present && reason_code.is_success(),
                     reason_code,
@@ -422,7 +422,7 @@ fn connack(v5: bool) -> BoxedStrategy<Packet> {
         ];
         (any::<bool>(), select(codes))
             .prop_map(|(present, reason_code)| {
-                Packet::ConnAck(ConnAck {
+                Packet::from(ConnAck {
                     session_present: present && reason_code.is_success(),
                     reason_code,
                     properties: ConnAckProperties::default(),
@@ -463,7 +463,7 @@ fn publish(v5: bool) -> BoxedStrategy<Packet> {
                     retain,
                     topic,
                     packet_id: (!at_most_once).then_some(id),
-                    properties,
+                    properties: properties.into(),
                     payload,
                 })
             },
@@ -617,21 +617,21 @@ fn disconnect(v5: bool) -> BoxedStrategy<Packet> {
     if v5 {
         (reason_for(PacketType::Disconnect), disconnect_properties())
             .prop_map(|(reason_code, properties)| {
-                Packet::Disconnect(Disconnect {
+                Packet::from(Disconnect {
                     reason_code,
                     properties,
                 })
             })
             .boxed()
     } else {
-        Just(Packet::Disconnect(Disconnect::default())).boxed()
+        Just(Packet::from(Disconnect::default())).boxed()
     }
 }
 
 fn auth() -> BoxedStrategy<Packet> {
     (reason_for(PacketType::Auth), auth_properties())
         .prop_map(|(reason_code, properties)| {
-            Packet::Auth(Auth {
+            Packet::from(Auth {
                 reason_code,
                 properties,
             })

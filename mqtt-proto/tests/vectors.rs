@@ -609,7 +609,8 @@ fn v5_publish_with_every_property() {
                 SubscriptionId::new(128).unwrap(),
             ],
             content_type: Some(s("application/json")),
-        },
+        }
+        .into(),
         ..Publish::new("t/1", "data")
             .with_qos(QoS::AtLeastOnce, id(7))
             .with_retain(true)
@@ -633,7 +634,8 @@ fn v5_publish_with_topic_alias_and_empty_topic() {
         properties: PublishProperties {
             topic_alias: Some(4),
             ..PublishProperties::default()
-        },
+        }
+        .into(),
         ..Publish::new("", "x")
     };
     assert_vector(V5, publish, &bytes);

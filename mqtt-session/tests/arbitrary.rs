@@ -66,7 +66,8 @@ fn publish() -> impl Strategy<Value = Packet> {
             publish.properties = PublishProperties {
                 topic_alias: alias,
                 ..Default::default()
-            };
+            }
+            .into();
             Packet::Publish(publish)
         })
 }
@@ -83,7 +84,7 @@ fn connack() -> impl Strategy<Value = Packet> {
     )
         .prop_map(
             |(present, code, receive_max, max_qos, alias_max, keep_alive, max_size)| {
-                Packet::ConnAck(ConnAck {
+                Packet::from(ConnAck {
                     session_present: present,
                     reason_code: code,
                     properties: ConnAckProperties {
@@ -121,8 +122,8 @@ fn server_packet() -> impl Strategy<Value = Packet> {
             properties: AckProperties::default(),
         })),
         1 => Just(Packet::PingResp(PingResp)),
-        1 => reason().prop_map(|code| Packet::Disconnect(Disconnect::new(code))),
-        1 => reason().prop_map(|code| Packet::Auth(Auth { reason_code: code, properties: Default::default() })),
+        1 => reason().prop_map(|code| Packet::from(Disconnect::new(code))),
+        1 => reason().prop_map(|code| Packet::from(Auth { reason_code: code, properties: Default::default() })),
     ]
 }
 
@@ -240,7 +241,7 @@ impl Driver {
                 let mut options = ConnectOptions::new(Duration::from_secs(2));
                 options.clean_start = clean;
                 if s.connect(now, options).is_ok() {
-                    let connack = Packet::ConnAck(ConnAck::new(present && !clean));
+                    let connack = Packet::from(ConnAck::new(present && !clean));
                     self.apply(Op::Packet {
                         packet: Box::new(connack),
                         split: 3,
@@ -342,7 +343,7 @@ proptest! {
         if connect_first {
             // Most interesting input needs a connection: start with one accepted.
             driver.apply(Op::Connect { clean: true, keep_alive: 2 });
-            driver.apply(Op::Packet { packet: Box::new(Packet::ConnAck(ConnAck::new(false))), split: 1 });
+            driver.apply(Op::Packet { packet: Box::new(Packet::from(ConnAck::new(false))), split: 1 });
             driver.drain()?;
         }
         for op in ops {

@@ -59,7 +59,7 @@ fn delivered(publish: Publish) -> Event {
 /// The DISCONNECT a protocol failure produces: MQTT 5 sends one with `reason`, 3.1.1 none.
 fn close_packets(version: ProtocolVersion, reason: ReasonCode) -> Vec<Packet> {
     if version.is_v5() {
-        vec![Packet::Disconnect(Disconnect::new(reason))]
+        vec![Packet::from(Disconnect::new(reason))]
     } else {
         Vec::new()
     }
@@ -961,7 +961,8 @@ fn incoming_v5_topic_alias_registers_and_resolves() {
         properties: PublishProperties {
             topic_alias: Some(alias),
             ..Default::default()
-        },
+        }
+        .into(),
         ..incoming(topic, payload, QoS::AtMostOnce, None)
     };
     h.feed(with_alias("sensors/1", "a", 3));
@@ -1002,7 +1003,8 @@ fn incoming_v5_unknown_topic_alias_disconnects() {
         properties: PublishProperties {
             topic_alias: Some(4),
             ..Default::default()
-        },
+        }
+        .into(),
         ..incoming("", "x", QoS::AtLeastOnce, Some(1))
     });
     assert_protocol_failure(&mut h, &ProtocolError::TopicAliasInvalid(4));
@@ -1021,7 +1023,8 @@ fn incoming_v5_topic_alias_above_maximum_disconnects() {
         properties: PublishProperties {
             topic_alias: Some(3),
             ..Default::default()
-        },
+        }
+        .into(),
         ..incoming("a", "x", QoS::AtMostOnce, None)
     });
     assert_protocol_failure(&mut h, &ProtocolError::TopicAliasInvalid(3));
@@ -1061,7 +1064,7 @@ fn incoming_v5_receive_maximum_exceeded_disconnects() {
     );
     assert_eq!(
         h.sent(),
-        vec![Packet::Disconnect(Disconnect::new(
+        vec![Packet::from(Disconnect::new(
             ReasonCode::ReceiveMaximumExceeded
         ))],
         "DISCONNECT 0x93 and no PUBACK once the connection is closed"
@@ -2079,9 +2082,7 @@ fn fatal_error_disconnect_then_disconnected(version: ProtocolVersion) {
         let bytes = h.session.poll_transmit(h.now()).unwrap();
         assert_eq!(
             common::decode_all(&mut bytes.as_ref().into(), version),
-            vec![Packet::Disconnect(Disconnect::new(
-                ReasonCode::ProtocolError
-            ))]
+            vec![Packet::from(Disconnect::new(ReasonCode::ProtocolError))]
         );
     }
     assert_eq!(h.session.state(), ConnectionState::Disconnected);
@@ -2185,7 +2186,7 @@ fn disconnect_after_queued_packets(version: ProtocolVersion) {
         vec![
             on_wire(&m0, None, false),
             on_wire(&m1, Some(1), false),
-            Packet::Disconnect(expected_disconnect),
+            Packet::from(expected_disconnect),
         ]
     );
     // The QoS 0 message was handed out with the DISCONNECT.

@@ -15,6 +15,7 @@ mod subscribe;
 mod unsuback;
 mod unsubscribe;
 
+use alloc::boxed::Box;
 use core::fmt;
 
 use bytes::{BufMut, Bytes};
@@ -213,11 +214,15 @@ pub trait Encode: sealed::Body {
 impl<T: sealed::Body> Encode for T {}
 
 /// Any MQTT control packet.
+///
+/// The packets sent once per connection or on errors (CONNECT, CONNACK, DISCONNECT, AUTH) are
+/// boxed, so that a `Packet` stays the size of the common ones (PUBLISH and the acks) and
+/// moving it is cheap; `From` wraps any packet type.
 #[derive(Debug, Clone, PartialEq, Eq)]
 #[allow(missing_docs)] // each variant carries the packet of the same name
 pub enum Packet {
-    Connect(Connect),
-    ConnAck(ConnAck),
+    Connect(Box<Connect>),
+    ConnAck(Box<ConnAck>),
     Publish(Publish),
     PubAck(PubAck),
     PubRec(PubRec),
@@ -229,8 +234,8 @@ pub enum Packet {
     UnsubAck(UnsubAck),
     PingReq(PingReq),
     PingResp(PingResp),
-    Disconnect(Disconnect),
-    Auth(Auth),
+    Disconnect(Box<Disconnect>),
+    Auth(Box<Auth>),
 }
 
 macro_rules! dispatch {
@@ -271,8 +276,8 @@ impl Packet {
         let flags = header.flags;
         let buf = &mut body;
         let packet = match header.packet_type {
-            PacketType::Connect => Self::Connect(Connect::decode(buf, version)?),
-            PacketType::ConnAck => Self::ConnAck(ConnAck::decode(buf, version)?),
+            PacketType::Connect => Self::Connect(Box::new(Connect::decode(buf, version)?)),
+            PacketType::ConnAck => Self::ConnAck(Box::new(ConnAck::decode(buf, version)?)),
             PacketType::Publish => Self::Publish(Publish::decode(flags, buf, version)?),
             PacketType::PubAck => Self::PubAck(PubAck::decode(buf, version)?),
             PacketType::PubRec => Self::PubRec(PubRec::decode(buf, version)?),
@@ -284,8 +289,8 @@ impl Packet {
             PacketType::UnsubAck => Self::UnsubAck(UnsubAck::decode(buf, version)?),
             PacketType::PingReq => Self::PingReq(PingReq),
             PacketType::PingResp => Self::PingResp(PingResp),
-            PacketType::Disconnect => Self::Disconnect(Disconnect::decode(buf, version)?),
-            PacketType::Auth => Self::Auth(Auth::decode(buf, version)?),
+            PacketType::Disconnect => Self::Disconnect(Box::new(Disconnect::decode(buf, version)?)),
+            PacketType::Auth => Self::Auth(Box::new(Auth::decode(buf, version)?)),
         };
         expect_end(buf, header.packet_type)?;
         Ok(packet)
@@ -318,8 +323,6 @@ macro_rules! impl_from {
 }
 
 impl_from!(
-    Connect,
-    ConnAck,
     Publish,
     PubAck,
     PubRec,
@@ -330,10 +333,20 @@ impl_from!(
     Unsubscribe,
     UnsubAck,
     PingReq,
-    PingResp,
-    Disconnect,
-    Auth
+    PingResp
 );
+
+macro_rules! impl_from_boxed {
+    ($($name:ident),*) => {
+        $(impl From<$name> for Packet {
+            fn from(packet: $name) -> Self {
+                Self::$name(Box::new(packet))
+            }
+        })*
+    };
+}
+
+impl_from_boxed!(Connect, ConnAck, Disconnect, Auth);
 
 /// Refuses a non-empty MQTT 5 property set when encoding MQTT 3.1.1, which has no place for it.
 pub(crate) fn v5_only(

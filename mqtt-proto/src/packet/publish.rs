@@ -6,7 +6,7 @@ use bytestring::ByteString;
 use super::{PacketType, sealed::Body, v5_only};
 use crate::codec::{put_binary, read_packet_id, read_string};
 use crate::error::{DecodeError, EncodeError};
-use crate::properties::PublishProperties;
+use crate::properties::{PropertyBox, PublishProperties};
 use crate::qos::{PacketId, ProtocolVersion, QoS};
 use crate::topic::{TopicError, validate_topic_name};
 
@@ -24,8 +24,8 @@ pub struct Publish {
     pub topic: ByteString,
     /// Present exactly when `qos` is 1 or 2.
     pub packet_id: Option<PacketId>,
-    /// MQTT 5 properties.
-    pub properties: PublishProperties,
+    /// MQTT 5 properties, allocated only when one is set (see [`PropertyBox`]).
+    pub properties: PropertyBox<PublishProperties>,
     /// Application payload.
     pub payload: Bytes,
 }
@@ -39,7 +39,7 @@ impl Publish {
             retain: false,
             topic: topic.into(),
             packet_id: None,
-            properties: PublishProperties::default(),
+            properties: PropertyBox::none(),
             payload: payload.into(),
         }
     }
@@ -79,9 +79,9 @@ impl Publish {
             _ => Some(read_packet_id(buf, PacketType::Publish)?),
         };
         let properties = if version.is_v5() {
-            PublishProperties::decode(buf, PacketType::Publish)?
+            PropertyBox::decode(buf, PacketType::Publish)?
         } else {
-            PublishProperties::default()
+            PropertyBox::none()
         };
         check_topic(&topic, &properties, version).map_err(|err| match err {
             TopicError::Empty if version.is_v5() => DecodeError::MissingTopic,

@@ -18,10 +18,10 @@ impl<S: SessionStore> Session<S> {
         }
         match (self.state, packet) {
             (ConnectionState::Connecting, Packet::ConnAck(connack)) => {
-                self.on_connack(now, connack)
+                self.on_connack(now, *connack)
             }
             (ConnectionState::Connecting | ConnectionState::Connected, Packet::Auth(auth)) => {
-                self.on_auth(auth)
+                self.on_auth(*auth)
             }
             // MQTT 3.1.1 has no server DISCONNECT: it falls through to `UnexpectedPacket`.
             (_, Packet::Disconnect(disconnect)) if self.config.protocol_version.is_v5() => {

@@ -188,7 +188,7 @@ impl Harness {
         assert_eq!(self.session.state(), ConnectionState::Connecting);
         let sent = self.sent();
         let connect = match sent.as_slice() {
-            [Packet::Connect(connect)] => connect.clone(),
+            [Packet::Connect(connect)] => (**connect).clone(),
             other => panic!("expected exactly one CONNECT, got {other:#?}"),
         };
         self.feed(connack);

@@ -345,7 +345,7 @@ impl Broker {
                     self.violate("second CONNECT on one connection".into());
                     return;
                 }
-                self.on_connect(connect);
+                self.on_connect(*connect);
             }
             _ if !connected => {
                 // [MQTT-3.1.0-1] the first packet is CONNECT.
