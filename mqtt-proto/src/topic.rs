@@ -117,14 +117,15 @@ fn validate_common(topic: &str) -> Result<u8, TopicError> {
 }
 
 /// [`scan`] bit: the bytes contain U+0000.
-const NUL: u8 = 1;
+pub(crate) const NUL: u8 = 1;
 /// [`scan`] bit: the bytes contain `+` or `#`.
-const WILDCARD: u8 = 2;
+pub(crate) const WILDCARD: u8 = 2;
 
 /// Which of [`NUL`] and [`WILDCARD`] occur in `bytes`, in one pass over eight bytes at a time
 /// (topics are short: this beats a `memchr` call per character class). Byte tests are exact
 /// for these ASCII characters: in UTF-8 their bytes never occur inside another character.
-fn scan(bytes: &[u8]) -> u8 {
+#[inline]
+pub(crate) fn scan(bytes: &[u8]) -> u8 {
     let Some(last) = bytes.last_chunk::<8>() else {
         return bytes.iter().fold(0, |flags, &byte| {
             flags | u8::from(byte == 0) | (u8::from(byte == b'+' || byte == b'#') << 1)

@@ -273,12 +273,12 @@ impl Packet {
         mut body: Bytes,
         version: ProtocolVersion,
     ) -> Result<Self, DecodeError> {
-        let flags = header.flags;
         let buf = &mut body;
         let packet = match header.packet_type {
             PacketType::Connect => Self::Connect(Box::new(Connect::decode(buf, version)?)),
             PacketType::ConnAck => Self::ConnAck(Box::new(ConnAck::decode(buf, version)?)),
-            PacketType::Publish => Self::Publish(Publish::decode(flags, buf, version)?),
+            // Takes the body: its payload is the rest of it.
+            PacketType::Publish => return Publish::decode_packet(header.flags, body, version),
             PacketType::PubAck => Self::PubAck(PubAck::decode(buf, version)?),
             PacketType::PubRec => Self::PubRec(PubRec::decode(buf, version)?),
             PacketType::PubRel => Self::PubRel(PubRel::decode(buf, version)?),

@@ -3,12 +3,12 @@
 use bytes::{BufMut, Bytes};
 use bytestring::ByteString;
 
-use super::{PacketType, sealed::Body, v5_only};
-use crate::codec::{put_binary, read_packet_id, read_string};
+use super::{Packet, PacketType, sealed::Body, v5_only};
+use crate::codec::{put_binary, read_binary, read_packet_id};
 use crate::error::{DecodeError, EncodeError};
 use crate::properties::{PropertyBox, PublishProperties};
 use crate::qos::{PacketId, ProtocolVersion, QoS};
-use crate::topic::{TopicError, validate_topic_name};
+use crate::topic::{self, TopicError, validate_topic_name};
 
 /// An application message. After decoding, `topic` and `payload` are slices of the receive
 /// buffer, not copies.
@@ -59,12 +59,18 @@ impl Publish {
         self
     }
 
-    #[inline] // one caller, `Packet::decode_body`: built in place rather than moved
-    pub(crate) fn decode(
+    /// Decodes a PUBLISH body (everything after the fixed header) into the finished packet.
+    ///
+    /// It returns the `Packet` itself, built in one expression at the end: returning a
+    /// `Publish` that the caller then wrapped cost a copy of the freshly written fields
+    /// through the stack (a store-forwarding stall), about 10% of a 64-byte round trip.
+    #[inline] // one caller, `codec::decode`
+    pub(crate) fn decode_packet(
         flags: u8,
-        buf: &mut Bytes,
+        mut body: Bytes,
         version: ProtocolVersion,
-    ) -> Result<Self, DecodeError> {
+    ) -> Result<Packet, DecodeError> {
+        let buf = &mut body;
         let dup = flags & 0b1000 != 0;
         let qos = QoS::try_from((flags >> 1) & 0b11)?;
         let retain = flags & 0b0001 != 0;
@@ -72,31 +78,46 @@ impl Publish {
         if dup && qos == QoS::AtMostOnce {
             return Err(DecodeError::DupWithQoS0);
         }
-        let topic = read_string(buf, PacketType::Publish)?;
+        // The topic's bytes are scanned once, for U+0000 ([MQTT-1.5.4-2]) and for wildcards
+        // ([MQTT-3.3.2-2]) together, instead of once per rule.
+        let raw = read_binary(buf, PacketType::Publish)?;
+        let flags = topic::scan(&raw);
+        if flags & topic::NUL != 0 {
+            return Err(DecodeError::NullCharacter);
+        }
+        // [MQTT-1.5.4-1] well-formed UTF-8.
+        let topic = ByteString::try_from(raw).map_err(|_| DecodeError::InvalidUtf8)?;
         // [MQTT-2.2.1-2] / [MQTT-2.3.1-5]: a packet identifier only for QoS 1 and 2.
         let packet_id = match qos {
             QoS::AtMostOnce => None,
             _ => Some(read_packet_id(buf, PacketType::Publish)?),
         };
-        let properties = if version.is_v5() {
+        let properties: PropertyBox<PublishProperties> = if version.is_v5() {
             PropertyBox::decode(buf, PacketType::Publish)?
         } else {
             PropertyBox::none()
         };
-        check_topic(&topic, &properties, version).map_err(|err| match err {
-            TopicError::Empty if version.is_v5() => DecodeError::MissingTopic,
-            other => DecodeError::InvalidTopic(other),
-        })?;
-        let payload = core::mem::take(buf);
-        Ok(Self {
+        if topic.is_empty() {
+            // MQTT 5 3.3.2.3.4: an empty name stands for the topic alias's topic.
+            if !version.is_v5() {
+                return Err(DecodeError::InvalidTopic(TopicError::Empty));
+            }
+            if properties.topic_alias.is_none() {
+                return Err(DecodeError::MissingTopic);
+            }
+        } else if flags & topic::WILDCARD != 0 {
+            return Err(DecodeError::InvalidTopic(TopicError::WildcardInTopicName));
+        }
+        Ok(Packet::Publish(Self {
             dup,
             qos,
             retain,
             topic,
             packet_id,
             properties,
-            payload,
-        })
+            // The rest of the body: no trailing-bytes check applies.
+            payload: body,
+        }))
     }
 }
 
