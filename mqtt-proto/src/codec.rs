@@ -199,13 +199,19 @@ pub(crate) fn contains_nul(bytes: &[u8]) -> bool {
         .any(|word| has_zero_byte(u64::from_ne_bytes(*word)))
 }
 
-/// Whether any byte of `word` is zero. Subtracting 1 from every byte sets the high bit of a
-/// zero byte; a byte can only be flagged wrongly above a zero byte (through the borrow), so
-/// the answer to "is any byte zero" is exact.
+/// Whether any byte of `word` is zero.
 pub(crate) const fn has_zero_byte(word: u64) -> bool {
+    zero_byte_mask(word) != 0
+}
+
+/// The high bit of every zero byte of `word`, plus possibly some above a zero byte:
+/// subtracting 1 from every byte sets the high bit of a zero byte, and a byte can only be
+/// flagged wrongly through the borrow of a zero byte below it. So the mask is non-zero
+/// exactly when a byte is zero.
+pub(crate) const fn zero_byte_mask(word: u64) -> u64 {
     const ONES: u64 = u64::from_ne_bytes([0x01; 8]);
     const HIGHS: u64 = u64::from_ne_bytes([0x80; 8]);
-    word.wrapping_sub(ONES) & !word & HIGHS != 0
+    word.wrapping_sub(ONES) & !word & HIGHS
 }
 
 /// Writes a length-prefixed field whose length was checked by [`binary_len`].

@@ -490,6 +490,12 @@ impl<T: PropertySet> PropertyBox<T> {
         self.0 = None;
     }
 
+    /// Whether no property is set; answered without reading the set when nothing was
+    /// allocated (the usual case on the PUBLISH path).
+    pub fn is_empty(&self) -> bool {
+        self.0.as_deref().is_none_or(T::is_empty)
+    }
+
     /// Decodes a property length and the properties; the usual zero length allocates nothing.
     pub(crate) fn decode(buf: &mut Bytes, packet: PacketType) -> Result<Self, DecodeError> {
         if buf.first() == Some(&0) {

@@ -27,7 +27,7 @@ use core::ops::Deref;
 
 use bytestring::ByteString;
 
-use crate::codec::has_zero_byte;
+use crate::codec::zero_byte_mask;
 
 /// The longest topic name or filter, in bytes, that fits an MQTT UTF-8 string (65535).
 pub const MAX_TOPIC_LEN: usize = 65_535;
@@ -131,23 +131,25 @@ pub(crate) fn scan(bytes: &[u8]) -> u8 {
             flags | u8::from(byte == 0) | (u8::from(byte == b'+' || byte == b'#') << 1)
         });
     };
+    // Per-word masks are OR-ed and tested once at the end: a mask is non-zero exactly when
+    // its word holds the byte (see `zero_byte_mask`), so the OR is exact too.
+    let (mut nul, mut wildcard) = (0, 0);
     let (words, _) = bytes.as_chunks::<8>();
     // The last eight bytes cover the tail the whole words leave; re-reading some is harmless.
-    words.iter().chain([last]).fold(0, |flags, word| {
+    for word in words.iter().chain([last]) {
         let word = u64::from_ne_bytes(*word);
+        nul |= zero_byte_mask(word);
         // `#` (0x23) and `+` (0x2B) differ only in bit 3, and no other byte becomes `+` when
         // that bit is set, so one comparison finds both.
-        flags | u8::from(has_zero_byte(word)) | (u8::from(has_byte(word | EIGHTS, b'+')) << 1)
-    })
+        wildcard |= zero_byte_mask((word | EIGHTS) ^ PLUSES);
+    }
+    u8::from(nul != 0) | (u8::from(wildcard != 0) << 1)
 }
 
 /// Bit 3 set in every byte.
 const EIGHTS: u64 = u64::from_ne_bytes([0x08; 8]);
-
-/// Whether any byte of `word` is `byte`.
-const fn has_byte(word: u64, byte: u8) -> bool {
-    has_zero_byte(word ^ (u64::from_ne_bytes([byte; 8])))
-}
+/// `+` in every byte.
+const PLUSES: u64 = u64::from_ne_bytes([b'+'; 8]);
 
 /// Checks where the wildcards of a filter stand; the filter must not be a shared one.
 fn validate_filter_levels(filter: &str) -> Result<(), TopicError> {

@@ -143,6 +143,7 @@ impl Body for Publish {
         (u8::from(self.dup) << 3) | ((self.qos as u8) << 1) | u8::from(self.retain)
     }
 
+    #[inline]
     fn body_len(&self, version: ProtocolVersion) -> Result<usize, EncodeError> {
         v5_only(self.properties.is_empty(), "PUBLISH properties", version)?;
         let id_len = match (self.qos, self.packet_id) {
@@ -155,10 +156,11 @@ impl Body for Publish {
             return Err(EncodeError::DupWithQoS0);
         }
         check_topic(&self.topic, &self.properties, version)?;
-        let props = if version.is_v5() {
-            self.properties.wire_len()?
-        } else {
-            0
+        let props = match (version.is_v5(), self.properties.is_empty()) {
+            (false, _) => 0,
+            // The usual case: only the one-byte length 0.
+            (true, true) => 1,
+            (true, false) => self.properties.wire_len()?,
         };
         // `check_topic` passed, so the topic is empty or a valid topic name: it has no U+0000
         // and fits the length prefix, which is all `string_len` would check again.
@@ -171,7 +173,11 @@ impl Body for Publish {
             buf.put_u16(id.get());
         }
         if version.is_v5() {
-            self.properties.encode(buf);
+            if self.properties.is_empty() {
+                buf.put_u8(0);
+            } else {
+                self.properties.encode(buf);
+            }
         }
         buf.put_slice(&self.payload);
     }
