@@ -118,6 +118,7 @@ impl FixedHeader {
     /// Parses the fixed header at the front of `bytes` without consuming anything.
     /// Type and flags are checked as soon as the first byte is there, so garbage is rejected
     /// without waiting for more input.
+    #[inline]
     pub(crate) fn parse(
         bytes: &[u8],
         version: ProtocolVersion,

@@ -123,6 +123,7 @@ impl Publish {
 
 /// [MQTT-3.3.2-1] a valid topic name without wildcards ([MQTT-3.3.2-2]); in MQTT 5 an empty
 /// name stands for the topic alias's topic (3.3.2.3.4), so it needs an alias.
+#[inline]
 fn check_topic(
     topic: &str,
     properties: &PublishProperties,
