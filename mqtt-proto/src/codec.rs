@@ -44,6 +44,16 @@ pub fn decode(
     if buf.len() < size {
         return Ok(None);
     }
+    // A short acknowledgement (a packet identifier alone: Success, no properties) is most of
+    // what a publisher reads; it is parsed in place rather than sliced off the buffer, which
+    // would cost a reference-count round trip for four bytes.
+    if header.remaining_len == 2 {
+        let id = u16::from_be_bytes([buf[header.header_len], buf[header.header_len + 1]]);
+        if let Some(packet) = Packet::short_ack(header.packet_type, id)? {
+            buf.advance(size);
+            return Ok(Some(packet));
+        }
+    }
     let mut body = buf.split_to(size).freeze();
     body.advance(header.header_len);
     Packet::decode_body(header, body, version).map(Some)

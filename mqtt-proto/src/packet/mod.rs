@@ -34,7 +34,7 @@ pub use unsubscribe::Unsubscribe;
 
 use crate::codec::{check_body_len, expect_end, parse_var_int, put_var_int, var_int_len};
 use crate::error::{DecodeError, EncodeError};
-use crate::qos::ProtocolVersion;
+use crate::qos::{PacketId, ProtocolVersion};
 
 /// The control packet type, the high nibble of the first byte (MQTT 5.0 2.1.2).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -295,6 +295,22 @@ impl Packet {
         };
         expect_end(buf, header.packet_type)?;
         Ok(packet)
+    }
+}
+
+impl Packet {
+    /// The acknowledgement of `packet_type` whose whole body is the packet identifier `id`
+    /// (MQTT 5 then means Success without properties); `Ok(None)` for the other types.
+    #[inline]
+    pub(crate) fn short_ack(packet_type: PacketType, id: u16) -> Result<Option<Self>, DecodeError> {
+        let id = || PacketId::new(id).ok_or(DecodeError::ZeroPacketId(packet_type));
+        Ok(Some(match packet_type {
+            PacketType::PubAck => Self::PubAck(PubAck::new(id()?)),
+            PacketType::PubRec => Self::PubRec(PubRec::new(id()?)),
+            PacketType::PubRel => Self::PubRel(PubRel::new(id()?)),
+            PacketType::PubComp => Self::PubComp(PubComp::new(id()?)),
+            _ => return Ok(None),
+        }))
     }
 }
 
