@@ -146,19 +146,29 @@ impl<S: SessionStore> Session<S> {
             _ => OutgoingState::AwaitingPubRec,
         };
         let seq = self.seq();
-        // Write-ahead: recorded first, encoded only once the store took it.
+        // Encoded before the store records it, so that the store can take the flight by value
+        // (a clone cost two reference-count round trips per message). Write-ahead still holds:
+        // bytes leave only through `poll_transmit`, after the store's sync, and a refused
+        // record takes its bytes (and a topic alias it created) back.
+        let unsent = self.write_buf.len();
+        let aliases = self.aliases_out.len();
+        self.encode_publish(&publish);
+        let new_alias = (self.aliases_out.len() > aliases).then(|| publish.topic.clone());
         let flight = OutgoingFlight {
             token,
             publish,
             state,
             seq,
         };
-        if let Err(err) = self.store.insert_outgoing(id, flight.clone()) {
+        if let Err(err) = self.store.insert_outgoing(id, flight) {
+            self.write_buf.truncate(unsent);
+            if let Some(topic) = new_alias {
+                self.aliases_out.remove(&topic);
+            }
             self.ids.release(id);
             return Err(SessionError::Store(err));
         }
         self.unsynced.push((token, id));
-        self.encode_publish(&flight.publish);
         Ok(())
     }
 
