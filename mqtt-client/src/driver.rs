@@ -975,7 +975,7 @@ impl<R: Runtime> Driver<R> {
                 token,
                 result,
                 properties,
-            } => self.published(token, result, properties),
+            } => self.published(token, result, properties.into_inner()),
             Event::Stored { token } => {
                 if let Some(stored) = self.stored_waiters.remove(&token) {
                     let _ = stored.send(Ok(()));

@@ -207,7 +207,7 @@ impl From<SessionError> for ClientError {
 impl From<PublishError> for ClientError {
     fn from(err: PublishError) -> Self {
         match err {
-            PublishError::Rejected(code) => Self::Rejected(code),
+            PublishError::Rejected(code) => Self::Rejected(*code),
             PublishError::SessionLost => Self::SessionLost,
             PublishError::ConnectionLost => Self::ConnectionLost(ConnectionError::TransportClosed),
             PublishError::Refused(err) => err.into(),
@@ -334,7 +334,7 @@ mod tests {
             "{levels:?}"
         );
 
-        let err = ClientError::from(PublishError::Rejected(reason.clone()));
+        let err = ClientError::from(PublishError::Rejected(Box::new(reason.clone())));
         assert!(
             matches!(&err, ClientError::Rejected(r) if *r == reason),
             "{err:?}"

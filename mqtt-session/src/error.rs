@@ -232,7 +232,7 @@ pub enum ConnectionError {
 pub enum PublishError {
     /// The server refused the message (MQTT 5 PUBACK / PUBREC reason code 0x80 or above).
     #[error("rejected by the server: {0}")]
-    Rejected(ServerReason),
+    Rejected(Box<ServerReason>),
     /// The server lost the session while the message was in flight and the session's
     /// [`SessionLossPolicy`](crate::SessionLossPolicy) is `Fail`.
     #[error("the server's session was lost while the message was in flight")]

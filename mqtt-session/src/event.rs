@@ -1,6 +1,6 @@
 //! What the session reports: [`Event`]s, and the tokens that tie them to commands.
 
-use mqtt_proto::properties::{AckProperties, AuthProperties, ConnAckProperties};
+use mqtt_proto::properties::{AckProperties, AuthProperties, ConnAckProperties, PropertyBox};
 use mqtt_proto::{PacketId, Publish, QoS, ReasonCode};
 
 use crate::error::{ConnectionError, PublishError};
@@ -77,8 +77,9 @@ pub enum Event {
         result: Result<ReasonCode, PublishError>,
         /// MQTT 5 properties (reason string, user properties) of a successful final
         /// acknowledgement (PUBACK, PUBCOMP); empty for QoS 0, MQTT 3.1.1 and failures (a
-        /// rejection carries them in [`PublishError::Rejected`]).
-        properties: AckProperties,
+        /// rejection carries them in [`PublishError::Rejected`]). Out of line (one pointer,
+        /// nothing allocated when empty): this event comes once per message.
+        properties: PropertyBox<AckProperties>,
     },
     /// A QoS 1/2 publish is durable: its record was synced in the store before its first
     /// bytes were handed out. Follows [`publish`](crate::Session::publish) once the message has
@@ -126,8 +127,9 @@ pub enum Event {
     Auth {
         /// The step.
         reason_code: ReasonCode,
-        /// Method, data and diagnostics of the server's AUTH.
-        properties: AuthProperties,
+        /// Method, data and diagnostics of the server's AUTH (boxed: the set is large and the
+        /// event rare, and every event is moved at the size of the largest).
+        properties: Box<AuthProperties>,
     },
     /// The connection ended. The adapter closes the transport once `poll_transmit` is drained;
     /// the session keeps its state for the next [`connect`](crate::Session::connect).

@@ -433,10 +433,12 @@ fn publish_v5_puback_not_authorized_is_rejected() {
         h.events(),
         vec![Event::Published {
             token,
-            result: Err(PublishError::Rejected(ServerReason::with_properties(
-                ReasonCode::NotAuthorized,
-                Some("topic a/b is read-only".into()),
-                vec![UserProperty::new("policy", "ro")],
+            result: Err(PublishError::Rejected(Box::new(
+                ServerReason::with_properties(
+                    ReasonCode::NotAuthorized,
+                    Some("topic a/b is read-only".into()),
+                    vec![UserProperty::new("policy", "ro")],
+                )
             ))),
             properties: Default::default(),
         }]
@@ -477,7 +479,7 @@ fn publish_v5_puback_properties_reach_the_published_event() {
         vec![Event::Published {
             token,
             result: Ok(ReasonCode::Success),
-            properties,
+            properties: properties.into(),
         }]
     );
 }
@@ -495,7 +497,9 @@ fn publish_v5_failing_pubrec_ends_flow_without_pubrel() {
         h.events(),
         vec![Event::Published {
             token,
-            result: Err(PublishError::Rejected(ReasonCode::QuotaExceeded.into())),
+            result: Err(PublishError::Rejected(Box::new(
+                ReasonCode::QuotaExceeded.into()
+            ))),
             properties: Default::default(),
         }]
     );

@@ -138,7 +138,7 @@ impl<S: SessionStore> Session<S> {
         }
         self.push_event(Event::Auth {
             reason_code: auth.reason_code,
-            properties: auth.properties,
+            properties: Box::new(auth.properties),
         });
         Ok(())
     }

@@ -245,14 +245,14 @@ impl<S: SessionStore> Session<S> {
                 properties.user_properties,
             );
             (
-                Err(PublishError::Rejected(reason)),
+                Err(PublishError::Rejected(Box::new(reason))),
                 AckProperties::default(),
             )
         };
         self.push_event(Event::Published {
             token: flight.token,
             result,
-            properties,
+            properties: properties.into(),
         });
         self.pump_queue();
     }
