@@ -21,7 +21,8 @@
 //! over the measured part only, and reports its peak RSS and its voluntary context switches
 //! over the measured part (`sleeps`: how often a thread blocked and was woken again, shown
 //! per message in each run's line and in the JSON; wake-ups are most of the kernel time at
-//! QoS 1/2 and, unlike CPU time, hardly move with the machine's load); it prints one
+//! QoS 1/2, and counting them separates a change in batching from the machine's load); it
+//! prints one
 //! `E2E_RESULT key=value ...` line that the parent parses. The parent also samples
 //! mosquitto's CPU (from `/proc/PID/stat`) around each run. The table shows the medians.
 //! (Linux splits a process's CPU time into user and system by tick sampling: the sum is
@@ -400,7 +401,7 @@ pub(crate) struct Usage {
     /// Voluntary context switches: how often a thread blocked (in `epoll_wait`, on a futex)
     /// and had to be woken again. Each costs a wake-up in the kernel, on loopback mostly
     /// charged to the broker's write that woke it, and is the main kernel cost that CPU
-    /// time alone does not explain; unlike CPU time it hardly depends on the machine's load.
+    /// time alone does not explain.
     sleeps: u64,
 }
 
