@@ -18,7 +18,11 @@
 //! turn (the order rotates every round), `R` rounds, every run in a child process (this
 //! program re-executed with `--child IMPL ...`). The child connects (and subscribes), then
 //! measures wall time and its own `getrusage(RUSAGE_SELF)` CPU (user + system, all threads)
-//! over the measured part only, and reports its peak RSS; it prints one
+//! over the measured part only, and reports its peak RSS and its voluntary context switches
+//! over the measured part (`sleeps`: how often a thread blocked and was woken again, shown
+//! per message in each run's line and in the JSON; wake-ups are most of the kernel time at
+//! QoS 1/2, and counting them separates a change in batching from the machine's load); it
+//! prints one
 //! `E2E_RESULT key=value ...` line that the parent parses. The parent also samples
 //! mosquitto's CPU (from `/proc/PID/stat`) around each run. The table shows the medians.
 //! (Linux splits a process's CPU time into user and system by tick sampling: the sum is
@@ -388,12 +392,17 @@ fn main() -> ExitCode {
 // Child: one client, one run.
 // ---------------------------------------------------------------------------------------------
 
-/// CPU time and peak RSS of this process (all threads).
+/// CPU time, peak RSS and sleeps of this process (all threads).
 #[derive(Debug, Clone, Copy)]
 pub(crate) struct Usage {
     pub(crate) user_us: u64,
     pub(crate) sys_us: u64,
     max_rss_kib: u64,
+    /// Voluntary context switches: how often a thread blocked (in `epoll_wait`, on a futex)
+    /// and had to be woken again. Each costs a wake-up in the kernel, on loopback mostly
+    /// charged to the broker's write that woke it, and is the main kernel cost that CPU
+    /// time alone does not explain.
+    sleeps: u64,
 }
 
 pub(crate) fn usage() -> Usage {
@@ -408,6 +417,7 @@ pub(crate) fn usage() -> Usage {
         sys_us: micros(usage.system_time()),
         // Linux reports ru_maxrss in KiB.
         max_rss_kib: u64::try_from(usage.max_rss()).unwrap_or(0),
+        sleeps: u64::try_from(usage.voluntary_context_switches()).unwrap_or(0),
     }
 }
 
@@ -490,7 +500,7 @@ fn child_main(imp: Impl, options: &Options) -> Result<(), String> {
     } = measured;
     println!(
         "{RESULT_TAG} impl={} completed={} received={} secs={:.6} user_us={} sys_us={} \
-         max_rss_kib={}",
+         max_rss_kib={} sleeps={}",
         imp.name(),
         outcome.completed,
         outcome.received,
@@ -498,6 +508,7 @@ fn child_main(imp: Impl, options: &Options) -> Result<(), String> {
         after.user_us.saturating_sub(before.user_us),
         after.sys_us.saturating_sub(before.sys_us),
         end.max_rss_kib,
+        after.sleeps.saturating_sub(before.sleeps),
     );
     Ok(())
 }
@@ -886,6 +897,8 @@ struct Sample {
     user_share: f64,
     rss_mib: f64,
     broker_us_per_msg: Option<f64>,
+    /// The client's voluntary context switches per message (see [`Usage::sleeps`]).
+    sleeps_per_msg: Option<f64>,
 }
 
 fn parent_main(options: &Options) -> Result<(), String> {
@@ -958,7 +971,7 @@ fn parent_main(options: &Options) -> Result<(), String> {
                             }
                             println!(
                                 "  {:<6} qos{} round {} {:<16} {:>10.0} msg/s {:>7.2} us/msg CPU \
-                                 (user {:>3.0}%) {:>6.1} MiB RSS  broker {}",
+                                 (user {:>3.0}%) {:>5.2} sleeps/msg {:>6.1} MiB RSS  broker {}",
                                 mode.name(),
                                 level,
                                 round + 1,
@@ -966,6 +979,7 @@ fn parent_main(options: &Options) -> Result<(), String> {
                                 sample.msgs_per_sec,
                                 sample.cpu_us_per_msg,
                                 sample.user_share * 100.0,
+                                sample.sleeps_per_msg.unwrap_or(f64::NAN),
                                 sample.rss_mib,
                                 sample
                                     .broker_us_per_msg
@@ -992,6 +1006,12 @@ fn parent_main(options: &Options) -> Result<(), String> {
                                     ("msgs_per_sec", sample.msgs_per_sec.to_string()),
                                     ("cpu_us_per_msg", sample.cpu_us_per_msg.to_string()),
                                     ("user_share", sample.user_share.to_string()),
+                                    (
+                                        "sleeps_per_msg",
+                                        sample
+                                            .sleeps_per_msg
+                                            .map_or_else(|| "null".to_owned(), |s| s.to_string()),
+                                    ),
                                     ("rss_mib", sample.rss_mib.to_string()),
                                     (
                                         "broker_us_per_msg",
@@ -1078,6 +1098,7 @@ fn mosquitto_pub_runs(
                         broker_us_per_msg: broker_before
                             .zip(broker_after)
                             .map(|(b, a)| a.saturating_sub(b) as f64 / n as f64),
+                        sleeps_per_msg: None,
                     };
                     println!(
                         "  pub    qos{level} round {} mosquitto_pub    {:>10.0} msg/s {:>7.2} us/msg CPU",
@@ -1558,6 +1579,7 @@ fn run_child(
         },
         rss_mib: get("max_rss_kib")? / 1024.0,
         broker_us_per_msg: None,
+        sleeps_per_msg: Some(get("sleeps")? / n),
     })
 }
 

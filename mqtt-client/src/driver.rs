@@ -15,12 +15,14 @@ use std::collections::{HashMap, VecDeque};
 use std::future::{Future, poll_fn};
 use std::pin::Pin;
 use std::sync::Arc;
-use std::task::{Context, Poll};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::task::{Context, Poll, Wake, Waker};
 use std::time::{Duration, Instant};
 
 use bytes::{Buf, Bytes};
 use futures_channel::oneshot;
 use futures_io::AsyncWrite;
+use futures_util::task::AtomicWaker;
 use mqtt_proto::properties::{
     AckProperties, AuthProperties, SubscribeProperties, UnsubscribeProperties,
 };
@@ -50,6 +52,37 @@ const READ_BUF_SIZE: usize = 64 * 1024;
 thread_local! {
     /// The read buffer of the drivers polled on this thread.
     static READ_BUF: std::cell::RefCell<Vec<u8>> = const { std::cell::RefCell::new(Vec::new()) };
+}
+
+/// The waker the driver hands to the transport's `poll_read`: it records that the transport
+/// signalled more to read, then wakes the driver task.
+///
+/// A pending read leaves this waker registered with the transport until it fires, so the
+/// driver need not poll the read again before then. That matters on async-io (smol,
+/// async-std), whose `poll_read` is a `recv` system call every time (failing with `EAGAIN`
+/// when nothing came) plus, when pending, an `epoll_ctl` to re-arm the one-shot interest:
+/// before this, every driver wake caused by the application (a publish, an acknowledgement)
+/// paid both for nothing (measured: 0.3-0.7 fewer `recv` calls per message at QoS 1/2 on
+/// smol). Tokio caches readiness, so there it saves only a little user time. It rests on the
+/// `AsyncRead` contract (a pending read wakes the waker it was given once it can progress);
+/// the TLS and WebSocket layers hand this waker down to the TCP stream's read.
+#[derive(Default)]
+struct ReadWake {
+    /// The transport woke the read side since the driver last looked.
+    ready: AtomicBool,
+    /// The driver task's own waker.
+    task: AtomicWaker,
+}
+
+impl Wake for ReadWake {
+    fn wake(self: Arc<Self>) {
+        self.wake_by_ref();
+    }
+
+    fn wake_by_ref(self: &Arc<Self>) {
+        self.ready.store(true, Ordering::Release);
+        self.task.wake();
+    }
 }
 
 /// How long closing a transport may take before it is simply dropped.
@@ -256,6 +289,13 @@ pub(crate) struct Driver<R: Runtime> {
     /// QoS 0 messages dropped by the inbox's overflow policy and not reported yet.
     dropped_unreported: u64,
     writing: Bytes,
+    /// Told by the transport when there is more to read (see [`ReadWake`]).
+    read_wake: Arc<ReadWake>,
+    /// `read_wake` as a waker, made once so that transports see the same waker every time.
+    read_waker: Waker,
+    /// The last read was pending, so `read_waker` is registered with the transport: no need
+    /// to read again until it fires.
+    read_armed: bool,
     /// Bounds how long a local close (DISCONNECT) may take to write out.
     drain_timer: Option<Pin<Box<R::Sleep>>>,
     needs_flush: bool,
@@ -279,6 +319,8 @@ impl<R: Runtime> Driver<R> {
         reconnect_max_interval: Duration,
     ) -> Self {
         let retry_connect = params.from_reconnect;
+        let read_wake = Arc::new(ReadWake::default());
+        let read_waker = Waker::from(read_wake.clone());
         Self {
             runtime,
             shared,
@@ -300,6 +342,9 @@ impl<R: Runtime> Driver<R> {
             reconnect_max_interval,
             dropped_unreported: 0,
             writing: Bytes::new(),
+            read_wake,
+            read_waker,
+            read_armed: false,
             drain_timer: None,
             needs_flush: false,
             sleep: None,
@@ -548,6 +593,7 @@ impl<R: Runtime> Driver<R> {
     async fn serve(&mut self, mut transport: Box<dyn Transport>) -> Ended {
         self.writing = Bytes::new();
         self.needs_flush = false;
+        self.read_armed = false;
         self.end = None;
         self.drain_timer = None;
         let ended = poll_fn(|cx| self.poll_serve(cx, &mut transport)).await;
@@ -596,12 +642,16 @@ impl<R: Runtime> Driver<R> {
                 self.session.state(),
                 ConnectionState::Connecting | ConnectionState::Connected
             );
-            if reading {
+            // Read on the first pass and whenever the transport signalled more since its last
+            // pending read; otherwise that read is still registered and will wake the task.
+            self.read_wake.task.register(cx.waker());
+            let read_signalled = self.read_wake.ready.swap(false, Ordering::AcqRel);
+            if reading && (!self.read_armed || read_signalled) {
                 // The thread's read buffer; a fresh one in the (never expected) case that a
                 // transport polls another driver on this thread from inside its read.
                 progress |= READ_BUF.with(|cell| match cell.try_borrow_mut() {
-                    Ok(mut buf) => self.read_into(cx, transport, now, &mut buf),
-                    Err(_) => self.read_into(cx, transport, now, &mut Vec::new()),
+                    Ok(mut buf) => self.read_into(transport, now, &mut buf),
+                    Err(_) => self.read_into(transport, now, &mut Vec::new()),
                 });
             }
 
@@ -694,7 +744,6 @@ impl<R: Runtime> Driver<R> {
     /// Returns whether anything happened.
     fn read_into(
         &mut self,
-        cx: &mut Context<'_>,
         transport: &mut Box<dyn Transport>,
         now: Instant,
         buf: &mut Vec<u8>,
@@ -702,7 +751,10 @@ impl<R: Runtime> Driver<R> {
         if buf.len() < READ_BUF_SIZE {
             buf.resize(READ_BUF_SIZE, 0);
         }
-        match Pin::new(&mut **transport).poll_read(cx, buf) {
+        let mut cx = Context::from_waker(&self.read_waker);
+        let read = Pin::new(&mut **transport).poll_read(&mut cx, buf);
+        self.read_armed = read.is_pending();
+        match read {
             Poll::Ready(Ok(0)) => {
                 debug!("transport closed by the broker");
                 self.session.handle_transport_closed(now);

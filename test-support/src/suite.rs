@@ -26,9 +26,11 @@ use std::collections::BTreeMap;
 use std::future::{Future, IntoFuture};
 use std::io::{ErrorKind, Read, Write};
 use std::net::{Ipv4Addr, Shutdown, TcpListener, TcpStream};
+use std::pin::Pin;
 use std::process::{Command, Stdio};
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
+use std::task::{Context, Poll};
 use std::thread::{self, JoinHandle};
 use std::time::{Duration, Instant};
 
@@ -62,6 +64,7 @@ macro_rules! client_suite {
             concurrent_publishes_at_every_qos_all_complete,
             joined_publishes_are_sent_in_the_order_they_are_polled,
             a_publish_never_polled_sends_nothing,
+            the_driver_reads_only_when_the_transport_signals_data,
             sequential_qos0_publishes_complete_on_acceptance_and_all_arrive,
             retained_message_is_delivered_to_a_later_subscriber_with_retain_flag,
             will_is_published_when_the_connection_dies_without_disconnect,
@@ -516,6 +519,116 @@ pub async fn a_publish_never_polled_sends_nothing<R: Runtime + Default>() {
         "after the polled publish",
     )
     .await;
+}
+
+/// Reads of the connection's transport counted by outcome, for
+/// [`the_driver_reads_only_when_the_transport_signals_data`] (the only user, so one pair of
+/// counters per test binary is enough).
+static READS_READY: AtomicU64 = AtomicU64::new(0);
+static READS_PENDING: AtomicU64 = AtomicU64::new(0);
+
+/// The runtime `R` with the outcome of every `poll_read` on its TCP streams counted.
+#[derive(Debug, Clone, Copy, Default)]
+struct CountingReads<R>(R);
+
+/// A TCP stream whose reads are counted in [`READS_READY`] / [`READS_PENDING`].
+struct CountedTcp<T>(T);
+
+impl<T: futures_util::AsyncRead + Unpin> futures_util::AsyncRead for CountedTcp<T> {
+    fn poll_read(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut [u8],
+    ) -> Poll<std::io::Result<usize>> {
+        let read = Pin::new(&mut self.0).poll_read(cx, buf);
+        let counter = if read.is_pending() {
+            &READS_PENDING
+        } else {
+            &READS_READY
+        };
+        counter.fetch_add(1, Ordering::Relaxed);
+        read
+    }
+}
+
+impl<T: futures_util::AsyncWrite + Unpin> futures_util::AsyncWrite for CountedTcp<T> {
+    fn poll_write(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &[u8],
+    ) -> Poll<std::io::Result<usize>> {
+        Pin::new(&mut self.0).poll_write(cx, buf)
+    }
+
+    fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
+        Pin::new(&mut self.0).poll_flush(cx)
+    }
+
+    fn poll_close(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
+        Pin::new(&mut self.0).poll_close(cx)
+    }
+}
+
+impl<R: Runtime + Default> Runtime for CountingReads<R> {
+    type Tcp = CountedTcp<R::Tcp>;
+    type Sleep = R::Sleep;
+
+    fn connect_tcp(
+        &self,
+        host: String,
+        port: u16,
+    ) -> impl Future<Output = std::io::Result<Self::Tcp>> + Send {
+        let connecting = self.0.connect_tcp(host, port);
+        async move { connecting.await.map(CountedTcp) }
+    }
+
+    fn set_nodelay(tcp: &Self::Tcp) -> std::io::Result<()> {
+        R::set_nodelay(&tcp.0)
+    }
+
+    fn sleep_until(&self, deadline: Instant) -> Self::Sleep {
+        self.0.sleep_until(deadline)
+    }
+
+    fn spawn<F>(&self, future: F)
+    where
+        F: Future<Output = ()> + Send + 'static,
+    {
+        self.0.spawn(future);
+    }
+}
+
+/// The driver reads its transport when the transport signalled data (and once at the start),
+/// not on every wake: a wake for a publish or an acknowledgement of the application leaves the
+/// pending read registered. On async-io a needless read is a `recv` failing with `EAGAIN`
+/// plus an `epoll_ctl`. Sequential QoS 1 publishes, each answered by one PUBACK: before this,
+/// every publish cost three pending reads (two in the wake that wrote it, one after its
+/// PUBACK) for its one successful read.
+pub async fn the_driver_reads_only_when_the_transport_signals_data<R: Runtime + Default>() {
+    const PUBLISHES: u64 = 200;
+    let broker = Mosquitto::start();
+    let client = connected::<CountingReads<R>>(&broker.uri(), no_retry()).await;
+    let ready_before = READS_READY.load(Ordering::Relaxed);
+    let pending_before = READS_PENDING.load(Ordering::Relaxed);
+    for i in 0..PUBLISHES {
+        publish(
+            &client,
+            "reads/q1",
+            i.to_string().as_bytes(),
+            QoS::AtLeastOnce,
+            false,
+        )
+        .await;
+    }
+    let ready = READS_READY.load(Ordering::Relaxed) - ready_before;
+    let pending = READS_PENDING.load(Ordering::Relaxed) - pending_before;
+    // Each PUBACK wake: one read that returns it, one that finds nothing more (and, rarely, a
+    // wake for data a read had already taken).
+    assert!(ready >= PUBLISHES / 2, "only {ready} successful reads");
+    assert!(
+        pending <= ready + ready / 2 + 10,
+        "{pending} pending reads for {ready} successful ones over {PUBLISHES} publishes"
+    );
 }
 
 /// A QoS 0 publish completes when accepted into the outgoing queue, not when written: up to
