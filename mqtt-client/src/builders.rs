@@ -753,7 +753,7 @@ impl<'a, R: Runtime> Delivering<'a, R> {
             if shared.cancel_epoch.load(Ordering::SeqCst) != epoch {
                 return Err(ClientError::Closed);
             }
-            if let Some(message) = shared.take_message(runtime.now()) {
+            if let Some(message) = shared.take_message(|| runtime.now()) {
                 return Ok(message);
             }
             // amqtt's `deliver_message` fails when the client is not connected: messages that

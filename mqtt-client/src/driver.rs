@@ -1233,7 +1233,7 @@ impl<R: Runtime> Driver<R> {
             match command {
                 // The application took a message: its acknowledgement goes to the parked
                 // session (QoS 2 state must be recorded; QoS 1 from this connection is void).
-                Command::Ack(token) => self.shared.ack(now, token),
+                Command::Ack(token) => self.shared.ack(|| now, token),
                 other => other.refuse(),
             }
         }

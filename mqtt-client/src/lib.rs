@@ -293,7 +293,12 @@ fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
 impl Shared {
     /// Takes the oldest received message; unless acknowledgements are manual, its
     /// acknowledgement goes out now: the application has it.
-    fn take_message(&self, now: std::time::Instant) -> Option<ApplicationMessage> {
+    /// `now` is read only if the acknowledgement has to go to a parked session: the usual
+    /// path (a driver runs, or QoS 0) reads no clock per message.
+    fn take_message(
+        &self,
+        now: impl FnOnce() -> std::time::Instant,
+    ) -> Option<ApplicationMessage> {
         let message = self.inbox.pop()?;
         if !self.manual_acks
             && let Some(token) = message.ack
@@ -306,7 +311,7 @@ impl Shared {
     /// Hands an acknowledgement to the session: through the running driver, or straight to
     /// the parked session when none runs (a QoS 2 acknowledgement must not be lost: the
     /// broker's re-sent PUBLISH is answered with PUBREC only once it is recorded).
-    fn ack(&self, now: std::time::Instant, token: AckToken) {
+    fn ack(&self, now: impl FnOnce() -> std::time::Instant, token: AckToken) {
         if self.commands.push(Command::Ack(token)) {
             return;
         }
@@ -317,7 +322,7 @@ impl Shared {
             return;
         }
         if let Some(session) = parked.session.as_mut()
-            && let Err(err) = session.ack(now, token)
+            && let Err(err) = session.ack(now(), token)
         {
             debug!(%err, "acknowledgement not applied");
         }
@@ -651,7 +656,7 @@ impl<R: Runtime> MqttClient<R> {
     /// broker's in-flight slots until the connection ends.
     pub fn ack(&self, message: &ApplicationMessage) {
         if let (true, Some(token)) = (self.inner.shared.manual_acks, message.ack) {
-            self.inner.shared.ack(self.inner.runtime.now(), token);
+            self.inner.shared.ack(|| self.inner.runtime.now(), token);
         }
     }
 
@@ -948,7 +953,7 @@ impl<R: Runtime> Stream for Messages<R> {
     fn poll_next(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Self::Item>> {
         let this = &mut *self;
         loop {
-            if let Some(message) = this.shared.take_message(this.runtime.now()) {
+            if let Some(message) = this.shared.take_message(|| this.runtime.now()) {
                 this.listener = None;
                 return Poll::Ready(Some(message));
             }
