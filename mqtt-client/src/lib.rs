@@ -295,10 +295,7 @@ impl Shared {
     /// acknowledgement goes out now: the application has it.
     /// `now` is read only if the acknowledgement has to go to a parked session: the usual
     /// path (a driver runs, or QoS 0) reads no clock per message.
-    fn take_message(
-        &self,
-        now: impl FnOnce() -> std::time::Instant,
-    ) -> Option<ApplicationMessage> {
+    fn take_message(&self, now: impl FnOnce() -> std::time::Instant) -> Option<ApplicationMessage> {
         let message = self.inbox.pop()?;
         if !self.manual_acks
             && let Some(token) = message.ack
