@@ -41,9 +41,10 @@
 //!   the in-flight window: `--window 1` compares like with like at QoS 0 only.
 //! - `--latency 1000,20000`: instead of throughput, latency at fixed offered rates (open loop:
 //!   message `i` is due at `i / rate`), a publisher and a subscriber client in one process;
-//!   hdrhistogram percentiles of due time -> completion and due time -> delivery (from the due
-//!   time, so that a client that makes its caller wait is charged for it; on Tokio, whose
-//!   timers tick in milliseconds, that includes up to 1 ms of timer lateness).
+//!   hdrhistogram percentiles of issue -> completion and issue -> delivery. A message counts
+//!   as issued at its due time when the issuer is behind schedule (a client that makes its
+//!   caller wait is charged for it), else when the issuer's timer woke (Tokio's millisecond
+//!   timer wheel wakes up to 1 ms late, by a phase that differs from run to run).
 //! - `--connections N`: N idle connections per implementation; resident memory per connection
 //!   and idle CPU of the process (RLIMIT_NOFILE raised, the broker with `max_connections -1`).
 //! - `--mosquitto-pub`: `mosquitto_pub -l` in `pub` mode as a third reference.
@@ -1317,8 +1318,8 @@ fn latency_main(options: &Options) -> Result<(), String> {
         }
     }
     println!(
-        "\nmedians of {} round(s), microseconds; publish = due time to completion (QoS 0: \
-         ours accepted, rumqttc written), delivery = due time to receipt at the subscriber; x = ours / \
+        "\nmedians of {} round(s), microseconds; publish = issue to completion (QoS 0: \
+         ours accepted, rumqttc written), delivery = issue to receipt at the subscriber; x = ours / \
          rumqttc",
         options.rounds
     );
