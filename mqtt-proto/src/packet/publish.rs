@@ -81,8 +81,8 @@ impl Publish {
         // The topic's bytes are scanned once, for U+0000 ([MQTT-1.5.4-2]) and for wildcards
         // ([MQTT-3.3.2-2]) together, instead of once per rule.
         let raw = read_binary(buf, PacketType::Publish)?;
-        let flags = topic::scan(&raw);
-        if flags & topic::NUL != 0 {
+        let topic_flags = topic::scan(&raw);
+        if topic_flags & topic::NUL != 0 {
             return Err(DecodeError::NullCharacter);
         }
         // [MQTT-1.5.4-1] well-formed UTF-8.
@@ -105,7 +105,7 @@ impl Publish {
             if properties.topic_alias.is_none() {
                 return Err(DecodeError::MissingTopic);
             }
-        } else if flags & topic::WILDCARD != 0 {
+        } else if topic_flags & topic::WILDCARD != 0 {
             return Err(DecodeError::InvalidTopic(TopicError::WildcardInTopicName));
         }
         Ok(Packet::Publish(Self {
