@@ -6,7 +6,8 @@ use std::time::{Duration, Instant};
 use bytes::{Bytes, BytesMut};
 use bytestring::ByteString;
 use mqtt_proto::properties::{
-    AckProperties, AuthProperties, ConnAckProperties, SubscribeProperties, UnsubscribeProperties,
+    AckProperties, AuthProperties, ConnAckProperties, PropertyBox, PublishProperties,
+    SubscribeProperties, UnsubscribeProperties,
 };
 use mqtt_proto::topic::{validate_topic_filter, validate_topic_name};
 use mqtt_proto::{
@@ -207,6 +208,9 @@ pub struct Session<S: SessionStore = MemoryStore> {
     subscriptions: Vec<Granted>,
     aliases_in: Vec<Option<ByteString>>,
     aliases_out: HashMap<ByteString, u16>,
+    /// The property set an aliased PUBLISH without properties of its own borrows for its
+    /// alias: allocated once, so that aliasing costs no allocation per message.
+    alias_properties: PropertyBox<PublishProperties>,
     timers: TimerTable,
     last_received: Option<Instant>,
     /// When bytes were last handed to the transport: keep-alive counts from there.
@@ -280,6 +284,7 @@ impl<S: SessionStore> Session<S> {
             subscriptions: Vec::new(),
             aliases_in: Vec::new(),
             aliases_out: HashMap::new(),
+            alias_properties: PropertyBox::none(),
             timers: TimerTable::default(),
             last_received: None,
             last_sent: None,

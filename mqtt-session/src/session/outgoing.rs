@@ -183,18 +183,46 @@ impl<S: SessionStore> Session<S> {
             self.encode(publish);
             return;
         }
-        let mut aliased = publish.clone();
-        if let Some(&alias) = self.aliases_out.get(&publish.topic) {
-            aliased.topic = ByteString::new();
-            aliased.properties.topic_alias = Some(alias);
+        let (alias, known) = if let Some(&alias) = self.aliases_out.get(&publish.topic) {
+            (alias, true)
         } else if self.aliases_out.len() < usize::from(self.limits.topic_alias_maximum) {
             // Aliases are handed out until the server's maximum and then kept: the first
             // topics used are taken as the hot ones, which avoids churn on the wire.
             let alias = self.aliases_out.len() as u16 + 1;
             self.aliases_out.insert(publish.topic.clone(), alias);
-            aliased.properties.topic_alias = Some(alias);
-        }
+            (alias, false)
+        } else {
+            self.encode(publish);
+            return;
+        };
+        // Setting the alias on an empty property box would allocate per message: a message
+        // without properties borrows the session's set instead.
+        let borrowed = publish.properties.is_empty();
+        let properties = if borrowed {
+            std::mem::take(&mut self.alias_properties)
+        } else {
+            publish.properties.clone()
+        };
+        let mut aliased = Publish {
+            dup: publish.dup,
+            qos: publish.qos,
+            retain: publish.retain,
+            // A known alias stands for the topic; a new one is announced with it.
+            topic: if known {
+                ByteString::new()
+            } else {
+                publish.topic.clone()
+            },
+            packet_id: publish.packet_id,
+            properties,
+            payload: publish.payload.clone(),
+        };
+        aliased.properties.topic_alias = Some(alias);
         self.encode(&aliased);
+        if borrowed {
+            self.alias_properties = aliased.properties;
+            self.alias_properties.topic_alias = None;
+        }
     }
 
     pub(super) fn expect_outgoing(
