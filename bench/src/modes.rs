@@ -10,6 +10,7 @@ use futures_util::StreamExt;
 use hdrhistogram::Histogram;
 use mqtt_client::proto::ByteString;
 use mqtt_client::{ClientConfig, MqttClient, Runtime};
+use tokio::sync::mpsc::UnboundedReceiver;
 
 use crate::{Options, PROGRESS, qos_of, rumqttc_qos, usage};
 
@@ -62,17 +63,42 @@ fn schedule(options: &Options) -> (u64, Duration) {
     (n, Duration::from_nanos(1_000_000_000 / rate))
 }
 
+/// The offered schedule's clock: a thread of its own that sleeps until each message is due
+/// and then sends the instant it woke, the message's issue time. Both latencies count from
+/// that instant, so a client that keeps its caller from taking the next tick (rumqttc's
+/// bounded request channel) is charged for the wait (no coordinated omission), and the
+/// clock's own lateness is not charged to anyone.
+///
+/// The runtimes' timers cannot be that clock: Tokio's wheel ticks in milliseconds and rounds
+/// each deadline up, and its park rounds the remaining time up once more, so at 1,000 msg/s
+/// a Tokio issuer woke every 2.1-2.4 ms and issued messages in pairs (seen in a packet
+/// capture, for ours and rumqttc alike); half of them were then late by up to a millisecond
+/// at issue, and that phase, random per run, decided the p50. A thread's `sleep` is the
+/// kernel's high-resolution timer, the same for every client and runtime; what each client
+/// pays on top is its runtime's cross-thread wake, which is part of a real application's
+/// cost too.
+fn start_clock(epoch: Instant, n: u64, gap: Duration) -> UnboundedReceiver<Instant> {
+    let (tx, rx) = tokio::sync::mpsc::unbounded_channel();
+    std::thread::spawn(move || {
+        for i in 0..n {
+            let due = epoch + gap * u32::try_from(i).unwrap_or(u32::MAX);
+            let now = Instant::now();
+            if due > now {
+                std::thread::sleep(due - now);
+            }
+            if tx.send(Instant::now()).is_err() {
+                return;
+            }
+        }
+    });
+    rx
+}
+
 /// Latency at a fixed offered rate, our client: one publisher and one subscriber client.
 /// Message `i` is due at `start + i * gap` (open loop: a late completion does not delay the
-/// next issue). When the issuer is behind schedule (a client that blocked its caller, like
-/// rumqttc's bounded request channel), both latencies count from the time the message was
-/// *due*, so the client is charged for the wait (no coordinated omission). When it is on
-/// schedule they count from the instant its timer woke it: Tokio's timer wheel ticks in
-/// milliseconds and rounds every deadline up, so that wake is 0-1 ms late by a phase that
-/// is constant within a run and random between runs, which made two runs of one client
-/// differ by 0.6 ms at p50; that lateness is the harness's, not the client's. The publish
-/// latency runs to the future's completion (QoS 0: acceptance), the delivery latency to the
-/// subscriber's receipt.
+/// next issue); it counts as issued when the schedule's clock fired for it (see
+/// [`start_clock`]). The publish latency runs to the future's completion (QoS 0:
+/// acceptance), the delivery latency to the subscriber's receipt.
 pub(crate) async fn latency_ours<R: Runtime + Default>(
     options: &Options,
 ) -> Result<Fields, String> {
@@ -105,15 +131,9 @@ pub(crate) async fn latency_ours<R: Runtime + Default>(
     let before = usage();
 
     let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel();
+    let mut clock = start_clock(epoch, n, gap);
     let issuer = async {
-        for i in 0..n {
-            let due = epoch + gap * u32::try_from(i).unwrap_or(u32::MAX);
-            let issued = if due > Instant::now() {
-                runtime.sleep_until(due).await;
-                Instant::now()
-            } else {
-                due
-            };
+        while let Some(issued) = clock.recv().await {
             let future = publisher
                 .publish(
                     topic.clone(),
@@ -263,17 +283,10 @@ pub(crate) async fn latency_rumqttc(options: &Options) -> Result<Fields, String>
         let issued_at = issued_at.clone();
         let topic = options.topic.clone();
         let size = options.payload;
+        let mut clock = start_clock(epoch, n, gap);
         async move {
-            for i in 0..n {
-                let due = epoch + gap * u32::try_from(i).unwrap_or(u32::MAX);
-                // As for ours (see `latency_ours`): from the due time when behind schedule,
-                // from the timer's actual wake otherwise.
-                let issued = if due > Instant::now() {
-                    tokio::time::sleep_until(due.into()).await;
-                    Instant::now()
-                } else {
-                    due
-                };
+            // The same clock as for ours (see `start_clock`).
+            while let Some(issued) = clock.recv().await {
                 crate::lock(&issued_at).push_back(issued);
                 publisher
                     .publish(
