@@ -103,6 +103,11 @@ impl Runtime for AsyncIo {
         tcp.set_nodelay(true)
     }
 
+    #[cfg(target_os = "linux")]
+    fn push_ack(tcp: &Self::Tcp) -> io::Result<()> {
+        mqtt_client::push_tcp_ack(tcp)
+    }
+
     fn sleep_until(&self, deadline: Instant) -> Self::Sleep {
         Sleep(async_io::Timer::at(deadline))
     }

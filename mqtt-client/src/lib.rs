@@ -71,6 +71,8 @@ pub use store::{ClientStore, FileStore, StoreError};
 #[cfg(feature = "tls")]
 #[cfg_attr(docsrs, doc(cfg(feature = "tls")))]
 pub use tls::TlsOptions;
+#[cfg(target_os = "linux")]
+pub use transport::push_tcp_ack;
 pub use transport::{Runtime, Transport};
 pub use uri::{Scheme, Target};
 pub use v5::{Acknowledgement, PublishAck};

@@ -64,6 +64,19 @@ pub trait Runtime: Clone + Send + Sync + 'static {
     /// packets at once, so the kernel's coalescing would only add latency.
     fn set_nodelay(tcp: &Self::Tcp) -> io::Result<()>;
 
+    /// Sends the TCP acknowledgement of what has been read now, rather than with the next
+    /// write or when the kernel's delayed-ACK timer fires (on Linux: `TCP_QUICKACK`, see
+    /// [`push_tcp_ack`]). The driver asks for it when a wake read data and has nothing to
+    /// write back, as a publisher reading a PUBACK or a QoS 0 subscriber does. A broker with
+    /// Nagle's algorithm on (mosquitto's default, `set_tcp_nodelay false`) holds each small
+    /// packet until its previous one is acknowledged, so without this every PUBACK waits for
+    /// the client's next PUBLISH to carry the acknowledgement of the one before. The default
+    /// does nothing.
+    fn push_ack(tcp: &Self::Tcp) -> io::Result<()> {
+        let _ = tcp;
+        Ok(())
+    }
+
     /// Completes at `deadline`.
     fn sleep_until(&self, deadline: Instant) -> Self::Sleep;
 
@@ -82,6 +95,72 @@ pub trait Runtime: Clone + Send + Sync + 'static {
     }
 }
 
+/// Makes the kernel send the acknowledgement of received data now (Linux `TCP_QUICKACK`):
+/// what a [`Runtime::push_ack`] for a socket-backed stream calls. The option is not sticky;
+/// the kernel goes back to delaying acknowledgements on its own, so it is set each time.
+#[cfg(target_os = "linux")]
+pub fn push_tcp_ack(socket: &impl std::os::fd::AsFd) -> io::Result<()> {
+    socket2::SockRef::from(socket).set_tcp_quickack(true)
+}
+
+/// The runtime's TCP stream at the bottom of every transport (under TLS and WebSocket). A
+/// flush also pushes out the acknowledgement of data read since the last write
+/// ([`Runtime::push_ack`]); a write carries that acknowledgement itself.
+struct Tcp<R: Runtime> {
+    stream: R::Tcp,
+    read_since_write: bool,
+}
+
+impl<R: Runtime> AsyncRead for Tcp<R> {
+    fn poll_read(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+        buf: &mut [u8],
+    ) -> std::task::Poll<io::Result<usize>> {
+        let read = std::pin::Pin::new(&mut self.stream).poll_read(cx, buf);
+        if matches!(read, std::task::Poll::Ready(Ok(n)) if n > 0) {
+            self.read_since_write = true;
+        }
+        read
+    }
+}
+
+impl<R: Runtime> AsyncWrite for Tcp<R> {
+    fn poll_write(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+        buf: &[u8],
+    ) -> std::task::Poll<io::Result<usize>> {
+        let written = std::pin::Pin::new(&mut self.stream).poll_write(cx, buf);
+        if matches!(written, std::task::Poll::Ready(Ok(n)) if n > 0) {
+            self.read_since_write = false;
+        }
+        written
+    }
+
+    fn poll_flush(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<io::Result<()>> {
+        std::task::ready!(std::pin::Pin::new(&mut self.stream).poll_flush(cx))?;
+        if std::mem::take(&mut self.read_since_write) {
+            // Best effort: a socket that refuses the option still works, only slower
+            // against a broker that holds packets for acknowledgements.
+            if let Err(err) = R::push_ack(&self.stream) {
+                debug!(%err, "pushing the TCP acknowledgement failed");
+            }
+        }
+        std::task::Poll::Ready(Ok(()))
+    }
+
+    fn poll_close(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<io::Result<()>> {
+        std::pin::Pin::new(&mut self.stream).poll_close(cx)
+    }
+}
+
 /// Opens the transport `target` names: TCP, then TLS for `mqtts`/`wss`, then the WebSocket
 /// handshake (subprotocol `mqtt`, the URI's path, `headers`) for `ws`/`wss`.
 pub(crate) async fn open<R: Runtime>(
@@ -97,6 +176,10 @@ pub(crate) async fn open<R: Runtime>(
         .await?;
     R::set_nodelay(&tcp)?;
     debug!(host = %target.host, port = target.port, scheme = ?target.scheme, "TCP connected");
+    let tcp = Tcp::<R> {
+        stream: tcp,
+        read_since_write: false,
+    };
     let stream: Box<dyn Transport> = if target.scheme.is_tls() {
         open_tls(target, tls, tcp).await?
     } else {

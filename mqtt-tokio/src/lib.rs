@@ -89,6 +89,11 @@ impl Runtime for Tokio {
         tcp.get_ref().set_nodelay(true)
     }
 
+    #[cfg(target_os = "linux")]
+    fn push_ack(tcp: &Self::Tcp) -> io::Result<()> {
+        mqtt_client::push_tcp_ack(tcp.get_ref())
+    }
+
     fn sleep_until(&self, deadline: Instant) -> Self::Sleep {
         tokio::time::sleep_until(deadline.into())
     }
