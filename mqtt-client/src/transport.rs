@@ -66,12 +66,13 @@ pub trait Runtime: Clone + Send + Sync + 'static {
 
     /// Sends the TCP acknowledgement of what has been read now, rather than with the next
     /// write or when the kernel's delayed-ACK timer fires (on Linux: `TCP_QUICKACK`, see
-    /// [`push_tcp_ack`]). The driver asks for it when a wake read data and has nothing to
-    /// write back, as a publisher reading a PUBACK or a QoS 0 subscriber does. A broker with
-    /// Nagle's algorithm on (mosquitto's default, `set_tcp_nodelay false`) holds each small
-    /// packet until its previous one is acknowledged, so without this every PUBACK waits for
-    /// the client's next PUBLISH to carry the acknowledgement of the one before. The default
-    /// does nothing.
+    /// [`push_tcp_ack`]). The driver asks for it when a wake read data and wrote nothing
+    /// back, as a publisher reading a PUBACK or a QoS 0 subscriber does (at most once a
+    /// millisecond while publishes are in flight). A broker with Nagle's algorithm on
+    /// (mosquitto's default, `set_tcp_nodelay false`) holds each small packet until its
+    /// previous one is acknowledged: without this a steady publisher's every PUBACK waited
+    /// for its next PUBLISH, and a burst's PUBACKs for the kernel's delayed-ACK timer (40 ms).
+    /// The default does nothing.
     fn push_ack(tcp: &Self::Tcp) -> io::Result<()> {
         let _ = tcp;
         Ok(())
@@ -96,11 +97,16 @@ pub trait Runtime: Clone + Send + Sync + 'static {
 }
 
 /// Makes the kernel send the acknowledgement of received data now (Linux `TCP_QUICKACK`):
-/// what a [`Runtime::push_ack`] for a socket-backed stream calls. The option is not sticky;
-/// the kernel goes back to delaying acknowledgements on its own, so it is set each time.
+/// what a [`Runtime::push_ack`] for a socket-backed stream calls. Two `setsockopt` calls.
 #[cfg(target_os = "linux")]
 pub fn push_tcp_ack(socket: &impl std::os::fd::AsFd) -> io::Result<()> {
-    socket2::SockRef::from(socket).set_tcp_quickack(true)
+    let socket = socket2::SockRef::from(socket);
+    // Setting the option sends an acknowledgement the kernel is holding and leaves delayed
+    // acknowledgements off; clearing it turns them back on, so that the segments that follow
+    // are acknowledged by our writes as usual rather than each by a segment of its own.
+    // (Linux's value 2 does both in one call; socket2 passes only 0 and 1.)
+    socket.set_tcp_quickack(true)?;
+    socket.set_tcp_quickack(false)
 }
 
 /// The runtime's TCP stream at the bottom of every transport (under TLS and WebSocket). A
