@@ -250,27 +250,43 @@ enum Ended {
     Lost(ClientError),
 }
 
-/// How often a wake that leaves publishes of ours in flight may push the TCP acknowledgement
-/// (see [`AckDebt`]).
-const ACK_PUSH_INTERVAL: Duration = Duration::from_millis(1);
+/// The quiet spell that makes a read "lone" (see [`AckDebt`]): half the interval of a steady
+/// 1,000 msg/s flow, so that each of its packets counts as one.
+const ACK_QUIET: Duration = Duration::from_micros(500);
 
 /// The TCP acknowledgement of what the driver read. A write carries it. A wake that ends
-/// without a write pushes it ([`Runtime::push_ack`]): a broker with Nagle's algorithm on
-/// (mosquitto's default) holds its next packet until it comes, which made a burst of 10
-/// QoS 1 publishes wait 42 ms for the kernel's delayed-ACK timer, and a steady publisher
-/// wait one interval per PUBACK. With nothing of ours in flight it is pushed at once. With
-/// publishes in flight, at most once per [`ACK_PUSH_INTERVAL`], the rest waiting on the
-/// driver's timer: at full rate every read wake ends before the application has queued its
-/// next publishes, and a push on each cost 30-45% more CPU per message on Tokio.
+/// without a write pushes it ([`Runtime::push_ack`]), because a broker with Nagle's
+/// algorithm on (mosquitto's default) holds its next small packet until it comes: without
+/// the push a steady publisher's every PUBACK waited for its next PUBLISH (one interval), a
+/// burst's PUBACKs for the kernel's 40 ms delayed-ACK timer, and so did a QoS 0 subscriber's
+/// next message.
+///
+/// When: at once if the data came after [`ACK_QUIET`] without a read (a lone packet, which
+/// the broker may be waiting on); otherwise once reads have been quiet that long, on the
+/// driver's timer. Reads in quick succession are a stream the kernel acknowledges by itself,
+/// and pushing on every such wake cost 30-45% more CPU per message at full rate (and tripled
+/// it for a QoS 0 subscriber). Rate limits measured from the last *push* were tried and
+/// rebuilt the chain they were meant to break: the data a push releases arrives right after
+/// it, inside the limit, so its own push waited again, and QoS 0 deliveries at
+/// 1,000 msg/s took a millisecond each.
 #[derive(Debug, Default)]
 struct AckDebt {
+    /// Data read since the last write or push.
     owed: bool,
-    pushed_at: Option<Instant>,
+    /// Whether the first such read came after a quiet spell.
+    lone: bool,
+    last_read: Option<Instant>,
 }
 
 impl AckDebt {
-    fn read(&mut self) {
-        self.owed = true;
+    fn read(&mut self, now: Instant) {
+        if !self.owed {
+            self.owed = true;
+            self.lone = self
+                .last_read
+                .is_none_or(|at| now.saturating_duration_since(at) >= ACK_QUIET);
+        }
+        self.last_read = Some(now);
     }
 
     fn written(&mut self) {
@@ -278,19 +294,18 @@ impl AckDebt {
     }
 
     /// For a wake ending without a write: when to push, if anything is owed.
-    fn due(&self, now: Instant, in_flight: bool) -> Option<Instant> {
+    fn due(&self, now: Instant) -> Option<Instant> {
         if !self.owed {
             return None;
         }
-        match self.pushed_at {
-            Some(at) if in_flight => Some((at + ACK_PUSH_INTERVAL).max(now)),
+        match self.last_read {
+            Some(at) if !self.lone => Some((at + ACK_QUIET).max(now)),
             _ => Some(now),
         }
     }
 
-    fn pushed(&mut self, now: Instant) {
+    fn pushed(&mut self) {
         self.owed = false;
-        self.pushed_at = Some(now);
     }
 }
 
@@ -785,12 +800,11 @@ impl<R: Runtime> Driver<R> {
                 // The wake ends without a write: the acknowledgement of what it read is
                 // pushed now or at the instant `AckDebt` names (the transport's flush does
                 // it, below TLS and WebSocket).
-                let in_flight = self.session.packet_ids_in_use() > 0;
-                if let Some(at) = self.ack.due(now, in_flight)
+                if let Some(at) = self.ack.due(now)
                     && self.writing.is_empty()
                 {
                     if at <= now {
-                        self.ack.pushed(now);
+                        self.ack.pushed();
                         if let Poll::Ready(Err(err)) = Pin::new(&mut **transport).poll_flush(cx) {
                             self.write_failed(now, err);
                             continue;
@@ -828,7 +842,7 @@ impl<R: Runtime> Driver<R> {
             }
             Poll::Ready(Ok(n)) => {
                 self.session.handle_read(now, &buf[..n]);
-                self.ack.read();
+                self.ack.read(now);
                 true
             }
             Poll::Ready(Err(err)) => {
@@ -1332,29 +1346,45 @@ mod tests {
     use super::*;
 
     #[test]
-    fn an_owed_acknowledgement_is_pushed_at_once_when_idle_and_rate_limited_in_flight() {
+    fn a_lone_read_is_acknowledged_at_once_and_a_stream_once_it_pauses() {
         #[allow(clippy::disallowed_methods)] // a fixed origin; time only moves by additions
         let t0 = Instant::now();
         let mut ack = AckDebt::default();
-        assert_eq!(ack.due(t0, false), None, "nothing read, nothing owed");
+        assert_eq!(ack.due(t0), None, "nothing read, nothing owed");
 
-        ack.read();
-        assert_eq!(ack.due(t0, true), Some(t0), "no push yet: at once");
-        ack.pushed(t0);
-        assert_eq!(ack.due(t0, true), None, "pushed: nothing owed");
+        ack.read(t0);
+        assert_eq!(ack.due(t0), Some(t0), "the first read: at once");
+        ack.pushed();
+        assert_eq!(ack.due(t0), None, "pushed: nothing owed");
 
-        let t1 = t0 + Duration::from_micros(300);
-        ack.read();
+        // Reads in quick succession: pushed once they pause for `ACK_QUIET`.
+        let t1 = t0 + ACK_QUIET / 5;
+        ack.read(t1);
         assert_eq!(
-            ack.due(t1, true),
-            Some(t0 + ACK_PUSH_INTERVAL),
-            "in flight: one interval after the last push"
+            ack.due(t1),
+            Some(t1 + ACK_QUIET),
+            "a stream: when it pauses"
         );
-        assert_eq!(ack.due(t1, false), Some(t1), "nothing in flight: at once");
-        let t2 = t0 + ACK_PUSH_INTERVAL * 3;
-        assert_eq!(ack.due(t2, true), Some(t2), "the interval has passed");
+        let t2 = t1 + ACK_QUIET / 5;
+        ack.read(t2);
+        assert_eq!(
+            ack.due(t2),
+            Some(t2 + ACK_QUIET),
+            "the pause counts from the last read"
+        );
+        let t3 = t2 + ACK_QUIET * 2;
+        assert_eq!(ack.due(t3), Some(t3), "paused: now");
+        ack.pushed();
 
+        // What a push released arrives right after it, but after a quiet spell of reads.
+        let t4 = t3 + Duration::from_micros(20);
+        ack.read(t4);
+        assert_eq!(
+            ack.due(t4),
+            Some(t4),
+            "a lone read after the pause: at once"
+        );
         ack.written();
-        assert_eq!(ack.due(t2, true), None, "a write carried it");
+        assert_eq!(ack.due(t4), None, "a write carried it");
     }
 }

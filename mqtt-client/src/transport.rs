@@ -67,8 +67,8 @@ pub trait Runtime: Clone + Send + Sync + 'static {
     /// Sends the TCP acknowledgement of what has been read now, rather than with the next
     /// write or when the kernel's delayed-ACK timer fires (on Linux: `TCP_QUICKACK`, see
     /// [`push_tcp_ack`]). The driver asks for it when a wake read data and wrote nothing
-    /// back, as a publisher reading a PUBACK or a QoS 0 subscriber does (at most once a
-    /// millisecond while publishes are in flight). A broker with Nagle's algorithm on
+    /// back, as a publisher reading a PUBACK or a QoS 0 subscriber does: at once for a lone
+    /// packet, and for a stream of reads once it pauses. A broker with Nagle's algorithm on
     /// (mosquitto's default, `set_tcp_nodelay false`) holds each small packet until its
     /// previous one is acknowledged: without this a steady publisher's every PUBACK waited
     /// for its next PUBLISH, and a burst's PUBACKs for the kernel's delayed-ACK timer (40 ms).
