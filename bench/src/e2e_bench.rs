@@ -83,9 +83,9 @@ use std::time::{Duration, Instant};
 
 use futures_util::StreamExt;
 use futures_util::stream::FuturesUnordered;
-use mqtt_client::proto::{ByteString, QoS};
-use mqtt_client::{ClientConfig, MqttClient, Runtime};
 use mqtt_test_support::Mosquitto;
+use sansmqtt_client::proto::{ByteString, QoS};
+use sansmqtt_client::{ClientConfig, MqttClient, Runtime};
 
 mod modes;
 
@@ -465,14 +465,14 @@ fn child_main(imp: Impl, options: &Options) -> Result<(), String> {
         };
         match imp {
             Impl::OursTokio => tokio(options, |o| {
-                Box::pin(async move { run_ours::<mqtt_tokio::Tokio>(&o).await })
+                Box::pin(async move { run_ours::<sansmqtt_tokio::Tokio>(&o).await })
             }),
             Impl::OursTokioNagle => tokio(options, |o| {
                 Box::pin(async move { run_ours::<TokioNagle>(&o).await })
             }),
             Impl::Rumqttc => tokio(options, |o| Box::pin(async move { run_rumqttc(&o).await })),
             Impl::OursSmol => smol(options, |o| {
-                Box::pin(async move { run_ours::<mqtt_async_std::AsyncIo>(&o).await })
+                Box::pin(async move { run_ours::<sansmqtt_async_std::AsyncIo>(&o).await })
             }),
             Impl::OursSmolNagle => smol(options, |o| {
                 Box::pin(async move { run_ours::<SmolNagle>(&o).await })
@@ -482,9 +482,9 @@ fn child_main(imp: Impl, options: &Options) -> Result<(), String> {
     } else {
         match imp {
             Impl::OursTokio => {
-                tokio_runtime(options)?.block_on(run_ours::<mqtt_tokio::Tokio>(options))
+                tokio_runtime(options)?.block_on(run_ours::<sansmqtt_tokio::Tokio>(options))
             }
-            Impl::OursSmol => smol::block_on(run_ours::<mqtt_async_std::AsyncIo>(options)),
+            Impl::OursSmol => smol::block_on(run_ours::<sansmqtt_async_std::AsyncIo>(options)),
             Impl::Rumqttc => tokio_runtime(options)?.block_on(run_rumqttc(options)),
             Impl::OursTokioNagle => {
                 tokio_runtime(options)?.block_on(run_ours::<TokioNagle>(options))
@@ -521,10 +521,10 @@ fn child_mode(imp: Impl, options: &Options) -> Result<modes::Fields, String> {
         modes::raise_nofile();
         return match imp {
             Impl::OursTokio | Impl::OursTokioNagle => {
-                tokio_runtime(options)?.block_on(modes::idle_ours::<mqtt_tokio::Tokio>(options))
+                tokio_runtime(options)?.block_on(modes::idle_ours::<sansmqtt_tokio::Tokio>(options))
             }
             Impl::OursSmol | Impl::OursSmolNagle => {
-                smol::block_on(modes::idle_ours::<mqtt_async_std::AsyncIo>(options))
+                smol::block_on(modes::idle_ours::<sansmqtt_async_std::AsyncIo>(options))
             }
             Impl::Rumqttc => tokio_runtime(options)?.block_on(modes::idle_rumqttc(options)),
             Impl::MosquittoPub => Err("mosquitto_pub is run by the parent".to_owned()),
@@ -532,12 +532,14 @@ fn child_mode(imp: Impl, options: &Options) -> Result<modes::Fields, String> {
     }
     match imp {
         Impl::OursTokio => {
-            tokio_runtime(options)?.block_on(modes::latency_ours::<mqtt_tokio::Tokio>(options))
+            tokio_runtime(options)?.block_on(modes::latency_ours::<sansmqtt_tokio::Tokio>(options))
         }
         Impl::OursTokioNagle => {
             tokio_runtime(options)?.block_on(modes::latency_ours::<TokioNagle>(options))
         }
-        Impl::OursSmol => smol::block_on(modes::latency_ours::<mqtt_async_std::AsyncIo>(options)),
+        Impl::OursSmol => {
+            smol::block_on(modes::latency_ours::<sansmqtt_async_std::AsyncIo>(options))
+        }
         Impl::OursSmolNagle => smol::block_on(modes::latency_ours::<SmolNagle>(options)),
         Impl::Rumqttc => tokio_runtime(options)?.block_on(modes::latency_rumqttc(options)),
         Impl::MosquittoPub => Err("mosquitto_pub is run by the parent".to_owned()),
@@ -823,20 +825,20 @@ async fn run_rumqttc(options: &Options) -> Result<Measured, String> {
 }
 
 /// Our Tokio adapter with Nagle's algorithm back on (the adapters set TCP_NODELAY): shows what
-/// kernel-side coalescing would buy. Everything else is `mqtt_tokio::Tokio`.
+/// kernel-side coalescing would buy. Everything else is `sansmqtt_tokio::Tokio`.
 #[derive(Debug, Clone, Copy, Default)]
 struct TokioNagle;
 
 impl Runtime for TokioNagle {
-    type Tcp = <mqtt_tokio::Tokio as Runtime>::Tcp;
-    type Sleep = <mqtt_tokio::Tokio as Runtime>::Sleep;
+    type Tcp = <sansmqtt_tokio::Tokio as Runtime>::Tcp;
+    type Sleep = <sansmqtt_tokio::Tokio as Runtime>::Sleep;
 
     fn connect_tcp(
         &self,
         host: String,
         port: u16,
     ) -> impl Future<Output = io::Result<Self::Tcp>> + Send {
-        mqtt_tokio::Tokio.connect_tcp(host, port)
+        sansmqtt_tokio::Tokio.connect_tcp(host, port)
     }
 
     fn set_nodelay(tcp: &Self::Tcp) -> io::Result<()> {
@@ -844,18 +846,18 @@ impl Runtime for TokioNagle {
     }
 
     fn push_ack(tcp: &Self::Tcp) -> io::Result<()> {
-        mqtt_tokio::Tokio::push_ack(tcp)
+        sansmqtt_tokio::Tokio::push_ack(tcp)
     }
 
     fn sleep_until(&self, deadline: Instant) -> Self::Sleep {
-        mqtt_tokio::Tokio.sleep_until(deadline)
+        sansmqtt_tokio::Tokio.sleep_until(deadline)
     }
 
     fn spawn<F>(&self, future: F)
     where
         F: Future<Output = ()> + Send + 'static,
     {
-        mqtt_tokio::Tokio.spawn(future);
+        sansmqtt_tokio::Tokio.spawn(future);
     }
 }
 
@@ -864,15 +866,15 @@ impl Runtime for TokioNagle {
 struct SmolNagle;
 
 impl Runtime for SmolNagle {
-    type Tcp = <mqtt_async_std::AsyncIo as Runtime>::Tcp;
-    type Sleep = <mqtt_async_std::AsyncIo as Runtime>::Sleep;
+    type Tcp = <sansmqtt_async_std::AsyncIo as Runtime>::Tcp;
+    type Sleep = <sansmqtt_async_std::AsyncIo as Runtime>::Sleep;
 
     fn connect_tcp(
         &self,
         host: String,
         port: u16,
     ) -> impl Future<Output = io::Result<Self::Tcp>> + Send {
-        mqtt_async_std::AsyncIo.connect_tcp(host, port)
+        sansmqtt_async_std::AsyncIo.connect_tcp(host, port)
     }
 
     fn set_nodelay(tcp: &Self::Tcp) -> io::Result<()> {
@@ -880,18 +882,18 @@ impl Runtime for SmolNagle {
     }
 
     fn push_ack(tcp: &Self::Tcp) -> io::Result<()> {
-        mqtt_async_std::AsyncIo::push_ack(tcp)
+        sansmqtt_async_std::AsyncIo::push_ack(tcp)
     }
 
     fn sleep_until(&self, deadline: Instant) -> Self::Sleep {
-        mqtt_async_std::AsyncIo.sleep_until(deadline)
+        sansmqtt_async_std::AsyncIo.sleep_until(deadline)
     }
 
     fn spawn<F>(&self, future: F)
     where
         F: Future<Output = ()> + Send + 'static,
     {
-        mqtt_async_std::AsyncIo.spawn(future);
+        sansmqtt_async_std::AsyncIo.spawn(future);
     }
 }
 

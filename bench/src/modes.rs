@@ -8,8 +8,8 @@ use std::time::{Duration, Instant};
 
 use futures_util::StreamExt;
 use hdrhistogram::Histogram;
-use mqtt_client::proto::ByteString;
-use mqtt_client::{ClientConfig, MqttClient, Runtime};
+use sansmqtt_client::proto::ByteString;
+use sansmqtt_client::{ClientConfig, MqttClient, Runtime};
 use tokio::sync::mpsc::UnboundedReceiver;
 
 use crate::{Options, PROGRESS, qos_of, rumqttc_qos, usage};

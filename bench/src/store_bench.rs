@@ -17,7 +17,7 @@ use std::time::{Duration, Instant};
 use futures_util::StreamExt;
 use futures_util::stream::FuturesUnordered;
 use mqtt_test_support::Mosquitto;
-use mqtt_tokio::{ClientConfig, MqttClient, QoS};
+use sansmqtt_tokio::{ClientConfig, MqttClient, QoS};
 
 struct Outcome {
     rate: f64,
@@ -43,7 +43,7 @@ async fn run(
     let syncs_before = client.store_stats().map_or(0, |s| s.syncs);
     let payload = bytes_of(64);
     let started = Instant::now();
-    let mut pending: FuturesUnordered<mqtt_tokio::PublishFuture> = FuturesUnordered::new();
+    let mut pending: FuturesUnordered<sansmqtt_tokio::PublishFuture> = FuturesUnordered::new();
     for i in 0..messages {
         if pending.len() >= concurrency {
             pending.next().await.unwrap().unwrap();

@@ -9,8 +9,8 @@ use std::io::{self, Read, Write};
 use std::net::TcpStream;
 use std::time::{Duration, Instant};
 
-use mqtt_proto::{Disconnect, ProtocolVersion, Publish, QoS, ReasonCode, SubscribeFilter};
-use mqtt_session::{ConnectOptions, Event, Session, SessionConfig};
+use sansmqtt_proto::{Disconnect, ProtocolVersion, Publish, QoS, ReasonCode, SubscribeFilter};
+use sansmqtt_session::{ConnectOptions, Event, Session, SessionConfig};
 
 fn main() -> io::Result<()> {
     tracing_subscriber::fmt::init();

@@ -4,7 +4,7 @@
 //!
 //! `cargo run -p mqtt-examples --example publisher_async_std -- [URI]`
 
-use mqtt_async_std::{ClientConfig, ClientError, MqttClient, QoS};
+use sansmqtt_async_std::{ClientConfig, ClientError, MqttClient, QoS};
 use tracing::info;
 
 fn main() -> Result<(), ClientError> {

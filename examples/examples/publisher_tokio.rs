@@ -4,7 +4,7 @@
 //!
 //! `cargo run -p mqtt-examples --example publisher_tokio -- [URI]`
 
-use mqtt_tokio::{ClientConfig, ClientError, MqttClient, QoS};
+use sansmqtt_tokio::{ClientConfig, ClientError, MqttClient, QoS};
 use tracing::info;
 
 #[tokio::main]

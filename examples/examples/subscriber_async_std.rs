@@ -4,7 +4,7 @@
 //! `cargo run -p mqtt-examples --example subscriber_async_std -- [URI] [COUNT]`
 #![allow(clippy::print_stdout)]
 
-use mqtt_async_std::{ClientConfig, ClientError, MqttClient, QoS};
+use sansmqtt_async_std::{ClientConfig, ClientError, MqttClient, QoS};
 
 fn main() -> Result<(), ClientError> {
     tracing_subscriber::fmt::init();

@@ -4,7 +4,7 @@
 //! `cargo run -p mqtt-examples --example subscriber_tokio -- [URI] [COUNT]`
 #![allow(clippy::print_stdout)]
 
-use mqtt_tokio::{ClientConfig, ClientError, MqttClient, QoS};
+use sansmqtt_tokio::{ClientConfig, ClientError, MqttClient, QoS};
 
 #[tokio::main]
 async fn main() -> Result<(), ClientError> {

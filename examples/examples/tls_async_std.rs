@@ -7,7 +7,7 @@
 //! `rustls::ClientConfig` (custom verifier, ALPN, in-memory keys) from `.tls_config(..)`.
 #![allow(clippy::print_stdout)]
 
-use mqtt_async_std::{ClientConfig, ClientError, MqttClient, QoS};
+use sansmqtt_async_std::{ClientConfig, ClientError, MqttClient, QoS};
 
 fn main() -> Result<(), ClientError> {
     tracing_subscriber::fmt::init();

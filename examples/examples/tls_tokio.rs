@@ -7,7 +7,7 @@
 //! `rustls::ClientConfig` (custom verifier, ALPN, in-memory keys) from `.tls_config(..)`.
 #![allow(clippy::print_stdout)]
 
-use mqtt_tokio::{ClientConfig, ClientError, MqttClient, QoS};
+use sansmqtt_tokio::{ClientConfig, ClientError, MqttClient, QoS};
 
 #[tokio::main]
 async fn main() -> Result<(), ClientError> {

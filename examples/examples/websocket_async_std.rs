@@ -6,7 +6,7 @@
 
 use std::time::Duration;
 
-use mqtt_async_std::{ClientConfig, ClientError, MqttClient, QoS};
+use sansmqtt_async_std::{ClientConfig, ClientError, MqttClient, QoS};
 
 fn main() -> Result<(), ClientError> {
     tracing_subscriber::fmt::init();

@@ -6,7 +6,7 @@
 
 use std::time::Duration;
 
-use mqtt_tokio::{ClientConfig, ClientError, MqttClient, QoS};
+use sansmqtt_tokio::{ClientConfig, ClientError, MqttClient, QoS};
 
 #[tokio::main]
 async fn main() -> Result<(), ClientError> {

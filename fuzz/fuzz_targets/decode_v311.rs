@@ -3,4 +3,4 @@
 
 use libfuzzer_sys::fuzz_target;
 
-fuzz_target!(|data: &[u8]| mqtt_fuzz::decode_stream(data, mqtt_proto::ProtocolVersion::V311));
+fuzz_target!(|data: &[u8]| mqtt_fuzz::decode_stream(data, sansmqtt_proto::ProtocolVersion::V311));

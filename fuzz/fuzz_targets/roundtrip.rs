@@ -5,7 +5,7 @@
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
-use mqtt_proto::{BytesMut, Encode, MAX_PACKET_SIZE, ProtocolVersion, decode};
+use sansmqtt_proto::{BytesMut, Encode, MAX_PACKET_SIZE, ProtocolVersion, decode};
 
 fuzz_target!(|data: &[u8]| {
     let Some((&selector, rest)) = data.split_first() else {

@@ -10,8 +10,8 @@
 use std::time::{Duration, Instant};
 
 use libfuzzer_sys::fuzz_target;
-use mqtt_proto::{ConnAck, Encode, ProtocolVersion, Publish, QoS, SubscribeFilter};
-use mqtt_session::{AckMode, ConnectOptions, ConnectionState, Session, SessionConfig};
+use sansmqtt_proto::{ConnAck, Encode, ProtocolVersion, Publish, QoS, SubscribeFilter};
+use sansmqtt_session::{AckMode, ConnectOptions, ConnectionState, Session, SessionConfig};
 
 const MAX_PACKET: u32 = 4096;
 
@@ -93,7 +93,7 @@ fuzz_target!(|data: &[u8]| {
             }
         }
         while let Some(event) = session.poll_event() {
-            if let mqtt_session::Event::Message(message) = event
+            if let sansmqtt_session::Event::Message(message) = event
                 && let Some(token) = message.ack
             {
                 acks.push(token);

@@ -1,6 +1,6 @@
 //! Checks shared by the decoder fuzz targets.
 
-use mqtt_proto::{BytesMut, Encode, MAX_PACKET_SIZE, Packet, ProtocolVersion, decode};
+use sansmqtt_proto::{BytesMut, Encode, MAX_PACKET_SIZE, Packet, ProtocolVersion, decode};
 
 /// Decodes `data` as a stream of `version` packets, packet after packet until the input is
 /// exhausted (`Ok(None)`) or an error. Decoding must never panic, must consume bytes for every

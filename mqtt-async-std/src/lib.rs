@@ -1,8 +1,8 @@
 //! An MQTT 3.1.1 / 5.0 client for the async-io stack (async-std and smol): amqtt's
 //! `MQTTClient` API over TCP, TLS (rustls), WebSocket and WebSocket over TLS.
 //!
-//! The protocol lives in the sans-IO [`mqtt_session`](crate::session) core and the client logic (driver,
-//! reconnects, TLS and WebSocket set-up) in the runtime-neutral `mqtt_client`; this crate
+//! The protocol lives in the sans-IO [`sansmqtt_session`](crate::session) core and the client logic (driver,
+//! reconnects, TLS and WebSocket set-up) in the runtime-neutral `sansmqtt_client`; this crate
 //! re-exports all of it and only supplies async-net's TCP, async-io's timer and a spawn. The same client works under
 //! async-std's and smol's executors: the connection's task runs on smol's global executor, and
 //! I/O and timers run on async-io's reactor, which both executors share. An application
@@ -10,9 +10,9 @@
 //! wake per batch of messages.
 //!
 //! ```no_run
-//! use mqtt_async_std::{ClientConfig, MqttClient, QoS};
+//! use sansmqtt_async_std::{ClientConfig, MqttClient, QoS};
 //!
-//! # fn main() -> Result<(), mqtt_async_std::ClientError> {
+//! # fn main() -> Result<(), sansmqtt_async_std::ClientError> {
 //! smol::block_on(async {
 //!     let client = MqttClient::new(None, ClientConfig::default());
 //!     client.connect("mqtt://127.0.0.1:1883/").await?;
@@ -69,7 +69,7 @@ use std::time::Instant;
 
 use async_net::TcpStream;
 
-pub use mqtt_client::*;
+pub use sansmqtt_client::*;
 
 /// async-net's TCP, async-io's timer, smol's global executor.
 #[derive(Debug, Clone, Copy, Default)]
@@ -105,7 +105,7 @@ impl Runtime for AsyncIo {
 
     #[cfg(target_os = "linux")]
     fn push_ack(tcp: &Self::Tcp) -> io::Result<()> {
-        mqtt_client::push_tcp_ack(tcp)
+        sansmqtt_client::push_tcp_ack(tcp)
     }
 
     fn sleep_until(&self, deadline: Instant) -> Self::Sleep {
@@ -121,5 +121,5 @@ impl Runtime for AsyncIo {
 }
 
 // `MqttClient`, `Connecting<'a>`, `Publishing<'a>`, ... with the runtime fixed; explicit items
-// shadow the glob re-export above, so `mqtt_async_std::Publishing<'_>` names this runtime's builder.
-mqtt_client::runtime_aliases!(AsyncIo);
+// shadow the glob re-export above, so `sansmqtt_async_std::Publishing<'_>` names this runtime's builder.
+sansmqtt_client::runtime_aliases!(AsyncIo);

@@ -7,5 +7,5 @@ fn block_on<F: std::future::Future>(future: F) -> F::Output {
     async_std::task::block_on(future)
 }
 
-mqtt_test_support::client_suite!(mqtt_async_std::AsyncIo, block_on);
-mqtt_test_support::delivery_suite!(mqtt_async_std::AsyncIo, block_on);
+mqtt_test_support::client_suite!(sansmqtt_async_std::AsyncIo, block_on);
+mqtt_test_support::delivery_suite!(sansmqtt_async_std::AsyncIo, block_on);

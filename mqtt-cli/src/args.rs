@@ -5,14 +5,14 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use clap::{ArgAction, Args, Parser, Subcommand};
-use mqtt_tokio::{ProtocolVersion, QoS};
+use sansmqtt_tokio::{ProtocolVersion, QoS};
 
 use crate::error::exit_status_help;
 
-/// `mqtt`: publish, subscribe and benchmark MQTT from the shell.
+/// `sansmqtt`: publish, subscribe and benchmark MQTT from the shell.
 #[derive(Debug, Parser)]
 #[command(
-    name = "mqtt",
+    name = "sansmqtt",
     version,
     about = "Publish, subscribe and benchmark MQTT 3.1.1 / 5.0 brokers (mqtt, mqtts, ws, wss)",
     after_help = TOP_HELP,
@@ -40,9 +40,9 @@ pub(crate) enum Command {
 
 const TOP_HELP: &str = concat!(
     "Examples:
-  mqtt pub -t sensors/1 -m 21.5 -q 1
-  mqtt sub -t 'sensors/#' -v -C 10
-  mqtt bench --publishers 10 --subscribers 1 --rate 100 --duration 10s
+  sansmqtt pub -t sensors/1 -m 21.5 -q 1
+  sansmqtt sub -t 'sensors/#' -v -C 10
+  sansmqtt bench --publishers 10 --subscribers 1 --rate 100 --duration 10s
 
 Run `mqtt <COMMAND> --help` for each command's options.
 
@@ -52,12 +52,12 @@ Run `mqtt <COMMAND> --help` for each command's options.
 
 const PUB_HELP: &str = concat!(
     "Examples:
-  mqtt pub -t greetings -m hello
-  mqtt pub -L mqtts://user:secret@broker.example:8883 --cafile ca.pem -t a/b -m hi -q 2 -r
-  tail -f app.log | mqtt pub -t logs/app -l -q 1
-  mqtt pub -t cmd/reply -V 5 -m ok --user-property origin cli --content-type text/plain
-  mqtt pub -t tick -m beat --repeat 10 --interval 500ms
-  mqtt pub -t retained/topic -n -r           # clear a retained message
+  sansmqtt pub -t greetings -m hello
+  sansmqtt pub -L mqtts://user:secret@broker.example:8883 --cafile ca.pem -t a/b -m hi -q 2 -r
+  tail -f app.log | sansmqtt pub -t logs/app -l -q 1
+  sansmqtt pub -t cmd/reply -V 5 -m ok --user-property origin cli --content-type text/plain
+  sansmqtt pub -t tick -m beat --repeat 10 --interval 500ms
+  sansmqtt pub -t retained/topic -n -r           # clear a retained message
 
 ",
     exit_status_help!()
@@ -72,10 +72,10 @@ const SUB_HELP: &str = concat!(
             %l payload length, %% a percent sign; \\n, \\t and \\\\ are escapes
 
 Examples:
-  mqtt sub -t 'sensors/#' -v
-  mqtt sub -t a/b -t c/d -q 1 -C 1 -W 5s         # first message, or exit 7 after 5 s
-  mqtt sub -L ws://localhost:8080/mqtt -t '#' -F json | jq .payload
-  mqtt sub -t 'logs/+' -F '%t [%q] %p'
+  sansmqtt sub -t 'sensors/#' -v
+  sansmqtt sub -t a/b -t c/d -q 1 -C 1 -W 5s         # first message, or exit 7 after 5 s
+  sansmqtt sub -L ws://localhost:8080/mqtt -t '#' -F json | jq .payload
+  sansmqtt sub -t 'logs/+' -F '%t [%q] %p'
 
 ",
     exit_status_help!()
@@ -89,9 +89,9 @@ latency is measured from the publish call to the delivery to a subscriber.
 A status line is shown every second (on stderr); the summary goes to stdout.
 
 Examples:
-  mqtt bench --publishers 10 --subscribers 1 -q 1 --rate 1000 --duration 10s
-  mqtt bench --publishers 1 --subscribers 0 --count 100000 --size 1024   # raw publish rate
-  mqtt bench --publishers 5000 --subscribers 5000 --sub-topic bench/%i --rate 1 \\
+  sansmqtt bench --publishers 10 --subscribers 1 -q 1 --rate 1000 --duration 10s
+  sansmqtt bench --publishers 1 --subscribers 0 --count 100000 --size 1024   # raw publish rate
+  sansmqtt bench --publishers 5000 --subscribers 5000 --sub-topic bench/%i --rate 1 \\
              --ramp-up 20s --duration 30s --json          # 10,000 connections
 
 ",
@@ -230,7 +230,7 @@ pub(crate) struct ConnArgs {
     help: Option<bool>,
 }
 
-/// `mqtt pub`.
+/// `sansmqtt pub`.
 #[derive(Debug, Args)]
 pub(crate) struct PubArgs {
     /// Connection options.
@@ -309,7 +309,7 @@ pub(crate) struct PayloadSource {
     pub(crate) stdin: bool,
 }
 
-/// `mqtt sub`.
+/// `sansmqtt sub`.
 #[derive(Debug, Args)]
 pub(crate) struct SubArgs {
     /// Connection options.
@@ -344,7 +344,7 @@ pub(crate) struct SubArgs {
     pub(crate) manual_ack: bool,
 }
 
-/// `mqtt bench`.
+/// `sansmqtt bench`.
 #[derive(Debug, Args)]
 pub(crate) struct BenchArgs {
     /// Connection options.
@@ -494,8 +494,8 @@ mod tests {
     #[test]
     fn mosquitto_spellings_parse() {
         let cli = Cli::try_parse_from([
-            "mqtt", "pub", "-h", "broker", "-p", "1884", "-t", "a/b", "-m", "x", "-q", "2", "-r",
-            "-c", "-i", "me", "-k", "30", "-V", "mqttv5", "-u", "user", "-P", "pw",
+            "sansmqtt", "pub", "-h", "broker", "-p", "1884", "-t", "a/b", "-m", "x", "-q", "2",
+            "-r", "-c", "-i", "me", "-k", "30", "-V", "mqttv5", "-u", "user", "-P", "pw",
         ])
         .expect("parses");
         let Command::Pub(args) = cli.command else {
@@ -510,8 +510,8 @@ mod tests {
 
     #[test]
     fn pub_needs_exactly_one_payload_source() {
-        assert!(Cli::try_parse_from(["mqtt", "pub", "-t", "a"]).is_err());
-        assert!(Cli::try_parse_from(["mqtt", "pub", "-t", "a", "-m", "x", "-n"]).is_err());
-        assert!(Cli::try_parse_from(["mqtt", "pub", "-t", "a", "-l"]).is_ok());
+        assert!(Cli::try_parse_from(["sansmqtt", "pub", "-t", "a"]).is_err());
+        assert!(Cli::try_parse_from(["sansmqtt", "pub", "-t", "a", "-m", "x", "-n"]).is_err());
+        assert!(Cli::try_parse_from(["sansmqtt", "pub", "-t", "a", "-l"]).is_ok());
     }
 }

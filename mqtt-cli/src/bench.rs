@@ -1,4 +1,4 @@
-//! `mqtt bench`: N publishing and M subscribing connections from one process, a target rate per
+//! `sansmqtt bench`: N publishing and M subscribing connections from one process, a target rate per
 //! publisher, publish-to-delivery latency from a timestamp in every payload, a status line
 //! every second and a summary (text or `--json`).
 //!
@@ -18,7 +18,7 @@ use bytes::{BufMut as _, Bytes, BytesMut};
 use futures_util::StreamExt as _;
 use futures_util::stream::FuturesUnordered;
 use hdrhistogram::Histogram;
-use mqtt_tokio::{ClientError, ConnectionEvent, MqttClient, QoS};
+use sansmqtt_tokio::{ClientError, ConnectionEvent, MqttClient, QoS};
 use serde::Serialize;
 use tokio::sync::{Semaphore, watch};
 use tokio::task::JoinSet;
@@ -34,7 +34,7 @@ pub(crate) const HEADER: usize = 8 + 4 + 8;
 /// queues them and keeps its own in-flight window on the wire (`--inflight`).
 const PIPELINE: usize = 256;
 
-/// Runs `mqtt bench`.
+/// Runs `sansmqtt bench`.
 pub(crate) async fn run(args: BenchArgs) -> Result<(), CliError> {
     let plan = Plan::new(&args)?;
     let nofile = raise_nofile_limit();
@@ -304,10 +304,10 @@ impl Plan {
             concurrency: args.connect_concurrency.max(1),
         };
         let topic = plan.topic(0);
-        mqtt_tokio::proto::topic::validate_topic_name(&topic)
+        sansmqtt_tokio::proto::topic::validate_topic_name(&topic)
             .map_err(|source| CliError::InvalidTopic { topic, source })?;
         let filter = plan.filter(0);
-        mqtt_tokio::proto::topic::validate_topic_filter(&filter).map_err(|source| {
+        sansmqtt_tokio::proto::topic::validate_topic_filter(&filter).map_err(|source| {
             CliError::InvalidTopic {
                 topic: filter,
                 source,
@@ -348,7 +348,7 @@ impl Plan {
                 exact.get(&topic).copied().unwrap_or(0)
                     + wildcard
                         .iter()
-                        .filter(|(filter, _)| mqtt_tokio::proto::topic::matches(filter, &topic))
+                        .filter(|(filter, _)| sansmqtt_tokio::proto::topic::matches(filter, &topic))
                         .map(|(_, n)| n)
                         .sum::<u64>()
             })
@@ -577,7 +577,7 @@ struct PublishJob {
 
 impl PublishJob {
     async fn run(mut self, client: MqttClient, stats: Arc<Stats>) -> MqttClient {
-        let topic = mqtt_tokio::proto::ByteString::from(self.topic.as_str());
+        let topic = sansmqtt_tokio::proto::ByteString::from(self.topic.as_str());
         let period = (self.rate > 0.0).then(|| Duration::from_secs_f64(1.0 / self.rate));
         let publisher = u32::try_from(self.index).unwrap_or(u32::MAX);
         let mut pending = FuturesUnordered::new();
@@ -940,7 +940,7 @@ impl Summary {
         let l = &self.latency_us;
         writeln!(
             out,
-            "mqtt bench: {} publishers, {} subscribers, QoS {}, {}-byte payloads, {}",
+            "sansmqtt bench: {} publishers, {} subscribers, QoS {}, {}-byte payloads, {}",
             self.publishers,
             self.subscribers,
             self.qos,

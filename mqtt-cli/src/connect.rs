@@ -4,7 +4,7 @@
 use std::path::Path;
 
 use futures_util::{FutureExt as _, StreamExt as _};
-use mqtt_tokio::{
+use sansmqtt_tokio::{
     ClientConfig, ClientError, ConnAck, ConnectionEvent, MqttClient, ProtocolVersion, Target,
     WillConfig,
 };
@@ -80,7 +80,7 @@ impl Connection {
             config.check_hostname = false;
         }
         if let Some(topic) = &args.will_topic {
-            mqtt_tokio::proto::topic::validate_topic_name(topic).map_err(|source| {
+            sansmqtt_tokio::proto::topic::validate_topic_name(topic).map_err(|source| {
                 CliError::InvalidTopic {
                     topic: topic.clone(),
                     source,
@@ -208,7 +208,7 @@ mod tests {
     use clap::Parser;
 
     fn conn(args: &[&str]) -> Result<Connection, CliError> {
-        let mut argv = vec!["mqtt", "sub", "-t", "x"];
+        let mut argv = vec!["sansmqtt", "sub", "-t", "x"];
         argv.extend_from_slice(args);
         let cli = crate::args::Cli::try_parse_from(argv).expect("parses");
         let crate::args::Command::Sub(sub) = cli.command else {

@@ -3,7 +3,7 @@
 use std::io;
 use std::path::PathBuf;
 
-use mqtt_tokio::{ClientError, ReasonCode, UriError};
+use sansmqtt_tokio::{ClientError, ReasonCode, UriError};
 
 /// Exit statuses, as `--help` documents them (kept in one place so code and text agree).
 pub(crate) mod exit {
@@ -118,7 +118,7 @@ pub(crate) enum CliError {
         /// The topic as given.
         topic: String,
         /// What is wrong with it.
-        source: mqtt_tokio::proto::topic::TopicError,
+        source: sansmqtt_tokio::proto::topic::TopicError,
     },
     /// An input file (or stdin) could not be read.
     #[error("cannot read {what}: {source}")]

@@ -1,10 +1,10 @@
-//! How `mqtt sub` prints a message: plain, JSON lines, or a `%`-template.
+//! How `sansmqtt sub` prints a message: plain, JSON lines, or a `%`-template.
 
 use std::borrow::Cow;
 use std::io::{self, Write};
 
 use base64::Engine as _;
-use mqtt_tokio::ApplicationMessage;
+use sansmqtt_tokio::ApplicationMessage;
 use serde::Serialize;
 
 use crate::error::{CliError, OptionError};

@@ -1,10 +1,10 @@
-//! `mqtt`: publish, subscribe and benchmark MQTT brokers from the shell, on `mqtt-tokio`.
+//! `sansmqtt`: publish, subscribe and benchmark MQTT brokers from the shell, on `sansmqtt-tokio`.
 //!
-//! `mqtt pub` and `mqtt sub` take the options mosquitto_pub / mosquitto_sub and
+//! `sansmqtt pub` and `sansmqtt sub` take the options mosquitto_pub / mosquitto_sub and
 //! amqtt_pub / amqtt_sub users know (`-h -p -t -m -q -r -l -C -W -v`, `--url`, `--cafile`,
-//! ...); `mqtt bench` opens N publishing and M subscribing connections and measures rate and
+//! ...); `sansmqtt bench` opens N publishing and M subscribing connections and measures rate and
 //! publish-to-delivery latency. Errors are one line on stderr and a documented exit status
-//! (`mqtt --help`).
+//! (`sansmqtt --help`).
 #![forbid(unsafe_code)]
 
 mod args;
@@ -126,8 +126,9 @@ fn init_tracing(debug: u8) {
         return;
     }
     let level = if debug == 1 { "debug" } else { "trace" };
-    let default =
-        format!("mqtt={level},mqtt_tokio={level},mqtt_client={level},mqtt_session={level},warn");
+    let default = format!(
+        "mqtt={level},sansmqtt_tokio={level},sansmqtt_client={level},sansmqtt_session={level},warn"
+    );
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default));
     let _ = tracing_subscriber::fmt()

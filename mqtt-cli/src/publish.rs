@@ -1,10 +1,10 @@
-//! `mqtt pub`: one message (from `-m`, `-f`, `-n` or all of stdin with `-s`), repeated
+//! `sansmqtt pub`: one message (from `-m`, `-f`, `-n` or all of stdin with `-s`), repeated
 //! `--repeat` times, or one message per stdin line with `-l`.
 
 use bytes::Bytes;
 use futures_util::StreamExt as _;
 use futures_util::stream::FuturesOrdered;
-use mqtt_tokio::{
+use sansmqtt_tokio::{
     MqttClient, ProtocolVersion, PublishFuture, PublishProperties, QoS, UserProperty,
 };
 use tokio::io::{AsyncBufReadExt as _, AsyncReadExt as _, BufReader};
@@ -18,10 +18,10 @@ use crate::error::{CliError, Stage};
 /// trip at a time; the client's own in-flight window still applies on the wire.
 const PIPELINE: usize = 256;
 
-/// Runs `mqtt pub`.
+/// Runs `sansmqtt pub`.
 pub(crate) async fn run(args: PubArgs) -> Result<(), CliError> {
     let conn = Connection::from_args(&args.conn)?;
-    mqtt_tokio::proto::topic::validate_topic_name(&args.topic).map_err(|source| {
+    sansmqtt_tokio::proto::topic::validate_topic_name(&args.topic).map_err(|source| {
         CliError::InvalidTopic {
             topic: args.topic.clone(),
             source,
@@ -53,7 +53,7 @@ pub(crate) async fn run(args: PubArgs) -> Result<(), CliError> {
             None => publisher.lines().await,
         }
     };
-    // Ctrl-C (`tail -f log | mqtt pub -l`) ends publishing normally: DISCONNECT, status 0.
+    // Ctrl-C (`tail -f log | sansmqtt pub -l`) ends publishing normally: DISCONNECT, status 0.
     let outcome = tokio::select! {
         outcome = publishing => outcome,
         _ = tokio::signal::ctrl_c() => Ok(()),
@@ -91,7 +91,7 @@ fn properties(args: &PubArgs, version: ProtocolVersion) -> Result<PublishPropert
     properties.message_expiry_interval = args.message_expiry;
     properties.content_type = args.content_type.as_deref().map(Into::into);
     if let Some(topic) = &args.response_topic {
-        mqtt_tokio::proto::topic::validate_topic_name(topic).map_err(|source| {
+        sansmqtt_tokio::proto::topic::validate_topic_name(topic).map_err(|source| {
             CliError::InvalidTopic {
                 topic: topic.clone(),
                 source,

@@ -1,21 +1,21 @@
-//! `mqtt sub`: subscribe to filters and print every message, until `-C` messages arrived,
+//! `sansmqtt sub`: subscribe to filters and print every message, until `-C` messages arrived,
 //! `-W` expired, or the connection ends.
 
 use std::io::{self, Write as _};
 use std::time::Instant;
 
-use mqtt_tokio::{ClientError, MqttClient};
+use sansmqtt_tokio::{ClientError, MqttClient};
 
 use crate::args::SubArgs;
 use crate::connect::{Connection, lost_cause};
 use crate::error::{CliError, Stage};
 use crate::format::Format;
 
-/// Runs `mqtt sub`.
+/// Runs `sansmqtt sub`.
 pub(crate) async fn run(args: SubArgs) -> Result<(), CliError> {
     let conn = Connection::from_args(&args.conn)?;
     for filter in &args.topics {
-        mqtt_tokio::proto::topic::validate_topic_filter(filter).map_err(|source| {
+        sansmqtt_tokio::proto::topic::validate_topic_filter(filter).map_err(|source| {
             CliError::InvalidTopic {
                 topic: filter.clone(),
                 source,

@@ -1,4 +1,4 @@
-//! The built `mqtt` binary against private brokers: a mosquitto per test (plain and TLS) and a
+//! The built `sansmqtt` binary against private brokers: a mosquitto per test (plain and TLS) and a
 //! nats-server for `ws://`. Every child process runs under a deadline and is killed past it.
 
 use std::io::{BufRead as _, BufReader, Write as _};
@@ -9,7 +9,7 @@ use std::time::{Duration, Instant};
 
 use mqtt_test_support::{Certs, Mosquitto, Nats, free_port};
 
-const BIN: &str = env!("CARGO_BIN_EXE_mqtt");
+const BIN: &str = env!("CARGO_BIN_EXE_sansmqtt");
 /// Longest any single command may take before the test fails.
 const DEADLINE: Duration = Duration::from_secs(20);
 
@@ -91,7 +91,7 @@ fn drain(mut pipe: impl std::io::Read + Send + 'static) -> thread::JoinHandle<St
     })
 }
 
-/// A running `mqtt sub`, started with `-d` so that it says when its subscriptions are in.
+/// A running `sansmqtt sub`, started with `-d` so that it says when its subscriptions are in.
 struct Subscriber {
     child: Child,
     args: Vec<String>,
@@ -100,7 +100,7 @@ struct Subscriber {
 }
 
 impl Subscriber {
-    /// Starts `mqtt sub -d ARGS` and returns once the broker granted the subscriptions.
+    /// Starts `sansmqtt sub -d ARGS` and returns once the broker granted the subscriptions.
     fn start(args: &[&str]) -> Self {
         let mut all = vec!["sub", "-d"];
         all.extend_from_slice(args);

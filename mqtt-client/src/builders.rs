@@ -16,9 +16,9 @@ use std::time::Duration;
 
 use bytes::Bytes;
 use futures_channel::oneshot;
-use mqtt_proto::ByteString;
-use mqtt_proto::properties::PropertyBox;
-use mqtt_proto::topic::validate_topic_name;
+use sansmqtt_proto::ByteString;
+use sansmqtt_proto::properties::PropertyBox;
+use sansmqtt_proto::topic::validate_topic_name;
 
 #[cfg(feature = "tls")]
 use crate::TlsOptions;
@@ -178,8 +178,8 @@ impl<'a, R: Runtime> Connecting<'a, R> {
             from_reconnect: false,
             authenticator: config.authenticator.clone(),
             fallback_window: (config.fallback_to_v311
-                && config.protocol_version == mqtt_proto::ProtocolVersion::V5)
-                .then(|| config.inflight_window(mqtt_proto::ProtocolVersion::V311)),
+                && config.protocol_version == sansmqtt_proto::ProtocolVersion::V5)
+                .then(|| config.inflight_window(sansmqtt_proto::ProtocolVersion::V311)),
         };
         let rx = client.start_when_idle(params).await?;
         client.inner.shared.connack(rx).await

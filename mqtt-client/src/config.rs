@@ -4,7 +4,7 @@ use std::collections::HashMap;
 use std::path::PathBuf;
 use std::time::Duration;
 
-use mqtt_proto::{ProtocolVersion, QoS};
+use sansmqtt_proto::{ProtocolVersion, QoS};
 
 use crate::reconnect::Jitter;
 
@@ -150,7 +150,7 @@ pub struct ClientConfig {
     pub protocol_version: ProtocolVersion,
     /// With `protocol_version` 5.0: when a broker refuses MQTT 5 (a 3.1.1-only broker answers
     /// "unacceptable protocol version", reported as
-    /// [`ReasonCode::UnsupportedProtocolVersion`](mqtt_proto::ReasonCode::UnsupportedProtocolVersion))
+    /// [`ReasonCode::UnsupportedProtocolVersion`](sansmqtt_proto::ReasonCode::UnsupportedProtocolVersion))
     /// or closes the connection without any CONNACK, connect again at once with MQTT 3.1.1,
     /// and keep speaking 3.1.1 for the rest of this client's life (as `mosquitto_pub` users
     /// switch `-V`). Off by default: the refusal is then the error of `connect`.
@@ -199,9 +199,9 @@ pub struct ClientConfig {
     /// Topic Alias Maximum the broker announced (the first topics published get the aliases).
     /// Aliases belong to one connection: after a reconnect the full topic goes out again
     /// first. A publish that sets its own alias
-    /// ([`PublishProperties::topic_alias`](mqtt_proto::properties::PublishProperties)) above
+    /// ([`PublishProperties::topic_alias`](sansmqtt_proto::properties::PublishProperties)) above
     /// the broker's maximum is refused with
-    /// [`SessionError::TopicAliasNotAllowed`](mqtt_session::SessionError::TopicAliasNotAllowed).
+    /// [`SessionError::TopicAliasNotAllowed`](sansmqtt_session::SessionError::TopicAliasNotAllowed).
     pub outgoing_topic_aliases: bool,
     /// Acknowledge received QoS 1/2 messages only when the application calls
     /// [`MqttClient::ack`](crate::MqttClient::ack) (after processing them). Off: a message is
@@ -221,7 +221,7 @@ pub struct ClientConfig {
     /// Alias Maximum and the session expiry come from the options above. Not loaded from
     /// documents.
     #[cfg_attr(feature = "serde", serde(skip))]
-    pub connect_properties: mqtt_proto::properties::ConnectProperties,
+    pub connect_properties: sansmqtt_proto::properties::ConnectProperties,
     /// MQTT 5 enhanced authentication: the method and its challenge/response exchange
     /// (see [`Authenticator`](crate::Authenticator)). Not loaded from documents.
     #[cfg_attr(feature = "serde", serde(skip))]
@@ -229,7 +229,7 @@ pub struct ClientConfig {
     /// MQTT 5 properties of the will: delay interval, message expiry, content type, payload
     /// format, response topic, correlation data, user properties. Not loaded from documents.
     #[cfg_attr(feature = "serde", serde(skip))]
-    pub will_properties: mqtt_proto::properties::WillProperties,
+    pub will_properties: sansmqtt_proto::properties::WillProperties,
     /// Broker URIs for failover (a cluster's nodes), tried in order (or shuffled, see
     /// `shuffle_uris`) by `connect(None)` and by every reconnect. `uri`, if set, comes first.
     pub uris: Vec<String>,
@@ -293,8 +293,8 @@ impl Default for ClientConfig {
             topics: HashMap::new(),
             session_expiry_interval: None,
             session_store: None,
-            connect_properties: mqtt_proto::properties::ConnectProperties::default(),
-            will_properties: mqtt_proto::properties::WillProperties::default(),
+            connect_properties: sansmqtt_proto::properties::ConnectProperties::default(),
+            will_properties: sansmqtt_proto::properties::WillProperties::default(),
             authenticator: None,
             uris: Vec::new(),
             shuffle_uris: false,
@@ -390,9 +390,9 @@ builders! {
     /// Keeps in-flight state in a durable store in this directory (see `session_store`).
     session_store: impl Into<PathBuf> => Some(session_store.into()),
     /// Sets the further MQTT 5 CONNECT properties.
-    connect_properties: mqtt_proto::properties::ConnectProperties => connect_properties,
+    connect_properties: sansmqtt_proto::properties::ConnectProperties => connect_properties,
     /// Sets the MQTT 5 will properties.
-    will_properties: mqtt_proto::properties::WillProperties => will_properties,
+    will_properties: sansmqtt_proto::properties::WillProperties => will_properties,
     /// Sets the MQTT 5 enhanced authentication method.
     authenticator: impl crate::Authenticator => Some(std::sync::Arc::new(authenticator)),
     /// Sets `shuffle_uris`.
@@ -556,7 +556,7 @@ mod serde_impl {
     }
 
     pub(super) mod qos {
-        use mqtt_proto::QoS;
+        use sansmqtt_proto::QoS;
         use serde::{Deserialize, Deserializer};
 
         pub(crate) fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<QoS, D::Error> {
@@ -566,7 +566,7 @@ mod serde_impl {
     }
 
     pub(super) mod opt_qos {
-        use mqtt_proto::QoS;
+        use sansmqtt_proto::QoS;
         use serde::{Deserialize, Deserializer};
 
         pub(crate) fn deserialize<'de, D: Deserializer<'de>>(
@@ -581,7 +581,7 @@ mod serde_impl {
     }
 
     pub(super) mod version {
-        use mqtt_proto::ProtocolVersion;
+        use sansmqtt_proto::ProtocolVersion;
         use serde::{Deserialize, Deserializer};
 
         pub(crate) fn deserialize<'de, D: Deserializer<'de>>(

@@ -23,10 +23,10 @@ use bytes::{Buf, Bytes};
 use futures_channel::oneshot;
 use futures_io::AsyncWrite;
 use futures_util::task::AtomicWaker;
-use mqtt_proto::properties::{
+use sansmqtt_proto::properties::{
     AckProperties, AuthProperties, SubscribeProperties, UnsubscribeProperties,
 };
-use mqtt_proto::{
+use sansmqtt_proto::{
     ByteString, ConnAck, Disconnect, ProtocolVersion, Publish, ReasonCode, SubscribeFilter,
 };
 use tracing::{debug, info, warn};
@@ -40,7 +40,7 @@ use super::store::ClientStore;
 use super::transport::{self, Runtime, Transport};
 use super::uri::Target;
 use super::{Acknowledgement, ApplicationMessage, ConnectionEvent, PublishAck, Shared, lock};
-use mqtt_session::{
+use sansmqtt_session::{
     AckToken, ConnectOptions, ConnectionError, ConnectionState, Event, Session, Token,
 };
 
@@ -1230,7 +1230,7 @@ impl<R: Runtime> Driver<R> {
     fn published(
         &mut self,
         token: Token,
-        result: Result<ReasonCode, mqtt_session::PublishError>,
+        result: Result<ReasonCode, sansmqtt_session::PublishError>,
         properties: AckProperties,
     ) {
         let result = result.map_err(ClientError::from);

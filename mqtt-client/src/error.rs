@@ -9,9 +9,9 @@
 use std::io;
 use std::sync::Arc;
 
-use mqtt_proto::topic::TopicError;
+use sansmqtt_proto::topic::TopicError;
 
-use mqtt_session::{
+use sansmqtt_session::{
     ConnectionError, ProtocolError, PublishError, ServerReason, SessionError, StoreError,
 };
 
@@ -38,7 +38,9 @@ pub enum UriError {
     Missing,
     /// The scheme needs a Cargo feature this build does not have (`tls` for `mqtts` and
     /// `wss`, `ws` for `ws` and `wss`).
-    #[error("{scheme:?} needs the `{feature}` feature of mqtt-client, which is off in this build")]
+    #[error(
+        "{scheme:?} needs the `{feature}` feature of sansmqtt-client, which is off in this build"
+    )]
     FeatureDisabled {
         /// The URI's transport.
         scheme: Scheme,
@@ -236,8 +238,8 @@ mod tests {
 
     use std::error::Error;
 
-    use mqtt_proto::properties::UserProperty;
-    use mqtt_proto::{DecodeError, ReasonCode};
+    use sansmqtt_proto::properties::UserProperty;
+    use sansmqtt_proto::{DecodeError, ReasonCode};
 
     use super::*;
     use crate::Target;

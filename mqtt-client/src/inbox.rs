@@ -11,7 +11,7 @@
 use std::collections::VecDeque;
 use std::sync::Mutex;
 
-use mqtt_proto::QoS;
+use sansmqtt_proto::QoS;
 
 use crate::config::Overflow;
 use crate::{ApplicationMessage, lock};
@@ -114,7 +114,7 @@ impl Inbox {
 #[cfg(test)]
 mod tests {
     use bytes::Bytes;
-    use mqtt_proto::Publish;
+    use sansmqtt_proto::Publish;
 
     use super::*;
 
@@ -122,7 +122,7 @@ mod tests {
         ApplicationMessage::new(
             Publish {
                 qos,
-                packet_id: (qos != QoS::AtMostOnce).then_some(mqtt_proto::PacketId::MIN),
+                packet_id: (qos != QoS::AtMostOnce).then_some(sansmqtt_proto::PacketId::MIN),
                 ..Publish::new("t", Bytes::from_static(payload.as_bytes()))
             },
             None,

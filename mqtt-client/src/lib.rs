@@ -1,12 +1,12 @@
 //! The runtime-neutral async MQTT client: amqtt's `MQTTClient` API in Rust, over any
-//! [`Runtime`], on the sans-IO [`mqtt_session`] core.
+//! [`Runtime`], on the sans-IO [`sansmqtt_session`] core.
 //!
 //! Everything here needs only `futures` traits: the driver task that moves bytes between a
 //! transport and the [`Session`], reconnects, TLS (rustls) and WebSocket
 //! (tungstenite) set-up, configuration. A runtime adapter implements [`Runtime`] (TCP connect,
 //! a timer, spawn), names the client type and re-exports everything here:
-//! `pub type MqttClient = mqtt_client::MqttClient<Tokio>;`. Applications use an adapter,
-//! `mqtt-tokio` or `mqtt-async-std`, not this crate directly.
+//! `pub type MqttClient = sansmqtt_client::MqttClient<Tokio>;`. Applications use an adapter,
+//! `sansmqtt-tokio` or `sansmqtt-async-std`, not this crate directly.
 //!
 //! # Cargo features
 //!
@@ -54,7 +54,7 @@ use std::time::Duration;
 use bytes::Bytes;
 use futures_channel::{mpsc, oneshot};
 use futures_util::Stream;
-use mqtt_proto::{ByteString, Disconnect, PacketId, Will};
+use sansmqtt_proto::{ByteString, Disconnect, PacketId, Will};
 use tracing::debug;
 
 pub use auth::{AuthError, AuthExchange, Authenticator};
@@ -80,21 +80,23 @@ pub use v5::{Acknowledgement, PublishAck};
 use driver::{Command, ConnectParams, Driver, Reply};
 
 // The protocol types that appear in the client's API, under the client's own name.
-pub use mqtt_proto::properties::{
+pub use sansmqtt_proto::properties::{
     AckProperties, ConnectProperties, DisconnectProperties, PublishProperties, SubscribeProperties,
     UnsubscribeProperties, UserProperty, WillProperties,
 };
-pub use mqtt_proto::{ConnAck, ProtocolVersion, Publish, QoS, ReasonCode, SubscribeFilter};
-pub use mqtt_session::{ConnectionError, ProtocolError, PublishError, ServerReason, SessionError};
+pub use sansmqtt_proto::{ConnAck, ProtocolVersion, Publish, QoS, ReasonCode, SubscribeFilter};
+pub use sansmqtt_session::{
+    ConnectionError, ProtocolError, PublishError, ServerReason, SessionError,
+};
 
 use inbox::Inbox;
 
 /// Names every runtime-generic public type with the runtime fixed, for an adapter crate:
-/// `mqtt_client::runtime_aliases!(Tokio);` defines `MqttClient`, `Connecting<'a>`,
+/// `sansmqtt_client::runtime_aliases!(Tokio);` defines `MqttClient`, `Connecting<'a>`,
 /// `Reconnecting<'a>`, `Publishing<'a>`, `Delivering<'a>`, `PublishFuture`, `Storing`,
 /// `Acknowledged` and `Messages`.
-/// Next to `pub use mqtt_client::*;` these explicit items shadow the generic ones, so users of
-/// the adapter write `mqtt_tokio::Publishing<'_>`.
+/// Next to `pub use sansmqtt_client::*;` these explicit items shadow the generic ones, so users of
+/// the adapter write `sansmqtt_tokio::Publishing<'_>`.
 #[macro_export]
 macro_rules! runtime_aliases {
     ($runtime:ident) => {
@@ -119,14 +121,14 @@ macro_rules! runtime_aliases {
     };
 }
 
-/// The codec, re-exported so users need one dependency.
-pub use mqtt_proto as proto;
-/// The sans-IO session the client drives, for users who need its types.
-pub use mqtt_session as session;
 use queue::{CommandQueue, PublishBudget};
+/// The codec, re-exported so users need one dependency.
+pub use sansmqtt_proto as proto;
+/// The sans-IO session the client drives, for users who need its types.
+pub use sansmqtt_session as session;
 
-/// Everything a user of an adapter crate needs, re-exported by `mqtt-tokio` and
-/// `mqtt-async-std` so both present the same names.
+/// Everything a user of an adapter crate needs, re-exported by `sansmqtt-tokio` and
+/// `sansmqtt-async-std` so both present the same names.
 pub mod prelude {
     #[cfg(feature = "tls")]
     pub use super::TlsError;
@@ -134,11 +136,11 @@ pub mod prelude {
         ApplicationMessage, ClientConfig, ClientError, ConnectionEvent, Jitter, Runtime,
         ServerReason, TopicConfig, UriError, WillConfig,
     };
-    pub use mqtt_proto::properties::{PublishProperties, UserProperty};
-    pub use mqtt_proto::{ConnAck, ProtocolVersion, QoS, ReasonCode};
+    pub use sansmqtt_proto::properties::{PublishProperties, UserProperty};
+    pub use sansmqtt_proto::{ConnAck, ProtocolVersion, QoS, ReasonCode};
 }
 
-use mqtt_session::{
+use sansmqtt_session::{
     AckMode, AckToken, ConnectOptions, Session, SessionConfig, SessionStore, Token,
 };
 
@@ -481,7 +483,7 @@ impl<R: Runtime> MqttClient<R> {
     /// broker's CONNACK.
     ///
     /// ```no_run
-    /// # use mqtt_client::{ClientError, MqttClient, Runtime};
+    /// # use sansmqtt_client::{ClientError, MqttClient, Runtime};
     /// # async fn example<R: Runtime>(client: &MqttClient<R>) -> Result<(), ClientError> {
     /// let connack = client.connect("mqtts://broker.example:8883/").clean_session(false).await?;
     /// println!("session present: {}", connack.session_present);
@@ -541,7 +543,7 @@ impl<R: Runtime> MqttClient<R> {
     /// joined together go out in the order they are polled, pipelined on the connection:
     ///
     /// ```no_run
-    /// # use mqtt_client::{ClientError, MqttClient, QoS, Runtime};
+    /// # use sansmqtt_client::{ClientError, MqttClient, QoS, Runtime};
     /// # async fn example<R: Runtime>(client: &MqttClient<R>) -> Result<(), ClientError> {
     /// client.publish("sensors/t1", "21.5").qos(QoS::AtLeastOnce).retain(true).await?;
     /// let (a, b) = futures_util::future::join(
@@ -566,7 +568,7 @@ impl<R: Runtime> MqttClient<R> {
     /// codes, one per filter.
     ///
     /// ```no_run
-    /// # use mqtt_client::{ClientError, MqttClient, QoS, Runtime};
+    /// # use sansmqtt_client::{ClientError, MqttClient, QoS, Runtime};
     /// # async fn example<R: Runtime>(client: &MqttClient<R>) -> Result<(), ClientError> {
     /// let granted = client
     ///     .subscribe([("sensors/#", QoS::AtLeastOnce), ("alerts", QoS::ExactlyOnce)])
@@ -608,7 +610,7 @@ impl<R: Runtime> MqttClient<R> {
     /// dropping the future before it resolves takes no message.
     ///
     /// ```no_run
-    /// # use mqtt_client::{ClientError, MqttClient, Runtime};
+    /// # use sansmqtt_client::{ClientError, MqttClient, Runtime};
     /// # async fn example<R: Runtime>(client: &MqttClient<R>) -> Result<(), ClientError> {
     /// # use std::time::Duration;
     /// let message = client.deliver_message().timeout(Duration::from_secs(5)).await?;
@@ -627,7 +629,7 @@ impl<R: Runtime> MqttClient<R> {
     /// every client handle is dropped, the client disconnects.
     ///
     /// ```no_run
-    /// # use mqtt_client::{MqttClient, Runtime};
+    /// # use sansmqtt_client::{MqttClient, Runtime};
     /// # async fn example<R: Runtime>(client: &MqttClient<R>) {
     /// use futures_util::StreamExt;
     ///
@@ -725,7 +727,7 @@ impl<R: Runtime> MqttClient<R> {
     /// per the configuration. A builder: `.clean_session(..)`, then `.await`.
     ///
     /// ```no_run
-    /// # use mqtt_client::{ClientError, MqttClient, Runtime};
+    /// # use sansmqtt_client::{ClientError, MqttClient, Runtime};
     /// # async fn example<R: Runtime>(client: &MqttClient<R>) -> Result<(), ClientError> {
     /// client.disconnect().await?;
     /// // Later: the same broker, the same session (queued QoS 1/2 messages go out again).

@@ -27,7 +27,7 @@
 
 use std::time::{Duration, Instant};
 
-use mqtt_proto::ReasonCode;
+use sansmqtt_proto::ReasonCode;
 
 use super::error::ClientError;
 use super::uri::Target;
@@ -406,7 +406,7 @@ mod tests {
         assert!(is_final(&ClientError::InvalidUri(
             crate::UriError::MissingHost
         )));
-        let refused = |code| ClientError::Connect(mqtt_session::ServerReason::new(code));
+        let refused = |code| ClientError::Connect(sansmqtt_session::ServerReason::new(code));
         assert!(is_final(&refused(ReasonCode::NotAuthorized)));
         assert!(is_final(&refused(ReasonCode::UnsupportedProtocolVersion)));
         assert!(!is_final(&refused(ReasonCode::ServerBusy)));

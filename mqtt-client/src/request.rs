@@ -17,8 +17,8 @@ use std::time::Duration;
 
 use bytes::Bytes;
 use futures_channel::oneshot;
-use mqtt_proto::properties::PublishProperties;
-use mqtt_proto::{ByteString, QoS};
+use sansmqtt_proto::properties::PublishProperties;
+use sansmqtt_proto::{ByteString, QoS};
 
 use crate::builders::Publishing;
 use crate::{ApplicationMessage, ClientError, MqttClient, Runtime, lock};
@@ -166,7 +166,7 @@ impl<'a, R: Runtime> Requesting<'a, R> {
                 .await
                 .ok_or(ClientError::Timeout)??;
             if let Some(code) = codes.first().filter(|code| !code.is_success()) {
-                return Err(ClientError::Rejected(mqtt_session::ServerReason::new(
+                return Err(ClientError::Rejected(sansmqtt_session::ServerReason::new(
                     *code,
                 )));
             }
@@ -236,7 +236,7 @@ impl<R: Runtime> MqttClient<R> {
     /// correlation data, as any MQTT 5 client can).
     ///
     /// ```no_run
-    /// # use mqtt_client::{ClientError, MqttClient, Runtime};
+    /// # use sansmqtt_client::{ClientError, MqttClient, Runtime};
     /// # async fn example<R: Runtime>(client: &MqttClient<R>) -> Result<(), ClientError> {
     /// # use std::time::Duration;
     /// let reply = client
@@ -272,7 +272,7 @@ impl<R: Runtime> MqttClient<R> {
     /// (`.qos(..)`, then `.await`). `None` when the message asked for no response.
     ///
     /// ```no_run
-    /// # use mqtt_client::{ClientError, MqttClient, Runtime};
+    /// # use sansmqtt_client::{ClientError, MqttClient, Runtime};
     /// # async fn example<R: Runtime>(client: &MqttClient<R>) -> Result<(), ClientError> {
     /// let request = client.deliver_message().await?;
     /// if let Some(reply) = client.respond(&request, request.payload().to_ascii_uppercase()) {

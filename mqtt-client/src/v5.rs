@@ -3,14 +3,14 @@
 //! ([`Acknowledgement`]).
 //!
 //! Subscription options (no-local, retain-as-published, retain handling) travel in each
-//! [`SubscribeFilter`]'s [`SubscriptionOptions`](mqtt_proto::SubscriptionOptions), so
+//! [`SubscribeFilter`]'s [`SubscriptionOptions`](sansmqtt_proto::SubscriptionOptions), so
 //! `subscribe` and [`subscribe_with`](MqttClient::subscribe_with) take them as they take a
 //! `(filter, qos)` pair.
 
-use mqtt_proto::properties::{
+use sansmqtt_proto::properties::{
     AckProperties, SubscribeProperties, SubscriptionId, UnsubscribeProperties, UserProperty,
 };
-use mqtt_proto::{ByteString, ReasonCode, SubscribeFilter};
+use sansmqtt_proto::{ByteString, ReasonCode, SubscribeFilter};
 
 use crate::driver::Command;
 use crate::{ApplicationMessage, ClientError, MqttClient, Runtime};
@@ -91,10 +91,10 @@ impl<R: Runtime> MqttClient<R> {
     /// are in its [`SubscribeFilter`].
     ///
     /// ```no_run
-    /// # use mqtt_client::{ClientError, MqttClient, QoS, Runtime};
+    /// # use sansmqtt_client::{ClientError, MqttClient, QoS, Runtime};
     /// # async fn example<R: Runtime>(client: &MqttClient<R>) -> Result<(), ClientError> {
-    /// use mqtt_client::proto::properties::{SubscribeProperties, SubscriptionId};
-    /// use mqtt_client::proto::{RetainHandling, SubscribeFilter};
+    /// use sansmqtt_client::proto::properties::{SubscribeProperties, SubscriptionId};
+    /// use sansmqtt_client::proto::{RetainHandling, SubscribeFilter};
     ///
     /// let mut filter = SubscribeFilter::new("chat/#", QoS::AtLeastOnce);
     /// filter.options.no_local = true; // not our own messages

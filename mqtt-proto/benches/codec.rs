@@ -1,10 +1,10 @@
-//! Codec throughput: mqtt-proto against rumqttc 0.25 (`rumqttc::mqttbytes::v4` for MQTT 3.1.1,
+//! Codec throughput: sansmqtt-proto against rumqttc 0.25 (`rumqttc::mqttbytes::v4` for MQTT 3.1.1,
 //! `rumqttc::v5::mqttbytes::v5` for MQTT 5.0) and against a memcpy floor, in the same run.
 //!
-//! Run with `cargo bench -p mqtt-proto --bench codec`. Every criterion group holds three
+//! Run with `cargo bench -p sansmqtt-proto --bench codec`. Every criterion group holds three
 //! functions over the same packet and the same wire bytes:
 //!
-//! * `mqtt-proto`: this crate, through [`Encode::encode`] and [`mqtt_proto::decode`];
+//! * `sansmqtt-proto`: this crate, through [`Encode::encode`] and [`sansmqtt_proto::decode`];
 //! * `rumqttc`: the packet's inherent `write` (no size pre-check, like ours) and `Packet::read`
 //!   (type dispatch, like our `decode`);
 //! * `memcpy`: `buf.clear(); buf.extend_from_slice(&wire)` into a pre-reserved buffer, the
@@ -29,7 +29,7 @@
 //!
 //! Both libraries decode the very same bytes (mqtt-proto's encoding). Setup asserts that the
 //! two encodings are byte-identical (PUBLISH, SUBSCRIBE) or of equal length and both accepted by
-//! mqtt-proto (CONNECT, whose properties rumqttc may order differently), and that both decoders
+//! sansmqtt-proto (CONNECT, whose properties rumqttc may order differently), and that both decoders
 //! turn the benchmarked bytes into the original packet, so no line measures an error path. The
 //! timed closures return each library's own `Result` un-unwrapped (see [`decode_group`]).
 
@@ -39,8 +39,8 @@ use std::hint::black_box;
 use bytes::{Bytes, BytesMut};
 use criterion::measurement::WallTime;
 use criterion::{BenchmarkGroup, Criterion, Throughput, criterion_main};
-use mqtt_proto::properties::{ConnectProperties, UserProperty, WillProperties};
-use mqtt_proto::{
+use sansmqtt_proto::properties::{ConnectProperties, UserProperty, WillProperties};
+use sansmqtt_proto::{
     Connect, Encode, Packet, PacketId, ProtocolVersion, Publish, QoS, Subscribe, SubscribeFilter,
     Will, decode,
 };
@@ -87,14 +87,14 @@ fn encode_ours(packet: &impl Encode, version: ProtocolVersion) -> Bytes {
     let mut buf = BytesMut::new();
     packet
         .encode(version, &mut buf)
-        .expect("mqtt-proto encodes");
+        .expect("sansmqtt-proto encodes");
     buf.freeze()
 }
 
 fn decode_ours(wire: &[u8], version: ProtocolVersion) -> Packet {
     let mut input = BytesMut::from(wire);
     let packet = decode(&mut input, version, MAX)
-        .expect("mqtt-proto decodes")
+        .expect("sansmqtt-proto decodes")
         .expect("a whole packet");
     assert!(input.is_empty(), "exactly one frame");
     packet
@@ -108,7 +108,7 @@ fn encode_group(
     mut theirs: impl FnMut(&mut BytesMut),
 ) {
     let mut buf = BytesMut::with_capacity(CAPACITY);
-    g.bench_function("mqtt-proto", |b| {
+    g.bench_function("sansmqtt-proto", |b| {
         b.iter(|| {
             buf.clear();
             ours(&mut buf);
@@ -139,12 +139,12 @@ fn decode_group<A, EA: Debug, B, EB: Debug>(
     mut theirs: impl FnMut(&mut BytesMut) -> Result<B, EB>,
 ) {
     let mut input = BytesMut::from(wire);
-    ours(&mut input).expect("mqtt-proto decodes");
+    ours(&mut input).expect("sansmqtt-proto decodes");
     let mut input = BytesMut::from(wire);
     theirs(&mut input).expect("rumqttc decodes");
 
     let mut input = BytesMut::with_capacity(CAPACITY);
-    g.bench_function("mqtt-proto", |b| {
+    g.bench_function("sansmqtt-proto", |b| {
         b.iter(|| {
             input.clear();
             input.extend_from_slice(black_box(wire));
@@ -170,11 +170,11 @@ fn round_trip_group<A, EA: Debug, B, EB: Debug>(
     mut ours: impl FnMut(&mut BytesMut) -> Result<A, EA>,
     mut theirs: impl FnMut(&mut BytesMut) -> Result<B, EB>,
 ) {
-    ours(&mut BytesMut::new()).expect("mqtt-proto round-trips");
+    ours(&mut BytesMut::new()).expect("sansmqtt-proto round-trips");
     theirs(&mut BytesMut::new()).expect("rumqttc round-trips");
 
     let mut buf = BytesMut::with_capacity(CAPACITY);
-    g.bench_function("mqtt-proto", |b| {
+    g.bench_function("sansmqtt-proto", |b| {
         b.iter(|| {
             buf.clear();
             ours(&mut buf)

@@ -8,7 +8,7 @@
 //!
 //! ```
 //! use bytes::BytesMut;
-//! use mqtt_proto::{decode, Encode, Packet, PacketId, ProtocolVersion, Publish, QoS};
+//! use sansmqtt_proto::{decode, Encode, Packet, PacketId, ProtocolVersion, Publish, QoS};
 //!
 //! let publish = Publish::new("sensors/1/temp", "21.5").with_qos(QoS::AtLeastOnce, PacketId::new(7).unwrap());
 //! let mut wire = BytesMut::new();

@@ -455,7 +455,7 @@ pub trait PropertySet: sealed::Set + Default + 'static {
 /// allocates the set on first use:
 ///
 /// ```
-/// use mqtt_proto::Publish;
+/// use sansmqtt_proto::Publish;
 ///
 /// let mut publish = Publish::new("a/b", "hi");
 /// assert_eq!(publish.properties.topic_alias, None); // no allocation

@@ -7,7 +7,7 @@
 //! never needs to check it again.
 //!
 //! ```
-//! use mqtt_proto::topic::{matches, TopicFilter, TopicName};
+//! use sansmqtt_proto::topic::{matches, TopicFilter, TopicName};
 //!
 //! let filter = TopicFilter::new("sport/tennis/+/ranking").unwrap();
 //! let name = TopicName::new("sport/tennis/player1/ranking").unwrap();

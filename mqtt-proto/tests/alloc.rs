@@ -18,7 +18,7 @@ use stats_alloc::{INSTRUMENTED_SYSTEM, Region, StatsAlloc};
 #[global_allocator]
 static GLOBAL: &StatsAlloc<System> = &INSTRUMENTED_SYSTEM;
 
-use mqtt_proto::{
+use sansmqtt_proto::{
     ByteString, Bytes, BytesMut, Encode, MAX_PACKET_SIZE, Packet, PacketId, ProtocolVersion,
     Publish, QoS, decode,
 };
@@ -63,7 +63,7 @@ fn publishes() -> Vec<Publish> {
 fn steady_state_buffer(version: ProtocolVersion, publishes: &[Publish]) -> BytesMut {
     let mut buf = BytesMut::with_capacity(64 * 1024);
     let storage = buf.as_ptr();
-    Packet::PingResp(mqtt_proto::PingResp)
+    Packet::PingResp(sansmqtt_proto::PingResp)
         .encode(version, &mut buf)
         .unwrap();
     for publish in publishes {
@@ -75,7 +75,7 @@ fn steady_state_buffer(version: ProtocolVersion, publishes: &[Publish]) -> Bytes
         "every packet fit without growing the buffer"
     );
     let first = decode(&mut buf, version, MAX_PACKET_SIZE).unwrap();
-    assert_eq!(first, Some(Packet::PingResp(mqtt_proto::PingResp)));
+    assert_eq!(first, Some(Packet::PingResp(sansmqtt_proto::PingResp)));
     buf
 }
 

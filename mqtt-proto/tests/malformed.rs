@@ -6,12 +6,12 @@
 #![allow(clippy::unwrap_used)]
 
 use bytes::{Bytes, BytesMut};
-use mqtt_proto::properties::{
+use sansmqtt_proto::properties::{
     AckProperties, ConnAckProperties, ConnectProperties, PropertyId, PublishProperties,
     UserProperty,
 };
-use mqtt_proto::topic::TopicError;
-use mqtt_proto::{
+use sansmqtt_proto::topic::TopicError;
+use sansmqtt_proto::{
     Auth, ConnAck, Connect, DecodeError, Disconnect, Encode, EncodeError, MAX_PACKET_SIZE, Packet,
     PacketId, PacketType, PingReq, ProtocolVersion, PubAck, Publish, QoS, ReasonCode, SubAck,
     Subscribe, SubscribeFilter, SubscriptionOptions, Unsubscribe, decode,

@@ -6,20 +6,20 @@
 //! MQTT 5.0 packets draw every property field and every reason code the packet allows.
 #![allow(clippy::unwrap_used)]
 
-use mqtt_proto::properties::{
+use proptest::option::of as maybe;
+use proptest::prelude::*;
+use proptest::sample::{Index, select};
+use sansmqtt_proto::properties::{
     AckProperties, AuthProperties, ConnAckProperties, ConnectProperties, DisconnectProperties,
     PayloadFormat, PublishProperties, SubscribeProperties, SubscriptionId, UnsubscribeProperties,
     UserProperty, WillProperties,
 };
-use mqtt_proto::{
+use sansmqtt_proto::{
     Auth, ByteString, Bytes, BytesMut, ConnAck, Connect, DecodeError, Disconnect, Encode,
     MAX_PACKET_SIZE, Packet, PacketId, PacketType, PingReq, PingResp, ProtocolVersion, PubAck,
     PubComp, PubRec, PubRel, Publish, QoS, ReasonCode, RetainHandling, SubAck, Subscribe,
     SubscribeFilter, SubscriptionOptions, UnsubAck, Unsubscribe, Will, decode,
 };
-use proptest::option::of as maybe;
-use proptest::prelude::*;
-use proptest::sample::{Index, select};
 
 const CASES: u32 = 1024;
 
@@ -117,7 +117,9 @@ fn topic_filter() -> impl Strategy<Value = ByteString> {
 }
 
 fn is_shared(filter: &str) -> bool {
-    mqtt_proto::topic::parse_shared(filter).unwrap().is_some()
+    sansmqtt_proto::topic::parse_shared(filter)
+        .unwrap()
+        .is_some()
 }
 
 // ---- MQTT 5 properties ------------------------------------------------------------------

@@ -1,11 +1,11 @@
 //! Properties of topic validation and matching, checked on random topics drawn from a small
 //! alphabet so that filters and names often coincide and matches actually happen.
 
-use mqtt_proto::topic::{
+use proptest::prelude::*;
+use sansmqtt_proto::topic::{
     SharedSubscription, TopicFilter, TopicName, matches, parse_shared, validate_topic_filter,
     validate_topic_name,
 };
-use proptest::prelude::*;
 
 /// A literal level: few enough choices that two random levels are often equal. The empty level
 /// is included on purpose, and `$a` exercises the `$` rule when it lands in the first level.

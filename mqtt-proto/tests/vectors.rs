@@ -12,12 +12,12 @@
 #![allow(clippy::unwrap_used)]
 
 use bytes::{Bytes, BytesMut};
-use mqtt_proto::properties::{
+use sansmqtt_proto::properties::{
     AckProperties, AuthProperties, ConnAckProperties, ConnectProperties, DisconnectProperties,
     PayloadFormat, PublishProperties, SubscribeProperties, SubscriptionId, UnsubscribeProperties,
     UserProperty, WillProperties,
 };
-use mqtt_proto::{
+use sansmqtt_proto::{
     Auth, ByteString, ConnAck, Connect, Disconnect, Encode, MAX_PACKET_SIZE, Packet, PacketId,
     PingReq, PingResp, ProtocolVersion, PubAck, PubComp, PubRec, PubRel, Publish, QoS, ReasonCode,
     RetainHandling, SubAck, Subscribe, SubscribeFilter, SubscriptionOptions, UnsubAck, Unsubscribe,

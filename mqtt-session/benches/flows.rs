@@ -3,7 +3,7 @@
 //! same run, MQTT 3.1.1, 64-byte payloads, batches of 100 messages with an in-flight window
 //! of 100 on both sides.
 //!
-//! Run with `cargo bench -p mqtt-session --bench flows`. Each iteration is one batch; the
+//! Run with `cargo bench -p sansmqtt-session --bench flows`. Each iteration is one batch; the
 //! throughput line is per message. Both sides do the same work per batch:
 //!
 //! * `outgoing_qos1`: hand 100 publishes to the state machine, encode them, read the 100
@@ -28,9 +28,9 @@ use std::time::{Duration, Instant};
 
 use bytes::{BufMut, Bytes, BytesMut};
 use criterion::{Criterion, Throughput, criterion_main};
-use mqtt_proto::{Encode, PacketId, ProtocolVersion, Publish, QoS};
-use mqtt_session::{ConnectOptions, Event, Session, SessionConfig};
 use rumqttc::mqttbytes::v4 as rv4;
+use sansmqtt_proto::{Encode, PacketId, ProtocolVersion, Publish, QoS};
+use sansmqtt_session::{ConnectOptions, Event, Session, SessionConfig};
 
 const BATCH: u16 = 100;
 const TOPIC: &str = "sensors/room/004";
@@ -159,7 +159,7 @@ fn ours_outgoing(c: &mut Criterion, qos: QoS, name: &str) {
     let mut acks = BytesMut::with_capacity(4096);
     let mut g = c.benchmark_group(name);
     g.throughput(Throughput::Elements(u64::from(BATCH)));
-    g.bench_function("mqtt-session", |b| {
+    g.bench_function("sansmqtt-session", |b| {
         b.iter(|| {
             for _ in 0..BATCH {
                 let publish = Publish {
@@ -197,7 +197,7 @@ fn ours_incoming(c: &mut Criterion, qos: QoS, name: &str) {
     let mut wire = BytesMut::with_capacity(64 * 1024);
     let mut g = c.benchmark_group(name);
     g.throughput(Throughput::Elements(u64::from(BATCH)));
-    g.bench_function("mqtt-session", |b| {
+    g.bench_function("sansmqtt-session", |b| {
         b.iter(|| {
             session.handle_read(now, black_box(&publishes));
             let done = drain(&mut session);

@@ -4,8 +4,8 @@ use std::time::Duration;
 
 use bytes::Bytes;
 use bytestring::ByteString;
-use mqtt_proto::properties::ConnectProperties;
-use mqtt_proto::{ProtocolVersion, Will};
+use sansmqtt_proto::properties::ConnectProperties;
+use sansmqtt_proto::{ProtocolVersion, Will};
 
 /// How received QoS 1 and 2 messages are acknowledged.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]

@@ -5,9 +5,9 @@
 use core::fmt;
 
 use bytestring::ByteString;
-use mqtt_proto::properties::UserProperty;
-use mqtt_proto::topic::TopicError;
-use mqtt_proto::{DecodeError, EncodeError, PacketType, QoS, ReasonCode};
+use sansmqtt_proto::properties::UserProperty;
+use sansmqtt_proto::topic::TopicError;
+use sansmqtt_proto::{DecodeError, EncodeError, PacketType, QoS, ReasonCode};
 
 use crate::store::StoreError;
 /// The server's verdict in a refusing CONNACK, a DISCONNECT or a negative acknowledgement:

@@ -1,7 +1,7 @@
 //! What the session reports: [`Event`]s, and the tokens that tie them to commands.
 
-use mqtt_proto::properties::{AckProperties, AuthProperties, ConnAckProperties, PropertyBox};
-use mqtt_proto::{PacketId, Publish, QoS, ReasonCode};
+use sansmqtt_proto::properties::{AckProperties, AuthProperties, ConnAckProperties, PropertyBox};
+use sansmqtt_proto::{PacketId, Publish, QoS, ReasonCode};
 
 use crate::error::{ConnectionError, PublishError};
 

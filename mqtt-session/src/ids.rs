@@ -5,7 +5,7 @@
 //! grows only as far as the highest identifier used (8 bytes per 64 identifiers, at most
 //! 8 KiB): an idle client, or one with a small window, pays a few bytes, not 8 KiB.
 
-use mqtt_proto::PacketId;
+use sansmqtt_proto::PacketId;
 
 pub(crate) struct PacketIds {
     /// Bit `n` set: identifier `n` is in use. Bit 0 (identifier 0) is permanently set, since 0

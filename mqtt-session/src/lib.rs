@@ -3,7 +3,7 @@
 //!
 //! It never touches a socket and never reads a clock (`now` is always an argument), so it
 //! runs under any runtime, in a blocking loop, on an embedded target's own event loop, or in
-//! a deterministic simulation. The async client (`mqtt-client`, with its Tokio and
+//! a deterministic simulation. The async client (`sansmqtt-client`, with its Tokio and
 //! async-std adapters) is one driver around it.
 //!
 //! The loop every driver runs: feed input (`handle_read`, `handle_timeout`,
@@ -15,8 +15,8 @@
 //! use std::net::TcpStream;
 //! use std::time::{Duration, Instant};
 //!
-//! use mqtt_proto::{ProtocolVersion, Publish, QoS, SubscribeFilter};
-//! use mqtt_session::{ConnectOptions, Event, Session, SessionConfig};
+//! use sansmqtt_proto::{ProtocolVersion, Publish, QoS, SubscribeFilter};
+//! use sansmqtt_session::{ConnectOptions, Event, Session, SessionConfig};
 //!
 //! # fn main() -> std::io::Result<()> {
 //! let mut stream = TcpStream::connect("127.0.0.1:1883")?;
@@ -84,4 +84,4 @@ pub use session::{ConnectionState, ServerLimits, Session};
 pub use store::{MemoryStore, SessionStore, StoreError};
 
 /// The codec this session is built on, re-exported so users need one dependency.
-pub use mqtt_proto as proto;
+pub use sansmqtt_proto as proto;

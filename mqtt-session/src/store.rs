@@ -24,12 +24,12 @@
 //! ([`ConnectionError::Store`](crate::ConnectionError::Store)). Neither loses what an earlier
 //! successful `sync` made durable.
 //!
-//! The session itself never opens a file: a durable store (e.g. `mqtt-client`'s `FileStore`)
+//! The session itself never opens a file: a durable store (e.g. `sansmqtt-client`'s `FileStore`)
 //! does the I/O behind this trait.
 
 use std::sync::Arc;
 
-use mqtt_proto::{PacketId, Publish};
+use sansmqtt_proto::{PacketId, Publish};
 
 use crate::event::Token;
 

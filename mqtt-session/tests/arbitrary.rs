@@ -8,15 +8,15 @@
 use std::time::{Duration, Instant};
 
 use bytes::{Bytes, BytesMut};
-use mqtt_proto::properties::{AckProperties, ConnAckProperties, PublishProperties};
-use mqtt_proto::{
-    Auth, ConnAck, Disconnect, Encode, Packet, PacketId, PingResp, ProtocolVersion, PubAck,
-    PubComp, PubRec, PubRel, Publish, QoS, ReasonCode, SubAck, SubscribeFilter, UnsubAck,
-};
-use mqtt_session::{AckMode, AckToken, ConnectOptions, Event, Session, SessionConfig};
 use proptest::collection::vec;
 use proptest::prelude::*;
 use proptest::sample::select;
+use sansmqtt_proto::properties::{AckProperties, ConnAckProperties, PublishProperties};
+use sansmqtt_proto::{
+    Auth, ConnAck, Disconnect, Encode, Packet, PacketId, PingResp, ProtocolVersion, PubAck,
+    PubComp, PubRec, PubRel, Publish, QoS, ReasonCode, SubAck, SubscribeFilter, UnsubAck,
+};
+use sansmqtt_session::{AckMode, AckToken, ConnectOptions, Event, Session, SessionConfig};
 
 const MAX_PACKET: u32 = 1024;
 const MAX_CHUNK: usize = 64;

@@ -11,16 +11,16 @@ use common::{
     Harness, KEEP_ALIVE, config, connect_v3, connect_v5, connected, connected_with, incoming,
     message, pid,
 };
-use mqtt_session::proto::properties::{
+use sansmqtt_session::proto::properties::{
     AckProperties, ConnAckProperties, PayloadFormat, PublishProperties, SubscribeProperties,
     SubscriptionId, UserProperty, WillProperties,
 };
-use mqtt_session::proto::{
+use sansmqtt_session::proto::{
     ConnAck, Connect, DecodeError, Disconnect, Packet, PacketType, PingReq, PingResp,
     ProtocolVersion, PubAck, PubComp, PubRec, PubRel, Publish, QoS, ReasonCode, RetainHandling,
     SubAck, Subscribe, SubscribeFilter, SubscriptionOptions, UnsubAck, Unsubscribe, Will,
 };
-use mqtt_session::{
+use sansmqtt_session::{
     AckMode, ConnectOptions, ConnectionError, ConnectionState, Event, Message, ProtocolError,
     PublishError, ServerReason, SessionConfig, SessionError, SessionLossPolicy, Token,
 };

@@ -4,10 +4,10 @@
 
 use std::time::{Duration, Instant};
 
-use mqtt_session::proto::properties::ConnAckProperties;
-use mqtt_session::proto::{ConnAck, Encode, PacketId, ProtocolVersion, Publish, QoS, decode};
-use mqtt_session::store::{IncomingState, OutgoingFlight, OutgoingState};
-use mqtt_session::{
+use sansmqtt_session::proto::properties::ConnAckProperties;
+use sansmqtt_session::proto::{ConnAck, Encode, PacketId, ProtocolVersion, Publish, QoS, decode};
+use sansmqtt_session::store::{IncomingState, OutgoingFlight, OutgoingState};
+use sansmqtt_session::{
     ConnectOptions, Event, MemoryStore, Session, SessionConfig, SessionError, SessionStore,
     StoreError,
 };
@@ -103,7 +103,7 @@ fn sent(session: &mut Session<FullStore>, now: Instant) -> Vec<Publish> {
     let mut out = Vec::new();
     while let Some(packet) = decode(&mut wire, ProtocolVersion::V5, u32::MAX).expect("valid") {
         match packet {
-            mqtt_session::proto::Packet::Publish(publish) => out.push(publish),
+            sansmqtt_session::proto::Packet::Publish(publish) => out.push(publish),
             other => panic!("unexpected {other:?}"),
         }
     }

@@ -2,7 +2,7 @@
 //! chunks and cuts, on a virtual clock, one seed per run. See `sim/mod.rs`.
 //!
 //! A failing seed names itself; replay it with a trace:
-//! `SIM_SEED=123 cargo test -p mqtt-session --test simulation first_half -- --nocapture`.
+//! `SIM_SEED=123 cargo test -p sansmqtt-session --test simulation first_half -- --nocapture`.
 //! The full 10,000 seeds run with `--features slow-tests` (best with `--release`);
 //! `SIM_SEEDS=200000` runs that many instead.
 #![allow(clippy::unwrap_used)]
@@ -110,8 +110,8 @@ fn regression_seeds() {
 fn regression_session_replaced_while_its_connack_was_lost() {
     use std::time::{Duration, Instant};
 
-    use mqtt_proto::{ProtocolVersion, Publish, QoS, SubscribeFilter};
-    use mqtt_session::{ConnectOptions, Event, Session, SessionConfig};
+    use sansmqtt_proto::{ProtocolVersion, Publish, QoS, SubscribeFilter};
+    use sansmqtt_session::{ConnectOptions, Event, Session, SessionConfig};
     use sim::broker::{Broker, BrokerConfig, OutMsg};
 
     /// One link between `session` and `broker`: moves bytes both ways until both are quiet,

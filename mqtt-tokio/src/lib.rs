@@ -1,14 +1,14 @@
 //! An MQTT 3.1.1 / 5.0 client for Tokio: amqtt's `MQTTClient` API over TCP, TLS (rustls),
 //! WebSocket and WebSocket over TLS.
 //!
-//! The protocol lives in the sans-IO [`mqtt_session`](crate::session) core and the client logic (driver,
-//! reconnects, TLS and WebSocket set-up) in the runtime-neutral `mqtt_client`; this crate
+//! The protocol lives in the sans-IO [`sansmqtt_session`](crate::session) core and the client logic (driver,
+//! reconnects, TLS and WebSocket set-up) in the runtime-neutral `sansmqtt_client`; this crate
 //! re-exports all of it and only supplies Tokio's TCP, timer and spawn.
 //!
 //! ```no_run
-//! use mqtt_tokio::{ClientConfig, MqttClient, QoS};
+//! use sansmqtt_tokio::{ClientConfig, MqttClient, QoS};
 //!
-//! # async fn run() -> Result<(), mqtt_tokio::ClientError> {
+//! # async fn run() -> Result<(), sansmqtt_tokio::ClientError> {
 //! let client = MqttClient::new(None, ClientConfig::default());
 //! client.connect("mqtt://127.0.0.1:1883/").await?;
 //! client.subscribe([("a/#", QoS::AtLeastOnce)]).await?;
@@ -66,11 +66,11 @@ use std::time::Instant;
 use tokio::net::TcpStream;
 use tokio_util::compat::{Compat, TokioAsyncReadCompatExt};
 
-pub use mqtt_client::*;
+pub use sansmqtt_client::*;
 
 // `MqttClient`, `Connecting<'a>`, `Publishing<'a>`, ... with the runtime fixed; explicit items
-// shadow the glob re-export above, so `mqtt_tokio::Publishing<'_>` names this runtime's builder.
-mqtt_client::runtime_aliases!(Tokio);
+// shadow the glob re-export above, so `sansmqtt_tokio::Publishing<'_>` names this runtime's builder.
+sansmqtt_client::runtime_aliases!(Tokio);
 
 /// Tokio's TCP, timer and spawn. Spawning uses the ambient runtime (`tokio::spawn`), so
 /// clients are created and connected from within a Tokio runtime.
@@ -91,7 +91,7 @@ impl Runtime for Tokio {
 
     #[cfg(target_os = "linux")]
     fn push_ack(tcp: &Self::Tcp) -> io::Result<()> {
-        mqtt_client::push_tcp_ack(tcp.get_ref())
+        sansmqtt_client::push_tcp_ack(tcp.get_ref())
     }
 
     fn sleep_until(&self, deadline: Instant) -> Self::Sleep {

@@ -1,6 +1,6 @@
 //! The shared client suites (`mqtt_test_support::suite` and `::delivery`) against real brokers, on Tokio.
 //!
-//! `RUST_LOG=mqtt_session=debug cargo test -p mqtt-tokio --test broker -- NAME` shows the
+//! `RUST_LOG=sansmqtt_session=debug cargo test -p sansmqtt-tokio --test broker -- NAME` shows the
 //! client's packet trace for one test.
 
 use std::future::Future;
@@ -16,5 +16,5 @@ fn block_on<F: Future>(future: F) -> F::Output {
         .block_on(future)
 }
 
-mqtt_test_support::client_suite!(mqtt_tokio::Tokio, block_on);
-mqtt_test_support::delivery_suite!(mqtt_tokio::Tokio, block_on);
+mqtt_test_support::client_suite!(sansmqtt_tokio::Tokio, block_on);
+mqtt_test_support::delivery_suite!(sansmqtt_tokio::Tokio, block_on);

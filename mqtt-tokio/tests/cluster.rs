@@ -6,7 +6,7 @@
 //! their sessions; nothing is lost.
 //!
 //! Failover times and duplicates are printed to stderr:
-//! `cargo test -p mqtt-tokio --test cluster -- --nocapture`.
+//! `cargo test -p sansmqtt-tokio --test cluster -- --nocapture`.
 
 // The measurements are this test's output.
 #![allow(clippy::print_stderr)]
@@ -19,7 +19,7 @@ use std::time::{Duration, Instant};
 
 use futures_util::{StreamExt, stream};
 use mqtt_test_support::NatsCluster;
-use mqtt_tokio::{ClientConfig, ConnectionEvent, MqttClient, QoS};
+use sansmqtt_tokio::{ClientConfig, ConnectionEvent, MqttClient, QoS};
 
 const MESSAGES: usize = 10_000;
 /// Publishes in flight from the test at once (the client's window is `max_inflight`).

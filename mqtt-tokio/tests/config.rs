@@ -3,7 +3,7 @@
 
 use std::time::Duration;
 
-use mqtt_tokio::{ClientConfig, Jitter, ProtocolVersion, QoS};
+use sansmqtt_tokio::{ClientConfig, Jitter, ProtocolVersion, QoS};
 
 #[test]
 fn client_config_loads_from_an_amqtt_shaped_document() {

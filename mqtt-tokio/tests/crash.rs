@@ -26,7 +26,7 @@ use std::time::{Duration, Instant};
 use futures_util::StreamExt;
 use futures_util::stream::FuturesOrdered;
 use mqtt_test_support::Mosquitto;
-use mqtt_tokio::{ClientConfig, ClientError, ConnectionEvent, MqttClient, QoS, StoreError};
+use sansmqtt_tokio::{ClientConfig, ClientError, ConnectionEvent, MqttClient, QoS, StoreError};
 
 /// Messages the publisher sends in all: even numbers at QoS 1, odd at QoS 2 (the issue's
 /// 20,000 + 20,000).
@@ -793,7 +793,7 @@ fn publish_on_a_full_disk_fails_with_a_typed_error() {
         );
     });
     // What was synced is intact: the store opens (recovering a torn tail if any).
-    let reopened = mqtt_tokio::FileStore::open(&store).unwrap();
+    let reopened = sansmqtt_tokio::FileStore::open(&store).unwrap();
     eprintln!("store reopened: {:?}", reopened.stats());
     drop(reopened);
     drop(disk);

@@ -15,7 +15,7 @@ use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use mqtt_test_support::Mosquitto;
-use mqtt_tokio::{ClientConfig, MqttClient, QoS};
+use sansmqtt_tokio::{ClientConfig, MqttClient, QoS};
 
 const EACH: u32 = 100;
 const CLIENT_ID: &str = "killed-subscriber";

@@ -9,7 +9,7 @@
 //! without them the test fails saying so.
 //!
 //! Measurements (throughput per condition, loss detection and reconnect times) are printed
-//! to stderr: `cargo test -p mqtt-tokio --test netem -- --nocapture`.
+//! to stderr: `cargo test -p sansmqtt-tokio --test netem -- --nocapture`.
 
 // The measurements are this test's output.
 #![allow(clippy::print_stderr)]
@@ -21,7 +21,7 @@ use std::time::{Duration, Instant};
 
 use futures_util::{StreamExt, stream};
 use mqtt_test_support::{LinkConditions, Mosquitto, NetemLink};
-use mqtt_tokio::{ClientConfig, ConnectionEvent, MqttClient, QoS};
+use sansmqtt_tokio::{ClientConfig, ConnectionEvent, MqttClient, QoS};
 
 /// Keep alive of both clients: a dead link must be noticed within about twice this.
 const KEEP_ALIVE: Duration = Duration::from_secs(4);

@@ -21,7 +21,7 @@ fn slow_consumer_for_a_minute_keeps_memory_bounded_and_loses_no_qos1_message() {
         .build()
         .expect("building a Tokio runtime");
     let sampler = RssSampler::start(Duration::from_millis(250));
-    let report = runtime.block_on(slow_consumer_scenario::<mqtt_tokio::Tokio>(
+    let report = runtime.block_on(slow_consumer_scenario::<sansmqtt_tokio::Tokio>(
         Duration::from_secs(60),
     ));
     let rss = sampler.stop();

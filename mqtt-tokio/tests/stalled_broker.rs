@@ -12,7 +12,7 @@ use std::time::{Duration, Instant};
 
 use mqtt_test_support::Mosquitto;
 use mqtt_test_support::rss::RssSampler;
-use mqtt_tokio::{ClientConfig, ClientError, MqttClient, QoS};
+use sansmqtt_tokio::{ClientConfig, ClientError, MqttClient, QoS};
 
 #[test]
 fn fire_and_forget_qos0_against_a_stopped_broker_keeps_memory_bounded() {

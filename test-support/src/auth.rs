@@ -16,9 +16,9 @@
 //! through the hook is the same.)
 
 use bytes::Bytes;
-use mqtt_client::{AuthError, AuthExchange, Authenticator};
 use ring::hmac;
 use ring::rand::{SecureRandom, SystemRandom};
+use sansmqtt_client::{AuthError, AuthExchange, Authenticator};
 
 /// The method's name, sent as the Authentication Method.
 pub const METHOD: &str = "HMAC-SHA256-CHALLENGE";

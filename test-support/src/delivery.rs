@@ -15,8 +15,8 @@ use std::time::{Duration, Instant};
 
 use futures_util::StreamExt;
 use futures_util::future::join_all;
-use mqtt_client::proto::QoS;
-use mqtt_client::{ClientConfig, ClientError, ConnectionEvent, MqttClient, Overflow, Runtime};
+use sansmqtt_client::proto::QoS;
+use sansmqtt_client::{ClientConfig, ClientError, ConnectionEvent, MqttClient, Overflow, Runtime};
 
 use crate::Mosquitto;
 use crate::suite::{

@@ -49,7 +49,7 @@ pub use netem::{LinkConditions, LinkStats, NetemLink};
 pub use process::BrokerProcess;
 
 /// Sends `tracing` output to the test harness's captured output, filtered by `RUST_LOG`
-/// (e.g. `RUST_LOG=mqtt_session=debug` shows every packet). Safe to call from every test.
+/// (e.g. `RUST_LOG=sansmqtt_session=debug` shows every packet). Safe to call from every test.
 pub fn init_test_tracing() {
     let _ = tracing_subscriber::fmt()
         .with_env_filter(tracing_subscriber::EnvFilter::from_default_env())

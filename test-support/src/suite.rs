@@ -11,7 +11,7 @@
 //!     tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build()
 //!         .expect("building a runtime").block_on(f)
 //! }
-//! mqtt_test_support::client_suite!(mqtt_tokio::Tokio, block_on);
+//! mqtt_test_support::client_suite!(sansmqtt_tokio::Tokio, block_on);
 //! ```
 //!
 //! (Shown as text: this crate cannot depend on the adapters that depend on it.)
@@ -36,9 +36,9 @@ use std::time::{Duration, Instant};
 
 use futures_util::future::{self, Either};
 use futures_util::{Stream, StreamExt};
-use mqtt_client::proto::{DecodeError, ProtocolVersion, QoS, ReasonCode};
-use mqtt_client::session::{ConnectionError, ProtocolError};
-use mqtt_client::{
+use sansmqtt_client::proto::{DecodeError, ProtocolVersion, QoS, ReasonCode};
+use sansmqtt_client::session::{ConnectionError, ProtocolError};
+use sansmqtt_client::{
     ApplicationMessage, ClientConfig, ClientError, ConnectionEvent, MqttClient, Runtime, TlsError,
     UriError, WillConfig,
 };

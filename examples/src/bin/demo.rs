@@ -13,7 +13,7 @@ use std::time::{Duration, Instant};
 
 use futures_util::future::try_join_all;
 use mqtt_test_support::Mosquitto;
-use mqtt_tokio::{ClientConfig, ClientError, MqttClient, QoS};
+use sansmqtt_tokio::{ClientConfig, ClientError, MqttClient, QoS};
 
 #[tokio::main]
 async fn main() -> Result<(), ClientError> {

@@ -21,9 +21,9 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 
 use bytes::{Buf, BufMut, BytesMut};
-use mqtt_proto::{Encode, Packet, PacketId, ProtocolVersion};
-use mqtt_session::store::{IncomingState, OutgoingFlight, OutgoingState};
-use mqtt_session::{MemoryStore, SessionStore, StoreError};
+use sansmqtt_proto::{Encode, Packet, PacketId, ProtocolVersion};
+use sansmqtt_session::store::{IncomingState, OutgoingFlight, OutgoingState};
+use sansmqtt_session::{MemoryStore, SessionStore, StoreError};
 use tracing::{debug, warn};
 
 const MAGIC: &[u8; 8] = b"MQTTSL01";
@@ -33,7 +33,7 @@ const TMP: &str = "session.log.tmp";
 const HEADER: usize = 8;
 /// Largest record accepted on recovery: an MQTT packet of the protocol's maximum size plus the
 /// record's own fields. A larger length can only be a torn or corrupt header.
-const MAX_RECORD: usize = mqtt_proto::MAX_PACKET_SIZE as usize + 64;
+const MAX_RECORD: usize = sansmqtt_proto::MAX_PACKET_SIZE as usize + 64;
 /// The log is not compacted below this size: small logs are cheap to replay.
 const DEFAULT_COMPACT_MIN: u64 = 4 * 1024 * 1024;
 
@@ -477,16 +477,16 @@ fn apply(mut body: &[u8], index: &mut MemoryStore) -> Option<Result<(), StoreErr
             let seq = take_u64(&mut body)?;
             let state = outgoing_state(take_u8(&mut body)?)?;
             let mut packet = BytesMut::from(body);
-            let decoded = mqtt_proto::decode(
+            let decoded = sansmqtt_proto::decode(
                 &mut packet,
                 ProtocolVersion::V5,
-                mqtt_proto::MAX_PACKET_SIZE,
+                sansmqtt_proto::MAX_PACKET_SIZE,
             );
             let Ok(Some(Packet::Publish(publish))) = decoded else {
                 return None;
             };
             let flight = OutgoingFlight {
-                token: mqtt_session::Token::from_raw(token),
+                token: sansmqtt_session::Token::from_raw(token),
                 publish,
                 state,
                 seq,

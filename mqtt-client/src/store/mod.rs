@@ -6,10 +6,10 @@ mod file;
 mod tests;
 
 pub use file::{FileStore, FileStoreMonitor, FileStoreStats};
-pub use mqtt_session::store::{IncomingState, OutgoingFlight, OutgoingState};
-pub use mqtt_session::{MemoryStore, SessionStore, StoreError};
+pub use sansmqtt_session::store::{IncomingState, OutgoingFlight, OutgoingState};
+pub use sansmqtt_session::{MemoryStore, SessionStore, StoreError};
 
-use mqtt_proto::PacketId;
+use sansmqtt_proto::PacketId;
 
 /// The store under a client's session: one enum rather than a trait object, so the session
 /// stays statically dispatched whichever store the configuration picks.

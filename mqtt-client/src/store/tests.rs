@@ -6,9 +6,9 @@ use std::fs::{self, OpenOptions};
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
-use mqtt_proto::properties::UserProperty;
-use mqtt_proto::{ConnAck, Encode, PacketId, ProtocolVersion, Publish, QoS};
-use mqtt_session::{ConnectOptions, Event, PublishError, Session, SessionConfig, Token};
+use sansmqtt_proto::properties::UserProperty;
+use sansmqtt_proto::{ConnAck, Encode, PacketId, ProtocolVersion, Publish, QoS};
+use sansmqtt_session::{ConnectOptions, Event, PublishError, Session, SessionConfig, Token};
 
 use super::*;
 
@@ -328,7 +328,7 @@ fn a_failing_store_fails_the_publish_and_sends_nothing() {
     assert!(matches!(
         events.last(),
         Some(Event::Disconnected {
-            reason: mqtt_session::ConnectionError::Store(StoreError::Full)
+            reason: sansmqtt_session::ConnectionError::Store(StoreError::Full)
         })
     ));
     assert_eq!(session.inflight_len(), 1, "only the synced flight is left");

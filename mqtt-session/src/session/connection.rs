@@ -164,7 +164,7 @@ impl<S: SessionStore> Session<S> {
             properties.receive_maximum =
                 (self.config.receive_maximum != u16::MAX).then_some(self.config.receive_maximum);
             properties.maximum_packet_size = (self.config.max_packet_size
-                < mqtt_proto::MAX_PACKET_SIZE)
+                < sansmqtt_proto::MAX_PACKET_SIZE)
                 .then_some(self.config.max_packet_size);
             properties.topic_alias_maximum =
                 (self.config.topic_alias_maximum > 0).then_some(self.config.topic_alias_maximum);

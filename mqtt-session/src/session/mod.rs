@@ -5,12 +5,12 @@ use std::time::{Duration, Instant};
 
 use bytes::{Bytes, BytesMut};
 use bytestring::ByteString;
-use mqtt_proto::properties::{
+use sansmqtt_proto::properties::{
     AckProperties, AuthProperties, ConnAckProperties, PropertyBox, PublishProperties,
     SubscribeProperties, UnsubscribeProperties,
 };
-use mqtt_proto::topic::{validate_topic_filter, validate_topic_name};
-use mqtt_proto::{
+use sansmqtt_proto::topic::{validate_topic_filter, validate_topic_name};
+use sansmqtt_proto::{
     Auth, ConnAck, Connect, Disconnect, Encode, EncodeError, Packet, PacketId, PacketType, PingReq,
     ProtocolVersion, PubAck, PubComp, PubRec, PubRel, Publish, QoS, ReasonCode, SubAck, Subscribe,
     SubscribeFilter, UnsubAck, Unsubscribe,
@@ -69,7 +69,7 @@ impl ServerLimits {
             receive_maximum: u16::MAX,
             maximum_qos: QoS::ExactlyOnce,
             retain_available: true,
-            maximum_packet_size: mqtt_proto::MAX_PACKET_SIZE,
+            maximum_packet_size: sansmqtt_proto::MAX_PACKET_SIZE,
             topic_alias_maximum: 0,
             keep_alive,
         }
@@ -159,8 +159,8 @@ struct Pending {
 /// ```
 /// use std::time::{Duration, Instant};
 ///
-/// use mqtt_session::proto::ProtocolVersion;
-/// use mqtt_session::{ConnectOptions, ConnectionState, Event, Session, SessionConfig};
+/// use sansmqtt_session::proto::ProtocolVersion;
+/// use sansmqtt_session::{ConnectOptions, ConnectionState, Event, Session, SessionConfig};
 ///
 /// let mut session = Session::new(SessionConfig::new("doc-client", ProtocolVersion::V311));
 /// let now = Instant::now();
@@ -415,7 +415,7 @@ impl<S: SessionStore> Session<S> {
         }
         self.read_buf.extend_from_slice(bytes);
         loop {
-            let decoded = mqtt_proto::decode(
+            let decoded = sansmqtt_proto::decode(
                 &mut self.read_buf,
                 self.config.protocol_version,
                 self.config.max_packet_size,

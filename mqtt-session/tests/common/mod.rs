@@ -7,11 +7,11 @@
 
 use std::time::{Duration, Instant};
 
-use mqtt_session::proto::{
+use sansmqtt_session::proto::{
     self, BytesMut, ConnAck, Connect, Encode, MAX_PACKET_SIZE, Packet, PacketId, ProtocolVersion,
     Publish, QoS,
 };
-use mqtt_session::{ConnectOptions, ConnectionState, Event, Session, SessionConfig};
+use sansmqtt_session::{ConnectOptions, ConnectionState, Event, Session, SessionConfig};
 
 /// Keep alive used by the `connect_*` helpers.
 pub const KEEP_ALIVE: Duration = Duration::from_secs(30);

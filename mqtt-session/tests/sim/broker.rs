@@ -1,4 +1,4 @@
-//! A model MQTT broker built on mqtt-proto, itself a pure state machine: bytes in, bytes out,
+//! A model MQTT broker built on sansmqtt-proto, itself a pure state machine: bytes in, bytes out,
 //! time as an argument.
 //!
 //! It keeps persistent sessions by client id (subscriptions, queued and in-flight messages
@@ -15,9 +15,9 @@ use std::collections::{BTreeMap, HashMap, VecDeque};
 use std::time::{Duration, Instant};
 
 use bytes::{Bytes, BytesMut};
-use mqtt_proto::properties::ConnAckProperties;
-use mqtt_proto::topic::matches;
-use mqtt_proto::{
+use sansmqtt_proto::properties::ConnAckProperties;
+use sansmqtt_proto::topic::matches;
+use sansmqtt_proto::{
     ByteString, ConnAck, Encode, Packet, PacketId, PingResp, ProtocolVersion, PubAck, PubComp,
     PubRec, PubRel, Publish, QoS, ReasonCode, SubAck, UnsubAck,
 };
@@ -267,7 +267,7 @@ impl Broker {
             let Some(conn) = self.conn.as_mut() else {
                 return;
             };
-            match mqtt_proto::decode(&mut conn.read, self.cfg.version, 1 << 20) {
+            match sansmqtt_proto::decode(&mut conn.read, self.cfg.version, 1 << 20) {
                 Ok(Some(packet)) => {
                     if let Some(notes) = self.notes.as_mut() {
                         notes.push(format!("broker <- {}", summary(&packet)));
@@ -431,7 +431,7 @@ impl Broker {
         }
     }
 
-    fn on_connect(&mut self, connect: mqtt_proto::Connect) {
+    fn on_connect(&mut self, connect: sansmqtt_proto::Connect) {
         let v5 = self.cfg.version.is_v5();
         if connect.client_id.is_empty() {
             self.violate("empty client id".into());

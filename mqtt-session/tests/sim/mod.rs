@@ -1,9 +1,9 @@
-//! Deterministic simulation of `mqtt-session` against a model broker over a faulty network,
+//! Deterministic simulation of `sansmqtt-session` against a model broker over a faulty network,
 //! all on one virtual clock and driven by one seed.
 //!
 //! - [`rng`]: SplitMix64, so a seed replays a run exactly.
 //! - [`network`]: byte streams with seeded delays, random chunking and cuts at any byte.
-//! - [`broker`]: a model broker on mqtt-proto that keeps persistent sessions, runs QoS 1/2
+//! - [`broker`]: a model broker on sansmqtt-proto that keeps persistent sessions, runs QoS 1/2
 //!   both ways, originates its own messages and checks the rules a client must follow.
 //! - [`Sim`]: the driver. `step` advances the clock to the earliest of the session's
 //!   `poll_timeout`, the network's next delivery, the broker's keep-alive deadline and the next
@@ -26,10 +26,10 @@ use std::fmt::Write as _;
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
-use mqtt_proto::{
+use sansmqtt_proto::{
     ByteString, Disconnect, ProtocolVersion, Publish, QoS, ReasonCode, SubscribeFilter,
 };
-use mqtt_session::{
+use sansmqtt_session::{
     AckMode, AckToken, ConnectOptions, ConnectionError, ConnectionState, Event, PublishError,
     Session, SessionConfig, SessionError, SessionLossPolicy, Token,
 };
@@ -1308,7 +1308,7 @@ pub(crate) fn run_seed(seed: u64) -> Result<Stats, String> {
     let mut sim = Sim::new(scenario.clone(), false);
     sim.drive().map_err(|why| {
         format!(
-            "seed {seed}: {why}\n  scenario: {scenario:?}\n  replay: SIM_SEED={seed} cargo test -p mqtt-session --test simulation replay -- --nocapture"
+            "seed {seed}: {why}\n  scenario: {scenario:?}\n  replay: SIM_SEED={seed} cargo test -p sansmqtt-session --test simulation replay -- --nocapture"
         )
     })
 }

@@ -4,9 +4,9 @@
 //! ones (what the disk happened to hold), the entry after that prefix being a torn record
 //! that recovery ignores, as `FileStore` does.
 
-use mqtt_proto::PacketId;
-use mqtt_session::store::{IncomingState, OutgoingFlight, OutgoingState};
-use mqtt_session::{MemoryStore, SessionStore, StoreError};
+use sansmqtt_proto::PacketId;
+use sansmqtt_session::store::{IncomingState, OutgoingFlight, OutgoingState};
+use sansmqtt_session::{MemoryStore, SessionStore, StoreError};
 
 use super::rng::Rng;
 
@@ -96,7 +96,7 @@ impl SimStore {
     }
 
     /// The tokens of the outgoing flows the store holds.
-    pub(crate) fn tokens(&self) -> Vec<mqtt_session::Token> {
+    pub(crate) fn tokens(&self) -> Vec<sansmqtt_session::Token> {
         self.live
             .outgoing_in_order()
             .into_iter()

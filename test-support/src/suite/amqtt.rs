@@ -353,8 +353,8 @@ pub async fn puback_for_a_qos2_publish_is_reported_as_an_unexpected_ack<R: Runti
         matches!(
             err,
             ClientError::Protocol(ProtocolError::UnexpectedAck {
-                packet: mqtt_client::proto::PacketType::PubAck,
-                expected: mqtt_client::proto::PacketType::PubRec,
+                packet: sansmqtt_client::proto::PacketType::PubAck,
+                expected: sansmqtt_client::proto::PacketType::PubRec,
                 ..
             })
         )
@@ -396,7 +396,7 @@ pub async fn topic_aliases_are_bounded_by_the_broker_and_reset_per_connection<
     let client = connected::<R>(&broker.uri(), config).await;
     let mut events = client.connection_events();
 
-    let properties = mqtt_client::PublishProperties {
+    let properties = sansmqtt_client::PublishProperties {
         topic_alias: Some(11),
         ..Default::default()
     };
@@ -410,7 +410,7 @@ pub async fn topic_aliases_are_bounded_by_the_broker_and_reset_per_connection<
         matches!(
             result,
             Err(ClientError::Session(
-                mqtt_client::SessionError::TopicAliasNotAllowed {
+                sansmqtt_client::SessionError::TopicAliasNotAllowed {
                     alias: 11,
                     maximum: 10
                 }
@@ -593,9 +593,9 @@ pub async fn mqtt5_publish_acknowledgement_carries_the_final_ack<R: Runtime + De
 /// "do not send" suppresses the retained message, retain-as-published keeps the RETAIN flag
 /// of live messages; UNSUBSCRIBE with user properties; the whole SUBACK / UNSUBACK is returned.
 pub async fn mqtt5_subscription_options_identifiers_and_acks<R: Runtime + Default>() {
-    use mqtt_client::proto::properties::SubscriptionId;
-    use mqtt_client::proto::{RetainHandling, SubscribeFilter};
-    use mqtt_client::{SubscribeProperties, UnsubscribeProperties, UserProperty};
+    use sansmqtt_client::proto::properties::SubscriptionId;
+    use sansmqtt_client::proto::{RetainHandling, SubscribeFilter};
+    use sansmqtt_client::{SubscribeProperties, UnsubscribeProperties, UserProperty};
 
     let broker = Mosquitto::start();
     let me = connected::<R>(&broker.uri(), v5_client_config()).await;
@@ -664,7 +664,7 @@ pub async fn mqtt5_subscription_options_identifiers_and_acks<R: Runtime + Defaul
 /// Will properties on mosquitto 5: the will waits for its delay interval (the session
 /// outlives the connection) and carries its content type and user properties.
 pub async fn mqtt5_will_properties_delay_and_content_type<R: Runtime + Default>() {
-    use mqtt_client::{UserProperty, WillProperties};
+    use sansmqtt_client::{UserProperty, WillProperties};
 
     let broker = Mosquitto::start();
     let watcher = connected::<R>(&broker.uri(), v5_client_config()).await;
@@ -723,7 +723,7 @@ pub async fn mqtt5_disconnect_with_reason_code_publishes_the_will<R: Runtime + D
         "DISCONNECT 0x04",
         client.disconnect_with(
             ReasonCode::DisconnectWithWillMessage,
-            mqtt_client::DisconnectProperties::default(),
+            sansmqtt_client::DisconnectProperties::default(),
         ),
     )
     .await
@@ -735,7 +735,7 @@ pub async fn mqtt5_disconnect_with_reason_code_publishes_the_will<R: Runtime + D
 /// CONNECT carries the configured MQTT 5 properties (user properties, request problem and
 /// response information), read by a scripted server.
 pub async fn mqtt5_connect_properties_are_sent<R: Runtime + Default>() {
-    use mqtt_client::{ConnectProperties, UserProperty};
+    use sansmqtt_client::{ConnectProperties, UserProperty};
 
     let (uri, server) = scripted_server_with_connect(|stream, _| {
         stream.write_all(&CONNACK_V5_OK).expect("CONNACK");
@@ -955,7 +955,9 @@ pub async fn mqtt5_enhanced_authentication_challenge_response<R: Runtime + Defau
             (true, false) => assert!(
                 matches!(
                     &result,
-                    Err(ClientError::Auth(mqtt_client::AuthError::ServerUnverified))
+                    Err(ClientError::Auth(
+                        sansmqtt_client::AuthError::ServerUnverified
+                    ))
                 ),
                 "{result:?}"
             ),

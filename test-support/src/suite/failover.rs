@@ -7,7 +7,7 @@
 //! (real sockets, real timers) as well as from its `Reconnecting` events.
 
 use futures_util::FutureExt;
-use mqtt_client::Jitter;
+use sansmqtt_client::Jitter;
 
 use super::*;
 
