@@ -1,6 +1,6 @@
 //! MQTT 5 on Tokio: subscription options and a subscription identifier, publish properties
 //! (content type, user properties, message expiry), outgoing topic aliases, the whole PUBACK,
-//! and request/response with `request` and `respond` on one client.
+//! and request/response with `request` and `respond` between two clients.
 //!
 //! `cargo run -p mqtt-examples --example mqtt5_tokio -- [URI]`
 #![allow(clippy::print_stdout)]
@@ -63,9 +63,16 @@ async fn main() -> Result<(), ClientError> {
         reading.subscription_identifiers().collect::<Vec<_>>()
     );
 
-    // Request/response: a responder task answers requests on `mqtt5/time`.
-    client.subscribe([("mqtt5/time", QoS::AtLeastOnce)]).await?;
-    let responder = client.clone();
+    // Request/response: a second client answers requests on `mqtt5/time`. (One client cannot
+    // be both: its own request, matching its subscription, would come back as the "reply".)
+    let responder = MqttClient::new(
+        None,
+        ClientConfig::default().protocol_version(ProtocolVersion::V5),
+    );
+    responder.connect(uri.as_str()).await?;
+    responder
+        .subscribe([("mqtt5/time", QoS::AtLeastOnce)])
+        .await?;
     tokio::spawn(async move {
         while let Ok(request) = responder.deliver_message().await {
             if let Some(reply) = responder.respond(&request, "twelve o'clock") {
