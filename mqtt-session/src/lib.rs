@@ -66,8 +66,11 @@
 //! # Ok(())
 //! # }
 //! ```
+#![cfg_attr(not(feature = "std"), no_std)]
 #![forbid(unsafe_code)]
 #![deny(missing_docs)]
+
+extern crate alloc;
 
 mod config;
 mod error;
@@ -75,6 +78,7 @@ mod event;
 mod ids;
 mod session;
 pub mod store;
+mod time;
 mod timer;
 
 pub use config::{AckMode, ConnectOptions, SessionConfig, SessionLossPolicy};
@@ -82,6 +86,9 @@ pub use error::{ConnectionError, ProtocolError, PublishError, ServerReason, Sess
 pub use event::{AckToken, Event, Message, Token};
 pub use session::{ConnectionState, ServerLimits, Session};
 pub use store::{MemoryStore, SessionStore, StoreError};
+#[cfg(not(feature = "std"))]
+pub use time::NoDefaultInstant;
+pub use time::{DefaultInstant, Instant};
 
 /// The codec this session is built on, re-exported so users need one dependency.
 pub use sansmqtt_proto as proto;
