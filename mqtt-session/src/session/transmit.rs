@@ -65,11 +65,15 @@ impl<S: SessionStore, I: Instant> Session<S, I> {
             self.sync_failed(err);
             return false;
         }
-        for (token, _) in core::mem::take(&mut self.unsynced) {
+        // Taken and put back rather than left empty: its capacity is reused by the next
+        // batch instead of allocated again.
+        let mut unsynced = core::mem::take(&mut self.unsynced);
+        for (token, _) in unsynced.drain(..) {
             if self.config.report_stored {
                 self.push_event(Event::Stored { token });
             }
         }
+        self.unsynced = unsynced;
         true
     }
 
@@ -83,13 +87,15 @@ impl<S: SessionStore, I: Instant> Session<S, I> {
         if !self.write_buf.is_empty() {
             return;
         }
-        for token in core::mem::take(&mut self.qos0_unsent) {
+        let mut qos0 = core::mem::take(&mut self.qos0_unsent);
+        for token in qos0.drain(..) {
             self.push_event(Event::Published {
                 token,
                 result: Ok(ReasonCode::Success),
                 properties: Default::default(),
             });
         }
+        self.qos0_unsent = qos0;
         if self.state == ConnectionState::Closing {
             self.state = ConnectionState::Disconnected;
         }
