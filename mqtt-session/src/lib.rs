@@ -99,7 +99,9 @@
 //!    and `Timer::at`; smoltcp: the interface's `poll_delay` capped by the deadline; an RTOS:
 //!    `recv` with a timeout of deadline minus now; mio: `Poll::poll` with that timeout).
 //!
-//! The same loop, against a platform reduced to a byte stream and a clock:
+//! `examples/embassy` in the repository runs this loop on an embassy executor over
+//! `embassy-net` and a Linux TAP device, against mosquitto, across a cut link. The same loop,
+//! against a platform reduced to a byte stream and a clock:
 //!
 //! ```
 //! use core::time::Duration;
