@@ -259,8 +259,11 @@ async fn run_connection(
         }
         if tally.done(args) {
             let _ = session.disconnect(now(), Disconnect::default());
-            while let Some(n) = Some(session.poll_transmit_into(now(), tx)).filter(|n| *n > 0) {
-                write_all(socket, &tx[..n]).await;
+            loop {
+                let n = session.poll_transmit_into(now(), tx);
+                if n == 0 || !write_all(socket, &tx[..n]).await {
+                    break;
+                }
             }
             return;
         }
