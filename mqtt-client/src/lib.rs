@@ -33,6 +33,7 @@ mod config;
 mod driver;
 mod error;
 mod inbox;
+mod payload;
 mod queue;
 mod reconnect;
 mod request;
@@ -65,6 +66,7 @@ pub use config::{ClientConfig, Overflow, TopicConfig, WillConfig};
 #[cfg(feature = "tls")]
 pub use error::TlsError;
 pub use error::{ClientError, UriError};
+pub use payload::{IntoUri, Payload, PayloadError};
 pub use reconnect::Jitter;
 pub use request::Requesting;
 pub use store::{ClientStore, FileStore, StoreError};
@@ -84,6 +86,7 @@ pub use sansmqtt_proto::properties::{
     AckProperties, ConnectProperties, DisconnectProperties, PublishProperties, SubscribeProperties,
     UnsubscribeProperties, UserProperty, WillProperties,
 };
+pub use sansmqtt_proto::topic::IntoTopic;
 pub use sansmqtt_proto::{ConnAck, ProtocolVersion, Publish, QoS, ReasonCode, SubscribeFilter};
 pub use sansmqtt_session::{
     ConnectionError, ProtocolError, PublishError, ServerReason, SessionError,
@@ -133,8 +136,8 @@ pub mod prelude {
     #[cfg(feature = "tls")]
     pub use super::TlsError;
     pub use super::{
-        ApplicationMessage, ClientConfig, ClientError, ConnectionEvent, Jitter, Runtime,
-        ServerReason, TopicConfig, UriError, WillConfig,
+        ApplicationMessage, ClientConfig, ClientError, ConnectionEvent, IntoTopic, IntoUri, Jitter,
+        Payload, PayloadError, Runtime, ServerReason, TopicConfig, UriError, WillConfig,
     };
     pub use sansmqtt_proto::properties::{PublishProperties, UserProperty};
     pub use sansmqtt_proto::{ConnAck, ProtocolVersion, QoS, ReasonCode};
@@ -421,7 +424,9 @@ impl<R: Runtime> std::fmt::Debug for MqttClient<R> {
 
 impl<R: Runtime + Default> MqttClient<R> {
     /// A client with `client_id` (`None`: a random one, as amqtt does) and `config`. Nothing
-    /// happens until [`connect`](Self::connect).
+    /// happens until [`connect`](Self::connect). An id held in a `String` is given as
+    /// `Some(&id)` (the parameter stays `Option<&str>` so that a bare `None` needs no type
+    /// annotation).
     pub fn new(client_id: Option<&str>, config: ClientConfig) -> Self {
         Self::with_runtime(client_id, config, R::default())
     }
@@ -490,11 +495,8 @@ impl<R: Runtime> MqttClient<R> {
     /// # Ok(())
     /// # }
     /// ```
-    pub fn connect<'a>(&'a self, uri: impl Into<Option<&'a str>>) -> Connecting<'a, R> {
-        let uris = uri
-            .into()
-            .map(|uri| vec![uri.to_owned()])
-            .unwrap_or_default();
+    pub fn connect(&self, uri: impl IntoUri) -> Connecting<'_, R> {
+        let uris = uri.into_option().map(|uri| vec![uri]).unwrap_or_default();
         self.connect_any(uris)
     }
 
@@ -513,7 +515,9 @@ impl<R: Runtime> MqttClient<R> {
         Connecting::new(self, uris.into_iter().map(Into::into).collect())
     }
 
-    /// Publishes `payload` on `topic`. A builder: `.qos(..)`, `.retain(..)`, `.ack_timeout(..)`,
+    /// Publishes `payload` on `topic`. The payload is any [`Payload`] form (`&[u8]`, `b"..."`,
+    /// `&str`, `&String` are copied once; `Vec<u8>`, `String`, `Bytes` are moved without a
+    /// copy), the topic any [`IntoTopic`] string (`&str`, `String`, `&String`). A builder: `.qos(..)`, `.retain(..)`, `.ack_timeout(..)`,
     /// `.properties(..)`, then `.await`; it resolves when the QoS flow completes (QoS 0: when
     /// *accepted* into the client's bounded outgoing queue; QoS 1: at PUBACK; QoS 2: at
     /// PUBCOMP) with the final acknowledgement's reason code (`Success` for QoS 0).
@@ -556,12 +560,8 @@ impl<R: Runtime> MqttClient<R> {
     /// # Ok(())
     /// # }
     /// ```
-    pub fn publish(
-        &self,
-        topic: impl Into<ByteString>,
-        payload: impl Into<Bytes>,
-    ) -> Publishing<'_, R> {
-        Publishing::new(self, topic.into(), payload.into())
+    pub fn publish(&self, topic: impl IntoTopic, payload: impl Into<Payload>) -> Publishing<'_, R> {
+        Publishing::new(self, topic.into_topic(), payload.into().into_bytes())
     }
 
     /// Subscribes to topic filters, e.g. `[("a/#", QoS::AtLeastOnce)]`; returns the SUBACK
@@ -591,7 +591,7 @@ impl<R: Runtime> MqttClient<R> {
     pub async fn unsubscribe<I, T>(&self, topics: I) -> Result<Vec<ReasonCode>, ClientError>
     where
         I: IntoIterator<Item = T>,
-        T: Into<ByteString>,
+        T: IntoTopic,
     {
         self.unsubscribe_with(topics, UnsubscribeProperties::default())
             .await
