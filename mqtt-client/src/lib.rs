@@ -276,6 +276,9 @@ pub(crate) struct Shared {
     cancel_epoch: AtomicU64,
     /// Notified when a driver parks its session and stops.
     parked_event: event_listener::Event,
+    /// How many drivers have stopped: a client that stopped (disconnected or gave up) ends
+    /// its message streams, one that never ran does not.
+    stops: AtomicU64,
     /// Publishes recovered from the durable store whose completion is still to be reported.
     recovered: Mutex<std::collections::HashMap<Token, RecoveredPublish>>,
     /// The durable store's counters, once it is open.
@@ -346,8 +349,15 @@ impl Shared {
             parked.params = Some(params);
             self.commands.close()
         };
+        self.stops.fetch_add(1, Ordering::SeqCst);
         self.parked_event.notify(usize::MAX);
         leftovers
+    }
+
+    /// Whether the client ran and has stopped (no driver serves it now): nothing more will
+    /// be received until the application connects again.
+    fn is_stopped(&self) -> bool {
+        self.stops.load(Ordering::SeqCst) > 0 && !self.commands.is_accepting()
     }
 
     /// Waits for the driver's answer to a connect or reconnect. If the caller drops this
@@ -456,6 +466,7 @@ impl<R: Runtime> MqttClient<R> {
                     commands: CommandQueue::default(),
                     cancel_epoch: AtomicU64::new(0),
                     parked_event: event_listener::Event::new(),
+                    stops: AtomicU64::new(0),
                     recovered: Mutex::new(std::collections::HashMap::new()),
                     store_monitor: Mutex::new(None),
                     responses: request::Responses::new(),
@@ -622,8 +633,16 @@ impl<R: Runtime> MqttClient<R> {
         Delivering::new(self)
     }
 
-    /// Received messages as a stream that never ends. Streams and `deliver_message` share
-    /// one queue: each message goes to exactly one of them. A QoS 1/2 message is acknowledged
+    /// Received messages as a stream. Streams and `deliver_message` share one queue: each
+    /// message goes to exactly one of them.
+    ///
+    /// The stream ends (yields `None`) once the client has stopped, after
+    /// [`disconnect`](Self::disconnect) or when reconnecting gave up (the final error is in
+    /// [`connection_events`](Self::connection_events)), and every message received before
+    /// has been yielded. It does not end while an automatic reconnect is under way, nor
+    /// before the first [`connect`](Self::connect): a stream taken first waits for it. A
+    /// stream polled while the client is stopped ends at once; after a later `connect` or
+    /// `reconnect`, take a new one. A QoS 1/2 message is acknowledged
     /// when the stream yields it (or, with [`ClientConfig::manual_acks`], when
     /// [`ack`](Self::ack) is called). The stream does not keep the connection alive: when
     /// every client handle is dropped, the client disconnects.
@@ -957,6 +976,12 @@ impl<R: Runtime> Stream for Messages<R> {
             if let Some(message) = this.shared.take_message(|| this.runtime.now()) {
                 this.listener = None;
                 return Poll::Ready(Some(message));
+            }
+            // Checked after the inbox: a stopped driver pushes nothing more, so what it
+            // received is all there is, and it has been handed out.
+            if this.listener.is_some() && this.shared.is_stopped() {
+                this.listener = None;
+                return Poll::Ready(None);
             }
             match &mut this.listener {
                 // Listen, then look again: a message pushed in between is not missed.

@@ -122,6 +122,9 @@ macro_rules! client_suite {
             publish_takes_every_payload_and_topic_form,
             payload_str_refuses_invalid_utf8,
             payload_json_reads_a_typed_value,
+            messages_stream_ends_after_disconnect,
+            messages_stream_ends_when_reconnecting_gives_up,
+            messages_stream_survives_a_broker_restart,
             // failover.rs
             refusing_nodes_get_bounded_attempts_with_backoff_per_round,
             connections_dropped_right_after_connack_back_off,

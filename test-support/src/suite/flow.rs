@@ -206,3 +206,164 @@ pub async fn payload_json_reads_a_typed_value<R: Runtime + Default>() {
     );
     client.disconnect().await.expect("disconnect");
 }
+
+// ---- streams end ----------------------------------------------------------------------------
+
+/// Publishes `count` QoS 1 messages on `topic` from `client` to itself and waits until they
+/// all wait in its inbox.
+async fn fill_inbox<R: Runtime + Default>(client: &MqttClient<R>, topic: &str, count: usize) {
+    subscribe(client, topic, QoS::AtLeastOnce).await;
+    for i in 0..count {
+        publish(
+            client,
+            topic,
+            format!("{i}").as_bytes(),
+            QoS::AtLeastOnce,
+            false,
+        )
+        .await;
+    }
+    let deadline = Instant::now() + BOUND;
+    while client.pending_messages() < count {
+        assert!(Instant::now() < deadline, "{count} messages did not arrive");
+        sleep::<R>(Duration::from_millis(5)).await;
+    }
+}
+
+/// Drains `stream` to its end within `bound`; the payloads it yielded.
+async fn collect_until_end<R: Runtime + Default, S: Stream<Item = ApplicationMessage> + Unpin>(
+    stream: &mut S,
+    bound: Duration,
+    what: &str,
+) -> Vec<String> {
+    with_timeout::<R, _>(bound, what, async {
+        let mut payloads = Vec::new();
+        while let Some(message) = stream.next().await {
+            payloads.push(message.payload_str().expect("UTF-8").to_owned());
+        }
+        payloads
+    })
+    .await
+}
+
+/// `while let Some(m) = stream.next().await` ends after `disconnect()`, once every message
+/// received before it has been yielded; `deliver_message` then fails with `NotConnected`.
+pub async fn messages_stream_ends_after_disconnect<R: Runtime + Default>() {
+    let broker = Mosquitto::start();
+    let client = connected::<R>(&broker.uri(), no_retry()).await;
+    let mut stream = client.messages();
+    fill_inbox(&client, "end/disconnect", 3).await;
+    with_timeout::<R, _>(BOUND, "DISCONNECT", client.disconnect())
+        .await
+        .expect("disconnect");
+    let payloads = collect_until_end::<R, _>(&mut stream, BOUND, "the stream's end").await;
+    assert_eq!(
+        payloads,
+        ["0", "1", "2"],
+        "messages received before the disconnect"
+    );
+    let next = client.deliver_message().timeout(BOUND).await;
+    assert!(matches!(next, Err(ClientError::NotConnected)), "{next:?}");
+}
+
+/// A stream taken before the first `connect` waits for it (it does not end at once), and
+/// ends when the client gives up reconnecting after the broker died, having yielded what
+/// arrived before.
+pub async fn messages_stream_ends_when_reconnecting_gives_up<R: Runtime + Default>() {
+    let mut broker = Mosquitto::start();
+    let config = ClientConfig::default()
+        .auto_reconnect(true)
+        .reconnect_retries(Some(2))
+        .reconnect_initial_interval(Duration::from_millis(20))
+        .reconnect_max_interval(Duration::from_millis(50))
+        .connect_timeout(BOUND);
+    let client = MqttClient::<R>::new(None, config);
+    let mut stream = client.messages();
+    // Not connected yet: the stream waits.
+    let early = matches!(
+        future::select(
+            stream.next(),
+            Box::pin(sleep::<R>(Duration::from_millis(100)))
+        )
+        .await,
+        Either::Left(_)
+    );
+    assert!(!early, "a stream taken before connect ended or yielded");
+    with_timeout::<R, _>(BOUND, "CONNACK", client.connect(broker.uri()).into_future())
+        .await
+        .expect("connect");
+    let mut events = client.connection_events();
+    fill_inbox(&client, "end/gave-up", 2).await;
+    broker.kill();
+    let payloads = collect_until_end::<R, _>(
+        &mut stream,
+        Duration::from_secs(10),
+        "the stream's end after giving up",
+    )
+    .await;
+    assert_eq!(
+        payloads,
+        ["0", "1"],
+        "messages received before the broker died"
+    );
+    let (_, seen) = wait_for_event::<R, _>(&mut events, BOUND, "Closed", |event| {
+        matches!(event, ConnectionEvent::Closed)
+    })
+    .await;
+    let attempts = seen
+        .iter()
+        .filter(|event| matches!(event, ConnectionEvent::Reconnecting { .. }))
+        .count();
+    assert!(
+        (1..=3).contains(&attempts),
+        "the client retried (a bounded number of times) before giving up: {seen:?}"
+    );
+}
+
+/// With auto-reconnect, a broker restart does not end the stream: it yields what is
+/// published after the reconnect.
+pub async fn messages_stream_survives_a_broker_restart<R: Runtime + Default>() {
+    let mut broker = Mosquitto::start();
+    let config = ClientConfig::default()
+        .auto_reconnect(true)
+        .reconnect_retries(None)
+        .reconnect_initial_interval(Duration::from_millis(50))
+        .reconnect_max_interval(Duration::from_millis(200))
+        .connect_timeout(BOUND);
+    let client = connected::<R>(&broker.uri(), config).await;
+    let mut events = client.connection_events();
+    let mut stream = client.messages();
+    subscribe(&client, "end/restart", QoS::AtLeastOnce).await;
+    let restart = async {
+        broker.kill();
+        wait_for_event::<R, _>(&mut events, BOUND, "ConnectionLost", |event| {
+            matches!(event, ConnectionEvent::ConnectionLost(_))
+        })
+        .await;
+        sleep::<R>(Duration::from_millis(300)).await;
+        broker.restart();
+        wait_for_event::<R, _>(&mut events, Duration::from_secs(10), "Connected", |event| {
+            matches!(event, ConnectionEvent::Connected { .. })
+        })
+        .await;
+    };
+    // The stream is polled through the whole outage: it must neither end nor yield.
+    match future::select(stream.next(), std::pin::pin!(restart)).await {
+        Either::Left((item, _)) => panic!("the stream yielded {item:?} during the outage"),
+        Either::Right(((), _)) => {}
+    }
+    // The restarted broker has no session: subscribe again, then the stream yields.
+    subscribe(&client, "end/restart", QoS::AtLeastOnce).await;
+    publish(&client, "end/restart", b"after", QoS::AtLeastOnce, false).await;
+    let message = with_timeout::<R, _>(BOUND, "a message after the restart", stream.next())
+        .await
+        .expect("the stream ended across a broker restart");
+    assert_eq!(&message.payload()[..], b"after");
+    client.disconnect().await.expect("disconnect");
+    assert!(
+        with_timeout::<R, _>(BOUND, "the stream's end", stream.next())
+            .await
+            .is_none(),
+        "the stream goes on after disconnect"
+    );
+}
