@@ -30,6 +30,7 @@
 mod auth;
 mod builders;
 mod config;
+mod drain;
 mod driver;
 mod error;
 mod inbox;
@@ -55,7 +56,7 @@ use std::time::Duration;
 use bytes::Bytes;
 use futures_channel::{mpsc, oneshot};
 use futures_util::Stream;
-use sansmqtt_proto::{ByteString, Disconnect, PacketId, Will};
+use sansmqtt_proto::{ByteString, PacketId, Will};
 use tracing::debug;
 
 pub use auth::{AuthError, AuthExchange, Authenticator};
@@ -63,6 +64,7 @@ pub use builders::{
     Acknowledged, Connecting, Delivering, PublishFuture, Publishing, Reconnecting, Storing,
 };
 pub use config::{ClientConfig, Overflow, TopicConfig, WillConfig};
+pub use drain::Disconnecting;
 #[cfg(feature = "tls")]
 pub use error::TlsError;
 pub use error::{ClientError, UriError};
@@ -96,8 +98,8 @@ use inbox::Inbox;
 
 /// Names every runtime-generic public type with the runtime fixed, for an adapter crate:
 /// `sansmqtt_client::runtime_aliases!(Tokio);` defines `MqttClient`, `Connecting<'a>`,
-/// `Reconnecting<'a>`, `Publishing<'a>`, `Delivering<'a>`, `PublishFuture`, `Storing`,
-/// `Acknowledged` and `Messages`.
+/// `Reconnecting<'a>`, `Disconnecting<'a>`, `Publishing<'a>`, `Delivering<'a>`,
+/// `PublishFuture`, `Storing`, `Acknowledged` and `Messages`.
 /// Next to `pub use sansmqtt_client::*;` these explicit items shadow the generic ones, so users of
 /// the adapter write `sansmqtt_tokio::Publishing<'_>`.
 #[macro_export]
@@ -109,6 +111,8 @@ macro_rules! runtime_aliases {
         pub type Connecting<'a> = $crate::Connecting<'a, $runtime>;
         #[doc = concat!("Builder returned by `MqttClient::reconnect`, on ", stringify!($runtime), ".")]
         pub type Reconnecting<'a> = $crate::Reconnecting<'a, $runtime>;
+        #[doc = concat!("Builder returned by `MqttClient::disconnect`, on ", stringify!($runtime), ".")]
+        pub type Disconnecting<'a> = $crate::Disconnecting<'a, $runtime>;
         #[doc = concat!("Builder returned by `MqttClient::publish`, on ", stringify!($runtime), ".")]
         pub type Publishing<'a> = $crate::Publishing<'a, $runtime>;
         #[doc = concat!("Builder returned by `MqttClient::deliver_message`, on ", stringify!($runtime), ".")]
@@ -708,38 +712,6 @@ impl<R: Runtime> MqttClient<R> {
     /// Sends PINGREQ and waits for PINGRESP.
     pub async fn ping(&self) -> Result<(), ClientError> {
         self.call(|reply| Command::Ping { reply }).await
-    }
-
-    /// Sends DISCONNECT and closes the connection. Publishes still pending fail with
-    /// [`ClientError::Closed`], but their messages stay in the session: QoS 1/2 ones are sent
-    /// again by a later `connect` / `reconnect` of this client with a persistent session, so
-    /// publishing them again would duplicate them. Received messages not yet taken stay
-    /// deliverable; unless taken, they are not acknowledged.
-    pub async fn disconnect(&self) -> Result<(), ClientError> {
-        self.disconnect_with(ReasonCode::Success, DisconnectProperties::default())
-            .await
-    }
-
-    /// [`disconnect`](Self::disconnect) with an MQTT 5 reason code and properties, e.g.
-    /// [`ReasonCode::DisconnectWithWillMessage`] to have the broker publish the will anyway,
-    /// or a session expiry interval, reason string and user properties. MQTT 3.1.1 sends its
-    /// plain DISCONNECT.
-    pub async fn disconnect_with(
-        &self,
-        reason_code: ReasonCode,
-        properties: DisconnectProperties,
-    ) -> Result<(), ClientError> {
-        let packet = Disconnect {
-            reason_code,
-            properties,
-        };
-        match self
-            .call(|reply| Command::Disconnect { packet, reply })
-            .await
-        {
-            Err(ClientError::NotConnected | ClientError::Closed) => Ok(()),
-            other => other,
-        }
     }
 
     /// Reconnects to the last broker (after a lost connection or a `disconnect`), retrying

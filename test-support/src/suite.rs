@@ -125,6 +125,8 @@ macro_rules! client_suite {
             messages_stream_ends_after_disconnect,
             messages_stream_ends_when_reconnecting_gives_up,
             messages_stream_survives_a_broker_restart,
+            drain_completes_every_accepted_publish_before_disconnect,
+            drain_timeout_reports_the_unfinished_publishes,
             // failover.rs
             refusing_nodes_get_bounded_attempts_with_backoff_per_round,
             connections_dropped_right_after_connack_back_off,

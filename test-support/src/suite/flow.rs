@@ -367,3 +367,119 @@ pub async fn messages_stream_survives_a_broker_restart<R: Runtime + Default>() {
         "the stream goes on after disconnect"
     );
 }
+
+// ---- graceful drain -------------------------------------------------------------------------
+
+/// `disconnect().drain(..)` lets 1,000 accepted QoS 1 publishes complete before DISCONNECT:
+/// every publish future resolves with its PUBACK (not `Closed`) and a subscriber counts all
+/// 1,000. `closed()` waits for the connection task's end and resolves once it has ended.
+pub async fn drain_completes_every_accepted_publish_before_disconnect<R: Runtime + Default>() {
+    const COUNT: usize = 1_000;
+    let broker = Mosquitto::builder()
+        .extra_config("max_queued_messages 10000")
+        .start();
+    let subscriber = connected::<R>(&broker.uri(), no_retry()).await;
+    subscribe(&subscriber, "drain/all", QoS::AtLeastOnce).await;
+    let publisher = connected::<R>(&broker.uri(), no_retry().max_queued(2 * COUNT)).await;
+    let closed = matches!(
+        future::select(
+            Box::pin(publisher.closed()),
+            Box::pin(sleep::<R>(Duration::from_millis(50)))
+        )
+        .await,
+        Either::Left(_)
+    );
+    assert!(!closed, "closed() resolved on a live connection");
+    let outcomes: Vec<_> = (0..COUNT)
+        .map(|i| {
+            publisher
+                .publish("drain/all", format!("{i}"))
+                .qos(QoS::AtLeastOnce)
+                .start()
+        })
+        .collect();
+    let pending = publisher.queued_publishes();
+    assert!(
+        pending > 0,
+        "every publish completed before the drain began"
+    );
+
+    with_timeout::<R, _>(
+        Duration::from_secs(30),
+        "the drain",
+        publisher.disconnect().drain(Duration::from_secs(20)),
+    )
+    .await
+    .unwrap_or_else(|err| panic!("the drain of {pending} publishes failed: {err:?}"));
+    with_timeout::<R, _>(BOUND, "closed() after the drain", publisher.closed()).await;
+    assert_eq!(
+        publisher.queued_publishes(),
+        0,
+        "publishes left after the drain"
+    );
+    let outcomes =
+        with_timeout::<R, _>(BOUND, "the publish futures", future::join_all(outcomes)).await;
+    for (i, outcome) in outcomes.iter().enumerate() {
+        assert!(
+            matches!(outcome, Ok(ReasonCode::Success)),
+            "publish #{i} ended with {outcome:?}"
+        );
+    }
+    let mut seen = std::collections::BTreeSet::new();
+    while seen.len() < COUNT {
+        let message = next_message(&subscriber, "a drained message").await;
+        let i: usize = message
+            .payload_str()
+            .expect("UTF-8")
+            .parse()
+            .expect("a number");
+        seen.insert(i);
+    }
+    assert_eq!(seen.len(), COUNT);
+    subscriber.disconnect().await.expect("disconnect");
+}
+
+/// A drain cut off by its timeout (the broker is SIGSTOPped, so no PUBACK comes) returns
+/// within the timeout plus a small margin, disconnects anyway, and reports how many publishes
+/// did not complete; their futures fail with `Closed`.
+pub async fn drain_timeout_reports_the_unfinished_publishes<R: Runtime + Default>() {
+    const COUNT: usize = 50;
+    let mut broker = Mosquitto::start();
+    let publisher = connected::<R>(&broker.uri(), no_retry()).await;
+    broker.pause();
+    let outcomes: Vec<_> = (0..COUNT)
+        .map(|i| {
+            publisher
+                .publish("drain/stuck", format!("{i}"))
+                .qos(QoS::AtLeastOnce)
+                .start()
+        })
+        .collect();
+    let timeout = Duration::from_millis(500);
+    let start = Instant::now();
+    let result = with_timeout::<R, _>(
+        Duration::from_secs(10),
+        "a drain against a stopped broker",
+        publisher.disconnect().drain(timeout),
+    )
+    .await;
+    let elapsed = start.elapsed();
+    assert!(
+        matches!(result, Err(ClientError::DrainTimeout { unfinished: COUNT })),
+        "{result:?}"
+    );
+    assert!(
+        elapsed >= timeout && elapsed < timeout + Duration::from_secs(1),
+        "the drain took {elapsed:?} for a timeout of {timeout:?}"
+    );
+    with_timeout::<R, _>(BOUND, "closed() after the drain", publisher.closed()).await;
+    let outcomes =
+        with_timeout::<R, _>(BOUND, "the publish futures", future::join_all(outcomes)).await;
+    for (i, outcome) in outcomes.iter().enumerate() {
+        assert!(
+            matches!(outcome, Err(ClientError::Closed)),
+            "publish #{i} ended with {outcome:?}"
+        );
+    }
+    broker.resume();
+}
