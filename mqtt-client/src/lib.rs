@@ -34,6 +34,7 @@ mod drain;
 mod driver;
 mod error;
 mod inbox;
+mod limits;
 mod payload;
 mod queue;
 mod reconnect;
@@ -241,6 +242,12 @@ pub enum ConnectionEvent {
     },
     /// The client stopped: after `disconnect`, or when reconnecting gave up.
     Closed,
+    /// A publish whose call had already completed (QoS 0 completes at acceptance) was refused
+    /// when it came to be sent, and was not sent: the limits of a CONNACK received after it
+    /// was accepted forbid it (a smaller Maximum Packet Size, retain or QoS no longer
+    /// available). What the last CONNACK forbids is refused by the call itself. Counted by
+    /// [`MqttClient::refused_publishes`].
+    PublishRefused(ClientError),
     /// A publish recovered from the durable session store (sent by an earlier process that
     /// stopped before its flow completed) has completed: its caller is gone, so this is the
     /// only place its outcome shows.
@@ -289,6 +296,10 @@ pub(crate) struct Shared {
     store_monitor: Mutex<Option<store::FileStoreMonitor>>,
     /// MQTT 5 requests waiting for their reply (`request`).
     responses: request::Responses,
+    /// The last CONNACK's limits, checked when a publish is accepted.
+    acceptance: limits::Acceptance,
+    /// Publishes refused after their caller was answered (`refused_publishes`).
+    refused: AtomicU64,
 }
 
 #[derive(Default)]
@@ -337,6 +348,14 @@ impl Shared {
         {
             debug!(%err, "acknowledgement not applied");
         }
+    }
+
+    /// A publish whose caller was answered already (QoS 0 completes at acceptance) was
+    /// refused when it came to be sent: counted, logged and reported, never silent.
+    fn publish_refused(&self, err: ClientError) {
+        self.refused.fetch_add(1, Ordering::Relaxed);
+        tracing::warn!(%err, "accepted QoS 0 message refused by the session, not sent");
+        self.status(ConnectionEvent::PublishRefused(err));
     }
 
     fn status(&self, event: ConnectionEvent) {
@@ -474,6 +493,8 @@ impl<R: Runtime> MqttClient<R> {
                     recovered: Mutex::new(std::collections::HashMap::new()),
                     store_monitor: Mutex::new(None),
                     responses: request::Responses::new(),
+                    acceptance: limits::Acceptance::default(),
+                    refused: AtomicU64::new(0),
                 }),
             }),
         }
@@ -539,10 +560,17 @@ impl<R: Runtime> MqttClient<R> {
     ///
     /// QoS 0 completes at acceptance so that a loop of `publish(..).await` does not pay one
     /// write (one syscall, one TCP segment) per message: the messages pile up in the queue
-    /// and the connection task writes all of them at its next wake, in one write. An invalid
-    /// topic is still reported by the future; a QoS 0 message the broker's limits refuse
-    /// later (larger than its maximum packet size, retain not available) or that a lost
-    /// connection takes with it is dropped with a log line, as QoS 0 allows. The message keeps
+    /// and the connection task writes all of them at its next wake, in one write.
+    ///
+    /// Acceptance is where a message is refused, at every QoS: an invalid topic, and whatever
+    /// the broker's last CONNACK forbids (a packet larger than its Maximum Packet Size,
+    /// retain not available, a QoS above its maximum, a topic alias above its maximum) fail
+    /// the call with [`ClientError::InvalidTopic`] or [`ClientError::Session`]; nothing is
+    /// sent. Only a CONNACK that arrives after acceptance (a reconnect to a broker with
+    /// smaller limits) can refuse a message later: a QoS 1/2 publish's future then fails, a
+    /// QoS 0 one (already answered) is reported as [`ConnectionEvent::PublishRefused`] and
+    /// counted by [`refused_publishes`](Self::refused_publishes). A QoS 0 message that a lost
+    /// connection takes with it is dropped, as QoS 0 allows. The message keeps
     /// its room in the queue until its bytes are handed to the transport, so
     /// [`ClientConfig::max_queued`] still bounds what a fast QoS 0 publisher can pile up.
     ///
@@ -688,6 +716,12 @@ impl<R: Runtime> MqttClient<R> {
     /// [`message_buffer`](ClientConfig::message_buffer) messages waiting.
     pub fn dropped_messages(&self) -> u64 {
         self.inner.shared.inbox.dropped()
+    }
+
+    /// Accepted publishes that were refused when they came to be sent, after their call had
+    /// completed (each also reported as [`ConnectionEvent::PublishRefused`]).
+    pub fn refused_publishes(&self) -> u64 {
+        self.inner.shared.refused.load(Ordering::Relaxed)
     }
 
     /// Received messages waiting for the application.

@@ -127,6 +127,9 @@ macro_rules! client_suite {
             messages_stream_survives_a_broker_restart,
             drain_completes_every_accepted_publish_before_disconnect,
             drain_timeout_reports_the_unfinished_publishes,
+            publish_over_the_maximum_packet_size_fails_the_call,
+            publish_forbidden_by_the_connack_fails_the_call,
+            publish_refused_after_acceptance_is_counted_and_reported,
             // failover.rs
             refusing_nodes_get_bounded_attempts_with_backoff_per_round,
             connections_dropped_right_after_connack_back_off,

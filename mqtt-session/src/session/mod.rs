@@ -26,8 +26,11 @@ use crate::store::{
 };
 use crate::timer::{Timer, TimerTable};
 
+pub use limits::PublishLimits;
+
 mod connection;
 mod incoming;
+mod limits;
 mod outgoing;
 mod subscriptions;
 

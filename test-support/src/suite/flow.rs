@@ -3,6 +3,7 @@
 
 use bytes::{Bytes, BytesMut};
 use sansmqtt_client::Payload;
+use sansmqtt_client::session::SessionError;
 
 use super::*;
 
@@ -482,4 +483,195 @@ pub async fn drain_timeout_reports_the_unfinished_publishes<R: Runtime + Default
         );
     }
     broker.resume();
+}
+
+// ---- refusals reach the caller --------------------------------------------------------------
+
+/// An MQTT 5 client connected to `broker`.
+async fn connected_v5<R: Runtime + Default>(broker: &Mosquitto) -> MqttClient<R> {
+    connected::<R>(
+        &broker.uri(),
+        no_retry().protocol_version(ProtocolVersion::V5),
+    )
+    .await
+}
+
+/// Awaits a publish that is to be refused at once.
+async fn call<R: Runtime + Default>(
+    publishing: sansmqtt_client::Publishing<'_, R>,
+) -> Result<ReasonCode, ClientError> {
+    with_timeout::<R, _>(BOUND, "a refused publish", publishing.into_future()).await
+}
+
+/// The session error a publish failed with.
+fn session_error(result: Result<ReasonCode, ClientError>) -> SessionError {
+    match result {
+        Err(ClientError::Session(err)) => err,
+        other => panic!("expected a refusal by the session, got {other:?}"),
+    }
+}
+
+/// Against mosquitto with `max_packet_size`, a publish larger than the Maximum Packet Size
+/// its CONNACK announced fails at once with `PacketTooLarge`, at QoS 0 too (it used to
+/// return `Ok` and be dropped); one that fits goes through, and the connection stays up.
+pub async fn publish_over_the_maximum_packet_size_fails_the_call<R: Runtime + Default>() {
+    let broker = Mosquitto::builder().max_packet_size(200).start();
+    let client = connected_v5::<R>(&broker).await;
+    subscribe(&client, "limits/size", QoS::AtLeastOnce).await;
+    for qos in all_qos() {
+        let result = with_timeout::<R, _>(
+            BOUND,
+            "an oversized publish",
+            client
+                .publish("limits/size", vec![0u8; 500])
+                .qos(qos)
+                .into_future(),
+        )
+        .await;
+        assert!(
+            matches!(
+                session_error(result),
+                SessionError::PacketTooLarge { max: 200, size } if size > 500
+            ),
+            "at {qos:?}"
+        );
+    }
+    // `send_now` refuses the same way.
+    let sent_now = client
+        .publish("limits/size", vec![0u8; 500])
+        .send_now()
+        .expect("room in the queue");
+    assert!(matches!(
+        session_error(sent_now.await),
+        SessionError::PacketTooLarge { .. }
+    ));
+    publish(&client, "limits/size", &[1u8; 100], QoS::AtMostOnce, false).await;
+    let message = next_message(&client, "the message that fits").await;
+    assert_eq!(message.payload().len(), 100);
+    with_timeout::<R, _>(BOUND, "a ping", client.ping())
+        .await
+        .expect("the connection is still up");
+    assert_eq!(
+        client.refused_publishes(),
+        0,
+        "refused by the calls, not later"
+    );
+    client.disconnect().await.expect("disconnect");
+}
+
+/// Against mosquitto with `retain_available false` and `max_qos 1`: a retained publish fails
+/// with `RetainNotSupported`, QoS 2 with `QoSNotSupported`, a topic alias above the broker's
+/// maximum with `TopicAliasNotAllowed` and a wildcard topic with `InvalidTopic`, all at QoS 0
+/// too; nothing of it reaches the broker (a subscriber sees only the valid message).
+pub async fn publish_forbidden_by_the_connack_fails_the_call<R: Runtime + Default>() {
+    let broker = Mosquitto::builder()
+        .extra_config("retain_available false\nmax_qos 1\nmax_topic_alias 4")
+        .start();
+    let client = connected_v5::<R>(&broker).await;
+    subscribe(&client, "limits/#", QoS::AtLeastOnce).await;
+    let retained = call::<R>(client.publish("limits/r", "x").retain(true)).await;
+    assert_eq!(session_error(retained), SessionError::RetainNotSupported);
+    let qos2 = call::<R>(client.publish("limits/q", "x").qos(QoS::ExactlyOnce)).await;
+    assert_eq!(
+        session_error(qos2),
+        SessionError::QoSNotSupported {
+            requested: QoS::ExactlyOnce,
+            maximum: QoS::AtLeastOnce
+        }
+    );
+    let alias = sansmqtt_client::PublishProperties {
+        topic_alias: Some(5),
+        ..Default::default()
+    };
+    let aliased = call::<R>(client.publish("limits/a", "x").properties(alias)).await;
+    assert_eq!(
+        session_error(aliased),
+        SessionError::TopicAliasNotAllowed {
+            alias: 5,
+            maximum: 4
+        }
+    );
+    let wild = call::<R>(client.publish("limits/+", "x")).await;
+    assert!(
+        matches!(wild, Err(ClientError::InvalidTopic(_))),
+        "{wild:?}"
+    );
+    publish(&client, "limits/ok", b"ok", QoS::AtMostOnce, false).await;
+    let message = next_message(&client, "the valid message").await;
+    assert_eq!(message.topic(), "limits/ok");
+    assert_no_message(
+        &client,
+        Duration::from_millis(200),
+        "only the valid message",
+    )
+    .await;
+    client.disconnect().await.expect("disconnect");
+}
+
+/// A QoS 0 publish accepted under one broker's limits and refused by the next connection's
+/// (it fails over to a broker with a smaller Maximum Packet Size before the message was
+/// sent) is counted and reported as `ConnectionEvent::PublishRefused`, not dropped silently;
+/// a QoS 1 publish refused the same way fails its own future.
+pub async fn publish_refused_after_acceptance_is_counted_and_reported<R: Runtime + Default>() {
+    let mut unlimited = Mosquitto::start();
+    let small_port = free_port();
+    let small_uri = format!("mqtt://127.0.0.1:{small_port}");
+    let config = ClientConfig::default()
+        .protocol_version(ProtocolVersion::V5)
+        .auto_reconnect(true)
+        .reconnect_retries(None)
+        .reconnect_initial_interval(Duration::from_millis(300))
+        .reconnect_max_interval(Duration::from_millis(300))
+        .connect_timeout(BOUND);
+    let client = MqttClient::<R>::new(None, config);
+    with_timeout::<R, _>(
+        BOUND,
+        "CONNACK",
+        client
+            .connect_any([unlimited.uri(), small_uri.clone()])
+            .into_future(),
+    )
+    .await
+    .expect("connect to the unlimited broker");
+    let mut events = client.connection_events();
+    unlimited.kill();
+    wait_for_event::<R, _>(&mut events, BOUND, "ConnectionLost", |event| {
+        matches!(event, ConnectionEvent::ConnectionLost(_))
+    })
+    .await;
+    // Accepted under the last CONNACK (no limit): the QoS 0 call succeeds.
+    let qos0 = client.publish("limits/later", vec![0u8; 500]).await;
+    assert!(matches!(qos0, Ok(ReasonCode::Success)), "{qos0:?}");
+    let qos1 = client
+        .publish("limits/later", vec![0u8; 500])
+        .qos(QoS::AtLeastOnce)
+        .start();
+    let _small = Mosquitto::builder()
+        .max_packet_size(200)
+        .extra_config(&format!("listener {small_port} 127.0.0.1"))
+        .start();
+    let (event, seen) = wait_for_event::<R, _>(
+        &mut events,
+        Duration::from_secs(10),
+        "PublishRefused",
+        |event| matches!(event, ConnectionEvent::PublishRefused(_)),
+    )
+    .await;
+    assert!(
+        matches!(
+            &event,
+            ConnectionEvent::PublishRefused(ClientError::Session(SessionError::PacketTooLarge {
+                max: 200,
+                ..
+            }))
+        ),
+        "{event:?} after {seen:?}"
+    );
+    assert_eq!(client.refused_publishes(), 1);
+    let qos1 = with_timeout::<R, _>(BOUND, "the QoS 1 publish", qos1).await;
+    assert!(matches!(
+        session_error(qos1),
+        SessionError::PacketTooLarge { max: 200, .. }
+    ));
+    client.disconnect().await.expect("disconnect");
 }
