@@ -4,6 +4,11 @@
 
 use super::*;
 
+/// What a PUBLISH without properties adds to its topic and payload, at most: the fixed
+/// header (1 + a remaining length of up to 4), the topic's length prefix (2), a packet id (2)
+/// and, in MQTT 5, the empty property length (1).
+const HEADROOM: usize = 10;
+
 /// The limits of the server's last CONNACK that a PUBLISH must respect, with the protocol
 /// version they were announced in: Maximum QoS, Retain Available, Maximum Packet Size and
 /// Topic Alias Maximum (the protocol defaults in MQTT 3.1.1). From
@@ -66,6 +71,16 @@ impl PublishLimits {
                 alias,
                 maximum: self.topic_alias_maximum,
             });
+        }
+        // The usual message, well below the limit and without properties: its topic is all
+        // that is left to check, and sizing it exactly would cost three times as much.
+        let bound = publish.topic.len() + publish.payload.len() + HEADROOM;
+        if publish.properties.is_empty()
+            && !publish.dup
+            && publish.packet_id.is_none()
+            && bound <= self.maximum_packet_size as usize
+        {
+            return Ok(validate_topic_name(&publish.topic)?);
         }
         // A packet id is added when sent: check the size as it will be.
         let id = publish.packet_id;
@@ -191,6 +206,51 @@ mod tests {
             l.check(&mut message("a", 57, QoS::AtLeastOnce)),
             Err(SessionError::PacketTooLarge { size: 65, max: 64 })
         );
+    }
+
+    #[test]
+    fn the_quick_path_agrees_with_exact_sizing_at_every_size() {
+        for version in [ProtocolVersion::V311, ProtocolVersion::V5] {
+            for qos in [QoS::AtMostOnce, QoS::AtLeastOnce] {
+                for max in [20u32, 130, 16_390] {
+                    let l = PublishLimits {
+                        maximum_packet_size: max,
+                        ..PublishLimits::protocol_defaults(version)
+                    };
+                    for payload in 0..max as usize {
+                        let mut m = message("t/x", payload, qos);
+                        let exact = m
+                            .clone()
+                            .encoded_len_with_id(version)
+                            .is_some_and(|size| size <= max as usize);
+                        assert_eq!(
+                            l.check(&mut m).is_ok(),
+                            exact,
+                            "{version:?} {qos:?} max {max} payload {payload}"
+                        );
+                    }
+                }
+            }
+        }
+        let l = PublishLimits::protocol_defaults(ProtocolVersion::V5);
+        assert!(matches!(
+            l.check(&mut message("t/#", 1, QoS::AtMostOnce)),
+            Err(SessionError::InvalidTopic(_))
+        ));
+    }
+
+    trait WithId {
+        fn encoded_len_with_id(self, version: ProtocolVersion) -> Option<usize>;
+    }
+
+    impl WithId for Publish {
+        /// The exact size on the wire, packet id included.
+        fn encoded_len_with_id(mut self, version: ProtocolVersion) -> Option<usize> {
+            if self.qos != QoS::AtMostOnce {
+                self.packet_id = Some(PacketId::MAX);
+            }
+            self.encoded_len(version).ok()
+        }
     }
 
     #[test]
