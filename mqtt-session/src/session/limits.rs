@@ -111,7 +111,7 @@ impl PublishLimits {
     }
 }
 
-impl<S: SessionStore> Session<S> {
+impl<S: SessionStore, I: Instant> Session<S, I> {
     /// The limits of the server's last CONNACK that a publish must respect (the protocol's
     /// defaults before the first CONNACK). They are kept after the connection ends: they are
     /// the best knowledge of the next connection's until its CONNACK says otherwise.
