@@ -958,8 +958,8 @@ impl<R: Runtime> Driver<R> {
                     let _ = reply.send(Err(err));
                 }
                 (Err(err), None) => {
-                    // Checked against the last CONNACK at acceptance: a CONNACK since then
-                    // changed the limits. The caller's future has completed already.
+                    // Checked against the last CONNACK at acceptance; what fails here (a
+                    // newer CONNACK's limits) is reported, the caller having had its `Ok`.
                     drop(permit);
                     drop(stored);
                     self.shared.publish_refused(err.into());
