@@ -107,6 +107,8 @@ pub(crate) struct ConnectParams {
     pub(crate) fallback_window: Option<u16>,
     /// MQTT 5 enhanced authentication (`ClientConfig::authenticator`).
     pub(crate) authenticator: Option<Arc<dyn Authenticator>>,
+    /// The proxy of each connection (`ClientConfig::proxy`, `proxy_from_env`).
+    pub(crate) proxy: crate::proxy::ProxyChoice,
 }
 
 /// How reconnects walk the broker list (the rest of the policy, retries and the backoff cap,
@@ -527,6 +529,7 @@ impl<R: Runtime> Driver<R> {
             target,
             self.params.tls.as_ref(),
             &self.params.headers,
+            self.params.proxy.for_target(target),
         );
         let opened = {
             // On the heap, and only while opening: a TLS / WebSocket handshake future is

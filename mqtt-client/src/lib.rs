@@ -33,6 +33,7 @@ mod config;
 mod driver;
 mod error;
 mod inbox;
+mod proxy;
 mod queue;
 mod reconnect;
 mod request;
@@ -65,6 +66,7 @@ pub use config::{ClientConfig, Overflow, TopicConfig, WillConfig};
 #[cfg(feature = "tls")]
 pub use error::TlsError;
 pub use error::{ClientError, UriError};
+pub use proxy::{Proxy, ProxyError, ProxyKind, ProxyRefusal};
 pub use reconnect::Jitter;
 pub use request::Requesting;
 pub use store::{ClientStore, FileStore, StoreError};
