@@ -19,6 +19,8 @@
 //! - `native-roots` (default) / `webpki-roots`: the CA certificates trusted when none is
 //!   configured: the operating system's, or Mozilla's compiled in (both when both are on).
 //! - `serde`: `serde::Deserialize` for [`ClientConfig`].
+//! - `scram`: SCRAM-SHA-1 / SCRAM-SHA-256 MQTT 5 enhanced authentication (`Scram`), on
+//!   RustCrypto's `sha1`, `sha2`, `hmac` and `pbkdf2`.
 //!
 //! A ready `rustls::ClientConfig` (custom verifier, in-memory client certificate, ALPN,
 //! session resumption) replaces all TLS options: [`Connecting::tls_config`] or
@@ -28,6 +30,7 @@
 #![cfg_attr(docsrs, feature(doc_cfg))]
 
 mod auth;
+mod base64;
 mod builders;
 mod config;
 mod driver;
@@ -37,6 +40,8 @@ mod proxy;
 mod queue;
 mod reconnect;
 mod request;
+#[cfg(feature = "scram")]
+mod scram;
 pub mod store;
 #[cfg(feature = "tls")]
 mod tls;
@@ -69,6 +74,9 @@ pub use error::{ClientError, UriError};
 pub use proxy::{Proxy, ProxyError, ProxyKind, ProxyRefusal};
 pub use reconnect::Jitter;
 pub use request::Requesting;
+#[cfg(feature = "scram")]
+#[cfg_attr(docsrs, doc(cfg(feature = "scram")))]
+pub use scram::{DEFAULT_MIN_ITERATIONS, MAX_ITERATIONS, Scram, ScramError};
 pub use store::{ClientStore, FileStore, StoreError};
 #[cfg(feature = "tls")]
 #[cfg_attr(docsrs, doc(cfg(feature = "tls")))]

@@ -1,4 +1,5 @@
-//! The proxy suite, generic over the runtime like [`suite`](crate::suite): every transport
+//! The enterprise-connectivity suite, generic over the runtime like [`suite`](crate::suite):
+//! SCRAM against a scripted broker, and every transport
 //! (`mqtt`, `mqtts`, `ws`, `wss`) through a real SOCKS5 proxy (`microsocks`) and a real HTTP
 //! CONNECT proxy (`tinyproxy`), with and without proxy credentials, and the proxies'
 //! refusals. An adapter instantiates it with
@@ -17,6 +18,7 @@ use sansmqtt_client::{
     ClientConfig, ClientError, ConnectionEvent, MqttClient, ProxyError, ProxyRefusal, Runtime,
 };
 
+pub use crate::suite::scram_against_a_scripted_broker;
 use crate::suite::{BOUND, next_message, no_retry, publish, subscribe, with_timeout};
 use crate::{BrokerProcess, Certs, HttpProxy, Mosquitto, Nats, Socks5Proxy, free_port};
 
@@ -35,6 +37,7 @@ macro_rules! connectivity_suite {
             socks5_proxy_that_cannot_reach_the_broker_is_retried,
             an_unreachable_proxy_is_retried,
             an_invalid_proxy_url_fails_connect,
+            scram_against_a_scripted_broker,
         ]);
     };
     (@tests $runtime:ty, $block_on:path, [$($name:ident),* $(,)?]) => {

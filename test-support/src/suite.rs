@@ -46,8 +46,10 @@ use sansmqtt_client::{
 use crate::{Certs, Mosquitto, Nats, free_port};
 
 mod amqtt;
+mod enhanced_auth;
 mod failover;
 pub use amqtt::*;
+pub use enhanced_auth::*;
 pub use failover::*;
 
 /// Instantiates every test of [`suite`](crate::suite) as a plain `#[test]` for one runtime:
