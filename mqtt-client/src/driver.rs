@@ -31,6 +31,8 @@ use sansmqtt_proto::{
 };
 use tracing::{debug, info, warn};
 
+mod reauth;
+
 use super::auth::{AuthError, AuthExchange, Authenticator};
 use super::error::ClientError;
 use super::inbox::Pushed;
@@ -154,6 +156,12 @@ pub(crate) enum Command {
     Ping {
         reply: Reply<()>,
     },
+    /// MQTT 5 re-authentication: from `reauthenticate` (with its caller) or a refresh
+    /// schedule (with its generation).
+    Reauthenticate {
+        reply: Option<Reply<()>>,
+        generation: Option<u64>,
+    },
     Disconnect {
         /// MQTT 5 reason code and properties (3.1.1 sends an empty DISCONNECT).
         packet: Disconnect,
@@ -215,6 +223,11 @@ impl Command {
             }
             Self::Ping { reply } | Self::Disconnect { reply, .. } => drop(reply.send(Err(err))),
             Self::Reconnect { reply, .. } => drop(reply.send(Err(err))),
+            Self::Reauthenticate { reply, .. } => {
+                if let Some(reply) = reply {
+                    drop(reply.send(Err(err)));
+                }
+            }
             Self::Cancel => {}
         }
     }
@@ -345,6 +358,11 @@ pub(crate) struct Driver<R: Runtime> {
     /// The enhanced authentication exchange of the current connection attempt, with its
     /// method.
     auth: Option<(ByteString, Box<dyn AuthExchange>)>,
+    /// A re-authentication under way (see [`reauth`]).
+    reauth: Option<reauth::Pending>,
+    /// Bumped by every accepted (re-)authentication: scheduled refreshes of older ones are
+    /// dropped.
+    reauth_generation: u64,
     reconnect_retries: Option<u32>,
     reconnect_max_interval: Duration,
     /// QoS 0 messages dropped by the inbox's overflow policy and not reported yet.
@@ -401,6 +419,8 @@ impl<R: Runtime> Driver<R> {
             connack: None,
             v5_accepted: false,
             auth: None,
+            reauth: None,
+            reauth_generation: 0,
             reconnect_retries,
             reconnect_max_interval,
             dropped_unreported: 0,
@@ -998,6 +1018,9 @@ impl<R: Runtime> Driver<R> {
                     }
                 }
             }
+            Command::Reauthenticate { reply, generation } => {
+                self.start_reauth(now, reply, generation);
+            }
             Command::Ping { reply } => match self.session.ping(now) {
                 Ok(token) => {
                     self.waiters.insert(token, Waiter::Ping(reply));
@@ -1069,6 +1092,7 @@ impl<R: Runtime> Driver<R> {
                     self.auth_failed(err);
                     return;
                 }
+                self.schedule_refresh();
                 info!(session_present, "connected");
                 self.reached_connack = true;
                 // The timer still armed for the CONNACK deadline would fire for nothing,
@@ -1167,6 +1191,10 @@ impl<R: Runtime> Driver<R> {
                 properties,
             } => {
                 debug!(%reason_code, "AUTH from the broker");
+                if reason_code == ReasonCode::Success {
+                    self.reauth_succeeded(properties.authentication_data.as_deref());
+                    return;
+                }
                 let Some((method, exchange)) = self.auth.as_mut() else {
                     return;
                 };
@@ -1194,6 +1222,7 @@ impl<R: Runtime> Driver<R> {
             }
             Event::Disconnected { reason } => {
                 info!(%reason, "disconnected");
+                self.reauth_ended(&ClientError::ConnectionLost(reason.clone()));
                 // Pings die with their connection; publishes and subscriptions live on in the
                 // session and complete after a reconnect.
                 let pings: Vec<Token> = self
@@ -1277,6 +1306,7 @@ impl<R: Runtime> Driver<R> {
     /// authorized"), with an error that is final.
     fn auth_failed(&mut self, err: AuthError) {
         warn!(%err, "enhanced authentication failed");
+        self.reauth_ended(&ClientError::Auth(err.clone()));
         let disconnect = Disconnect {
             reason_code: ReasonCode::NotAuthorized,
             ..Disconnect::default()

@@ -45,6 +45,7 @@ mod scram;
 pub mod store;
 #[cfg(feature = "tls")]
 mod tls;
+mod token;
 mod transport;
 mod uri;
 mod v5;
@@ -81,6 +82,7 @@ pub use store::{ClientStore, FileStore, StoreError};
 #[cfg(feature = "tls")]
 #[cfg_attr(docsrs, doc(cfg(feature = "tls")))]
 pub use tls::TlsOptions;
+pub use token::{AuthToken, TokenAuth, TokenProvider};
 #[cfg(target_os = "linux")]
 pub use transport::push_tcp_ack;
 pub use transport::{Runtime, Transport};
@@ -244,6 +246,11 @@ pub enum ConnectionEvent {
     },
     /// The client stopped: after `disconnect`, or when reconnecting gave up.
     Closed,
+    /// The broker accepted an MQTT 5 re-authentication on the live connection (started by
+    /// [`MqttClient::reauthenticate`] or by a refresh schedule, see
+    /// [`AuthExchange::refresh_after`]). A refused one ends the connection:
+    /// [`ConnectionLost`](Self::ConnectionLost) with the broker's DISCONNECT reason.
+    Reauthenticated,
     /// A publish recovered from the durable session store (sent by an earlier process that
     /// stopped before its flow completed) has completed: its caller is gone, so this is the
     /// only place its outcome shows.
@@ -699,6 +706,28 @@ impl<R: Runtime> MqttClient<R> {
     /// Sends PINGREQ and waits for PINGRESP.
     pub async fn ping(&self) -> Result<(), ClientError> {
         self.call(|reply| Command::Ping { reply }).await
+    }
+
+    /// Re-authenticates on the live MQTT 5 connection: sends AUTH "re-authenticate" (0x19)
+    /// with a fresh exchange of the configured [`Authenticator`] (e.g. a new token), answers
+    /// the broker's challenges, and completes when the broker accepts (AUTH success, whose
+    /// data the exchange checks). Traffic goes on meanwhile.
+    ///
+    /// # Errors
+    ///
+    /// - [`ClientError::ConnectionLost`] with the broker's DISCONNECT reason when it refuses
+    ///   (the client then reconnects as configured, authenticating afresh);
+    /// - [`ClientError::Auth`]: the exchange refused the broker's data (the connection
+    ///   ends), [`AuthError::NotConfigured`] without an authenticator,
+    ///   [`AuthError::InProgress`] while another one runs;
+    /// - [`ClientError::NotConnected`] between connections, [`ClientError::Session`] on
+    ///   MQTT 3.1.1.
+    pub async fn reauthenticate(&self) -> Result<(), ClientError> {
+        self.call(|reply| Command::Reauthenticate {
+            reply: Some(reply),
+            generation: None,
+        })
+        .await
     }
 
     /// Sends DISCONNECT and closes the connection. Publishes still pending fail with

@@ -18,8 +18,11 @@ use sansmqtt_client::{
     ClientConfig, ClientError, ConnectionEvent, MqttClient, ProxyError, ProxyRefusal, Runtime,
 };
 
-pub use crate::suite::scram_against_a_scripted_broker;
 use crate::suite::{BOUND, next_message, no_retry, publish, subscribe, with_timeout};
+pub use crate::suite::{
+    a_refused_reauthentication_reports_the_disconnect_and_loses_nothing,
+    reauthentication_refreshes_the_token_while_qos1_traffic_flows, scram_against_a_scripted_broker,
+};
 use crate::{BrokerProcess, Certs, HttpProxy, Mosquitto, Nats, Socks5Proxy, free_port};
 
 /// Instantiates every test of [`connectivity`](crate::connectivity) as a plain `#[test]`.
@@ -38,6 +41,8 @@ macro_rules! connectivity_suite {
             an_unreachable_proxy_is_retried,
             an_invalid_proxy_url_fails_connect,
             scram_against_a_scripted_broker,
+            reauthentication_refreshes_the_token_while_qos1_traffic_flows,
+            a_refused_reauthentication_reports_the_disconnect_and_loses_nothing,
         ]);
     };
     (@tests $runtime:ty, $block_on:path, [$($name:ident),* $(,)?]) => {

@@ -500,7 +500,7 @@ pub(super) fn scripted_server_with_connect<T: Send + 'static>(
 }
 
 /// Reads a variable byte integer at `*at`.
-fn read_var_int(bytes: &[u8], at: &mut usize) -> usize {
+pub(super) fn read_var_int(bytes: &[u8], at: &mut usize) -> usize {
     let mut value = 0;
     for shift in 0..4 {
         let byte = bytes[*at];

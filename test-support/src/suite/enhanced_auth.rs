@@ -1,18 +1,29 @@
 //! SCRAM-SHA-1 / SCRAM-SHA-256 ([`Scram`](sansmqtt_client::Scram)) against a scripted
 //! MQTT 5 broker whose server side is computed independently, with *ring*'s PBKDF2 and HMAC.
 
+use std::collections::BTreeSet;
 use std::future::IntoFuture;
 use std::io::Write;
-use std::net::TcpStream;
+use std::net::{Ipv4Addr, TcpListener, TcpStream};
+use std::sync::atomic::Ordering;
+use std::sync::{Arc, Mutex};
+use std::thread::{self, JoinHandle};
+use std::time::{Duration, Instant};
 
 use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD;
 use ring::{digest, hmac, pbkdf2};
-use sansmqtt_client::proto::{ProtocolVersion, ReasonCode};
-use sansmqtt_client::{AuthError, ClientError, MqttClient, Runtime, Scram, ScramError};
+use sansmqtt_client::proto::{ProtocolVersion, QoS, ReasonCode};
+use sansmqtt_client::session::ConnectionError;
+use sansmqtt_client::{
+    AuthError, AuthToken, ClientConfig, ClientError, ConnectionEvent, MqttClient, Runtime, Scram,
+    ScramError, TokenAuth, TokenProvider,
+};
 
 use super::amqtt::{connect_properties, properties_at, scripted_server_with_connect};
-use super::{BOUND, join_thread, read_packet, var_int, wait_for_close, with_timeout};
+use super::{
+    BOUND, accept_within, join_thread, read_packet, var_int, wait_for_close, with_timeout,
+};
 
 /// How the scripted SCRAM broker behaves.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -258,4 +269,268 @@ pub async fn scram_against_a_scripted_broker<R: Runtime + Default>() {
             );
         }
     }
+}
+
+// ---- re-authentication ----------------------------------------------------------------------
+
+/// The Authentication Method of the token tests.
+const TOKEN_METHOD: &str = "TEST-TOKEN";
+
+/// Hands out `token-1`, `token-2`, ... each valid for `lifetime`.
+#[derive(Debug)]
+struct CountingTokens {
+    issued: std::sync::atomic::AtomicU32,
+    lifetime: Option<Duration>,
+}
+
+impl TokenProvider for CountingTokens {
+    fn token(&self) -> Result<AuthToken, AuthError> {
+        let n = self.issued.fetch_add(1, Ordering::SeqCst) + 1;
+        Ok(AuthToken::new(
+            format!("token-{n}").into_bytes(),
+            self.lifetime,
+        ))
+    }
+}
+
+/// What the re-authentication broker saw.
+#[derive(Debug, Default)]
+struct ReauthLog {
+    /// The token of each CONNECT and each AUTH 0x19, in order.
+    tokens: Vec<String>,
+    /// Distinct QoS 1 payloads acknowledged.
+    payloads: BTreeSet<Vec<u8>>,
+}
+
+/// An MQTT 5 broker for the re-authentication tests: accepts up to `connections`
+/// connections one after the other, each CONNECT with any token; acknowledges every QoS 1
+/// PUBLISH; answers AUTH 0x19 with AUTH success, or with DISCONNECT "not authorized" when
+/// `refuse` says so for its token.
+fn reauth_broker(
+    connections: usize,
+    refuse: impl Fn(&str) -> bool + Send + 'static,
+) -> (String, Arc<Mutex<ReauthLog>>, JoinHandle<()>) {
+    let listener = TcpListener::bind((Ipv4Addr::LOCALHOST, 0)).expect("binding");
+    let uri = format!(
+        "mqtt://127.0.0.1:{}",
+        listener.local_addr().expect("address").port()
+    );
+    let log = Arc::new(Mutex::new(ReauthLog::default()));
+    let handle = {
+        let log = log.clone();
+        thread::spawn(move || {
+            for _ in 0..connections {
+                let Some((mut stream, _)) = accept_within(&listener, Duration::from_secs(10))
+                else {
+                    return;
+                };
+                stream
+                    .set_read_timeout(Some(Duration::from_secs(10)))
+                    .expect("read timeout");
+                serve_reauth(&mut stream, &log, &refuse);
+            }
+        })
+    };
+    (uri, log, handle)
+}
+
+/// One connection of [`reauth_broker`], until the client or the broker ends it.
+fn serve_reauth(stream: &mut TcpStream, log: &Mutex<ReauthLog>, refuse: &dyn Fn(&str) -> bool) {
+    let Ok((0x10, connect)) = read_packet(stream) else {
+        return;
+    };
+    let token = auth_data(&connect_properties(&connect));
+    lock(log).tokens.push(token);
+    stream
+        .write_all(&[0x20, 0x03, 0x00, 0x00, 0x00])
+        .expect("CONNACK");
+    while let Ok((first, body)) = read_packet(stream) {
+        match first >> 4 {
+            3 => {
+                assert_eq!(first & 0x06, 0x02, "QoS 1 publishes only");
+                let topic_len = usize::from(u16::from_be_bytes([body[0], body[1]]));
+                let id = [body[2 + topic_len], body[3 + topic_len]];
+                let mut at = 4 + topic_len;
+                let properties = super::amqtt::read_var_int(&body, &mut at);
+                lock(log).payloads.insert(body[at + properties..].to_vec());
+                stream
+                    .write_all(&[0x40, 0x02, id[0], id[1]])
+                    .expect("PUBACK");
+            }
+            15 => {
+                assert_eq!(body[0], 0x19, "AUTH re-authenticate from the client");
+                let token = auth_data(&properties_at(&body, 1));
+                let refused = refuse(&token);
+                lock(log).tokens.push(token);
+                if refused {
+                    // DISCONNECT "not authorized" with a reason string.
+                    let reason = b"token refused";
+                    let mut packet = vec![
+                        0xE0,
+                        0,
+                        0x87,
+                        3 + u8::try_from(reason.len()).expect("short"),
+                        0x1F,
+                        0,
+                    ];
+                    packet.push(u8::try_from(reason.len()).expect("short"));
+                    packet.extend_from_slice(reason);
+                    packet[1] = u8::try_from(packet.len() - 2).expect("short");
+                    stream.write_all(&packet).expect("DISCONNECT");
+                    wait_for_close(stream, BOUND);
+                    return;
+                }
+                stream
+                    .write_all(&packet_with_auth(0xF0, &[0x00], TOKEN_METHOD, b""))
+                    .expect("AUTH success");
+            }
+            12 => stream.write_all(&[0xD0, 0x00]).expect("PINGRESP"),
+            14 => return,
+            other => panic!("unexpected packet type {other}"),
+        }
+    }
+}
+
+fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    mutex
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner)
+}
+
+/// Publishes `count` QoS 1 messages one after the other on `client`; returns the failures.
+async fn publish_stream<R: Runtime + Default>(client: &MqttClient<R>, count: usize) -> Vec<String> {
+    let mut failures = Vec::new();
+    for n in 0..count {
+        let result = client
+            .publish("reauth/stream", format!("m{n}").into_bytes())
+            .qos(QoS::AtLeastOnce)
+            .into_future()
+            .await;
+        if let Err(err) = result {
+            failures.push(format!("m{n}: {err:?}"));
+        }
+        if n % 20 == 0 {
+            super::sleep::<R>(Duration::from_millis(5)).await;
+        }
+    }
+    failures
+}
+
+/// `reauthenticate()` on a live MQTT 5 connection while QoS 1 messages flow: the broker
+/// gets a fresh token in AUTH 0x19 and accepts; then the token's lifetime makes the client
+/// refresh on its own before expiry; no message is lost.
+pub async fn reauthentication_refreshes_the_token_while_qos1_traffic_flows<R: Runtime + Default>() {
+    const COUNT: usize = 300;
+    let (uri, log, server) = reauth_broker(1, |_| false);
+    let tokens = CountingTokens {
+        issued: 0.into(),
+        lifetime: Some(Duration::from_millis(1500)),
+    };
+    let config = super::no_retry()
+        .protocol_version(ProtocolVersion::V5)
+        .authenticator(TokenAuth::new(TOKEN_METHOD, tokens));
+    let client = MqttClient::<R>::new(None, config);
+    let mut events = client.connection_events();
+    with_timeout::<R, _>(BOUND, "CONNACK", client.connect(uri.as_str()).into_future())
+        .await
+        .expect("connect");
+    let (failures, reauth) = with_timeout::<R, _>(
+        Duration::from_secs(20),
+        "publishing while re-authenticating",
+        futures_util::future::join(publish_stream(&client, COUNT), async {
+            super::sleep::<R>(Duration::from_millis(20)).await;
+            client.reauthenticate().await
+        }),
+    )
+    .await;
+    assert!(reauth.is_ok(), "{reauth:?}");
+    assert!(failures.is_empty(), "lost publishes: {failures:?}");
+    // The scheduled refresh, about a second after each accepted token.
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while lock(&log).tokens.len() < 3 {
+        assert!(
+            Instant::now() < deadline,
+            "no scheduled refresh: {:?}",
+            lock(&log).tokens
+        );
+        super::sleep::<R>(Duration::from_millis(20)).await;
+    }
+    client.disconnect().await.expect("disconnect");
+    join_thread::<R, _>(server).await;
+    let log = lock(&log);
+    assert_eq!(
+        log.tokens[..3],
+        ["token-1", "token-2", "token-3"],
+        "{:?}",
+        log.tokens
+    );
+    assert_eq!(
+        log.payloads.len(),
+        COUNT,
+        "every message reached the broker once"
+    );
+    let mut reauthenticated = 0;
+    while let Some(Some(event)) =
+        futures_util::FutureExt::now_or_never(futures_util::StreamExt::next(&mut events))
+    {
+        reauthenticated += usize::from(matches!(event, ConnectionEvent::Reauthenticated));
+    }
+    assert!(
+        reauthenticated >= 2,
+        "{reauthenticated} Reauthenticated events"
+    );
+}
+
+/// A broker refusing the re-authentication (DISCONNECT "not authorized"): `reauthenticate`
+/// fails with that reason; the client reconnects with a fresh token and the QoS 1 messages
+/// in flight complete: none lost.
+pub async fn a_refused_reauthentication_reports_the_disconnect_and_loses_nothing<
+    R: Runtime + Default,
+>() {
+    const COUNT: usize = 300;
+    let (uri, log, server) = reauth_broker(2, |token| token == "token-2");
+    let tokens = CountingTokens {
+        issued: 0.into(),
+        lifetime: None,
+    };
+    let config = ClientConfig::default()
+        .connect_timeout(BOUND)
+        .reconnect_initial_interval(Duration::from_millis(50))
+        .reconnect_retries(None)
+        .protocol_version(ProtocolVersion::V5)
+        .authenticator(TokenAuth::new(TOKEN_METHOD, tokens));
+    let client = MqttClient::<R>::new(None, config);
+    with_timeout::<R, _>(BOUND, "CONNACK", client.connect(uri.as_str()).into_future())
+        .await
+        .expect("connect");
+    let (failures, reauth) = with_timeout::<R, _>(
+        Duration::from_secs(20),
+        "publishing across a refused re-authentication",
+        futures_util::future::join(publish_stream(&client, COUNT), async {
+            super::sleep::<R>(Duration::from_millis(20)).await;
+            client.reauthenticate().await
+        }),
+    )
+    .await;
+    match &reauth {
+        Err(ClientError::ConnectionLost(ConnectionError::ServerDisconnected(reason))) => {
+            assert_eq!(reason.code, ReasonCode::NotAuthorized);
+            assert_eq!(reason.reason_string.as_deref(), Some("token refused"));
+        }
+        other => panic!("{other:?}"),
+    }
+    assert!(failures.is_empty(), "lost publishes: {failures:?}");
+    client.disconnect().await.expect("disconnect");
+    join_thread::<R, _>(server).await;
+    let log = lock(&log);
+    assert_eq!(
+        log.tokens,
+        ["token-1", "token-2", "token-3"],
+        "a fresh token on reconnect"
+    );
+    assert_eq!(
+        log.payloads.len(),
+        COUNT,
+        "every message reached the broker"
+    );
 }
