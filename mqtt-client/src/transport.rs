@@ -191,7 +191,7 @@ pub(crate) async fn open<R: Runtime>(
             .map_err(|err| ProxyError::Unreachable(Arc::new(err)))?,
     };
     R::set_nodelay(&tcp)?;
-    debug!(host = %target.host, port = target.port, scheme = ?target.scheme, "TCP connected");
+    debug!(host = %target.host, port = target.port, scheme = ?target.scheme, via_proxy = proxy.is_some(), "TCP connected");
     let mut tcp = Tcp::<R> {
         stream: tcp,
         read_since_write: false,

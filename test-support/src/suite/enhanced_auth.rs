@@ -204,6 +204,24 @@ fn serve_scram(
     true
 }
 
+/// A one-connection MQTT 5 broker serving `method` (`SCRAM-SHA-1` or `SCRAM-SHA-256`) for
+/// any user with `password`, for tests outside this suite (the CLI's): its URI, and a handle
+/// whose result says whether it accepted the client.
+///
+/// # Panics
+///
+/// For another method.
+pub fn scram_broker(method: &str, password: &'static str) -> (String, JoinHandle<(Vec<u8>, bool)>) {
+    let hash = match method {
+        "SCRAM-SHA-1" => SHA1,
+        "SCRAM-SHA-256" => SHA256,
+        other => panic!("no scripted broker for {other}"),
+    };
+    scripted_server_with_connect(move |stream, connect| {
+        serve_scram(stream, connect, hash, password, ScramBroker::Honest)
+    })
+}
+
 /// SCRAM-SHA-1 and SCRAM-SHA-256 through the `Authenticator` hook against the scripted
 /// broker: the right password connects; a wrong one is refused by the broker; a broker whose
 /// server signature is wrong, or whose nonce does not extend the client's, is refused by the
