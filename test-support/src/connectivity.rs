@@ -23,7 +23,7 @@ pub use crate::suite::{
     a_refused_reauthentication_reports_the_disconnect_and_loses_nothing,
     reauthentication_refreshes_the_token_while_qos1_traffic_flows, scram_against_a_scripted_broker,
 };
-use crate::{BrokerProcess, Certs, HttpProxy, Mosquitto, Nats, Socks5Proxy, free_port};
+use crate::{BrokerProcess, Certs, DanteProxy, HttpProxy, Mosquitto, Nats, Socks5Proxy, free_port};
 
 /// Instantiates every test of [`connectivity`](crate::connectivity) as a plain `#[test]`.
 #[macro_export]
@@ -32,6 +32,8 @@ macro_rules! connectivity_suite {
         $crate::connectivity_suite!(@tests $runtime, $block_on, [
             every_transport_through_a_socks5_proxy,
             every_transport_through_a_socks5_proxy_with_credentials,
+            every_transport_through_dante,
+            socks5_proxy_denying_the_destination_is_final,
             every_transport_through_an_http_proxy,
             every_transport_through_an_http_proxy_with_credentials,
             socks5_wrong_or_missing_credentials_are_final,
@@ -191,6 +193,29 @@ pub async fn every_transport_through_a_socks5_proxy_with_credentials<R: Runtime 
     let brokers = Brokers::start();
     let proxy = Socks5Proxy::with_credentials("alice", SECRET);
     round_trip_every_transport::<R>(&proxy.url(), &proxy, &brokers, microsocks_line).await;
+}
+
+/// `mqtt`, `mqtts`, `ws` and `wss` through Dante's SOCKS5 server (which logs the address it
+/// resolved the name to).
+pub async fn every_transport_through_dante<R: Runtime + Default>() {
+    let brokers = Brokers::start();
+    let proxy = DanteProxy::start(&[free_port()]);
+    round_trip_every_transport::<R>(&proxy.url(), &proxy, &brokers, |port| {
+        format!(" 127.0.0.1.{port}\n")
+    })
+    .await;
+}
+
+/// Dante denying the broker's port by rule answers SOCKS5 reply 2 ("connection not allowed by
+/// ruleset"): refused with that code, final.
+pub async fn socks5_proxy_denying_the_destination_is_final<R: Runtime + Default>() {
+    let broker = Mosquitto::start();
+    let proxy = DanteProxy::start(&[broker.port()]);
+    let uri = format!("mqtt://localhost:{}", broker.port());
+    assert_final::<R>(&uri, &proxy.url(), |err| {
+        matches!(err, ProxyError::Refused(ProxyRefusal::Socks5(2)))
+    })
+    .await;
 }
 
 /// `mqtt`, `mqtts`, `ws` and `wss` through `tinyproxy`'s CONNECT without authentication.

@@ -1,5 +1,5 @@
-//! Private proxies from Debian's packages: [`Socks5Proxy`] (`microsocks`) and [`HttpProxy`]
-//! (`tinyproxy`), each on a free loopback port with its own directory, killed on drop.
+//! Private proxies from Debian's packages: [`Socks5Proxy`] (`microsocks`), [`DanteProxy`]
+//! (`danted`) and [`HttpProxy`] (`tinyproxy`), each on a free loopback port with its own directory, killed on drop.
 
 use std::ffi::OsString;
 use std::fmt::Write as _;
@@ -228,5 +228,90 @@ fn proxy_url(scheme: &str, port: u16, credentials: Option<&(String, String)>) ->
     match credentials {
         Some((user, password)) => format!("{scheme}://{user}:{password}@127.0.0.1:{port}"),
         None => format!("{scheme}://127.0.0.1:{port}"),
+    }
+}
+
+/// A private SOCKS5 proxy from Dante (`danted`) on a free port of 127.0.0.1, without
+/// authentication, that can deny destinations by rule: the way to get a SOCKS5 policy
+/// refusal (reply 2, "connection not allowed by ruleset") from a real proxy.
+#[derive(Debug)]
+pub struct DanteProxy {
+    process: BrokerProcess,
+    port: u16,
+    _dir: TempDir,
+}
+
+impl DanteProxy {
+    /// Starts `danted` passing every destination except 127.0.0.1 on `denied_ports`.
+    ///
+    /// # Panics
+    ///
+    /// If `danted` is not installed or does not start.
+    pub fn start(denied_ports: &[u16]) -> Self {
+        let program = find_binary(
+            "danted",
+            "install it with `apt-get install -y dante-server`",
+        );
+        let dir = temp_dir("mqtt-test-dante-");
+        let conf = dir.path().join("danted.conf");
+        let mut last_log = String::new();
+        for _ in 0..START_ATTEMPTS {
+            let port = free_port();
+            let mut text = String::from("# Written by mqtt-test-support for one test.\n");
+            let _ = writeln!(text, "logoutput: stderr\ninternal: 127.0.0.1 port = {port}");
+            text.push_str("external: 127.0.0.1\nclientmethod: none\nsocksmethod: none\n");
+            // Root only drops to `nobody` for what needs no privilege.
+            text.push_str("user.privileged: root\nuser.unprivileged: nobody\n");
+            text.push_str("client pass { from: 127.0.0.0/8 to: 0.0.0.0/0 }\n");
+            for denied in denied_ports {
+                let _ = writeln!(
+                    text,
+                    "socks block {{ from: 0.0.0.0/0 to: 127.0.0.1/32 port = {denied} log: connect error }}"
+                );
+            }
+            text.push_str("socks pass { from: 0.0.0.0/0 to: 0.0.0.0/0 log: connect error }\n");
+            write_file(&conf, &text);
+            let mut process = BrokerProcess::new(
+                "danted",
+                program.clone(),
+                vec![
+                    "-f".into(),
+                    conf.clone().into_os_string(),
+                    "-p".into(),
+                    dir.path().join("danted.pid").into_os_string(),
+                    // One process serving the clients besides the main one: enough for tests.
+                    "-N".into(),
+                    "1".into(),
+                ],
+                dir.path().join("danted.log"),
+                vec![port],
+                " running",
+            );
+            match process.try_start() {
+                Ok(()) => {
+                    return Self {
+                        process,
+                        port,
+                        _dir: dir,
+                    };
+                }
+                Err(busy) => last_log = busy.log,
+            }
+        }
+        panic!("danted found no free port in {START_ATTEMPTS} attempts; last log:\n{last_log}");
+    }
+
+    /// `socks5://127.0.0.1:PORT`.
+    pub fn url(&self) -> String {
+        proxy_url("socks5", self.port, None)
+    }
+}
+
+/// The process control API (`kill`, `pause`, `log`, ...).
+impl std::ops::Deref for DanteProxy {
+    type Target = BrokerProcess;
+
+    fn deref(&self) -> &BrokerProcess {
+        &self.process
     }
 }
