@@ -178,9 +178,13 @@ pub(crate) struct ConnArgs {
     /// Extra HTTP header for the WebSocket handshake, "Name: value" (repeatable)
     #[arg(long = "header", value_name = "NAME: VALUE", value_parser = parse_header, help_heading = "Connection")]
     pub(crate) headers: Vec<(String, String)>,
-    /// SOCKS5 or HTTP CONNECT proxy: socks5://[user:password@]host[:port] or
-    /// http://[user:password@]host[:port] (TLS and WebSocket run through its tunnel)
-    #[arg(long, value_name = "URL", help_heading = "Connection")]
+    /// SOCKS5 or HTTP CONNECT proxy (the help text shows its shape).
+    #[arg(
+        long,
+        value_name = "URL",
+        help_heading = "Connection",
+        help = "SOCKS5 or HTTP CONNECT proxy: socks5://[user:password@]host[:port] or http://[user:password@]host[:port] (TLS and WebSocket run through its tunnel)"
+    )]
     pub(crate) proxy: Option<String>,
     /// Take the proxy from all_proxy / https_proxy / http_proxy, honouring no_proxy (as curl)
     #[arg(
