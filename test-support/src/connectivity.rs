@@ -42,6 +42,7 @@ macro_rules! connectivity_suite {
             socks5_proxy_that_cannot_reach_the_broker_is_retried,
             an_unreachable_proxy_is_retried,
             an_invalid_proxy_url_fails_connect,
+            a_silent_or_foreign_proxy_fails_in_bounded_time,
             scram_against_a_scripted_broker,
             reauthentication_refreshes_the_token_while_qos1_traffic_flows,
             a_refused_reauthentication_reports_the_disconnect_and_loses_nothing,
@@ -418,4 +419,64 @@ pub async fn an_invalid_proxy_url_fails_connect<R: Runtime + Default>() {
         other => panic!("{other:?}"),
     }
     assert!(!format!("{:?}", client.config()).contains(SECRET));
+}
+
+/// A proxy that accepts and never answers makes `connect` time out within
+/// `connect_timeout` (the handshake is inside that budget); one that answers with something
+/// that is not SOCKS5 is a protocol error, final.
+pub async fn a_silent_or_foreign_proxy_fails_in_bounded_time<R: Runtime + Default>() {
+    use std::io::{Read, Write};
+
+    let broker = Mosquitto::start();
+    for (answer, scheme) in [
+        (None, "socks5"),
+        (None, "http"),
+        (Some(&b"HTTP/1.1 200 OK\r\n\r\n"[..]), "socks5"),
+    ] {
+        let listener =
+            std::net::TcpListener::bind((std::net::Ipv4Addr::LOCALHOST, 0)).expect("binding");
+        let port = listener.local_addr().expect("address").port();
+        let server = std::thread::spawn(move || {
+            let (mut stream, _) = listener.accept().expect("the client never came");
+            stream
+                .set_read_timeout(Some(Duration::from_secs(3)))
+                .expect("read timeout");
+            let mut greeting = [0u8; 3];
+            let _ = stream.read(&mut greeting);
+            if let Some(answer) = answer {
+                let _ = stream.write_all(answer);
+            }
+            // Hold the connection until the client gives up.
+            let mut rest = [0u8; 64];
+            while matches!(stream.read(&mut rest), Ok(n) if n > 0) {}
+        });
+        let config = no_retry()
+            .connect_timeout(Duration::from_millis(500))
+            .proxy(&format!("{scheme}://127.0.0.1:{port}"));
+        let client = MqttClient::<R>::new(None, config);
+        let start = Instant::now();
+        let result = with_timeout::<R, _>(
+            BOUND,
+            "connect through a hostile proxy",
+            client.connect(broker.uri().as_str()).into_future(),
+        )
+        .await;
+        match answer {
+            None => assert!(
+                matches!(result, Err(ClientError::Timeout)),
+                "{scheme}: {result:?}"
+            ),
+            Some(_) => assert!(
+                matches!(result, Err(ClientError::Proxy(ProxyError::Protocol(_)))),
+                "{result:?}"
+            ),
+        }
+        assert!(
+            start.elapsed() < Duration::from_secs(2),
+            "bounded: {:?}",
+            start.elapsed()
+        );
+        drop(client);
+        let _ = server.join();
+    }
 }
