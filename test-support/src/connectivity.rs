@@ -270,7 +270,7 @@ async fn assert_final<R: Runtime + Default>(
     );
     assert!(!printed.contains(SECRET), "{printed}");
     assert!(
-        start.elapsed() < Duration::from_secs(2),
+        start.elapsed() < Duration::from_secs(4),
         "a final refusal is not retried"
     );
     while let Some(Some(event)) = events.next().now_or_never() {
@@ -472,7 +472,7 @@ pub async fn a_silent_or_foreign_proxy_fails_in_bounded_time<R: Runtime + Defaul
             ),
         }
         assert!(
-            start.elapsed() < Duration::from_secs(2),
+            start.elapsed() < Duration::from_secs(3),
             "bounded: {:?}",
             start.elapsed()
         );

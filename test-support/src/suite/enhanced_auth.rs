@@ -5,7 +5,7 @@ use std::collections::BTreeSet;
 use std::future::IntoFuture;
 use std::io::Write;
 use std::net::{Ipv4Addr, TcpListener, TcpStream};
-use std::sync::atomic::Ordering;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::thread::{self, JoinHandle};
 use std::time::{Duration, Instant};
@@ -415,8 +415,13 @@ fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
         .unwrap_or_else(std::sync::PoisonError::into_inner)
 }
 
-/// Publishes `count` QoS 1 messages one after the other on `client`; returns the failures.
-async fn publish_stream<R: Runtime + Default>(client: &MqttClient<R>, count: usize) -> Vec<String> {
+/// Publishes `count` QoS 1 messages one after the other on `client`, counting completions
+/// in `done`; returns the failures.
+async fn publish_stream<R: Runtime + Default>(
+    client: &MqttClient<R>,
+    count: usize,
+    done: &AtomicUsize,
+) -> Vec<String> {
     let mut failures = Vec::new();
     for n in 0..count {
         let result = client
@@ -427,11 +432,25 @@ async fn publish_stream<R: Runtime + Default>(client: &MqttClient<R>, count: usi
         if let Err(err) = result {
             failures.push(format!("m{n}: {err:?}"));
         }
+        done.fetch_add(1, Ordering::SeqCst);
         if n % 20 == 0 {
             super::sleep::<R>(Duration::from_millis(5)).await;
         }
     }
     failures
+}
+
+/// Re-authenticates once `done` publishes completed (so the stream is flowing); returns the
+/// outcome and how many publishes had completed by then.
+async fn reauthenticate_midway<R: Runtime + Default>(
+    client: &MqttClient<R>,
+    done: &AtomicUsize,
+) -> (Result<(), ClientError>, usize) {
+    while done.load(Ordering::SeqCst) < 50 {
+        super::sleep::<R>(Duration::from_millis(1)).await;
+    }
+    let result = client.reauthenticate().await;
+    (result, done.load(Ordering::SeqCst))
 }
 
 /// `reauthenticate()` on a live MQTT 5 connection while QoS 1 messages flow: the broker
@@ -440,6 +459,7 @@ async fn publish_stream<R: Runtime + Default>(client: &MqttClient<R>, count: usi
 pub async fn reauthentication_refreshes_the_token_while_qos1_traffic_flows<R: Runtime + Default>() {
     const COUNT: usize = 300;
     let (uri, log, server) = reauth_broker(1, |_| false);
+    let done = AtomicUsize::new(0);
     let tokens = CountingTokens {
         issued: 0.into(),
         lifetime: Some(Duration::from_millis(1500)),
@@ -455,13 +475,15 @@ pub async fn reauthentication_refreshes_the_token_while_qos1_traffic_flows<R: Ru
     let (failures, reauth) = with_timeout::<R, _>(
         Duration::from_secs(20),
         "publishing while re-authenticating",
-        futures_util::future::join(publish_stream(&client, COUNT), async {
-            super::sleep::<R>(Duration::from_millis(20)).await;
-            client.reauthenticate().await
-        }),
+        futures_util::future::join(
+            publish_stream(&client, COUNT, &done),
+            reauthenticate_midway(&client, &done),
+        ),
     )
     .await;
+    let (reauth, done_by_then) = reauth;
     assert!(reauth.is_ok(), "{reauth:?}");
+    assert!(done_by_then < COUNT, "the stream was still flowing");
     assert!(failures.is_empty(), "lost publishes: {failures:?}");
     // The scheduled refresh, about a second after each accepted token.
     let deadline = Instant::now() + Duration::from_secs(5);
@@ -507,6 +529,7 @@ pub async fn a_refused_reauthentication_reports_the_disconnect_and_loses_nothing
 >() {
     const COUNT: usize = 300;
     let (uri, log, server) = reauth_broker(2, |token| token == "token-2");
+    let done = AtomicUsize::new(0);
     let tokens = CountingTokens {
         issued: 0.into(),
         lifetime: None,
@@ -524,12 +547,14 @@ pub async fn a_refused_reauthentication_reports_the_disconnect_and_loses_nothing
     let (failures, reauth) = with_timeout::<R, _>(
         Duration::from_secs(20),
         "publishing across a refused re-authentication",
-        futures_util::future::join(publish_stream(&client, COUNT), async {
-            super::sleep::<R>(Duration::from_millis(20)).await;
-            client.reauthenticate().await
-        }),
+        futures_util::future::join(
+            publish_stream(&client, COUNT, &done),
+            reauthenticate_midway(&client, &done),
+        ),
     )
     .await;
+    let (reauth, done_by_then) = reauth;
+    assert!(done_by_then < COUNT, "the stream was still flowing");
     match &reauth {
         Err(ClientError::ConnectionLost(ConnectionError::ServerDisconnected(reason))) => {
             assert_eq!(reason.code, ReasonCode::NotAuthorized);
