@@ -4,7 +4,8 @@
 //! message reported "stored" reaches the broker.
 //!
 //! Also shows the publish calls' cancellation rules: `send_now` (fire and forget, refused when
-//! the queue is full) and `ack_timeout` (the outcome is unknown when it fires).
+//! the queue is full), `ack_timeout` (the outcome is unknown when it fires), and a disconnect
+//! that first drains what was accepted.
 //!
 //! `cargo run -p mqtt-examples --example durable_store_tokio -- [URI] [STORE_DIR] [COUNT]`
 #![allow(clippy::print_stdout)]
@@ -74,5 +75,6 @@ async fn main() -> Result<(), ClientError> {
         Err(ClientError::Timeout) => println!("no PUBACK within 5 s: outcome unknown"),
         other => println!("last publish: {other:?}"),
     }
-    client.disconnect().await
+    // Wait (at most 5 s) until the fire-and-forget publish went out, then disconnect.
+    client.disconnect().drain(Duration::from_secs(5)).await
 }
