@@ -123,3 +123,8 @@ impl Runtime for AsyncIo {
 // `MqttClient`, `Connecting<'a>`, `Publishing<'a>`, ... with the runtime fixed; explicit items
 // shadow the glob re-export above, so `sansmqtt_async_std::Publishing<'_>` names this runtime's builder.
 sansmqtt_client::runtime_aliases!(AsyncIo);
+
+/// The README's examples (the crate's page on crates.io), compiled and run as doctests.
+#[cfg(doctest)]
+#[doc = include_str!("../README.md")]
+struct ReadmeDoctests;

@@ -85,3 +85,8 @@ pub use store::{MemoryStore, SessionStore, StoreError};
 
 /// The codec this session is built on, re-exported so users need one dependency.
 pub use sansmqtt_proto as proto;
+
+/// The README's examples (the crate's page on crates.io), compiled and run as doctests.
+#[cfg(doctest)]
+#[doc = include_str!("../README.md")]
+struct ReadmeDoctests;

@@ -105,3 +105,8 @@ impl Runtime for Tokio {
         drop(tokio::spawn(future));
     }
 }
+
+/// The README's examples (the crate's page on crates.io), compiled and run as doctests.
+#[cfg(doctest)]
+#[doc = include_str!("../README.md")]
+struct ReadmeDoctests;
