@@ -55,6 +55,28 @@ pub enum StoreError {
     /// The store was closed or is held by another client.
     #[error("session store unavailable: {0}")]
     Unavailable(&'static str),
+    /// Another client (in this process or another) holds the store's directory: one client
+    /// at a time may use a store, and its lock goes with it (or with its process).
+    #[error("session store {} is in use by another client{}", .dir.display(), HolderPid(*.pid))]
+    Locked {
+        /// The store's directory.
+        dir: std::path::PathBuf,
+        /// The process holding it, when it recorded its id (`None` if it has not written it
+        /// yet, or it is unreadable).
+        pid: Option<u32>,
+    },
+}
+
+/// Formats the holder of a locked store, if known.
+struct HolderPid(Option<u32>);
+
+impl std::fmt::Display for HolderPid {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self.0 {
+            Some(pid) => write!(f, " (process {pid})"),
+            None => Ok(()),
+        }
+    }
 }
 
 impl StoreError {
@@ -84,6 +106,7 @@ impl PartialEq for StoreError {
             (Self::Corrupt(a), Self::Corrupt(b)) | (Self::Unavailable(a), Self::Unavailable(b)) => {
                 a == b
             }
+            (Self::Locked { dir: a, pid: x }, Self::Locked { dir: b, pid: y }) => a == b && x == y,
             _ => false,
         }
     }

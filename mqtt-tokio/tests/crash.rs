@@ -11,6 +11,10 @@
 //!   PUBREC and PUBREL and restarts it: the broker re-sends, and the child's application must
 //!   see each message exactly once across restarts.
 //!
+//! - `a_store_is_locked_by_one_process_and_freed_by_its_death`: a child holds a store; the
+//!   parent's client on the same directory is refused with `StoreError::Locked` naming the
+//!   directory and the child's pid; once the child is SIGKILLed the parent opens it.
+//!
 //! A custom harness (`harness = false`): the children need their own `main`.
 #![allow(clippy::unwrap_used, clippy::print_stdout, clippy::print_stderr)]
 
@@ -49,11 +53,16 @@ fn main() {
     match std::env::var("CRASH_ROLE").as_deref() {
         Ok("publisher") => return publisher_child(),
         Ok("subscriber") => return subscriber_child(),
+        Ok("holder") => return holder_child(),
         Ok(other) => panic!("unknown CRASH_ROLE {other:?}"),
         Err(_) => {}
     }
     let filter = std::env::args().skip(1).find(|a| !a.starts_with('-'));
-    let tests: [(&str, fn()); 3] = [
+    let tests: [(&str, fn()); 4] = [
+        (
+            "a_store_is_locked_by_one_process_and_freed_by_its_death",
+            a_store_is_locked_by_one_process_and_freed_by_its_death,
+        ),
         ("publisher_survives_sigkill", publisher_survives_sigkill),
         (
             "publish_on_a_full_disk_fails_with_a_typed_error",
@@ -797,4 +806,59 @@ fn publish_on_a_full_disk_fails_with_a_typed_error() {
     eprintln!("store reopened: {:?}", reopened.stats());
     drop(reopened);
     drop(disk);
+}
+
+// ---- the store's lock ---------------------------------------------------------------------
+
+/// Holds a store (connected, so its session is open on it) until it is killed.
+fn holder_child() {
+    let uri = env("CRASH_URI");
+    let store = env("CRASH_STORE");
+    runtime().block_on(async move {
+        let config = ClientConfig::default()
+            .session_store(store)
+            .clean_session(false);
+        let client = MqttClient::new(Some("lock-holder"), config);
+        client.connect(uri.as_str()).await.unwrap();
+        println!("{PREFIX}holding");
+        std::future::pending::<()>().await;
+    });
+}
+
+fn a_store_is_locked_by_one_process_and_freed_by_its_death() {
+    let broker = Mosquitto::builder().start();
+    let uri = broker.uri();
+    let store = store_dir("lock");
+    let holder = ChildProc::spawn(
+        "holder",
+        &[
+            ("CRASH_URI", uri.clone()),
+            ("CRASH_STORE", store.display().to_string()),
+        ],
+    );
+    assert_eq!(
+        holder.line(Duration::from_secs(20)).as_deref(),
+        Some("holding")
+    );
+    let holder_pid = holder.child.id();
+    let rt = runtime();
+    rt.block_on(async {
+        let config = ClientConfig::default()
+            .session_store(store.clone())
+            .clean_session(false);
+        let client = MqttClient::new(Some("lock-second"), config.clone());
+        match client.connect(uri.as_str()).await {
+            Err(ClientError::Store(StoreError::Locked { dir, pid })) => {
+                assert_eq!(dir, store);
+                assert_eq!(pid, Some(holder_pid));
+            }
+            other => panic!("a second process opened a held store: {other:?}"),
+        }
+        // The lock goes with the process: no clean-up after a SIGKILL.
+        holder.kill();
+        let client = MqttClient::new(Some("lock-second"), config);
+        client.connect(uri.as_str()).await.unwrap();
+        client.disconnect().await.unwrap();
+    });
+    eprintln!("second process refused while the holder lived, admitted after its SIGKILL");
 }

@@ -29,6 +29,8 @@ use tracing::{debug, warn};
 const MAGIC: &[u8; 8] = b"MQTTSL01";
 const LOG: &str = "session.log";
 const TMP: &str = "session.log.tmp";
+/// The lock file: held (`flock`) by the client using the store, and holding its process id.
+const LOCK: &str = "lock";
 /// Record header: length and checksum.
 const HEADER: usize = 8;
 /// Largest record accepted on recovery: an MQTT packet of the protocol's maximum size plus the
@@ -103,11 +105,19 @@ impl FileStoreMonitor {
 ///
 /// Open it on the same directory after a crash and the session built over it resumes every
 /// outgoing flow (re-sent with DUP, or PUBREL) and every incoming QoS 2 flow acknowledged with
-/// PUBREC. One client per directory at a time.
+/// PUBREC.
+///
+/// One client per directory at a time: opening takes an exclusive advisory lock on the file
+/// `lock` in the directory (`flock` on Unix, `LockFileEx` on Windows), and a second opening,
+/// from this process or another, fails with [`StoreError::Locked`] naming the directory and
+/// the holder's process id. The operating system releases the lock when the store is dropped
+/// or its process dies (even by `SIGKILL`), so nothing stale is left to clean up.
 #[derive(Debug)]
 pub struct FileStore {
     dir: PathBuf,
     file: File,
+    /// Held open for as long as the store lives: its lock is the store's.
+    _lock: File,
     /// What the log holds plus the pending changes: every read is served from here.
     index: MemoryStore,
     /// Encoded records not yet written.
@@ -132,6 +142,7 @@ impl FileStore {
     pub fn open_with(dir: impl AsRef<Path>, compact_min: u64) -> Result<Self, StoreError> {
         let dir = dir.as_ref().to_path_buf();
         fs::create_dir_all(&dir).map_err(|e| StoreError::io("creating the store directory", e))?;
+        let lock = lock_dir(&dir)?;
         // A snapshot that was not renamed into place was never the log.
         let _ = fs::remove_file(dir.join(TMP));
         let path = dir.join(LOG);
@@ -199,6 +210,7 @@ impl FileStore {
         Ok(Self {
             dir,
             file,
+            _lock: lock,
             index,
             pending: Vec::new(),
             synced_len,
@@ -272,6 +284,18 @@ impl FileStore {
         self.stats.log_len.store(self.synced_len, Ordering::Relaxed);
         debug!(len = self.synced_len, "session store compacted");
         Ok(())
+    }
+
+    /// What the log in `dir` holds, read without taking the lock: tests look at the durable
+    /// state under a store that is open.
+    #[cfg(test)]
+    pub(crate) fn peek(dir: &Path) -> MemoryStore {
+        let data = fs::read(dir.join(LOG)).unwrap_or_default();
+        let mut index = MemoryStore::new();
+        if data.len() >= MAGIC.len() {
+            let _ = replay(&data, &mut index);
+        }
+        index
     }
 
     #[cfg(test)]
@@ -392,6 +416,45 @@ fn record(buf: &mut Vec<u8>, body: impl FnOnce(&mut Vec<u8>)) {
     let crc = crc32fast::hash(body);
     buf[start..start + 4].copy_from_slice(&len.to_le_bytes());
     buf[start + 4..start + HEADER].copy_from_slice(&crc.to_le_bytes());
+}
+
+/// Takes the directory's lock (see [`FileStore`]) and writes our process id into it, for the
+/// error a second opener gets.
+fn lock_dir(dir: &Path) -> Result<File, StoreError> {
+    let mut file = OpenOptions::new()
+        .read(true)
+        .write(true)
+        .create(true)
+        .truncate(false)
+        .open(dir.join(LOCK))
+        .map_err(|e| StoreError::io("opening the lock file", e))?;
+    // Called through the trait: `File::try_lock` of std (1.89) is newer than our MSRV.
+    match fs4::FileExt::try_lock(&file) {
+        Ok(()) => {}
+        Err(fs4::TryLockError::WouldBlock) => {
+            let mut holder = String::new();
+            let pid = file
+                .read_to_string(&mut holder)
+                .ok()
+                .and_then(|_| holder.trim().parse().ok());
+            return Err(StoreError::Locked {
+                dir: dir.to_path_buf(),
+                pid,
+            });
+        }
+        Err(fs4::TryLockError::Error(err)) => {
+            return Err(StoreError::io("locking the store directory", err));
+        }
+    }
+    // The id is advice for the error above; the lock itself is what excludes.
+    let written = file
+        .set_len(0)
+        .and_then(|()| writeln!(file, "{}", std::process::id()))
+        .and_then(|()| file.flush());
+    if let Err(err) = written {
+        debug!(%err, "session store: cannot record our process id in the lock file");
+    }
+    Ok(file)
 }
 
 fn sync_dir(dir: &Path) -> Result<(), StoreError> {

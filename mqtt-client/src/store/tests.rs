@@ -233,7 +233,7 @@ fn failing_writes_give_a_typed_error_and_keep_what_was_synced() {
         other => panic!("unexpected {other:?}"),
     }
     // Nothing synced before is lost.
-    assert_eq!(FileStore::open(dir.path()).unwrap().outgoing_len(), 1);
+    assert_eq!(FileStore::peek(dir.path()).outgoing_len(), 1);
 
     // The pending change is kept and written by the next sync that works.
     store.replace_file_for_test(
@@ -282,11 +282,11 @@ fn publish_is_durable_before_its_bytes_are_handed_out() {
         tokens.push(session.publish(now, publish).unwrap());
     }
     // Recorded, not yet durable: nothing is on disk before the hand-out.
-    assert_eq!(FileStore::open(dir.path()).unwrap().outgoing_len(), 0);
+    assert_eq!(FileStore::peek(dir.path()).outgoing_len(), 0);
     let bytes = session.poll_transmit(now).unwrap();
     assert!(!bytes.is_empty());
     // Handed out: durable, with one sync for the five.
-    assert_eq!(FileStore::open(dir.path()).unwrap().outgoing_len(), 5);
+    assert_eq!(FileStore::peek(dir.path()).outgoing_len(), 5);
     assert_eq!(session.store().file_stats().unwrap().syncs, 1);
     let stored: Vec<Token> = std::iter::from_fn(|| session.poll_event())
         .filter_map(|event| match event {
@@ -332,11 +332,30 @@ fn a_failing_store_fails_the_publish_and_sends_nothing() {
         })
     ));
     assert_eq!(session.inflight_len(), 1, "only the synced flight is left");
-    let reopened = FileStore::open(dir.path()).unwrap();
+    let reopened = FileStore::peek(dir.path());
     assert_eq!(reopened.outgoing_in_order(), vec![(id(1), synced)]);
 }
 
 /// The session's store, mutably: only tests need it (to break the disk under a session).
 fn store_mut(session: &mut Session<ClientStore>) -> &mut ClientStore {
     session.store_mut()
+}
+
+#[test]
+fn a_second_opening_is_refused_with_the_directory_and_holder_until_the_first_is_dropped() {
+    let dir = tempfile::tempdir().unwrap();
+    let first = FileStore::open(dir.path()).unwrap();
+    let refused = FileStore::open(dir.path()).unwrap_err();
+    assert_eq!(
+        refused,
+        StoreError::Locked {
+            dir: dir.path().to_path_buf(),
+            pid: Some(std::process::id()),
+        }
+    );
+    let text = refused.to_string();
+    assert!(text.contains(&dir.path().display().to_string()), "{text}");
+    assert!(text.contains(&std::process::id().to_string()), "{text}");
+    drop(first);
+    FileStore::open(dir.path()).unwrap();
 }
