@@ -33,10 +33,10 @@ use tracing::{debug, info, warn};
 
 use super::auth::{AuthError, AuthExchange, Authenticator};
 use super::error::ClientError;
-use super::inbox::Pushed;
+use super::intake::Intake;
 use super::queue::Permit;
 use super::reconnect::{self, Backoff, Jitter, Outcome, Policy, Reconnector, SplitMix64};
-use super::store::ClientStore;
+use super::store::{BackgroundSync, ClientStore};
 use super::transport::{self, Runtime, Transport};
 use super::uri::Target;
 use super::{Acknowledgement, ApplicationMessage, ConnectionEvent, PublishAck, Shared, lock};
@@ -347,7 +347,11 @@ pub(crate) struct Driver<R: Runtime> {
     reconnect_max_interval: Duration,
     /// QoS 0 messages dropped by the inbox's overflow policy and not reported yet.
     dropped_unreported: u64,
+    /// Received messages into the inbox, pausing reading while it is full (see `intake`).
+    intake: Intake<R>,
     writing: Bytes,
+    /// The store's sync of the next batch, run off the executor (see `store::sync`).
+    syncing: BackgroundSync,
     /// Told by the transport when there is more to read (see [`ReadWake`]).
     read_wake: Arc<ReadWake>,
     /// `read_wake` as a waker, made once so that transports see the same waker every time.
@@ -382,6 +386,7 @@ impl<R: Runtime> Driver<R> {
         let retry_connect = params.from_reconnect;
         let read_wake = Arc::new(ReadWake::default());
         let read_waker = Waker::from(read_wake.clone());
+        let intake = Intake::new(params.options.keep_alive);
         Self {
             runtime,
             shared,
@@ -402,7 +407,9 @@ impl<R: Runtime> Driver<R> {
             reconnect_retries,
             reconnect_max_interval,
             dropped_unreported: 0,
+            intake,
             writing: Bytes::new(),
+            syncing: BackgroundSync::default(),
             read_wake,
             read_waker,
             read_armed: false,
@@ -660,6 +667,10 @@ impl<R: Runtime> Driver<R> {
         self.end = None;
         self.drain_timer = None;
         let ended = poll_fn(|cx| self.poll_serve(cx, &mut transport)).await;
+        self.syncing.finish(&mut self.session).await;
+        self.intake
+            .flush(&self.shared.inbox, &mut self.dropped_unreported);
+        self.report_drops();
         // Closing (TLS close_notify, WebSocket close frame) is best effort and bounded: the
         // session has already moved on, and a dead peer must not hold up a reconnect.
         let deadline = self.runtime.now() + CLOSE_TIMEOUT;
@@ -676,6 +687,16 @@ impl<R: Runtime> Driver<R> {
         loop {
             let now = self.runtime.now();
             let mut progress = false;
+
+            // While the store syncs a batch's records the session takes nothing new; once it
+            // is done the batch is taken out at once, before anything else records.
+            match self.syncing.poll(cx, &mut self.session) {
+                Poll::Pending => return Poll::Pending,
+                Poll::Ready(true) if self.writing.is_empty() => {
+                    self.writing = self.session.poll_transmit(now).unwrap_or_default();
+                }
+                Poll::Ready(_) => {}
+            }
 
             let handles_gone = self.shared.commands.take(cx, &mut self.inbox);
             while let Some(command) = self.inbox.pop_front() {
@@ -701,10 +722,20 @@ impl<R: Runtime> Driver<R> {
             }
 
             // Always read: flow control, not a stalled socket, holds back a slow consumer.
-            let reading = matches!(
+            // ... except for a bounded pause while a burst fills the inbox (see `intake`).
+            let mut reading = matches!(
                 self.session.state(),
                 ConnectionState::Connecting | ConnectionState::Connected
             );
+            if reading
+                && !self
+                    .intake
+                    .may_read(cx, &self.shared.inbox, &mut self.dropped_unreported)
+            {
+                reading = false;
+                // A read signal taken below is not acted on: read once more on resuming.
+                self.read_armed = false;
+            }
             // Read on the first pass and whenever the transport signalled more since its last
             // pending read; otherwise that read is still registered and will wake the task.
             self.read_wake.task.register(cx.waker());
@@ -741,6 +772,10 @@ impl<R: Runtime> Driver<R> {
             }
             loop {
                 if self.writing.is_empty() {
+                    if self.syncing.start(&self.runtime, &mut self.session) {
+                        progress = true;
+                        break;
+                    }
                     match self.session.poll_transmit(now) {
                         Some(bytes) => self.writing = bytes,
                         None => break,
@@ -1129,9 +1164,8 @@ impl<R: Runtime> Driver<R> {
                     }
                     return;
                 }
-                if self.shared.inbox.push(message) != Pushed::Queued {
-                    self.dropped_unreported += 1;
-                }
+                self.dropped_unreported +=
+                    self.intake.push(&self.runtime, &self.shared.inbox, message);
             }
             Event::Subscribed {
                 token,
@@ -1233,6 +1267,10 @@ impl<R: Runtime> Driver<R> {
         result: Result<ReasonCode, sansmqtt_session::PublishError>,
         properties: AckProperties,
     ) {
+        if let Err(sansmqtt_session::PublishError::Expired) = result {
+            self.shared
+                .status(ConnectionEvent::PublishesExpired { count: 1 });
+        }
         let result = result.map_err(ClientError::from);
         if let Some(stored) = self.stored_waiters.remove(&token) {
             // Completed (or failed) before a `Stored` event: QoS 0, or a store failure.

@@ -11,6 +11,8 @@
 use std::collections::VecDeque;
 use std::sync::Mutex;
 
+use futures_util::task::AtomicWaker;
+
 use sansmqtt_proto::QoS;
 
 use crate::config::Overflow;
@@ -22,6 +24,9 @@ pub(crate) struct Inbox {
     /// Notified when a message arrives, and (for everyone) when waiting must be re-checked:
     /// `cancel_tasks`, the driver stopping.
     pub(crate) changed: event_listener::Event,
+    /// The driver, while it has paused reading because the inbox was full
+    /// ([`Intake`](crate::intake::Intake)): woken when a consumer takes a message.
+    pub(crate) room: AtomicWaker,
 }
 
 struct InboxState {
@@ -53,6 +58,7 @@ impl Inbox {
                 dropped: 0,
             }),
             changed: event_listener::Event::new(),
+            room: AtomicWaker::new(),
         }
     }
 
@@ -90,9 +96,33 @@ impl Inbox {
         pushed
     }
 
+    /// Queues a received message unless it is a QoS 0 message and the inbox is full: then it
+    /// is handed back, and nothing is counted.
+    pub(crate) fn try_push(&self, message: ApplicationMessage) -> Result<(), ApplicationMessage> {
+        {
+            let mut state = lock(&self.state);
+            if state.messages.len() >= state.capacity && message.qos() == QoS::AtMostOnce {
+                return Err(message);
+            }
+            state.messages.push_back(message);
+        }
+        self.changed.notify_additional(1);
+        Ok(())
+    }
+
     /// The oldest waiting message.
     pub(crate) fn pop(&self) -> Option<ApplicationMessage> {
-        lock(&self.state).messages.pop_front()
+        let message = lock(&self.state).messages.pop_front();
+        if message.is_some() {
+            // Only a driver paused on a full inbox is registered (and it is woken once).
+            self.room.wake();
+        }
+        message
+    }
+
+    /// The configured bound (`message_buffer`).
+    pub(crate) fn capacity(&self) -> usize {
+        lock(&self.state).capacity
     }
 
     /// Messages waiting.

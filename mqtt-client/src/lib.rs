@@ -33,6 +33,7 @@ mod config;
 mod driver;
 mod error;
 mod inbox;
+mod intake;
 mod queue;
 mod reconnect;
 mod request;
@@ -230,6 +231,15 @@ pub enum ConnectionEvent {
     /// [`Overflow`]). Reported at most once per batch of reads.
     MessagesDropped {
         /// Messages dropped since the last such event.
+        count: u64,
+    },
+    /// Outgoing messages were dropped unsent because their MQTT 5 message expiry interval
+    /// ran out while they waited for a connection or for room in the in-flight window. Each
+    /// one's publish also fails with
+    /// [`PublishError::Expired`](sansmqtt_session::PublishError::Expired) (a QoS 0 publish,
+    /// complete at acceptance, learns it only here).
+    PublishesExpired {
+        /// Messages expired (reported as they expire).
         count: u64,
     },
     /// The client stopped: after `disconnect`, or when reconnecting gave up.

@@ -29,7 +29,8 @@
 
 use std::sync::Arc;
 
-use sansmqtt_proto::{PacketId, Publish};
+use sansmqtt_proto::properties::SubscribeProperties;
+use sansmqtt_proto::{PacketId, Publish, SubscribeFilter};
 
 use crate::event::Token;
 
@@ -193,6 +194,30 @@ pub trait SessionStore {
     /// (for stores that are not durable) does nothing.
     fn sync(&mut self) -> Result<(), StoreError> {
         Ok(())
+    }
+    /// Records a subscription (its filter with options, and the properties of the SUBSCRIBE
+    /// that asks for it), replacing one with the same filter. Called before the SUBSCRIBE is
+    /// encoded, so a durable store has it once the SUBSCRIBE is out; a session built over the
+    /// store later subscribes to it again when the server has no session for it. The default
+    /// keeps nothing (the session remembers its subscriptions in memory anyway).
+    fn put_subscription(
+        &mut self,
+        filter: &SubscribeFilter,
+        properties: &SubscribeProperties,
+    ) -> Result<(), StoreError> {
+        let _ = (filter, properties);
+        Ok(())
+    }
+    /// Forgets the subscription to `filter` (an UNSUBSCRIBE, or a SUBSCRIBE the server
+    /// refused). The default keeps nothing.
+    fn remove_subscription(&mut self, filter: &str) -> Result<(), StoreError> {
+        let _ = filter;
+        Ok(())
+    }
+    /// The subscriptions recorded, in the order first recorded: read once, when a session is
+    /// built over the store. The default has none.
+    fn subscriptions(&self) -> Vec<(SubscribeFilter, SubscribeProperties)> {
+        Vec::new()
     }
 }
 

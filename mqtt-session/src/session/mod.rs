@@ -112,6 +112,8 @@ struct Granted {
 struct Queued {
     token: Token,
     publish: Publish,
+    /// When it was accepted: an MQTT 5 message expiry interval counts from here.
+    since: Instant,
 }
 
 /// A received QoS 1/2 message whose acknowledgement has not been sent yet.
@@ -206,6 +208,12 @@ pub struct Session<S: SessionStore = MemoryStore> {
     /// Granted subscriptions with the properties of the SUBSCRIBE that made them (MQTT 5
     /// subscription identifier, user properties), for re-subscribing after a session loss.
     subscriptions: Vec<Granted>,
+    /// The `now` of the `handle_read` under way: what the queue pump, run by the packets it
+    /// handles, measures message expiry against.
+    read_now: Option<Instant>,
+    /// Queued publishes dropped because their MQTT 5 message expiry interval ran out while
+    /// they waited.
+    expired: u64,
     aliases_in: Vec<Option<ByteString>>,
     aliases_out: HashMap<ByteString, u16>,
     /// The property set an aliased PUBLISH without properties of its own borrows for its
@@ -258,6 +266,11 @@ impl<S: SessionStore> Session<S> {
     /// restart with a persistent store).
     pub fn with_store(config: SessionConfig, store: S) -> Self {
         let mut ids = PacketIds::new();
+        let subscriptions = store
+            .subscriptions()
+            .into_iter()
+            .map(|(filter, properties)| Granted { filter, properties })
+            .collect();
         let mut next_token = 0;
         let mut next_seq = 0;
         for (id, flight) in store.outgoing_in_order() {
@@ -281,7 +294,9 @@ impl<S: SessionStore> Session<S> {
             unsent_qos1: 0,
             server_session: 0,
             pings: VecDeque::new(),
-            subscriptions: Vec::new(),
+            subscriptions,
+            read_now: None,
+            expired: 0,
             aliases_in: Vec::new(),
             aliases_out: HashMap::new(),
             alias_properties: PropertyBox::none(),
@@ -366,6 +381,19 @@ impl<S: SessionStore> Session<S> {
         self.read_buf.len() + self.write_buf.len()
     }
 
+    /// Queued publishes dropped so far because their MQTT 5 message expiry interval ran out
+    /// before they could be sent (each also failed with [`PublishError::Expired`]).
+    pub fn expired_publishes(&self) -> u64 {
+        self.expired
+    }
+
+    /// Whether packets are encoded and waiting for [`poll_transmit`](Self::poll_transmit).
+    /// A driver that makes the store durable on its own (off its executor, say) checks this
+    /// to sync before the batch is handed out.
+    pub fn has_transmit(&self) -> bool {
+        !self.write_buf.is_empty()
+    }
+
     /// Events not yet drained.
     pub fn pending_events(&self) -> usize {
         self.events.len()
@@ -413,6 +441,7 @@ impl<S: SessionStore> Session<S> {
         ) {
             return;
         }
+        self.read_now = Some(now);
         self.read_buf.extend_from_slice(bytes);
         loop {
             let decoded = sansmqtt_proto::decode(
@@ -535,7 +564,7 @@ impl<S: SessionStore> Session<S> {
     /// [`SessionConfig::report_stored`]). If the store cannot
     /// record it, this fails with [`SessionError::Store`] (or, from the queue, its
     /// [`Event::Published`] carries [`PublishError::Store`]) and nothing is sent.
-    pub fn publish(&mut self, _now: Instant, mut publish: Publish) -> Result<Token, SessionError> {
+    pub fn publish(&mut self, now: Instant, mut publish: Publish) -> Result<Token, SessionError> {
         publish.dup = false;
         publish.packet_id = None;
         if self.is_connected() {
@@ -554,7 +583,11 @@ impl<S: SessionStore> Session<S> {
         if sendable {
             self.send_new(token, publish)?;
         } else {
-            self.queue.push_back(Queued { token, publish });
+            self.queue.push_back(Queued {
+                token,
+                publish,
+                since: now,
+            });
         }
         Ok(token)
     }
@@ -586,6 +619,13 @@ impl<S: SessionStore> Session<S> {
         if let Err(err) = self.check_size(&packet) {
             self.ids.release(packet_id);
             return Err(err);
+        }
+        // Write-ahead: a durable store has the subscription before the SUBSCRIBE leaves.
+        for filter in &packet.filters {
+            if let Err(err) = self.store.put_subscription(filter, &packet.properties) {
+                self.ids.release(packet_id);
+                return Err(SessionError::Store(err));
+            }
         }
         let token = self.token();
         self.encode(&packet);
@@ -629,6 +669,12 @@ impl<S: SessionStore> Session<S> {
         if let Err(err) = self.check_size(&packet) {
             self.ids.release(packet_id);
             return Err(err);
+        }
+        for filter in &packet.filters {
+            if let Err(err) = self.store.remove_subscription(filter) {
+                self.ids.release(packet_id);
+                return Err(SessionError::Store(err));
+            }
         }
         let token = self.token();
         self.encode(&packet);

@@ -294,9 +294,24 @@ impl<S: SessionStore> Session<S> {
             if front.publish.qos != QoS::AtMostOnce && !self.window_can_refill() {
                 return;
             }
-            let Some(Queued { token, mut publish }) = self.queue.pop_front() else {
+            let Some(Queued {
+                token,
+                mut publish,
+                since,
+            }) = self.queue.pop_front()
+            else {
                 return;
             };
+            if !self.still_fresh(&mut publish, since) {
+                self.expired += 1;
+                debug!(topic = %publish.topic, "queued message expired before it could be sent");
+                self.push_event(Event::Published {
+                    token,
+                    result: Err(PublishError::Expired),
+                    properties: Default::default(),
+                });
+                continue;
+            }
             let sent = self
                 .check_publish(&mut publish)
                 .and_then(|()| self.send_new(token, publish));
@@ -312,6 +327,28 @@ impl<S: SessionStore> Session<S> {
                 });
             }
         }
+    }
+
+    /// Whether a queued message's MQTT 5 expiry interval has time left; if so, the interval it
+    /// is sent with is what is left (rounded up to whole seconds), as a server forwarding it
+    /// does ([MQTT-3.3.2-6]).
+    fn still_fresh(&self, publish: &mut Publish, since: Instant) -> bool {
+        let Some(interval) = publish.properties.message_expiry_interval else {
+            return true;
+        };
+        let Some(now) = self.read_now else {
+            return true;
+        };
+        let waited = now.saturating_duration_since(since);
+        let interval_time = Duration::from_secs(u64::from(interval));
+        if waited >= interval_time {
+            return false;
+        }
+        let left = (interval_time - waited).as_secs_f64().ceil() as u32;
+        if left != interval {
+            publish.properties.message_expiry_interval = Some(left.max(1));
+        }
+        true
     }
 
     /// Session present: everything unacknowledged goes out again ([MQTT-4.4.0-1] 3.1.1,
