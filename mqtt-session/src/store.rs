@@ -27,7 +27,9 @@
 //! The session itself never opens a file: a durable store (e.g. `sansmqtt-client`'s `FileStore`)
 //! does the I/O behind this trait.
 
-use std::sync::Arc;
+use alloc::sync::Arc;
+use alloc::vec::Vec;
+use core::error::Error;
 
 use sansmqtt_proto::properties::SubscribeProperties;
 use sansmqtt_proto::{PacketId, Publish, SubscribeFilter};
@@ -46,8 +48,9 @@ pub enum StoreError {
     Io {
         /// What the store was doing ("appending records", "syncing", "compacting", ...).
         op: &'static str,
-        /// The operating system's error.
-        source: Arc<std::io::Error>,
+        /// The underlying error: a `std::io::Error` from [`StoreError::io`], or whatever the
+        /// storage of a `no_std` store reports ([`StoreError::other`]).
+        source: Arc<dyn Error + Send + Sync>,
     },
     /// The stored data is not a session store of a known format (a torn tail is not
     /// corruption: it is ignored on recovery).
@@ -58,6 +61,8 @@ pub enum StoreError {
     Unavailable(&'static str),
     /// Another client (in this process or another) holds the store's directory: one client
     /// at a time may use a store, and its lock goes with it (or with its process).
+    /// (Only with `std`: a store without a file system has no directory to lock.)
+    #[cfg(feature = "std")]
     #[error("session store {} is in use by another client{}", .dir.display(), HolderPid(*.pid))]
     Locked {
         /// The store's directory.
@@ -69,10 +74,12 @@ pub enum StoreError {
 }
 
 /// Formats the holder of a locked store, if known.
+#[cfg(feature = "std")]
 struct HolderPid(Option<u32>);
 
-impl std::fmt::Display for HolderPid {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+#[cfg(feature = "std")]
+impl core::fmt::Display for HolderPid {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
         match self.0 {
             Some(pid) => write!(f, " (process {pid})"),
             None => Ok(()),
@@ -82,31 +89,41 @@ impl std::fmt::Display for HolderPid {
 
 impl StoreError {
     /// Classifies an I/O error met while doing `op`: a full disk becomes [`StoreError::Full`].
+    #[cfg(feature = "std")]
     pub fn io(op: &'static str, err: std::io::Error) -> Self {
         if err.kind() == std::io::ErrorKind::StorageFull
             || err.kind() == std::io::ErrorKind::QuotaExceeded
         {
             Self::Full
         } else {
-            Self::Io {
-                op,
-                source: Arc::new(err),
-            }
+            Self::other(op, err)
+        }
+    }
+
+    /// A storage error met while doing `op` ([`StoreError::Io`]): for stores over storage
+    /// that is not `std::io` (a flash driver, an RTOS file system).
+    pub fn other(op: &'static str, err: impl Error + Send + Sync + 'static) -> Self {
+        Self::Io {
+            op,
+            source: Arc::new(err),
         }
     }
 }
 
 impl PartialEq for StoreError {
-    /// Errors compare by kind (and operation): I/O errors themselves are not comparable.
+    /// Errors compare by kind and operation, and I/O errors by their message (the errors
+    /// themselves are not comparable).
     fn eq(&self, other: &Self) -> bool {
         match (self, other) {
             (Self::Full, Self::Full) => true,
             (Self::Io { op: a, source: x }, Self::Io { op: b, source: y }) => {
-                a == b && x.kind() == y.kind()
+                use alloc::string::ToString;
+                a == b && (Arc::ptr_eq(x, y) || x.to_string() == y.to_string())
             }
             (Self::Corrupt(a), Self::Corrupt(b)) | (Self::Unavailable(a), Self::Unavailable(b)) => {
                 a == b
             }
+            #[cfg(feature = "std")]
             (Self::Locked { dir: a, pid: x }, Self::Locked { dir: b, pid: y }) => a == b && x == y,
             _ => false,
         }

@@ -3,7 +3,7 @@
 
 use super::*;
 
-impl<S: SessionStore> Session<S> {
+impl<S: SessionStore, I: Instant> Session<S, I> {
     pub(super) fn on_puback(&mut self, ack: PubAck) -> Result<(), ProtocolError> {
         let id = ack.packet_id;
         self.expect_outgoing(id, OutgoingState::AwaitingPubAck, PacketType::PubAck)?;
@@ -199,7 +199,7 @@ impl<S: SessionStore> Session<S> {
         // without properties borrows the session's set instead.
         let borrowed = publish.properties.is_empty();
         let properties = if borrowed {
-            std::mem::take(&mut self.alias_properties)
+            core::mem::take(&mut self.alias_properties)
         } else {
             publish.properties.clone()
         };
@@ -297,12 +297,12 @@ impl<S: SessionStore> Session<S> {
             let Some(Queued {
                 token,
                 mut publish,
-                since,
+                expires,
             }) = self.queue.pop_front()
             else {
                 return;
             };
-            if !self.still_fresh(&mut publish, since) {
+            if !self.still_fresh(&mut publish, expires) {
                 self.expired += 1;
                 debug!(topic = %publish.topic, "queued message expired before it could be sent");
                 self.push_event(Event::Published {
@@ -332,22 +332,33 @@ impl<S: SessionStore> Session<S> {
     /// Whether a queued message's MQTT 5 expiry interval has time left; if so, the interval it
     /// is sent with is what is left (rounded up to whole seconds), as a server forwarding it
     /// does ([MQTT-3.3.2-6]).
-    fn still_fresh(&self, publish: &mut Publish, since: Instant) -> bool {
-        let Some(interval) = publish.properties.message_expiry_interval else {
+    fn still_fresh(&self, publish: &mut Publish, expires: Option<I>) -> bool {
+        let (Some(expires), Some(now), Some(interval)) = (
+            expires,
+            self.read_now,
+            publish.properties.message_expiry_interval,
+        ) else {
             return true;
         };
-        let Some(now) = self.read_now else {
-            return true;
-        };
-        let waited = now.saturating_duration_since(since);
-        let interval_time = Duration::from_secs(u64::from(interval));
-        if waited >= interval_time {
+        if now >= expires {
             return false;
         }
-        let left = (interval_time - waited).as_secs_f64().ceil() as u32;
-        if left != interval {
-            publish.properties.message_expiry_interval = Some(left.max(1));
+        // Whole seconds left, rounded up: the least `left` with `now + left >= expires`
+        // (the instant type orders and adds, it does not subtract).
+        let reaches = |secs: u32| {
+            now.checked_add(Duration::from_secs(u64::from(secs)))
+                .is_none_or(|at| at >= expires)
+        };
+        let (mut low, mut high) = (1, interval);
+        while low < high {
+            let mid = low + (high - low) / 2;
+            if reaches(mid) {
+                high = mid;
+            } else {
+                low = mid + 1;
+            }
         }
+        publish.properties.message_expiry_interval = Some(low);
         true
     }
 
