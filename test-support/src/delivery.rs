@@ -40,6 +40,7 @@ macro_rules! delivery_suite {
             dropped_connect_to_a_silent_broker_leaves_the_client_free_to_connect,
             send_now_fails_with_queue_full_when_the_budget_is_used_up,
             a_burst_of_100000_qos0_messages_to_a_counting_subscriber_loses_none,
+            a_queued_publish_whose_expiry_ran_out_is_dropped_and_reported,
         ]);
     };
     (@tests $runtime:ty, $block_on:path, [$($name:ident),* $(,)?]) => {
@@ -364,6 +365,59 @@ pub async fn a_burst_of_100000_qos0_messages_to_a_counting_subscriber_loses_none
         received, TOTAL,
         "messages lost in a {TOTAL}-message burst (published in {published:?})"
     );
+}
+
+/// MQTT 5: a publish whose message expiry interval runs out while it waits for a connection
+/// is not sent: its future fails with `PublishError::Expired` and
+/// `ConnectionEvent::PublishesExpired` reports it; one without expiry, queued beside it, is
+/// sent once the broker is back.
+pub async fn a_queued_publish_whose_expiry_ran_out_is_dropped_and_reported<R: Runtime + Default>() {
+    let mut broker = Mosquitto::start();
+    let client = connected::<R>(
+        &broker.uri(),
+        ClientConfig::default()
+            .protocol_version(sansmqtt_client::proto::ProtocolVersion::V5)
+            .keep_alive(Duration::from_secs(1))
+            .connect_timeout(Duration::from_secs(1))
+            .reconnect_retries(None)
+            .reconnect_max_interval(Duration::from_millis(500)),
+    )
+    .await;
+    let mut events = client.connection_events();
+    broker.kill();
+    wait_for_event::<R, _>(&mut events, BOUND, "ConnectionLost", |e| {
+        matches!(e, ConnectionEvent::ConnectionLost(_))
+    })
+    .await;
+    let properties = sansmqtt_client::proto::properties::PublishProperties {
+        message_expiry_interval: Some(1),
+        ..Default::default()
+    };
+    let expiring = client
+        .publish("expiry/short", "gone")
+        .qos(QoS::AtLeastOnce)
+        .properties(properties)
+        .start();
+    let lasting = client
+        .publish("expiry/none", "kept")
+        .qos(QoS::AtLeastOnce)
+        .start();
+    sleep::<R>(Duration::from_millis(2_500)).await;
+    broker.restart();
+    let expired = with_timeout::<R, _>(BOUND, "the expired publish's outcome", expiring).await;
+    assert!(
+        matches!(
+            expired,
+            Err(ClientError::Publish(sansmqtt_client::PublishError::Expired))
+        ),
+        "{expired:?}"
+    );
+    let kept = with_timeout::<R, _>(BOUND, "the lasting publish's PUBACK", lasting).await;
+    assert!(kept.is_ok(), "{kept:?}");
+    wait_for_event::<R, _>(&mut events, BOUND, "PublishesExpired", |e| {
+        matches!(e, ConnectionEvent::PublishesExpired { count: 1 })
+    })
+    .await;
 }
 
 /// [`slow_consumer_scenario`] with an eight-second pause (eight keep-alive periods).
