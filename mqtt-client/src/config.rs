@@ -196,6 +196,17 @@ pub struct ClientConfig {
     /// until the application has drained it to half; then a burst may pause reading again.
     /// Raise the buffer for consumers that stall for longer than the pause but must not lose
     /// QoS 0 messages; lower it to bound memory.
+    ///
+    /// **MQTT 3.1.1 bounds QoS 1/2 here too**, since it cannot announce a Receive Maximum and
+    /// a broker without an in-flight limit (mosquitto's `max_inflight_messages 0`) sends
+    /// whether or not earlier messages were acknowledged. With a persistent session
+    /// (`clean_session(false)`), once `message_buffer` QoS 1/2 messages wait, the client stops
+    /// taking more by withholding their acknowledgements (never by not reading the socket):
+    /// it drops them unacknowledged, and every later QoS 1/2 message of that connection too
+    /// (acknowledgements go out in arrival order); once the application has taken what it
+    /// holds, the client reconnects at once and the broker sends them again. QoS 1 messages
+    /// may then arrive twice, as QoS 1 allows; QoS 2 messages still arrive once. With a clean
+    /// session a dropped message would be lost, so QoS 1/2 are not bounded there.
     pub message_buffer: usize,
     /// What happens to a QoS 0 message that arrives when `message_buffer` messages wait and
     /// the read pause (see [`message_buffer`](Self::message_buffer)) has run out.

@@ -33,7 +33,7 @@ use tracing::{debug, info, warn};
 
 use super::auth::{AuthError, AuthExchange, Authenticator};
 use super::error::ClientError;
-use super::intake::Intake;
+use super::intake::{Intake, Intaken};
 use super::queue::Permit;
 use super::reconnect::{self, Backoff, Jitter, Outcome, Policy, Reconnector, SplitMix64};
 use super::store::{BackgroundSync, ClientStore};
@@ -666,6 +666,12 @@ impl<R: Runtime> Driver<R> {
         self.read_armed = false;
         self.end = None;
         self.drain_timer = None;
+        // 3.1.1 has no Receive Maximum: with a persistent session, QoS 1/2 beyond the inbox's
+        // bound are refused and fetched again by a reconnect (see `intake`).
+        self.intake.start_connection(
+            self.session.protocol_version() == ProtocolVersion::V311
+                && !self.params.options.clean_start,
+        );
         let ended = poll_fn(|cx| self.poll_serve(cx, &mut transport)).await;
         self.syncing.finish(&mut self.session).await;
         self.intake
@@ -735,6 +741,12 @@ impl<R: Runtime> Driver<R> {
                 reading = false;
                 // A read signal taken below is not acted on: read once more on resuming.
                 self.read_armed = false;
+            }
+            if self.session.is_connected() && self.intake.refusal_over(cx, &self.shared.inbox) {
+                info!("the application took what it held: reconnecting for the refused messages");
+                self.end = Some(Ended::Reconnect);
+                let _ = self.session.disconnect(now, Disconnect::default());
+                progress = true;
             }
             // Read on the first pass and whenever the transport signalled more since its last
             // pending read; otherwise that read is still registered and will wake the task.
@@ -1164,8 +1176,16 @@ impl<R: Runtime> Driver<R> {
                     }
                     return;
                 }
-                self.dropped_unreported +=
-                    self.intake.push(&self.runtime, &self.shared.inbox, message);
+                match self.intake.push(&self.runtime, &self.shared.inbox, message) {
+                    Intaken::Kept => {}
+                    Intaken::Dropped => self.dropped_unreported += 1,
+                    Intaken::Refused(Some(token)) => {
+                        if let Err(err) = self.session.refuse(self.runtime.now(), token) {
+                            debug!(%err, "refusing a message failed");
+                        }
+                    }
+                    Intaken::Refused(None) => {}
+                }
             }
             Event::Subscribed {
                 token,

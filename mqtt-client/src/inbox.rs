@@ -35,6 +35,8 @@ struct InboxState {
     overflow: Overflow,
     /// QoS 0 messages dropped by the overflow policy since the client was created.
     dropped: u64,
+    /// QoS 1/2 messages among `messages`.
+    reliable: usize,
 }
 
 /// What [`Inbox::push`] did.
@@ -56,6 +58,7 @@ impl Inbox {
                 capacity: capacity.max(1),
                 overflow,
                 dropped: 0,
+                reliable: 0,
             }),
             changed: event_listener::Event::new(),
             room: AtomicWaker::new(),
@@ -86,7 +89,10 @@ impl Inbox {
                     state.dropped += 1;
                     state.messages.push_back(message);
                 }
-                Pushed::Queued => state.messages.push_back(message),
+                Pushed::Queued => {
+                    state.reliable += usize::from(message.qos() != QoS::AtMostOnce);
+                    state.messages.push_back(message);
+                }
             }
             pushed
         };
@@ -104,20 +110,25 @@ impl Inbox {
             if state.messages.len() >= state.capacity && message.qos() == QoS::AtMostOnce {
                 return Err(message);
             }
+            state.reliable += usize::from(message.qos() != QoS::AtMostOnce);
             state.messages.push_back(message);
         }
         self.changed.notify_additional(1);
         Ok(())
     }
 
-    /// The oldest waiting message.
+    /// The oldest waiting message. The taker wakes the driver ([`room`](Self::room)) once it
+    /// has also queued the message's acknowledgement.
     pub(crate) fn pop(&self) -> Option<ApplicationMessage> {
-        let message = lock(&self.state).messages.pop_front();
-        if message.is_some() {
-            // Only a driver paused on a full inbox is registered (and it is woken once).
-            self.room.wake();
-        }
-        message
+        let mut state = lock(&self.state);
+        let message = state.messages.pop_front()?;
+        state.reliable -= usize::from(message.qos() != QoS::AtMostOnce);
+        Some(message)
+    }
+
+    /// QoS 1/2 messages waiting.
+    pub(crate) fn reliable_len(&self) -> usize {
+        lock(&self.state).reliable
     }
 
     /// The configured bound (`message_buffer`).

@@ -236,7 +236,7 @@ pub enum ConnectionEvent {
     /// Outgoing messages were dropped unsent because their MQTT 5 message expiry interval
     /// ran out while they waited for a connection or for room in the in-flight window. Each
     /// one's publish also fails with
-    /// [`PublishError::Expired`](sansmqtt_session::PublishError::Expired) (a QoS 0 publish,
+    /// [`PublishError::Expired`] (a QoS 0 publish,
     /// complete at acceptance, learns it only here).
     PublishesExpired {
         /// Messages expired (reported as they expire).
@@ -316,6 +316,9 @@ impl Shared {
         {
             self.ack(now, token);
         }
+        // A driver waiting for room (a read pause, a bounded 3.1.1 inbox) sees the
+        // acknowledgement queued before it looks.
+        self.inbox.room.wake();
         Some(message)
     }
 

@@ -41,6 +41,7 @@ macro_rules! delivery_suite {
             send_now_fails_with_queue_full_when_the_budget_is_used_up,
             a_burst_of_100000_qos0_messages_to_a_counting_subscriber_loses_none,
             a_queued_publish_whose_expiry_ran_out_is_dropped_and_reported,
+            a_311_inbox_holds_at_most_its_bound_against_an_unlimited_broker_and_loses_nothing,
         ]);
     };
     (@tests $runtime:ty, $block_on:path, [$($name:ident),* $(,)?]) => {
@@ -418,6 +419,72 @@ pub async fn a_queued_publish_whose_expiry_ran_out_is_dropped_and_reported<R: Ru
         matches!(e, ConnectionEvent::PublishesExpired { count: 1 })
     })
     .await;
+}
+
+/// MQTT 3.1.1 (no Receive Maximum) against a mosquitto with no in-flight limit, which sends
+/// every queued message whether or not earlier ones were acknowledged: a persistent-session
+/// subscriber that reads nothing for a while holds at most `message_buffer` QoS 1/2 messages
+/// (it refuses the rest, unacknowledged, while still reading the socket), and once it reads
+/// it receives every message (the refused ones come again after the reconnect it makes).
+pub async fn a_311_inbox_holds_at_most_its_bound_against_an_unlimited_broker_and_loses_nothing<
+    R: Runtime + Default,
+>() {
+    const BUFFER: usize = 100;
+    const TOTAL: u32 = 2_000;
+    let broker = Mosquitto::builder()
+        .extra_config("max_inflight_messages 0\nmax_queued_messages 0\n")
+        .start();
+    let subscriber = connected_as::<R>(
+        Some("bounded-311"),
+        &broker.uri(),
+        ClientConfig::default()
+            .protocol_version(sansmqtt_client::proto::ProtocolVersion::V311)
+            .clean_session(false)
+            .message_buffer(BUFFER),
+    )
+    .await;
+    subscribe(&subscriber, "bounded/q", QoS::ExactlyOnce).await;
+    let publisher = connected::<R>(&broker.uri(), no_retry()).await;
+    // Even numbers at QoS 1, odd at QoS 2.
+    let sent = join_all((0..TOTAL).map(|i| {
+        let qos = if i % 2 == 0 {
+            QoS::AtLeastOnce
+        } else {
+            QoS::ExactlyOnce
+        };
+        publisher
+            .publish("bounded/q", format!("q {i}"))
+            .qos(qos)
+            .into_future()
+    }))
+    .await;
+    assert!(sent.iter().all(Result::is_ok), "a publish failed");
+    // The broker has sent everything it could; the subscriber has read nothing.
+    sleep::<R>(Duration::from_secs(1)).await;
+    let held = subscriber.pending_messages();
+    assert!(
+        held <= BUFFER,
+        "{held} messages held, the bound is {BUFFER}"
+    );
+    let mut seen = BTreeSet::new();
+    let mut most_held = held;
+    while seen.len() < TOTAL as usize {
+        let message = match subscriber.deliver_message().timeout(BOUND).await {
+            Ok(message) => message,
+            Err(err) => panic!("{} of {TOTAL} messages arrived, then: {err:?}", seen.len()),
+        };
+        let n = number(message.payload());
+        // QoS 1 may come twice (a refused message's successors are re-sent); QoS 2 never.
+        assert!(
+            seen.insert(n) || message.qos() == QoS::AtLeastOnce,
+            "QoS 2 message {n} delivered twice"
+        );
+        most_held = most_held.max(subscriber.pending_messages());
+    }
+    assert!(
+        most_held <= BUFFER,
+        "{most_held} messages held, the bound is {BUFFER}"
+    );
 }
 
 /// [`slow_consumer_scenario`] with an eight-second pause (eight keep-alive periods).

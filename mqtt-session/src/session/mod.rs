@@ -721,6 +721,23 @@ impl<S: SessionStore, I: Instant> Session<S, I> {
         result
     }
 
+    /// Gives back a received QoS 1/2 message that the application will not take on this
+    /// connection (a client bounding what it holds against a server that sends without
+    /// limit). No acknowledgement goes out for it, and since acknowledgements go out in
+    /// arrival order ([MQTT-4.6.0-2]), none for any later message of this connection either:
+    /// a server keeping the session sends them all again on the next connection
+    /// ([MQTT-4.4.0-1]). A QoS 2 message's `Delivered` state is forgotten, so that its re-send
+    /// is delivered rather than taken for a duplicate.
+    pub fn refuse(&mut self, _now: I, token: AckToken) -> Result<(), SessionError> {
+        if token.qos == QoS::ExactlyOnce
+            && token.session == self.server_session
+            && self.store.incoming(token.packet_id) == Some(IncomingState::Delivered)
+        {
+            self.store.set_incoming(token.packet_id, None)?;
+        }
+        Ok(())
+    }
+
     /// Answers an [`Event::Auth`] step of MQTT 5 enhanced authentication, or starts a
     /// re-authentication (`reason_code` [`ReasonCode::ReAuthenticate`]) once connected.
     pub fn auth(
