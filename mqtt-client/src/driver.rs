@@ -10,6 +10,13 @@
 //! takes it (or acknowledges it). A slow consumer therefore holds back the broker through MQTT
 //! flow control, never by stalling the socket, and PINGRESP, acknowledgements of our own
 //! publishes and DISCONNECT are never stuck behind unread messages.
+//! Two bounded exceptions live in `intake`: a pause of at most `min(keep_alive / 4, 1 s)`
+//! while a burst fills the inbox, and, in MQTT 3.1.1 with a persistent session, QoS 1/2
+//! messages beyond the inbox's bound refused unacknowledged and fetched again by a reconnect.
+//!
+//! With a durable store, the sync that makes a batch's records durable runs off the executor
+//! (`store::sync`); the driver feeds the session nothing until it is done, then writes the
+//! batch.
 
 use std::collections::{HashMap, VecDeque};
 use std::future::{Future, poll_fn};
