@@ -1054,3 +1054,8 @@ impl<R: Runtime> Stream for Messages<R> {
         }
     }
 }
+
+/// The README's examples (the crate's page on crates.io), compiled and run as doctests.
+#[cfg(doctest)]
+#[doc = include_str!("../README.md")]
+struct ReadmeDoctests;
