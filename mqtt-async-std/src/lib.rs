@@ -136,6 +136,14 @@ impl Runtime for AsyncIo {
     {
         smol::spawn(future).detach();
     }
+
+    fn spawn_blocking<T, F>(&self, work: F) -> impl Future<Output = T> + Send + 'static
+    where
+        F: FnOnce() -> T + Send + 'static,
+        T: Send + 'static,
+    {
+        smol::unblock(work)
+    }
 }
 
 // `MqttClient`, `Connecting<'a>`, `Publishing<'a>`, ... with the runtime fixed; explicit items

@@ -122,6 +122,23 @@ impl Runtime for Tokio {
     {
         drop(tokio::spawn(future));
     }
+
+    fn spawn_blocking<T, F>(&self, work: F) -> impl Future<Output = T> + Send + 'static
+    where
+        F: FnOnce() -> T + Send + 'static,
+        T: Send + 'static,
+    {
+        let task = tokio::task::spawn_blocking(work);
+        async move {
+            match task.await {
+                Ok(done) => done,
+                Err(err) if err.is_panic() => std::panic::resume_unwind(err.into_panic()),
+                // Cancelled: the runtime is shutting down, and with it the driver awaiting
+                // this; there is nothing to hand back.
+                Err(_) => std::future::pending().await,
+            }
+        }
+    }
 }
 
 /// The README's examples (the crate's page on crates.io), compiled and run as doctests.
