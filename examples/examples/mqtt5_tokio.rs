@@ -24,8 +24,7 @@ async fn main() -> Result<(), ClientError> {
     let config = ClientConfig::default()
         .protocol_version(ProtocolVersion::V5)
         // Replace repeated topics with aliases, up to what the broker allows.
-        .outgoing_topic_aliases(true)
-        .session_expiry_interval(60);
+        .outgoing_topic_aliases(true);
     let client = MqttClient::new(None, config);
     let connack = client.connect(uri.as_str()).await?;
     println!("broker limits: {:?}", connack.properties);
