@@ -13,7 +13,7 @@ use crate::args::ConnArgs;
 use crate::error::{CliError, ConfigFormatError, Stage};
 
 /// Where and how to connect, resolved from the options and the configuration file.
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 pub(crate) struct Connection {
     /// The client configuration (file, then options on top).
     pub(crate) config: ClientConfig,
@@ -23,6 +23,25 @@ pub(crate) struct Connection {
     pub(crate) display_url: String,
     /// Extra WebSocket handshake headers.
     pub(crate) headers: Vec<(String, String)>,
+}
+
+/// Shows the URL without its password and the headers by name only (they often carry a
+/// token).
+impl std::fmt::Debug for Connection {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Connection")
+            .field("config", &self.config)
+            .field("url", &self.display_url)
+            .field(
+                "headers",
+                &self
+                    .headers
+                    .iter()
+                    .map(|(name, _)| name)
+                    .collect::<Vec<_>>(),
+            )
+            .finish_non_exhaustive()
+    }
 }
 
 impl Connection {
@@ -46,7 +65,7 @@ impl Connection {
             config.username = Some(user.clone());
         }
         if let Some(password) = &args.password {
-            config.password = Some(password.clone());
+            config.password = Some(password.into());
         }
         if args.persistent {
             config.clean_session = false;
@@ -116,15 +135,11 @@ impl Connection {
             url: redact(&url),
             source,
         })?;
-        let mut shown = target.url;
-        if shown.password().is_some() {
-            // Only fails for URLs that cannot have credentials, which this one has.
-            let _ = shown.set_password(Some("***"));
-        }
         Ok(Self {
             config,
             url,
-            display_url: shown.to_string(),
+            // `Target` shows itself without the password.
+            display_url: target.to_string(),
             headers: args.headers.clone(),
         })
     }

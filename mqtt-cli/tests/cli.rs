@@ -518,6 +518,62 @@ fn failures_have_distinct_exit_statuses() {
     mqtt(&[&base[..], &["-u", "alice", "-P", "secret"]].concat(), b"").assert_ok();
 }
 
+/// `-dd` prints the client's trace (every packet) on stderr: the password, given in the URL
+/// or with `-P`, right or wrong, shows nowhere in it, nor in the error messages.
+#[test]
+fn debug_output_never_shows_the_password() {
+    const SECRET: &str = "Zq7cliSecretProbePw";
+    let broker = Mosquitto::builder().users(&[("alice", SECRET)]).start();
+    let url = format!("mqtt://alice:{SECRET}@127.0.0.1:{}", broker.port());
+    let wrong_url = format!("mqtt://alice:{SECRET}Wrong@127.0.0.1:{}", broker.port());
+    let port = broker.port().to_string();
+    let dead = format!("mqtt://alice:{SECRET}@127.0.0.1:{}", free_port());
+    let runs = [
+        (
+            vec!["pub", "-dd", "-L", &url, "-t", "a", "-m", "x", "-q", "1"],
+            0,
+        ),
+        (
+            vec!["pub", "-dd", "-L", &wrong_url, "-t", "a", "-m", "x"],
+            4,
+        ),
+        (
+            vec![
+                "pub",
+                "-dd",
+                "-h",
+                "127.0.0.1",
+                "-p",
+                &port,
+                "-u",
+                "alice",
+                "-P",
+                SECRET,
+                "-t",
+                "a",
+                "-m",
+                "x",
+            ],
+            0,
+        ),
+        (vec!["sub", "-dd", "-L", &dead, "-t", "a", "-C", "1"], 3),
+    ];
+    for (args, code) in runs {
+        let out = mqtt(&args, b"");
+        assert_eq!(out.code(), code, "{out:#?}");
+        assert!(
+            out.stderr.contains("-out-> Connect") || code == 3,
+            "no packet trace: {out:#?}"
+        );
+        for text in [&out.stdout, &out.stderr] {
+            assert!(
+                !text.contains(SECRET),
+                "the password shows in the output of {args:?}:\n{text}"
+            );
+        }
+    }
+}
+
 #[test]
 fn help_documents_examples_and_exit_statuses() {
     for command in [

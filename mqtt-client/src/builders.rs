@@ -205,7 +205,7 @@ impl<R: Runtime> Future for Connecting<'_, R> {
 impl<R: Runtime> std::fmt::Debug for Connecting<'_, R> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Connecting")
-            .field("uris", &self.uris)
+            .field("uris", &crate::secret::RedactedUris(&self.uris))
             .field("clean_session", &self.clean_session)
             .field("started", &self.started.is_some())
             .finish_non_exhaustive()

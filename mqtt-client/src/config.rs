@@ -7,6 +7,7 @@ use std::time::Duration;
 use sansmqtt_proto::{ProtocolVersion, QoS};
 
 use crate::reconnect::Jitter;
+use crate::secret::{RedactedUris, Secret, redacted_uri};
 
 /// The will message: published by the broker if the connection ends without DISCONNECT.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -83,7 +84,8 @@ pub struct TopicConfig {
 // No `PartialEq`: a rustls configuration (`tls_config`) has no meaningful equality.
 // `remote = "Self"`: the derive writes an inherent `deserialize`, wrapped by the
 // `Deserialize` impl below, which folds amqtt's `broker` section into the fields.
-#[derive(Debug, Clone)]
+// `Debug` is written out (below) to show URIs without their passwords.
+#[derive(Clone)]
 #[cfg_attr(feature = "serde", derive(serde::Deserialize))]
 #[cfg_attr(
     feature = "serde",
@@ -143,8 +145,8 @@ pub struct ClientConfig {
     pub tls_config: Option<std::sync::Arc<rustls::ClientConfig>>,
     /// User name (the URI's user name wins).
     pub username: Option<String>,
-    /// Password (the URI's password wins).
-    pub password: Option<String>,
+    /// Password (the URI's password wins). Never printed: see [`Secret`].
+    pub password: Option<Secret>,
     /// MQTT 3.1.1 (default) or 5.0.
     #[cfg_attr(feature = "serde", serde(with = "serde_impl::version"))]
     pub protocol_version: ProtocolVersion,
@@ -307,6 +309,110 @@ impl Default for ClientConfig {
     }
 }
 
+impl std::fmt::Debug for ClientConfig {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        // Destructured so that a new field cannot be forgotten here. The URIs may carry a
+        // password (`user:pw@`); `password` and the authentication data print as `***`.
+        let Self {
+            keep_alive,
+            ping_delay,
+            default_qos,
+            default_retain,
+            auto_reconnect,
+            reconnect_retries,
+            reconnect_max_interval,
+            clean_session,
+            will,
+            uri,
+            ca_file,
+            ca_path,
+            ca_data,
+            cert_file,
+            key_file,
+            check_hostname,
+            #[cfg(feature = "tls")]
+            tls_config,
+            username,
+            password,
+            protocol_version,
+            fallback_to_v311,
+            connect_timeout,
+            max_inflight,
+            max_queued,
+            max_queued_bytes,
+            max_packet_size,
+            message_buffer,
+            overflow,
+            receive_maximum,
+            topic_alias_maximum,
+            outgoing_topic_aliases,
+            manual_acks,
+            topics,
+            session_expiry_interval,
+            session_store,
+            connect_properties,
+            authenticator,
+            will_properties,
+            uris,
+            shuffle_uris,
+            reconnect_initial_interval,
+            reconnect_jitter,
+            follow_server_reference,
+            #[cfg(feature = "serde")]
+                amqtt_broker: _,
+        } = self;
+        let mut out = f.debug_struct("ClientConfig");
+        out.field("keep_alive", keep_alive)
+            .field("ping_delay", ping_delay)
+            .field("default_qos", default_qos)
+            .field("default_retain", default_retain)
+            .field("auto_reconnect", auto_reconnect)
+            .field("reconnect_retries", reconnect_retries)
+            .field("reconnect_max_interval", reconnect_max_interval)
+            .field("clean_session", clean_session)
+            .field("will", will)
+            .field("uri", &uri.as_deref().map(redacted_uri))
+            .field("ca_file", ca_file)
+            .field("ca_path", ca_path)
+            .field("ca_data", ca_data)
+            .field("cert_file", cert_file)
+            .field("key_file", key_file)
+            .field("check_hostname", check_hostname);
+        #[cfg(feature = "tls")]
+        out.field(
+            "tls_config",
+            &tls_config.as_ref().map(|_| "rustls::ClientConfig"),
+        );
+        out.field("username", username)
+            .field("password", password)
+            .field("protocol_version", protocol_version)
+            .field("fallback_to_v311", fallback_to_v311)
+            .field("connect_timeout", connect_timeout)
+            .field("max_inflight", max_inflight)
+            .field("max_queued", max_queued)
+            .field("max_queued_bytes", max_queued_bytes)
+            .field("max_packet_size", max_packet_size)
+            .field("message_buffer", message_buffer)
+            .field("overflow", overflow)
+            .field("receive_maximum", receive_maximum)
+            .field("topic_alias_maximum", topic_alias_maximum)
+            .field("outgoing_topic_aliases", outgoing_topic_aliases)
+            .field("manual_acks", manual_acks)
+            .field("topics", topics)
+            .field("session_expiry_interval", session_expiry_interval)
+            .field("session_store", session_store)
+            .field("connect_properties", connect_properties)
+            .field("authenticator", authenticator)
+            .field("will_properties", will_properties)
+            .field("uris", &RedactedUris(uris))
+            .field("shuffle_uris", shuffle_uris)
+            .field("reconnect_initial_interval", reconnect_initial_interval)
+            .field("reconnect_jitter", reconnect_jitter)
+            .field("follow_server_reference", follow_server_reference)
+            .finish()
+    }
+}
+
 macro_rules! builders {
     ($( $(#[$doc:meta])* $name:ident : $ty:ty => $value:expr ),* $(,)?) => {
         impl ClientConfig {
@@ -357,8 +463,8 @@ builders! {
     check_hostname: bool => check_hostname,
     /// Sets the user name.
     username: &str => Some(username.to_owned()),
-    /// Sets the password.
-    password: &str => Some(password.to_owned()),
+    /// Sets the password (a `&str`, `String` or bytes). Default none; the URI's password wins.
+    password: impl Into<Secret> => Some(password.into()),
     /// Sets the protocol version.
     protocol_version: ProtocolVersion => protocol_version,
     /// Sets `fallback_to_v311`.

@@ -480,7 +480,8 @@ impl<R: Runtime> Driver<R> {
                         warn!("giving up reconnecting");
                         break err;
                     };
-                    let uri = attempt.target.url.to_string();
+                    // Shown without its password: this goes to the log and to every listener.
+                    let uri = attempt.target.to_string();
                     info!(attempt = attempt.number, delay = ?attempt.delay, %uri, "reconnecting");
                     self.shared.status(ConnectionEvent::Reconnecting {
                         attempt: attempt.number,
@@ -564,7 +565,7 @@ impl<R: Runtime> Driver<R> {
             options.username = Some(ByteString::from(username.as_str()));
         }
         if let Some(password) = &target.password {
-            options.password = Some(Bytes::from(password.clone()));
+            options.password = Some(password.to_bytes());
         }
         self.auth = None;
         if let Some(authenticator) = &self.params.authenticator

@@ -36,6 +36,7 @@ mod inbox;
 mod queue;
 mod reconnect;
 mod request;
+mod secret;
 pub mod store;
 #[cfg(feature = "tls")]
 mod tls;
@@ -67,6 +68,7 @@ pub use error::TlsError;
 pub use error::{ClientError, UriError};
 pub use reconnect::Jitter;
 pub use request::Requesting;
+pub use secret::Secret;
 pub use store::{ClientStore, FileStore, StoreError};
 #[cfg(feature = "tls")]
 #[cfg_attr(docsrs, doc(cfg(feature = "tls")))]
@@ -891,7 +893,7 @@ impl<R: Runtime> MqttClient<R> {
         let mut options = ConnectOptions::new(config.keep_alive);
         options.clean_start = clean_session.unwrap_or(config.clean_session);
         options.username = config.username.clone().map(ByteString::from);
-        options.password = config.password.clone().map(Bytes::from);
+        options.password = config.password.as_ref().map(Secret::to_bytes);
         options.will = config.will.as_ref().map(|will| Will {
             topic: ByteString::from(will.topic.as_str()),
             payload: Bytes::from(will.message.clone()),

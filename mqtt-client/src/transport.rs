@@ -248,7 +248,7 @@ async fn open_ws(
         headers_map.insert(name, value);
     }
     let (ws, _response) = async_tungstenite::client_async(request, stream).await?;
-    debug!(url = %target.url, "WebSocket connected");
+    debug!(uri = %target, "WebSocket connected");
     Ok(Box::new(WsBytes {
         ws,
         pending: Bytes::new(),

@@ -20,6 +20,7 @@
 //!   jitters, drops, reorders and cuts IP packets (this kernel has no `netem` qdisc).
 //! - [`suite`] / [`client_suite!`]: the client integration suite, generic over
 //!   the runtime, that every adapter crate runs unchanged.
+//! - [`secrets`]: the secret scan, run by each adapter from a test binary of its own.
 //! - [`delivery`] / [`delivery_suite!`]: delivery guarantees at the application and
 //!   liveness under faults (slow consumers, stopped brokers, cancelled calls), the same way.
 //!
@@ -38,6 +39,7 @@ mod nats;
 mod netem;
 mod process;
 pub mod rss;
+pub mod secrets;
 pub mod suite;
 
 use std::net::{Ipv4Addr, TcpListener};
