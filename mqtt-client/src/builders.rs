@@ -65,6 +65,7 @@ impl<'a, R: Runtime> Connecting<'a, R> {
                 tls.cert_file.clone_from(&config.cert_file);
                 tls.key_file.clone_from(&config.key_file);
                 tls.check_hostname = config.check_hostname;
+                tls.verify_cert = config.verify_cert;
                 tls
             },
             #[cfg(feature = "tls")]

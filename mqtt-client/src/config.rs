@@ -63,10 +63,12 @@ pub struct TopicConfig {
 /// With the `serde` feature it deserializes from amqtt's client configuration documents
 /// unchanged (durations in seconds): besides the field names below it accepts amqtt's
 /// spellings `cleansession`, `connection_timeout`, `cafile`, `capath`, `cadata`, `certfile`
-/// and `keyfile`, and amqtt's `broker` section (also spelled `connection`) holding `uri`,
-/// `cafile`, `capath` and `cadata`. A key it does not know is an error that names it, so a
-/// misspelled option is never silently ignored; a key given both at the top level and in
-/// `broker` is an error too.
+/// and `keyfile`, amqtt's `connection` section (also spelled `broker`, its older name)
+/// holding `uri`, `cafile`, `capath`, `cadata`, `certfile` and `keyfile`, and amqtt's
+/// `plugins` section, which is ignored with a warning in the log (its Python classes have no
+/// meaning here). A key it does not know is an error that names it, so a misspelled option
+/// is never silently ignored; a key given both at the top level and in `connection` is an
+/// error too, and so is a `certfile` without its `keyfile` (or the reverse).
 ///
 /// ```yaml
 /// # amqtt's documented example loads as it is:
@@ -136,6 +138,11 @@ pub struct ClientConfig {
     pub key_file: Option<PathBuf>,
     /// Verify the server certificate's host name.
     pub check_hostname: bool,
+    /// Verify the server's certificate at all (amqtt's `verify_cert`). Default: on. Off, any
+    /// certificate is accepted from anyone for any name (`check_hostname` then does nothing):
+    /// the link is encrypted but the server is not authenticated. Turn it off only for a test
+    /// broker with a throw-away certificate; to trust a private CA, set `ca_file` instead.
+    pub verify_cert: bool,
     /// A ready rustls configuration for `mqtts://` and `wss://` (custom verifier, in-memory
     /// client certificate, ALPN, session resumption); when set, the CA and certificate
     /// options above are not used. Not loaded from documents.
@@ -254,6 +261,11 @@ pub struct ClientConfig {
     #[cfg(feature = "serde")]
     #[serde(rename = "broker", alias = "connection")]
     amqtt_broker: Option<serde_impl::BrokerSection>,
+    /// amqtt's `plugins` section (Python classes to load): accepted so amqtt's documents
+    /// load, reported as ignored by the `Deserialize` impl, always `None` afterwards.
+    #[cfg(feature = "serde")]
+    #[serde(rename = "plugins")]
+    amqtt_plugins: Option<serde::de::IgnoredAny>,
 }
 
 impl Default for ClientConfig {
@@ -275,6 +287,7 @@ impl Default for ClientConfig {
             cert_file: None,
             key_file: None,
             check_hostname: true,
+            verify_cert: true,
             #[cfg(feature = "tls")]
             tls_config: None,
             username: None,
@@ -305,6 +318,8 @@ impl Default for ClientConfig {
             follow_server_reference: false,
             #[cfg(feature = "serde")]
             amqtt_broker: None,
+            #[cfg(feature = "serde")]
+            amqtt_plugins: None,
         }
     }
 }
@@ -330,6 +345,7 @@ impl std::fmt::Debug for ClientConfig {
             cert_file,
             key_file,
             check_hostname,
+            verify_cert,
             #[cfg(feature = "tls")]
             tls_config,
             username,
@@ -360,6 +376,8 @@ impl std::fmt::Debug for ClientConfig {
             follow_server_reference,
             #[cfg(feature = "serde")]
                 amqtt_broker: _,
+            #[cfg(feature = "serde")]
+                amqtt_plugins: _,
         } = self;
         let mut out = f.debug_struct("ClientConfig");
         out.field("keep_alive", keep_alive)
@@ -377,7 +395,8 @@ impl std::fmt::Debug for ClientConfig {
             .field("ca_data", ca_data)
             .field("cert_file", cert_file)
             .field("key_file", key_file)
-            .field("check_hostname", check_hostname);
+            .field("check_hostname", check_hostname)
+            .field("verify_cert", verify_cert);
         #[cfg(feature = "tls")]
         out.field(
             "tls_config",
@@ -461,6 +480,8 @@ builders! {
     key_file: impl Into<PathBuf> => Some(key_file.into()),
     /// Sets `check_hostname`.
     check_hostname: bool => check_hostname,
+    /// Sets `verify_cert` (default on; off accepts any server certificate: tests only).
+    verify_cert: bool => verify_cert,
     /// Sets the user name.
     username: &str => Some(username.to_owned()),
     /// Sets the password (a `&str`, `String` or bytes). Default none; the URI's password wins.
@@ -595,6 +616,18 @@ impl<'de> serde::Deserialize<'de> for ClientConfig {
         if let Some(broker) = config.amqtt_broker.take() {
             broker.fold_into(&mut config)?;
         }
+        if config.amqtt_plugins.take().is_some() {
+            tracing::warn!(
+                "the configuration's `plugins` section (amqtt's Python plugins) is ignored"
+            );
+        }
+        // amqtt's rule: a client certificate without its key (or the reverse) is a mistake,
+        // not a request for no client certificate.
+        if config.cert_file.is_some() != config.key_file.is_some() {
+            return Err(serde::de::Error::custom(
+                "`certfile` and `keyfile` go together: give both or neither",
+            ));
+        }
         Ok(config)
     }
 }
@@ -619,6 +652,10 @@ mod serde_impl {
         capath: Option<PathBuf>,
         #[serde(alias = "ca_data")]
         cadata: Option<String>,
+        #[serde(alias = "cert_file")]
+        certfile: Option<PathBuf>,
+        #[serde(alias = "key_file")]
+        keyfile: Option<PathBuf>,
     }
 
     impl BrokerSection {
@@ -647,6 +684,8 @@ mod serde_impl {
             put(&mut config.ca_file, self.cafile, "cafile")?;
             put(&mut config.ca_path, self.capath, "capath")?;
             put(&mut config.ca_data, self.cadata, "cadata")?;
+            put(&mut config.cert_file, self.certfile, "certfile")?;
+            put(&mut config.key_file, self.keyfile, "keyfile")?;
             Ok(())
         }
     }

@@ -110,6 +110,24 @@ pub fn capture_logs() -> CapturedLogs {
         .clone()
 }
 
+/// Runs `f` with a subscriber at TRACE for this thread only and returns what it logged: for
+/// synchronous code (loading a configuration), where no other thread is involved.
+pub fn thread_logs<T>(f: impl FnOnce() -> T) -> (T, String) {
+    let buffer = Arc::new(Mutex::new(Vec::new()));
+    let writer = buffer.clone();
+    let subscriber = tracing_subscriber::fmt()
+        .with_max_level(tracing_subscriber::filter::LevelFilter::TRACE)
+        .with_ansi(false)
+        .with_writer(move || Sink(writer.clone()))
+        .finish();
+    let output = {
+        let _scope = tracing_subscriber::util::SubscriberInitExt::set_default(subscriber);
+        f()
+    };
+    let text = String::from_utf8_lossy(&lock(&buffer)).into_owned();
+    (output, text)
+}
+
 /// What the test printed: `Debug` of every public value it touched, `Display` of errors.
 #[derive(Default)]
 struct Printed(String);

@@ -85,6 +85,7 @@ macro_rules! client_suite {
             tls_wrong_host_is_rejected,
             tls_wrong_host_is_accepted_without_hostname_check,
             tls_expired_certificate_is_rejected,
+            tls_without_certificate_verification_accepts_any_certificate,
             tls_with_a_ready_rustls_config_and_in_memory_client_certificate,
             tls_config_in_client_config_replaces_the_ca_options,
             websocket_qos0_and_qos1_round_trip_with_extra_header,
@@ -1317,6 +1318,20 @@ pub async fn tls_expired_certificate_is_rejected<R: Runtime + Default>() {
         .start();
     let config = no_retry().ca_file(certs.ca_file());
     assert_tls_rejected::<R>(&broker.tls_uri(), config, "Expired").await;
+}
+
+/// `verify_cert(false)` (amqtt's `verify_cert: false`) accepts a certificate no configured CA
+/// signed, for another host name; with it on (the default) the same connection is refused.
+pub async fn tls_without_certificate_verification_accepts_any_certificate<R: Runtime + Default>() {
+    let certs = Certs::generate();
+    let broker = Mosquitto::builder()
+        .tls(&certs)
+        .tls_server_cert(certs.wrong_host_cert(), certs.wrong_host_key())
+        .start();
+    let config = no_retry().ca_file(certs.other_ca_file());
+    assert_tls_rejected::<R>(&broker.tls_uri(), config.clone(), "UnknownIssuer").await;
+    let client = connected::<R>(&broker.tls_uri(), config.verify_cert(false)).await;
+    assert_tls_round_trip(&client).await;
 }
 
 // ---- 7. WebSocket ---------------------------------------------------------------------------
