@@ -32,6 +32,7 @@ mod builders;
 mod config;
 mod driver;
 mod error;
+mod events;
 mod inbox;
 mod queue;
 mod reconnect;
@@ -53,7 +54,7 @@ use std::task::{Context, Poll};
 use std::time::Duration;
 
 use bytes::Bytes;
-use futures_channel::{mpsc, oneshot};
+use futures_channel::oneshot;
 use futures_util::Stream;
 use sansmqtt_proto::{ByteString, Disconnect, PacketId, Will};
 use tracing::debug;
@@ -66,6 +67,7 @@ pub use config::{ClientConfig, Overflow, TopicConfig, WillConfig};
 #[cfg(feature = "tls")]
 pub use error::TlsError;
 pub use error::{ClientError, UriError};
+pub use events::{ConnectionEvents, EVENT_BUFFER};
 pub use reconnect::Jitter;
 pub use request::Requesting;
 pub use secret::Secret;
@@ -236,6 +238,12 @@ pub enum ConnectionEvent {
     },
     /// The client stopped: after `disconnect`, or when reconnecting gave up.
     Closed,
+    /// This listener fell more than [`EVENT_BUFFER`] events behind: `count` events, the oldest
+    /// it had not taken, were dropped. The events after this one are the newest, in order.
+    Missed {
+        /// Events dropped since this listener last took one.
+        count: u64,
+    },
     /// A publish recovered from the durable session store (sent by an earlier process that
     /// stopped before its flow completed) has completed: its caller is gone, so this is the
     /// only place its outcome shows.
@@ -265,7 +273,8 @@ pub(crate) struct Shared {
     manual_acks: bool,
     /// The bound on accepted, unfinished publishes.
     budget: Arc<PublishBudget>,
-    status: Mutex<Vec<mpsc::UnboundedSender<ConnectionEvent>>>,
+    /// Every `connection_events` listener, each with its bounded queue.
+    events: events::EventHub,
     /// The session and connection parameters while no driver runs.
     parked: Mutex<Parked>,
     /// Commands for the running driver.
@@ -332,7 +341,7 @@ impl Shared {
     }
 
     fn status(&self, event: ConnectionEvent) {
-        lock(&self.status).retain(|tx| tx.unbounded_send(event.clone()).is_ok());
+        self.events.send(&event);
     }
 
     /// The driver stops: its session is parked for the next one and the command queue
@@ -448,7 +457,7 @@ impl<R: Runtime> MqttClient<R> {
                     inbox,
                     manual_acks,
                     budget,
-                    status: Mutex::new(Vec::new()),
+                    events: events::EventHub::default(),
                     parked: Mutex::new(Parked::default()),
                     commands: CommandQueue::default(),
                     cancel_epoch: AtomicU64::new(0),
@@ -679,13 +688,12 @@ impl<R: Runtime> MqttClient<R> {
         self.inner.shared.budget.in_use()
     }
 
-    /// Connection status changes from now on.
-    pub fn connection_events(
-        &self,
-    ) -> impl Stream<Item = ConnectionEvent> + Send + Unpin + 'static {
-        let (tx, rx) = mpsc::unbounded();
-        lock(&self.inner.shared.status).push(tx);
-        rx
+    /// Connection status changes from now on, as a stream that ends when every handle of the
+    /// client is dropped. Each listener holds at most [`EVENT_BUFFER`] undelivered events: one
+    /// that falls further behind loses its oldest events and is told how many with
+    /// [`ConnectionEvent::Missed`], so a listener that stops polling costs bounded memory.
+    pub fn connection_events(&self) -> ConnectionEvents {
+        self.inner.shared.events.listen()
     }
 
     /// Sends PINGREQ and waits for PINGRESP.

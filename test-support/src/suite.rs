@@ -46,8 +46,10 @@ use sansmqtt_client::{
 use crate::{Certs, Mosquitto, Nats, free_port};
 
 mod amqtt;
+mod events;
 mod failover;
 pub use amqtt::*;
+pub use events::*;
 pub use failover::*;
 
 /// Instantiates every test of [`suite`](crate::suite) as a plain `#[test]` for one runtime:
@@ -124,6 +126,8 @@ macro_rules! client_suite {
             server_moved_disconnect_fails_over_to_the_reference,
             connect_none_walks_the_configured_uris,
             failover_to_a_broker_without_the_session_resubscribes_and_resends,
+            // events.rs
+            a_listener_that_never_polls_stays_bounded_and_learns_what_it_missed,
             // amqtt.rs
             calls_during_a_reconnect_wait_for_the_connection,
             calls_during_a_reconnect_fail_when_reconnecting_gives_up,
