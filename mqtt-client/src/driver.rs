@@ -753,6 +753,7 @@ impl<R: Runtime> Driver<R> {
                         break;
                     }
                     Poll::Ready(Ok(n)) => {
+                        self.shared.stats.sent(n);
                         self.writing.advance(n);
                         self.needs_flush = true;
                         self.ack.written();
@@ -794,6 +795,7 @@ impl<R: Runtime> Driver<R> {
                                 ConnectionError::TransportClosed,
                             )));
                     self.report_drops();
+                    self.shared.observe(&self.session);
                     return Poll::Ready(ended);
                 }
             }
@@ -815,6 +817,7 @@ impl<R: Runtime> Driver<R> {
                     }
                 }
                 self.report_drops();
+                self.shared.observe(&self.session);
                 return Poll::Pending;
             }
         }
@@ -842,6 +845,7 @@ impl<R: Runtime> Driver<R> {
                 true
             }
             Poll::Ready(Ok(n)) => {
+                self.shared.stats.received(n);
                 self.session.handle_read(now, &buf[..n]);
                 self.ack.read(now);
                 true
@@ -1068,6 +1072,7 @@ impl<R: Runtime> Driver<R> {
                     return;
                 }
                 info!(session_present, "connected");
+                self.shared.stats.connected();
                 self.reached_connack = true;
                 // The timer still armed for the CONNACK deadline would fire for nothing,
                 // connect timeout after connecting: every idle client would wake once more.

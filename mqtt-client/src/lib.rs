@@ -38,6 +38,7 @@ mod queue;
 mod reconnect;
 mod request;
 mod secret;
+mod stats;
 pub mod store;
 #[cfg(feature = "tls")]
 mod tls;
@@ -71,6 +72,7 @@ pub use events::{ConnectionEvents, EVENT_BUFFER};
 pub use reconnect::Jitter;
 pub use request::Requesting;
 pub use secret::Secret;
+pub use stats::ClientStats;
 pub use store::{ClientStore, FileStore, StoreError};
 #[cfg(feature = "tls")]
 #[cfg_attr(docsrs, doc(cfg(feature = "tls")))]
@@ -275,6 +277,8 @@ pub(crate) struct Shared {
     budget: Arc<PublishBudget>,
     /// Every `connection_events` listener, each with its bounded queue.
     events: events::EventHub,
+    /// Counters the driver updates for `stats`.
+    stats: stats::Stats,
     /// The session and connection parameters while no driver runs.
     parked: Mutex<Parked>,
     /// Commands for the running driver.
@@ -444,6 +448,7 @@ impl<R: Runtime> MqttClient<R> {
         let client_id = client_id.map_or_else(random_client_id, ByteString::from);
         let inbox = Inbox::new(config.message_buffer, config.overflow);
         let manual_acks = config.manual_acks;
+        let stats = stats::Stats::new(&client_id);
         let budget = Arc::new(PublishBudget::new(
             config.max_queued,
             config.max_queued_bytes,
@@ -458,6 +463,7 @@ impl<R: Runtime> MqttClient<R> {
                     manual_acks,
                     budget,
                     events: events::EventHub::default(),
+                    stats,
                     parked: Mutex::new(Parked::default()),
                     commands: CommandQueue::default(),
                     cancel_epoch: AtomicU64::new(0),
@@ -686,6 +692,15 @@ impl<R: Runtime> MqttClient<R> {
     /// Publishes accepted and not yet completed (see [`ClientConfig::max_queued`]).
     pub fn queued_publishes(&self) -> usize {
         self.inner.shared.budget.in_use()
+    }
+
+    /// A snapshot of the client's statistics: publishes and messages in flight, queued
+    /// publishes and bytes, messages waiting and dropped, reconnects, bytes sent and received,
+    /// and the last ping's round-trip time. Cheap (a few atomic loads and two short locks):
+    /// call it as often as a status line needs. With the `metrics` feature the same numbers
+    /// are also exported through the `metrics` facade (see [`ClientStats`]).
+    pub fn stats(&self) -> ClientStats {
+        self.inner.shared.snapshot()
     }
 
     /// Connection status changes from now on, as a stream that ends when every handle of the

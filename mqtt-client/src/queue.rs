@@ -165,6 +165,11 @@ impl PublishBudget {
     pub(crate) fn in_use(&self) -> usize {
         lock(&self.used).count
     }
+
+    /// Topic and payload bytes of those publishes.
+    pub(crate) fn bytes_in_use(&self) -> usize {
+        lock(&self.used).bytes
+    }
 }
 
 /// One accepted publish's share of the [`PublishBudget`].

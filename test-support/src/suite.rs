@@ -48,9 +48,11 @@ use crate::{Certs, Mosquitto, Nats, free_port};
 mod amqtt;
 mod events;
 mod failover;
+mod stats;
 pub use amqtt::*;
 pub use events::*;
 pub use failover::*;
+pub use stats::*;
 
 /// Instantiates every test of [`suite`](crate::suite) as a plain `#[test]` for one runtime:
 /// `client_suite!(RuntimeType, block_on_function)`. `block_on` runs a future to completion
@@ -128,6 +130,8 @@ macro_rules! client_suite {
             failover_to_a_broker_without_the_session_resubscribes_and_resends,
             // events.rs
             a_listener_that_never_polls_stays_bounded_and_learns_what_it_missed,
+            // stats.rs
+            stats_match_the_traffic,
             // amqtt.rs
             calls_during_a_reconnect_wait_for_the_connection,
             calls_during_a_reconnect_fail_when_reconnecting_gives_up,

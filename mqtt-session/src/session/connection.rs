@@ -143,13 +143,14 @@ impl<S: SessionStore> Session<S> {
         Ok(())
     }
 
-    pub(super) fn on_pingresp(&mut self, _now: Instant) -> Result<(), ProtocolError> {
-        let Some(ping) = self.pings.pop_front() else {
+    pub(super) fn on_pingresp(&mut self, now: Instant) -> Result<(), ProtocolError> {
+        let Some((ping, sent)) = self.pings.pop_front() else {
             return Err(ProtocolError::UnexpectedPacket(PacketType::PingResp));
         };
         if self.pings.is_empty() {
             self.timers.stop(Timer::PingResp);
         }
+        self.last_ping_rtt = Some(now.saturating_duration_since(sent));
         if let Some(token) = ping {
             self.push_event(Event::Pong { token });
         }
@@ -220,7 +221,7 @@ impl<S: SessionStore> Session<S> {
             self.timers
                 .set(Timer::PingResp, now + self.config.ping_timeout);
         }
-        self.pings.push_back(token);
+        self.pings.push_back((token, now));
         // The next keep-alive ping is armed when this one is handed to the transport.
         self.timers.stop(Timer::KeepAlive);
     }

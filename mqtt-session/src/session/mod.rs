@@ -201,8 +201,11 @@ pub struct Session<S: SessionStore = MemoryStore> {
     /// tokens carry it, so one from a lost session cannot acknowledge a newer message that
     /// reuses its packet identifier.
     server_session: u64,
-    /// One entry per PINGREQ awaiting PINGRESP; `Some` for a `ping` command.
-    pings: VecDeque<Option<Token>>,
+    /// One entry per PINGREQ awaiting PINGRESP, with when it was queued; `Some` for a
+    /// `ping` command.
+    pings: VecDeque<(Option<Token>, Instant)>,
+    /// Round-trip time of the last answered PINGREQ (queued to PINGRESP read).
+    last_ping_rtt: Option<Duration>,
     /// Granted subscriptions with the properties of the SUBSCRIBE that made them (MQTT 5
     /// subscription identifier, user properties), for re-subscribing after a session loss.
     subscriptions: Vec<Granted>,
@@ -281,6 +284,7 @@ impl<S: SessionStore> Session<S> {
             unsent_qos1: 0,
             server_session: 0,
             pings: VecDeque::new(),
+            last_ping_rtt: None,
             subscriptions: Vec::new(),
             aliases_in: Vec::new(),
             aliases_out: HashMap::new(),
@@ -349,6 +353,20 @@ impl<S: SessionStore> Session<S> {
     /// Outgoing QoS 1/2 messages in flight.
     pub fn inflight_len(&self) -> usize {
         self.store.outgoing_len()
+    }
+
+    /// Incoming QoS 1/2 messages not yet acknowledged (PUBACK / PUBREC not sent) or, for QoS
+    /// 2, not yet released (PUBREL not received): what flow control counts against the
+    /// Receive Maximum.
+    pub fn incoming_inflight_len(&self) -> usize {
+        self.unsent_qos1 + self.store.incoming_len()
+    }
+
+    /// Round-trip time of the last answered PINGREQ, keep-alive or [`ping`](Self::ping):
+    /// from when it was queued to when its PINGRESP was read (so it includes the time the
+    /// driver took to write it out and read the answer). `None` until one is answered.
+    pub fn last_ping_rtt(&self) -> Option<Duration> {
+        self.last_ping_rtt
     }
 
     /// Publishes waiting behind the in-flight window.
