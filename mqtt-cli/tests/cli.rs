@@ -624,6 +624,16 @@ fn bench_at_qos1_loses_nothing() {
     let p50 = summary["latency_us"]["p50"].as_u64().expect("p50");
     let p99 = summary["latency_us"]["p99"].as_u64().expect("p99");
     assert!(0 < p50 && p50 <= p99, "{summary:#}");
+    // The clients' own counters: 900 PUBLISH out (at least 32 bytes of payload each) and
+    // 1,800 in, nothing left in flight, no reconnect.
+    let clients = &summary["client_stats"];
+    assert_eq!(clients["clients"], 5, "{summary:#}");
+    let sent = clients["bytes_sent"].as_u64().expect("bytes_sent");
+    let received = clients["bytes_received"].as_u64().expect("bytes_received");
+    assert!(sent >= 900 * 32 && received >= 1800 * 32, "{summary:#}");
+    for gauge in ["publishes_in_flight", "queued_publishes", "reconnects"] {
+        assert_eq!(clients[gauge], 0, "{gauge}: {summary:#}");
+    }
     // Status lines go to stderr, plain when it is not a terminal.
     assert!(!out.stderr.contains('\u{1b}'), "{out:#?}");
 }
