@@ -78,7 +78,7 @@ impl Connection {
                     option: "--session-expiry",
                 });
             }
-            config.session_expiry_interval = Some(expiry);
+            config.session_expiry_interval = Some(std::time::Duration::from_secs(expiry.into()));
         }
         if let Some(file) = &args.cafile {
             config.ca_file = Some(file.clone());

@@ -139,6 +139,7 @@ impl<'a, R: Runtime> Connecting<'a, R> {
     async fn run(self) -> Result<ConnAck, ClientError> {
         let client = self.client;
         let config = &client.inner.config;
+        config.validate()?;
         let uris = if self.uris.is_empty() {
             config.all_uris()
         } else {

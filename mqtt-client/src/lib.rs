@@ -67,7 +67,7 @@ pub use builders::{
 pub use config::{ClientConfig, Overflow, TopicConfig, WillConfig};
 #[cfg(feature = "tls")]
 pub use error::TlsError;
-pub use error::{ClientError, UriError};
+pub use error::{ClientError, ConfigError, UriError};
 pub use events::{ConnectionEvents, EVENT_BUFFER};
 pub use reconnect::Jitter;
 pub use request::Requesting;
@@ -924,7 +924,7 @@ impl<R: Runtime> MqttClient<R> {
             retain: will.retain,
             properties: config.will_properties.clone(),
         });
-        options.session_expiry_interval = config.session_expiry_interval;
+        options.session_expiry_interval = config.session_expiry_secs();
         options.properties = config.connect_properties.clone();
         options
     }

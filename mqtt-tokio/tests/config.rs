@@ -374,3 +374,36 @@ fn a_certificate_without_its_key_is_an_error() {
     .unwrap_err();
     assert!(err.to_string().contains("certfile"), "{err}");
 }
+
+/// Values out of range are an error naming the option, not clamped; times are durations.
+#[test]
+fn out_of_range_values_are_refused_and_times_are_durations() {
+    for (doc, option) in [
+        (r#"{"max_inflight": 0}"#, "max_inflight"),
+        (r#"{"message_buffer": 0}"#, "message_buffer"),
+        (r#"{"keep_alive": 100000}"#, "keep_alive"),
+    ] {
+        let err = serde_json::from_str::<ClientConfig>(doc).unwrap_err();
+        assert!(err.to_string().contains(option), "{doc}: {err}");
+    }
+    let config: ClientConfig =
+        serde_json::from_str(r#"{"session_expiry_interval": 3600}"#).unwrap();
+    assert_eq!(
+        config.session_expiry_interval,
+        Some(Duration::from_secs(3600))
+    );
+    // The setters take what they are given; `validate` (run by `connect`) judges it.
+    let config = ClientConfig::default().max_inflight(0);
+    assert_eq!(config.max_inflight, Some(0));
+    assert!(config.validate().is_err());
+    assert!(ClientConfig::default().validate().is_ok());
+    // Text options take `&str`, `String` and `&String` alike.
+    let name = String::from("alice");
+    let config = ClientConfig::default()
+        .username(&name)
+        .uri(format!("mqtt://{name}.example"))
+        .ca_data("pem")
+        .topic(&name, sansmqtt_tokio::TopicConfig::default());
+    assert_eq!(config.username.as_deref(), Some("alice"));
+    assert_eq!(config.uri.as_deref(), Some("mqtt://alice.example"));
+}

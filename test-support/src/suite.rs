@@ -39,8 +39,8 @@ use futures_util::{Stream, StreamExt};
 use sansmqtt_client::proto::{DecodeError, ProtocolVersion, QoS, ReasonCode};
 use sansmqtt_client::session::{ConnectionError, ProtocolError};
 use sansmqtt_client::{
-    ApplicationMessage, ClientConfig, ClientError, ConnectionEvent, MqttClient, Runtime, TlsError,
-    UriError, WillConfig,
+    ApplicationMessage, ClientConfig, ClientError, ConfigError, ConnectionEvent, MqttClient,
+    Runtime, TlsError, UriError, WillConfig,
 };
 
 use crate::{Certs, Mosquitto, Nats, free_port};
@@ -110,6 +110,7 @@ macro_rules! client_suite {
             messages_stream_yields_messages,
             invalid_uris_are_rejected_naming_the_problem,
             connect_to_a_closed_port_fails_fast_with_io_error,
+            out_of_range_options_fail_connect_naming_the_option,
             publish_before_connect_fails_with_not_connected,
             deliver_message_without_a_connection_fails_but_keeps_received_messages,
             mqtt5_qos1_and_qos2_round_trip,
@@ -1970,6 +1971,46 @@ pub async fn invalid_uris_are_rejected_naming_the_problem<R: Runtime + Default>(
         matches!(err, Err(ClientError::InvalidUri(UriError::Missing))),
         "no URI: {err:?}"
     );
+}
+
+/// An option out of range is refused by `connect`, naming the option, before any
+/// connection is opened (setters no longer clamp silently).
+pub async fn out_of_range_options_fail_connect_naming_the_option<R: Runtime + Default>() {
+    // A listener that only counts: any connection attempt would wait in its backlog.
+    let listener = TcpListener::bind((Ipv4Addr::LOCALHOST, 0)).expect("binding");
+    listener
+        .set_nonblocking(true)
+        .expect("non-blocking listener");
+    let uri = format!(
+        "mqtt://127.0.0.1:{}",
+        listener.local_addr().expect("address").port()
+    );
+    for (config, option) in [
+        (no_retry().message_buffer(0), "message_buffer"),
+        (no_retry().max_inflight(0), "max_inflight"),
+        (no_retry().max_queued(0), "max_queued"),
+        (no_retry().receive_maximum(0), "receive_maximum"),
+        (no_retry().max_packet_size(0), "max_packet_size"),
+        (
+            no_retry().keep_alive(Duration::from_secs(70_000)),
+            "keep_alive",
+        ),
+    ] {
+        let (err, _) = connect_err::<R>(&uri, config).await;
+        assert!(
+            matches!(
+                &err,
+                ClientError::InvalidConfig(
+                    ConfigError::TooSmall { option: o, .. } | ConfigError::TooLarge { option: o, .. }
+                ) if *o == option
+            ),
+            "{option}: {err:?}"
+        );
+    }
+    match listener.accept() {
+        Err(err) if err.kind() == ErrorKind::WouldBlock => {}
+        other => panic!("an invalid configuration opened a connection: {other:?}"),
+    }
 }
 
 /// Connecting to a closed port fails at once with `Io` when auto-reconnect is off.
