@@ -112,7 +112,8 @@ impl Shared {
         stats
             .messages_in_flight
             .store(session.incoming_inflight_len(), Relaxed);
-        if let Some(rtt) = session.last_ping_rtt() {
+        if let Some((sent, answered)) = session.last_ping() {
+            let rtt = answered.saturating_duration_since(sent);
             let micros = u64::try_from(rtt.as_micros()).unwrap_or(NO_RTT - 1);
             stats.ping_rtt_micros.store(micros, Relaxed);
         }

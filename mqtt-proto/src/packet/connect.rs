@@ -73,8 +73,8 @@ impl Will {
     }
 }
 
-impl std::fmt::Debug for Connect {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+impl core::fmt::Debug for Connect {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
         // Destructured so that a new field cannot be forgotten here.
         let Self {
             clean_start,

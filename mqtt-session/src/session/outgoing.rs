@@ -3,7 +3,7 @@
 
 use super::*;
 
-impl<S: SessionStore> Session<S> {
+impl<S: SessionStore, I: Instant> Session<S, I> {
     pub(super) fn on_puback(&mut self, ack: PubAck) -> Result<(), ProtocolError> {
         let id = ack.packet_id;
         self.expect_outgoing(id, OutgoingState::AwaitingPubAck, PacketType::PubAck)?;
@@ -199,7 +199,7 @@ impl<S: SessionStore> Session<S> {
         // without properties borrows the session's set instead.
         let borrowed = publish.properties.is_empty();
         let properties = if borrowed {
-            std::mem::take(&mut self.alias_properties)
+            core::mem::take(&mut self.alias_properties)
         } else {
             publish.properties.clone()
         };
