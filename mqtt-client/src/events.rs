@@ -18,7 +18,9 @@ use crate::{ConnectionEvent, lock};
 /// told how many it missed with [`ConnectionEvent::Missed`] before the events it still holds.
 /// 64 covers every burst a client produces between two polls of a listener that keeps up (a
 /// failover round over a long URI list yields two events per URI), while a listener that
-/// never polls costs at most a few KiB.
+/// never polls costs at most a few KiB. [`ConnectionEvent::MessagesDropped`] reports waiting
+/// one after the other merge into one (their counts add up), so a steady stream of drops
+/// neither fills the queue nor loses its total.
 pub const EVENT_BUFFER: usize = 64;
 
 /// One listener's queue, shared between its stream and the hub.
@@ -54,6 +56,16 @@ impl EventHub {
                 return false;
             };
             let mut queue = lock(&queue);
+            // Drop reports waiting side by side merge ("dropped since the last such event"),
+            // so a listener that lags behind a dropping inbox still gets the exact total.
+            if let (
+                ConnectionEvent::MessagesDropped { count },
+                Some(ConnectionEvent::MessagesDropped { count: waiting }),
+            ) = (event, queue.events.back_mut())
+            {
+                *waiting += count;
+                return true;
+            }
             if queue.events.len() >= EVENT_BUFFER {
                 queue.events.pop_front();
                 queue.missed += 1;
@@ -187,6 +199,29 @@ mod tests {
         // Caught up: the next event comes without a Missed marker.
         hub.send(&attempt(0));
         assert_eq!(attempt_of(late.next().now_or_never().flatten()), Some(0));
+    }
+
+    #[test]
+    fn drop_reports_that_wait_side_by_side_add_up() {
+        let hub = EventHub::default();
+        let mut events = hub.listen();
+        for _ in 0..10 * EVENT_BUFFER {
+            hub.send(&ConnectionEvent::MessagesDropped { count: 3 });
+        }
+        hub.send(&ConnectionEvent::Closed);
+        hub.send(&ConnectionEvent::MessagesDropped { count: 1 });
+        assert!(matches!(
+            events.next().now_or_never(),
+            Some(Some(ConnectionEvent::MessagesDropped { count })) if count == 30 * EVENT_BUFFER as u64
+        ));
+        assert!(matches!(
+            events.next().now_or_never(),
+            Some(Some(ConnectionEvent::Closed))
+        ));
+        assert!(matches!(
+            events.next().now_or_never(),
+            Some(Some(ConnectionEvent::MessagesDropped { count: 1 }))
+        ));
     }
 
     #[test]
