@@ -19,6 +19,9 @@
 //! - `native-roots` (default) / `webpki-roots`: the CA certificates trusted when none is
 //!   configured: the operating system's, or Mozilla's compiled in (both when both are on).
 //! - `serde`: `serde::Deserialize` for [`ClientConfig`].
+//! - `metrics`: [`MqttClient::stats`]'s numbers also as counters and gauges of the `metrics`
+//!   facade (`mqtt_client_bytes_sent_total`, `mqtt_client_publishes_in_flight`, ...,
+//!   labelled `client_id`), registered with the recorder installed when the client is created.
 //!
 //! A ready `rustls::ClientConfig` (custom verifier, in-memory client certificate, ALPN,
 //! session resumption) replaces all TLS options: [`Connecting::tls_config`] or
@@ -228,7 +231,8 @@ pub enum ConnectionEvent {
         /// How long the client waits before this attempt: the round's backoff (with jitter)
         /// for the first URI of a round, zero for the next URIs of the same round.
         delay: Duration,
-        /// The broker URI this attempt goes to.
+        /// The broker URI this attempt goes to, with its password (if any) shown as `***`
+        /// (`mqtt://user:***@host:1883`).
         uri: String,
     },
     /// Received QoS 0 messages were dropped because the application had
