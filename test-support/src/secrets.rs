@@ -71,6 +71,15 @@ impl log::Log for LogBridge {
     }
 
     fn log(&self, record: &log::Record<'_>) {
+        // KNOWN GAP, not scanned: tungstenite logs every WebSocket frame it reads or writes
+        // at TRACE (`Sending frame`, `writing frame`, `received frame`, with the payload in
+        // hex), and a frame carries MQTT packets, CONNECT's password included. No caller of
+        // tungstenite can turn that off; it ends only with framing of our own (see
+        // docs/decisions.md, issue 21). The line is replaced by a marker the scan expects.
+        if record.target().starts_with("tungstenite::protocol") {
+            lock(&self.0).extend_from_slice(UNSCANNED_FRAME.as_bytes());
+            return;
+        }
         let line = format!(
             "{} {}: {}\n",
             record.level(),
@@ -82,6 +91,9 @@ impl log::Log for LogBridge {
 
     fn flush(&self) {}
 }
+
+/// What replaces a tungstenite frame log record in the capture.
+const UNSCANNED_FRAME: &str = "TRACE tungstenite::protocol: <frame bytes, not scanned>\n";
 
 /// Installs, once per process, a global `tracing` subscriber at TRACE for every target and a
 /// `log` logger at TRACE, both writing into one buffer, and returns that buffer.
@@ -196,11 +208,14 @@ pub async fn no_secret_is_ever_printed<R: Runtime + Default>(logs: CapturedLogs)
         .await;
     refused_connects::<R>(&broker, &secret, &mut printed).await;
     tls_paths::<R>(&broker, &certs, &secret, &with_secret, &mut printed).await;
+    websocket::<R>(&with_secret, &mut printed).await;
 
     let logs = logs.text();
     // The scan means something only if the secrets' paths were logged.
     // ` rustls::`: lines from `log` (the TLS handshake) are captured too.
     for expected in [
+        "tungstenite::handshake::client: Request",
+        UNSCANNED_FRAME,
         "reconnecting",
         "-out->",
         "alice:***@",
@@ -378,6 +393,26 @@ async fn refused_connects<R: Runtime + Default>(
         .await
         .expect_err("no host");
     printed.error("unparsable URI", &err);
+}
+
+/// A WebSocket connection with the password in its URI (tungstenite logs its handshake
+/// request at trace level).
+async fn websocket<R: Runtime + Default>(
+    with_secret: &dyn Fn(&str) -> String,
+    printed: &mut Printed,
+) {
+    let nats = crate::Nats::start();
+    let uri = with_secret(&nats.ws_uri());
+    let client = MqttClient::<R>::new(None, ClientConfig::default().auto_reconnect(false));
+    let connack = with_timeout::<R, _>(
+        crate::suite::BOUND,
+        "a WebSocket CONNACK",
+        client.connect(uri.as_str()).into_future(),
+    )
+    .await
+    .expect("connecting over WebSocket");
+    printed.debug("WebSocket connack", &connack);
+    client.disconnect().await.expect("disconnect");
 }
 
 /// Mutual TLS with the client key, then the same with a CA that does not sign the server's
