@@ -31,6 +31,8 @@ use sansmqtt_proto::{
 };
 use tracing::{debug, info, warn};
 
+mod reauth;
+
 use super::auth::{AuthError, AuthExchange, Authenticator};
 use super::error::ClientError;
 use super::inbox::Pushed;
@@ -107,6 +109,8 @@ pub(crate) struct ConnectParams {
     pub(crate) fallback_window: Option<u16>,
     /// MQTT 5 enhanced authentication (`ClientConfig::authenticator`).
     pub(crate) authenticator: Option<Arc<dyn Authenticator>>,
+    /// The proxy of each connection (`ClientConfig::proxy`, `proxy_from_env`).
+    pub(crate) proxy: crate::proxy::ProxyChoice,
 }
 
 /// How reconnects walk the broker list (the rest of the policy, retries and the backoff cap,
@@ -151,6 +155,12 @@ pub(crate) enum Command {
     },
     Ping {
         reply: Reply<()>,
+    },
+    /// MQTT 5 re-authentication: from `reauthenticate` (with its caller) or a refresh
+    /// schedule (with its generation).
+    Reauthenticate {
+        reply: Option<Reply<()>>,
+        generation: Option<u64>,
     },
     Disconnect {
         /// MQTT 5 reason code and properties (3.1.1 sends an empty DISCONNECT).
@@ -213,6 +223,11 @@ impl Command {
             }
             Self::Ping { reply } | Self::Disconnect { reply, .. } => drop(reply.send(Err(err))),
             Self::Reconnect { reply, .. } => drop(reply.send(Err(err))),
+            Self::Reauthenticate { reply, .. } => {
+                if let Some(reply) = reply {
+                    drop(reply.send(Err(err)));
+                }
+            }
             Self::Cancel => {}
         }
     }
@@ -343,6 +358,11 @@ pub(crate) struct Driver<R: Runtime> {
     /// The enhanced authentication exchange of the current connection attempt, with its
     /// method.
     auth: Option<(ByteString, Box<dyn AuthExchange>)>,
+    /// A re-authentication under way (see [`reauth`]).
+    reauth: Option<reauth::Pending>,
+    /// Bumped by every accepted (re-)authentication: scheduled refreshes of older ones are
+    /// dropped.
+    reauth_generation: u64,
     reconnect_retries: Option<u32>,
     reconnect_max_interval: Duration,
     /// QoS 0 messages dropped by the inbox's overflow policy and not reported yet.
@@ -399,6 +419,8 @@ impl<R: Runtime> Driver<R> {
             connack: None,
             v5_accepted: false,
             auth: None,
+            reauth: None,
+            reauth_generation: 0,
             reconnect_retries,
             reconnect_max_interval,
             dropped_unreported: 0,
@@ -528,6 +550,7 @@ impl<R: Runtime> Driver<R> {
             target,
             self.params.tls.as_ref(),
             &self.params.headers,
+            self.params.proxy.for_target(target),
         );
         let opened = {
             // On the heap, and only while opening: a TLS / WebSocket handshake future is
@@ -963,12 +986,11 @@ impl<R: Runtime> Driver<R> {
                     let _ = reply.send(Err(err));
                 }
                 (Err(err), None) => {
-                    // The topic was checked when the publish was accepted; what is left are
-                    // the broker's limits (maximum packet size, retain available), known
-                    // only here. The caller's future has completed already.
+                    // Checked against the last CONNACK at acceptance; what fails here (a
+                    // newer CONNACK's limits) is reported, the caller having had its `Ok`.
                     drop(permit);
                     drop(stored);
-                    warn!(%err, "QoS 0 message refused by the session, not sent");
+                    self.shared.publish_refused(err.into());
                 }
             },
             Command::Subscribe {
@@ -999,6 +1021,9 @@ impl<R: Runtime> Driver<R> {
                         let _ = reply.send(Err(err.into()));
                     }
                 }
+            }
+            Command::Reauthenticate { reply, generation } => {
+                self.start_reauth(now, reply, generation);
             }
             Command::Ping { reply } => match self.session.ping(now) {
                 Ok(token) => {
@@ -1071,9 +1096,12 @@ impl<R: Runtime> Driver<R> {
                     self.auth_failed(err);
                     return;
                 }
+                self.schedule_refresh();
                 info!(session_present, "connected");
                 self.shared.stats.connected();
                 self.reached_connack = true;
+                // Publishes accepted from now on are checked against these limits.
+                self.shared.acceptance.set(self.session.publish_limits());
                 // The timer still armed for the CONNACK deadline would fire for nothing,
                 // connect timeout after connecting: every idle client would wake once more.
                 // The next poll arms the keep-alive deadline instead.
@@ -1170,6 +1198,10 @@ impl<R: Runtime> Driver<R> {
                 properties,
             } => {
                 debug!(%reason_code, "AUTH from the broker");
+                if reason_code == ReasonCode::Success {
+                    self.reauth_succeeded(properties.authentication_data.as_deref());
+                    return;
+                }
                 let Some((method, exchange)) = self.auth.as_mut() else {
                     return;
                 };
@@ -1197,6 +1229,7 @@ impl<R: Runtime> Driver<R> {
             }
             Event::Disconnected { reason } => {
                 info!(%reason, "disconnected");
+                self.reauth_ended(&ClientError::ConnectionLost(reason.clone()));
                 // Pings die with their connection; publishes and subscriptions live on in the
                 // session and complete after a reconnect.
                 let pings: Vec<Token> = self
@@ -1239,6 +1272,7 @@ impl<R: Runtime> Driver<R> {
         result: Result<ReasonCode, sansmqtt_session::PublishError>,
         properties: AckProperties,
     ) {
+        let refused = matches!(result, Err(sansmqtt_session::PublishError::Refused(_)));
         let result = result.map_err(ClientError::from);
         if let Some(stored) = self.stored_waiters.remove(&token) {
             // Completed (or failed) before a `Stored` event: QoS 0, or a store failure.
@@ -1264,8 +1298,10 @@ impl<R: Runtime> Driver<R> {
         // A QoS 0 publish: handed to the transport (or failed). Tokens grow, so an earlier
         // entry still here could only be one the session dropped without an event: returning
         // its room too keeps the budget exact.
-        if let Err(err) = &result {
-            debug!(%err, "QoS 0 message not sent");
+        match result {
+            Err(err) if refused => self.shared.publish_refused(err),
+            Err(err) => debug!(%err, "QoS 0 message not sent"),
+            Ok(_) => {}
         }
         while self
             .qos0_permits
@@ -1280,6 +1316,7 @@ impl<R: Runtime> Driver<R> {
     /// authorized"), with an error that is final.
     fn auth_failed(&mut self, err: AuthError) {
         warn!(%err, "enhanced authentication failed");
+        self.reauth_ended(&ClientError::Auth(err.clone()));
         let disconnect = Disconnect {
             reason_code: ReasonCode::NotAuthorized,
             ..Disconnect::default()

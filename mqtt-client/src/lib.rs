@@ -22,6 +22,8 @@
 //! - `metrics`: [`MqttClient::stats`]'s numbers also as counters and gauges of the `metrics`
 //!   facade (`mqtt_client_bytes_sent_total`, `mqtt_client_publishes_in_flight`, ...,
 //!   labelled `client_id`), registered with the recorder installed when the client is created.
+//! - `scram`: SCRAM-SHA-1 / SCRAM-SHA-256 MQTT 5 enhanced authentication (`Scram`), on
+//!   RustCrypto's `sha1`, `sha2`, `hmac` and `pbkdf2`.
 //!
 //! A ready `rustls::ClientConfig` (custom verifier, in-memory client certificate, ALPN,
 //! session resumption) replaces all TLS options: [`Connecting::tls_config`] or
@@ -31,20 +33,28 @@
 #![cfg_attr(docsrs, feature(doc_cfg))]
 
 mod auth;
+mod base64;
 mod builders;
 mod config;
+mod drain;
 mod driver;
 mod error;
 mod events;
 mod inbox;
+mod limits;
+mod payload;
+mod proxy;
 mod queue;
 mod reconnect;
 mod request;
+#[cfg(feature = "scram")]
+mod scram;
 mod secret;
 mod stats;
 pub mod store;
 #[cfg(feature = "tls")]
 mod tls;
+mod token;
 mod transport;
 mod uri;
 mod v5;
@@ -60,7 +70,7 @@ use std::time::Duration;
 use bytes::Bytes;
 use futures_channel::oneshot;
 use futures_util::Stream;
-use sansmqtt_proto::{ByteString, Disconnect, PacketId, Will};
+use sansmqtt_proto::{ByteString, PacketId, Will};
 use tracing::debug;
 
 pub use auth::{AuthError, AuthExchange, Authenticator};
@@ -68,18 +78,25 @@ pub use builders::{
     Acknowledged, Connecting, Delivering, PublishFuture, Publishing, Reconnecting, Storing,
 };
 pub use config::{ClientConfig, Overflow, TopicConfig, WillConfig};
+pub use drain::Disconnecting;
 #[cfg(feature = "tls")]
 pub use error::TlsError;
 pub use error::{ClientError, ConfigError, UriError};
 pub use events::{ConnectionEvents, EVENT_BUFFER};
+pub use payload::{IntoUri, Payload, PayloadError};
+pub use proxy::{Proxy, ProxyError, ProxyKind, ProxyRefusal};
 pub use reconnect::Jitter;
 pub use request::Requesting;
+#[cfg(feature = "scram")]
+#[cfg_attr(docsrs, doc(cfg(feature = "scram")))]
+pub use scram::{DEFAULT_MIN_ITERATIONS, MAX_ITERATIONS, Scram, ScramError};
 pub use secret::Secret;
 pub use stats::ClientStats;
 pub use store::{ClientStore, FileStore, StoreError};
 #[cfg(feature = "tls")]
 #[cfg_attr(docsrs, doc(cfg(feature = "tls")))]
 pub use tls::TlsOptions;
+pub use token::{AuthToken, TokenAuth, TokenProvider};
 #[cfg(target_os = "linux")]
 pub use transport::push_tcp_ack;
 pub use transport::{Runtime, Transport};
@@ -93,6 +110,7 @@ pub use sansmqtt_proto::properties::{
     AckProperties, ConnectProperties, DisconnectProperties, PublishProperties, SubscribeProperties,
     UnsubscribeProperties, UserProperty, WillProperties,
 };
+pub use sansmqtt_proto::topic::IntoTopic;
 pub use sansmqtt_proto::{ConnAck, ProtocolVersion, Publish, QoS, ReasonCode, SubscribeFilter};
 pub use sansmqtt_session::{
     ConnectionError, ProtocolError, PublishError, ServerReason, SessionError,
@@ -102,8 +120,8 @@ use inbox::Inbox;
 
 /// Names every runtime-generic public type with the runtime fixed, for an adapter crate:
 /// `sansmqtt_client::runtime_aliases!(Tokio);` defines `MqttClient`, `Connecting<'a>`,
-/// `Reconnecting<'a>`, `Publishing<'a>`, `Delivering<'a>`, `PublishFuture`, `Storing`,
-/// `Acknowledged` and `Messages`.
+/// `Reconnecting<'a>`, `Disconnecting<'a>`, `Publishing<'a>`, `Delivering<'a>`,
+/// `PublishFuture`, `Storing`, `Acknowledged` and `Messages`.
 /// Next to `pub use sansmqtt_client::*;` these explicit items shadow the generic ones, so users of
 /// the adapter write `sansmqtt_tokio::Publishing<'_>`.
 #[macro_export]
@@ -115,6 +133,8 @@ macro_rules! runtime_aliases {
         pub type Connecting<'a> = $crate::Connecting<'a, $runtime>;
         #[doc = concat!("Builder returned by `MqttClient::reconnect`, on ", stringify!($runtime), ".")]
         pub type Reconnecting<'a> = $crate::Reconnecting<'a, $runtime>;
+        #[doc = concat!("Builder returned by `MqttClient::disconnect`, on ", stringify!($runtime), ".")]
+        pub type Disconnecting<'a> = $crate::Disconnecting<'a, $runtime>;
         #[doc = concat!("Builder returned by `MqttClient::publish`, on ", stringify!($runtime), ".")]
         pub type Publishing<'a> = $crate::Publishing<'a, $runtime>;
         #[doc = concat!("Builder returned by `MqttClient::deliver_message`, on ", stringify!($runtime), ".")]
@@ -142,8 +162,8 @@ pub mod prelude {
     #[cfg(feature = "tls")]
     pub use super::TlsError;
     pub use super::{
-        ApplicationMessage, ClientConfig, ClientError, ConnectionEvent, Jitter, Runtime,
-        ServerReason, TopicConfig, UriError, WillConfig,
+        ApplicationMessage, ClientConfig, ClientError, ConnectionEvent, IntoTopic, IntoUri, Jitter,
+        Payload, PayloadError, Runtime, ServerReason, TopicConfig, UriError, WillConfig,
     };
     pub use sansmqtt_proto::properties::{PublishProperties, UserProperty};
     pub use sansmqtt_proto::{ConnAck, ProtocolVersion, QoS, ReasonCode};
@@ -250,6 +270,17 @@ pub enum ConnectionEvent {
         /// Events dropped since this listener last took one.
         count: u64,
     },
+    /// A publish whose call had already completed (QoS 0 completes at acceptance) was refused
+    /// when it came to be sent, and was not sent: the limits of a CONNACK received after it
+    /// was accepted forbid it (a smaller Maximum Packet Size, retain or QoS no longer
+    /// available). What the last CONNACK forbids is refused by the call itself. Counted by
+    /// [`MqttClient::refused_publishes`].
+    PublishRefused(ClientError),
+    /// The broker accepted an MQTT 5 re-authentication on the live connection (started by
+    /// [`MqttClient::reauthenticate`] or by a refresh schedule, see
+    /// [`AuthExchange::refresh_after`]). A refused one ends the connection:
+    /// [`ConnectionLost`](Self::ConnectionLost) with the broker's DISCONNECT reason.
+    Reauthenticated,
     /// A publish recovered from the durable session store (sent by an earlier process that
     /// stopped before its flow completed) has completed: its caller is gone, so this is the
     /// only place its outcome shows.
@@ -292,12 +323,19 @@ pub(crate) struct Shared {
     cancel_epoch: AtomicU64,
     /// Notified when a driver parks its session and stops.
     parked_event: event_listener::Event,
+    /// How many drivers have stopped: a client that stopped (disconnected or gave up) ends
+    /// its message streams, one that never ran does not.
+    stops: AtomicU64,
     /// Publishes recovered from the durable store whose completion is still to be reported.
     recovered: Mutex<std::collections::HashMap<Token, RecoveredPublish>>,
     /// The durable store's counters, once it is open.
     store_monitor: Mutex<Option<store::FileStoreMonitor>>,
     /// MQTT 5 requests waiting for their reply (`request`).
     responses: request::Responses,
+    /// The last CONNACK's limits, checked when a publish is accepted.
+    acceptance: limits::Acceptance,
+    /// Publishes refused after their caller was answered (`refused_publishes`).
+    refused: AtomicU64,
 }
 
 #[derive(Default)]
@@ -348,6 +386,14 @@ impl Shared {
         }
     }
 
+    /// A publish whose caller was answered already (QoS 0 completes at acceptance) was
+    /// refused when it came to be sent: counted, logged and reported, never silent.
+    fn publish_refused(&self, err: ClientError) {
+        self.refused.fetch_add(1, Ordering::Relaxed);
+        tracing::warn!(%err, "accepted QoS 0 message refused by the session, not sent");
+        self.status(ConnectionEvent::PublishRefused(err));
+    }
+
     fn status(&self, event: ConnectionEvent) {
         self.events.send(&event);
     }
@@ -362,8 +408,15 @@ impl Shared {
             parked.params = Some(params);
             self.commands.close()
         };
+        self.stops.fetch_add(1, Ordering::SeqCst);
         self.parked_event.notify(usize::MAX);
         leftovers
+    }
+
+    /// Whether the client ran and has stopped (no driver serves it now): nothing more will
+    /// be received until the application connects again.
+    fn is_stopped(&self) -> bool {
+        self.stops.load(Ordering::SeqCst) > 0 && !self.commands.is_accepting()
     }
 
     /// Waits for the driver's answer to a connect or reconnect. If the caller drops this
@@ -440,7 +493,9 @@ impl<R: Runtime> std::fmt::Debug for MqttClient<R> {
 
 impl<R: Runtime + Default> MqttClient<R> {
     /// A client with `client_id` (`None`: a random one, as amqtt does) and `config`. Nothing
-    /// happens until [`connect`](Self::connect).
+    /// happens until [`connect`](Self::connect). An id held in a `String` is given as
+    /// `Some(&id)` (the parameter stays `Option<&str>` so that a bare `None` needs no type
+    /// annotation).
     pub fn new(client_id: Option<&str>, config: ClientConfig) -> Self {
         Self::with_runtime(client_id, config, R::default())
     }
@@ -472,9 +527,12 @@ impl<R: Runtime> MqttClient<R> {
                     commands: CommandQueue::default(),
                     cancel_epoch: AtomicU64::new(0),
                     parked_event: event_listener::Event::new(),
+                    stops: AtomicU64::new(0),
                     recovered: Mutex::new(std::collections::HashMap::new()),
                     store_monitor: Mutex::new(None),
                     responses: request::Responses::new(),
+                    acceptance: limits::Acceptance::default(),
+                    refused: AtomicU64::new(0),
                 }),
             }),
         }
@@ -511,11 +569,8 @@ impl<R: Runtime> MqttClient<R> {
     /// # Ok(())
     /// # }
     /// ```
-    pub fn connect<'a>(&'a self, uri: impl Into<Option<&'a str>>) -> Connecting<'a, R> {
-        let uris = uri
-            .into()
-            .map(|uri| vec![uri.to_owned()])
-            .unwrap_or_default();
+    pub fn connect(&self, uri: impl IntoUri) -> Connecting<'_, R> {
+        let uris = uri.into_option().map(|uri| vec![uri]).unwrap_or_default();
         self.connect_any(uris)
     }
 
@@ -534,17 +589,26 @@ impl<R: Runtime> MqttClient<R> {
         Connecting::new(self, uris.into_iter().map(Into::into).collect())
     }
 
-    /// Publishes `payload` on `topic`. A builder: `.qos(..)`, `.retain(..)`, `.ack_timeout(..)`,
+    /// Publishes `payload` on `topic`. The payload is any [`Payload`] form (`&[u8]`, `b"..."`,
+    /// `&str`, `&String` are copied once; `Vec<u8>`, `String`, `Bytes` are moved without a
+    /// copy), the topic any [`IntoTopic`] string (`&str`, `String`, `&String`). A builder: `.qos(..)`, `.retain(..)`, `.ack_timeout(..)`,
     /// `.properties(..)`, then `.await`; it resolves when the QoS flow completes (QoS 0: when
     /// *accepted* into the client's bounded outgoing queue; QoS 1: at PUBACK; QoS 2: at
     /// PUBCOMP) with the final acknowledgement's reason code (`Success` for QoS 0).
     ///
     /// QoS 0 completes at acceptance so that a loop of `publish(..).await` does not pay one
     /// write (one syscall, one TCP segment) per message: the messages pile up in the queue
-    /// and the connection task writes all of them at its next wake, in one write. An invalid
-    /// topic is still reported by the future; a QoS 0 message the broker's limits refuse
-    /// later (larger than its maximum packet size, retain not available) or that a lost
-    /// connection takes with it is dropped with a log line, as QoS 0 allows. The message keeps
+    /// and the connection task writes all of them at its next wake, in one write.
+    ///
+    /// Acceptance is where a message is refused, at every QoS: an invalid topic, and whatever
+    /// the broker's last CONNACK forbids (a packet larger than its Maximum Packet Size,
+    /// retain not available, a QoS above its maximum, a topic alias above its maximum) fail
+    /// the call with [`ClientError::InvalidTopic`] or [`ClientError::Session`]; nothing is
+    /// sent. Only a CONNACK that arrives after acceptance (a reconnect to a broker with
+    /// smaller limits) can refuse a message later: a QoS 1/2 publish's future then fails, a
+    /// QoS 0 one (already answered) is reported as [`ConnectionEvent::PublishRefused`] and
+    /// counted by [`refused_publishes`](Self::refused_publishes). A QoS 0 message that a lost
+    /// connection takes with it is dropped, as QoS 0 allows. The message keeps
     /// its room in the queue until its bytes are handed to the transport, so
     /// [`ClientConfig::max_queued`] still bounds what a fast QoS 0 publisher can pile up.
     ///
@@ -577,12 +641,8 @@ impl<R: Runtime> MqttClient<R> {
     /// # Ok(())
     /// # }
     /// ```
-    pub fn publish(
-        &self,
-        topic: impl Into<ByteString>,
-        payload: impl Into<Bytes>,
-    ) -> Publishing<'_, R> {
-        Publishing::new(self, topic.into(), payload.into())
+    pub fn publish(&self, topic: impl IntoTopic, payload: impl Into<Payload>) -> Publishing<'_, R> {
+        Publishing::new(self, topic.into_topic(), payload.into().into_bytes())
     }
 
     /// Subscribes to topic filters, e.g. `[("a/#", QoS::AtLeastOnce)]`; returns the SUBACK
@@ -612,7 +672,7 @@ impl<R: Runtime> MqttClient<R> {
     pub async fn unsubscribe<I, T>(&self, topics: I) -> Result<Vec<ReasonCode>, ClientError>
     where
         I: IntoIterator<Item = T>,
-        T: Into<ByteString>,
+        T: IntoTopic,
     {
         self.unsubscribe_with(topics, UnsubscribeProperties::default())
             .await
@@ -643,8 +703,16 @@ impl<R: Runtime> MqttClient<R> {
         Delivering::new(self)
     }
 
-    /// Received messages as a stream that never ends. Streams and `deliver_message` share
-    /// one queue: each message goes to exactly one of them. A QoS 1/2 message is acknowledged
+    /// Received messages as a stream. Streams and `deliver_message` share one queue: each
+    /// message goes to exactly one of them.
+    ///
+    /// The stream ends (yields `None`) once the client has stopped, after
+    /// [`disconnect`](Self::disconnect) or when reconnecting gave up (the final error is in
+    /// [`connection_events`](Self::connection_events)), and every message received before
+    /// has been yielded. It does not end while an automatic reconnect is under way, nor
+    /// before the first [`connect`](Self::connect): a stream taken first waits for it. A
+    /// stream polled while the client is stopped ends at once; after a later `connect` or
+    /// `reconnect`, take a new one. A QoS 1/2 message is acknowledged
     /// when the stream yields it (or, with [`ClientConfig::manual_acks`], when
     /// [`ack`](Self::ack) is called). The stream does not keep the connection alive: when
     /// every client handle is dropped, the client disconnects.
@@ -688,6 +756,12 @@ impl<R: Runtime> MqttClient<R> {
         self.inner.shared.inbox.dropped()
     }
 
+    /// Accepted publishes that were refused when they came to be sent, after their call had
+    /// completed (each also reported as [`ConnectionEvent::PublishRefused`]).
+    pub fn refused_publishes(&self) -> u64 {
+        self.inner.shared.refused.load(Ordering::Relaxed)
+    }
+
     /// Received messages waiting for the application.
     pub fn pending_messages(&self) -> usize {
         self.inner.shared.inbox.len()
@@ -720,36 +794,26 @@ impl<R: Runtime> MqttClient<R> {
         self.call(|reply| Command::Ping { reply }).await
     }
 
-    /// Sends DISCONNECT and closes the connection. Publishes still pending fail with
-    /// [`ClientError::Closed`], but their messages stay in the session: QoS 1/2 ones are sent
-    /// again by a later `connect` / `reconnect` of this client with a persistent session, so
-    /// publishing them again would duplicate them. Received messages not yet taken stay
-    /// deliverable; unless taken, they are not acknowledged.
-    pub async fn disconnect(&self) -> Result<(), ClientError> {
-        self.disconnect_with(ReasonCode::Success, DisconnectProperties::default())
-            .await
-    }
-
-    /// [`disconnect`](Self::disconnect) with an MQTT 5 reason code and properties, e.g.
-    /// [`ReasonCode::DisconnectWithWillMessage`] to have the broker publish the will anyway,
-    /// or a session expiry interval, reason string and user properties. MQTT 3.1.1 sends its
-    /// plain DISCONNECT.
-    pub async fn disconnect_with(
-        &self,
-        reason_code: ReasonCode,
-        properties: DisconnectProperties,
-    ) -> Result<(), ClientError> {
-        let packet = Disconnect {
-            reason_code,
-            properties,
-        };
-        match self
-            .call(|reply| Command::Disconnect { packet, reply })
-            .await
-        {
-            Err(ClientError::NotConnected | ClientError::Closed) => Ok(()),
-            other => other,
-        }
+    /// Re-authenticates on the live MQTT 5 connection: sends AUTH "re-authenticate" (0x19)
+    /// with a fresh exchange of the configured [`Authenticator`] (e.g. a new token), answers
+    /// the broker's challenges, and completes when the broker accepts (AUTH success, whose
+    /// data the exchange checks). Traffic goes on meanwhile.
+    ///
+    /// # Errors
+    ///
+    /// - [`ClientError::ConnectionLost`] with the broker's DISCONNECT reason when it refuses
+    ///   (the client then reconnects as configured, authenticating afresh);
+    /// - [`ClientError::Auth`]: the exchange refused the broker's data (the connection
+    ///   ends), [`AuthError::NotConfigured`] without an authenticator,
+    ///   [`AuthError::InProgress`] while another one runs;
+    /// - [`ClientError::NotConnected`] between connections, [`ClientError::Session`] on
+    ///   MQTT 3.1.1.
+    pub async fn reauthenticate(&self) -> Result<(), ClientError> {
+        self.call(|reply| Command::Reauthenticate {
+            reply: Some(reply),
+            generation: None,
+        })
+        .await
     }
 
     /// Reconnects to the last broker (after a lost connection or a `disconnect`), retrying
@@ -986,6 +1050,12 @@ impl<R: Runtime> Stream for Messages<R> {
             if let Some(message) = this.shared.take_message(|| this.runtime.now()) {
                 this.listener = None;
                 return Poll::Ready(Some(message));
+            }
+            // Checked after the inbox: a stopped driver pushes nothing more, so what it
+            // received is all there is, and it has been handed out.
+            if this.listener.is_some() && this.shared.is_stopped() {
+                this.listener = None;
+                return Poll::Ready(None);
             }
             match &mut this.listener {
                 // Listen, then look again: a message pushed in between is not missed.

@@ -25,6 +25,12 @@ impl Secret {
         &self.0
     }
 
+    /// The secret as text, when it is UTF-8 (a password given as a string always is), for
+    /// an authenticator that needs a string (SCRAM).
+    pub fn expose_str(&self) -> Option<&str> {
+        std::str::from_utf8(&self.0).ok()
+    }
+
     /// The secret as a cheap `Bytes` clone (the CONNECT packet takes one).
     pub(crate) fn to_bytes(&self) -> Bytes {
         self.0.clone()
@@ -132,6 +138,8 @@ mod tests {
         let secret = Secret::from("hunter2");
         assert_eq!(format!("{secret} {secret:?} {secret:#?}"), "*** *** ***");
         assert_eq!(secret.expose(), b"hunter2");
+        assert_eq!(secret.expose_str(), Some("hunter2"));
+        assert_eq!(Secret::from(&[0xff][..]).expose_str(), None);
         assert_eq!(Secret::from(b"hunter2".to_vec()), secret);
     }
 

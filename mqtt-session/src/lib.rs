@@ -182,7 +182,7 @@ mod timer;
 pub use config::{AckMode, ConnectOptions, SessionConfig, SessionLossPolicy};
 pub use error::{ConnectionError, ProtocolError, PublishError, ServerReason, SessionError};
 pub use event::{AckToken, Event, Message, Token};
-pub use session::{ConnectionState, ServerLimits, Session};
+pub use session::{ConnectionState, PublishLimits, ServerLimits, Session};
 pub use store::{MemoryStore, SessionStore, StoreError};
 #[cfg(not(feature = "std"))]
 pub use time::NoDefaultInstant;

@@ -30,8 +30,11 @@ use crate::store::{
 use crate::time::{DefaultInstant, Instant};
 use crate::timer::{Timer, TimerTable};
 
+pub use limits::PublishLimits;
+
 mod connection;
 mod incoming;
+mod limits;
 mod outgoing;
 mod subscriptions;
 mod transmit;
