@@ -169,14 +169,42 @@ fn unique_secret() -> String {
     format!("Zq{}x{nanos:x}Pw", std::process::id())
 }
 
-/// Every form in which `secret` could leak: as text, as a `Debug` byte list, as hex.
+/// Every form in which `secret` could leak: as text, as a `Debug` byte list, as hex, and as
+/// the base64 of HTTP Basic authentication (`alice:secret`).
 fn leak_forms(secret: &[u8]) -> Vec<String> {
     let mut forms = vec![format!("{secret:?}").trim_matches(['[', ']']).to_owned()];
+    let mut basic = b"alice:".to_vec();
+    basic.extend_from_slice(secret);
+    // The middle of the encoding: independent of how the user name's bytes align.
+    let encoded = base64(&basic);
+    forms.push(encoded[8..encoded.len() - 4].to_owned());
     forms.push(secret.iter().map(|b| format!("{b:02x}")).collect());
     if let Ok(text) = std::str::from_utf8(secret) {
         forms.push(text.to_owned());
     }
     forms
+}
+
+/// Standard base64 with padding.
+fn base64(bytes: &[u8]) -> String {
+    const ALPHABET: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+    let mut out = String::new();
+    for chunk in bytes.chunks(3) {
+        let b = [
+            chunk[0],
+            *chunk.get(1).unwrap_or(&0),
+            *chunk.get(2).unwrap_or(&0),
+        ];
+        let n = u32::from(b[0]) << 16 | u32::from(b[1]) << 8 | u32::from(b[2]);
+        for i in 0..4 {
+            if i <= chunk.len() {
+                out.push(char::from(ALPHABET[(n >> (18 - 6 * i) & 63) as usize]));
+            } else {
+                out.push('=');
+            }
+        }
+    }
+    out
 }
 
 /// A line from the middle of the client key's PEM body: key material that must never show.
@@ -190,6 +218,14 @@ fn key_material(certs: &Certs) -> String {
 /// Runs every path that handles a secret and asserts the secrets appear nowhere in what was
 /// logged or printed.
 pub async fn no_secret_is_ever_printed<R: Runtime + Default>(logs: CapturedLogs) {
+    // The leak forms' own encoder, checked against known values.
+    for (plain, encoded) in [
+        (&b"alice:pw"[..], "YWxpY2U6cHc="),
+        (b"alice:pwx", "YWxpY2U6cHd4"),
+        (b"alice:p", "YWxpY2U6cA=="),
+    ] {
+        assert_eq!(base64(plain), encoded);
+    }
     let secret = unique_secret();
     let certs = Certs::generate();
     let key = key_material(&certs);
@@ -209,6 +245,7 @@ pub async fn no_secret_is_ever_printed<R: Runtime + Default>(logs: CapturedLogs)
     refused_connects::<R>(&broker, &secret, &mut printed).await;
     tls_paths::<R>(&broker, &certs, &secret, &with_secret, &mut printed).await;
     websocket::<R>(&with_secret, &mut printed).await;
+    proxies::<R>(&broker, &secret, &mut printed).await;
 
     let logs = logs.text();
     // The scan means something only if the secrets' paths were logged.
@@ -413,6 +450,49 @@ async fn websocket<R: Runtime + Default>(
     .expect("connecting over WebSocket");
     printed.debug("WebSocket connack", &connack);
     client.disconnect().await.expect("disconnect");
+}
+
+/// Through a SOCKS5 proxy whose password is the secret, and an HTTP proxy refusing it.
+async fn proxies<R: Runtime + Default>(broker: &Mosquitto, secret: &str, printed: &mut Printed) {
+    let uri = broker.uri();
+    let socks = crate::Socks5Proxy::with_credentials("alice", secret);
+    let config = ClientConfig::default()
+        .username("alice")
+        .password(secret)
+        .proxy(&socks.url())
+        .auto_reconnect(false);
+    printed.debug("proxy config", &config);
+    let client = MqttClient::<R>::new(None, config);
+    let connack = with_timeout::<R, _>(
+        crate::suite::BOUND,
+        "a CONNACK through SOCKS5",
+        client.connect(uri.as_str()).into_future(),
+    )
+    .await
+    .expect("connecting through the SOCKS5 proxy");
+    printed.debug("proxy connack", &connack);
+    client.disconnect().await.expect("disconnect");
+
+    let http = crate::HttpProxy::builder()
+        .credentials("alice", "another-password")
+        .start();
+    let refused = http
+        .url()
+        .replacen("://", &format!("://alice:{secret}@"), 1);
+    let config = ClientConfig::default()
+        .proxy(&refused)
+        .auto_reconnect(false);
+    printed.debug("HTTP proxy config", &config);
+    let err = with_timeout::<R, _>(
+        crate::suite::BOUND,
+        "an HTTP proxy refusal",
+        MqttClient::<R>::new(None, config)
+            .connect(uri.as_str())
+            .into_future(),
+    )
+    .await
+    .expect_err("wrong proxy password");
+    printed.error("HTTP proxy refusal", &err);
 }
 
 /// Mutual TLS with the client key, then the same with a CA that does not sign the server's
