@@ -1070,3 +1070,8 @@ impl<R: Runtime> Stream for Messages<R> {
         }
     }
 }
+
+/// The README's examples (the crate's page on crates.io), compiled and run as doctests.
+#[cfg(doctest)]
+#[doc = include_str!("../README.md")]
+struct ReadmeDoctests;

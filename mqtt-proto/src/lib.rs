@@ -59,3 +59,8 @@ impl core::fmt::Debug for Redacted {
         f.write_str("***")
     }
 }
+
+/// The README's examples (the crate's page on crates.io), compiled and run as doctests.
+#[cfg(doctest)]
+#[doc = include_str!("../README.md")]
+struct ReadmeDoctests;
