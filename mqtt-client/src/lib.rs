@@ -36,6 +36,7 @@ mod inbox;
 mod queue;
 mod reconnect;
 mod request;
+mod shared;
 pub mod store;
 #[cfg(feature = "tls")]
 mod tls;
@@ -67,6 +68,7 @@ pub use error::TlsError;
 pub use error::{ClientError, UriError};
 pub use reconnect::Jitter;
 pub use request::Requesting;
+pub use shared::SharedSubscription;
 pub use store::{ClientStore, FileStore, StoreError};
 #[cfg(feature = "tls")]
 #[cfg_attr(docsrs, doc(cfg(feature = "tls")))]
