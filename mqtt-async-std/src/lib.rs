@@ -38,8 +38,9 @@
 //!   next [`ApplicationMessage`]; [`MqttClient::messages`] is the same queue as a stream
 //!   ([`Messages`]); with [`ClientConfig::manual_acks`], [`MqttClient::ack`] acknowledges;
 //! - [`MqttClient::connection_events`] reports [`ConnectionEvent`]s;
-//! - [`MqttClient::ping`], [`MqttClient::disconnect`], [`MqttClient::reconnect`] (a
-//!   [`Reconnecting`] builder) and [`MqttClient::cancel_tasks`].
+//! - [`MqttClient::ping`], [`MqttClient::disconnect`] (a [`Disconnecting`] builder:
+//!   `.drain(timeout)` lets accepted publishes complete first), [`MqttClient::closed`],
+//!   [`MqttClient::reconnect`] (a [`Reconnecting`] builder) and [`MqttClient::cancel_tasks`].
 //!
 //! Every builder is a [`Future`]: `.await` it, or hand it to `join!`,
 //! `select` or a timeout. Failures are [`ClientError`]s; their causes are reached through

@@ -127,7 +127,7 @@ fn init_tracing(debug: u8) {
     }
     let level = if debug == 1 { "debug" } else { "trace" };
     let default = format!(
-        "mqtt={level},sansmqtt_tokio={level},sansmqtt_client={level},sansmqtt_session={level},warn"
+        "sansmqtt={level},sansmqtt_tokio={level},sansmqtt_client={level},sansmqtt_session={level},warn"
     );
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default));

@@ -18,7 +18,6 @@ use bytes::Bytes;
 use futures_channel::oneshot;
 use sansmqtt_proto::ByteString;
 use sansmqtt_proto::properties::PropertyBox;
-use sansmqtt_proto::topic::validate_topic_name;
 
 #[cfg(feature = "tls")]
 use crate::TlsOptions;
@@ -584,21 +583,25 @@ impl<R: Runtime> PublishFuture<R> {
     /// Queues the message with `permit`.
     fn submit(&mut self, permit: Permit) {
         let state = std::mem::replace(&mut self.state, PublishState::Done(None));
-        let PublishState::Waiting { publish, .. } = state else {
+        let PublishState::Waiting { mut publish, .. } = state else {
             self.state = state;
             return;
         };
-        if publish.qos == QoS::AtMostOnce {
-            // Complete on acceptance: the caller learns about a bad topic now, and nothing
-            // else can fail that it could act on (a lost connection loses QoS 0 anyway).
-            // An empty topic with a topic alias (MQTT 5) is the session's to judge.
-            let aliased = publish.topic.is_empty() && publish.properties.topic_alias.is_some();
-            if let Err(err) = validate_topic_name(&publish.topic)
-                .or_else(|err| if aliased { Ok(()) } else { Err(err) })
-            {
-                self.state = PublishState::Done(Some(ClientError::InvalidTopic(err)));
-                return;
+        // Acceptance is the moment to refuse what the server's last CONNACK forbids (and an
+        // invalid topic): a QoS 0 publish completes here, so a later refusal could only be
+        // reported as an event, with this call already answered `Ok`.
+        if let Err(err) = self.shared.acceptance.check(&mut publish) {
+            let err = ClientError::from(err);
+            if let Some(stored) = self.stored.take() {
+                let _ = stored.send(Err(err.clone()));
             }
+            self.state = PublishState::Done(Some(err));
+            return;
+        }
+        if publish.qos == QoS::AtMostOnce {
+            // Complete on acceptance: nothing else can fail that the caller could act on (a
+            // lost connection loses QoS 0 anyway; a later CONNACK's new limits are reported
+            // as `ConnectionEvent::PublishRefused`).
             // QoS 0 is stored nowhere: a `stored()` caller is answered by this future.
             self.stored = None;
             self.state = if self.shared.commands.push(Command::Publish {

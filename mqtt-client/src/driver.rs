@@ -958,12 +958,11 @@ impl<R: Runtime> Driver<R> {
                     let _ = reply.send(Err(err));
                 }
                 (Err(err), None) => {
-                    // The topic was checked when the publish was accepted; what is left are
-                    // the broker's limits (maximum packet size, retain available), known
-                    // only here. The caller's future has completed already.
+                    // Checked against the last CONNACK at acceptance; what fails here (a
+                    // newer CONNACK's limits) is reported, the caller having had its `Ok`.
                     drop(permit);
                     drop(stored);
-                    warn!(%err, "QoS 0 message refused by the session, not sent");
+                    self.shared.publish_refused(err.into());
                 }
             },
             Command::Subscribe {
@@ -1068,6 +1067,8 @@ impl<R: Runtime> Driver<R> {
                 }
                 info!(session_present, "connected");
                 self.reached_connack = true;
+                // Publishes accepted from now on are checked against these limits.
+                self.shared.acceptance.set(self.session.publish_limits());
                 // The timer still armed for the CONNACK deadline would fire for nothing,
                 // connect timeout after connecting: every idle client would wake once more.
                 // The next poll arms the keep-alive deadline instead.
@@ -1233,6 +1234,7 @@ impl<R: Runtime> Driver<R> {
         result: Result<ReasonCode, sansmqtt_session::PublishError>,
         properties: AckProperties,
     ) {
+        let refused = matches!(result, Err(sansmqtt_session::PublishError::Refused(_)));
         let result = result.map_err(ClientError::from);
         if let Some(stored) = self.stored_waiters.remove(&token) {
             // Completed (or failed) before a `Stored` event: QoS 0, or a store failure.
@@ -1258,8 +1260,10 @@ impl<R: Runtime> Driver<R> {
         // A QoS 0 publish: handed to the transport (or failed). Tokens grow, so an earlier
         // entry still here could only be one the session dropped without an event: returning
         // its room too keeps the budget exact.
-        if let Err(err) = &result {
-            debug!(%err, "QoS 0 message not sent");
+        match result {
+            Err(err) if refused => self.shared.publish_refused(err),
+            Err(err) => debug!(%err, "QoS 0 message not sent"),
+            Ok(_) => {}
         }
         while self
             .qos0_permits

@@ -169,6 +169,16 @@ pub enum ClientError {
     /// failing with it may still be delivered (its message stays in the session).
     #[error("client closed")]
     Closed,
+    /// [`Disconnecting::drain`](crate::Disconnecting::drain): the timeout passed before every
+    /// accepted publish completed, and the client disconnected anyway. The publishes cut off
+    /// failed with [`Closed`](Self::Closed); QoS 1/2 ones stay in the session and are sent
+    /// again by a later `connect` / `reconnect` with a persistent session.
+    #[error("disconnected with {unfinished} publishes unfinished when the drain timed out")]
+    DrainTimeout {
+        /// Publishes accepted and not completed when the timeout passed: queued, or in
+        /// flight awaiting their acknowledgement.
+        unfinished: usize,
+    },
     /// The session store (`session_store`) could not be opened, or could not record or sync
     /// a message (e.g. [`StoreError::Full`]): that message was not sent; what the store
     /// held before is intact.

@@ -30,9 +30,12 @@
 mod auth;
 mod builders;
 mod config;
+mod drain;
 mod driver;
 mod error;
 mod inbox;
+mod limits;
+mod payload;
 mod queue;
 mod reconnect;
 mod request;
@@ -55,7 +58,7 @@ use std::time::Duration;
 use bytes::Bytes;
 use futures_channel::{mpsc, oneshot};
 use futures_util::Stream;
-use sansmqtt_proto::{ByteString, Disconnect, PacketId, Will};
+use sansmqtt_proto::{ByteString, PacketId, Will};
 use tracing::debug;
 
 pub use auth::{AuthError, AuthExchange, Authenticator};
@@ -63,9 +66,11 @@ pub use builders::{
     Acknowledged, Connecting, Delivering, PublishFuture, Publishing, Reconnecting, Storing,
 };
 pub use config::{ClientConfig, Overflow, TopicConfig, WillConfig};
+pub use drain::Disconnecting;
 #[cfg(feature = "tls")]
 pub use error::TlsError;
 pub use error::{ClientError, UriError};
+pub use payload::{IntoUri, Payload, PayloadError};
 pub use reconnect::Jitter;
 pub use request::Requesting;
 pub use shared::SharedSubscription;
@@ -86,6 +91,7 @@ pub use sansmqtt_proto::properties::{
     AckProperties, ConnectProperties, DisconnectProperties, PublishProperties, SubscribeProperties,
     UnsubscribeProperties, UserProperty, WillProperties,
 };
+pub use sansmqtt_proto::topic::IntoTopic;
 pub use sansmqtt_proto::{ConnAck, ProtocolVersion, Publish, QoS, ReasonCode, SubscribeFilter};
 pub use sansmqtt_session::{
     ConnectionError, ProtocolError, PublishError, ServerReason, SessionError,
@@ -95,8 +101,8 @@ use inbox::Inbox;
 
 /// Names every runtime-generic public type with the runtime fixed, for an adapter crate:
 /// `sansmqtt_client::runtime_aliases!(Tokio);` defines `MqttClient`, `Connecting<'a>`,
-/// `Reconnecting<'a>`, `Publishing<'a>`, `Delivering<'a>`, `PublishFuture`, `Storing`,
-/// `Acknowledged` and `Messages`.
+/// `Reconnecting<'a>`, `Disconnecting<'a>`, `Publishing<'a>`, `Delivering<'a>`,
+/// `PublishFuture`, `Storing`, `Acknowledged` and `Messages`.
 /// Next to `pub use sansmqtt_client::*;` these explicit items shadow the generic ones, so users of
 /// the adapter write `sansmqtt_tokio::Publishing<'_>`.
 #[macro_export]
@@ -108,6 +114,8 @@ macro_rules! runtime_aliases {
         pub type Connecting<'a> = $crate::Connecting<'a, $runtime>;
         #[doc = concat!("Builder returned by `MqttClient::reconnect`, on ", stringify!($runtime), ".")]
         pub type Reconnecting<'a> = $crate::Reconnecting<'a, $runtime>;
+        #[doc = concat!("Builder returned by `MqttClient::disconnect`, on ", stringify!($runtime), ".")]
+        pub type Disconnecting<'a> = $crate::Disconnecting<'a, $runtime>;
         #[doc = concat!("Builder returned by `MqttClient::publish`, on ", stringify!($runtime), ".")]
         pub type Publishing<'a> = $crate::Publishing<'a, $runtime>;
         #[doc = concat!("Builder returned by `MqttClient::deliver_message`, on ", stringify!($runtime), ".")]
@@ -135,8 +143,8 @@ pub mod prelude {
     #[cfg(feature = "tls")]
     pub use super::TlsError;
     pub use super::{
-        ApplicationMessage, ClientConfig, ClientError, ConnectionEvent, Jitter, Runtime,
-        ServerReason, TopicConfig, UriError, WillConfig,
+        ApplicationMessage, ClientConfig, ClientError, ConnectionEvent, IntoTopic, IntoUri, Jitter,
+        Payload, PayloadError, Runtime, ServerReason, TopicConfig, UriError, WillConfig,
     };
     pub use sansmqtt_proto::properties::{PublishProperties, UserProperty};
     pub use sansmqtt_proto::{ConnAck, ProtocolVersion, QoS, ReasonCode};
@@ -236,6 +244,12 @@ pub enum ConnectionEvent {
     },
     /// The client stopped: after `disconnect`, or when reconnecting gave up.
     Closed,
+    /// A publish whose call had already completed (QoS 0 completes at acceptance) was refused
+    /// when it came to be sent, and was not sent: the limits of a CONNACK received after it
+    /// was accepted forbid it (a smaller Maximum Packet Size, retain or QoS no longer
+    /// available). What the last CONNACK forbids is refused by the call itself. Counted by
+    /// [`MqttClient::refused_publishes`].
+    PublishRefused(ClientError),
     /// A publish recovered from the durable session store (sent by an earlier process that
     /// stopped before its flow completed) has completed: its caller is gone, so this is the
     /// only place its outcome shows.
@@ -275,12 +289,19 @@ pub(crate) struct Shared {
     cancel_epoch: AtomicU64,
     /// Notified when a driver parks its session and stops.
     parked_event: event_listener::Event,
+    /// How many drivers have stopped: a client that stopped (disconnected or gave up) ends
+    /// its message streams, one that never ran does not.
+    stops: AtomicU64,
     /// Publishes recovered from the durable store whose completion is still to be reported.
     recovered: Mutex<std::collections::HashMap<Token, RecoveredPublish>>,
     /// The durable store's counters, once it is open.
     store_monitor: Mutex<Option<store::FileStoreMonitor>>,
     /// MQTT 5 requests waiting for their reply (`request`).
     responses: request::Responses,
+    /// The last CONNACK's limits, checked when a publish is accepted.
+    acceptance: limits::Acceptance,
+    /// Publishes refused after their caller was answered (`refused_publishes`).
+    refused: AtomicU64,
 }
 
 #[derive(Default)]
@@ -331,6 +352,14 @@ impl Shared {
         }
     }
 
+    /// A publish whose caller was answered already (QoS 0 completes at acceptance) was
+    /// refused when it came to be sent: counted, logged and reported, never silent.
+    fn publish_refused(&self, err: ClientError) {
+        self.refused.fetch_add(1, Ordering::Relaxed);
+        tracing::warn!(%err, "accepted QoS 0 message refused by the session, not sent");
+        self.status(ConnectionEvent::PublishRefused(err));
+    }
+
     fn status(&self, event: ConnectionEvent) {
         lock(&self.status).retain(|tx| tx.unbounded_send(event.clone()).is_ok());
     }
@@ -345,8 +374,15 @@ impl Shared {
             parked.params = Some(params);
             self.commands.close()
         };
+        self.stops.fetch_add(1, Ordering::SeqCst);
         self.parked_event.notify(usize::MAX);
         leftovers
+    }
+
+    /// Whether the client ran and has stopped (no driver serves it now): nothing more will
+    /// be received until the application connects again.
+    fn is_stopped(&self) -> bool {
+        self.stops.load(Ordering::SeqCst) > 0 && !self.commands.is_accepting()
     }
 
     /// Waits for the driver's answer to a connect or reconnect. If the caller drops this
@@ -423,7 +459,9 @@ impl<R: Runtime> std::fmt::Debug for MqttClient<R> {
 
 impl<R: Runtime + Default> MqttClient<R> {
     /// A client with `client_id` (`None`: a random one, as amqtt does) and `config`. Nothing
-    /// happens until [`connect`](Self::connect).
+    /// happens until [`connect`](Self::connect). An id held in a `String` is given as
+    /// `Some(&id)` (the parameter stays `Option<&str>` so that a bare `None` needs no type
+    /// annotation).
     pub fn new(client_id: Option<&str>, config: ClientConfig) -> Self {
         Self::with_runtime(client_id, config, R::default())
     }
@@ -453,9 +491,12 @@ impl<R: Runtime> MqttClient<R> {
                     commands: CommandQueue::default(),
                     cancel_epoch: AtomicU64::new(0),
                     parked_event: event_listener::Event::new(),
+                    stops: AtomicU64::new(0),
                     recovered: Mutex::new(std::collections::HashMap::new()),
                     store_monitor: Mutex::new(None),
                     responses: request::Responses::new(),
+                    acceptance: limits::Acceptance::default(),
+                    refused: AtomicU64::new(0),
                 }),
             }),
         }
@@ -492,11 +533,8 @@ impl<R: Runtime> MqttClient<R> {
     /// # Ok(())
     /// # }
     /// ```
-    pub fn connect<'a>(&'a self, uri: impl Into<Option<&'a str>>) -> Connecting<'a, R> {
-        let uris = uri
-            .into()
-            .map(|uri| vec![uri.to_owned()])
-            .unwrap_or_default();
+    pub fn connect(&self, uri: impl IntoUri) -> Connecting<'_, R> {
+        let uris = uri.into_option().map(|uri| vec![uri]).unwrap_or_default();
         self.connect_any(uris)
     }
 
@@ -515,17 +553,26 @@ impl<R: Runtime> MqttClient<R> {
         Connecting::new(self, uris.into_iter().map(Into::into).collect())
     }
 
-    /// Publishes `payload` on `topic`. A builder: `.qos(..)`, `.retain(..)`, `.ack_timeout(..)`,
+    /// Publishes `payload` on `topic`. The payload is any [`Payload`] form (`&[u8]`, `b"..."`,
+    /// `&str`, `&String` are copied once; `Vec<u8>`, `String`, `Bytes` are moved without a
+    /// copy), the topic any [`IntoTopic`] string (`&str`, `String`, `&String`). A builder: `.qos(..)`, `.retain(..)`, `.ack_timeout(..)`,
     /// `.properties(..)`, then `.await`; it resolves when the QoS flow completes (QoS 0: when
     /// *accepted* into the client's bounded outgoing queue; QoS 1: at PUBACK; QoS 2: at
     /// PUBCOMP) with the final acknowledgement's reason code (`Success` for QoS 0).
     ///
     /// QoS 0 completes at acceptance so that a loop of `publish(..).await` does not pay one
     /// write (one syscall, one TCP segment) per message: the messages pile up in the queue
-    /// and the connection task writes all of them at its next wake, in one write. An invalid
-    /// topic is still reported by the future; a QoS 0 message the broker's limits refuse
-    /// later (larger than its maximum packet size, retain not available) or that a lost
-    /// connection takes with it is dropped with a log line, as QoS 0 allows. The message keeps
+    /// and the connection task writes all of them at its next wake, in one write.
+    ///
+    /// Acceptance is where a message is refused, at every QoS: an invalid topic, and whatever
+    /// the broker's last CONNACK forbids (a packet larger than its Maximum Packet Size,
+    /// retain not available, a QoS above its maximum, a topic alias above its maximum) fail
+    /// the call with [`ClientError::InvalidTopic`] or [`ClientError::Session`]; nothing is
+    /// sent. Only a CONNACK that arrives after acceptance (a reconnect to a broker with
+    /// smaller limits) can refuse a message later: a QoS 1/2 publish's future then fails, a
+    /// QoS 0 one (already answered) is reported as [`ConnectionEvent::PublishRefused`] and
+    /// counted by [`refused_publishes`](Self::refused_publishes). A QoS 0 message that a lost
+    /// connection takes with it is dropped, as QoS 0 allows. The message keeps
     /// its room in the queue until its bytes are handed to the transport, so
     /// [`ClientConfig::max_queued`] still bounds what a fast QoS 0 publisher can pile up.
     ///
@@ -558,12 +605,8 @@ impl<R: Runtime> MqttClient<R> {
     /// # Ok(())
     /// # }
     /// ```
-    pub fn publish(
-        &self,
-        topic: impl Into<ByteString>,
-        payload: impl Into<Bytes>,
-    ) -> Publishing<'_, R> {
-        Publishing::new(self, topic.into(), payload.into())
+    pub fn publish(&self, topic: impl IntoTopic, payload: impl Into<Payload>) -> Publishing<'_, R> {
+        Publishing::new(self, topic.into_topic(), payload.into().into_bytes())
     }
 
     /// Subscribes to topic filters, e.g. `[("a/#", QoS::AtLeastOnce)]`; returns the SUBACK
@@ -593,7 +636,7 @@ impl<R: Runtime> MqttClient<R> {
     pub async fn unsubscribe<I, T>(&self, topics: I) -> Result<Vec<ReasonCode>, ClientError>
     where
         I: IntoIterator<Item = T>,
-        T: Into<ByteString>,
+        T: IntoTopic,
     {
         self.unsubscribe_with(topics, UnsubscribeProperties::default())
             .await
@@ -624,8 +667,16 @@ impl<R: Runtime> MqttClient<R> {
         Delivering::new(self)
     }
 
-    /// Received messages as a stream that never ends. Streams and `deliver_message` share
-    /// one queue: each message goes to exactly one of them. A QoS 1/2 message is acknowledged
+    /// Received messages as a stream. Streams and `deliver_message` share one queue: each
+    /// message goes to exactly one of them.
+    ///
+    /// The stream ends (yields `None`) once the client has stopped, after
+    /// [`disconnect`](Self::disconnect) or when reconnecting gave up (the final error is in
+    /// [`connection_events`](Self::connection_events)), and every message received before
+    /// has been yielded. It does not end while an automatic reconnect is under way, nor
+    /// before the first [`connect`](Self::connect): a stream taken first waits for it. A
+    /// stream polled while the client is stopped ends at once; after a later `connect` or
+    /// `reconnect`, take a new one. A QoS 1/2 message is acknowledged
     /// when the stream yields it (or, with [`ClientConfig::manual_acks`], when
     /// [`ack`](Self::ack) is called). The stream does not keep the connection alive: when
     /// every client handle is dropped, the client disconnects.
@@ -669,6 +720,12 @@ impl<R: Runtime> MqttClient<R> {
         self.inner.shared.inbox.dropped()
     }
 
+    /// Accepted publishes that were refused when they came to be sent, after their call had
+    /// completed (each also reported as [`ConnectionEvent::PublishRefused`]).
+    pub fn refused_publishes(&self) -> u64 {
+        self.inner.shared.refused.load(Ordering::Relaxed)
+    }
+
     /// Received messages waiting for the application.
     pub fn pending_messages(&self) -> usize {
         self.inner.shared.inbox.len()
@@ -691,38 +748,6 @@ impl<R: Runtime> MqttClient<R> {
     /// Sends PINGREQ and waits for PINGRESP.
     pub async fn ping(&self) -> Result<(), ClientError> {
         self.call(|reply| Command::Ping { reply }).await
-    }
-
-    /// Sends DISCONNECT and closes the connection. Publishes still pending fail with
-    /// [`ClientError::Closed`], but their messages stay in the session: QoS 1/2 ones are sent
-    /// again by a later `connect` / `reconnect` of this client with a persistent session, so
-    /// publishing them again would duplicate them. Received messages not yet taken stay
-    /// deliverable; unless taken, they are not acknowledged.
-    pub async fn disconnect(&self) -> Result<(), ClientError> {
-        self.disconnect_with(ReasonCode::Success, DisconnectProperties::default())
-            .await
-    }
-
-    /// [`disconnect`](Self::disconnect) with an MQTT 5 reason code and properties, e.g.
-    /// [`ReasonCode::DisconnectWithWillMessage`] to have the broker publish the will anyway,
-    /// or a session expiry interval, reason string and user properties. MQTT 3.1.1 sends its
-    /// plain DISCONNECT.
-    pub async fn disconnect_with(
-        &self,
-        reason_code: ReasonCode,
-        properties: DisconnectProperties,
-    ) -> Result<(), ClientError> {
-        let packet = Disconnect {
-            reason_code,
-            properties,
-        };
-        match self
-            .call(|reply| Command::Disconnect { packet, reply })
-            .await
-        {
-            Err(ClientError::NotConnected | ClientError::Closed) => Ok(()),
-            other => other,
-        }
     }
 
     /// Reconnects to the last broker (after a lost connection or a `disconnect`), retrying
@@ -959,6 +984,12 @@ impl<R: Runtime> Stream for Messages<R> {
             if let Some(message) = this.shared.take_message(|| this.runtime.now()) {
                 this.listener = None;
                 return Poll::Ready(Some(message));
+            }
+            // Checked after the inbox: a stopped driver pushes nothing more, so what it
+            // received is all there is, and it has been handed out.
+            if this.listener.is_some() && this.shared.is_stopped() {
+                this.listener = None;
+                return Poll::Ready(None);
             }
             match &mut this.listener {
                 // Listen, then look again: a message pushed in between is not missed.

@@ -120,6 +120,8 @@ pub(crate) struct PublishBudget {
     max_bytes: usize,
     /// Notified when a permit is returned.
     room: event_listener::Event,
+    /// Notified when the last permit is returned (a drain waits for it).
+    idle: event_listener::Event,
 }
 
 #[derive(Default)]
@@ -135,6 +137,7 @@ impl PublishBudget {
             max_count: max_count.max(1),
             max_bytes,
             room: event_listener::Event::new(),
+            idle: event_listener::Event::new(),
         }
     }
 
@@ -165,6 +168,18 @@ impl PublishBudget {
     pub(crate) fn in_use(&self) -> usize {
         lock(&self.used).count
     }
+
+    /// Waits until no publish is accepted and unfinished.
+    pub(crate) async fn idle(&self) {
+        loop {
+            // Listen first, then look: the last permit returned in between is not missed.
+            let listener = self.idle.listen();
+            if self.in_use() == 0 {
+                return;
+            }
+            listener.await;
+        }
+    }
 }
 
 /// One accepted publish's share of the [`PublishBudget`].
@@ -175,12 +190,16 @@ pub(crate) struct Permit {
 
 impl Drop for Permit {
     fn drop(&mut self) {
-        {
+        let idle = {
             let mut used = lock(&self.budget.used);
             used.count -= 1;
             used.bytes -= self.bytes;
-        }
+            used.count == 0
+        };
         // One waiter is enough: a notified listener that is dropped passes it on.
         self.budget.room.notify(1);
+        if idle {
+            self.budget.idle.notify(usize::MAX);
+        }
     }
 }

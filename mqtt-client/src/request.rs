@@ -21,7 +21,7 @@ use sansmqtt_proto::properties::PublishProperties;
 use sansmqtt_proto::{ByteString, QoS};
 
 use crate::builders::Publishing;
-use crate::{ApplicationMessage, ClientError, MqttClient, Runtime, lock};
+use crate::{ApplicationMessage, ClientError, IntoTopic, MqttClient, Payload, Runtime, lock};
 
 type BoxFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
 
@@ -133,8 +133,8 @@ impl<'a, R: Runtime> Requesting<'a, R> {
 
     /// The topic the reply is to be published on (it must be one this client may subscribe
     /// to). Default: `responses/<client id>`.
-    pub fn response_topic(mut self, topic: impl Into<ByteString>) -> Self {
-        self.response_topic = Some(topic.into());
+    pub fn response_topic(mut self, topic: impl IntoTopic) -> Self {
+        self.response_topic = Some(topic.into_topic());
         self
     }
 
@@ -250,15 +250,11 @@ impl<R: Runtime> MqttClient<R> {
     ///
     /// Cancellation: dropping the future stops waiting; a reply arriving later is
     /// acknowledged and dropped.
-    pub fn request(
-        &self,
-        topic: impl Into<ByteString>,
-        payload: impl Into<Bytes>,
-    ) -> Requesting<'_, R> {
+    pub fn request(&self, topic: impl IntoTopic, payload: impl Into<Payload>) -> Requesting<'_, R> {
         Requesting {
             client: self,
-            topic: topic.into(),
-            payload: payload.into(),
+            topic: topic.into_topic(),
+            payload: payload.into().into_bytes(),
             qos: QoS::AtLeastOnce,
             timeout: Duration::from_secs(10),
             response_topic: None,
@@ -284,7 +280,7 @@ impl<R: Runtime> MqttClient<R> {
     pub fn respond(
         &self,
         request: &ApplicationMessage,
-        payload: impl Into<Bytes>,
+        payload: impl Into<Payload>,
     ) -> Option<Publishing<'_, R>> {
         let request = request.properties();
         let topic = request.response_topic.clone()?;

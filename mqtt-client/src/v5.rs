@@ -10,7 +10,8 @@
 use sansmqtt_proto::properties::{
     AckProperties, SubscribeProperties, SubscriptionId, UnsubscribeProperties, UserProperty,
 };
-use sansmqtt_proto::{ByteString, ReasonCode, SubscribeFilter};
+use sansmqtt_proto::topic::IntoTopic;
+use sansmqtt_proto::{ReasonCode, SubscribeFilter};
 
 use crate::driver::Command;
 use crate::{ApplicationMessage, ClientError, MqttClient, Runtime};
@@ -137,9 +138,9 @@ impl<R: Runtime> MqttClient<R> {
     ) -> Result<Acknowledgement, ClientError>
     where
         I: IntoIterator<Item = T>,
-        T: Into<ByteString>,
+        T: IntoTopic,
     {
-        let filters = topics.into_iter().map(Into::into).collect();
+        let filters = topics.into_iter().map(IntoTopic::into_topic).collect();
         self.call(|reply| Command::Unsubscribe {
             filters,
             properties,

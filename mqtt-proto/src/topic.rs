@@ -431,6 +431,59 @@ impl TopicFilter {
 
 topic_string_type!(TopicFilter);
 
+/// A topic name or filter given as a string: `&str`, `String`, `&String`, [`ByteString`],
+/// `&ByteString`, [`TopicName`], [`TopicFilter`], `Box<str>` or `Cow<str>`. Owned strings are
+/// taken without a copy; borrowed ones are copied once. Validation happens where the string
+/// is used (publish, subscribe), not here.
+///
+/// It exists because `ByteString` (the zero-copy string every packet holds) cannot be built
+/// `From<&String>`, so `impl Into<ByteString>` would make `client.publish(&topic, ..)` a compile
+/// error for a `topic: String`.
+pub trait IntoTopic {
+    /// The string, as the packets hold it.
+    fn into_topic(self) -> ByteString;
+}
+
+macro_rules! into_topic {
+    ($($ty:ty),* $(,)?) => {
+        $(impl IntoTopic for $ty {
+            fn into_topic(self) -> ByteString {
+                ByteString::from(self)
+            }
+        })*
+    };
+}
+
+into_topic!(
+    &str,
+    String,
+    ByteString,
+    alloc::boxed::Box<str>,
+    TopicName,
+    TopicFilter
+);
+
+impl IntoTopic for &String {
+    fn into_topic(self) -> ByteString {
+        ByteString::from(self.as_str())
+    }
+}
+
+impl IntoTopic for &ByteString {
+    fn into_topic(self) -> ByteString {
+        self.clone()
+    }
+}
+
+impl IntoTopic for alloc::borrow::Cow<'_, str> {
+    fn into_topic(self) -> ByteString {
+        match self {
+            alloc::borrow::Cow::Borrowed(s) => ByteString::from(s),
+            alloc::borrow::Cow::Owned(s) => ByteString::from(s),
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -1,6 +1,6 @@
 //! What a session is told up front ([`SessionConfig`]) and per connection ([`ConnectOptions`]).
 
-use std::time::Duration;
+use core::time::Duration;
 
 use bytes::Bytes;
 use bytestring::ByteString;

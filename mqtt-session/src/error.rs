@@ -2,6 +2,8 @@
 //! [`ProtocolError`] (the server broke the protocol), [`ConnectionError`] (why a connection
 //! ended) and [`PublishError`] (why one publish did not complete).
 
+use alloc::boxed::Box;
+use alloc::vec::Vec;
 use core::fmt;
 
 use bytestring::ByteString;

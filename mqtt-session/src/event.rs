@@ -1,5 +1,8 @@
 //! What the session reports: [`Event`]s, and the tokens that tie them to commands.
 
+use alloc::boxed::Box;
+use alloc::vec::Vec;
+
 use sansmqtt_proto::properties::{AckProperties, AuthProperties, ConnAckProperties, PropertyBox};
 use sansmqtt_proto::{PacketId, Publish, QoS, ReasonCode};
 

@@ -5,6 +5,9 @@
 //! grows only as far as the highest identifier used (8 bytes per 64 identifiers, at most
 //! 8 KiB): an idle client, or one with a small window, pays a few bytes, not 8 KiB.
 
+use alloc::vec;
+use alloc::vec::Vec;
+
 use sansmqtt_proto::PacketId;
 
 pub(crate) struct PacketIds {

@@ -27,7 +27,9 @@
 //! The session itself never opens a file: a durable store (e.g. `sansmqtt-client`'s `FileStore`)
 //! does the I/O behind this trait.
 
-use std::sync::Arc;
+use alloc::sync::Arc;
+use alloc::vec::Vec;
+use core::error::Error;
 
 use sansmqtt_proto::{PacketId, Publish};
 
@@ -45,8 +47,9 @@ pub enum StoreError {
     Io {
         /// What the store was doing ("appending records", "syncing", "compacting", ...).
         op: &'static str,
-        /// The operating system's error.
-        source: Arc<std::io::Error>,
+        /// The underlying error: a `std::io::Error` from [`StoreError::io`], or whatever the
+        /// storage of a `no_std` store reports ([`StoreError::other`]).
+        source: Arc<dyn Error + Send + Sync>,
     },
     /// The stored data is not a session store of a known format (a torn tail is not
     /// corruption: it is ignored on recovery).
@@ -59,27 +62,36 @@ pub enum StoreError {
 
 impl StoreError {
     /// Classifies an I/O error met while doing `op`: a full disk becomes [`StoreError::Full`].
+    #[cfg(feature = "std")]
     pub fn io(op: &'static str, err: std::io::Error) -> Self {
         if err.kind() == std::io::ErrorKind::StorageFull
             || err.kind() == std::io::ErrorKind::QuotaExceeded
         {
             Self::Full
         } else {
-            Self::Io {
-                op,
-                source: Arc::new(err),
-            }
+            Self::other(op, err)
+        }
+    }
+
+    /// A storage error met while doing `op` ([`StoreError::Io`]): for stores over storage
+    /// that is not `std::io` (a flash driver, an RTOS file system).
+    pub fn other(op: &'static str, err: impl Error + Send + Sync + 'static) -> Self {
+        Self::Io {
+            op,
+            source: Arc::new(err),
         }
     }
 }
 
 impl PartialEq for StoreError {
-    /// Errors compare by kind (and operation): I/O errors themselves are not comparable.
+    /// Errors compare by kind and operation, and I/O errors by their message (the errors
+    /// themselves are not comparable).
     fn eq(&self, other: &Self) -> bool {
         match (self, other) {
             (Self::Full, Self::Full) => true,
             (Self::Io { op: a, source: x }, Self::Io { op: b, source: y }) => {
-                a == b && x.kind() == y.kind()
+                use alloc::string::ToString;
+                a == b && (Arc::ptr_eq(x, y) || x.to_string() == y.to_string())
             }
             (Self::Corrupt(a), Self::Corrupt(b)) | (Self::Unavailable(a), Self::Unavailable(b)) => {
                 a == b

@@ -22,7 +22,8 @@ use sansmqtt_session::proto::{
 };
 use sansmqtt_session::{
     AckMode, ConnectOptions, ConnectionError, ConnectionState, Event, Message, ProtocolError,
-    PublishError, ServerReason, SessionConfig, SessionError, SessionLossPolicy, Token,
+    PublishError, PublishLimits, ServerReason, SessionConfig, SessionError, SessionLossPolicy,
+    Token,
 };
 
 use ProtocolVersion::{V5, V311};
@@ -627,6 +628,51 @@ fn publish_v5_qos_above_server_maximum_is_refused() {
     // QoS 1 is fine.
     publish(&mut h, message("a", "x", QoS::AtLeastOnce));
     assert_eq!(h.sent().len(), 1);
+}
+
+#[test]
+fn publish_limits_follow_the_last_connack_and_outlive_the_connection() {
+    let mut h = Harness::new(config(V5));
+    assert_eq!(
+        h.session.publish_limits(),
+        PublishLimits::protocol_defaults(V5),
+        "before any CONNACK"
+    );
+    let connack = ConnAck {
+        properties: ConnAckProperties {
+            maximum_qos: Some(QoS::AtLeastOnce),
+            retain_available: Some(false),
+            maximum_packet_size: Some(100),
+            topic_alias_maximum: Some(4),
+            ..Default::default()
+        },
+        ..ConnAck::new(false)
+    };
+    h.handshake(ConnectOptions::new(KEEP_ALIVE), connack);
+    let announced = PublishLimits {
+        protocol_version: V5,
+        maximum_qos: QoS::AtLeastOnce,
+        retain_available: false,
+        maximum_packet_size: 100,
+        topic_alias_maximum: 4,
+    };
+    assert_eq!(h.session.publish_limits(), announced);
+    // The check a driver makes at acceptance is the one `publish` makes.
+    let mut retained = message("a", "x", QoS::AtMostOnce).with_retain(true);
+    assert_eq!(
+        h.session.publish_limits().check(&mut retained),
+        Err(SessionError::RetainNotSupported)
+    );
+    assert_eq!(
+        publish_err(&mut h, retained),
+        SessionError::RetainNotSupported
+    );
+    h.close_transport();
+    assert_eq!(
+        h.session.publish_limits(),
+        announced,
+        "the last CONNACK's limits are kept while disconnected"
+    );
 }
 
 #[test]

@@ -47,8 +47,10 @@ use crate::{Certs, Mosquitto, Nats, free_port};
 
 mod amqtt;
 mod failover;
+mod flow;
 pub use amqtt::*;
 pub use failover::*;
+pub use flow::*;
 
 /// Instantiates every test of [`suite`](crate::suite) as a plain `#[test]` for one runtime:
 /// `client_suite!(RuntimeType, block_on_function)`. `block_on` runs a future to completion
@@ -116,6 +118,18 @@ macro_rules! client_suite {
             hostile_silent_server_times_out_connect,
             hostile_silent_tls_server_times_out_connect,
             mqtt5_refusal_keeps_reason_string_and_user_properties,
+            // flow.rs
+            publish_takes_every_payload_and_topic_form,
+            payload_str_refuses_invalid_utf8,
+            payload_json_reads_a_typed_value,
+            messages_stream_ends_after_disconnect,
+            messages_stream_ends_when_reconnecting_gives_up,
+            messages_stream_survives_a_broker_restart,
+            drain_completes_every_accepted_publish_before_disconnect,
+            drain_timeout_reports_the_unfinished_publishes,
+            publish_over_the_maximum_packet_size_fails_the_call,
+            publish_forbidden_by_the_connack_fails_the_call,
+            publish_refused_after_acceptance_is_counted_and_reported,
             // failover.rs
             refusing_nodes_get_bounded_attempts_with_backoff_per_round,
             connections_dropped_right_after_connack_back_off,

@@ -10,7 +10,7 @@ use crate::codec::{put_binary, read_packet_id, read_string, read_u8, string_len}
 use crate::error::{DecodeError, EncodeError};
 use crate::properties::SubscribeProperties;
 use crate::qos::{PacketId, ProtocolVersion, QoS};
-use crate::topic::{parse_shared, validate_topic_filter};
+use crate::topic::{IntoTopic, parse_shared, validate_topic_filter};
 
 /// When the server sends retained messages for a new subscription (MQTT 5.0 3.8.3.1).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
@@ -103,10 +103,11 @@ impl SubscribeFilter {
     }
 }
 
-impl<T: Into<ByteString>> From<(T, QoS)> for SubscribeFilter {
-    /// `("a/#", QoS::AtLeastOnce)`: the shape amqtt's `subscribe` takes.
+impl<T: IntoTopic> From<(T, QoS)> for SubscribeFilter {
+    /// `("a/#", QoS::AtLeastOnce)`: the shape amqtt's `subscribe` takes (the filter as any
+    /// [`IntoTopic`] string: `&str`, `String`, `&String`, ...).
     fn from((filter, qos): (T, QoS)) -> Self {
-        Self::new(filter, qos)
+        Self::new(filter.into_topic(), qos)
     }
 }
 

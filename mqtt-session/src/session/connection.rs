@@ -3,18 +3,14 @@
 
 use super::*;
 
-impl<S: SessionStore> Session<S> {
-    pub(super) fn handle_packet(
-        &mut self,
-        now: Instant,
-        packet: Packet,
-    ) -> Result<(), ProtocolError> {
+impl<S: SessionStore, I: Instant> Session<S, I> {
+    pub(super) fn handle_packet(&mut self, now: I, packet: Packet) -> Result<(), ProtocolError> {
         debug!(client_id = %self.config.client_id, "<-in-- {packet:?}");
         self.last_received = Some(now);
         if !self.pings.is_empty() {
             // Any packet shows the server is alive: the ping deadline moves with it.
             self.timers
-                .set(Timer::PingResp, now + self.config.ping_timeout);
+                .set(Timer::PingResp, now, self.config.ping_timeout);
         }
         match (self.state, packet) {
             (ConnectionState::Connecting, Packet::ConnAck(connack)) => {
@@ -50,11 +46,7 @@ impl<S: SessionStore> Session<S> {
         }
     }
 
-    pub(super) fn on_connack(
-        &mut self,
-        now: Instant,
-        connack: ConnAck,
-    ) -> Result<(), ProtocolError> {
+    pub(super) fn on_connack(&mut self, now: I, connack: ConnAck) -> Result<(), ProtocolError> {
         self.timers.stop(Timer::ConnAck);
         if !connack.reason_code.is_success() {
             warn!(reason = %connack.reason_code, "connection refused");
@@ -143,7 +135,7 @@ impl<S: SessionStore> Session<S> {
         Ok(())
     }
 
-    pub(super) fn on_pingresp(&mut self, _now: Instant) -> Result<(), ProtocolError> {
+    pub(super) fn on_pingresp(&mut self, _now: I) -> Result<(), ProtocolError> {
         let Some(ping) = self.pings.pop_front() else {
             return Err(ProtocolError::UnexpectedPacket(PacketType::PingResp));
         };
@@ -193,12 +185,11 @@ impl<S: SessionStore> Session<S> {
     }
 
     /// The next keep-alive PINGREQ is due one ping interval after the last send.
-    pub(super) fn arm_keep_alive(&mut self, now: Instant) {
+    pub(super) fn arm_keep_alive(&mut self, now: I) {
         if self.limits.keep_alive.is_zero() {
             return;
         }
-        self.timers
-            .set(Timer::KeepAlive, now + self.ping_interval());
+        self.timers.set(Timer::KeepAlive, now, self.ping_interval());
     }
 
     /// How many keep-alive PINGREQs may be unanswered at once before the connection is given
@@ -214,11 +205,11 @@ impl<S: SessionStore> Session<S> {
             .max(4)
     }
 
-    pub(super) fn send_ping(&mut self, now: Instant, token: Option<Token>) {
+    pub(super) fn send_ping(&mut self, now: I, token: Option<Token>) {
         self.encode(&PingReq);
         if self.pings.is_empty() {
             self.timers
-                .set(Timer::PingResp, now + self.config.ping_timeout);
+                .set(Timer::PingResp, now, self.config.ping_timeout);
         }
         self.pings.push_back(token);
         // The next keep-alive ping is armed when this one is handed to the transport.
@@ -240,11 +231,15 @@ impl<S: SessionStore> Session<S> {
         ) {
             return;
         }
-        self.write_buf.clear();
+        // A packet handed out in part cannot be finished after the bytes behind it are
+        // dropped, so a DISCONNECT could not be framed: the peer sees the transport close.
+        let framed = self.write_cut == 0;
+        self.discard_unsent();
         self.connection_ended();
         self.state = ConnectionState::Disconnected;
         if let Some(reason) = reason
             && self.config.protocol_version.is_v5()
+            && framed
         {
             self.encode(&Disconnect::new(reason));
             self.state = ConnectionState::Closing;
@@ -265,7 +260,7 @@ impl<S: SessionStore> Session<S> {
                 self.options.clean_start
             };
         }
-        for token in std::mem::take(&mut self.qos0_unsent) {
+        for token in core::mem::take(&mut self.qos0_unsent) {
             if self.write_buf.is_empty() {
                 self.push_event(Event::Published {
                     token,

@@ -3,7 +3,7 @@
 
 use super::*;
 
-impl<S: SessionStore> Session<S> {
+impl<S: SessionStore, I: Instant> Session<S, I> {
     pub(super) fn on_publish(&mut self, mut publish: Publish) -> Result<(), ProtocolError> {
         self.resolve_alias(&mut publish)?;
         let Some(id) = publish.packet_id else {

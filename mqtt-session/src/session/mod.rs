@@ -1,7 +1,10 @@
 //! The client state machine.
 
-use std::collections::{HashMap, VecDeque};
-use std::time::{Duration, Instant};
+use alloc::boxed::Box;
+use alloc::collections::{BTreeMap, VecDeque};
+use alloc::vec;
+use alloc::vec::Vec;
+use core::time::Duration;
 
 use bytes::{Bytes, BytesMut};
 use bytestring::ByteString;
@@ -24,12 +27,17 @@ use crate::ids::PacketIds;
 use crate::store::{
     IncomingState, MemoryStore, OutgoingFlight, OutgoingState, SessionStore, StoreError,
 };
+use crate::time::{DefaultInstant, Instant};
 use crate::timer::{Timer, TimerTable};
+
+pub use limits::PublishLimits;
 
 mod connection;
 mod incoming;
+mod limits;
 mod outgoing;
 mod subscriptions;
+mod transmit;
 
 /// Where the current connection stands.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -133,6 +141,10 @@ struct Pending {
 /// One MQTT client session: the protocol state of one client across any number of
 /// connections. It performs no I/O and never reads a clock.
 ///
+/// `S` is where in-flight state lives ([`MemoryStore`] by default), `I` the type of every
+/// `now` and deadline ([`Instant`]; `std::time::Instant` by default with the `std` feature, so
+/// std users never name it; without `std`, e.g. [`Duration`] since an origin of your choice).
+///
 /// Methods come in four groups, after quinn-proto:
 /// - **A. getters**: [`state`](Self::state), [`client_id`](Self::client_id),
 ///   [`server_limits`](Self::server_limits), [`inflight_len`](Self::inflight_len), ...
@@ -178,7 +190,7 @@ struct Pending {
 /// // The next thing to do: wake up for the keep-alive ping.
 /// assert!(session.poll_timeout().is_some());
 /// ```
-pub struct Session<S: SessionStore = MemoryStore> {
+pub struct Session<S: SessionStore = MemoryStore, I = DefaultInstant> {
     config: SessionConfig,
     store: S,
     state: ConnectionState,
@@ -207,16 +219,20 @@ pub struct Session<S: SessionStore = MemoryStore> {
     /// subscription identifier, user properties), for re-subscribing after a session loss.
     subscriptions: Vec<Granted>,
     aliases_in: Vec<Option<ByteString>>,
-    aliases_out: HashMap<ByteString, u16>,
+    aliases_out: BTreeMap<ByteString, u16>,
     /// The property set an aliased PUBLISH without properties of its own borrows for its
     /// alias: allocated once, so that aliasing costs no allocation per message.
     alias_properties: PropertyBox<PublishProperties>,
-    timers: TimerTable,
-    last_received: Option<Instant>,
+    timers: TimerTable<I>,
+    last_received: Option<I>,
     /// When bytes were last handed to the transport: keep-alive counts from there.
-    last_sent: Option<Instant>,
+    last_sent: Option<I>,
     read_buf: BytesMut,
     write_buf: BytesMut,
+    /// Bytes at the front of `write_buf` that finish a packet
+    /// [`poll_transmit_into`](Self::poll_transmit_into) handed out in part (0: the front is
+    /// a packet boundary). A closing connection sends its DISCONNECT only on a boundary.
+    write_cut: usize,
     /// QoS 0 publishes encoded into `write_buf`: they complete when it is handed out.
     qos0_unsent: Vec<Token>,
     events: VecDeque<Pending>,
@@ -246,14 +262,14 @@ pub struct Session<S: SessionStore = MemoryStore> {
     server_reference: Option<ByteString>,
 }
 
-impl Session<MemoryStore> {
+impl<I: Instant> Session<MemoryStore, I> {
     /// A session with the in-memory store. Nothing is sent until [`connect`](Self::connect).
     pub fn new(config: SessionConfig) -> Self {
         Self::with_store(config, MemoryStore::new())
     }
 }
 
-impl<S: SessionStore> Session<S> {
+impl<S: SessionStore, I: Instant> Session<S, I> {
     /// A session over `store`, resuming any in-flight flows it holds (e.g. after a process
     /// restart with a persistent store).
     pub fn with_store(config: SessionConfig, store: S) -> Self {
@@ -283,13 +299,14 @@ impl<S: SessionStore> Session<S> {
             pings: VecDeque::new(),
             subscriptions: Vec::new(),
             aliases_in: Vec::new(),
-            aliases_out: HashMap::new(),
+            aliases_out: BTreeMap::new(),
             alias_properties: PropertyBox::none(),
             timers: TimerTable::default(),
             last_received: None,
             last_sent: None,
             read_buf: BytesMut::new(),
             write_buf: BytesMut::new(),
+            write_cut: 0,
             qos0_unsent: Vec::new(),
             events: VecDeque::new(),
             server_session_ended: false,
@@ -406,7 +423,7 @@ impl<S: SessionStore> Session<S> {
     /// Takes bytes read from the transport and processes every whole packet among them; a
     /// partial packet is kept for the next call. Bytes arriving while no connection is up are
     /// ignored.
-    pub fn handle_read(&mut self, now: Instant, bytes: &[u8]) {
+    pub fn handle_read(&mut self, now: I, bytes: &[u8]) {
         if !matches!(
             self.state,
             ConnectionState::Connecting | ConnectionState::Connected
@@ -444,7 +461,7 @@ impl<S: SessionStore> Session<S> {
     }
 
     /// Fires the timers due at `now`. Calling it early is harmless.
-    pub fn handle_timeout(&mut self, now: Instant) {
+    pub fn handle_timeout(&mut self, now: I) {
         while let Some(timer) = self.timers.expire(now) {
             match timer {
                 Timer::ConnAck => {
@@ -482,12 +499,12 @@ impl<S: SessionStore> Session<S> {
 
     /// The transport closed or failed. Emits [`Event::Disconnected`] unless the connection
     /// had already ended.
-    pub fn handle_transport_closed(&mut self, _now: Instant) {
+    pub fn handle_transport_closed(&mut self, _now: I) {
         if self.state == ConnectionState::Disconnected {
             return;
         }
         let was_closing = self.state == ConnectionState::Closing;
-        self.write_buf.clear();
+        self.discard_unsent();
         self.connection_ended();
         self.state = ConnectionState::Disconnected;
         if !was_closing {
@@ -501,7 +518,7 @@ impl<S: SessionStore> Session<S> {
 
     /// Starts a connection over a freshly opened transport: queues CONNECT and arms the
     /// CONNACK timer.
-    pub fn connect(&mut self, now: Instant, options: ConnectOptions) -> Result<(), SessionError> {
+    pub fn connect(&mut self, now: I, options: ConnectOptions) -> Result<(), SessionError> {
         if self.state != ConnectionState::Disconnected {
             return Err(SessionError::AlreadyConnected);
         }
@@ -509,7 +526,7 @@ impl<S: SessionStore> Session<S> {
         self.connection += 1;
         self.server_reference = None;
         self.read_buf.clear();
-        self.write_buf.clear();
+        self.discard_unsent();
         self.limits = ServerLimits::defaults(options.keep_alive);
         self.connect_may_replace = options.clean_start || self.server_session_ended;
         self.options = options;
@@ -519,7 +536,7 @@ impl<S: SessionStore> Session<S> {
         self.last_received = None;
         self.last_sent = None;
         self.timers
-            .set(Timer::ConnAck, now + self.config.connect_timeout);
+            .set(Timer::ConnAck, now, self.config.connect_timeout);
         Ok(())
     }
 
@@ -535,7 +552,7 @@ impl<S: SessionStore> Session<S> {
     /// [`SessionConfig::report_stored`]). If the store cannot
     /// record it, this fails with [`SessionError::Store`] (or, from the queue, its
     /// [`Event::Published`] carries [`PublishError::Store`]) and nothing is sent.
-    pub fn publish(&mut self, _now: Instant, mut publish: Publish) -> Result<Token, SessionError> {
+    pub fn publish(&mut self, _now: I, mut publish: Publish) -> Result<Token, SessionError> {
         publish.dup = false;
         publish.packet_id = None;
         if self.is_connected() {
@@ -563,7 +580,7 @@ impl<S: SessionStore> Session<S> {
     /// subscribe in flight when the connection drops is sent again on the next connection.
     pub fn subscribe(
         &mut self,
-        _now: Instant,
+        _now: I,
         filters: Vec<SubscribeFilter>,
         properties: SubscribeProperties,
     ) -> Result<Token, SessionError> {
@@ -597,11 +614,7 @@ impl<S: SessionStore> Session<S> {
     }
 
     /// Unsubscribes from `filters` (UNSUBSCRIBE). [`Event::Unsubscribed`] carries the result.
-    pub fn unsubscribe(
-        &mut self,
-        now: Instant,
-        filters: Vec<ByteString>,
-    ) -> Result<Token, SessionError> {
+    pub fn unsubscribe(&mut self, now: I, filters: Vec<ByteString>) -> Result<Token, SessionError> {
         self.unsubscribe_with_properties(now, filters, UnsubscribeProperties::default())
     }
 
@@ -609,7 +622,7 @@ impl<S: SessionStore> Session<S> {
     /// properties).
     pub fn unsubscribe_with_properties(
         &mut self,
-        _now: Instant,
+        _now: I,
         filters: Vec<ByteString>,
         properties: UnsubscribeProperties,
     ) -> Result<Token, SessionError> {
@@ -639,7 +652,7 @@ impl<S: SessionStore> Session<S> {
 
     /// Sends PINGREQ; [`Event::Pong`] reports the PINGRESP. If the connection ends first,
     /// the token is void (the adapter fails its waiter on [`Event::Disconnected`]).
-    pub fn ping(&mut self, now: Instant) -> Result<Token, SessionError> {
+    pub fn ping(&mut self, now: I) -> Result<Token, SessionError> {
         self.require_connected()?;
         let token = self.token();
         self.send_ping(now, Some(token));
@@ -651,7 +664,7 @@ impl<S: SessionStore> Session<S> {
     /// If the store cannot record a QoS 2 acknowledgement, this fails with
     /// [`SessionError::Store`]: the connection closes, and the acknowledgement is made when
     /// the server sends the message again (no need to call this again).
-    pub fn ack(&mut self, _now: Instant, token: AckToken) -> Result<(), SessionError> {
+    pub fn ack(&mut self, _now: I, token: AckToken) -> Result<(), SessionError> {
         let result = self.send_ack(token);
         if let Err(SessionError::Store(err)) = &result {
             warn!(%err, "session store failed, closing the connection");
@@ -665,7 +678,7 @@ impl<S: SessionStore> Session<S> {
     /// re-authentication (`reason_code` [`ReasonCode::ReAuthenticate`]) once connected.
     pub fn auth(
         &mut self,
-        _now: Instant,
+        _now: I,
         reason_code: ReasonCode,
         properties: AuthProperties,
     ) -> Result<(), SessionError> {
@@ -690,11 +703,7 @@ impl<S: SessionStore> Session<S> {
     /// Ends the connection with DISCONNECT (in MQTT 5 with `disconnect`'s reason and
     /// properties; MQTT 3.1.1 sends an empty one). Packets queued before it are still handed
     /// out first. The session keeps its state for a later `connect`.
-    pub fn disconnect(
-        &mut self,
-        _now: Instant,
-        disconnect: Disconnect,
-    ) -> Result<(), SessionError> {
+    pub fn disconnect(&mut self, _now: I, disconnect: Disconnect) -> Result<(), SessionError> {
         if !matches!(
             self.state,
             ConnectionState::Connecting | ConnectionState::Connected
@@ -718,49 +727,6 @@ impl<S: SessionStore> Session<S> {
 
     // ---- D. outputs --------------------------------------------------------------------------
 
-    /// Everything encoded since the last call, as one buffer for one write. `now` is when
-    /// it is handed to the transport: keep-alive counts from it.
-    ///
-    /// Write-ahead: before handing anything out, the store's [`sync`](SessionStore::sync)
-    /// makes every change recorded since the last batch durable (one sync per batch). If it
-    /// fails, the batch is withheld, the publishes first recorded in it fail with
-    /// [`PublishError::Store`], the connection closes with [`ConnectionError::Store`], and
-    /// this returns `None` with those events queued: drain `poll_event` again.
-    #[must_use]
-    pub fn poll_transmit(&mut self, now: Instant) -> Option<Bytes> {
-        if self.write_buf.is_empty() {
-            if self.state == ConnectionState::Closing {
-                self.state = ConnectionState::Disconnected;
-            }
-            return None;
-        }
-        if let Err(err) = self.store.sync() {
-            self.sync_failed(err);
-            return None;
-        }
-        for (token, _) in std::mem::take(&mut self.unsynced) {
-            if self.config.report_stored {
-                self.push_event(Event::Stored { token });
-            }
-        }
-        let bytes = self.write_buf.split().freeze();
-        self.last_sent = Some(now);
-        if self.state == ConnectionState::Connected {
-            self.arm_keep_alive(now);
-        }
-        for token in std::mem::take(&mut self.qos0_unsent) {
-            self.push_event(Event::Published {
-                token,
-                result: Ok(ReasonCode::Success),
-                properties: Default::default(),
-            });
-        }
-        if self.state == ConnectionState::Closing {
-            self.state = ConnectionState::Disconnected;
-        }
-        Some(bytes)
-    }
-
     /// The next event. In [`AckMode::Auto`], handing out a QoS 1/2 message queues its
     /// acknowledgement: drain `poll_transmit` afterwards.
     #[must_use]
@@ -781,7 +747,7 @@ impl<S: SessionStore> Session<S> {
 
     /// When `handle_timeout` must be called next, if any timer is armed.
     #[must_use]
-    pub fn poll_timeout(&self) -> Option<Instant> {
+    pub fn poll_timeout(&self) -> Option<I> {
         self.timers.next()
     }
 
@@ -796,7 +762,7 @@ impl<S: SessionStore> Session<S> {
         }
     }
 
-    fn encode<P: Encode + std::fmt::Debug>(&mut self, packet: &P) {
+    fn encode<P: Encode + core::fmt::Debug>(&mut self, packet: &P) {
         debug!(client_id = %self.config.client_id, "-out-> {packet:?}");
         if let Err(err) = packet.encode(self.config.protocol_version, &mut self.write_buf) {
             // Every packet the session builds is validated before it gets here.
@@ -809,7 +775,7 @@ impl<S: SessionStore> Session<S> {
     /// kept by the store for its next sync).
     fn sync_failed(&mut self, err: StoreError) {
         warn!(%err, "session store sync failed, withholding the batch");
-        for (token, id) in std::mem::take(&mut self.unsynced) {
+        for (token, id) in core::mem::take(&mut self.unsynced) {
             // The id may have been finished and reused since (a session loss with the `Fail`
             // policy): only the flight this token made is taken back.
             if self.store.outgoing(id).map(|flight| flight.token) != Some(token) {
@@ -829,7 +795,7 @@ impl<S: SessionStore> Session<S> {
             }
         }
         if self.state == ConnectionState::Closing {
-            self.write_buf.clear();
+            self.discard_unsent();
             self.state = ConnectionState::Disconnected;
         } else {
             self.close(ConnectionError::Store(err), None);
@@ -839,6 +805,12 @@ impl<S: SessionStore> Session<S> {
     /// A store mutation failed while handling input: the connection closes after this packet.
     fn store_fault(&mut self, err: StoreError) {
         self.store_failure.get_or_insert(err);
+    }
+
+    /// Drops every byte not yet handed out (the connection is over or starting afresh).
+    fn discard_unsent(&mut self) {
+        self.write_buf.clear();
+        self.write_cut = 0;
     }
 
     fn push_event(&mut self, event: Event) {
@@ -859,8 +831,8 @@ impl<S: SessionStore> Session<S> {
     }
 }
 
-impl<S: SessionStore> std::fmt::Debug for Session<S> {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+impl<S: SessionStore, I> core::fmt::Debug for Session<S, I> {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
         f.debug_struct("Session")
             .field("client_id", &self.config.client_id)
             .field("state", &self.state)

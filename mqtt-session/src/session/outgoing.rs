@@ -3,7 +3,7 @@
 
 use super::*;
 
-impl<S: SessionStore> Session<S> {
+impl<S: SessionStore, I: Instant> Session<S, I> {
     pub(super) fn on_puback(&mut self, ack: PubAck) -> Result<(), ProtocolError> {
         let id = ack.packet_id;
         self.expect_outgoing(id, OutgoingState::AwaitingPubAck, PacketType::PubAck)?;
@@ -73,55 +73,6 @@ impl<S: SessionStore> Session<S> {
         let window = usize::from(self.config.max_inflight.min(self.limits.receive_maximum));
         let step = usize::from(self.config.refill_batch.max(1)).min(window.max(1));
         self.store.outgoing_len() + step <= window
-    }
-
-    /// What the server's CONNACK forbids for this message.
-    pub(super) fn check_publish(&self, publish: &mut Publish) -> Result<(), SessionError> {
-        // [MQTT-3.2.2-11]: no QoS above the server's maximum.
-        if publish.qos > self.limits.maximum_qos {
-            return Err(SessionError::QoSNotSupported {
-                requested: publish.qos,
-                maximum: self.limits.maximum_qos,
-            });
-        }
-        // [MQTT-3.2.2-14]: no retained message when retain is not available.
-        if publish.retain && !self.limits.retain_available {
-            return Err(SessionError::RetainNotSupported);
-        }
-        // [MQTT-3.3.2-8], [MQTT-3.3.2-9]: no alias of 0 or above the server's maximum.
-        if let Some(alias) = publish.properties.topic_alias
-            && (alias == 0 || alias > self.limits.topic_alias_maximum)
-        {
-            return Err(SessionError::TopicAliasNotAllowed {
-                alias,
-                maximum: self.limits.topic_alias_maximum,
-            });
-        }
-        // A packet id is added when sent: check the size as it will be.
-        let id = publish.packet_id;
-        if publish.qos != QoS::AtMostOnce {
-            publish.packet_id = Some(PacketId::MAX);
-        }
-        let checked = self.check_size(publish);
-        publish.packet_id = id;
-        checked
-    }
-
-    /// [MQTT-3.1.2-24]: nothing larger than the server's maximum packet size.
-    pub(super) fn check_size<P: Encode>(&self, packet: &P) -> Result<(), SessionError> {
-        let size = packet
-            .encoded_len(self.config.protocol_version)
-            .map_err(|err| match err {
-                EncodeError::InvalidTopic(topic) => SessionError::InvalidTopic(topic),
-                other => SessionError::Encode(other),
-            })?;
-        if size > self.limits.maximum_packet_size as usize {
-            return Err(SessionError::PacketTooLarge {
-                size,
-                max: self.limits.maximum_packet_size,
-            });
-        }
-        Ok(())
     }
 
     /// Sends a message that was never sent before. Needs a connection and, for QoS 1/2, room
@@ -199,7 +150,7 @@ impl<S: SessionStore> Session<S> {
         // without properties borrows the session's set instead.
         let borrowed = publish.properties.is_empty();
         let properties = if borrowed {
-            std::mem::take(&mut self.alias_properties)
+            core::mem::take(&mut self.alias_properties)
         } else {
             publish.properties.clone()
         };

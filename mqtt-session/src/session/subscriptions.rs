@@ -3,7 +3,7 @@
 
 use super::*;
 
-impl<S: SessionStore> Session<S> {
+impl<S: SessionStore, I: Instant> Session<S, I> {
     pub(super) fn on_suback(&mut self, ack: SubAck) -> Result<(), ProtocolError> {
         let Some(index) = self.control_index(ack.packet_id, true) else {
             return Err(ProtocolError::UnknownPacketId {
@@ -79,7 +79,7 @@ impl<S: SessionStore> Session<S> {
     /// SUBSCRIBE and UNSUBSCRIBE still unacknowledged are sent again, so the commands
     /// complete on the new connection.
     pub(super) fn resend_control(&mut self) {
-        let mut buf = std::mem::take(&mut self.write_buf);
+        let mut buf = core::mem::take(&mut self.write_buf);
         for flight in &self.control {
             let result = match flight {
                 ControlFlight::Subscribe { packet, .. } => {
