@@ -8,7 +8,9 @@
 //! both protocol versions. How the broker picks the member is its own policy (mosquitto:
 //! strict round robin, whatever each member's backlog).
 
-use sansmqtt_proto::topic::{SharedSubscriptionError, TopicError, validate_topic_filter};
+use sansmqtt_proto::topic::{
+    IntoTopic, SharedSubscriptionError, TopicError, validate_topic_filter,
+};
 use sansmqtt_proto::{ByteString, QoS, ReasonCode, SubscribeFilter};
 
 use crate::{ClientError, MqttClient, Runtime, ServerReason};
@@ -127,6 +129,19 @@ impl From<&SharedSubscription> for ByteString {
     }
 }
 
+/// For [`MqttClient::unsubscribe`]: `client.unsubscribe([shared])` leaves the group.
+impl IntoTopic for SharedSubscription {
+    fn into_topic(self) -> ByteString {
+        self.full
+    }
+}
+
+impl IntoTopic for &SharedSubscription {
+    fn into_topic(self) -> ByteString {
+        self.full.clone()
+    }
+}
+
 impl<R: Runtime> MqttClient<R> {
     /// Joins consumer group `group` for messages matching `filter` at `qos`: subscribes to
     /// `$share/{group}/{filter}` (see [`SharedSubscription`]) and returns the QoS the broker
@@ -195,6 +210,8 @@ mod tests {
         assert_eq!(&*filter.filter, "$share/workers/jobs/+/high");
         assert_eq!(filter.options.qos, QoS::ExactlyOnce);
         assert_eq!(ByteString::from(&s), "$share/workers/jobs/+/high");
+        assert_eq!((&s).into_topic(), "$share/workers/jobs/+/high");
+        assert_eq!(s.clone().into_topic(), "$share/workers/jobs/+/high");
         // What the codec parses back is what was built.
         let parsed = sansmqtt_proto::topic::parse_shared(s.as_str())
             .expect("valid")
