@@ -99,6 +99,7 @@ use sansmqtt_client::proto::{ByteString, QoS};
 use sansmqtt_client::{ClientConfig, MqttClient, Runtime};
 
 mod brokers;
+mod load;
 mod modes;
 mod report;
 mod sink;
@@ -261,6 +262,9 @@ struct Options {
     /// Many-connection mode: private mosquittos the connections are spread over (each one's
     /// open-file limit binds it too).
     connection_brokers: usize,
+    /// Many-connection mode: seconds of 1 QoS 1 message per second on every connection after
+    /// the idle measurement (ours only; 0: none).
+    load_secs: u64,
     /// Many-connection child: the brokers' ports (connection `i` goes to `ports[i % len]`).
     ports: Vec<u16>,
     /// Every run's result as one JSON object per line, appended to this file.
@@ -307,6 +311,7 @@ impl Default for Options {
             connections: 0,
             idle_secs: 10.0,
             connection_brokers: 1,
+            load_secs: 0,
             ports: Vec::new(),
             json: None,
             mosquitto_pub: false,
@@ -394,6 +399,7 @@ fn parse_args() -> Result<Options, String> {
             "--latency-secs" => options.latency_secs = parse_num(&flag, args.next())?,
             "--connections" => options.connections = parse_num(&flag, args.next())?,
             "--idle-secs" => options.idle_secs = parse_num(&flag, args.next())?,
+            "--load-secs" => options.load_secs = parse_num(&flag, args.next())?,
             "--connection-brokers" => {
                 options.connection_brokers = parse_num::<usize>(&flag, args.next())?.max(1);
             }
@@ -437,7 +443,7 @@ fn parse_args() -> Result<Options, String> {
                      [--tokio-threads T] [--rumqttc-cap C] [--rumqttc-nodelay] [--window W] \
                      [--impls ours-tokio,ours-smol,rumqttc,ours-tokio-nagle,ours-smol-nagle] \
                      [--latency RATE,RATE [--latency-secs S]] \
-                     [--connections N [--idle-secs S] [--connection-brokers K]] [--mosquitto-pub] [--json FILE] [--broker-nodelay] [--qos0-drain]"
+                     [--connections N [--idle-secs S] [--connection-brokers K] [--load-secs S]] [--mosquitto-pub] [--json FILE] [--broker-nodelay] [--qos0-drain]"
                 );
                 std::process::exit(0);
             }
@@ -1567,6 +1573,8 @@ fn idle_main(options: &Options) -> Result<(), String> {
                 &options.tokio_threads.to_string(),
                 "--ports",
                 &ports,
+                "--load-secs",
+                &options.load_secs.to_string(),
             ]
             .iter()
             .map(|s| (*s).to_owned())
@@ -1587,6 +1595,23 @@ fn idle_main(options: &Options) -> Result<(), String> {
                         get("rss_per_conn_kib"),
                         get("idle_cpu_ms_per_s"),
                     );
+                    if fields.contains_key("load_published") {
+                        println!(
+                            "    load {} s: {} published, {} acknowledged, {} failed, {} lost, {} \
+                             duplicates; publish latency p50 {:.0} p99 {:.0} p99.9 {:.0} max {:.0} \
+                             us",
+                            get("load_secs"),
+                            get("load_published"),
+                            get("load_acknowledged"),
+                            get("load_failed"),
+                            get("load_lost"),
+                            get("load_duplicates"),
+                            get("load_publish_p50_us"),
+                            get("load_publish_p99_us"),
+                            get("load_publish_p999_us"),
+                            get("load_publish_max_us"),
+                        );
+                    }
                     let mut record = vec![
                         ("kind", "connections".to_owned()),
                         ("round", (round + 1).to_string()),

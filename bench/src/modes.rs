@@ -486,7 +486,10 @@ pub(crate) async fn idle_ours<R: Runtime + Default>(options: &Options) -> Result
         PROGRESS.fetch_add(1, Ordering::Relaxed);
     }
     let after = usage();
-    let fields = idle_fields(clients.len(), base, connect_secs, before, after, idle);
+    let mut fields = idle_fields(clients.len(), base, connect_secs, before, after, idle);
+    if options.load_secs > 0 {
+        fields.extend(crate::load::load_ours(options, &clients, &uris).await?);
+    }
     for client in &clients {
         let _ = client.disconnect().await;
     }
