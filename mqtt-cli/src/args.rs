@@ -178,6 +178,29 @@ pub(crate) struct ConnArgs {
     /// Extra HTTP header for the WebSocket handshake, "Name: value" (repeatable)
     #[arg(long = "header", value_name = "NAME: VALUE", value_parser = parse_header, help_heading = "Connection")]
     pub(crate) headers: Vec<(String, String)>,
+    /// SOCKS5 or HTTP CONNECT proxy (the help text shows its shape).
+    #[arg(
+        long,
+        value_name = "URL",
+        help_heading = "Connection",
+        help = "SOCKS5 or HTTP CONNECT proxy: socks5://[user:password@]host[:port] or http://[user:password@]host[:port] (TLS and WebSocket run through its tunnel)"
+    )]
+    pub(crate) proxy: Option<String>,
+    /// Take the proxy from all_proxy / https_proxy / http_proxy, honouring no_proxy (as curl)
+    #[arg(
+        long = "proxy-from-env",
+        conflicts_with = "proxy",
+        help_heading = "Connection"
+    )]
+    pub(crate) proxy_from_env: bool,
+    /// MQTT 5 enhanced authentication with -u/-P: SCRAM-SHA-256 or SCRAM-SHA-1 (the password
+    /// is then never sent, and the broker must prove it knows it)
+    #[arg(
+        long = "auth-method",
+        value_name = "METHOD",
+        help_heading = "Connection"
+    )]
+    pub(crate) auth_method: Option<String>,
     /// Client configuration file: the ClientConfig document (amqtt's keys), YAML, JSON or TOML
     /// by extension; command-line options override it, and its auto_reconnect applies (without
     /// it the tool does not reconnect)

@@ -5,12 +5,32 @@ use std::path::Path;
 
 use futures_util::{FutureExt as _, StreamExt as _};
 use sansmqtt_tokio::{
-    ClientConfig, ClientError, ConnAck, ConnectionEvent, MqttClient, ProtocolVersion, Target,
-    WillConfig,
+    Authenticator, ClientConfig, ClientError, ConnAck, ConnectionEvent, MqttClient,
+    ProtocolVersion, Proxy, Scram, Target, WillConfig,
 };
 
 use crate::args::ConnArgs;
 use crate::error::{CliError, ConfigFormatError, Stage};
+
+/// The SCRAM authenticator `--auth-method` names, with the configured user name and password,
+/// which it takes out of the configuration: CONNECT then carries neither, so the password
+/// never leaves the process.
+fn scram_authenticator(
+    method: &str,
+    config: &mut ClientConfig,
+) -> Result<std::sync::Arc<dyn Authenticator>, CliError> {
+    if config.protocol_version != ProtocolVersion::V5 {
+        return Err(CliError::NeedsV5 {
+            option: "--auth-method",
+        });
+    }
+    let (Some(user), Some(password)) = (config.username.take(), config.password.take()) else {
+        return Err(CliError::BadAuthMethod(method.to_owned()));
+    };
+    Scram::by_name(method, user, password)
+        .map(|scram| std::sync::Arc::new(scram) as std::sync::Arc<dyn Authenticator>)
+        .ok_or_else(|| CliError::BadAuthMethod(method.to_owned()))
+}
 
 /// Where and how to connect, resolved from the options and the configuration file.
 #[derive(Debug, Clone)]
@@ -47,6 +67,15 @@ impl Connection {
         }
         if let Some(password) = &args.password {
             config.password = Some(password.clone());
+        }
+        if let Some(proxy) = &args.proxy {
+            config.proxy = Some(Proxy::parse(proxy).map_err(CliError::BadProxy)?);
+        }
+        if args.proxy_from_env {
+            config.proxy_from_env = true;
+        }
+        if let Some(method) = &args.auth_method {
+            config.authenticator = Some(scram_authenticator(method, &mut config)?);
         }
         if args.persistent {
             config.clean_session = false;

@@ -3,7 +3,7 @@
 use std::io;
 use std::path::PathBuf;
 
-use sansmqtt_tokio::{ClientError, ReasonCode, UriError};
+use sansmqtt_tokio::{ClientError, ProxyError, ReasonCode, UriError};
 
 /// Exit statuses, as `--help` documents them (kept in one place so code and text agree).
 pub(crate) mod exit {
@@ -109,6 +109,12 @@ pub(crate) enum CliError {
         /// The option.
         option: &'static str,
     },
+    /// The `--proxy` URL is unusable (the message never repeats it: it may hold a password).
+    #[error("invalid --proxy: {0}")]
+    BadProxy(#[source] sansmqtt_tokio::ProxyError),
+    /// `--auth-method` names no supported method, or lacks `-u` / `-P`.
+    #[error("--auth-method {0:?}: use SCRAM-SHA-256 or SCRAM-SHA-1, with -u and -P")]
+    BadAuthMethod(String),
     /// Options that make no sense together or a value out of range.
     #[error("{0}")]
     InvalidOption(#[from] OptionError),
@@ -192,6 +198,8 @@ impl CliError {
             | Self::ConfigParse { .. }
             | Self::ConfigExtension { .. }
             | Self::NeedsV5 { .. }
+            | Self::BadProxy(_)
+            | Self::BadAuthMethod(_)
             | Self::InvalidOption(_)
             | Self::InvalidTopic { .. } => exit::USAGE,
             Self::Input { .. } | Self::Output(_) | Self::SubscribeRefused { .. } => exit::FAILURE,
@@ -213,6 +221,12 @@ pub(crate) fn client_exit_code(stage: Stage, err: &ClientError) -> u8 {
             _ => exit::REFUSED,
         },
         ClientError::Tls(_) => exit::TLS,
+        // A proxy refusing the credentials or an enhanced authentication failing is a refused
+        // login; a proxy that cannot be reached, or cannot reach the broker, an unreachable one.
+        ClientError::Auth(_)
+        | ClientError::Proxy(ProxyError::AuthFailed | ProxyError::AuthRequired) => exit::AUTH,
+        ClientError::Proxy(ProxyError::InvalidUrl(_)) => exit::USAGE,
+        ClientError::Proxy(_) if stage == Stage::Connect => exit::UNREACHABLE,
         ClientError::Timeout => exit::TIMEOUT,
         ClientError::Io(_) | ClientError::WebSocket(_) if stage == Stage::Connect => {
             exit::UNREACHABLE

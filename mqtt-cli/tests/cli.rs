@@ -683,3 +683,128 @@ fn ctrl_c_disconnects_cleanly_so_the_will_stays_unpublished() {
     assert_eq!(out.code(), 7, "no will expected: {out:#?}");
     assert!(out.stdout.is_empty(), "{out:#?}");
 }
+
+/// Runs `sansmqtt ARGS` with extra environment variables.
+fn mqtt_env(args: &[&str], env: &[(&str, &str)]) -> Outcome {
+    let mut command = Command::new(BIN);
+    command
+        .args(args)
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
+    for (name, value) in env {
+        command.env(name, value);
+    }
+    for name in [
+        "ALL_PROXY",
+        "all_proxy",
+        "HTTP_PROXY",
+        "http_proxy",
+        "HTTPS_PROXY",
+        "https_proxy",
+        "NO_PROXY",
+        "no_proxy",
+    ] {
+        if !env.iter().any(|(set, _)| *set == name) {
+            command.env_remove(name);
+        }
+    }
+    wait(command.spawn().expect("the mqtt binary starts"), args)
+}
+
+#[test]
+fn proxy_option_and_environment_reach_the_broker_without_printing_the_password() {
+    const SECRET: &str = "cli-pr0xy-S3CRET";
+    let broker = Mosquitto::start();
+    let proxy = mqtt_test_support::Socks5Proxy::with_credentials("alice", SECRET);
+    let url = format!("mqtt://localhost:{}", broker.port());
+    let publish = ["pub", "-L", &url, "-t", "p/x", "-m", "hi", "-q", "1", "-dd"];
+    let out = mqtt_env(&[&publish[..], &["--proxy", &proxy.url()]].concat(), &[]);
+    out.assert_ok();
+    assert!(!format!("{out:?}").contains(SECRET), "{out:#?}");
+    let out = mqtt_env(
+        &[&publish[..], &["--proxy-from-env"]].concat(),
+        &[("ALL_PROXY", &proxy.url())],
+    );
+    out.assert_ok();
+    assert!(!format!("{out:?}").contains(SECRET), "{out:#?}");
+    assert_eq!(
+        proxy
+            .log()
+            .matches(&format!("connected to localhost:{}", broker.port()))
+            .count(),
+        2,
+        "both went through the proxy: {}",
+        proxy.log()
+    );
+    // NO_PROXY sends it direct, and without --proxy-from-env the variables are ignored.
+    mqtt_env(
+        &[&publish[..], &["--proxy-from-env"]].concat(),
+        &[("ALL_PROXY", &proxy.url()), ("NO_PROXY", "localhost")],
+    )
+    .assert_ok();
+    mqtt_env(&publish, &[("ALL_PROXY", &proxy.url())]).assert_ok();
+    assert_eq!(
+        proxy.log().matches("connected to").count(),
+        2,
+        "{}",
+        proxy.log()
+    );
+
+    // Wrong proxy credentials: a refused login; a bad proxy URL: a usage error.
+    let wrong = format!("socks5://alice:{SECRET}x@127.0.0.1:{}", proxy.port());
+    let out = mqtt_env(&[&publish[..], &["--proxy", &wrong]].concat(), &[]);
+    assert_eq!(out.code(), 4, "{out:#?}");
+    assert!(!format!("{out:?}").contains(SECRET), "{out:#?}");
+    let out = mqtt_env(
+        &[&publish[..], &["--proxy", &format!("ftp://u:{SECRET}@h")]].concat(),
+        &[],
+    );
+    assert_eq!(out.code(), 2, "{out:#?}");
+    assert!(!format!("{out:?}").contains(SECRET), "{out:#?}");
+}
+
+#[test]
+fn scram_auth_method_logs_in_without_sending_the_password() {
+    const PASSWORD: &str = "cli-scram-S3CRET";
+    for method in ["SCRAM-SHA-256", "SCRAM-SHA-1"] {
+        let (uri, server) = mqtt_test_support::suite::scram_broker(method, PASSWORD);
+        let args = [
+            "pub",
+            "-L",
+            &uri,
+            "-V",
+            "5",
+            "--auth-method",
+            method,
+            "-u",
+            "user",
+            "-P",
+            PASSWORD,
+            "-t",
+            "a",
+            "-m",
+            "x",
+            "-dd",
+        ];
+        let out = mqtt_env(&args, &[]);
+        out.assert_ok();
+        let (connect, accepted) = server.join().expect("the scripted broker");
+        assert!(accepted, "{method}");
+        let connect = String::from_utf8_lossy(&connect);
+        assert!(
+            !connect.contains(PASSWORD),
+            "the password went out in CONNECT"
+        );
+        assert!(!format!("{out:?}").contains(PASSWORD), "{out:#?}");
+    }
+    // MQTT 3.1.1, an unknown method, or no password: usage errors.
+    for extra in [
+        &["--auth-method", "SCRAM-SHA-256", "-u", "u", "-P", "p"][..],
+        &["-V", "5", "--auth-method", "PLAIN", "-u", "u", "-P", "p"],
+        &["-V", "5", "--auth-method", "SCRAM-SHA-256", "-u", "u"],
+    ] {
+        let out = mqtt_env(&[&["pub", "-t", "a", "-m", "x"][..], extra].concat(), &[]);
+        assert_eq!(out.code(), 2, "{extra:?}: {out:#?}");
+    }
+}

@@ -9,6 +9,12 @@
 //! authorized") and ends `connect` with [`ClientError::Auth`](crate::ClientError::Auth),
 //! whatever `reconnect_retries` says: credentials do not heal by retrying.
 //!
+//! Once connected, [`MqttClient::reauthenticate`](crate::MqttClient::reauthenticate) runs
+//! a fresh exchange on the live connection (AUTH reason 0x19), and an exchange whose
+//! credentials expire says when with [`AuthExchange::refresh_after`]: the client then
+//! re-authenticates on its own before they do. [`TokenAuth`](crate::TokenAuth) does both for
+//! a bearer token from a [`TokenProvider`](crate::TokenProvider).
+//!
 //! `mqtt-test-support`'s `auth` module holds a worked example (an HMAC-SHA256
 //! challenge/response with mutual proof) and the scripted broker that tests it.
 
@@ -42,6 +48,16 @@ pub trait AuthExchange: Send + 'static {
         let _ = data;
         Ok(())
     }
+
+    /// How long the credentials of this accepted exchange stay good: that long after the
+    /// broker accepted them, the client re-authenticates on the live connection (AUTH 0x19)
+    /// with a fresh exchange from [`Authenticator::start`], which fetches fresh
+    /// credentials. Asked after every accepted CONNECT and re-authentication. `None` (the
+    /// default): never on its own (the application may still call
+    /// [`MqttClient::reauthenticate`](crate::MqttClient::reauthenticate)).
+    fn refresh_after(&self) -> Option<std::time::Duration> {
+        None
+    }
 }
 
 /// Why an enhanced authentication exchange failed on the client's side.
@@ -57,6 +73,12 @@ pub enum AuthError {
     /// The broker asked for a step the method does not have.
     #[error("unexpected authentication step")]
     UnexpectedStep,
+    /// A re-authentication was asked for while one is under way.
+    #[error("a re-authentication is already under way")]
+    InProgress,
+    /// A re-authentication was asked for, but no `Authenticator` is configured.
+    #[error("no enhanced authentication method is configured")]
+    NotConfigured,
     /// A method-specific failure.
     #[error("authentication failed")]
     Failed(#[source] Arc<dyn std::error::Error + Send + Sync>),

@@ -162,7 +162,9 @@ impl<'a, R: Runtime> Connecting<'a, R> {
         #[cfg(not(feature = "tls"))]
         let tls = None;
         let options = client.connect_options(self.clean_session);
+        let proxy = config.proxy_choice()?;
         let params = ConnectParams {
+            proxy,
             targets,
             tls,
             headers: self.headers,

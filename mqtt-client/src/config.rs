@@ -247,6 +247,23 @@ pub struct ClientConfig {
     /// reason "use another server" (0x9C) or "server moved" (0x9D). Off by default: a
     /// server could otherwise send the client anywhere.
     pub follow_server_reference: bool,
+    /// The proxy every connection goes through: a SOCKS5 or HTTP CONNECT proxy (see
+    /// [`Proxy::parse`](crate::Proxy::parse) for the URL forms). `None` (the default):
+    /// direct connections, or the environment's proxies with
+    /// [`proxy_from_env`](Self::proxy_from_env). Set it when the broker is reachable only
+    /// through a proxy; a configured proxy wins over the environment. Documents give it as
+    /// a URL string (`proxy: "socks5://user:pass@host:1080"`), checked at load.
+    #[cfg_attr(feature = "serde", serde(with = "serde_impl::proxy"))]
+    pub proxy: Option<crate::Proxy>,
+    /// Read the proxy from the conventional environment variables at each `connect` when
+    /// no [`proxy`](Self::proxy) is configured: `https_proxy` for `mqtts`/`wss` brokers,
+    /// `http_proxy` for `mqtt`/`ws` ones, else `all_proxy` (each also upper case), skipping
+    /// the hosts `no_proxy` lists. Off by default, so that a variable set for other
+    /// programs never reroutes a client that did not ask for it.
+    pub proxy_from_env: bool,
+    /// The error of a [`proxy`](Self::proxy) URL that did not parse, reported by `connect`.
+    #[cfg_attr(feature = "serde", serde(skip))]
+    proxy_error: Option<crate::ProxyError>,
     /// amqtt's `broker` / `connection` section while a document is loaded; folded into the
     /// fields above by the `Deserialize` impl, so always `None` afterwards.
     #[cfg(feature = "serde")]
@@ -301,6 +318,9 @@ impl Default for ClientConfig {
             reconnect_initial_interval: Duration::from_secs(1),
             reconnect_jitter: Jitter::default(),
             follow_server_reference: false,
+            proxy: None,
+            proxy_from_env: false,
+            proxy_error: None,
             #[cfg(feature = "serde")]
             amqtt_broker: None,
         }
@@ -403,6 +423,8 @@ builders! {
     reconnect_jitter: Jitter => reconnect_jitter,
     /// Sets `follow_server_reference`.
     follow_server_reference: bool => follow_server_reference,
+    /// Sets `proxy_from_env`.
+    proxy_from_env: bool => proxy_from_env,
 }
 
 impl ClientConfig {
@@ -413,6 +435,44 @@ impl ClientConfig {
     pub fn tls_config(mut self, tls_config: std::sync::Arc<rustls::ClientConfig>) -> Self {
         self.tls_config = Some(tls_config);
         self
+    }
+
+    /// Connects through the proxy at `url`: `socks5://[user:password@]host[:port]` or
+    /// `http://[user:password@]host[:port]` (see [`proxy`](Self::proxy)). A URL that does
+    /// not parse makes `connect` fail with [`ProxyError::InvalidUrl`](crate::ProxyError),
+    /// as an invalid broker URI does; [`Proxy::parse`](crate::Proxy::parse) checks one
+    /// earlier.
+    #[must_use]
+    pub fn proxy(mut self, url: &str) -> Self {
+        match crate::Proxy::parse(url) {
+            Ok(proxy) => {
+                self.proxy = Some(proxy);
+                self.proxy_error = None;
+            }
+            Err(err) => {
+                self.proxy = None;
+                self.proxy_error = Some(err);
+            }
+        }
+        self
+    }
+
+    /// The proxies for `connect`: the configured one, else (when asked for) the
+    /// environment's, read now.
+    pub(crate) fn proxy_choice(&self) -> Result<crate::proxy::ProxyChoice, crate::ProxyError> {
+        if let Some(err) = &self.proxy_error {
+            return Err(err.clone());
+        }
+        let env = match (&self.proxy, self.proxy_from_env) {
+            (None, true) => Some(crate::proxy::EnvProxies::read(|name| {
+                std::env::var(name).ok()
+            })?),
+            _ => None,
+        };
+        Ok(crate::proxy::ProxyChoice {
+            configured: self.proxy.clone(),
+            env,
+        })
     }
 
     /// Sets the broker URIs for failover (see the `uris` field).
@@ -542,6 +602,18 @@ mod serde_impl {
             put(&mut config.ca_path, self.capath, "capath")?;
             put(&mut config.ca_data, self.cadata, "cadata")?;
             Ok(())
+        }
+    }
+
+    pub(super) mod proxy {
+        use serde::{Deserialize, Deserializer};
+
+        pub(crate) fn deserialize<'de, D: Deserializer<'de>>(
+            deserializer: D,
+        ) -> Result<Option<crate::Proxy>, D::Error> {
+            Option::<String>::deserialize(deserializer)?
+                .map(|url| crate::Proxy::parse(&url).map_err(serde::de::Error::custom))
+                .transpose()
         }
     }
 

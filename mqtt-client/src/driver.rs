@@ -31,6 +31,8 @@ use sansmqtt_proto::{
 };
 use tracing::{debug, info, warn};
 
+mod reauth;
+
 use super::auth::{AuthError, AuthExchange, Authenticator};
 use super::error::ClientError;
 use super::inbox::Pushed;
@@ -107,6 +109,8 @@ pub(crate) struct ConnectParams {
     pub(crate) fallback_window: Option<u16>,
     /// MQTT 5 enhanced authentication (`ClientConfig::authenticator`).
     pub(crate) authenticator: Option<Arc<dyn Authenticator>>,
+    /// The proxy of each connection (`ClientConfig::proxy`, `proxy_from_env`).
+    pub(crate) proxy: crate::proxy::ProxyChoice,
 }
 
 /// How reconnects walk the broker list (the rest of the policy, retries and the backoff cap,
@@ -151,6 +155,12 @@ pub(crate) enum Command {
     },
     Ping {
         reply: Reply<()>,
+    },
+    /// MQTT 5 re-authentication: from `reauthenticate` (with its caller) or a refresh
+    /// schedule (with its generation).
+    Reauthenticate {
+        reply: Option<Reply<()>>,
+        generation: Option<u64>,
     },
     Disconnect {
         /// MQTT 5 reason code and properties (3.1.1 sends an empty DISCONNECT).
@@ -213,6 +223,11 @@ impl Command {
             }
             Self::Ping { reply } | Self::Disconnect { reply, .. } => drop(reply.send(Err(err))),
             Self::Reconnect { reply, .. } => drop(reply.send(Err(err))),
+            Self::Reauthenticate { reply, .. } => {
+                if let Some(reply) = reply {
+                    drop(reply.send(Err(err)));
+                }
+            }
             Self::Cancel => {}
         }
     }
@@ -343,6 +358,11 @@ pub(crate) struct Driver<R: Runtime> {
     /// The enhanced authentication exchange of the current connection attempt, with its
     /// method.
     auth: Option<(ByteString, Box<dyn AuthExchange>)>,
+    /// A re-authentication under way (see [`reauth`]).
+    reauth: Option<reauth::Pending>,
+    /// Bumped by every accepted (re-)authentication: scheduled refreshes of older ones are
+    /// dropped.
+    reauth_generation: u64,
     reconnect_retries: Option<u32>,
     reconnect_max_interval: Duration,
     /// QoS 0 messages dropped by the inbox's overflow policy and not reported yet.
@@ -399,6 +419,8 @@ impl<R: Runtime> Driver<R> {
             connack: None,
             v5_accepted: false,
             auth: None,
+            reauth: None,
+            reauth_generation: 0,
             reconnect_retries,
             reconnect_max_interval,
             dropped_unreported: 0,
@@ -527,6 +549,7 @@ impl<R: Runtime> Driver<R> {
             target,
             self.params.tls.as_ref(),
             &self.params.headers,
+            self.params.proxy.for_target(target),
         );
         let opened = {
             // On the heap, and only while opening: a TLS / WebSocket handshake future is
@@ -994,6 +1017,9 @@ impl<R: Runtime> Driver<R> {
                     }
                 }
             }
+            Command::Reauthenticate { reply, generation } => {
+                self.start_reauth(now, reply, generation);
+            }
             Command::Ping { reply } => match self.session.ping(now) {
                 Ok(token) => {
                     self.waiters.insert(token, Waiter::Ping(reply));
@@ -1065,6 +1091,7 @@ impl<R: Runtime> Driver<R> {
                     self.auth_failed(err);
                     return;
                 }
+                self.schedule_refresh();
                 info!(session_present, "connected");
                 self.reached_connack = true;
                 // Publishes accepted from now on are checked against these limits.
@@ -1165,6 +1192,10 @@ impl<R: Runtime> Driver<R> {
                 properties,
             } => {
                 debug!(%reason_code, "AUTH from the broker");
+                if reason_code == ReasonCode::Success {
+                    self.reauth_succeeded(properties.authentication_data.as_deref());
+                    return;
+                }
                 let Some((method, exchange)) = self.auth.as_mut() else {
                     return;
                 };
@@ -1192,6 +1223,7 @@ impl<R: Runtime> Driver<R> {
             }
             Event::Disconnected { reason } => {
                 info!(%reason, "disconnected");
+                self.reauth_ended(&ClientError::ConnectionLost(reason.clone()));
                 // Pings die with their connection; publishes and subscriptions live on in the
                 // session and complete after a reconnect.
                 let pings: Vec<Token> = self
@@ -1278,6 +1310,7 @@ impl<R: Runtime> Driver<R> {
     /// authorized"), with an error that is final.
     fn auth_failed(&mut self, err: AuthError) {
         warn!(%err, "enhanced authentication failed");
+        self.reauth_ended(&ClientError::Auth(err.clone()));
         let disconnect = Disconnect {
             reason_code: ReasonCode::NotAuthorized,
             ..Disconnect::default()

@@ -116,6 +116,10 @@ pub enum ClientError {
     #[cfg_attr(docsrs, doc(cfg(feature = "tls")))]
     #[error("TLS error")]
     Tls(#[from] TlsError),
+    /// The tunnel through the proxy could not be opened
+    /// ([`ClientConfig::proxy`](crate::ClientConfig::proxy)).
+    #[error("proxy error")]
+    Proxy(#[from] crate::ProxyError),
     /// The WebSocket handshake or framing failed.
     #[cfg(feature = "ws")]
     #[cfg_attr(docsrs, doc(cfg(feature = "ws")))]

@@ -19,6 +19,8 @@
 //! - `native-roots` (default) / `webpki-roots`: the CA certificates trusted when none is
 //!   configured: the operating system's, or Mozilla's compiled in (both when both are on).
 //! - `serde`: `serde::Deserialize` for [`ClientConfig`].
+//! - `scram`: SCRAM-SHA-1 / SCRAM-SHA-256 MQTT 5 enhanced authentication (`Scram`), on
+//!   RustCrypto's `sha1`, `sha2`, `hmac` and `pbkdf2`.
 //!
 //! A ready `rustls::ClientConfig` (custom verifier, in-memory client certificate, ALPN,
 //! session resumption) replaces all TLS options: [`Connecting::tls_config`] or
@@ -28,6 +30,7 @@
 #![cfg_attr(docsrs, feature(doc_cfg))]
 
 mod auth;
+mod base64;
 mod builders;
 mod config;
 mod drain;
@@ -36,13 +39,17 @@ mod error;
 mod inbox;
 mod limits;
 mod payload;
+mod proxy;
 mod queue;
 mod reconnect;
 mod request;
+#[cfg(feature = "scram")]
+mod scram;
 mod shared;
 pub mod store;
 #[cfg(feature = "tls")]
 mod tls;
+mod token;
 mod transport;
 mod uri;
 mod v5;
@@ -71,13 +78,18 @@ pub use drain::Disconnecting;
 pub use error::TlsError;
 pub use error::{ClientError, UriError};
 pub use payload::{IntoUri, Payload, PayloadError};
+pub use proxy::{Proxy, ProxyError, ProxyKind, ProxyRefusal};
 pub use reconnect::Jitter;
 pub use request::Requesting;
+#[cfg(feature = "scram")]
+#[cfg_attr(docsrs, doc(cfg(feature = "scram")))]
+pub use scram::{DEFAULT_MIN_ITERATIONS, MAX_ITERATIONS, Scram, ScramError};
 pub use shared::SharedSubscription;
 pub use store::{ClientStore, FileStore, StoreError};
 #[cfg(feature = "tls")]
 #[cfg_attr(docsrs, doc(cfg(feature = "tls")))]
 pub use tls::TlsOptions;
+pub use token::{AuthToken, TokenAuth, TokenProvider};
 #[cfg(target_os = "linux")]
 pub use transport::push_tcp_ack;
 pub use transport::{Runtime, Transport};
@@ -250,6 +262,11 @@ pub enum ConnectionEvent {
     /// available). What the last CONNACK forbids is refused by the call itself. Counted by
     /// [`MqttClient::refused_publishes`].
     PublishRefused(ClientError),
+    /// The broker accepted an MQTT 5 re-authentication on the live connection (started by
+    /// [`MqttClient::reauthenticate`] or by a refresh schedule, see
+    /// [`AuthExchange::refresh_after`]). A refused one ends the connection:
+    /// [`ConnectionLost`](Self::ConnectionLost) with the broker's DISCONNECT reason.
+    Reauthenticated,
     /// A publish recovered from the durable session store (sent by an earlier process that
     /// stopped before its flow completed) has completed: its caller is gone, so this is the
     /// only place its outcome shows.
@@ -750,6 +767,28 @@ impl<R: Runtime> MqttClient<R> {
         self.call(|reply| Command::Ping { reply }).await
     }
 
+    /// Re-authenticates on the live MQTT 5 connection: sends AUTH "re-authenticate" (0x19)
+    /// with a fresh exchange of the configured [`Authenticator`] (e.g. a new token), answers
+    /// the broker's challenges, and completes when the broker accepts (AUTH success, whose
+    /// data the exchange checks). Traffic goes on meanwhile.
+    ///
+    /// # Errors
+    ///
+    /// - [`ClientError::ConnectionLost`] with the broker's DISCONNECT reason when it refuses
+    ///   (the client then reconnects as configured, authenticating afresh);
+    /// - [`ClientError::Auth`]: the exchange refused the broker's data (the connection
+    ///   ends), [`AuthError::NotConfigured`] without an authenticator,
+    ///   [`AuthError::InProgress`] while another one runs;
+    /// - [`ClientError::NotConnected`] between connections, [`ClientError::Session`] on
+    ///   MQTT 3.1.1.
+    pub async fn reauthenticate(&self) -> Result<(), ClientError> {
+        self.call(|reply| Command::Reauthenticate {
+            reply: Some(reply),
+            generation: None,
+        })
+        .await
+    }
+
     /// Reconnects to the last broker (after a lost connection or a `disconnect`), retrying
     /// per the configuration. A builder: `.clean_session(..)`, then `.await`.
     ///
@@ -1004,3 +1043,8 @@ impl<R: Runtime> Stream for Messages<R> {
         }
     }
 }
+
+/// The README's examples (the crate's page on crates.io), compiled and run as doctests.
+#[cfg(doctest)]
+#[doc = include_str!("../README.md")]
+struct ReadmeDoctests;

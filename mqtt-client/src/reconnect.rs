@@ -142,6 +142,8 @@ impl Backoff {
 ///   server is unavailable, busy, over quota or elsewhere is not: another node, or the same
 ///   one a little later, may accept);
 /// - an invalid URI;
+/// - a proxy that refuses for its own reasons: a bad proxy URL, credentials it wants or
+///   rejects, its policy (see [`ProxyRefusal::is_final`](crate::ProxyRefusal::is_final));
 /// - a TLS configuration that cannot work (unreadable or malformed certificate files, no
 ///   roots, no crypto provider) or a certificate the handshake rejected (unknown CA,
 ///   expired, wrong host, or the server rejecting ours).
@@ -159,6 +161,7 @@ pub(crate) fn is_final(err: &ClientError) -> bool {
                 | ReasonCode::ServerMoved
         ),
         ClientError::InvalidUri(_) | ClientError::Auth(_) => true,
+        ClientError::Proxy(proxy) => proxy.is_final(),
         #[cfg(feature = "tls")]
         ClientError::Tls(tls) => tls_is_final(tls),
         _ => false,

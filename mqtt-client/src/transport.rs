@@ -6,7 +6,6 @@ use std::future::Future;
 use std::io;
 #[cfg(feature = "ws")]
 use std::pin::Pin;
-#[cfg(any(feature = "tls", feature = "ws"))]
 use std::sync::Arc;
 #[cfg(feature = "ws")]
 use std::task::{Context, Poll};
@@ -28,6 +27,7 @@ use futures_util::{Sink, Stream};
 use tracing::debug;
 
 use super::error::ClientError;
+use super::proxy::{self, Proxy, ProxyError};
 use super::uri::Target;
 
 /// The rustls configuration a TLS connection uses.
@@ -167,25 +167,38 @@ impl<R: Runtime> AsyncWrite for Tcp<R> {
     }
 }
 
-/// Opens the transport `target` names: TCP, then TLS for `mqtts`/`wss`, then the WebSocket
-/// handshake (subprotocol `mqtt`, the URI's path, `headers`) for `ws`/`wss`.
+/// Opens the transport `target` names: TCP (to `proxy` and through its tunnel, if any),
+/// then TLS for `mqtts`/`wss`, then the WebSocket handshake (subprotocol `mqtt`, the URI's
+/// path, `headers`) for `ws`/`wss`.
 pub(crate) async fn open<R: Runtime>(
     runtime: &R,
     target: &Target,
     tls: Option<&TlsConfig>,
     headers: &[(String, String)],
+    proxy: Option<&Proxy>,
 ) -> Result<Box<dyn Transport>, ClientError> {
     // `Target` fields are public: a scheme set by hand is checked here too.
     target.scheme.check_enabled()?;
-    let tcp = runtime
-        .connect_tcp(target.host.clone(), target.port)
-        .await?;
+    let tcp = match proxy {
+        None => {
+            runtime
+                .connect_tcp(target.host.clone(), target.port)
+                .await?
+        }
+        Some(proxy) => runtime
+            .connect_tcp(proxy.host().to_owned(), proxy.port())
+            .await
+            .map_err(|err| ProxyError::Unreachable(Arc::new(err)))?,
+    };
     R::set_nodelay(&tcp)?;
-    debug!(host = %target.host, port = target.port, scheme = ?target.scheme, "TCP connected");
-    let tcp = Tcp::<R> {
+    debug!(host = %target.host, port = target.port, scheme = ?target.scheme, via_proxy = proxy.is_some(), "TCP connected");
+    let mut tcp = Tcp::<R> {
         stream: tcp,
         read_since_write: false,
     };
+    if let Some(proxy) = proxy {
+        proxy::tunnel(&mut tcp, proxy, &target.host, target.port).await?;
+    }
     let stream: Box<dyn Transport> = if target.scheme.is_tls() {
         open_tls(target, tls, tcp).await?
     } else {

@@ -314,3 +314,37 @@ fn amqtts_default_client_yaml_loads() {
     assert!(config.clean_session);
     assert_eq!(config.reconnect_retries, Some(2));
 }
+
+#[test]
+fn proxy_settings_load_from_a_document_and_a_bad_url_is_refused_without_printing_it() {
+    let config: ClientConfig = serde_yaml_ng::from_str(
+        "proxy: socks5://alice:pr%40xy-SECRET@proxy.lan:1081\nproxy_from_env: true\n",
+    )
+    .unwrap();
+    let proxy = config.proxy.as_ref().unwrap();
+    assert_eq!(
+        (
+            proxy.kind(),
+            proxy.host(),
+            proxy.port(),
+            proxy.has_credentials()
+        ),
+        (sansmqtt_tokio::ProxyKind::Socks5, "proxy.lan", 1081, true)
+    );
+    assert!(config.proxy_from_env);
+    let printed = format!("{config:?}");
+    assert!(!printed.contains("SECRET"), "{printed}");
+
+    let config: ClientConfig = toml::from_str("proxy = \"http://proxy.lan:3128\"").unwrap();
+    assert_eq!(
+        config.proxy.unwrap().kind(),
+        sansmqtt_tokio::ProxyKind::Http
+    );
+    assert!(!ClientConfig::default().proxy_from_env);
+
+    let err = serde_json::from_str::<ClientConfig>(r#"{"proxy": "ftp://u:p-SECRET@h"}"#)
+        .unwrap_err()
+        .to_string();
+    assert!(err.contains("invalid proxy URL"), "{err}");
+    assert!(!err.contains("SECRET"), "{err}");
+}

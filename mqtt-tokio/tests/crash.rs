@@ -44,17 +44,30 @@ const PREFIX: &str = "CRASH ";
 /// limit on messages queued or in flight towards a subscriber, which would drop some.
 const BROKER_CONFIG: &str = "max_queued_messages 0\nmax_inflight_messages 0\nautosave_on_changes false\nautosave_interval 600\n";
 
-fn main() {
+fn main() -> std::process::ExitCode {
     mqtt_test_support::init_test_tracing();
     match std::env::var("CRASH_ROLE").as_deref() {
-        Ok("publisher") => return publisher_child(),
-        Ok("subscriber") => return subscriber_child(),
+        Ok("publisher") => {
+            publisher_child();
+            return std::process::ExitCode::SUCCESS;
+        }
+        Ok("subscriber") => {
+            subscriber_child();
+            return std::process::ExitCode::SUCCESS;
+        }
         Ok(other) => panic!("unknown CRASH_ROLE {other:?}"),
         Err(_) => {}
     }
-    let filter = std::env::args().skip(1).find(|a| !a.starts_with('-'));
-    let tests: [(&str, fn()); 3] = [
-        ("publisher_survives_sigkill", publisher_survives_sigkill),
+    // libtest's command line (`--list`, `--exact`, filters, `--ignored`), so that
+    // `cargo test -- --list` and nextest list these tests without running them.
+    let mut args = libtest_mimic::Arguments::from_args();
+    // One at a time: each kills processes and loads the machine.
+    args.test_threads = Some(1);
+    let tests = [
+        (
+            "publisher_survives_sigkill",
+            publisher_survives_sigkill as fn(),
+        ),
         (
             "publish_on_a_full_disk_fails_with_a_typed_error",
             publish_on_a_full_disk_fails_with_a_typed_error,
@@ -63,16 +76,14 @@ fn main() {
             "subscriber_exactly_once_across_sigkill",
             subscriber_exactly_once_across_sigkill,
         ),
-    ];
-    for (name, test) in tests {
-        if filter.as_deref().is_some_and(|f| !name.contains(f)) {
-            continue;
-        }
-        let started = Instant::now();
-        eprintln!("test {name} ...");
-        test();
-        eprintln!("test {name} ... ok ({:.1?})", started.elapsed());
-    }
+    ]
+    .map(|(name, test)| {
+        libtest_mimic::Trial::test(name, move || {
+            test();
+            Ok(())
+        })
+    });
+    libtest_mimic::run(&args, tests.into()).exit_code()
 }
 
 fn runtime() -> tokio::runtime::Runtime {

@@ -20,6 +20,9 @@
 //!   jitters, drops, reorders and cuts IP packets (this kernel has no `netem` qdisc).
 //! - [`suite`] / [`client_suite!`]: the client integration suite, generic over
 //!   the runtime, that every adapter crate runs unchanged.
+//! - [`Socks5Proxy`] (`microsocks`), [`DanteProxy`] (`danted`, with destination rules) and
+//!   [`HttpProxy`] (`tinyproxy`): private proxies, with or without credentials; [`connectivity`] / [`connectivity_suite!`]: every transport
+//!   through each of them, and their refusals.
 //! - [`delivery`] / [`delivery_suite!`]: delivery guarantees at the application and
 //!   liveness under faults (slow consumers, stopped brokers, cancelled calls), the same way.
 //!
@@ -32,11 +35,13 @@
 
 pub mod auth;
 mod certs;
+pub mod connectivity;
 pub mod delivery;
 mod mosquitto;
 mod nats;
 mod netem;
 mod process;
+mod proxies;
 pub mod rss;
 pub mod suite;
 
@@ -47,6 +52,7 @@ pub use mosquitto::{Mosquitto, MosquittoBuilder};
 pub use nats::{Nats, NatsBuilder, NatsCluster};
 pub use netem::{LinkConditions, LinkStats, NetemLink};
 pub use process::BrokerProcess;
+pub use proxies::{DanteProxy, HttpProxy, HttpProxyBuilder, Socks5Proxy};
 
 /// Sends `tracing` output to the test harness's captured output, filtered by `RUST_LOG`
 /// (e.g. `RUST_LOG=sansmqtt_session=debug` shows every packet). Safe to call from every test.

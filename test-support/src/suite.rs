@@ -46,9 +46,11 @@ use sansmqtt_client::{
 use crate::{Certs, Mosquitto, Nats, free_port};
 
 mod amqtt;
+mod enhanced_auth;
 mod failover;
 mod flow;
 pub use amqtt::*;
+pub use enhanced_auth::*;
 pub use failover::*;
 pub use flow::*;
 

@@ -500,7 +500,7 @@ pub(super) fn scripted_server_with_connect<T: Send + 'static>(
 }
 
 /// Reads a variable byte integer at `*at`.
-fn read_var_int(bytes: &[u8], at: &mut usize) -> usize {
+pub(super) fn read_var_int(bytes: &[u8], at: &mut usize) -> usize {
     let mut value = 0;
     for shift in 0..4 {
         let byte = bytes[*at];
@@ -521,7 +521,7 @@ pub(super) fn connect_properties(connect: &[u8]) -> Vec<(u8, Vec<u8>)> {
 
 /// The MQTT 5 properties starting (with their length) at `at` of a packet body, as
 /// (identifier, raw value) pairs.
-fn properties_at(connect: &[u8], mut at: usize) -> Vec<(u8, Vec<u8>)> {
+pub(super) fn properties_at(connect: &[u8], mut at: usize) -> Vec<(u8, Vec<u8>)> {
     let len = read_var_int(connect, &mut at);
     let end = at + len;
     let mut properties = Vec::new();
