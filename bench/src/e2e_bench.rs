@@ -1539,8 +1539,10 @@ fn idle_main(options: &Options) -> Result<(), String> {
     // broker too, so many connections are spread over several (`--connection-brokers K`).
     let brokers: Vec<Mosquitto> = (0..options.connection_brokers)
         .map(|_| {
+            // No queue limit: with the default 1000, the load phase's subscriber (one per
+            // broker, 19,000 / K messages a second) has QoS 1 messages dropped by the broker.
             Mosquitto::builder()
-                .extra_config("max_connections -1")
+                .extra_config("max_connections -1\nmax_queued_messages 0")
                 .start()
         })
         .collect();

@@ -18,8 +18,8 @@
 //! "recorded" is a line written to the parent's pipe before the PUBACK can leave. Workers 0 (killed) and 1
 //! (slow) speak MQTT 3.1.1 (mosquitto's form of shared subscriptions), 2 and 3 MQTT 5.
 //!
-//! A custom harness (`harness = false`): the workers are this binary re-run with `CG_ROLE`.
-//! It honours `--list` and name filters like libtest.
+//! A custom harness (`harness = false`): the workers are this binary re-run with `CG_ROLE`;
+//! libtest's command line comes from `libtest-mimic`.
 #![allow(clippy::unwrap_used, clippy::print_stdout, clippy::print_stderr)]
 
 use std::collections::HashMap;
@@ -66,47 +66,24 @@ const CAUGHT_UP: Duration = Duration::from_millis(50);
 /// The whole stream must be processed within this.
 const DEADLINE: Duration = Duration::from_secs(50);
 
-fn main() {
+fn main() -> std::process::ExitCode {
     mqtt_test_support::init_test_tracing();
     if let Ok(role) = std::env::var("CG_ROLE") {
         assert_eq!(role, "worker", "unknown CG_ROLE");
-        return worker();
+        worker();
+        return std::process::ExitCode::SUCCESS;
     }
-    let tests: [(&str, fn()); 1] = [(
+    // libtest's command line (`--list`, `--exact`, filters), as the other custom harnesses.
+    let mut args = libtest_mimic::Arguments::from_args();
+    args.test_threads = Some(1);
+    let tests = vec![libtest_mimic::Trial::test(
         "shared_subscription_survives_a_killed_and_a_slow_worker",
-        shared_subscription_survives_a_killed_and_a_slow_worker,
+        || {
+            shared_subscription_survives_a_killed_and_a_slow_worker();
+            Ok(())
+        },
     )];
-    let args: Vec<String> = std::env::args().skip(1).collect();
-    let exact = args.iter().any(|a| a == "--exact");
-    let filters: Vec<&String> = args.iter().filter(|a| !a.starts_with('-')).collect();
-    let selected = |name: &str| {
-        filters.is_empty()
-            || filters.iter().any(|f| {
-                if exact {
-                    name == *f
-                } else {
-                    name.contains(f.as_str())
-                }
-            })
-    };
-    if args.iter().any(|a| a == "--list") {
-        let mut count = 0;
-        for (name, _) in tests.iter().filter(|(name, _)| selected(name)) {
-            println!("{name}: test");
-            count += 1;
-        }
-        println!("\n{count} tests, 0 benchmarks");
-        return;
-    }
-    for (name, test) in tests {
-        if !selected(name) {
-            continue;
-        }
-        let started = Instant::now();
-        eprintln!("test {name} ...");
-        test();
-        eprintln!("test {name} ... ok ({:.1?})", started.elapsed());
-    }
+    libtest_mimic::run(&args, tests).exit_code()
 }
 
 fn now_ms() -> u64 {
