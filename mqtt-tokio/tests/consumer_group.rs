@@ -122,7 +122,7 @@ fn worker() {
             .manual_acks(true)
             .clean_session(false)
             // MQTT 5: the session outlives the connection (3.1.1: as long as the broker runs).
-            .session_expiry_interval(600)
+            .session_expiry_interval(Duration::from_secs(600))
             // MQTT 5: mosquitto 2.0.11 sends one message more than the Receive Maximum once
             // the window has been full (seen with 20: after 21 acknowledgements it sent 21
             // more), which the client answers with DISCONNECT 0x93. A window far beyond what
