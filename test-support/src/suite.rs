@@ -49,10 +49,14 @@ mod amqtt;
 mod enhanced_auth;
 mod failover;
 mod flow;
+#[cfg(feature = "quic")]
+mod quic;
 pub use amqtt::*;
 pub use enhanced_auth::*;
 pub use failover::*;
 pub use flow::*;
+#[cfg(feature = "quic")]
+pub use quic::*;
 
 /// Instantiates every test of [`suite`](crate::suite) as a plain `#[test]` for one runtime:
 /// `client_suite!(RuntimeType, block_on_function)`. `block_on` runs a future to completion
