@@ -10,8 +10,10 @@
 //!
 //! `cargo run -p mqtt-examples --example subscriber_tokio -- mqtt://127.0.0.1:1883/`
 //!
-//! The `demo` binary (`src/bin/demo.rs`) is the README's main command. This library only holds
-//! its logging set-up.
+//! The `demo` binary (`src/bin/demo.rs`) is the README's main command. This library holds its
+//! logging set-up and its private broker ([`broker`]).
+
+pub mod broker;
 
 use tracing_subscriber::EnvFilter;
 
@@ -24,3 +26,9 @@ pub fn init_logging(default_level: &str) {
         .with_writer(std::io::stderr)
         .init();
 }
+
+/// The workspace README's Rust examples, compiled as doctests of this crate (`cargo test -p
+/// mqtt-examples --doc`), so a change to the client's API that breaks them fails the tests.
+#[cfg(doctest)]
+#[doc = include_str!("../../README.md")]
+struct ReadmeDoctests;

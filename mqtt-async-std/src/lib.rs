@@ -59,6 +59,23 @@
 //! with [`UriError::FeatureDisabled`]. A process-wide default rustls crypto provider, when
 //! installed, is used instead of the feature's; a ready `rustls::ClientConfig` can be handed
 //! over with [`Connecting::tls_config`] or [`ClientConfig::tls_config`] (feature `tls`).
+//!
+// The methods as shown on this crate's alias pages (`MqttClient`, `Connecting`), so that the
+// links stay in this crate's docs rather than lead to sansmqtt-client's generic types.
+//! [`Connecting::tls_config`]: Connecting#method.tls_config
+//! [`MqttClient::ack`]: MqttClient#method.ack
+//! [`MqttClient::cancel_tasks`]: MqttClient#method.cancel_tasks
+//! [`MqttClient::connect`]: MqttClient#method.connect
+//! [`MqttClient::connection_events`]: MqttClient#method.connection_events
+//! [`MqttClient::deliver_message`]: MqttClient#method.deliver_message
+//! [`MqttClient::disconnect`]: MqttClient#method.disconnect
+//! [`MqttClient::messages`]: MqttClient#method.messages
+//! [`MqttClient::new`]: MqttClient#method.new
+//! [`MqttClient::ping`]: MqttClient#method.ping
+//! [`MqttClient::publish`]: MqttClient#method.publish
+//! [`MqttClient::reconnect`]: MqttClient#method.reconnect
+//! [`MqttClient::subscribe`]: MqttClient#method.subscribe
+//! [`MqttClient::unsubscribe`]: MqttClient#method.unsubscribe
 #![forbid(unsafe_code)]
 #![deny(missing_docs)]
 #![cfg_attr(docsrs, feature(doc_cfg))]
@@ -126,8 +143,21 @@ impl Runtime for AsyncIo {
     {
         smol::spawn(future).detach();
     }
+
+    fn spawn_blocking<T, F>(&self, work: F) -> impl Future<Output = T> + Send + 'static
+    where
+        F: FnOnce() -> T + Send + 'static,
+        T: Send + 'static,
+    {
+        smol::unblock(work)
+    }
 }
 
 // `MqttClient`, `Connecting<'a>`, `Publishing<'a>`, ... with the runtime fixed; explicit items
 // shadow the glob re-export above, so `sansmqtt_async_std::Publishing<'_>` names this runtime's builder.
 sansmqtt_client::runtime_aliases!(AsyncIo);
+
+/// The README's examples (the crate's page on crates.io), compiled and run as doctests.
+#[cfg(doctest)]
+#[doc = include_str!("../README.md")]
+struct ReadmeDoctests;

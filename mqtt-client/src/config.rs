@@ -180,13 +180,36 @@ pub struct ClientConfig {
     pub max_queued_bytes: usize,
     /// Largest packet accepted from the broker.
     pub max_packet_size: u32,
-    /// Received messages the client holds for `deliver_message` / `messages`. The socket is
-    /// always read; QoS 1/2 messages beyond this are held back by flow control (they are
-    /// acknowledged only when the application takes them, and MQTT 5 announces this as the
-    /// Receive Maximum unless [`receive_maximum`](Self::receive_maximum) says otherwise);
-    /// QoS 0 messages beyond it are dropped by [`overflow`](Self::overflow).
+    /// Received messages the client holds for `deliver_message` / `messages` (default 1,024).
+    /// QoS 1/2 messages beyond this are held back by flow control (they are acknowledged only
+    /// when the application takes them, and MQTT 5 announces this as the Receive Maximum
+    /// unless [`receive_maximum`](Self::receive_maximum) says otherwise).
+    ///
+    /// **Bursts of QoS 0 are not dropped.** When a QoS 0 message finds the buffer full, the
+    /// client pauses reading the socket and resumes as soon as the application has taken
+    /// enough messages for those already read (at most one socket read, 64 KiB, is held beyond
+    /// this bound meanwhile). The pause lasts at most `min(keep_alive / 4, 1 s)` (1 s with
+    /// keep-alive off), well inside the keep-alive budget. Only an application still stalled
+    /// at the end of the pause meets [`overflow`](Self::overflow): the messages held are
+    /// dropped by it (counted, reported), reading resumes at full speed so that PINGRESP and
+    /// acknowledgements keep flowing, and QoS 0 messages beyond the buffer are dropped at once
+    /// until the application has drained it to half; then a burst may pause reading again.
+    /// Raise the buffer for consumers that stall for longer than the pause but must not lose
+    /// QoS 0 messages; lower it to bound memory.
+    ///
+    /// **MQTT 3.1.1 bounds QoS 1/2 here too**, since it cannot announce a Receive Maximum and
+    /// a broker without an in-flight limit (mosquitto's `max_inflight_messages 0`) sends
+    /// whether or not earlier messages were acknowledged. With a persistent session
+    /// (`clean_session(false)`), once `message_buffer` QoS 1/2 messages wait, the client stops
+    /// taking more by withholding their acknowledgements (never by not reading the socket):
+    /// it drops them unacknowledged, and every later QoS 1/2 message of that connection too
+    /// (acknowledgements go out in arrival order); once the application has taken what it
+    /// holds, the client reconnects at once and the broker sends them again. QoS 1 messages
+    /// may then arrive twice, as QoS 1 allows; QoS 2 messages still arrive once. With a clean
+    /// session a dropped message would be lost, so QoS 1/2 are not bounded there.
     pub message_buffer: usize,
-    /// What happens to a QoS 0 message that arrives when `message_buffer` messages wait.
+    /// What happens to a QoS 0 message that arrives when `message_buffer` messages wait and
+    /// the read pause (see [`message_buffer`](Self::message_buffer)) has run out.
     pub overflow: Overflow,
     /// MQTT 5 Receive Maximum announced to the broker: how many unacknowledged QoS 1/2
     /// messages it may send at once. `None`: `message_buffer` (at most 65,535).

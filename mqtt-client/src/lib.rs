@@ -37,6 +37,7 @@ mod drain;
 mod driver;
 mod error;
 mod inbox;
+mod intake;
 mod limits;
 mod payload;
 mod proxy;
@@ -261,6 +262,15 @@ pub enum ConnectionEvent {
         /// Messages dropped since the last such event.
         count: u64,
     },
+    /// Outgoing messages were dropped unsent because their MQTT 5 message expiry interval
+    /// ran out while they waited for a connection or for room in the in-flight window. Each
+    /// one's publish also fails with
+    /// [`PublishError::Expired`] (a QoS 0 publish,
+    /// complete at acceptance, learns it only here).
+    PublishesExpired {
+        /// Messages expired (reported as they expire).
+        count: u64,
+    },
     /// The client stopped: after `disconnect`, or when reconnecting gave up.
     Closed,
     /// A publish whose call had already completed (QoS 0 completes at acceptance) was refused
@@ -353,6 +363,9 @@ impl Shared {
         {
             self.ack(now, token);
         }
+        // A driver waiting for room (a read pause, a bounded 3.1.1 inbox) sees the
+        // acknowledgement queued before it looks.
+        self.inbox.room.wake();
         Some(message)
     }
 
@@ -1050,3 +1063,8 @@ impl<R: Runtime> Stream for Messages<R> {
         }
     }
 }
+
+/// The README's examples (the crate's page on crates.io), compiled and run as doctests.
+#[cfg(doctest)]
+#[doc = include_str!("../README.md")]
+struct ReadmeDoctests;

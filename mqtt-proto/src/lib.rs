@@ -49,3 +49,8 @@ pub use error::{DecodeError, EncodeError};
 pub use packet::*;
 pub use qos::{PacketId, ProtocolVersion, QoS};
 pub use reason::ReasonCode;
+
+/// The README's examples (the crate's page on crates.io), compiled and run as doctests.
+#[cfg(doctest)]
+#[doc = include_str!("../README.md")]
+struct ReadmeDoctests;

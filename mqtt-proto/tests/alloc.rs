@@ -7,7 +7,8 @@
 //! workspace forbids it) while counting every allocation. The counters are process-wide, so
 //! this binary runs without libtest's harness (`harness = false`): the harness's own threads
 //! (output capture, slow-test notices) allocate at moments of their choosing, which under load
-//! landed inside a measured region. Only this thread runs while the loops are measured.
+//! landed inside a measured region. libtest-mimic reads libtest's command line and runs the test
+//! on the main thread: only this thread runs while the loops are measured.
 #![allow(clippy::unwrap_used)]
 
 use std::alloc::System;
@@ -170,11 +171,18 @@ fn publish_hot_path_allocates_nothing_and_copies_nothing() {
     }
 }
 
-fn main() {
-    publish_hot_path_allocates_nothing_and_copies_nothing();
-    // The line libtest would print, so the run reads like the others.
-    #[allow(clippy::print_stdout)]
-    {
-        println!("test publish_hot_path_allocates_nothing_and_copies_nothing ... ok");
-    }
+fn main() -> std::process::ExitCode {
+    // libtest's command line (`--list`, `--exact`, filters, `--ignored`), so that
+    // `cargo test -- --list` and nextest list this test without running it.
+    let mut args = libtest_mimic::Arguments::from_args();
+    // On the main thread, with no harness thread allocating beside it.
+    args.test_threads = Some(1);
+    let test = libtest_mimic::Trial::test(
+        "publish_hot_path_allocates_nothing_and_copies_nothing",
+        || {
+            publish_hot_path_allocates_nothing_and_copies_nothing();
+            Ok(())
+        },
+    );
+    libtest_mimic::run(&args, vec![test]).exit_code()
 }

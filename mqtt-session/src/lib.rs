@@ -190,3 +190,8 @@ pub use time::{DefaultInstant, Instant};
 
 /// The codec this session is built on, re-exported so users need one dependency.
 pub use sansmqtt_proto as proto;
+
+/// The README's examples (the crate's page on crates.io), compiled and run as doctests.
+#[cfg(doctest)]
+#[doc = include_str!("../README.md")]
+struct ReadmeDoctests;

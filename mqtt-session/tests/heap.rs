@@ -4,7 +4,8 @@
 //! of a steady publish loop that hands bytes out through `poll_transmit_into`.
 //!
 //! The counters are process-wide, so this binary runs without libtest's harness
-//! (`harness = false`): only this thread runs while a region is measured. It prints the
+//! (`harness = false`; libtest-mimic reads libtest's command line and runs the test on the
+//! main thread): only this thread runs while a region is measured. It prints the
 //! figures the crate docs and docs/decisions.md quote, and fails if they grow past the bounds
 //! below (a regression in the session's memory, not a timing).
 #![allow(clippy::unwrap_used, clippy::print_stdout)]
@@ -147,7 +148,8 @@ fn measure(version: ProtocolVersion) -> Figures {
     }
 }
 
-fn main() {
+/// The figures, printed, and their bounds.
+fn session_heap_per_connection() {
     println!(
         "size_of Session (std Instant): {} bytes; Session<MemoryStore, Duration>: {} bytes",
         size_of::<Session>(),
@@ -187,5 +189,17 @@ fn main() {
             figures.in_flight
         );
     }
-    println!("test session_heap_per_connection ... ok");
+}
+
+fn main() -> std::process::ExitCode {
+    // libtest's command line (`--list`, `--exact`, filters, `--ignored`), so that
+    // `cargo test -- --list` and nextest list this test without running it.
+    let mut args = libtest_mimic::Arguments::from_args();
+    // On the main thread, with no harness thread allocating beside it.
+    args.test_threads = Some(1);
+    let test = libtest_mimic::Trial::test("session_heap_per_connection", || {
+        session_heap_per_connection();
+        Ok(())
+    });
+    libtest_mimic::run(&args, vec![test]).exit_code()
 }

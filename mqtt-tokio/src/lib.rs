@@ -57,6 +57,23 @@
 //! with [`UriError::FeatureDisabled`]. A process-wide default rustls crypto provider, when
 //! installed, is used instead of the feature's; a ready `rustls::ClientConfig` can be handed
 //! over with [`Connecting::tls_config`] or [`ClientConfig::tls_config`] (feature `tls`).
+//!
+// The methods as shown on this crate's alias pages (`MqttClient`, `Connecting`), so that the
+// links stay in this crate's docs rather than lead to sansmqtt-client's generic types.
+//! [`Connecting::tls_config`]: Connecting#method.tls_config
+//! [`MqttClient::ack`]: MqttClient#method.ack
+//! [`MqttClient::cancel_tasks`]: MqttClient#method.cancel_tasks
+//! [`MqttClient::connect`]: MqttClient#method.connect
+//! [`MqttClient::connection_events`]: MqttClient#method.connection_events
+//! [`MqttClient::deliver_message`]: MqttClient#method.deliver_message
+//! [`MqttClient::disconnect`]: MqttClient#method.disconnect
+//! [`MqttClient::messages`]: MqttClient#method.messages
+//! [`MqttClient::new`]: MqttClient#method.new
+//! [`MqttClient::ping`]: MqttClient#method.ping
+//! [`MqttClient::publish`]: MqttClient#method.publish
+//! [`MqttClient::reconnect`]: MqttClient#method.reconnect
+//! [`MqttClient::subscribe`]: MqttClient#method.subscribe
+//! [`MqttClient::unsubscribe`]: MqttClient#method.unsubscribe
 #![forbid(unsafe_code)]
 #![deny(missing_docs)]
 #![cfg_attr(docsrs, feature(doc_cfg))]
@@ -112,4 +129,26 @@ impl Runtime for Tokio {
     {
         drop(tokio::spawn(future));
     }
+
+    fn spawn_blocking<T, F>(&self, work: F) -> impl Future<Output = T> + Send + 'static
+    where
+        F: FnOnce() -> T + Send + 'static,
+        T: Send + 'static,
+    {
+        let task = tokio::task::spawn_blocking(work);
+        async move {
+            match task.await {
+                Ok(done) => done,
+                Err(err) if err.is_panic() => std::panic::resume_unwind(err.into_panic()),
+                // Cancelled: the runtime is shutting down, and with it the driver awaiting
+                // this; there is nothing to hand back.
+                Err(_) => std::future::pending().await,
+            }
+        }
+    }
 }
+
+/// The README's examples (the crate's page on crates.io), compiled and run as doctests.
+#[cfg(doctest)]
+#[doc = include_str!("../README.md")]
+struct ReadmeDoctests;

@@ -20,22 +20,33 @@ use sansmqtt_tokio::{ClientConfig, MqttClient, QoS};
 const EACH: u32 = 100;
 const CLIENT_ID: &str = "killed-subscriber";
 
-fn main() {
-    let runtime = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()
-        .expect("building a Tokio runtime");
+fn main() -> std::process::ExitCode {
+    let runtime = || {
+        tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(2)
+            .enable_all()
+            .build()
+            .expect("building a Tokio runtime")
+    };
     if std::env::var("MQTT_TEST_CHILD").as_deref() == Ok("subscriber") {
         let uri = std::env::args()
             .nth(1)
             .expect("the child needs the broker URI");
-        runtime.block_on(child(&uri));
-        return;
+        runtime().block_on(child(&uri));
+        return std::process::ExitCode::SUCCESS;
     }
     mqtt_test_support::init_test_tracing();
-    runtime.block_on(parent());
-    eprintln!("test killed_subscriber_with_unread_messages_loses_nothing ... ok");
+    // libtest's command line (`--list`, `--exact`, filters, `--ignored`), so that
+    // `cargo test -- --list` and nextest list this test without running it.
+    let args = libtest_mimic::Arguments::from_args();
+    let test = libtest_mimic::Trial::test(
+        "killed_subscriber_with_unread_messages_loses_nothing",
+        move || {
+            runtime().block_on(parent());
+            Ok(())
+        },
+    );
+    libtest_mimic::run(&args, vec![test]).exit_code()
 }
 
 fn persistent() -> ClientConfig {

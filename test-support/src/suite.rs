@@ -628,6 +628,14 @@ impl<R: Runtime + Default> Runtime for CountingIo<R> {
     {
         self.0.spawn(future);
     }
+
+    fn spawn_blocking<T, F>(&self, work: F) -> impl Future<Output = T> + Send + 'static
+    where
+        F: FnOnce() -> T + Send + 'static,
+        T: Send + 'static,
+    {
+        self.0.spawn_blocking(work)
+    }
 }
 
 /// The driver reads its transport when the transport signalled data (and once at the start),

@@ -1,7 +1,8 @@
 //! The README's main command: messages at QoS 0, 1 and 2 through a real broker.
 //!
-//! Without an argument it starts a private mosquitto on a free loopback port (and stops it at
-//! the end); with a URI (`mqtt://`, `mqtts://`, `ws://`, `wss://`) it uses that broker.
+//! Without an argument it starts a private broker on a free loopback port: mosquitto when the
+//! binary is installed (on `PATH` or in an `sbin` directory; stopped at the end), else rumqttd
+//! embedded in this process, so a machine with only a Rust toolchain runs the demo too. With a URI (`mqtt://`, `mqtts://`, `ws://`, `wss://`) it uses that broker.
 //! A subscriber and a publisher client share the broker: the publisher sends a batch at each
 //! QoS, concurrently, and the subscriber receives and counts them.
 //!
@@ -12,20 +13,33 @@ use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
 
 use futures_util::future::try_join_all;
-use mqtt_test_support::Mosquitto;
+use mqtt_examples::broker::DemoBroker;
 use sansmqtt_tokio::{ClientConfig, ClientError, MqttClient, QoS};
 
 #[tokio::main]
 async fn main() -> Result<(), ClientError> {
-    mqtt_examples::init_logging("warn");
+    // The embedded rumqttd logs each connection that closes before CONNECT (the readiness
+    // probe) as an error: it speaks only when `RUST_LOG` asks.
+    mqtt_examples::init_logging("warn,rumqttd=off");
     let mut args = std::env::args().skip(1);
     let given_uri = args.next();
     let per_qos: usize = args.next().and_then(|n| n.parse().ok()).unwrap_or(10);
 
     // A private broker unless a URI was given.
-    let broker = given_uri.is_none().then(Mosquitto::start);
-    let uri = given_uri.unwrap_or_else(|| broker.as_ref().map(Mosquitto::uri).unwrap_or_default());
-    println!("broker: {uri}");
+    let (uri, broker) = match given_uri {
+        Some(uri) => {
+            println!("broker: {uri}");
+            (uri, None)
+        }
+        None => {
+            let broker = DemoBroker::start().unwrap_or_else(|err| {
+                eprintln!("{err}");
+                std::process::exit(1)
+            });
+            println!("broker: {broker}");
+            (broker.uri(), Some(broker))
+        }
+    };
 
     let topic_root = format!("demo/{}", std::process::id());
     let subscriber = MqttClient::new(Some("demo-subscriber"), ClientConfig::default());
@@ -99,6 +113,8 @@ async fn main() -> Result<(), ClientError> {
     publisher.disconnect().await?;
     subscriber.unsubscribe([filter.as_str()]).await?;
     subscriber.disconnect().await?;
+    // Stops a mosquitto child, which `exit` below would leave running.
+    drop(broker);
     if reliable != 2 * per_qos {
         eprintln!("QoS 1/2 messages went missing");
         std::process::exit(1);
