@@ -27,6 +27,8 @@ pub struct QuicBroker {
     client_ca: Option<PathBuf>,
     storage: tempfile::TempDir,
     port: u16,
+    /// Network namespace and address to serve in (`start_in_netns`).
+    netns: Option<(String, Ipv4Addr)>,
     running: Option<(BrokerShutdownHandle, JoinHandle<()>)>,
 }
 
@@ -43,22 +45,45 @@ impl QuicBroker {
         Self::launch(certs, Some(certs.ca_file()))
     }
 
+    /// Like [`start`](Self::start), serving from network namespace `ns` (its thread enters
+    /// it) on `address`, e.g. a [`NetemLink`](crate::NetemLink)'s namespace A. The
+    /// certificate names `localhost` / `127.0.0.1` only: clients turn `check_hostname` off.
+    pub fn start_in_netns(certs: &Certs, ns: &str, address: Ipv4Addr) -> Self {
+        Self::launch_with(certs, None, Some((ns.to_owned(), address)))
+    }
+
     fn launch(certs: &Certs, client_ca: Option<PathBuf>) -> Self {
+        Self::launch_with(certs, client_ca, None)
+    }
+
+    fn launch_with(
+        certs: &Certs,
+        client_ca: Option<PathBuf>,
+        netns: Option<(String, Ipv4Addr)>,
+    ) -> Self {
         let mut broker = Self {
             cert: certs.server_cert(),
             key: certs.server_key(),
             client_ca,
             storage: tempfile::tempdir().expect("creating the broker's storage directory"),
             port: 0,
+            netns,
             running: None,
         };
         broker.restart();
         broker
     }
 
-    /// `quic://127.0.0.1:PORT`.
+    /// `quic://127.0.0.1:PORT` (the namespace's address with
+    /// [`start_in_netns`](Self::start_in_netns)).
     pub fn uri(&self) -> String {
-        format!("quic://127.0.0.1:{}", self.port)
+        format!("quic://{}:{}", self.host(), self.port)
+    }
+
+    fn host(&self) -> Ipv4Addr {
+        self.netns
+            .as_ref()
+            .map_or(Ipv4Addr::LOCALHOST, |(_, address)| *address)
     }
 
     /// The UDP port of the QUIC listener.
@@ -81,7 +106,7 @@ impl QuicBroker {
     pub fn restart(&mut self) {
         self.stop();
         let mut quic = QuicConfig::new(self.cert.clone(), self.key.clone())
-            .with_bind_address(SocketAddr::from((Ipv4Addr::LOCALHOST, self.port)));
+            .with_bind_address(SocketAddr::from((self.host(), self.port)));
         if let Some(ca) = &self.client_ca {
             quic = quic.with_ca_file(ca.clone()).with_require_client_cert(true);
         }
@@ -96,9 +121,21 @@ impl QuicBroker {
             // single-stream client (EMQX's and NanoMQ's default mode, and ours) never reads.
             .with_server_delivery_strategy(ServerDeliveryStrategy::ControlOnly);
         let (tx, rx) = std::sync::mpsc::channel();
+        let ns = self
+            .netns
+            .as_ref()
+            .map(|(ns, _)| format!("/var/run/netns/{ns}"));
         let thread = thread::Builder::new()
             .name("mqtt5-quic-broker".into())
-            .spawn(move || run(config, &tx))
+            .spawn(move || {
+                if let Some(path) = ns {
+                    let file = std::fs::File::open(&path)
+                        .unwrap_or_else(|e| panic!("opening {path} failed: {e}"));
+                    nix::sched::setns(&file, nix::sched::CloneFlags::CLONE_NEWNET)
+                        .unwrap_or_else(|e| panic!("entering network namespace {path}: {e}"));
+                }
+                run(config, &tx);
+            })
             .expect("spawning the broker thread");
         let (shutdown, addr) = rx
             .recv_timeout(Duration::from_secs(10))
