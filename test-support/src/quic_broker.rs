@@ -13,12 +13,13 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::thread::{self, JoinHandle};
 use std::time::Duration;
 
-use mqtt5::broker::config::{QuicConfig, ServerDeliveryStrategy};
+use mqtt5::broker::config::{QuicConfig, ServerDeliveryStrategy, TlsConfig};
 use mqtt5::broker::{BrokerConfig, BrokerShutdownHandle, MqttBroker, StorageConfig};
 
 use crate::Certs;
 
-/// An mqtt5 broker with a QUIC listener on `127.0.0.1`, private to the test. Stopped when
+/// An mqtt5 broker with a QUIC listener and an `mqtts://` listener (the same broker over
+/// TCP + TLS, for comparisons) on `127.0.0.1`, private to the test. Stopped when
 /// dropped; [`stop`](Self::stop) and [`restart`](Self::restart) keep its port and its
 /// persisted sessions.
 pub struct QuicBroker {
@@ -27,6 +28,7 @@ pub struct QuicBroker {
     client_ca: Option<PathBuf>,
     storage: tempfile::TempDir,
     port: u16,
+    tls_port: u16,
     /// Network namespace and address to serve in (`start_in_netns`).
     netns: Option<(String, Ipv4Addr)>,
     running: Option<(BrokerShutdownHandle, JoinHandle<()>)>,
@@ -67,6 +69,7 @@ impl QuicBroker {
             client_ca,
             storage: tempfile::tempdir().expect("creating the broker's storage directory"),
             port: 0,
+            tls_port: 0,
             netns,
             running: None,
         };
@@ -78,6 +81,11 @@ impl QuicBroker {
     /// [`start_in_netns`](Self::start_in_netns)).
     pub fn uri(&self) -> String {
         format!("quic://{}:{}", self.host(), self.port)
+    }
+
+    /// `mqtts://HOST:PORT`: the same broker over TCP + TLS, same certificate.
+    pub fn tls_uri(&self) -> String {
+        format!("mqtts://{}:{}", self.host(), self.tls_port)
     }
 
     fn host(&self) -> Ipv4Addr {
@@ -110,11 +118,14 @@ impl QuicBroker {
         if let Some(ca) = &self.client_ca {
             quic = quic.with_ca_file(ca.clone()).with_require_client_cert(true);
         }
+        let mut tls = TlsConfig::new(self.cert.clone(), self.key.clone());
+        tls.bind_addresses = vec![SocketAddr::from((self.host(), self.tls_port))];
         let mut storage = StorageConfig::default();
         storage.base_dir = self.storage.path().to_owned();
         let config = BrokerConfig::default()
             .with_bind_addresses(Vec::new())
             .with_storage(storage)
+            .with_tls(tls)
             .with_quic(quic)
             // Everything on the client's one stream. mqtt5's default (`PerTopic`) sends
             // PUBLISHes to the client on streams the broker opens, one per topic, which a
@@ -137,15 +148,16 @@ impl QuicBroker {
                 run(config, &tx);
             })
             .expect("spawning the broker thread");
-        let (shutdown, addr) = rx
+        let (shutdown, addr, tls_addr) = rx
             .recv_timeout(Duration::from_secs(10))
             .expect("the mqtt5 broker did not start (see the thread's panic above)");
         self.port = addr.port();
+        self.tls_port = tls_addr.port();
         self.running = Some((shutdown, thread));
     }
 }
 
-type Started = (BrokerShutdownHandle, SocketAddr);
+type Started = (BrokerShutdownHandle, SocketAddr, SocketAddr);
 
 fn run(config: BrokerConfig, started: &std::sync::mpsc::Sender<Started>) {
     let runtime = tokio::runtime::Builder::new_multi_thread()
@@ -158,7 +170,8 @@ fn run(config: BrokerConfig, started: &std::sync::mpsc::Sender<Started>) {
             .await
             .expect("starting the mqtt5 broker");
         let addr = broker.quic_local_addr().expect("the broker's QUIC address");
-        let _ = started.send((broker.shutdown_handle(), addr));
+        let tls_addr = broker.tls_local_addr().expect("the broker's TLS address");
+        let _ = started.send((broker.shutdown_handle(), addr, tls_addr));
         // A failing broker fails the test when `stop` joins this thread.
         broker
             .run()
