@@ -26,6 +26,7 @@
 //! - [`QuicBroker`] (feature `quic`): the `mqtt5` crate's broker with a QUIC listener, in
 //!   process on a runtime thread of its own, and [`UdpRelay`] to cut its link; the QUIC suite
 //!   (`quic_suite!`) runs over it.
+//! - [`secrets`]: the secret scan, run by each adapter from a test binary of its own.
 //! - [`delivery`] / [`delivery_suite!`]: delivery guarantees at the application and
 //!   liveness under faults (slow consumers, stopped brokers, cancelled calls), the same way.
 //!
@@ -48,6 +49,7 @@ mod proxies;
 #[cfg(feature = "quic")]
 mod quic_broker;
 pub mod rss;
+pub mod secrets;
 pub mod suite;
 
 use std::net::{Ipv4Addr, TcpListener};
