@@ -46,6 +46,8 @@ mod limits;
 mod payload;
 mod proxy;
 mod queue;
+#[cfg(feature = "quic")]
+mod quic;
 mod reconnect;
 mod request;
 #[cfg(feature = "scram")]
@@ -87,6 +89,13 @@ pub use error::{ClientError, ConfigError, UriError};
 pub use events::{ConnectionEvents, EVENT_BUFFER};
 pub use payload::{IntoUri, Payload, PayloadError};
 pub use proxy::{Proxy, ProxyError, ProxyKind, ProxyRefusal};
+#[cfg(feature = "quic")]
+#[cfg_attr(docsrs, doc(cfg(feature = "quic")))]
+pub use quic::QuicError;
+#[cfg(feature = "quic")]
+#[cfg_attr(docsrs, doc(cfg(feature = "quic")))]
+/// quinn, re-exported for [`Runtime::quic_runtime`] implementations.
+pub use quinn;
 pub use reconnect::Jitter;
 pub use request::Requesting;
 #[cfg(feature = "scram")]

@@ -50,12 +50,16 @@ mod enhanced_auth;
 mod events;
 mod failover;
 mod flow;
+#[cfg(feature = "quic")]
+mod quic;
 mod stats;
 pub use amqtt::*;
 pub use enhanced_auth::*;
 pub use events::*;
 pub use failover::*;
 pub use flow::*;
+#[cfg(feature = "quic")]
+pub use quic::*;
 pub use stats::*;
 
 /// Instantiates every test of [`suite`](crate::suite) as a plain `#[test]` for one runtime:
