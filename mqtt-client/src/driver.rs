@@ -516,7 +516,8 @@ impl<R: Runtime> Driver<R> {
                         warn!("giving up reconnecting");
                         break err;
                     };
-                    let uri = attempt.target.url.to_string();
+                    // Shown without its password: this goes to the log and to every listener.
+                    let uri = attempt.target.to_string();
                     info!(attempt = attempt.number, delay = ?attempt.delay, %uri, "reconnecting");
                     self.shared.status(ConnectionEvent::Reconnecting {
                         attempt: attempt.number,
@@ -601,7 +602,7 @@ impl<R: Runtime> Driver<R> {
             options.username = Some(ByteString::from(username.as_str()));
         }
         if let Some(password) = &target.password {
-            options.password = Some(Bytes::from(password.clone()));
+            options.password = Some(password.to_bytes());
         }
         self.auth = None;
         if let Some(authenticator) = &self.params.authenticator
@@ -858,6 +859,7 @@ impl<R: Runtime> Driver<R> {
                         break;
                     }
                     Poll::Ready(Ok(n)) => {
+                        self.shared.stats.sent(n);
                         self.writing.advance(n);
                         self.needs_flush = true;
                         self.ack.written();
@@ -899,6 +901,7 @@ impl<R: Runtime> Driver<R> {
                                 ConnectionError::TransportClosed,
                             )));
                     self.report_drops();
+                    self.shared.observe(&self.session);
                     return Poll::Ready(ended);
                 }
             }
@@ -920,6 +923,7 @@ impl<R: Runtime> Driver<R> {
                     }
                 }
                 self.report_drops();
+                self.shared.observe(&self.session);
                 return Poll::Pending;
             }
         }
@@ -947,6 +951,7 @@ impl<R: Runtime> Driver<R> {
                 true
             }
             Poll::Ready(Ok(n)) => {
+                self.shared.stats.received(n);
                 self.session.handle_read(now, &buf[..n]);
                 self.ack.read(now);
                 true
@@ -1176,6 +1181,7 @@ impl<R: Runtime> Driver<R> {
                 }
                 self.schedule_refresh();
                 info!(session_present, "connected");
+                self.shared.stats.connected();
                 self.reached_connack = true;
                 // Publishes accepted from now on are checked against these limits.
                 self.shared.acceptance.set(self.session.publish_limits());

@@ -266,7 +266,12 @@ async fn open_ws(
     headers: &[(String, String)],
     stream: Box<dyn Transport>,
 ) -> Result<Box<dyn Transport>, ClientError> {
-    let mut request = target.url.as_str().into_client_request()?;
+    // The handshake carries no credentials of the URI: MQTT sends them in CONNECT, and
+    // tungstenite logs the whole request at trace level.
+    let mut url = target.url.clone();
+    let _ = url.set_password(None);
+    let _ = url.set_username("");
+    let mut request = url.as_str().into_client_request()?;
     let headers_map = request.headers_mut();
     // [MQTT-6.0.0-3] the client offers the "mqtt" subprotocol.
     headers_map.insert("Sec-WebSocket-Protocol", HeaderValue::from_static("mqtt"));
@@ -278,7 +283,7 @@ async fn open_ws(
         headers_map.insert(name, value);
     }
     let (ws, _response) = async_tungstenite::client_async(request, stream).await?;
-    debug!(url = %target.url, "WebSocket connected");
+    debug!(uri = %target, "WebSocket connected");
     Ok(Box::new(WsBytes {
         ws,
         pending: Bytes::new(),

@@ -221,8 +221,11 @@ pub struct Session<S: SessionStore = MemoryStore, I = DefaultInstant> {
     /// tokens carry it, so one from a lost session cannot acknowledge a newer message that
     /// reuses its packet identifier.
     server_session: u64,
-    /// One entry per PINGREQ awaiting PINGRESP; `Some` for a `ping` command.
-    pings: VecDeque<Option<Token>>,
+    /// One entry per PINGREQ awaiting PINGRESP, with when it was queued; `Some` for a
+    /// `ping` command.
+    pings: VecDeque<(Option<Token>, I)>,
+    /// When the last answered PINGREQ was queued and when its PINGRESP was read.
+    last_ping: Option<(I, I)>,
     /// Granted subscriptions with the properties of the SUBSCRIBE that made them (MQTT 5
     /// subscription identifier, user properties), for re-subscribing after a session loss.
     subscriptions: Vec<Granted>,
@@ -337,6 +340,7 @@ impl<S: SessionStore, I: Instant> Session<S, I> {
             subscriptions,
             read_now: None,
             expired: 0,
+            last_ping: None,
             aliases_in: Vec::new(),
             aliases_out: BTreeMap::new(),
             alias_properties: PropertyBox::none(),
@@ -406,6 +410,21 @@ impl<S: SessionStore, I: Instant> Session<S, I> {
     /// Outgoing QoS 1/2 messages in flight.
     pub fn inflight_len(&self) -> usize {
         self.store.outgoing_len()
+    }
+
+    /// Incoming QoS 1/2 messages not yet acknowledged (PUBACK / PUBREC not sent) or, for QoS
+    /// 2, not yet released (PUBREL not received): what flow control counts against the
+    /// Receive Maximum.
+    pub fn incoming_inflight_len(&self) -> usize {
+        self.unsent_qos1 + self.store.incoming_len()
+    }
+
+    /// The last answered PINGREQ, keep-alive or [`ping`](Self::ping): when it was queued
+    /// and when its PINGRESP was read, the instants the caller passed in (their difference
+    /// is the round trip, including the time the driver took to write the request out and to
+    /// read the answer). `None` until one is answered.
+    pub fn last_ping(&self) -> Option<(I, I)> {
+        self.last_ping
     }
 
     /// Publishes waiting behind the in-flight window.
