@@ -669,25 +669,50 @@ impl<R: Runtime> Driver<R> {
 
     /// Serves commands while waiting `delay` before a reconnect. Returns true if the client
     /// closed meanwhile.
+    ///
+    /// Publishes accepted here are queued; with a durable store they are recorded, and a
+    /// sync off the executor makes them durable (`Publishing::stored` resolves) without a
+    /// connection. While it runs no command is applied, as in `poll_serve`.
     async fn wait(&mut self, delay: Duration) -> bool {
         let mut sleep = Box::pin(self.runtime.sleep_until(self.runtime.now() + delay));
-        poll_fn(|cx| {
-            let handles_gone = self.shared.commands.take(cx, &mut self.inbox);
-            while let Some(command) = self.inbox.pop_front() {
-                self.apply(self.runtime.now(), command);
-                match self.end.take() {
-                    Some(Ended::Closed) => return Poll::Ready(true),
-                    // `reconnect()` while waiting: try right away.
-                    Some(Ended::Reconnect) => return Poll::Ready(false),
-                    other => self.end = other,
+        let closed = poll_fn(|cx| {
+            loop {
+                match self.syncing.poll(cx, &mut self.session) {
+                    Poll::Pending => return Poll::Pending,
+                    Poll::Ready(true) => self.session.sync_queued(),
+                    Poll::Ready(false) => {}
                 }
+                while let Some(event) = self.session.poll_event() {
+                    self.dispatch(event);
+                }
+                let handles_gone = self.shared.commands.take(cx, &mut self.inbox);
+                while let Some(command) = self.inbox.pop_front() {
+                    self.apply(self.runtime.now(), command);
+                    match self.end.take() {
+                        Some(Ended::Closed) => return Poll::Ready(true),
+                        // `reconnect()` while waiting: try right away.
+                        Some(Ended::Reconnect) => return Poll::Ready(false),
+                        other => self.end = other,
+                    }
+                }
+                if handles_gone || self.connect_cancelled(cx) {
+                    return Poll::Ready(true);
+                }
+                if self.syncing.start(&self.runtime, &mut self.session) {
+                    continue;
+                }
+                return sleep.as_mut().poll(cx).map(|()| false);
             }
-            if handles_gone || self.connect_cancelled(cx) {
-                return Poll::Ready(true);
-            }
-            sleep.as_mut().poll(cx).map(|()| false)
         })
-        .await
+        .await;
+        // A sync still running holds records taken from the store; queued publishes recorded
+        // after the last one are synced here (inline: the wait is over).
+        self.syncing.finish(&mut self.session).await;
+        self.session.sync_queued();
+        while let Some(event) = self.session.poll_event() {
+            self.dispatch(event);
+        }
+        closed
     }
 
     async fn serve(&mut self, mut transport: Box<dyn Transport>) -> Ended {
@@ -729,10 +754,14 @@ impl<R: Runtime> Driver<R> {
             // is done the batch is taken out at once, before anything else records.
             match self.syncing.poll(cx, &mut self.session) {
                 Poll::Pending => return Poll::Pending,
-                Poll::Ready(true) if self.writing.is_empty() => {
-                    self.writing = self.session.poll_transmit(now).unwrap_or_default();
+                Poll::Ready(true) => {
+                    if self.writing.is_empty() {
+                        self.writing = self.session.poll_transmit(now).unwrap_or_default();
+                    }
+                    // Publishes queued before CONNACK with nothing to send yet.
+                    self.session.sync_queued();
                 }
-                Poll::Ready(_) => {}
+                Poll::Ready(false) => {}
             }
 
             let handles_gone = self.shared.commands.take(cx, &mut self.inbox);

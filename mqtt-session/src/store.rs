@@ -236,6 +236,34 @@ pub trait SessionStore {
     fn subscriptions(&self) -> Vec<(SubscribeFilter, SubscribeProperties)> {
         Vec::new()
     }
+    /// Whether this store keeps publishes queued while disconnected
+    /// ([`put_queued`](Self::put_queued)). When it does, a QoS 1/2 publish accepted with no
+    /// connection is recorded at once and reported stored after the next sync, instead of
+    /// when it enters the in-flight window. The default keeps nothing.
+    fn keeps_queued(&self) -> bool {
+        false
+    }
+    /// Records a QoS 1/2 publish accepted while disconnected, under `seq`, the send order it
+    /// will have in flight. The flight that later carries it is inserted with the same `seq`,
+    /// and [`insert_outgoing`](Self::insert_outgoing) of a flight whose `seq` names a queued
+    /// record must replace that record in one change (one log record for a log): after a
+    /// crash the message is either still queued or in flight, never both, so it is never
+    /// sent twice. The default keeps nothing.
+    fn put_queued(&mut self, seq: u64, token: Token, publish: &Publish) -> Result<(), StoreError> {
+        let _ = (seq, token, publish);
+        Ok(())
+    }
+    /// Forgets the queued publish `seq` (it expired, or was refused before it was sent).
+    /// The default keeps nothing.
+    fn remove_queued(&mut self, seq: u64) -> Result<(), StoreError> {
+        let _ = seq;
+        Ok(())
+    }
+    /// The queued publishes recorded, in `seq` order: read once, when a session is built over
+    /// the store, which queues them again. The default has none.
+    fn queued_in_order(&self) -> Vec<(u64, Token, Publish)> {
+        Vec::new()
+    }
 }
 
 /// The default store: id-indexed tables in memory, grown only as far as the highest

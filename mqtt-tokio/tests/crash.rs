@@ -19,6 +19,11 @@
 //!   is SIGKILLed; a new child on the same store, against a broker that has no session for
 //!   it, receives messages on that subscription without subscribing itself.
 //!
+//! - `offline_publishes_survive_a_sigkill_before_the_first_connection`: a child that never
+//!   reached a broker publishes QoS 1 and QoS 2 messages, waits for `stored()`, and is
+//!   SIGKILLed; a new child on the same store and id connects to a broker and sends them (QoS 2
+//!   exactly once, QoS 1 at least once); a third one, after that one's SIGKILL, sends none again.
+//!
 //! A custom harness (`harness = false`): the children need their own `main`.
 #![allow(clippy::unwrap_used, clippy::print_stdout, clippy::print_stderr)]
 
@@ -71,6 +76,10 @@ fn main() -> std::process::ExitCode {
             restorer_child();
             return std::process::ExitCode::SUCCESS;
         }
+        Ok("offline") => {
+            offline_child();
+            return std::process::ExitCode::SUCCESS;
+        }
         Ok(other) => panic!("unknown CRASH_ROLE {other:?}"),
         Err(_) => {}
     }
@@ -83,6 +92,10 @@ fn main() -> std::process::ExitCode {
         (
             "subscriptions_come_back_after_a_sigkill_without_resubscribing",
             subscriptions_come_back_after_a_sigkill_without_resubscribing as fn(),
+        ),
+        (
+            "offline_publishes_survive_a_sigkill_before_the_first_connection",
+            offline_publishes_survive_a_sigkill_before_the_first_connection,
         ),
         (
             "a_store_is_locked_by_one_process_and_freed_by_its_death",
@@ -968,5 +981,191 @@ fn subscriptions_come_back_after_a_sigkill_without_resubscribing() {
     eprintln!(
         "the restarted client received {} messages without subscribing",
         got.len()
+    );
+}
+
+// ---- publishes accepted while offline -----------------------------------------------------
+
+/// Messages of each QoS the offline publisher sends.
+const OFFLINE_EACH: u64 = 300;
+
+/// With `CRASH_PUBLISH`: publishes `OFFLINE_EACH` QoS 1 and QoS 2 messages while its broker
+/// (`CRASH_URI`) is unreachable, prints "stored" once every `stored()` resolved, and waits to be
+/// killed. Without: connects and prints "connected" once the broker accepted it.
+fn offline_child() {
+    let uri = env("CRASH_URI");
+    let store = env("CRASH_STORE");
+    runtime().block_on(async move {
+        let config = ClientConfig::default()
+            .session_store(store)
+            .clean_session(false)
+            .auto_reconnect(true)
+            .reconnect_retries(None)
+            .reconnect_max_interval(Duration::from_millis(200));
+        let client = MqttClient::new(Some("offline-publisher"), config);
+        let mut status = client.connection_events();
+        let connecting = tokio::spawn({
+            let client = client.clone();
+            async move { client.connect(uri.as_str()).await }
+        });
+        if std::env::var("CRASH_PUBLISH").is_err() {
+            connecting.await.unwrap().unwrap();
+            println!("{PREFIX}connected");
+            // Report what it recovered, for the parent's log.
+            while let Some(event) = status.next().await {
+                eprintln!("offline child: {event:?}");
+            }
+            return;
+        }
+        // The driver accepts publishes once `connect` has started it (it keeps retrying).
+        let deadline = Instant::now() + Duration::from_secs(10);
+        loop {
+            match client
+                .publish("offline/probe", "x")
+                .qos(QoS::AtMostOnce)
+                .await
+            {
+                Ok(_) => break,
+                Err(ClientError::NotConnected) if Instant::now() < deadline => {
+                    tokio::time::sleep(Duration::from_millis(10)).await;
+                }
+                Err(err) => panic!("the offline client accepts no publish: {err}"),
+            }
+        }
+        let mut stored = FuturesOrdered::new();
+        for k in 0..2 * OFFLINE_EACH {
+            let qos = if k % 2 == 0 {
+                QoS::AtLeastOnce
+            } else {
+                QoS::ExactlyOnce
+            };
+            let storing = client
+                .publish(format!("offline/{k}"), k.to_string())
+                .qos(qos)
+                .stored();
+            stored.push_back(async move { (k, storing.await) });
+        }
+        while let Some((k, result)) = stored.next().await {
+            if let Err(err) = result {
+                panic!("offline publish {k} not stored: {err}");
+            }
+        }
+        assert!(
+            !connecting.is_finished(),
+            "the publisher connected: the test needs it offline"
+        );
+        println!("{PREFIX}stored");
+        std::future::pending::<()>().await;
+    });
+}
+
+fn offline_publishes_survive_a_sigkill_before_the_first_connection() {
+    let store = store_dir("offline");
+    // A port nobody listens on: the first child never reaches a broker.
+    let unreachable = {
+        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+        format!("mqtt://127.0.0.1:{}", listener.local_addr().unwrap().port())
+    };
+    let vars = |uri: String| {
+        vec![
+            ("CRASH_URI", uri),
+            ("CRASH_STORE", store.display().to_string()),
+        ]
+    };
+    let mut publishing = vars(unreachable);
+    publishing.push(("CRASH_PUBLISH", "1".to_owned()));
+    let child = ChildProc::spawn("offline", &publishing);
+    assert_eq!(
+        child.line(Duration::from_secs(60)).as_deref(),
+        Some("stored"),
+        "the offline publisher did not report its messages stored"
+    );
+    child.kill();
+
+    let broker = Mosquitto::builder().extra_config(BROKER_CONFIG).start();
+    let uri = broker.uri();
+    let rt = runtime();
+    let counts = Arc::new(Mutex::new(HashMap::<u64, u64>::new()));
+    let subscriber = rt.block_on(async {
+        let subscriber = MqttClient::new(Some("offline-subscriber"), ClientConfig::default());
+        subscriber.connect(uri.as_str()).await.unwrap();
+        subscriber
+            .subscribe([("offline/#", QoS::ExactlyOnce)])
+            .await
+            .unwrap();
+        let counts = counts.clone();
+        let messages = subscriber.clone();
+        tokio::spawn(async move {
+            let mut messages = std::pin::pin!(messages.messages());
+            while let Some(message) = messages.next().await {
+                let k: u64 = String::from_utf8_lossy(message.payload()).parse().unwrap();
+                *counts.lock().unwrap().entry(k).or_default() += 1;
+            }
+        });
+        subscriber
+    });
+    let total = 2 * OFFLINE_EACH as usize;
+    let wait_for = |what: &str, done: &dyn Fn(&HashMap<u64, u64>) -> bool| {
+        let deadline = Instant::now() + Duration::from_secs(30);
+        while !done(&counts.lock().unwrap()) {
+            assert!(
+                Instant::now() < deadline,
+                "{what}: {} of {total} messages arrived",
+                counts.lock().unwrap().len()
+            );
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    };
+
+    // Same id, same store, a broker now: the recovered queue goes out.
+    let resumed = ChildProc::spawn("offline", &vars(uri.clone()));
+    assert_eq!(
+        resumed.line(Duration::from_secs(20)).as_deref(),
+        Some("connected")
+    );
+    wait_for("after the restart", &|counts| counts.len() >= total);
+    // Time for duplicates to show, then kill it: its flows are done or nearly so.
+    std::thread::sleep(Duration::from_secs(1));
+    resumed.kill();
+    let after_first = counts.lock().unwrap().clone();
+
+    // A third process on the store: what the second one sent must not go out again as new
+    // messages (a queued record left beside its flight would be).
+    let again = ChildProc::spawn("offline", &vars(uri));
+    assert_eq!(
+        again.line(Duration::from_secs(20)).as_deref(),
+        Some("connected")
+    );
+    std::thread::sleep(Duration::from_secs(2));
+    again.kill();
+    rt.block_on(async { subscriber.disconnect().await.unwrap() });
+
+    let counts = counts.lock().unwrap().clone();
+    let missing: Vec<u64> = (0..2 * OFFLINE_EACH)
+        .filter(|k| !counts.contains_key(k))
+        .collect();
+    assert!(missing.is_empty(), "offline publishes lost: {missing:?}");
+    let twice: Vec<(u64, u64)> = counts
+        .iter()
+        .filter(|(k, n)| *k % 2 == 1 && **n > 1)
+        .map(|(k, n)| (*k, *n))
+        .collect();
+    assert!(
+        twice.is_empty(),
+        "QoS 2 messages delivered more than once: {twice:?}"
+    );
+    let duplicates = |counts: &HashMap<u64, u64>| -> u64 {
+        counts
+            .iter()
+            .filter(|(k, _)| *k % 2 == 0)
+            .map(|(_, n)| n - 1)
+            .sum()
+    };
+    eprintln!(
+        "{total} offline publishes stored before any connection, SIGKILLed, sent by the next \
+         process: QoS 2 each exactly once; QoS 1 duplicates {} after the restart, {} more after \
+         a second SIGKILL and restart",
+        duplicates(&after_first),
+        duplicates(&counts) - duplicates(&after_first)
     );
 }

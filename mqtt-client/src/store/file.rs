@@ -4,7 +4,8 @@
 //! Layout: `session.log` starts with an 8-byte magic, then records
 //! `[len: u32 LE][crc32 of body: u32 LE][body: len bytes]`. A body is one change: a flow put
 //! (with the PUBLISH encoded by the MQTT 5 codec), a state update, a removal, an incoming QoS 2
-//! state, or "clear incoming". Recovery replays the records in order and stops at the first
+//! state, "clear incoming", a subscription put or removed, a publish queued while
+//! disconnected, or its removal. Recovery replays the records in order and stops at the first
 //! one that is short or fails its checksum: a torn write at any byte of the tail is detected
 //! and cut off, and what was synced before it is intact.
 //!
@@ -22,9 +23,11 @@ use std::sync::atomic::{AtomicU64, Ordering};
 
 use bytes::{Buf, BufMut, BytesMut};
 use sansmqtt_proto::properties::SubscribeProperties;
-use sansmqtt_proto::{Encode, Packet, PacketId, ProtocolVersion, Subscribe, SubscribeFilter};
+use sansmqtt_proto::{
+    Encode, Packet, PacketId, ProtocolVersion, Publish, Subscribe, SubscribeFilter,
+};
 use sansmqtt_session::store::{IncomingState, OutgoingFlight, OutgoingState};
-use sansmqtt_session::{MemoryStore, SessionStore, StoreError};
+use sansmqtt_session::{MemoryStore, SessionStore, StoreError, Token};
 use tracing::{debug, warn};
 
 use super::sync::{SyncDone, SyncJob};
@@ -49,6 +52,11 @@ const INCOMING: u8 = 4;
 const CLEAR_INCOMING: u8 = 5;
 const SUBSCRIBE: u8 = 6;
 const UNSUBSCRIBE: u8 = 7;
+const QUEUE: u8 = 8;
+const DEQUEUE: u8 = 9;
+
+/// Publishes queued while disconnected, by their `seq` (send order).
+type QueuedPublishes = std::collections::BTreeMap<u64, (Token, Publish)>;
 
 /// Counters of a [`FileStore`]'s work, for benchmarks and monitoring.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
@@ -128,6 +136,8 @@ pub struct FileStore {
     index: MemoryStore,
     /// The subscriptions recorded, in the order first recorded.
     subscriptions: Subscriptions,
+    /// The publishes queued while disconnected, not yet in flight.
+    queued: QueuedPublishes,
     /// Encoded records not yet written.
     pending: Vec<u8>,
     /// Length of the log known to be durable.
@@ -170,6 +180,7 @@ impl FileStore {
         let mut stats = FileStoreStats::default();
         let mut index = MemoryStore::new();
         let mut subscriptions = Subscriptions::default();
+        let mut queued = QueuedPublishes::new();
         let good_len = if data.len() < MAGIC.len() {
             // Empty, or the magic itself was torn: a store that never held a record.
             if MAGIC.starts_with(&data) {
@@ -180,7 +191,7 @@ impl FileStore {
         } else if &data[..MAGIC.len()] != MAGIC {
             return Err(StoreError::Corrupt("not a session store log"));
         } else {
-            let (good, records) = replay(&data, &mut index, &mut subscriptions)?;
+            let (good, records) = replay(&data, &mut index, &mut subscriptions, &mut queued)?;
             stats.recovered_records = records;
             good
         };
@@ -224,6 +235,7 @@ impl FileStore {
             _lock: lock,
             index,
             subscriptions,
+            queued,
             pending: Vec::new(),
             synced_len,
             compact_at: compact_min.max(synced_len.saturating_mul(2)),
@@ -342,6 +354,9 @@ impl FileStore {
         for (filter, properties) in &self.subscriptions.0 {
             record(&mut snapshot, |buf| subscribe_body(buf, filter, properties));
         }
+        for (seq, (token, publish)) in &self.queued {
+            record(&mut snapshot, |buf| queue_body(buf, *seq, *token, publish));
+        }
         snapshot
     }
 
@@ -352,7 +367,12 @@ impl FileStore {
         let data = fs::read(dir.join(LOG)).unwrap_or_default();
         let mut index = MemoryStore::new();
         if data.len() >= MAGIC.len() {
-            let _ = replay(&data, &mut index, &mut Subscriptions::default());
+            let _ = replay(
+                &data,
+                &mut index,
+                &mut Subscriptions::default(),
+                &mut QueuedPublishes::new(),
+            );
         }
         index
     }
@@ -363,9 +383,33 @@ impl FileStore {
         let data = fs::read(dir.join(LOG)).unwrap_or_default();
         let mut subscriptions = Subscriptions::default();
         if data.len() >= MAGIC.len() {
-            let _ = replay(&data, &mut MemoryStore::new(), &mut subscriptions);
+            let _ = replay(
+                &data,
+                &mut MemoryStore::new(),
+                &mut subscriptions,
+                &mut QueuedPublishes::new(),
+            );
         }
         subscriptions.0.into_iter().map(|(f, _)| f).collect()
+    }
+
+    /// The queued publishes the log in `dir` holds, read without taking the lock.
+    #[cfg(test)]
+    pub(crate) fn peek_queued(dir: &Path) -> Vec<(u64, Token, Publish)> {
+        let data = fs::read(dir.join(LOG)).unwrap_or_default();
+        let mut queued = QueuedPublishes::new();
+        if data.len() >= MAGIC.len() {
+            let _ = replay(
+                &data,
+                &mut MemoryStore::new(),
+                &mut Subscriptions::default(),
+                &mut queued,
+            );
+        }
+        queued
+            .into_iter()
+            .map(|(seq, (t, p))| (seq, t, p))
+            .collect()
     }
 
     #[cfg(test)]
@@ -381,6 +425,8 @@ impl SessionStore for FileStore {
 
     fn insert_outgoing(&mut self, id: PacketId, flight: OutgoingFlight) -> Result<(), StoreError> {
         self.append(|buf| put_body(buf, id, &flight));
+        // The same record ends the queued one it carries (`put_queued`), on replay too.
+        self.queued.remove(&flight.seq);
         self.index.insert_outgoing(id, flight)
     }
 
@@ -488,6 +534,33 @@ impl SessionStore for FileStore {
 
     fn subscriptions(&self) -> Vec<(SubscribeFilter, SubscribeProperties)> {
         self.subscriptions.0.clone()
+    }
+
+    fn keeps_queued(&self) -> bool {
+        true
+    }
+
+    fn put_queued(&mut self, seq: u64, token: Token, publish: &Publish) -> Result<(), StoreError> {
+        self.append(|buf| queue_body(buf, seq, token, publish));
+        self.queued.insert(seq, (token, publish.clone()));
+        Ok(())
+    }
+
+    fn remove_queued(&mut self, seq: u64) -> Result<(), StoreError> {
+        if self.queued.remove(&seq).is_some() {
+            self.append(|buf| {
+                buf.put_u8(DEQUEUE);
+                buf.put_u64_le(seq);
+            });
+        }
+        Ok(())
+    }
+
+    fn queued_in_order(&self) -> Vec<(u64, Token, Publish)> {
+        self.queued
+            .iter()
+            .map(|(seq, (token, publish))| (*seq, *token, publish.clone()))
+            .collect()
     }
 }
 
@@ -620,6 +693,19 @@ fn put_body(buf: &mut Vec<u8>, id: PacketId, flight: &OutgoingFlight) {
     }
 }
 
+fn queue_body(buf: &mut Vec<u8>, seq: u64, token: Token, publish: &Publish) {
+    buf.put_u8(QUEUE);
+    buf.put_u64_le(seq);
+    buf.put_u64_le(token.get());
+    // A QoS 1/2 PUBLISH is encoded with a packet identifier; a queued one has none yet, so
+    // a placeholder stands in (and is dropped on replay).
+    let mut publish = publish.clone();
+    publish.packet_id = PacketId::new(1);
+    if let Err(err) = publish.encode(ProtocolVersion::V5, buf) {
+        warn!(%err, "session store: cannot encode a queued PUBLISH");
+    }
+}
+
 fn incoming_body(buf: &mut Vec<u8>, id: PacketId, state: Option<IncomingState>) {
     buf.put_u8(INCOMING);
     buf.put_u16_le(id.get());
@@ -638,6 +724,7 @@ fn replay(
     data: &[u8],
     index: &mut MemoryStore,
     subscriptions: &mut Subscriptions,
+    queued: &mut QueuedPublishes,
 ) -> Result<(usize, u64), StoreError> {
     let mut at = MAGIC.len();
     let mut records = 0;
@@ -653,7 +740,8 @@ fn replay(
         if crc32fast::hash(body) != crc {
             break;
         }
-        apply(body, index, subscriptions).ok_or(StoreError::Corrupt("unreadable record"))??;
+        apply(body, index, subscriptions, queued)
+            .ok_or(StoreError::Corrupt("unreadable record"))??;
         records += 1;
         at += HEADER + len;
     }
@@ -665,6 +753,7 @@ fn apply(
     mut body: &[u8],
     index: &mut MemoryStore,
     subscriptions: &mut Subscriptions,
+    queued: &mut QueuedPublishes,
 ) -> Option<Result<(), StoreError>> {
     let kind = take_u8(&mut body)?;
     Some(match kind {
@@ -683,11 +772,12 @@ fn apply(
                 return None;
             };
             let flight = OutgoingFlight {
-                token: sansmqtt_session::Token::from_raw(token),
+                token: Token::from_raw(token),
                 publish,
                 state,
                 seq,
             };
+            queued.remove(&seq);
             index.insert_outgoing(id, flight)
         }
         UPDATE => {
@@ -726,6 +816,26 @@ fn apply(
         }
         UNSUBSCRIBE => {
             subscriptions.remove(std::str::from_utf8(body).ok()?);
+            Ok(())
+        }
+        QUEUE => {
+            let seq = take_u64(&mut body)?;
+            let token = Token::from_raw(take_u64(&mut body)?);
+            let mut packet = BytesMut::from(body);
+            let decoded = sansmqtt_proto::decode(
+                &mut packet,
+                ProtocolVersion::V5,
+                sansmqtt_proto::MAX_PACKET_SIZE,
+            );
+            let Ok(Some(Packet::Publish(mut publish))) = decoded else {
+                return None;
+            };
+            publish.packet_id = None;
+            queued.insert(seq, (token, publish));
+            Ok(())
+        }
+        DEQUEUE => {
+            queued.remove(&take_u64(&mut body)?);
             Ok(())
         }
         _ => return None,

@@ -7,12 +7,13 @@ mod sync;
 mod tests;
 
 pub use file::{FileStore, FileStoreMonitor, FileStoreStats};
+use sansmqtt_session::Token;
 pub use sansmqtt_session::store::{IncomingState, OutgoingFlight, OutgoingState};
 pub use sansmqtt_session::{MemoryStore, SessionStore, StoreError};
 pub(crate) use sync::BackgroundSync;
 
 use sansmqtt_proto::properties::SubscribeProperties;
-use sansmqtt_proto::{PacketId, SubscribeFilter};
+use sansmqtt_proto::{PacketId, Publish, SubscribeFilter};
 
 /// The store under a client's session: one enum rather than a trait object, so the session
 /// stays statically dispatched whichever store the configuration picks.
@@ -118,5 +119,21 @@ impl SessionStore for ClientStore {
 
     fn subscriptions(&self) -> Vec<(SubscribeFilter, SubscribeProperties)> {
         delegate!(self, s => s.subscriptions())
+    }
+
+    fn keeps_queued(&self) -> bool {
+        delegate!(self, s => s.keeps_queued())
+    }
+
+    fn put_queued(&mut self, seq: u64, token: Token, publish: &Publish) -> Result<(), StoreError> {
+        delegate!(self, s => s.put_queued(seq, token, publish))
+    }
+
+    fn remove_queued(&mut self, seq: u64) -> Result<(), StoreError> {
+        delegate!(self, s => s.remove_queued(seq))
+    }
+
+    fn queued_in_order(&self) -> Vec<(u64, Token, Publish)> {
+        delegate!(self, s => s.queued_in_order())
     }
 }

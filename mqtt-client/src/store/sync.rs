@@ -132,7 +132,8 @@ pub(crate) struct BackgroundSync {
 
 impl BackgroundSync {
     /// Starts a sync off the executor when the session has bytes to hand out whose records
-    /// are not durable yet. Returns whether it started one: then the session must be fed
+    /// are not durable yet, or publishes queued while disconnected waiting to be stored
+    /// (then [`Session::sync_queued`] reports them once it is done). Returns whether it started one: then the session must be fed
     /// nothing until [`poll`](Self::poll) says it is done. Records with nothing to send
     /// (removals) wait for the next batch, as the session's own `sync` would have them.
     pub(crate) fn start<R: Runtime>(
@@ -140,7 +141,7 @@ impl BackgroundSync {
         runtime: &R,
         session: &mut Session<ClientStore>,
     ) -> bool {
-        if self.running.is_some() || !session.has_transmit() {
+        if self.running.is_some() || !(session.has_transmit() || session.has_unsynced_queued()) {
             return false;
         }
         let ClientStore::File(store) = session.store_mut() else {

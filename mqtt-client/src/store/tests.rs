@@ -432,3 +432,112 @@ fn subscriptions_survive_reopen_and_compaction_and_come_back_when_the_broker_los
     }
     assert_eq!(resubscribed, ["a/+", "b/#"]);
 }
+
+/// A session over `store` that has never connected.
+fn offline_session(store: FileStore) -> (Session<ClientStore>, Instant) {
+    #[allow(clippy::disallowed_methods)]
+    let now = Instant::now();
+    let mut config = SessionConfig::new("store-test", ProtocolVersion::V311);
+    config.report_stored = true;
+    (Session::with_store(config, ClientStore::File(store)), now)
+}
+
+fn stored_tokens(session: &mut Session<ClientStore>) -> Vec<Token> {
+    std::iter::from_fn(|| session.poll_event())
+        .filter_map(|event| match event {
+            Event::Stored { token } => Some(token),
+            _ => None,
+        })
+        .collect()
+}
+
+#[test]
+fn publishes_queued_offline_are_durable_at_stored_and_sent_once_after_a_restart() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut tokens = Vec::new();
+    {
+        let (mut session, now) = offline_session(FileStore::open(dir.path()).unwrap());
+        for (n, qos) in [QoS::AtLeastOnce, QoS::ExactlyOnce, QoS::AtMostOnce]
+            .into_iter()
+            .enumerate()
+        {
+            let mut publish = Publish::new(format!("offline/{n}"), Bytes::from(vec![n as u8]));
+            publish.qos = qos;
+            tokens.push(session.publish(now, publish).unwrap());
+        }
+        assert!(session.has_unsynced_queued());
+        assert!(
+            FileStore::peek_queued(dir.path()).is_empty(),
+            "not durable yet"
+        );
+        session.sync_queued();
+        // QoS 0 is stored nowhere; the QoS 1 and 2 ones are stored with no connection.
+        assert_eq!(stored_tokens(&mut session), tokens[..2]);
+        assert_eq!(FileStore::peek_queued(dir.path()).len(), 2);
+        // Killed here: dropped without a connection.
+    }
+    // Compaction keeps them (the filler flight's `seq` is one the session never gave: a
+    // flight with a queued record's `seq` would replace it).
+    let mut store = FileStore::open_with(dir.path(), 0).unwrap();
+    let mut filler = flight(1, QoS::AtLeastOnce, 10);
+    filler.seq = 1_000;
+    while store.stats().compactions == 0 {
+        store.insert_outgoing(id(1), filler.clone()).unwrap();
+        store.remove_outgoing(id(1)).unwrap();
+        store.sync().unwrap();
+    }
+    drop(store);
+    let store = FileStore::open(dir.path()).unwrap();
+    let queued = store.queued_in_order();
+    assert_eq!(queued.len(), 2);
+    assert_eq!(queued[0].1, tokens[0]);
+    assert_eq!(queued[1].2.qos, QoS::ExactlyOnce);
+
+    // The next process queues them again and sends them on its first connection; their
+    // flights replace the queued records in the same log records.
+    let (mut session, now) = connected_session(store);
+    assert_eq!(session.queued_len(), 0);
+    assert_eq!(session.inflight_len(), 2);
+    let bytes = session.poll_transmit(now).unwrap();
+    let mut buf = bytes::BytesMut::from(&bytes[..]);
+    let mut sent = Vec::new();
+    while let Ok(Some(packet)) = sansmqtt_proto::decode(&mut buf, ProtocolVersion::V311, u32::MAX) {
+        if let sansmqtt_proto::Packet::Publish(publish) = packet {
+            sent.push(publish.topic.to_string());
+        }
+    }
+    assert_eq!(sent, ["offline/0", "offline/1"]);
+    drop(session);
+    let store = FileStore::open(dir.path()).unwrap();
+    assert!(store.queued_in_order().is_empty(), "no queued record left");
+    assert_eq!(store.outgoing_len(), 2, "each message once, in flight");
+}
+
+#[test]
+fn a_failing_sync_fails_the_publishes_queued_offline() {
+    let dir = tempfile::tempdir().unwrap();
+    let (mut session, now) = offline_session(FileStore::open(dir.path()).unwrap());
+    let ClientStore::File(store) = store_mut(&mut session) else {
+        unreachable!()
+    };
+    store.replace_file_for_test(OpenOptions::new().append(true).open("/dev/full").unwrap());
+    let mut publish = Publish::new("offline/full", "lost?");
+    publish.qos = QoS::AtLeastOnce;
+    let token = session.publish(now, publish).unwrap();
+    session.sync_queued();
+    let events: Vec<Event> = std::iter::from_fn(|| session.poll_event()).collect();
+    assert_eq!(
+        events,
+        [Event::Published {
+            token,
+            result: Err(PublishError::Store(StoreError::Full)),
+            properties: Default::default(),
+        }]
+    );
+    assert_eq!(
+        session.queued_len(),
+        0,
+        "a failed publish is not sent later"
+    );
+    assert!(!session.has_unsynced_queued());
+}

@@ -122,6 +122,12 @@ struct Queued<I> {
     publish: Publish,
     /// When its MQTT 5 message expiry interval, counted from acceptance, runs out.
     expires: Option<I>,
+    /// Its send order, taken at acceptance: the flight that carries it keeps it, which is
+    /// also how a store knows that flight replaces the queued record (`put_queued`).
+    seq: u64,
+    /// Recorded in the store ([`SessionStore::put_queued`]): accepted while disconnected
+    /// over a store that keeps queued publishes.
+    recorded: bool,
 }
 
 /// A received QoS 1/2 message whose acknowledgement has not been sent yet.
@@ -259,6 +265,9 @@ pub struct Session<S: SessionStore = MemoryStore, I = DefaultInstant> {
     /// Publishes recorded in the store since its last successful sync: they become durable
     /// ([`Event::Stored`]) with the next one, or fail if it fails.
     unsynced: Vec<(Token, PacketId)>,
+    /// Publishes queued while disconnected and recorded in the store since its last
+    /// successful sync: stored ([`Event::Stored`]) with the next one, failed if it fails.
+    unsynced_queued: Vec<Token>,
     /// A store mutation failed while handling input: the connection is closed once the
     /// current packet is handled.
     store_failure: Option<StoreError>,
@@ -297,6 +306,21 @@ impl<S: SessionStore, I: Instant> Session<S, I> {
             next_token = next_token.max(flight.token.0 + 1);
             next_seq = next_seq.max(flight.seq + 1);
         }
+        // Publishes accepted while disconnected by an earlier process wait again, behind the
+        // flights (they were accepted after those were sent). Their expiry instant is not
+        // kept: an interval they carry is sent whole.
+        let mut queue = VecDeque::new();
+        for (seq, token, publish) in store.queued_in_order() {
+            next_token = next_token.max(token.0 + 1);
+            next_seq = next_seq.max(seq + 1);
+            queue.push_back(Queued {
+                token,
+                publish,
+                expires: None,
+                seq,
+                recorded: true,
+            });
+        }
         Self {
             limits: ServerLimits::defaults(Duration::ZERO),
             config,
@@ -308,7 +332,7 @@ impl<S: SessionStore, I: Instant> Session<S, I> {
             next_token,
             next_seq,
             control: Vec::new(),
-            queue: VecDeque::new(),
+            queue,
             unsent_acks: VecDeque::new(),
             unsent_qos1: 0,
             server_session: 0,
@@ -332,6 +356,7 @@ impl<S: SessionStore, I: Instant> Session<S, I> {
             connect_may_replace: false,
             session_maybe_replaced: false,
             unsynced: Vec::new(),
+            unsynced_queued: Vec::new(),
             store_failure: None,
             failed_acks: Vec::new(),
             reset_pending: false,
@@ -616,17 +641,32 @@ impl<S: SessionStore, I: Instant> Session<S, I> {
             return Err(SessionError::QueueFull);
         }
         let token = self.token();
+        let seq = self.seq();
         if sendable {
-            self.send_new(token, publish)?;
+            self.send_new(token, publish, seq)?;
         } else {
             let expires = publish
                 .properties
                 .message_expiry_interval
                 .and_then(|secs| now.checked_add(Duration::from_secs(u64::from(secs))));
+            // Offline, a durable store gets the message now: it is stored after the next
+            // sync (`sync_queued`), not when a connection lets it into the window. Behind a
+            // full window on a live connection it waits in memory, as the window drains
+            // soon and recording it twice (queued, then in flight) would cost a sync each.
+            let recorded =
+                publish.qos != QoS::AtMostOnce && !self.is_connected() && self.store.keeps_queued();
+            if recorded {
+                self.store
+                    .put_queued(seq, token, &publish)
+                    .map_err(SessionError::Store)?;
+                self.unsynced_queued.push(token);
+            }
             self.queue.push_back(Queued {
                 token,
                 publish,
                 expires,
+                seq,
+                recorded,
             });
         }
         Ok(token)
@@ -856,6 +896,63 @@ impl<S: SessionStore, I: Instant> Session<S, I> {
         }
     }
 
+    /// Whether publishes queued while disconnected wait for a store sync to be stored: a
+    /// driver syncing on its own (off its executor) starts one for them, then calls
+    /// [`sync_queued`](Self::sync_queued).
+    pub fn has_unsynced_queued(&self) -> bool {
+        !self.unsynced_queued.is_empty()
+    }
+
+    /// Makes the publishes queued while disconnected durable: syncs the store and reports
+    /// each as [`Event::Stored`] (with [`SessionConfig::report_stored`]), or, if the sync
+    /// fails, fails each with [`PublishError::Store`] and forgets it. With no connection
+    /// nothing else would sync the store; call it after such publishes (see
+    /// [`has_unsynced_queued`](Self::has_unsynced_queued)). Does nothing if there are none.
+    pub fn sync_queued(&mut self) {
+        if self.unsynced_queued.is_empty() {
+            return;
+        }
+        match self.store.sync() {
+            Ok(()) => self.queued_synced(),
+            Err(err) => {
+                warn!(%err, "session store sync failed, failing the queued publishes");
+                self.fail_unsynced_queued(&err);
+            }
+        }
+    }
+
+    /// A sync succeeded: queued publishes recorded before it are stored.
+    fn queued_synced(&mut self) {
+        for token in core::mem::take(&mut self.unsynced_queued) {
+            if self.config.report_stored {
+                self.push_event(Event::Stored { token });
+            }
+        }
+    }
+
+    /// A sync failed: queued publishes recorded since the last good one fail and are
+    /// forgotten (their records, still pending in the store, are cancelled by a removal).
+    fn fail_unsynced_queued(&mut self, err: &StoreError) {
+        for token in core::mem::take(&mut self.unsynced_queued) {
+            // Gone from the queue already: it entered the window, and the flight's own
+            // failure (`sync_failed`) answers it.
+            let Some(at) = self.queue.iter().position(|queued| queued.token == token) else {
+                continue;
+            };
+            let Some(queued) = self.queue.remove(at) else {
+                continue;
+            };
+            if let Err(err) = self.store.remove_queued(queued.seq) {
+                warn!(%err, "session store cannot forget a failed queued publish");
+            }
+            self.push_event(Event::Published {
+                token,
+                result: Err(PublishError::Store(err.clone())),
+                properties: Default::default(),
+            });
+        }
+    }
+
     /// The store's sync failed: nothing of this batch goes out. Publishes first recorded in it
     /// are taken back and fail; what was durable before stays (and what else is pending is
     /// kept by the store for its next sync).
@@ -880,6 +977,7 @@ impl<S: SessionStore, I: Instant> Session<S, I> {
                 Err(_) => self.unsynced.push((token, id)),
             }
         }
+        self.fail_unsynced_queued(&err);
         if self.state == ConnectionState::Closing {
             self.discard_unsent();
             self.state = ConnectionState::Disconnected;

@@ -77,10 +77,12 @@ impl<S: SessionStore, I: Instant> Session<S, I> {
 
     /// Sends a message that was never sent before. Needs a connection and, for QoS 1/2, room
     /// in the window.
+    /// `seq` is its send order, taken when it was accepted.
     pub(super) fn send_new(
         &mut self,
         token: Token,
         mut publish: Publish,
+        seq: u64,
     ) -> Result<(), SessionError> {
         if publish.qos == QoS::AtMostOnce {
             self.encode_publish(&publish);
@@ -96,7 +98,6 @@ impl<S: SessionStore, I: Instant> Session<S, I> {
             QoS::AtLeastOnce => OutgoingState::AwaitingPubAck,
             _ => OutgoingState::AwaitingPubRec,
         };
-        let seq = self.seq();
         // Encoded before the store records it, so that the store can take the flight by value
         // (a clone cost two reference-count round trips per message). Write-ahead still holds:
         // bytes leave only through `poll_transmit`, after the store's sync, and a refused
@@ -249,11 +250,14 @@ impl<S: SessionStore, I: Instant> Session<S, I> {
                 token,
                 mut publish,
                 expires,
+                seq,
+                recorded,
             }) = self.queue.pop_front()
             else {
                 return;
             };
             if !self.still_fresh(&mut publish, expires) {
+                self.forget_queued(recorded, seq);
                 self.expired += 1;
                 debug!(topic = %publish.topic, "queued message expired before it could be sent");
                 self.push_event(Event::Published {
@@ -263,10 +267,12 @@ impl<S: SessionStore, I: Instant> Session<S, I> {
                 });
                 continue;
             }
+            // The flight keeps the queued record's `seq`: recording it replaces that record.
             let sent = self
                 .check_publish(&mut publish)
-                .and_then(|()| self.send_new(token, publish));
+                .and_then(|()| self.send_new(token, publish, seq));
             if let Err(err) = sent {
+                self.forget_queued(recorded, seq);
                 let err = match err {
                     SessionError::Store(err) => PublishError::Store(err),
                     other => PublishError::Refused(other),
@@ -277,6 +283,14 @@ impl<S: SessionStore, I: Instant> Session<S, I> {
                     properties: Default::default(),
                 });
             }
+        }
+    }
+
+    /// A queued publish that will not be sent: its record (if any) goes too.
+    fn forget_queued(&mut self, recorded: bool, seq: u64) {
+        if recorded && let Err(err) = self.store.remove_queued(seq) {
+            // Left recorded, it is queued again by the next process and fails there too.
+            warn!(%err, "session store cannot forget a queued publish");
         }
     }
 

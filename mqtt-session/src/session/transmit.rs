@@ -74,6 +74,7 @@ impl<S: SessionStore, I: Instant> Session<S, I> {
             }
         }
         self.unsynced = unsynced;
+        self.queued_synced();
         true
     }
 
