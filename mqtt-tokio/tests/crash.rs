@@ -832,11 +832,16 @@ fn publish_on_a_full_disk_fails_with_a_typed_error() {
             "message {failed} failed in the store but was sent"
         );
         let _ = client.disconnect().await;
+        client.closed().await;
         eprintln!(
             "{} messages stored and delivered, message {failed} failed with a full store",
             completed.len()
         );
     });
+    // The store's lock goes with its session, which the connection task owns: shutting the
+    // runtime down drops every task, so the store is closed before it is opened again here
+    // (without this, a task still winding down held the lock: `StoreError::Locked`).
+    drop(rt);
     // What was synced is intact: the store opens (recovering a torn tail if any).
     let reopened = sansmqtt_tokio::FileStore::open(&store).unwrap();
     eprintln!("store reopened: {:?}", reopened.stats());
