@@ -9,6 +9,14 @@
 //! once (default 20,000 and 1,000), on a fresh client id; the rate counts from the first
 //! publish to the last completion (PUBACK / PUBCOMP). The store lives in the target
 //! directory, on the real disk.
+//!
+//! ```text
+//! store_bench file URI QOS MESSAGES CONCURRENCY
+//! ```
+//!
+//! runs the file store alone against the broker at URI and prints `rate <msg/s> fsyncs
+//! <per 1,000 messages>`: the form `bench/paho_store.sh` uses to compare it with Paho C's file
+//! persistence through one broker.
 #![allow(clippy::print_stdout, clippy::unwrap_used)]
 
 use std::path::PathBuf;
@@ -74,8 +82,38 @@ fn bytes_of(n: usize) -> Vec<u8> {
     (0..n).map(|i| b'a' + (i % 26) as u8).collect()
 }
 
+/// `file URI QOS MESSAGES CONCURRENCY`: the file store alone, one line of figures.
+fn file_only(mut args: impl Iterator<Item = String>) {
+    let uri = args.next().expect("URI");
+    let qos = match args.next().as_deref() {
+        Some("1") => QoS::AtLeastOnce,
+        Some("2") => QoS::ExactlyOnce,
+        other => panic!("QoS 1 or 2, not {other:?}"),
+    };
+    let messages: usize = args.next().expect("MESSAGES").parse().unwrap();
+    let concurrency: usize = args.next().expect("CONCURRENCY").parse().unwrap();
+    let store = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .join("../target/store-bench")
+        .join(std::process::id().to_string());
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .unwrap();
+    let file = rt.block_on(run(&uri, qos, Some(store), messages, concurrency));
+    println!(
+        "rate {:.0} fsyncs {:.2}",
+        file.rate,
+        file.syncs_per_1000.unwrap_or(f64::NAN)
+    );
+}
+
 fn main() {
-    let mut args = std::env::args().skip(1);
+    let mut args = std::env::args().skip(1).peekable();
+    if args.peek().map(String::as_str) == Some("file") {
+        args.next();
+        return file_only(args);
+    }
     let messages: usize = args.next().map_or(20_000, |a| a.parse().unwrap());
     let concurrency: usize = args.next().map_or(1_000, |a| a.parse().unwrap());
     let broker = Mosquitto::builder()

@@ -53,7 +53,8 @@
 //! The client's features, forwarded: `tls` (rustls, default), `ws` (tungstenite, default),
 //! the crypto provider `ring` (default) or `aws-lc-rs`, the CA roots used when none is
 //! configured, `native-roots` (the system's, default) or `webpki-roots` (Mozilla's, compiled
-//! in), and `serde` (load a [`ClientConfig`] from documents). `default-features = false` leaves
+//! in), `serde` (load a [`ClientConfig`] from documents) and `metrics` (the numbers of
+//! `MqttClient::stats` through the `metrics` facade). `default-features = false` leaves
 //! plain `mqtt://` over TCP with no TLS or WebSocket crate; `mqtts://` and `ws://` then fail
 //! with [`UriError::FeatureDisabled`]. A process-wide default rustls crypto provider, when
 //! installed, is used instead of the feature's; a ready `rustls::ClientConfig` can be handed
@@ -135,6 +136,14 @@ impl Runtime for AsyncIo {
         F: Future<Output = ()> + Send + 'static,
     {
         smol::spawn(future).detach();
+    }
+
+    fn spawn_blocking<T, F>(&self, work: F) -> impl Future<Output = T> + Send + 'static
+    where
+        F: FnOnce() -> T + Send + 'static,
+        T: Send + 'static,
+    {
+        smol::unblock(work)
     }
 }
 

@@ -466,10 +466,11 @@ pub(crate) fn parse_duration(s: &str) -> Result<Duration, String> {
 pub(crate) fn parse_header(s: &str) -> Result<(String, String), String> {
     let (name, value) = s
         .split_once(':')
-        .ok_or_else(|| format!("header {s:?} must look like \"Name: value\""))?;
+        // The text itself is not repeated: a header often carries a token.
+        .ok_or_else(|| "a header must look like \"Name: value\" (no colon found)".to_owned())?;
     let name = name.trim();
     if name.is_empty() {
-        return Err(format!("header {s:?} has no name"));
+        return Err("a header has no name before its colon".to_owned());
     }
     Ok((name.to_owned(), value.trim().to_owned()))
 }

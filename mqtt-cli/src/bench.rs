@@ -219,6 +219,8 @@ pub(crate) async fn run(args: BenchArgs) -> Result<(), CliError> {
             clients.push(client);
         }
     }
+    // Every client is still connected: their own counters, summed.
+    let client_stats = ClientTotals::sum(clients.iter().map(MqttClient::stats));
     let mut closing: FuturesUnordered<_> = clients
         .iter()
         .map(|c| async move { c.disconnect().await })
@@ -241,6 +243,7 @@ pub(crate) async fn run(args: BenchArgs) -> Result<(), CliError> {
             publish: publish_time,
             receive: receive_time,
         },
+        client_stats,
     );
     let mut out = std::io::stdout().lock();
     let written = if args.json {
@@ -852,6 +855,50 @@ struct Summary {
     memory: Memory,
     nofile_limit: Option<u64>,
     first_error: Option<String>,
+    /// The clients' own statistics (`MqttClient::stats`), summed over every client at the end
+    /// of the run, before they disconnect.
+    client_stats: ClientTotals,
+}
+
+/// [`sansmqtt_tokio::ClientStats`] summed over the run's clients.
+#[derive(Debug, Default, Serialize)]
+struct ClientTotals {
+    clients: usize,
+    bytes_sent: u64,
+    bytes_received: u64,
+    reconnects: u64,
+    messages_dropped: u64,
+    /// Gauges at the end of the run: what was still in flight, queued or waiting.
+    publishes_in_flight: usize,
+    messages_in_flight: usize,
+    queued_publishes: usize,
+    queued_bytes: usize,
+    messages_waiting: usize,
+    /// The largest last-ping round trip among the clients that pinged, in microseconds.
+    max_ping_rtt_us: Option<u64>,
+}
+
+impl ClientTotals {
+    fn sum(all: impl Iterator<Item = sansmqtt_tokio::ClientStats>) -> Self {
+        let mut totals = Self::default();
+        for s in all {
+            totals.clients += 1;
+            totals.bytes_sent += s.bytes_sent;
+            totals.bytes_received += s.bytes_received;
+            totals.reconnects += s.reconnects;
+            totals.messages_dropped += s.messages_dropped;
+            totals.publishes_in_flight += s.publishes_in_flight;
+            totals.messages_in_flight += s.messages_in_flight;
+            totals.queued_publishes += s.queued_publishes;
+            totals.queued_bytes += s.queued_bytes;
+            totals.messages_waiting += s.messages_waiting;
+            let rtt = s
+                .last_ping_rtt
+                .map(|rtt| u64::try_from(rtt.as_micros()).unwrap_or(u64::MAX));
+            totals.max_ping_rtt_us = totals.max_ping_rtt_us.max(rtt);
+        }
+        totals
+    }
 }
 
 #[derive(Debug, Serialize)]
@@ -887,6 +934,7 @@ impl Summary {
         nofile_limit: Option<u64>,
         memory: Memory,
         times: Times,
+        client_stats: ClientTotals,
     ) -> Self {
         let load = |counter: &AtomicU64| counter.load(Ordering::Relaxed);
         let latency = stats.latency.lock().unwrap_or_else(PoisonError::into_inner);
@@ -932,6 +980,7 @@ impl Summary {
             memory,
             nofile_limit,
             first_error: stats.first_error_text(),
+            client_stats,
         }
     }
 
@@ -995,6 +1044,15 @@ impl Summary {
                 peak as f64 / 1024.0
             )?;
         }
+        let t = &self.client_stats;
+        writeln!(
+            out,
+            "clients      {:.1} MB sent, {:.1} MB received, {} reconnects, {} dropped",
+            t.bytes_sent as f64 / 1e6,
+            t.bytes_received as f64 / 1e6,
+            t.reconnects,
+            t.messages_dropped
+        )?;
         if let Some(err) = &self.first_error {
             writeln!(out, "first error  {err}")?;
         }

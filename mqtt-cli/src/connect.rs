@@ -27,13 +27,17 @@ fn scram_authenticator(
     let (Some(user), Some(password)) = (config.username.take(), config.password.take()) else {
         return Err(CliError::BadAuthMethod(method.to_owned()));
     };
+    // A password from the command line or a document is text.
+    let Some(password) = password.expose_str() else {
+        return Err(CliError::BadAuthMethod(method.to_owned()));
+    };
     Scram::by_name(method, user, password)
         .map(|scram| std::sync::Arc::new(scram) as std::sync::Arc<dyn Authenticator>)
         .ok_or_else(|| CliError::BadAuthMethod(method.to_owned()))
 }
 
 /// Where and how to connect, resolved from the options and the configuration file.
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 pub(crate) struct Connection {
     /// The client configuration (file, then options on top).
     pub(crate) config: ClientConfig,
@@ -43,6 +47,25 @@ pub(crate) struct Connection {
     pub(crate) display_url: String,
     /// Extra WebSocket handshake headers.
     pub(crate) headers: Vec<(String, String)>,
+}
+
+/// Shows the URL without its password and the headers by name only (they often carry a
+/// token).
+impl std::fmt::Debug for Connection {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Connection")
+            .field("config", &self.config)
+            .field("url", &self.display_url)
+            .field(
+                "headers",
+                &self
+                    .headers
+                    .iter()
+                    .map(|(name, _)| name)
+                    .collect::<Vec<_>>(),
+            )
+            .finish_non_exhaustive()
+    }
 }
 
 impl Connection {
@@ -66,7 +89,7 @@ impl Connection {
             config.username = Some(user.clone());
         }
         if let Some(password) = &args.password {
-            config.password = Some(password.clone());
+            config.password = Some(password.into());
         }
         if let Some(proxy) = &args.proxy {
             config.proxy = Some(Proxy::parse(proxy).map_err(CliError::BadProxy)?);
@@ -88,7 +111,7 @@ impl Connection {
                     option: "--session-expiry",
                 });
             }
-            config.session_expiry_interval = Some(expiry);
+            config.session_expiry_interval = Some(std::time::Duration::from_secs(expiry.into()));
         }
         if let Some(file) = &args.cafile {
             config.ca_file = Some(file.clone());
@@ -145,15 +168,11 @@ impl Connection {
             url: redact(&url),
             source,
         })?;
-        let mut shown = target.url;
-        if shown.password().is_some() {
-            // Only fails for URLs that cannot have credentials, which this one has.
-            let _ = shown.set_password(Some("***"));
-        }
         Ok(Self {
             config,
             url,
-            display_url: shown.to_string(),
+            // `Target` shows itself without the password.
+            display_url: target.to_string(),
             headers: args.headers.clone(),
         })
     }

@@ -518,6 +518,62 @@ fn failures_have_distinct_exit_statuses() {
     mqtt(&[&base[..], &["-u", "alice", "-P", "secret"]].concat(), b"").assert_ok();
 }
 
+/// `-dd` prints the client's trace (every packet) on stderr: the password, given in the URL
+/// or with `-P`, right or wrong, shows nowhere in it, nor in the error messages.
+#[test]
+fn debug_output_never_shows_the_password() {
+    const SECRET: &str = "Zq7cliSecretProbePw";
+    let broker = Mosquitto::builder().users(&[("alice", SECRET)]).start();
+    let url = format!("mqtt://alice:{SECRET}@127.0.0.1:{}", broker.port());
+    let wrong_url = format!("mqtt://alice:{SECRET}Wrong@127.0.0.1:{}", broker.port());
+    let port = broker.port().to_string();
+    let dead = format!("mqtt://alice:{SECRET}@127.0.0.1:{}", free_port());
+    let runs = [
+        (
+            vec!["pub", "-dd", "-L", &url, "-t", "a", "-m", "x", "-q", "1"],
+            0,
+        ),
+        (
+            vec!["pub", "-dd", "-L", &wrong_url, "-t", "a", "-m", "x"],
+            4,
+        ),
+        (
+            vec![
+                "pub",
+                "-dd",
+                "-h",
+                "127.0.0.1",
+                "-p",
+                &port,
+                "-u",
+                "alice",
+                "-P",
+                SECRET,
+                "-t",
+                "a",
+                "-m",
+                "x",
+            ],
+            0,
+        ),
+        (vec!["sub", "-dd", "-L", &dead, "-t", "a", "-C", "1"], 3),
+    ];
+    for (args, code) in runs {
+        let out = mqtt(&args, b"");
+        assert_eq!(out.code(), code, "{out:#?}");
+        assert!(
+            out.stderr.contains("-out-> Connect") || code == 3,
+            "no packet trace: {out:#?}"
+        );
+        for text in [&out.stdout, &out.stderr] {
+            assert!(
+                !text.contains(SECRET),
+                "the password shows in the output of {args:?}:\n{text}"
+            );
+        }
+    }
+}
+
 #[test]
 fn help_documents_examples_and_exit_statuses() {
     for command in [
@@ -568,6 +624,16 @@ fn bench_at_qos1_loses_nothing() {
     let p50 = summary["latency_us"]["p50"].as_u64().expect("p50");
     let p99 = summary["latency_us"]["p99"].as_u64().expect("p99");
     assert!(0 < p50 && p50 <= p99, "{summary:#}");
+    // The clients' own counters: 900 PUBLISH out (at least 32 bytes of payload each) and
+    // 1,800 in, nothing left in flight, no reconnect.
+    let clients = &summary["client_stats"];
+    assert_eq!(clients["clients"], 5, "{summary:#}");
+    let sent = clients["bytes_sent"].as_u64().expect("bytes_sent");
+    let received = clients["bytes_received"].as_u64().expect("bytes_received");
+    assert!(sent >= 900 * 32 && received >= 1800 * 32, "{summary:#}");
+    for gauge in ["publishes_in_flight", "queued_publishes", "reconnects"] {
+        assert_eq!(clients[gauge], 0, "{gauge}: {summary:#}");
+    }
     // Status lines go to stderr, plain when it is not a terminal.
     assert!(!out.stderr.contains('\u{1b}'), "{out:#?}");
 }

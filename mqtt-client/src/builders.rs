@@ -64,6 +64,7 @@ impl<'a, R: Runtime> Connecting<'a, R> {
                 tls.cert_file.clone_from(&config.cert_file);
                 tls.key_file.clone_from(&config.key_file);
                 tls.check_hostname = config.check_hostname;
+                tls.verify_cert = config.verify_cert;
                 tls
             },
             #[cfg(feature = "tls")]
@@ -137,6 +138,7 @@ impl<'a, R: Runtime> Connecting<'a, R> {
     async fn run(self) -> Result<ConnAck, ClientError> {
         let client = self.client;
         let config = &client.inner.config;
+        config.validate()?;
         let uris = if self.uris.is_empty() {
             config.all_uris()
         } else {
@@ -206,7 +208,7 @@ impl<R: Runtime> Future for Connecting<'_, R> {
 impl<R: Runtime> std::fmt::Debug for Connecting<'_, R> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Connecting")
-            .field("uris", &self.uris)
+            .field("uris", &crate::secret::RedactedUris(&self.uris))
             .field("clean_session", &self.clean_session)
             .field("started", &self.started.is_some())
             .finish_non_exhaustive()

@@ -6,7 +6,9 @@ use std::time::Duration;
 
 use sansmqtt_proto::{ProtocolVersion, QoS};
 
+use crate::error::ConfigError;
 use crate::reconnect::Jitter;
+use crate::secret::{RedactedUris, Secret, redacted_uri};
 
 /// The will message: published by the broker if the connection ends without DISCONNECT.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -62,10 +64,12 @@ pub struct TopicConfig {
 /// With the `serde` feature it deserializes from amqtt's client configuration documents
 /// unchanged (durations in seconds): besides the field names below it accepts amqtt's
 /// spellings `cleansession`, `connection_timeout`, `cafile`, `capath`, `cadata`, `certfile`
-/// and `keyfile`, and amqtt's `broker` section (also spelled `connection`) holding `uri`,
-/// `cafile`, `capath` and `cadata`. A key it does not know is an error that names it, so a
-/// misspelled option is never silently ignored; a key given both at the top level and in
-/// `broker` is an error too.
+/// and `keyfile`, amqtt's `connection` section (also spelled `broker`, its older name)
+/// holding `uri`, `cafile`, `capath`, `cadata`, `certfile` and `keyfile`, and amqtt's
+/// `plugins` section, which is ignored with a warning in the log (its Python classes have no
+/// meaning here). A key it does not know is an error that names it, so a misspelled option
+/// is never silently ignored; a key given both at the top level and in `connection` is an
+/// error too, and so is a `certfile` without its `keyfile` (or the reverse).
 ///
 /// ```yaml
 /// # amqtt's documented example loads as it is:
@@ -83,7 +87,8 @@ pub struct TopicConfig {
 // No `PartialEq`: a rustls configuration (`tls_config`) has no meaningful equality.
 // `remote = "Self"`: the derive writes an inherent `deserialize`, wrapped by the
 // `Deserialize` impl below, which folds amqtt's `broker` section into the fields.
-#[derive(Debug, Clone)]
+// `Debug` is written out (below) to show URIs without their passwords.
+#[derive(Clone)]
 #[cfg_attr(feature = "serde", derive(serde::Deserialize))]
 #[cfg_attr(
     feature = "serde",
@@ -134,6 +139,11 @@ pub struct ClientConfig {
     pub key_file: Option<PathBuf>,
     /// Verify the server certificate's host name.
     pub check_hostname: bool,
+    /// Verify the server's certificate at all (amqtt's `verify_cert`). Default: on. Off, any
+    /// certificate is accepted from anyone for any name (`check_hostname` then does nothing):
+    /// the link is encrypted but the server is not authenticated. Turn it off only for a test
+    /// broker with a throw-away certificate; to trust a private CA, set `ca_file` instead.
+    pub verify_cert: bool,
     /// A ready rustls configuration for `mqtts://` and `wss://` (custom verifier, in-memory
     /// client certificate, ALPN, session resumption); when set, the CA and certificate
     /// options above are not used. Not loaded from documents.
@@ -143,8 +153,8 @@ pub struct ClientConfig {
     pub tls_config: Option<std::sync::Arc<rustls::ClientConfig>>,
     /// User name (the URI's user name wins).
     pub username: Option<String>,
-    /// Password (the URI's password wins).
-    pub password: Option<String>,
+    /// Password (the URI's password wins). Never printed: see [`Secret`].
+    pub password: Option<Secret>,
     /// MQTT 3.1.1 (default) or 5.0.
     #[cfg_attr(feature = "serde", serde(with = "serde_impl::version"))]
     pub protocol_version: ProtocolVersion,
@@ -180,13 +190,36 @@ pub struct ClientConfig {
     pub max_queued_bytes: usize,
     /// Largest packet accepted from the broker.
     pub max_packet_size: u32,
-    /// Received messages the client holds for `deliver_message` / `messages`. The socket is
-    /// always read; QoS 1/2 messages beyond this are held back by flow control (they are
-    /// acknowledged only when the application takes them, and MQTT 5 announces this as the
-    /// Receive Maximum unless [`receive_maximum`](Self::receive_maximum) says otherwise);
-    /// QoS 0 messages beyond it are dropped by [`overflow`](Self::overflow).
+    /// Received messages the client holds for `deliver_message` / `messages` (default 1,024).
+    /// QoS 1/2 messages beyond this are held back by flow control (they are acknowledged only
+    /// when the application takes them, and MQTT 5 announces this as the Receive Maximum
+    /// unless [`receive_maximum`](Self::receive_maximum) says otherwise).
+    ///
+    /// **Bursts of QoS 0 are not dropped.** When a QoS 0 message finds the buffer full, the
+    /// client pauses reading the socket and resumes as soon as the application has taken
+    /// enough messages for those already read (at most one socket read, 64 KiB, is held beyond
+    /// this bound meanwhile). The pause lasts at most `min(keep_alive / 4, 1 s)` (1 s with
+    /// keep-alive off), well inside the keep-alive budget. Only an application still stalled
+    /// at the end of the pause meets [`overflow`](Self::overflow): the messages held are
+    /// dropped by it (counted, reported), reading resumes at full speed so that PINGRESP and
+    /// acknowledgements keep flowing, and QoS 0 messages beyond the buffer are dropped at once
+    /// until the application has drained it to half; then a burst may pause reading again.
+    /// Raise the buffer for consumers that stall for longer than the pause but must not lose
+    /// QoS 0 messages; lower it to bound memory.
+    ///
+    /// **MQTT 3.1.1 bounds QoS 1/2 here too**, since it cannot announce a Receive Maximum and
+    /// a broker without an in-flight limit (mosquitto's `max_inflight_messages 0`) sends
+    /// whether or not earlier messages were acknowledged. With a persistent session
+    /// (`clean_session(false)`), once `message_buffer` QoS 1/2 messages wait, the client stops
+    /// taking more by withholding their acknowledgements (never by not reading the socket):
+    /// it drops them unacknowledged, and every later QoS 1/2 message of that connection too
+    /// (acknowledgements go out in arrival order); once the application has taken what it
+    /// holds, the client reconnects at once and the broker sends them again. QoS 1 messages
+    /// may then arrive twice, as QoS 1 allows; QoS 2 messages still arrive once. With a clean
+    /// session a dropped message would be lost, so QoS 1/2 are not bounded there.
     pub message_buffer: usize,
-    /// What happens to a QoS 0 message that arrives when `message_buffer` messages wait.
+    /// What happens to a QoS 0 message that arrives when `message_buffer` messages wait and
+    /// the read pause (see [`message_buffer`](Self::message_buffer)) has run out.
     pub overflow: Overflow,
     /// MQTT 5 Receive Maximum announced to the broker: how many unacknowledged QoS 1/2
     /// messages it may send at once. `None`: `message_buffer` (at most 65,535).
@@ -209,8 +242,11 @@ pub struct ClientConfig {
     pub manual_acks: bool,
     /// Per-topic publish defaults.
     pub topics: HashMap<String, TopicConfig>,
-    /// MQTT 5 session expiry interval in seconds.
-    pub session_expiry_interval: Option<u32>,
+    /// MQTT 5 session expiry interval: how long the broker keeps the session once the
+    /// connection ends, sent in whole seconds (`Duration::MAX`, or anything from 4,294,967,295
+    /// seconds on, means never). `None`: the session ends with the connection.
+    #[cfg_attr(feature = "serde", serde(with = "serde_impl::opt_secs"))]
+    pub session_expiry_interval: Option<Duration>,
     /// Directory of a durable session store ([`FileStore`](crate::store::FileStore)): in-flight
     /// QoS 1/2 messages survive a crash of the process and are resumed by the next client
     /// with the same client id and store (use `clean_session(false)`). `None`: in memory.
@@ -269,6 +305,11 @@ pub struct ClientConfig {
     #[cfg(feature = "serde")]
     #[serde(rename = "broker", alias = "connection")]
     amqtt_broker: Option<serde_impl::BrokerSection>,
+    /// amqtt's `plugins` section (Python classes to load): accepted so amqtt's documents
+    /// load, reported as ignored by the `Deserialize` impl, always `None` afterwards.
+    #[cfg(feature = "serde")]
+    #[serde(rename = "plugins")]
+    amqtt_plugins: Option<serde::de::IgnoredAny>,
 }
 
 impl Default for ClientConfig {
@@ -290,6 +331,7 @@ impl Default for ClientConfig {
             cert_file: None,
             key_file: None,
             check_hostname: true,
+            verify_cert: true,
             #[cfg(feature = "tls")]
             tls_config: None,
             username: None,
@@ -323,7 +365,124 @@ impl Default for ClientConfig {
             proxy_error: None,
             #[cfg(feature = "serde")]
             amqtt_broker: None,
+            #[cfg(feature = "serde")]
+            amqtt_plugins: None,
         }
+    }
+}
+
+impl std::fmt::Debug for ClientConfig {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        // Destructured so that a new field cannot be forgotten here. The URIs may carry a
+        // password (`user:pw@`); `password` and the authentication data print as `***`.
+        let Self {
+            keep_alive,
+            ping_delay,
+            default_qos,
+            default_retain,
+            auto_reconnect,
+            reconnect_retries,
+            reconnect_max_interval,
+            clean_session,
+            will,
+            uri,
+            ca_file,
+            ca_path,
+            ca_data,
+            cert_file,
+            key_file,
+            check_hostname,
+            verify_cert,
+            #[cfg(feature = "tls")]
+            tls_config,
+            username,
+            password,
+            protocol_version,
+            fallback_to_v311,
+            connect_timeout,
+            max_inflight,
+            max_queued,
+            max_queued_bytes,
+            max_packet_size,
+            message_buffer,
+            overflow,
+            receive_maximum,
+            topic_alias_maximum,
+            outgoing_topic_aliases,
+            manual_acks,
+            topics,
+            session_expiry_interval,
+            session_store,
+            connect_properties,
+            authenticator,
+            will_properties,
+            uris,
+            shuffle_uris,
+            reconnect_initial_interval,
+            reconnect_jitter,
+            follow_server_reference,
+            proxy,
+            proxy_from_env,
+            proxy_error,
+            #[cfg(feature = "serde")]
+                amqtt_broker: _,
+            #[cfg(feature = "serde")]
+                amqtt_plugins: _,
+        } = self;
+        let mut out = f.debug_struct("ClientConfig");
+        out.field("keep_alive", keep_alive)
+            .field("ping_delay", ping_delay)
+            .field("default_qos", default_qos)
+            .field("default_retain", default_retain)
+            .field("auto_reconnect", auto_reconnect)
+            .field("reconnect_retries", reconnect_retries)
+            .field("reconnect_max_interval", reconnect_max_interval)
+            .field("clean_session", clean_session)
+            .field("will", will)
+            .field("uri", &uri.as_deref().map(redacted_uri))
+            .field("ca_file", ca_file)
+            .field("ca_path", ca_path)
+            .field("ca_data", ca_data)
+            .field("cert_file", cert_file)
+            .field("key_file", key_file)
+            .field("check_hostname", check_hostname)
+            .field("verify_cert", verify_cert);
+        #[cfg(feature = "tls")]
+        out.field(
+            "tls_config",
+            &tls_config.as_ref().map(|_| "rustls::ClientConfig"),
+        );
+        out.field("username", username)
+            .field("password", password)
+            .field("protocol_version", protocol_version)
+            .field("fallback_to_v311", fallback_to_v311)
+            .field("connect_timeout", connect_timeout)
+            .field("max_inflight", max_inflight)
+            .field("max_queued", max_queued)
+            .field("max_queued_bytes", max_queued_bytes)
+            .field("max_packet_size", max_packet_size)
+            .field("message_buffer", message_buffer)
+            .field("overflow", overflow)
+            .field("receive_maximum", receive_maximum)
+            .field("topic_alias_maximum", topic_alias_maximum)
+            .field("outgoing_topic_aliases", outgoing_topic_aliases)
+            .field("manual_acks", manual_acks)
+            .field("topics", topics)
+            .field("session_expiry_interval", session_expiry_interval)
+            .field("session_store", session_store)
+            .field("connect_properties", connect_properties)
+            .field("authenticator", authenticator)
+            .field("will_properties", will_properties)
+            .field("uris", &RedactedUris(uris))
+            .field("shuffle_uris", shuffle_uris)
+            .field("reconnect_initial_interval", reconnect_initial_interval)
+            .field("reconnect_jitter", reconnect_jitter)
+            .field("follow_server_reference", follow_server_reference)
+            // `Proxy` shows its credentials as `***`; its error never holds the URL.
+            .field("proxy", proxy)
+            .field("proxy_from_env", proxy_from_env)
+            .field("proxy_error", proxy_error)
+            .finish()
     }
 }
 
@@ -343,87 +502,138 @@ macro_rules! builders {
 }
 
 builders! {
-    /// Sets `keep_alive`.
+    /// Sets [`keep_alive`](Self::keep_alive), announced in CONNECT: the broker drops a client
+    /// silent for 1.5 times this, and the client pings when idle. Default 10 s (amqtt's);
+    /// 0 turns keep-alive off; at most 65,535 s. Raise it to save traffic on idle links,
+    /// lower it to notice a dead link sooner.
     keep_alive: Duration => keep_alive,
-    /// Sets `ping_delay`.
+    /// Sets [`ping_delay`](Self::ping_delay): how long before the keep-alive deadline the
+    /// PINGREQ goes out. Default 1 s. Raise it on links whose round trip is longer.
     ping_delay: Duration => ping_delay,
-    /// Sets `default_qos`.
+    /// Sets [`default_qos`](Self::default_qos), for publishes that set none. Default QoS 0.
     default_qos: QoS => default_qos,
-    /// Sets `default_retain`.
+    /// Sets [`default_retain`](Self::default_retain), for publishes that set none. Default off.
     default_retain: bool => default_retain,
-    /// Sets `auto_reconnect`.
+    /// Sets [`auto_reconnect`](Self::auto_reconnect). Default on (amqtt's); turn it off when
+    /// the application handles a lost connection itself (a command-line tool, a test).
     auto_reconnect: bool => auto_reconnect,
-    /// Sets `reconnect_retries` (`None`: forever).
+    /// Sets [`reconnect_retries`](Self::reconnect_retries): attempts per loss before giving
+    /// up. Default `Some(2)` (amqtt's); `None` retries forever, as a long-running service wants.
     reconnect_retries: Option<u32> => reconnect_retries,
-    /// Sets `reconnect_max_interval`.
+    /// Sets [`reconnect_max_interval`](Self::reconnect_max_interval), the cap of the backoff.
+    /// Default 10 s. Lower it to come back sooner after long outages, at the price of more
+    /// attempts against a broker that is down.
     reconnect_max_interval: Duration => reconnect_max_interval,
-    /// Sets `clean_session`.
+    /// Sets [`clean_session`](Self::clean_session). Default on: the broker forgets the
+    /// session. Turn it off (with a fixed client id) to receive QoS 1/2 messages published
+    /// while offline.
     clean_session: bool => clean_session,
-    /// Sets the will.
+    /// Sets the [`will`](Self::will), published by the broker if the connection ends without
+    /// DISCONNECT. Default none.
     will: WillConfig => Some(will),
-    /// Sets the default URI.
-    uri: &str => Some(uri.to_owned()),
-    /// Sets `ca_file`.
+    /// Sets [`uri`](Self::uri), used by `connect(None)` and reconnects. Default none: `connect`
+    /// then needs a URI.
+    uri: impl Into<String> => Some(uri.into()),
+    /// Sets [`ca_file`](Self::ca_file): trust the CAs in this PEM file instead of the default
+    /// roots. Default none. Set it for a broker with a private CA.
     ca_file: impl Into<PathBuf> => Some(ca_file.into()),
-    /// Sets `ca_path`.
+    /// Sets [`ca_path`](Self::ca_path): trust the CAs in this directory's PEM files. Default
+    /// none.
     ca_path: impl Into<PathBuf> => Some(ca_path.into()),
-    /// Sets `ca_data`.
-    ca_data: &str => Some(ca_data.to_owned()),
-    /// Sets `cert_file`.
+    /// Sets [`ca_data`](Self::ca_data): trust these PEM certificates (when they come from a
+    /// secret store rather than a file). Default none.
+    ca_data: impl Into<String> => Some(ca_data.into()),
+    /// Sets [`cert_file`](Self::cert_file), the client certificate for mutual TLS (with
+    /// [`key_file`](Self::key_file)). Default none.
     cert_file: impl Into<PathBuf> => Some(cert_file.into()),
-    /// Sets `key_file`.
+    /// Sets [`key_file`](Self::key_file), the private key of `cert_file`. Default none.
     key_file: impl Into<PathBuf> => Some(key_file.into()),
-    /// Sets `check_hostname`.
+    /// Sets [`check_hostname`](Self::check_hostname). Default on. Turn it off only for a
+    /// broker whose certificate names another host (the chain is still verified).
     check_hostname: bool => check_hostname,
-    /// Sets the user name.
-    username: &str => Some(username.to_owned()),
-    /// Sets the password.
-    password: &str => Some(password.to_owned()),
-    /// Sets the protocol version.
+    /// Sets [`verify_cert`](Self::verify_cert). Default on; off accepts any server
+    /// certificate: for test brokers only.
+    verify_cert: bool => verify_cert,
+    /// Sets the user name sent in CONNECT. Default none; a URI's user name wins.
+    username: impl Into<String> => Some(username.into()),
+    /// Sets the password (a `&str`, `String` or bytes), never printed. Default none; a URI's
+    /// password wins.
+    password: impl Into<Secret> => Some(password.into()),
+    /// Sets [`protocol_version`](Self::protocol_version). Default 3.1.1 (amqtt's); choose
+    /// 5.0 for reason codes, properties and flow control, or
+    /// [`auto_protocol_version`](Self::auto_protocol_version) when the broker is unknown.
     protocol_version: ProtocolVersion => protocol_version,
-    /// Sets `fallback_to_v311`.
+    /// Sets [`fallback_to_v311`](Self::fallback_to_v311). Default off.
     fallback_to_v311: bool => fallback_to_v311,
-    /// Sets `connect_timeout`.
+    /// Sets [`connect_timeout`](Self::connect_timeout): TCP, TLS, WebSocket and CONNACK
+    /// together. Default 10 s. Raise it for slow links or brokers under load.
     connect_timeout: Duration => connect_timeout,
-    /// Sets `max_inflight` (at least 1).
-    max_inflight: u16 => Some(max_inflight.max(1)),
-    /// Sets `max_queued` (at least 1).
-    max_queued: usize => max_queued.max(1),
-    /// Sets `max_queued_bytes`.
+    /// Sets [`max_inflight`](Self::max_inflight): outgoing QoS 1/2 publishes awaiting their
+    /// acknowledgement at once. Default: what the broker takes (see the field). At least 1
+    /// (0 fails `connect` with [`ConfigError`]). Raise it only as far as the broker's quota.
+    max_inflight: u16 => Some(max_inflight),
+    /// Sets [`max_queued`](Self::max_queued): accepted, unfinished publishes before
+    /// `publish` waits. Default 10,000. At least 1 (0 fails `connect` with [`ConfigError`]).
+    /// Lower it to bound memory tighter; raise it for bursts larger than that.
+    max_queued: usize => max_queued,
+    /// Sets [`max_queued_bytes`](Self::max_queued_bytes): topic and payload bytes of those
+    /// publishes. Default 64 MiB. Lower it on small devices.
     max_queued_bytes: usize => max_queued_bytes,
-    /// Sets `max_packet_size`.
+    /// Sets [`max_packet_size`](Self::max_packet_size): the largest packet accepted from the
+    /// broker (and announced to it in MQTT 5). Default 1 MiB. At least 2 (0 or 1 fails
+    /// `connect` with [`ConfigError`]). Raise it for larger messages.
     max_packet_size: u32 => max_packet_size,
-    /// Sets `message_buffer` (at least 1).
-    message_buffer: usize => message_buffer.max(1),
-    /// Sets `overflow`.
+    /// Sets [`message_buffer`](Self::message_buffer): received messages held for the
+    /// application. Default 1,024. At least 1 (0 fails `connect` with [`ConfigError`]). Raise
+    /// it for bursty QoS 0 traffic the application drains slowly.
+    message_buffer: usize => message_buffer,
+    /// Sets [`overflow`](Self::overflow): which QoS 0 message is dropped when the buffer is
+    /// full. Default [`Overflow::DropNewest`]; [`Overflow::DropOldest`] for readings where the
+    /// freshest matters.
     overflow: Overflow => overflow,
-    /// Sets the MQTT 5 Receive Maximum announced to the broker (at least 1).
-    receive_maximum: u16 => Some(receive_maximum.max(1)),
-    /// Sets the MQTT 5 Topic Alias Maximum announced to the broker.
+    /// Sets the MQTT 5 [`receive_maximum`](Self::receive_maximum) announced to the broker.
+    /// Default: `message_buffer` (at most 65,535). At least 1 (0 fails `connect` with
+    /// [`ConfigError`]).
+    receive_maximum: u16 => Some(receive_maximum),
+    /// Sets the MQTT 5 [`topic_alias_maximum`](Self::topic_alias_maximum) announced to the
+    /// broker. Default 0 (none). Raise it to let the broker shorten repeated topics.
     topic_alias_maximum: u16 => topic_alias_maximum,
-    /// Sets `outgoing_topic_aliases`.
+    /// Sets [`outgoing_topic_aliases`](Self::outgoing_topic_aliases). Default off. Turn it on
+    /// for many publishes on a few long topics (MQTT 5).
     outgoing_topic_aliases: bool => outgoing_topic_aliases,
-    /// Sets `manual_acks`.
+    /// Sets [`manual_acks`](Self::manual_acks). Default off. Turn it on to acknowledge a QoS
+    /// 1/2 message only once it is processed, so a crash before that gets it again.
     manual_acks: bool => manual_acks,
-    /// Sets the MQTT 5 session expiry interval.
-    session_expiry_interval: u32 => Some(session_expiry_interval),
-    /// Keeps in-flight state in a durable store in this directory (see `session_store`).
+    /// Sets the MQTT 5 [`session_expiry_interval`](Self::session_expiry_interval): how long
+    /// the broker keeps the session after the connection ends, in whole seconds (at most
+    /// 4,294,967,295 s; `Duration::MAX` means never expires). Default none (ends with the
+    /// connection). Set it with `clean_session(false)` to receive what was published offline.
+    session_expiry_interval: Duration => Some(session_expiry_interval),
+    /// Sets [`session_store`](Self::session_store): keep in-flight QoS 1/2 state in a durable
+    /// store in this directory. Default none (in memory). Set it when messages must survive a
+    /// crash of the process.
     session_store: impl Into<PathBuf> => Some(session_store.into()),
-    /// Sets the further MQTT 5 CONNECT properties.
+    /// Sets the further MQTT 5 [`connect_properties`](Self::connect_properties). Default none.
     connect_properties: sansmqtt_proto::properties::ConnectProperties => connect_properties,
-    /// Sets the MQTT 5 will properties.
+    /// Sets the MQTT 5 [`will_properties`](Self::will_properties). Default none.
     will_properties: sansmqtt_proto::properties::WillProperties => will_properties,
-    /// Sets the MQTT 5 enhanced authentication method.
+    /// Sets the MQTT 5 enhanced authentication method ([`authenticator`](Self::authenticator)).
+    /// Default none: user name and password only.
     authenticator: impl crate::Authenticator => Some(std::sync::Arc::new(authenticator)),
-    /// Sets `shuffle_uris`.
+    /// Sets [`shuffle_uris`](Self::shuffle_uris). Default off. Turn it on for a fleet of
+    /// clients sharing one list of cluster nodes.
     shuffle_uris: bool => shuffle_uris,
-    /// Sets `reconnect_initial_interval`.
+    /// Sets [`reconnect_initial_interval`](Self::reconnect_initial_interval), the first
+    /// backoff. Default 1 s.
     reconnect_initial_interval: Duration => reconnect_initial_interval,
-    /// Sets `reconnect_jitter`.
+    /// Sets [`reconnect_jitter`](Self::reconnect_jitter). Default ±25%, so that clients
+    /// dropped together do not come back together.
     reconnect_jitter: Jitter => reconnect_jitter,
-    /// Sets `follow_server_reference`.
+    /// Sets [`follow_server_reference`](Self::follow_server_reference). Default off; turn it
+    /// on for brokers that redirect clients (MQTT 5) when you trust them to.
     follow_server_reference: bool => follow_server_reference,
-    /// Sets `proxy_from_env`.
+    /// Sets [`proxy_from_env`](Self::proxy_from_env). Default off; turn it on to honour
+    /// `https_proxy` / `http_proxy` / `all_proxy` / `no_proxy` as other tools do.
     proxy_from_env: bool => proxy_from_env,
 }
 
@@ -497,11 +707,51 @@ impl ClientConfig {
         all
     }
 
-    /// Adds per-topic publish defaults.
+    /// Adds per-topic publish defaults (amqtt's `topics` section): a publish on exactly
+    /// `topic` that sets no QoS or retain flag takes them from `config`. Default none.
     #[must_use]
-    pub fn topic(mut self, topic: &str, config: TopicConfig) -> Self {
-        self.topics.insert(topic.to_owned(), config);
+    pub fn topic(mut self, topic: impl Into<String>, config: TopicConfig) -> Self {
+        self.topics.insert(topic.into(), config);
         self
+    }
+
+    /// Checks the options a setter cannot refuse: values out of range are an error that
+    /// names them, never silently clamped. `connect` calls it (failing with
+    /// [`ClientError::InvalidConfig`](crate::ClientError::InvalidConfig)), and so does loading
+    /// a document (the `serde` feature).
+    pub fn validate(&self) -> Result<(), ConfigError> {
+        fn at_least(option: &'static str, value: u64, min: u64) -> Result<(), ConfigError> {
+            if value < min {
+                return Err(ConfigError::TooSmall { option, value, min });
+            }
+            Ok(())
+        }
+        at_least("max_queued", self.max_queued as u64, 1)?;
+        at_least("message_buffer", self.message_buffer as u64, 1)?;
+        at_least("max_packet_size", u64::from(self.max_packet_size), 2)?;
+        if let Some(window) = self.max_inflight {
+            at_least("max_inflight", u64::from(window), 1)?;
+        }
+        if let Some(maximum) = self.receive_maximum {
+            at_least("receive_maximum", u64::from(maximum), 1)?;
+        }
+        // CONNECT carries the keep alive as 16-bit seconds.
+        let max_keep_alive = u64::from(u16::MAX);
+        if self.keep_alive.as_secs() > max_keep_alive {
+            return Err(ConfigError::TooLarge {
+                option: "keep_alive",
+                value: self.keep_alive.as_secs(),
+                max: max_keep_alive,
+            });
+        }
+        Ok(())
+    }
+
+    /// The session expiry interval as CONNECT carries it: whole seconds, `u32::MAX` (never
+    /// expires, MQTT 5.0 3.1.2.11.2) for anything as long or longer.
+    pub(crate) fn session_expiry_secs(&self) -> Option<u32> {
+        self.session_expiry_interval
+            .map(|expiry| u32::try_from(expiry.as_secs()).unwrap_or(u32::MAX))
     }
 
     /// MQTT 5 with a fallback to 3.1.1 when the broker refuses MQTT 5 (see
@@ -515,6 +765,7 @@ impl ClientConfig {
     /// The in-flight window for `version` (see [`max_inflight`](Self::max_inflight)).
     pub(crate) fn inflight_window(&self, version: ProtocolVersion) -> u16 {
         match (self.max_inflight, version) {
+            // 0 is refused by `validate` before any connection.
             (Some(window), _) => window.max(1),
             (None, ProtocolVersion::V311) => 20,
             // MQTT 5: the broker's Receive Maximum lowers this when the session applies it.
@@ -546,8 +797,21 @@ impl<'de> serde::Deserialize<'de> for ClientConfig {
     fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
         // The inherent `deserialize` the derive wrote (`remote = "Self"`).
         let mut config = Self::deserialize(deserializer)?;
+        config.validate().map_err(serde::de::Error::custom)?;
         if let Some(broker) = config.amqtt_broker.take() {
             broker.fold_into(&mut config)?;
+        }
+        if config.amqtt_plugins.take().is_some() {
+            tracing::warn!(
+                "the configuration's `plugins` section (amqtt's Python plugins) is ignored"
+            );
+        }
+        // amqtt's rule: a client certificate without its key (or the reverse) is a mistake,
+        // not a request for no client certificate.
+        if config.cert_file.is_some() != config.key_file.is_some() {
+            return Err(serde::de::Error::custom(
+                "`certfile` and `keyfile` go together: give both or neither",
+            ));
         }
         Ok(config)
     }
@@ -573,6 +837,10 @@ mod serde_impl {
         capath: Option<PathBuf>,
         #[serde(alias = "ca_data")]
         cadata: Option<String>,
+        #[serde(alias = "cert_file")]
+        certfile: Option<PathBuf>,
+        #[serde(alias = "key_file")]
+        keyfile: Option<PathBuf>,
     }
 
     impl BrokerSection {
@@ -601,6 +869,8 @@ mod serde_impl {
             put(&mut config.ca_file, self.cafile, "cafile")?;
             put(&mut config.ca_path, self.capath, "capath")?;
             put(&mut config.ca_data, self.cadata, "cadata")?;
+            put(&mut config.cert_file, self.certfile, "certfile")?;
+            put(&mut config.key_file, self.keyfile, "keyfile")?;
             Ok(())
         }
     }
@@ -624,6 +894,19 @@ mod serde_impl {
         pub(crate) fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Duration, D::Error> {
             let secs = f64::deserialize(d)?;
             Duration::try_from_secs_f64(secs).map_err(serde::de::Error::custom)
+        }
+    }
+
+    pub(super) mod opt_secs {
+        use serde::{Deserialize, Deserializer};
+        use std::time::Duration;
+
+        pub(crate) fn deserialize<'de, D: Deserializer<'de>>(
+            d: D,
+        ) -> Result<Option<Duration>, D::Error> {
+            Option::<f64>::deserialize(d)?
+                .map(|secs| Duration::try_from_secs_f64(secs).map_err(serde::de::Error::custom))
+                .transpose()
         }
     }
 

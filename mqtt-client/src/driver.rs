@@ -10,6 +10,13 @@
 //! takes it (or acknowledges it). A slow consumer therefore holds back the broker through MQTT
 //! flow control, never by stalling the socket, and PINGRESP, acknowledgements of our own
 //! publishes and DISCONNECT are never stuck behind unread messages.
+//! Two bounded exceptions live in `intake`: a pause of at most `min(keep_alive / 4, 1 s)`
+//! while a burst fills the inbox, and, in MQTT 3.1.1 with a persistent session, QoS 1/2
+//! messages beyond the inbox's bound refused unacknowledged and fetched again by a reconnect.
+//!
+//! With a durable store, the sync that makes a batch's records durable runs off the executor
+//! (`store::sync`); the driver feeds the session nothing until it is done, then writes the
+//! batch.
 
 use std::collections::{HashMap, VecDeque};
 use std::future::{Future, poll_fn};
@@ -35,10 +42,10 @@ mod reauth;
 
 use super::auth::{AuthError, AuthExchange, Authenticator};
 use super::error::ClientError;
-use super::inbox::Pushed;
+use super::intake::{Intake, Intaken};
 use super::queue::Permit;
 use super::reconnect::{self, Backoff, Jitter, Outcome, Policy, Reconnector, SplitMix64};
-use super::store::ClientStore;
+use super::store::{BackgroundSync, ClientStore};
 use super::transport::{self, Runtime, Transport};
 use super::uri::Target;
 use super::{Acknowledgement, ApplicationMessage, ConnectionEvent, PublishAck, Shared, lock};
@@ -367,7 +374,11 @@ pub(crate) struct Driver<R: Runtime> {
     reconnect_max_interval: Duration,
     /// QoS 0 messages dropped by the inbox's overflow policy and not reported yet.
     dropped_unreported: u64,
+    /// Received messages into the inbox, pausing reading while it is full (see `intake`).
+    intake: Intake<R>,
     writing: Bytes,
+    /// The store's sync of the next batch, run off the executor (see `store::sync`).
+    syncing: BackgroundSync,
     /// Told by the transport when there is more to read (see [`ReadWake`]).
     read_wake: Arc<ReadWake>,
     /// `read_wake` as a waker, made once so that transports see the same waker every time.
@@ -402,6 +413,7 @@ impl<R: Runtime> Driver<R> {
         let retry_connect = params.from_reconnect;
         let read_wake = Arc::new(ReadWake::default());
         let read_waker = Waker::from(read_wake.clone());
+        let intake = Intake::new(params.options.keep_alive);
         Self {
             runtime,
             shared,
@@ -424,7 +436,9 @@ impl<R: Runtime> Driver<R> {
             reconnect_retries,
             reconnect_max_interval,
             dropped_unreported: 0,
+            intake,
             writing: Bytes::new(),
+            syncing: BackgroundSync::default(),
             read_wake,
             read_waker,
             read_armed: false,
@@ -502,7 +516,8 @@ impl<R: Runtime> Driver<R> {
                         warn!("giving up reconnecting");
                         break err;
                     };
-                    let uri = attempt.target.url.to_string();
+                    // Shown without its password: this goes to the log and to every listener.
+                    let uri = attempt.target.to_string();
                     info!(attempt = attempt.number, delay = ?attempt.delay, %uri, "reconnecting");
                     self.shared.status(ConnectionEvent::Reconnecting {
                         attempt: attempt.number,
@@ -587,7 +602,7 @@ impl<R: Runtime> Driver<R> {
             options.username = Some(ByteString::from(username.as_str()));
         }
         if let Some(password) = &target.password {
-            options.password = Some(Bytes::from(password.clone()));
+            options.password = Some(password.to_bytes());
         }
         self.auth = None;
         if let Some(authenticator) = &self.params.authenticator
@@ -682,7 +697,17 @@ impl<R: Runtime> Driver<R> {
         self.read_armed = false;
         self.end = None;
         self.drain_timer = None;
+        // 3.1.1 has no Receive Maximum: with a persistent session, QoS 1/2 beyond the inbox's
+        // bound are refused and fetched again by a reconnect (see `intake`).
+        self.intake.start_connection(
+            self.session.protocol_version() == ProtocolVersion::V311
+                && !self.params.options.clean_start,
+        );
         let ended = poll_fn(|cx| self.poll_serve(cx, &mut transport)).await;
+        self.syncing.finish(&mut self.session).await;
+        self.intake
+            .flush(&self.shared.inbox, &mut self.dropped_unreported);
+        self.report_drops();
         // Closing (TLS close_notify, WebSocket close frame) is best effort and bounded: the
         // session has already moved on, and a dead peer must not hold up a reconnect.
         let deadline = self.runtime.now() + CLOSE_TIMEOUT;
@@ -699,6 +724,16 @@ impl<R: Runtime> Driver<R> {
         loop {
             let now = self.runtime.now();
             let mut progress = false;
+
+            // While the store syncs a batch's records the session takes nothing new; once it
+            // is done the batch is taken out at once, before anything else records.
+            match self.syncing.poll(cx, &mut self.session) {
+                Poll::Pending => return Poll::Pending,
+                Poll::Ready(true) if self.writing.is_empty() => {
+                    self.writing = self.session.poll_transmit(now).unwrap_or_default();
+                }
+                Poll::Ready(_) => {}
+            }
 
             let handles_gone = self.shared.commands.take(cx, &mut self.inbox);
             while let Some(command) = self.inbox.pop_front() {
@@ -724,10 +759,26 @@ impl<R: Runtime> Driver<R> {
             }
 
             // Always read: flow control, not a stalled socket, holds back a slow consumer.
-            let reading = matches!(
+            // ... except for a bounded pause while a burst fills the inbox (see `intake`).
+            let mut reading = matches!(
                 self.session.state(),
                 ConnectionState::Connecting | ConnectionState::Connected
             );
+            if reading
+                && !self
+                    .intake
+                    .may_read(cx, &self.shared.inbox, &mut self.dropped_unreported)
+            {
+                reading = false;
+                // A read signal taken below is not acted on: read once more on resuming.
+                self.read_armed = false;
+            }
+            if self.session.is_connected() && self.intake.refusal_over(cx, &self.shared.inbox) {
+                info!("the application took what it held: reconnecting for the refused messages");
+                self.end = Some(Ended::Reconnect);
+                let _ = self.session.disconnect(now, Disconnect::default());
+                progress = true;
+            }
             // Read on the first pass and whenever the transport signalled more since its last
             // pending read; otherwise that read is still registered and will wake the task.
             self.read_wake.task.register(cx.waker());
@@ -764,6 +815,10 @@ impl<R: Runtime> Driver<R> {
             }
             loop {
                 if self.writing.is_empty() {
+                    if self.syncing.start(&self.runtime, &mut self.session) {
+                        progress = true;
+                        break;
+                    }
                     match self.session.poll_transmit(now) {
                         Some(bytes) => self.writing = bytes,
                         None => break,
@@ -775,6 +830,7 @@ impl<R: Runtime> Driver<R> {
                         break;
                     }
                     Poll::Ready(Ok(n)) => {
+                        self.shared.stats.sent(n);
                         self.writing.advance(n);
                         self.needs_flush = true;
                         self.ack.written();
@@ -816,6 +872,7 @@ impl<R: Runtime> Driver<R> {
                                 ConnectionError::TransportClosed,
                             )));
                     self.report_drops();
+                    self.shared.observe(&self.session);
                     return Poll::Ready(ended);
                 }
             }
@@ -837,6 +894,7 @@ impl<R: Runtime> Driver<R> {
                     }
                 }
                 self.report_drops();
+                self.shared.observe(&self.session);
                 return Poll::Pending;
             }
         }
@@ -864,6 +922,7 @@ impl<R: Runtime> Driver<R> {
                 true
             }
             Poll::Ready(Ok(n)) => {
+                self.shared.stats.received(n);
                 self.session.handle_read(now, &buf[..n]);
                 self.ack.read(now);
                 true
@@ -1093,6 +1152,7 @@ impl<R: Runtime> Driver<R> {
                 }
                 self.schedule_refresh();
                 info!(session_present, "connected");
+                self.shared.stats.connected();
                 self.reached_connack = true;
                 // Publishes accepted from now on are checked against these limits.
                 self.shared.acceptance.set(self.session.publish_limits());
@@ -1157,8 +1217,15 @@ impl<R: Runtime> Driver<R> {
                     }
                     return;
                 }
-                if self.shared.inbox.push(message) != Pushed::Queued {
-                    self.dropped_unreported += 1;
+                match self.intake.push(&self.runtime, &self.shared.inbox, message) {
+                    Intaken::Kept => {}
+                    Intaken::Dropped => self.dropped_unreported += 1,
+                    Intaken::Refused(Some(token)) => {
+                        if let Err(err) = self.session.refuse(self.runtime.now(), token) {
+                            debug!(%err, "refusing a message failed");
+                        }
+                    }
+                    Intaken::Refused(None) => {}
                 }
             }
             Event::Subscribed {
@@ -1266,6 +1333,10 @@ impl<R: Runtime> Driver<R> {
         result: Result<ReasonCode, sansmqtt_session::PublishError>,
         properties: AckProperties,
     ) {
+        if let Err(sansmqtt_session::PublishError::Expired) = result {
+            self.shared
+                .status(ConnectionEvent::PublishesExpired { count: 1 });
+        }
         let refused = matches!(result, Err(sansmqtt_session::PublishError::Refused(_)));
         let result = result.map_err(ClientError::from);
         if let Some(stored) = self.stored_waiters.remove(&token) {

@@ -49,6 +49,33 @@ pub enum UriError {
     },
 }
 
+/// A [`ClientConfig`](crate::ClientConfig) option out of its range
+/// ([`ClientConfig::validate`](crate::ClientConfig::validate)): reported instead of clamped.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum ConfigError {
+    /// The option is below its minimum.
+    #[error("`{option}` must be at least {min}, not {value}")]
+    TooSmall {
+        /// The option's name (its `ClientConfig` field).
+        option: &'static str,
+        /// The value given.
+        value: u64,
+        /// The smallest value allowed.
+        min: u64,
+    },
+    /// The option is above its maximum.
+    #[error("`{option}` must be at most {max}, not {value}")]
+    TooLarge {
+        /// The option's name (its `ClientConfig` field).
+        option: &'static str,
+        /// The value given.
+        value: u64,
+        /// The largest value allowed.
+        max: u64,
+    },
+}
+
 /// Why TLS could not be set up or the server's certificate was refused.
 #[cfg(feature = "tls")]
 #[cfg_attr(docsrs, doc(cfg(feature = "tls")))]
@@ -104,6 +131,10 @@ pub enum ClientError {
     /// The broker URI is unusable.
     #[error("invalid broker URI")]
     InvalidUri(#[from] UriError),
+    /// A configuration option is out of range (`connect` checks
+    /// [`ClientConfig::validate`](crate::ClientConfig::validate) first).
+    #[error("invalid configuration")]
+    InvalidConfig(#[from] ConfigError),
     /// The broker refused the connection: CONNACK's return / reason code, with the MQTT 5
     /// reason string and user properties it carried.
     #[error("connection refused: {0}")]

@@ -11,6 +11,8 @@
 use std::collections::VecDeque;
 use std::sync::Mutex;
 
+use futures_util::task::AtomicWaker;
+
 use sansmqtt_proto::QoS;
 
 use crate::config::Overflow;
@@ -22,6 +24,9 @@ pub(crate) struct Inbox {
     /// Notified when a message arrives, and (for everyone) when waiting must be re-checked:
     /// `cancel_tasks`, the driver stopping.
     pub(crate) changed: event_listener::Event,
+    /// The driver, while it has paused reading because the inbox was full
+    /// ([`Intake`](crate::intake::Intake)): woken when a consumer takes a message.
+    pub(crate) room: AtomicWaker,
 }
 
 struct InboxState {
@@ -30,6 +35,8 @@ struct InboxState {
     overflow: Overflow,
     /// QoS 0 messages dropped by the overflow policy since the client was created.
     dropped: u64,
+    /// QoS 1/2 messages among `messages`.
+    reliable: usize,
 }
 
 /// What [`Inbox::push`] did.
@@ -51,8 +58,10 @@ impl Inbox {
                 capacity: capacity.max(1),
                 overflow,
                 dropped: 0,
+                reliable: 0,
             }),
             changed: event_listener::Event::new(),
+            room: AtomicWaker::new(),
         }
     }
 
@@ -80,7 +89,10 @@ impl Inbox {
                     state.dropped += 1;
                     state.messages.push_back(message);
                 }
-                Pushed::Queued => state.messages.push_back(message),
+                Pushed::Queued => {
+                    state.reliable += usize::from(message.qos() != QoS::AtMostOnce);
+                    state.messages.push_back(message);
+                }
             }
             pushed
         };
@@ -90,9 +102,38 @@ impl Inbox {
         pushed
     }
 
-    /// The oldest waiting message.
+    /// Queues a received message unless it is a QoS 0 message and the inbox is full: then it
+    /// is handed back, and nothing is counted.
+    pub(crate) fn try_push(&self, message: ApplicationMessage) -> Result<(), ApplicationMessage> {
+        {
+            let mut state = lock(&self.state);
+            if state.messages.len() >= state.capacity && message.qos() == QoS::AtMostOnce {
+                return Err(message);
+            }
+            state.reliable += usize::from(message.qos() != QoS::AtMostOnce);
+            state.messages.push_back(message);
+        }
+        self.changed.notify_additional(1);
+        Ok(())
+    }
+
+    /// The oldest waiting message. The taker wakes the driver ([`room`](Self::room)) once it
+    /// has also queued the message's acknowledgement.
     pub(crate) fn pop(&self) -> Option<ApplicationMessage> {
-        lock(&self.state).messages.pop_front()
+        let mut state = lock(&self.state);
+        let message = state.messages.pop_front()?;
+        state.reliable -= usize::from(message.qos() != QoS::AtMostOnce);
+        Some(message)
+    }
+
+    /// QoS 1/2 messages waiting.
+    pub(crate) fn reliable_len(&self) -> usize {
+        lock(&self.state).reliable
+    }
+
+    /// The configured bound (`message_buffer`).
+    pub(crate) fn capacity(&self) -> usize {
+        lock(&self.state).capacity
     }
 
     /// Messages waiting.

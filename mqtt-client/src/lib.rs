@@ -19,6 +19,9 @@
 //! - `native-roots` (default) / `webpki-roots`: the CA certificates trusted when none is
 //!   configured: the operating system's, or Mozilla's compiled in (both when both are on).
 //! - `serde`: `serde::Deserialize` for [`ClientConfig`].
+//! - `metrics`: [`MqttClient::stats`]'s numbers also as counters and gauges of the `metrics`
+//!   facade (`mqtt_client_bytes_sent_total`, `mqtt_client_publishes_in_flight`, ...,
+//!   labelled `client_id`), registered with the recorder installed when the client is created.
 //! - `scram`: SCRAM-SHA-1 / SCRAM-SHA-256 MQTT 5 enhanced authentication (`Scram`), on
 //!   RustCrypto's `sha1`, `sha2`, `hmac` and `pbkdf2`.
 //!
@@ -36,7 +39,9 @@ mod config;
 mod drain;
 mod driver;
 mod error;
+mod events;
 mod inbox;
+mod intake;
 mod limits;
 mod payload;
 mod proxy;
@@ -45,6 +50,8 @@ mod reconnect;
 mod request;
 #[cfg(feature = "scram")]
 mod scram;
+mod secret;
+mod stats;
 pub mod store;
 #[cfg(feature = "tls")]
 mod tls;
@@ -62,7 +69,7 @@ use std::task::{Context, Poll};
 use std::time::Duration;
 
 use bytes::Bytes;
-use futures_channel::{mpsc, oneshot};
+use futures_channel::oneshot;
 use futures_util::Stream;
 use sansmqtt_proto::{ByteString, PacketId, Will};
 use tracing::debug;
@@ -75,7 +82,8 @@ pub use config::{ClientConfig, Overflow, TopicConfig, WillConfig};
 pub use drain::Disconnecting;
 #[cfg(feature = "tls")]
 pub use error::TlsError;
-pub use error::{ClientError, UriError};
+pub use error::{ClientError, ConfigError, UriError};
+pub use events::{ConnectionEvents, EVENT_BUFFER};
 pub use payload::{IntoUri, Payload, PayloadError};
 pub use proxy::{Proxy, ProxyError, ProxyKind, ProxyRefusal};
 pub use reconnect::Jitter;
@@ -83,6 +91,8 @@ pub use request::Requesting;
 #[cfg(feature = "scram")]
 #[cfg_attr(docsrs, doc(cfg(feature = "scram")))]
 pub use scram::{DEFAULT_MIN_ITERATIONS, MAX_ITERATIONS, Scram, ScramError};
+pub use secret::Secret;
+pub use stats::ClientStats;
 pub use store::{ClientStore, FileStore, StoreError};
 #[cfg(feature = "tls")]
 #[cfg_attr(docsrs, doc(cfg(feature = "tls")))]
@@ -242,7 +252,8 @@ pub enum ConnectionEvent {
         /// How long the client waits before this attempt: the round's backoff (with jitter)
         /// for the first URI of a round, zero for the next URIs of the same round.
         delay: Duration,
-        /// The broker URI this attempt goes to.
+        /// The broker URI this attempt goes to, with its password (if any) shown as `***`
+        /// (`mqtt://user:***@host:1883`).
         uri: String,
     },
     /// Received QoS 0 messages were dropped because the application had
@@ -252,8 +263,23 @@ pub enum ConnectionEvent {
         /// Messages dropped since the last such event.
         count: u64,
     },
+    /// Outgoing messages were dropped unsent because their MQTT 5 message expiry interval
+    /// ran out while they waited for a connection or for room in the in-flight window. Each
+    /// one's publish also fails with
+    /// [`PublishError::Expired`] (a QoS 0 publish,
+    /// complete at acceptance, learns it only here).
+    PublishesExpired {
+        /// Messages expired (reported as they expire).
+        count: u64,
+    },
     /// The client stopped: after `disconnect`, or when reconnecting gave up.
     Closed,
+    /// This listener fell more than [`EVENT_BUFFER`] events behind: `count` events, the oldest
+    /// it had not taken, were dropped. The events after this one are the newest, in order.
+    Missed {
+        /// Events dropped since this listener last took one.
+        count: u64,
+    },
     /// A publish whose call had already completed (QoS 0 completes at acceptance) was refused
     /// when it came to be sent, and was not sent: the limits of a CONNACK received after it
     /// was accepted forbid it (a smaller Maximum Packet Size, retain or QoS no longer
@@ -294,7 +320,10 @@ pub(crate) struct Shared {
     manual_acks: bool,
     /// The bound on accepted, unfinished publishes.
     budget: Arc<PublishBudget>,
-    status: Mutex<Vec<mpsc::UnboundedSender<ConnectionEvent>>>,
+    /// Every `connection_events` listener, each with its bounded queue.
+    events: events::EventHub,
+    /// Counters the driver updates for `stats`.
+    stats: stats::Stats,
     /// The session and connection parameters while no driver runs.
     parked: Mutex<Parked>,
     /// Commands for the running driver.
@@ -344,6 +373,9 @@ impl Shared {
         {
             self.ack(now, token);
         }
+        // A driver waiting for room (a read pause, a bounded 3.1.1 inbox) sees the
+        // acknowledgement queued before it looks.
+        self.inbox.room.wake();
         Some(message)
     }
 
@@ -376,7 +408,7 @@ impl Shared {
     }
 
     fn status(&self, event: ConnectionEvent) {
-        lock(&self.status).retain(|tx| tx.unbounded_send(event.clone()).is_ok());
+        self.events.send(&event);
     }
 
     /// The driver stops: its session is parked for the next one and the command queue
@@ -488,6 +520,7 @@ impl<R: Runtime> MqttClient<R> {
         let client_id = client_id.map_or_else(random_client_id, ByteString::from);
         let inbox = Inbox::new(config.message_buffer, config.overflow);
         let manual_acks = config.manual_acks;
+        let stats = stats::Stats::new(&client_id);
         let budget = Arc::new(PublishBudget::new(
             config.max_queued,
             config.max_queued_bytes,
@@ -501,7 +534,8 @@ impl<R: Runtime> MqttClient<R> {
                     inbox,
                     manual_acks,
                     budget,
-                    status: Mutex::new(Vec::new()),
+                    events: events::EventHub::default(),
+                    stats,
                     parked: Mutex::new(Parked::default()),
                     commands: CommandQueue::default(),
                     cancel_epoch: AtomicU64::new(0),
@@ -751,13 +785,21 @@ impl<R: Runtime> MqttClient<R> {
         self.inner.shared.budget.in_use()
     }
 
-    /// Connection status changes from now on.
-    pub fn connection_events(
-        &self,
-    ) -> impl Stream<Item = ConnectionEvent> + Send + Unpin + 'static {
-        let (tx, rx) = mpsc::unbounded();
-        lock(&self.inner.shared.status).push(tx);
-        rx
+    /// A snapshot of the client's statistics: publishes and messages in flight, queued
+    /// publishes and bytes, messages waiting and dropped, reconnects, bytes sent and received,
+    /// and the last ping's round-trip time. Cheap (a few atomic loads and two short locks):
+    /// call it as often as a status line needs. With the `metrics` feature the same numbers
+    /// are also exported through the `metrics` facade (see [`ClientStats`]).
+    pub fn stats(&self) -> ClientStats {
+        self.inner.shared.snapshot()
+    }
+
+    /// Connection status changes from now on, as a stream that ends when every handle of the
+    /// client is dropped. Each listener holds at most [`EVENT_BUFFER`] undelivered events: one
+    /// that falls further behind loses its oldest events and is told how many with
+    /// [`ConnectionEvent::Missed`], so a listener that stops polling costs bounded memory.
+    pub fn connection_events(&self) -> ConnectionEvents {
+        self.inner.shared.events.listen()
     }
 
     /// Sends PINGREQ and waits for PINGRESP.
@@ -955,7 +997,7 @@ impl<R: Runtime> MqttClient<R> {
         let mut options = ConnectOptions::new(config.keep_alive);
         options.clean_start = clean_session.unwrap_or(config.clean_session);
         options.username = config.username.clone().map(ByteString::from);
-        options.password = config.password.clone().map(Bytes::from);
+        options.password = config.password.as_ref().map(Secret::to_bytes);
         options.will = config.will.as_ref().map(|will| Will {
             topic: ByteString::from(will.topic.as_str()),
             payload: Bytes::from(will.message.clone()),
@@ -963,7 +1005,7 @@ impl<R: Runtime> MqttClient<R> {
             retain: will.retain,
             properties: config.will_properties.clone(),
         });
-        options.session_expiry_interval = config.session_expiry_interval;
+        options.session_expiry_interval = config.session_expiry_secs();
         options.properties = config.connect_properties.clone();
         options
     }

@@ -169,6 +169,11 @@ impl PublishBudget {
         lock(&self.used).count
     }
 
+    /// Topic and payload bytes of those publishes.
+    pub(crate) fn bytes_in_use(&self) -> usize {
+        lock(&self.used).bytes
+    }
+
     /// Waits until no publish is accepted and unfinished.
     pub(crate) async fn idle(&self) {
         loop {

@@ -160,7 +160,7 @@ pub(crate) fn is_final(err: &ClientError) -> bool {
                 | ReasonCode::UseAnotherServer
                 | ReasonCode::ServerMoved
         ),
-        ClientError::InvalidUri(_) | ClientError::Auth(_) => true,
+        ClientError::InvalidUri(_) | ClientError::InvalidConfig(_) | ClientError::Auth(_) => true,
         ClientError::Proxy(proxy) => proxy.is_final(),
         #[cfg(feature = "tls")]
         ClientError::Tls(tls) => tls_is_final(tls),

@@ -22,7 +22,7 @@ use super::error::TlsError;
 /// itself. A ready `rustls::ClientConfig` (custom verifier, in-memory client certificate, ALPN,
 /// session resumption) is handed over with [`Connecting::tls_config`](crate::Connecting::tls_config)
 /// or [`ClientConfig::tls_config`](crate::ClientConfig::tls_config) instead.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 #[non_exhaustive]
 pub struct TlsOptions {
     /// PEM file of trusted CA certificates.
@@ -36,20 +36,46 @@ pub struct TlsOptions {
     /// Private key (PEM) of the client certificate.
     pub key_file: Option<PathBuf>,
     /// Verify that the certificate names the host. Turning it off still verifies the chain
-    /// and validity period.
+    /// and validity period. Default: on.
     pub check_hostname: bool,
+    /// Verify the server's certificate at all (amqtt's `verify_cert`). Turning it off accepts
+    /// any certificate, from anyone, for any name: the connection is encrypted but the server
+    /// is not authenticated, so anyone on the path can pose as it. Only for tests against a
+    /// broker with a throw-away certificate. Default: on.
+    pub verify_cert: bool,
+}
+
+impl Default for TlsOptions {
+    /// No CA (the default roots), no client certificate, every check on.
+    fn default() -> Self {
+        Self {
+            ca_file: None,
+            ca_path: None,
+            ca_data: None,
+            cert_file: None,
+            key_file: None,
+            check_hostname: true,
+            verify_cert: true,
+        }
+    }
 }
 
 impl TlsOptions {
     /// Builds the rustls configuration.
     pub fn client_config(&self) -> Result<Arc<rustls::ClientConfig>, TlsError> {
         let provider = crypto_provider()?;
-        let roots = Arc::new(self.root_store()?);
         let builder = rustls::ClientConfig::builder_with_provider(provider.clone())
             .with_safe_default_protocol_versions()?;
-        let builder = if self.check_hostname {
+        let builder = if !self.verify_cert {
+            tracing::warn!("verify_cert is off: the server's certificate is not checked");
+            builder
+                .dangerous()
+                .with_custom_certificate_verifier(Arc::new(AcceptAnyCertificate(provider)))
+        } else if self.check_hostname {
+            let roots = Arc::new(self.root_store()?);
             builder.with_root_certificates(roots)
         } else {
+            let roots = Arc::new(self.root_store()?);
             let inner = WebPkiServerVerifier::builder_with_provider(roots, provider)
                 .build()
                 .map_err(TlsError::Verifier)?;
@@ -226,5 +252,55 @@ impl ServerCertVerifier for IgnoreHostname {
 
     fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {
         self.0.supported_verify_schemes()
+    }
+}
+
+/// Accepts any certificate (`verify_cert` off), but still checks that the server holds the
+/// key of the certificate it sent (the handshake signatures), as the provider verifies them.
+#[derive(Debug)]
+struct AcceptAnyCertificate(Arc<CryptoProvider>);
+
+impl ServerCertVerifier for AcceptAnyCertificate {
+    fn verify_server_cert(
+        &self,
+        _end_entity: &CertificateDer<'_>,
+        _intermediates: &[CertificateDer<'_>],
+        _server_name: &ServerName<'_>,
+        _ocsp_response: &[u8],
+        _now: UnixTime,
+    ) -> Result<ServerCertVerified, rustls::Error> {
+        Ok(ServerCertVerified::assertion())
+    }
+
+    fn verify_tls12_signature(
+        &self,
+        message: &[u8],
+        cert: &CertificateDer<'_>,
+        dss: &DigitallySignedStruct,
+    ) -> Result<HandshakeSignatureValid, rustls::Error> {
+        rustls::crypto::verify_tls12_signature(
+            message,
+            cert,
+            dss,
+            &self.0.signature_verification_algorithms,
+        )
+    }
+
+    fn verify_tls13_signature(
+        &self,
+        message: &[u8],
+        cert: &CertificateDer<'_>,
+        dss: &DigitallySignedStruct,
+    ) -> Result<HandshakeSignatureValid, rustls::Error> {
+        rustls::crypto::verify_tls13_signature(
+            message,
+            cert,
+            dss,
+            &self.0.signature_verification_algorithms,
+        )
+    }
+
+    fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {
+        self.0.signature_verification_algorithms.supported_schemes()
     }
 }

@@ -4,6 +4,7 @@ use percent_encoding::percent_decode_str;
 use url::Url;
 
 use super::error::UriError;
+use super::secret::{Secret, redacted_url};
 
 /// The transport a URI asks for.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -58,8 +59,9 @@ impl Scheme {
     }
 }
 
-/// A parsed broker address.
-#[derive(Debug, Clone, PartialEq, Eq)]
+/// A parsed broker address. Its `Debug` and `Display` show the URI with the password
+/// replaced (`mqtt://user:***@host:1883`).
+#[derive(Clone, PartialEq, Eq)]
 #[non_exhaustive]
 pub struct Target {
     /// Transport.
@@ -68,12 +70,40 @@ pub struct Target {
     pub host: String,
     /// Port, defaulted per scheme.
     pub port: u16,
-    /// The URI as given (WebSocket handshakes use its path and query).
+    /// The URI as given (WebSocket handshakes use its path and query). It still holds the
+    /// password: show the `Target` itself, never this field.
     pub url: Url,
     /// User name from the URI, percent-decoded.
     pub username: Option<String>,
     /// Password from the URI, percent-decoded.
-    pub password: Option<String>,
+    pub password: Option<Secret>,
+}
+
+impl std::fmt::Display for Target {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&redacted_url(&self.url))
+    }
+}
+
+impl std::fmt::Debug for Target {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let Self {
+            scheme,
+            host,
+            port,
+            url,
+            username,
+            password,
+        } = self;
+        f.debug_struct("Target")
+            .field("scheme", scheme)
+            .field("host", host)
+            .field("port", port)
+            .field("url", &redacted_url(url))
+            .field("username", username)
+            .field("password", password)
+            .finish()
+    }
 }
 
 impl Target {
@@ -107,7 +137,7 @@ impl Target {
             "" => None,
             user => Some(decode(user)?),
         };
-        let password = url.password().map(decode).transpose()?;
+        let password = url.password().map(decode).transpose()?.map(Secret::from);
         Ok(Self {
             scheme,
             host,
@@ -149,8 +179,25 @@ mod tests {
     fn credentials_are_percent_decoded() {
         let target = Target::parse("mqtt://us%40er:p%3Ass@broker:1884").expect("valid");
         assert_eq!(target.username.as_deref(), Some("us@er"));
-        assert_eq!(target.password.as_deref(), Some("p:ss"));
+        assert_eq!(
+            target.password.as_ref().map(Secret::expose),
+            Some(&b"p:ss"[..])
+        );
         assert_eq!((target.host.as_str(), target.port), ("broker", 1884));
+    }
+
+    #[test]
+    fn targets_show_no_password() {
+        let target = Target::parse("mqtt://us%40er:p%3Ass@broker:1884").expect("valid");
+        let shown = format!("{target} {target:?} {target:#?}");
+        assert!(
+            !shown.contains("p%3Ass") && !shown.contains("p:ss"),
+            "{shown}"
+        );
+        assert!(
+            shown.starts_with("mqtt://us%40er:***@broker:1884"),
+            "{shown}"
+        );
     }
 
     #[test]

@@ -50,6 +50,16 @@ pub use packet::*;
 pub use qos::{PacketId, ProtocolVersion, QoS};
 pub use reason::ReasonCode;
 
+/// Stands in for a secret (a password, authentication data) in `Debug` output: packets are
+/// logged, secrets must never be.
+pub(crate) struct Redacted;
+
+impl core::fmt::Debug for Redacted {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        f.write_str("***")
+    }
+}
+
 /// The README's examples (the crate's page on crates.io), compiled and run as doctests.
 #[cfg(doctest)]
 #[doc = include_str!("../README.md")]

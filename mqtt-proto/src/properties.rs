@@ -566,9 +566,28 @@ macro_rules! property_set {
         $( rules: $rules:path )?
     ) => {
         $(#[$meta])*
-        #[derive(Debug, Clone, Default, PartialEq, Eq)]
+        ///
+        /// Its `Debug` output shows authentication data as `***`.
+        #[derive(Clone, Default, PartialEq, Eq)]
         pub struct $name {
             $( $(#[$fmeta])* pub $field: $ty, )*
+        }
+
+        impl core::fmt::Debug for $name {
+            fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+                let mut out = f.debug_struct(stringify!($name));
+                $(
+                    // Authentication data is a secret (a password, a SCRAM proof, a token).
+                    if PropertyId::$id == PropertyId::AuthenticationData
+                        && !Slot::is_empty(&self.$field)
+                    {
+                        out.field(stringify!($field), &Some(crate::Redacted));
+                    } else {
+                        out.field(stringify!($field), &self.$field);
+                    }
+                )*
+                out.finish()
+            }
         }
 
         impl $name {

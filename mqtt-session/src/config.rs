@@ -114,8 +114,9 @@ impl SessionConfig {
     }
 }
 
-/// Settings of one CONNECT; a reconnect may change them (e.g. `clean_start`).
-#[derive(Debug, Clone, Default)]
+/// Settings of one CONNECT; a reconnect may change them (e.g. `clean_start`). Its `Debug`
+/// output shows the password as `***`.
+#[derive(Clone, Default)]
 #[non_exhaustive]
 pub struct ConnectOptions {
     /// Clean Session (3.1.1) / Clean Start (5.0).
@@ -136,6 +137,37 @@ pub struct ConnectOptions {
     pub properties: ConnectProperties,
 }
 
+impl core::fmt::Debug for ConnectOptions {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        /// Stands in for the password.
+        struct Redacted;
+        impl core::fmt::Debug for Redacted {
+            fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+                f.write_str("***")
+            }
+        }
+        // Destructured so that a new field cannot be forgotten here.
+        let Self {
+            clean_start,
+            keep_alive,
+            will,
+            username,
+            password,
+            session_expiry_interval,
+            properties,
+        } = self;
+        f.debug_struct("ConnectOptions")
+            .field("clean_start", clean_start)
+            .field("keep_alive", keep_alive)
+            .field("will", will)
+            .field("username", username)
+            .field("password", &password.as_ref().map(|_| Redacted))
+            .field("session_expiry_interval", session_expiry_interval)
+            .field("properties", properties)
+            .finish()
+    }
+}
+
 impl ConnectOptions {
     /// Clean start with the given keep alive.
     pub fn new(keep_alive: Duration) -> Self {
@@ -144,5 +176,24 @@ impl ConnectOptions {
             keep_alive,
             ..Self::default()
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn debug_hides_the_password_and_the_authentication_data() {
+        let mut options = ConnectOptions::new(Duration::from_secs(5));
+        options.username = Some("alice".into());
+        options.password = Some(Bytes::from_static(b"hunter2-probe"));
+        options.properties.authentication_data = Some(Bytes::from_static(b"hunter2-probe"));
+        let shown = format!("{options:?}");
+        assert!(!shown.contains("hunter2-probe"), "{shown}");
+        assert!(
+            shown.contains("alice") && shown.contains("password: Some(***)"),
+            "{shown}"
+        );
     }
 }

@@ -248,4 +248,8 @@ pub enum PublishError {
     /// The session store could not make the message durable; it was not sent.
     #[error("session store: {0}")]
     Store(StoreError),
+    /// Its MQTT 5 message expiry interval ran out while it waited in the queue (for a
+    /// connection or for room in the in-flight window); it was not sent.
+    #[error("the message expired before it could be sent")]
+    Expired,
 }

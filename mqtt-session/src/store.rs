@@ -31,7 +31,8 @@ use alloc::sync::Arc;
 use alloc::vec::Vec;
 use core::error::Error;
 
-use sansmqtt_proto::{PacketId, Publish};
+use sansmqtt_proto::properties::SubscribeProperties;
+use sansmqtt_proto::{PacketId, Publish, SubscribeFilter};
 
 use crate::event::Token;
 
@@ -58,6 +59,32 @@ pub enum StoreError {
     /// The store was closed or is held by another client.
     #[error("session store unavailable: {0}")]
     Unavailable(&'static str),
+    /// Another client (in this process or another) holds the store's directory: one client
+    /// at a time may use a store, and its lock goes with it (or with its process).
+    /// (Only with `std`: a store without a file system has no directory to lock.)
+    #[cfg(feature = "std")]
+    #[error("session store {} is in use by another client{}", .dir.display(), HolderPid(*.pid))]
+    Locked {
+        /// The store's directory.
+        dir: std::path::PathBuf,
+        /// The process holding it, when it recorded its id (`None` if it has not written it
+        /// yet, or it is unreadable).
+        pid: Option<u32>,
+    },
+}
+
+/// Formats the holder of a locked store, if known.
+#[cfg(feature = "std")]
+struct HolderPid(Option<u32>);
+
+#[cfg(feature = "std")]
+impl core::fmt::Display for HolderPid {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        match self.0 {
+            Some(pid) => write!(f, " (process {pid})"),
+            None => Ok(()),
+        }
+    }
 }
 
 impl StoreError {
@@ -96,6 +123,8 @@ impl PartialEq for StoreError {
             (Self::Corrupt(a), Self::Corrupt(b)) | (Self::Unavailable(a), Self::Unavailable(b)) => {
                 a == b
             }
+            #[cfg(feature = "std")]
+            (Self::Locked { dir: a, pid: x }, Self::Locked { dir: b, pid: y }) => a == b && x == y,
             _ => false,
         }
     }
@@ -182,6 +211,30 @@ pub trait SessionStore {
     /// (for stores that are not durable) does nothing.
     fn sync(&mut self) -> Result<(), StoreError> {
         Ok(())
+    }
+    /// Records a subscription (its filter with options, and the properties of the SUBSCRIBE
+    /// that asks for it), replacing one with the same filter. Called before the SUBSCRIBE is
+    /// encoded, so a durable store has it once the SUBSCRIBE is out; a session built over the
+    /// store later subscribes to it again when the server has no session for it. The default
+    /// keeps nothing (the session remembers its subscriptions in memory anyway).
+    fn put_subscription(
+        &mut self,
+        filter: &SubscribeFilter,
+        properties: &SubscribeProperties,
+    ) -> Result<(), StoreError> {
+        let _ = (filter, properties);
+        Ok(())
+    }
+    /// Forgets the subscription to `filter` (an UNSUBSCRIBE, or a SUBSCRIBE the server
+    /// refused). The default keeps nothing.
+    fn remove_subscription(&mut self, filter: &str) -> Result<(), StoreError> {
+        let _ = filter;
+        Ok(())
+    }
+    /// The subscriptions recorded, in the order first recorded: read once, when a session is
+    /// built over the store. The default has none.
+    fn subscriptions(&self) -> Vec<(SubscribeFilter, SubscribeProperties)> {
+        Vec::new()
     }
 }
 

@@ -927,6 +927,7 @@ fn manual_acks_in_reverse_order_go_out_in_arrival_order(version: ProtocolVersion
             other => panic!("expected a message with an ack token: {other:?}"),
         })
         .collect();
+    assert_eq!(h.session.incoming_inflight_len(), 4);
     let now = h.now();
     for token in tokens.iter().rev().take(3) {
         h.session.ack(now, *token).unwrap();
@@ -946,6 +947,8 @@ fn manual_acks_in_reverse_order_go_out_in_arrival_order(version: ProtocolVersion
         ]
     );
     h.assert_idle();
+    // The QoS 1 flows are over; the QoS 2 ones wait for PUBREL.
+    assert_eq!(h.session.incoming_inflight_len(), 2);
 }
 
 fn manual_ack_mode(version: ProtocolVersion) {
@@ -1352,9 +1355,12 @@ fn keep_alive_pingreq_when_idle(version: ProtocolVersion) {
     assert_eq!(h.sent(), vec![Packet::PingReq(PingReq)]);
     // PINGRESP due by 40 + ping timeout (10); next PINGREQ at 70.
     assert_eq!(h.timeout_offset(), Some(Duration::from_secs(50)));
+    assert_eq!(h.session.last_ping(), None, "no ping answered yet");
     h.set_secs(41);
     h.feed(PingResp);
     h.assert_idle();
+    let (sent, answered) = h.session.last_ping().expect("the ping was answered");
+    assert_eq!(answered - sent, Duration::from_secs(1));
     assert_eq!(h.timeout_offset(), Some(Duration::from_secs(70)));
     h.set_secs(70);
     h.fire_timers();

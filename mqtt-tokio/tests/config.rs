@@ -348,3 +348,96 @@ fn proxy_settings_load_from_a_document_and_a_bad_url_is_refused_without_printing
     assert!(err.contains("invalid proxy URL"), "{err}");
     assert!(!err.contains("SECRET"), "{err}");
 }
+
+/// amqtt's current client document: the `connection` section with the client certificate
+/// and key, `verify_cert`, and a `plugins` section, which loads and is reported as ignored.
+#[test]
+fn amqtts_connection_certificates_verify_cert_and_plugins_load() {
+    let yaml = "\
+keep_alive: 10
+check_hostname: false
+verify_cert: false
+connection:
+  uri: mqtts://broker.example:8883
+  cafile: /etc/ca.pem
+  certfile: /etc/client.pem
+  keyfile: /etc/client.key
+plugins:
+  amqtt.plugins.logging_amqtt.PacketLoggerPlugin: {}
+  my.plugins.Custom:
+    option: [1, 2]
+";
+    let (config, logs) = mqtt_test_support::secrets::thread_logs(|| {
+        serde_yaml_ng::from_str::<ClientConfig>(yaml).unwrap()
+    });
+    assert_eq!(config.uri.as_deref(), Some("mqtts://broker.example:8883"));
+    let path = |p: &str| Some(std::path::PathBuf::from(p));
+    assert_eq!(config.ca_file, path("/etc/ca.pem"));
+    assert_eq!(config.cert_file, path("/etc/client.pem"));
+    assert_eq!(config.key_file, path("/etc/client.key"));
+    assert!(!config.check_hostname);
+    assert!(!config.verify_cert);
+    assert!(
+        logs.contains("WARN") && logs.contains("plugins"),
+        "the ignored plugins are reported at WARN: {logs:?}"
+    );
+    // Top-level spellings load too, and `verify_cert` defaults to on.
+    let config: ClientConfig =
+        serde_json::from_str(r#"{"certfile": "/c.pem", "keyfile": "/k.pem"}"#).unwrap();
+    assert_eq!(config.cert_file, path("/c.pem"));
+    assert!(config.verify_cert);
+    // Without `plugins`, nothing is reported.
+    let (_, logs) = mqtt_test_support::secrets::thread_logs(|| {
+        serde_json::from_str::<ClientConfig>("{}").unwrap()
+    });
+    assert!(!logs.contains("plugins"), "{logs:?}");
+}
+
+#[test]
+fn a_certificate_without_its_key_is_an_error() {
+    for doc in [
+        r#"{"connection": {"certfile": "/c.pem"}}"#,
+        r#"{"keyfile": "/k.pem"}"#,
+    ] {
+        let err = serde_json::from_str::<ClientConfig>(doc).unwrap_err();
+        assert!(err.to_string().contains("keyfile"), "{doc}: {err}");
+    }
+    let err = serde_json::from_str::<ClientConfig>(
+        r#"{"certfile": "/a.pem", "keyfile": "/k.pem", "connection": {"certfile": "/b.pem"}}"#,
+    )
+    .unwrap_err();
+    assert!(err.to_string().contains("certfile"), "{err}");
+}
+
+/// Values out of range are an error naming the option, not clamped; times are durations.
+#[test]
+fn out_of_range_values_are_refused_and_times_are_durations() {
+    for (doc, option) in [
+        (r#"{"max_inflight": 0}"#, "max_inflight"),
+        (r#"{"message_buffer": 0}"#, "message_buffer"),
+        (r#"{"keep_alive": 100000}"#, "keep_alive"),
+    ] {
+        let err = serde_json::from_str::<ClientConfig>(doc).unwrap_err();
+        assert!(err.to_string().contains(option), "{doc}: {err}");
+    }
+    let config: ClientConfig =
+        serde_json::from_str(r#"{"session_expiry_interval": 3600}"#).unwrap();
+    assert_eq!(
+        config.session_expiry_interval,
+        Some(Duration::from_secs(3600))
+    );
+    // The setters take what they are given; `validate` (run by `connect`) judges it.
+    let config = ClientConfig::default().max_inflight(0);
+    assert_eq!(config.max_inflight, Some(0));
+    assert!(config.validate().is_err());
+    assert!(ClientConfig::default().validate().is_ok());
+    // Text options take `&str`, `String` and `&String` alike.
+    let name = String::from("alice");
+    let config = ClientConfig::default()
+        .username(&name)
+        .uri(format!("mqtt://{name}.example"))
+        .ca_data("pem")
+        .topic(&name, sansmqtt_tokio::TopicConfig::default());
+    assert_eq!(config.username.as_deref(), Some("alice"));
+    assert_eq!(config.uri.as_deref(), Some("mqtt://alice.example"));
+}

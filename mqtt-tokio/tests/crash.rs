@@ -11,6 +11,14 @@
 //!   PUBREC and PUBREL and restarts it: the broker re-sends, and the child's application must
 //!   see each message exactly once across restarts.
 //!
+//! - `a_store_is_locked_by_one_process_and_freed_by_its_death`: a child holds a store; the
+//!   parent's client on the same directory is refused with `StoreError::Locked` naming the
+//!   directory and the child's pid; once the child is SIGKILLed the parent opens it.
+//!
+//! - `subscriptions_come_back_after_a_sigkill_without_resubscribing`: a child subscribes and
+//!   is SIGKILLed; a new child on the same store, against a broker that has no session for
+//!   it, receives messages on that subscription without subscribing itself.
+//!
 //! A custom harness (`harness = false`): the children need their own `main`.
 #![allow(clippy::unwrap_used, clippy::print_stdout, clippy::print_stderr)]
 
@@ -55,6 +63,14 @@ fn main() -> std::process::ExitCode {
             subscriber_child();
             return std::process::ExitCode::SUCCESS;
         }
+        Ok("holder") => {
+            holder_child();
+            return std::process::ExitCode::SUCCESS;
+        }
+        Ok("restorer") => {
+            restorer_child();
+            return std::process::ExitCode::SUCCESS;
+        }
         Ok(other) => panic!("unknown CRASH_ROLE {other:?}"),
         Err(_) => {}
     }
@@ -65,9 +81,14 @@ fn main() -> std::process::ExitCode {
     args.test_threads = Some(1);
     let tests = [
         (
-            "publisher_survives_sigkill",
-            publisher_survives_sigkill as fn(),
+            "subscriptions_come_back_after_a_sigkill_without_resubscribing",
+            subscriptions_come_back_after_a_sigkill_without_resubscribing as fn(),
         ),
+        (
+            "a_store_is_locked_by_one_process_and_freed_by_its_death",
+            a_store_is_locked_by_one_process_and_freed_by_its_death,
+        ),
+        ("publisher_survives_sigkill", publisher_survives_sigkill),
         (
             "publish_on_a_full_disk_fails_with_a_typed_error",
             publish_on_a_full_disk_fails_with_a_typed_error,
@@ -1033,4 +1054,144 @@ fn publish_on_a_full_disk_fails_with_a_typed_error() {
     eprintln!("store reopened: {:?}", reopened.stats());
     drop(reopened);
     drop(disk);
+}
+
+// ---- the store's lock ---------------------------------------------------------------------
+
+/// Holds a store (connected, so its session is open on it) until it is killed.
+fn holder_child() {
+    let uri = env("CRASH_URI");
+    let store = env("CRASH_STORE");
+    runtime().block_on(async move {
+        let config = ClientConfig::default()
+            .session_store(store)
+            .clean_session(false);
+        let client = MqttClient::new(Some("lock-holder"), config);
+        client.connect(uri.as_str()).await.unwrap();
+        println!("{PREFIX}holding");
+        std::future::pending::<()>().await;
+    });
+}
+
+fn a_store_is_locked_by_one_process_and_freed_by_its_death() {
+    let broker = Mosquitto::builder().start();
+    let uri = broker.uri();
+    let store = store_dir("lock");
+    let holder = ChildProc::spawn(
+        "holder",
+        &[
+            ("CRASH_URI", uri.clone()),
+            ("CRASH_STORE", store.display().to_string()),
+        ],
+    );
+    assert_eq!(
+        holder.line(Duration::from_secs(20)).as_deref(),
+        Some("holding")
+    );
+    let holder_pid = holder.child.id();
+    let rt = runtime();
+    rt.block_on(async {
+        let config = ClientConfig::default()
+            .session_store(store.clone())
+            .clean_session(false);
+        let client = MqttClient::new(Some("lock-second"), config.clone());
+        match client.connect(uri.as_str()).await {
+            Err(ClientError::Store(StoreError::Locked { dir, pid })) => {
+                assert_eq!(dir, store);
+                assert_eq!(pid, Some(holder_pid));
+            }
+            other => panic!("a second process opened a held store: {other:?}"),
+        }
+        // The lock goes with the process: no clean-up after a SIGKILL.
+        holder.kill();
+        let client = MqttClient::new(Some("lock-second"), config);
+        client.connect(uri.as_str()).await.unwrap();
+        client.disconnect().await.unwrap();
+    });
+    eprintln!("second process refused while the holder lived, admitted after its SIGKILL");
+}
+
+// ---- subscriptions kept in the store ------------------------------------------------------
+
+/// Subscribes (with `CRASH_SUBSCRIBE`) or only connects, then prints every message.
+fn restorer_child() {
+    let uri = env("CRASH_URI");
+    let store = env("CRASH_STORE");
+    runtime().block_on(async move {
+        let config = ClientConfig::default()
+            .session_store(store)
+            .clean_session(false);
+        let client = MqttClient::new(Some("restorer"), config);
+        client.connect(uri.as_str()).await.unwrap();
+        if std::env::var("CRASH_SUBSCRIBE").is_ok() {
+            client
+                .subscribe([("restore/#", QoS::AtLeastOnce)])
+                .await
+                .unwrap();
+            println!("{PREFIX}subscribed");
+        } else {
+            println!("{PREFIX}connected");
+        }
+        let mut messages = std::pin::pin!(client.messages());
+        while let Some(message) = messages.next().await {
+            println!("{PREFIX}got {}", String::from_utf8_lossy(message.payload()));
+        }
+    });
+}
+
+fn subscriptions_come_back_after_a_sigkill_without_resubscribing() {
+    let store = store_dir("restore");
+    let first = Mosquitto::builder().start();
+    let vars = |uri: String| {
+        vec![
+            ("CRASH_URI", uri),
+            ("CRASH_STORE", store.display().to_string()),
+        ]
+    };
+    let mut with_subscribe = vars(first.uri());
+    with_subscribe.push(("CRASH_SUBSCRIBE", "1".to_owned()));
+    let child = ChildProc::spawn("restorer", &with_subscribe);
+    assert_eq!(
+        child.line(Duration::from_secs(20)).as_deref(),
+        Some("subscribed")
+    );
+    child.kill();
+    // A broker that never saw this client: CONNACK says there is no session.
+    drop(first);
+    let second = Mosquitto::builder().start();
+    let child = ChildProc::spawn("restorer", &vars(second.uri()));
+    assert_eq!(
+        child.line(Duration::from_secs(20)).as_deref(),
+        Some("connected")
+    );
+    let rt = runtime();
+    let uri = second.uri();
+    let mut got = BTreeSet::new();
+    rt.block_on(async {
+        let publisher = MqttClient::new(Some("restore-publisher"), ClientConfig::default());
+        publisher.connect(uri.as_str()).await.unwrap();
+        // The re-subscription goes out right after CONNACK; publish until it is in place.
+        let deadline = Instant::now() + Duration::from_secs(20);
+        let mut k = 0u64;
+        while got.len() < 5 && Instant::now() < deadline {
+            publisher
+                .publish(format!("restore/{k}"), k.to_string())
+                .qos(QoS::AtLeastOnce)
+                .await
+                .unwrap();
+            k += 1;
+            while let Some(line) = child.line(Duration::from_millis(100)) {
+                got.insert(line);
+            }
+        }
+        publisher.disconnect().await.unwrap();
+    });
+    assert!(
+        got.len() >= 5,
+        "the restarted client received {got:?}: its subscription was not restored"
+    );
+    eprintln!(
+        "the restarted client received {} messages without subscribing",
+        got.len()
+    );
 }

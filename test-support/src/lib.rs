@@ -23,6 +23,7 @@
 //! - [`Socks5Proxy`] (`microsocks`), [`DanteProxy`] (`danted`, with destination rules) and
 //!   [`HttpProxy`] (`tinyproxy`): private proxies, with or without credentials; [`connectivity`] / [`connectivity_suite!`]: every transport
 //!   through each of them, and their refusals.
+//! - [`secrets`]: the secret scan, run by each adapter from a test binary of its own.
 //! - [`delivery`] / [`delivery_suite!`]: delivery guarantees at the application and
 //!   liveness under faults (slow consumers, stopped brokers, cancelled calls), the same way.
 //!
@@ -43,6 +44,7 @@ mod netem;
 mod process;
 mod proxies;
 pub mod rss;
+pub mod secrets;
 pub mod suite;
 
 use std::net::{Ipv4Addr, TcpListener};

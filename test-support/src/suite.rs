@@ -39,20 +39,24 @@ use futures_util::{Stream, StreamExt};
 use sansmqtt_client::proto::{DecodeError, ProtocolVersion, QoS, ReasonCode};
 use sansmqtt_client::session::{ConnectionError, ProtocolError};
 use sansmqtt_client::{
-    ApplicationMessage, ClientConfig, ClientError, ConnectionEvent, MqttClient, Runtime, TlsError,
-    UriError, WillConfig,
+    ApplicationMessage, ClientConfig, ClientError, ConfigError, ConnectionEvent, MqttClient,
+    Runtime, TlsError, UriError, WillConfig,
 };
 
 use crate::{Certs, Mosquitto, Nats, free_port};
 
 mod amqtt;
 mod enhanced_auth;
+mod events;
 mod failover;
 mod flow;
+mod stats;
 pub use amqtt::*;
 pub use enhanced_auth::*;
+pub use events::*;
 pub use failover::*;
 pub use flow::*;
+pub use stats::*;
 
 /// Instantiates every test of [`suite`](crate::suite) as a plain `#[test]` for one runtime:
 /// `client_suite!(RuntimeType, block_on_function)`. `block_on` runs a future to completion
@@ -89,6 +93,7 @@ macro_rules! client_suite {
             tls_wrong_host_is_rejected,
             tls_wrong_host_is_accepted_without_hostname_check,
             tls_expired_certificate_is_rejected,
+            tls_without_certificate_verification_accepts_any_certificate,
             tls_with_a_ready_rustls_config_and_in_memory_client_certificate,
             tls_config_in_client_config_replaces_the_ca_options,
             websocket_qos0_and_qos1_round_trip_with_extra_header,
@@ -109,6 +114,7 @@ macro_rules! client_suite {
             messages_stream_yields_messages,
             invalid_uris_are_rejected_naming_the_problem,
             connect_to_a_closed_port_fails_fast_with_io_error,
+            out_of_range_options_fail_connect_naming_the_option,
             publish_before_connect_fails_with_not_connected,
             deliver_message_without_a_connection_fails_but_keeps_received_messages,
             mqtt5_qos1_and_qos2_round_trip,
@@ -139,6 +145,10 @@ macro_rules! client_suite {
             server_moved_disconnect_fails_over_to_the_reference,
             connect_none_walks_the_configured_uris,
             failover_to_a_broker_without_the_session_resubscribes_and_resends,
+            // events.rs
+            a_listener_that_never_polls_stays_bounded_and_learns_what_it_missed,
+            // stats.rs
+            stats_match_the_traffic,
             // amqtt.rs
             calls_during_a_reconnect_wait_for_the_connection,
             calls_during_a_reconnect_fail_when_reconnecting_gives_up,
@@ -623,6 +633,14 @@ impl<R: Runtime + Default> Runtime for CountingIo<R> {
         F: Future<Output = ()> + Send + 'static,
     {
         self.0.spawn(future);
+    }
+
+    fn spawn_blocking<T, F>(&self, work: F) -> impl Future<Output = T> + Send + 'static
+    where
+        F: FnOnce() -> T + Send + 'static,
+        T: Send + 'static,
+    {
+        self.0.spawn_blocking(work)
     }
 }
 
@@ -1335,6 +1353,20 @@ pub async fn tls_expired_certificate_is_rejected<R: Runtime + Default>() {
     assert_tls_rejected::<R>(&broker.tls_uri(), config, "Expired").await;
 }
 
+/// `verify_cert(false)` (amqtt's `verify_cert: false`) accepts a certificate no configured CA
+/// signed, for another host name; with it on (the default) the same connection is refused.
+pub async fn tls_without_certificate_verification_accepts_any_certificate<R: Runtime + Default>() {
+    let certs = Certs::generate();
+    let broker = Mosquitto::builder()
+        .tls(&certs)
+        .tls_server_cert(certs.wrong_host_cert(), certs.wrong_host_key())
+        .start();
+    let config = no_retry().ca_file(certs.other_ca_file());
+    assert_tls_rejected::<R>(&broker.tls_uri(), config.clone(), "UnknownIssuer").await;
+    let client = connected::<R>(&broker.tls_uri(), config.verify_cert(false)).await;
+    assert_tls_round_trip(&client).await;
+}
+
 // ---- 7. WebSocket ---------------------------------------------------------------------------
 
 /// `ws://127.0.0.1:P/mqtt` against nats-server, with an extra handshake header: QoS 0 and 1
@@ -1963,6 +1995,46 @@ pub async fn invalid_uris_are_rejected_naming_the_problem<R: Runtime + Default>(
         matches!(err, Err(ClientError::InvalidUri(UriError::Missing))),
         "no URI: {err:?}"
     );
+}
+
+/// An option out of range is refused by `connect`, naming the option, before any
+/// connection is opened (setters no longer clamp silently).
+pub async fn out_of_range_options_fail_connect_naming_the_option<R: Runtime + Default>() {
+    // A listener that only counts: any connection attempt would wait in its backlog.
+    let listener = TcpListener::bind((Ipv4Addr::LOCALHOST, 0)).expect("binding");
+    listener
+        .set_nonblocking(true)
+        .expect("non-blocking listener");
+    let uri = format!(
+        "mqtt://127.0.0.1:{}",
+        listener.local_addr().expect("address").port()
+    );
+    for (config, option) in [
+        (no_retry().message_buffer(0), "message_buffer"),
+        (no_retry().max_inflight(0), "max_inflight"),
+        (no_retry().max_queued(0), "max_queued"),
+        (no_retry().receive_maximum(0), "receive_maximum"),
+        (no_retry().max_packet_size(0), "max_packet_size"),
+        (
+            no_retry().keep_alive(Duration::from_secs(70_000)),
+            "keep_alive",
+        ),
+    ] {
+        let (err, _) = connect_err::<R>(&uri, config).await;
+        assert!(
+            matches!(
+                &err,
+                ClientError::InvalidConfig(
+                    ConfigError::TooSmall { option: o, .. } | ConfigError::TooLarge { option: o, .. }
+                ) if *o == option
+            ),
+            "{option}: {err:?}"
+        );
+    }
+    match listener.accept() {
+        Err(err) if err.kind() == ErrorKind::WouldBlock => {}
+        other => panic!("an invalid configuration opened a connection: {other:?}"),
+    }
 }
 
 /// Connecting to a closed port fails at once with `Io` when auto-reconnect is off.

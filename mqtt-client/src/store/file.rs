@@ -21,14 +21,19 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 
 use bytes::{Buf, BufMut, BytesMut};
-use sansmqtt_proto::{Encode, Packet, PacketId, ProtocolVersion};
+use sansmqtt_proto::properties::SubscribeProperties;
+use sansmqtt_proto::{Encode, Packet, PacketId, ProtocolVersion, Subscribe, SubscribeFilter};
 use sansmqtt_session::store::{IncomingState, OutgoingFlight, OutgoingState};
 use sansmqtt_session::{MemoryStore, SessionStore, StoreError};
 use tracing::{debug, warn};
 
+use super::sync::{SyncDone, SyncJob};
+
 const MAGIC: &[u8; 8] = b"MQTTSL01";
-const LOG: &str = "session.log";
-const TMP: &str = "session.log.tmp";
+pub(super) const LOG: &str = "session.log";
+pub(super) const TMP: &str = "session.log.tmp";
+/// The lock file: held (`flock`) by the client using the store, and holding its process id.
+const LOCK: &str = "lock";
 /// Record header: length and checksum.
 const HEADER: usize = 8;
 /// Largest record accepted on recovery: an MQTT packet of the protocol's maximum size plus the
@@ -42,6 +47,8 @@ const UPDATE: u8 = 2;
 const REMOVE: u8 = 3;
 const INCOMING: u8 = 4;
 const CLEAR_INCOMING: u8 = 5;
+const SUBSCRIBE: u8 = 6;
+const UNSUBSCRIBE: u8 = 7;
 
 /// Counters of a [`FileStore`]'s work, for benchmarks and monitoring.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
@@ -103,13 +110,24 @@ impl FileStoreMonitor {
 ///
 /// Open it on the same directory after a crash and the session built over it resumes every
 /// outgoing flow (re-sent with DUP, or PUBREL) and every incoming QoS 2 flow acknowledged with
-/// PUBREC. One client per directory at a time.
+/// PUBREC.
+///
+/// One client per directory at a time: opening takes an exclusive advisory lock on the file
+/// `lock` in the directory (`flock` on Unix, `LockFileEx` on Windows), and a second opening,
+/// from this process or another, fails with [`StoreError::Locked`] naming the directory and
+/// the holder's process id. The operating system releases the lock when the store is dropped
+/// or its process dies (even by `SIGKILL`), so nothing stale is left to clean up.
 #[derive(Debug)]
 pub struct FileStore {
     dir: PathBuf,
-    file: File,
+    /// The log, shared with a [`SyncJob`] appending to it.
+    file: Arc<File>,
+    /// Held open for as long as the store lives: its lock is the store's.
+    _lock: File,
     /// What the log holds plus the pending changes: every read is served from here.
     index: MemoryStore,
+    /// The subscriptions recorded, in the order first recorded.
+    subscriptions: Subscriptions,
     /// Encoded records not yet written.
     pending: Vec<u8>,
     /// Length of the log known to be durable.
@@ -117,6 +135,8 @@ pub struct FileStore {
     /// The log is compacted at the first sync that finds it longer than this.
     compact_at: u64,
     compact_min: u64,
+    /// A sync that ran as a [`SyncJob`] failed: the next [`sync`](SessionStore::sync) says so.
+    failed: Option<StoreError>,
     stats: Arc<Counters>,
 }
 
@@ -132,6 +152,7 @@ impl FileStore {
     pub fn open_with(dir: impl AsRef<Path>, compact_min: u64) -> Result<Self, StoreError> {
         let dir = dir.as_ref().to_path_buf();
         fs::create_dir_all(&dir).map_err(|e| StoreError::io("creating the store directory", e))?;
+        let lock = lock_dir(&dir)?;
         // A snapshot that was not renamed into place was never the log.
         let _ = fs::remove_file(dir.join(TMP));
         let path = dir.join(LOG);
@@ -148,6 +169,7 @@ impl FileStore {
 
         let mut stats = FileStoreStats::default();
         let mut index = MemoryStore::new();
+        let mut subscriptions = Subscriptions::default();
         let good_len = if data.len() < MAGIC.len() {
             // Empty, or the magic itself was torn: a store that never held a record.
             if MAGIC.starts_with(&data) {
@@ -158,7 +180,7 @@ impl FileStore {
         } else if &data[..MAGIC.len()] != MAGIC {
             return Err(StoreError::Corrupt("not a session store log"));
         } else {
-            let (good, records) = replay(&data, &mut index)?;
+            let (good, records) = replay(&data, &mut index, &mut subscriptions)?;
             stats.recovered_records = records;
             good
         };
@@ -198,12 +220,15 @@ impl FileStore {
         debug!(dir = %dir.display(), inflight = index.outgoing_len(), "session store opened");
         Ok(Self {
             dir,
-            file,
+            file: Arc::new(file),
+            _lock: lock,
             index,
+            subscriptions,
             pending: Vec::new(),
             synced_len,
             compact_at: compact_min.max(synced_len.saturating_mul(2)),
             compact_min,
+            failed: None,
             stats: Arc::new(counters),
         })
     }
@@ -233,9 +258,77 @@ impl FileStore {
         self.stats.records.fetch_add(1, Ordering::Relaxed);
     }
 
-    /// Writes a snapshot of the live state (which includes the pending changes) to a new file
-    /// and renames it over the log.
-    fn compact(&mut self) -> Result<(), StoreError> {
+    /// Starts a sync: hands what it takes to make every pending change durable to a
+    /// [`SyncJob`], which blocks (write, `fdatasync`, or a compaction) and can run on another
+    /// thread; [`finish_sync`](Self::finish_sync) takes its result. `None` when nothing is
+    /// pending. Until it is finished the store must not be changed (the driver records nothing
+    /// while a sync runs), and a failure it reports is returned by the next
+    /// [`sync`](SessionStore::sync).
+    pub(crate) fn begin_sync(&mut self) -> Option<SyncJob> {
+        if self.pending.is_empty() {
+            return None;
+        }
+        if self.synced_len + self.pending.len() as u64 > self.compact_at {
+            return Some(SyncJob::Compact {
+                dir: self.dir.clone(),
+                snapshot: self.snapshot(),
+                covered: self.pending.len(),
+            });
+        }
+        Some(SyncJob::Append {
+            file: self.file.clone(),
+            bytes: std::mem::take(&mut self.pending),
+            synced_len: self.synced_len,
+        })
+    }
+
+    /// Takes the result of a [`SyncJob`] from [`begin_sync`](Self::begin_sync).
+    pub(crate) fn finish_sync(&mut self, done: SyncDone) {
+        match done {
+            SyncDone::Appended { mut bytes, result } => match result {
+                Ok(()) => {
+                    self.synced_len += bytes.len() as u64;
+                    self.stats.syncs.fetch_add(1, Ordering::Relaxed);
+                    // Keep the buffer's capacity for the next batch.
+                    bytes.clear();
+                    bytes.append(&mut self.pending);
+                    self.pending = bytes;
+                }
+                Err(err) => {
+                    // The changes stay pending, ahead of any made since, for the next sync.
+                    bytes.append(&mut self.pending);
+                    self.pending = bytes;
+                    self.failed = Some(err);
+                }
+            },
+            SyncDone::Compacted {
+                file,
+                len,
+                covered,
+                result,
+            } => {
+                if let Some(file) = file {
+                    // The snapshot is the log now (even if syncing its directory failed).
+                    self.file = Arc::new(file);
+                    self.synced_len = len;
+                    self.compact_at = self.compact_min.max(len.saturating_mul(2));
+                    self.stats.syncs.fetch_add(1, Ordering::Relaxed);
+                    self.stats.compactions.fetch_add(1, Ordering::Relaxed);
+                    debug!(len, "session store compacted");
+                }
+                match result {
+                    Ok(()) => drop(self.pending.drain(..covered)),
+                    // Pending changes are kept: written again after the snapshot, they change
+                    // nothing on replay (every record sets a state), and nothing is lost.
+                    Err(err) => self.failed = Some(err),
+                }
+            }
+        }
+        self.stats.log_len.store(self.synced_len, Ordering::Relaxed);
+    }
+
+    /// The live state (which includes the pending changes) as a log of its own.
+    fn snapshot(&self) -> Vec<u8> {
         let mut snapshot = Vec::with_capacity(self.pending.len() + 4096);
         snapshot.extend_from_slice(MAGIC);
         for (id, flight) in self.index.outgoing_in_order() {
@@ -246,37 +339,38 @@ impl FileStore {
                 record(&mut snapshot, |buf| incoming_body(buf, id, Some(state)));
             }
         }
-        let tmp = self.dir.join(TMP);
-        let written = (|| {
-            let mut file = File::create(&tmp)?;
-            file.write_all(&snapshot)?;
-            file.sync_all()?;
-            fs::rename(&tmp, self.dir.join(LOG))?;
-            Ok::<_, std::io::Error>(())
-        })();
-        if let Err(err) = written {
-            let _ = fs::remove_file(&tmp);
-            return Err(StoreError::io("compacting the log", err));
+        for (filter, properties) in &self.subscriptions.0 {
+            record(&mut snapshot, |buf| subscribe_body(buf, filter, properties));
         }
-        sync_dir(&self.dir)?;
-        self.file = OpenOptions::new()
-            .read(true)
-            .append(true)
-            .open(self.dir.join(LOG))
-            .map_err(|e| StoreError::io("reopening the log", e))?;
-        self.pending.clear();
-        self.synced_len = snapshot.len() as u64;
-        self.compact_at = self.compact_min.max(self.synced_len.saturating_mul(2));
-        self.stats.syncs.fetch_add(1, Ordering::Relaxed);
-        self.stats.compactions.fetch_add(1, Ordering::Relaxed);
-        self.stats.log_len.store(self.synced_len, Ordering::Relaxed);
-        debug!(len = self.synced_len, "session store compacted");
-        Ok(())
+        snapshot
+    }
+
+    /// What the log in `dir` holds, read without taking the lock: tests look at the durable
+    /// state under a store that is open.
+    #[cfg(test)]
+    pub(crate) fn peek(dir: &Path) -> MemoryStore {
+        let data = fs::read(dir.join(LOG)).unwrap_or_default();
+        let mut index = MemoryStore::new();
+        if data.len() >= MAGIC.len() {
+            let _ = replay(&data, &mut index, &mut Subscriptions::default());
+        }
+        index
+    }
+
+    /// The subscriptions the log in `dir` holds, read without taking the lock.
+    #[cfg(test)]
+    pub(crate) fn peek_subscriptions(dir: &Path) -> Vec<SubscribeFilter> {
+        let data = fs::read(dir.join(LOG)).unwrap_or_default();
+        let mut subscriptions = Subscriptions::default();
+        if data.len() >= MAGIC.len() {
+            let _ = replay(&data, &mut MemoryStore::new(), &mut subscriptions);
+        }
+        subscriptions.0.into_iter().map(|(f, _)| f).collect()
     }
 
     #[cfg(test)]
     pub(crate) fn replace_file_for_test(&mut self, file: File) {
-        self.file = file;
+        self.file = Arc::new(file);
     }
 }
 
@@ -358,27 +452,83 @@ impl SessionStore for FileStore {
     }
 
     fn sync(&mut self) -> Result<(), StoreError> {
-        if self.pending.is_empty() {
+        // A failure of a sync that ran elsewhere is this call's to report.
+        if let Some(err) = self.failed.take() {
+            return Err(err);
+        }
+        if let Some(job) = self.begin_sync() {
+            let done = job.run();
+            self.finish_sync(done);
+        }
+        self.failed.take().map_or(Ok(()), Err)
+    }
+
+    fn put_subscription(
+        &mut self,
+        filter: &SubscribeFilter,
+        properties: &SubscribeProperties,
+    ) -> Result<(), StoreError> {
+        if self.subscriptions.get(&filter.filter) == Some((filter, properties)) {
             return Ok(());
         }
-        if self.synced_len + self.pending.len() as u64 > self.compact_at {
-            return self.compact();
-        }
-        let written = self
-            .file
-            .write_all(&self.pending)
-            .and_then(|()| self.file.sync_data());
-        if let Err(err) = written {
-            // Back to the last durable length, so a later sync appends after good records
-            // (if this fails too, recovery cuts the partial batch off by its checksums).
-            let _ = self.file.set_len(self.synced_len);
-            return Err(StoreError::io("appending to the log", err));
-        }
-        self.synced_len += self.pending.len() as u64;
-        self.pending.clear();
-        self.stats.syncs.fetch_add(1, Ordering::Relaxed);
-        self.stats.log_len.store(self.synced_len, Ordering::Relaxed);
+        self.append(|buf| subscribe_body(buf, filter, properties));
+        self.subscriptions.put(filter.clone(), properties.clone());
         Ok(())
+    }
+
+    fn remove_subscription(&mut self, filter: &str) -> Result<(), StoreError> {
+        if self.subscriptions.remove(filter) {
+            self.append(|buf| {
+                buf.put_u8(UNSUBSCRIBE);
+                buf.extend_from_slice(filter.as_bytes());
+            });
+        }
+        Ok(())
+    }
+
+    fn subscriptions(&self) -> Vec<(SubscribeFilter, SubscribeProperties)> {
+        self.subscriptions.0.clone()
+    }
+}
+
+/// The subscriptions a [`FileStore`] holds, in the order first recorded (there are few).
+#[derive(Debug, Default)]
+struct Subscriptions(Vec<(SubscribeFilter, SubscribeProperties)>);
+
+impl Subscriptions {
+    fn get(&self, filter: &str) -> Option<(&SubscribeFilter, &SubscribeProperties)> {
+        self.0
+            .iter()
+            .find(|(f, _)| f.filter == filter)
+            .map(|(f, p)| (f, p))
+    }
+
+    fn put(&mut self, filter: SubscribeFilter, properties: SubscribeProperties) {
+        match self.0.iter_mut().find(|(f, _)| f.filter == filter.filter) {
+            Some(entry) => *entry = (filter, properties),
+            None => self.0.push((filter, properties)),
+        }
+    }
+
+    fn remove(&mut self, filter: &str) -> bool {
+        let before = self.0.len();
+        self.0.retain(|(f, _)| f.filter != filter);
+        self.0.len() != before
+    }
+}
+
+/// A subscription as the body of a SUBSCRIBE (MQTT 5 encoding: options and properties of
+/// either version) with one filter.
+fn subscribe_body(buf: &mut Vec<u8>, filter: &SubscribeFilter, properties: &SubscribeProperties) {
+    buf.put_u8(SUBSCRIBE);
+    let packet = Subscribe {
+        packet_id: PacketId::MIN,
+        filters: vec![filter.clone()],
+        properties: properties.clone(),
+    };
+    // The session validated the filter before recording it.
+    if let Err(err) = packet.encode(ProtocolVersion::V5, buf) {
+        warn!(%err, "session store: cannot encode a subscription");
     }
 }
 
@@ -394,7 +544,46 @@ fn record(buf: &mut Vec<u8>, body: impl FnOnce(&mut Vec<u8>)) {
     buf[start + 4..start + HEADER].copy_from_slice(&crc.to_le_bytes());
 }
 
-fn sync_dir(dir: &Path) -> Result<(), StoreError> {
+/// Takes the directory's lock (see [`FileStore`]) and writes our process id into it, for the
+/// error a second opener gets.
+fn lock_dir(dir: &Path) -> Result<File, StoreError> {
+    let mut file = OpenOptions::new()
+        .read(true)
+        .write(true)
+        .create(true)
+        .truncate(false)
+        .open(dir.join(LOCK))
+        .map_err(|e| StoreError::io("opening the lock file", e))?;
+    // Called through the trait: `File::try_lock` of std (1.89) is newer than our MSRV.
+    match fs4::FileExt::try_lock(&file) {
+        Ok(()) => {}
+        Err(fs4::TryLockError::WouldBlock) => {
+            let mut holder = String::new();
+            let pid = file
+                .read_to_string(&mut holder)
+                .ok()
+                .and_then(|_| holder.trim().parse().ok());
+            return Err(StoreError::Locked {
+                dir: dir.to_path_buf(),
+                pid,
+            });
+        }
+        Err(fs4::TryLockError::Error(err)) => {
+            return Err(StoreError::io("locking the store directory", err));
+        }
+    }
+    // The id is advice for the error above; the lock itself is what excludes.
+    let written = file
+        .set_len(0)
+        .and_then(|()| writeln!(file, "{}", std::process::id()))
+        .and_then(|()| file.flush());
+    if let Err(err) = written {
+        debug!(%err, "session store: cannot record our process id in the lock file");
+    }
+    Ok(file)
+}
+
+pub(super) fn sync_dir(dir: &Path) -> Result<(), StoreError> {
     // A new or renamed file is durable only once its directory entry is.
     File::open(dir)
         .and_then(|d| d.sync_all())
@@ -445,7 +634,11 @@ fn incoming_body(buf: &mut Vec<u8>, id: PacketId, state: Option<IncomingState>) 
 /// length of the valid prefix and the number of records in it. A record that is short or fails
 /// its checksum ends the log there; one that passes its checksum but cannot be understood is
 /// corruption of another kind (a newer format, a bug) and fails the open.
-fn replay(data: &[u8], index: &mut MemoryStore) -> Result<(usize, u64), StoreError> {
+fn replay(
+    data: &[u8],
+    index: &mut MemoryStore,
+    subscriptions: &mut Subscriptions,
+) -> Result<(usize, u64), StoreError> {
     let mut at = MAGIC.len();
     let mut records = 0;
     while let Some(header) = data.get(at..at + HEADER) {
@@ -460,7 +653,7 @@ fn replay(data: &[u8], index: &mut MemoryStore) -> Result<(usize, u64), StoreErr
         if crc32fast::hash(body) != crc {
             break;
         }
-        apply(body, index).ok_or(StoreError::Corrupt("unreadable record"))??;
+        apply(body, index, subscriptions).ok_or(StoreError::Corrupt("unreadable record"))??;
         records += 1;
         at += HEADER + len;
     }
@@ -468,7 +661,11 @@ fn replay(data: &[u8], index: &mut MemoryStore) -> Result<(usize, u64), StoreErr
 }
 
 /// Applies one record; `None` if it cannot be parsed.
-fn apply(mut body: &[u8], index: &mut MemoryStore) -> Option<Result<(), StoreError>> {
+fn apply(
+    mut body: &[u8],
+    index: &mut MemoryStore,
+    subscriptions: &mut Subscriptions,
+) -> Option<Result<(), StoreError>> {
     let kind = take_u8(&mut body)?;
     Some(match kind {
         PUT => {
@@ -513,6 +710,24 @@ fn apply(mut body: &[u8], index: &mut MemoryStore) -> Option<Result<(), StoreErr
             index.set_incoming(id, state)
         }
         CLEAR_INCOMING => index.clear_incoming(),
+        SUBSCRIBE => {
+            let mut packet = BytesMut::from(body);
+            let decoded = sansmqtt_proto::decode(
+                &mut packet,
+                ProtocolVersion::V5,
+                sansmqtt_proto::MAX_PACKET_SIZE,
+            );
+            let Ok(Some(Packet::Subscribe(subscribe))) = decoded else {
+                return None;
+            };
+            let filter = subscribe.filters.into_iter().next()?;
+            subscriptions.put(filter, subscribe.properties);
+            Ok(())
+        }
+        UNSUBSCRIBE => {
+            subscriptions.remove(std::str::from_utf8(body).ok()?);
+            Ok(())
+        }
         _ => return None,
     })
 }

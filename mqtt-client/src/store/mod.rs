@@ -2,14 +2,17 @@
 //! ([`FileStore`], selected by [`ClientConfig::session_store`](crate::ClientConfig::session_store)).
 
 mod file;
+mod sync;
 #[cfg(test)]
 mod tests;
 
 pub use file::{FileStore, FileStoreMonitor, FileStoreStats};
 pub use sansmqtt_session::store::{IncomingState, OutgoingFlight, OutgoingState};
 pub use sansmqtt_session::{MemoryStore, SessionStore, StoreError};
+pub(crate) use sync::BackgroundSync;
 
-use sansmqtt_proto::PacketId;
+use sansmqtt_proto::properties::SubscribeProperties;
+use sansmqtt_proto::{PacketId, SubscribeFilter};
 
 /// The store under a client's session: one enum rather than a trait object, so the session
 /// stays statically dispatched whichever store the configuration picks.
@@ -99,5 +102,21 @@ impl SessionStore for ClientStore {
 
     fn sync(&mut self) -> Result<(), StoreError> {
         delegate!(self, s => s.sync())
+    }
+
+    fn put_subscription(
+        &mut self,
+        filter: &SubscribeFilter,
+        properties: &SubscribeProperties,
+    ) -> Result<(), StoreError> {
+        delegate!(self, s => s.put_subscription(filter, properties))
+    }
+
+    fn remove_subscription(&mut self, filter: &str) -> Result<(), StoreError> {
+        delegate!(self, s => s.remove_subscription(filter))
+    }
+
+    fn subscriptions(&self) -> Vec<(SubscribeFilter, SubscribeProperties)> {
+        delegate!(self, s => s.subscriptions())
     }
 }

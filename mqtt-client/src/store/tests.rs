@@ -233,7 +233,7 @@ fn failing_writes_give_a_typed_error_and_keep_what_was_synced() {
         other => panic!("unexpected {other:?}"),
     }
     // Nothing synced before is lost.
-    assert_eq!(FileStore::open(dir.path()).unwrap().outgoing_len(), 1);
+    assert_eq!(FileStore::peek(dir.path()).outgoing_len(), 1);
 
     // The pending change is kept and written by the next sync that works.
     store.replace_file_for_test(
@@ -282,11 +282,11 @@ fn publish_is_durable_before_its_bytes_are_handed_out() {
         tokens.push(session.publish(now, publish).unwrap());
     }
     // Recorded, not yet durable: nothing is on disk before the hand-out.
-    assert_eq!(FileStore::open(dir.path()).unwrap().outgoing_len(), 0);
+    assert_eq!(FileStore::peek(dir.path()).outgoing_len(), 0);
     let bytes = session.poll_transmit(now).unwrap();
     assert!(!bytes.is_empty());
     // Handed out: durable, with one sync for the five.
-    assert_eq!(FileStore::open(dir.path()).unwrap().outgoing_len(), 5);
+    assert_eq!(FileStore::peek(dir.path()).outgoing_len(), 5);
     assert_eq!(session.store().file_stats().unwrap().syncs, 1);
     let stored: Vec<Token> = std::iter::from_fn(|| session.poll_event())
         .filter_map(|event| match event {
@@ -332,11 +332,103 @@ fn a_failing_store_fails_the_publish_and_sends_nothing() {
         })
     ));
     assert_eq!(session.inflight_len(), 1, "only the synced flight is left");
-    let reopened = FileStore::open(dir.path()).unwrap();
+    let reopened = FileStore::peek(dir.path());
     assert_eq!(reopened.outgoing_in_order(), vec![(id(1), synced)]);
 }
 
 /// The session's store, mutably: only tests need it (to break the disk under a session).
 fn store_mut(session: &mut Session<ClientStore>) -> &mut ClientStore {
     session.store_mut()
+}
+
+#[test]
+fn a_second_opening_is_refused_with_the_directory_and_holder_until_the_first_is_dropped() {
+    let dir = tempfile::tempdir().unwrap();
+    let first = FileStore::open(dir.path()).unwrap();
+    let refused = FileStore::open(dir.path()).unwrap_err();
+    assert_eq!(
+        refused,
+        StoreError::Locked {
+            dir: dir.path().to_path_buf(),
+            pid: Some(std::process::id()),
+        }
+    );
+    let text = refused.to_string();
+    assert!(text.contains(&dir.path().display().to_string()), "{text}");
+    assert!(text.contains(&std::process::id().to_string()), "{text}");
+    drop(first);
+    FileStore::open(dir.path()).unwrap();
+}
+
+#[test]
+fn subscriptions_survive_reopen_and_compaction_and_come_back_when_the_broker_lost_the_session() {
+    use sansmqtt_proto::properties::SubscribeProperties;
+    use sansmqtt_proto::{Packet, SubscribeFilter};
+
+    let dir = tempfile::tempdir().unwrap();
+    // A 3.1.1 session: the options are what there is to keep (MQTT 5 properties ride along
+    // in the same SUBSCRIBE encoding).
+    let properties = SubscribeProperties::default();
+    {
+        let (mut session, now) = connected_session(FileStore::open(dir.path()).unwrap());
+        session
+            .subscribe(
+                now,
+                vec![
+                    SubscribeFilter::new("a/+", QoS::AtLeastOnce),
+                    SubscribeFilter::new("b/#", QoS::ExactlyOnce),
+                ],
+                properties.clone(),
+            )
+            .unwrap();
+        session
+            .subscribe(
+                now,
+                vec![SubscribeFilter::new("c", QoS::AtMostOnce)],
+                SubscribeProperties::default(),
+            )
+            .unwrap();
+        // Write-ahead: durable once the SUBSCRIBE is handed out, not before.
+        assert!(FileStore::peek_subscriptions(dir.path()).is_empty());
+        assert!(session.poll_transmit(now).is_some());
+        assert_eq!(FileStore::peek_subscriptions(dir.path()).len(), 3);
+        session.unsubscribe(now, vec!["c".into()]).unwrap();
+        assert!(session.poll_transmit(now).is_some());
+        // Dropped without SUBACK: a crash, for the store.
+    }
+    let mut store = FileStore::open_with(dir.path(), 0).unwrap();
+    let filters: Vec<String> = store
+        .subscriptions()
+        .iter()
+        .map(|(f, _)| f.filter.to_string())
+        .collect();
+    assert_eq!(filters, ["a/+", "b/#"]);
+    // Compaction keeps them.
+    while store.stats().compactions == 0 {
+        store
+            .insert_outgoing(id(1), flight(1, QoS::AtLeastOnce, 10))
+            .unwrap();
+        store.remove_outgoing(id(1)).unwrap();
+        store.sync().unwrap();
+    }
+    drop(store);
+    let store = FileStore::open(dir.path()).unwrap();
+    assert_eq!(store.subscriptions().len(), 2);
+    assert_eq!(store.subscriptions()[0].1, properties);
+    assert_eq!(
+        store.subscriptions()[1].0,
+        SubscribeFilter::new("b/#", QoS::ExactlyOnce)
+    );
+
+    // A session over the store subscribes again when the broker has no session for it.
+    let (mut session, now) = connected_session(store);
+    let bytes = session.poll_transmit(now).unwrap();
+    let mut buf = bytes::BytesMut::from(&bytes[..]);
+    let mut resubscribed = Vec::new();
+    while let Ok(Some(packet)) = sansmqtt_proto::decode(&mut buf, ProtocolVersion::V311, u32::MAX) {
+        if let Packet::Subscribe(subscribe) = packet {
+            resubscribed.extend(subscribe.filters.into_iter().map(|f| f.filter.to_string()));
+        }
+    }
+    assert_eq!(resubscribed, ["a/+", "b/#"]);
 }

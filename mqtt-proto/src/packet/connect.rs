@@ -24,7 +24,10 @@ const RESERVED: u8 = 0b0000_0001;
 
 /// The first packet a client sends. The protocol version is not a field: the codec that
 /// encodes or decodes it decides, and decoding rejects a level other than the codec's.
-#[derive(Debug, Clone, PartialEq, Eq)]
+///
+/// Its `Debug` output shows the password as `***`: packets are logged at debug level, and a
+/// password must never reach a log.
+#[derive(Clone, PartialEq, Eq)]
 pub struct Connect {
     /// Clean Session (3.1.1) / Clean Start (5.0): discard any session the server kept.
     pub clean_start: bool,
@@ -67,6 +70,30 @@ impl Will {
             retain: false,
             properties: WillProperties::default(),
         }
+    }
+}
+
+impl core::fmt::Debug for Connect {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        // Destructured so that a new field cannot be forgotten here.
+        let Self {
+            clean_start,
+            keep_alive,
+            client_id,
+            will,
+            username,
+            password,
+            properties,
+        } = self;
+        f.debug_struct("Connect")
+            .field("clean_start", clean_start)
+            .field("keep_alive", keep_alive)
+            .field("client_id", client_id)
+            .field("will", will)
+            .field("username", username)
+            .field("password", &password.as_ref().map(|_| crate::Redacted))
+            .field("properties", properties)
+            .finish()
     }
 }
 

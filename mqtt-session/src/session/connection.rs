@@ -135,13 +135,14 @@ impl<S: SessionStore, I: Instant> Session<S, I> {
         Ok(())
     }
 
-    pub(super) fn on_pingresp(&mut self, _now: I) -> Result<(), ProtocolError> {
-        let Some(ping) = self.pings.pop_front() else {
+    pub(super) fn on_pingresp(&mut self, now: I) -> Result<(), ProtocolError> {
+        let Some((ping, sent)) = self.pings.pop_front() else {
             return Err(ProtocolError::UnexpectedPacket(PacketType::PingResp));
         };
         if self.pings.is_empty() {
             self.timers.stop(Timer::PingResp);
         }
+        self.last_ping = Some((sent, now));
         if let Some(token) = ping {
             self.push_event(Event::Pong { token });
         }
@@ -211,7 +212,7 @@ impl<S: SessionStore, I: Instant> Session<S, I> {
             self.timers
                 .set(Timer::PingResp, now, self.config.ping_timeout);
         }
-        self.pings.push_back(token);
+        self.pings.push_back((token, now));
         // The next keep-alive ping is armed when this one is handed to the transport.
         self.timers.stop(Timer::KeepAlive);
     }

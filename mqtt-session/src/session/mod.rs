@@ -117,9 +117,11 @@ struct Granted {
 
 /// A publish waiting for room in the in-flight window (or for a connection).
 #[derive(Debug)]
-struct Queued {
+struct Queued<I> {
     token: Token,
     publish: Publish,
+    /// When its MQTT 5 message expiry interval, counted from acceptance, runs out.
+    expires: Option<I>,
 }
 
 /// A received QoS 1/2 message whose acknowledgement has not been sent yet.
@@ -202,7 +204,7 @@ pub struct Session<S: SessionStore = MemoryStore, I = DefaultInstant> {
     next_token: u64,
     next_seq: u64,
     control: Vec<ControlFlight>,
-    queue: VecDeque<Queued>,
+    queue: VecDeque<Queued<I>>,
     /// QoS 1/2 messages received on this connection whose PUBACK / PUBREC has not gone out,
     /// in arrival order: acknowledgements leave in this order ([MQTT-4.6.0-2],
     /// [MQTT-4.6.0-3]) whatever order the application gives them in.
@@ -213,11 +215,20 @@ pub struct Session<S: SessionStore = MemoryStore, I = DefaultInstant> {
     /// tokens carry it, so one from a lost session cannot acknowledge a newer message that
     /// reuses its packet identifier.
     server_session: u64,
-    /// One entry per PINGREQ awaiting PINGRESP; `Some` for a `ping` command.
-    pings: VecDeque<Option<Token>>,
+    /// One entry per PINGREQ awaiting PINGRESP, with when it was queued; `Some` for a
+    /// `ping` command.
+    pings: VecDeque<(Option<Token>, I)>,
+    /// When the last answered PINGREQ was queued and when its PINGRESP was read.
+    last_ping: Option<(I, I)>,
     /// Granted subscriptions with the properties of the SUBSCRIBE that made them (MQTT 5
     /// subscription identifier, user properties), for re-subscribing after a session loss.
     subscriptions: Vec<Granted>,
+    /// The `now` of the `handle_read` under way: what the queue pump, run by the packets it
+    /// handles, measures message expiry against.
+    read_now: Option<I>,
+    /// Queued publishes dropped because their MQTT 5 message expiry interval ran out while
+    /// they waited.
+    expired: u64,
     aliases_in: Vec<Option<ByteString>>,
     aliases_out: BTreeMap<ByteString, u16>,
     /// The property set an aliased PUBLISH without properties of its own borrows for its
@@ -274,6 +285,11 @@ impl<S: SessionStore, I: Instant> Session<S, I> {
     /// restart with a persistent store).
     pub fn with_store(config: SessionConfig, store: S) -> Self {
         let mut ids = PacketIds::new();
+        let subscriptions = store
+            .subscriptions()
+            .into_iter()
+            .map(|(filter, properties)| Granted { filter, properties })
+            .collect();
         let mut next_token = 0;
         let mut next_seq = 0;
         for (id, flight) in store.outgoing_in_order() {
@@ -297,7 +313,10 @@ impl<S: SessionStore, I: Instant> Session<S, I> {
             unsent_qos1: 0,
             server_session: 0,
             pings: VecDeque::new(),
-            subscriptions: Vec::new(),
+            subscriptions,
+            read_now: None,
+            expired: 0,
+            last_ping: None,
             aliases_in: Vec::new(),
             aliases_out: BTreeMap::new(),
             alias_properties: PropertyBox::none(),
@@ -368,6 +387,21 @@ impl<S: SessionStore, I: Instant> Session<S, I> {
         self.store.outgoing_len()
     }
 
+    /// Incoming QoS 1/2 messages not yet acknowledged (PUBACK / PUBREC not sent) or, for QoS
+    /// 2, not yet released (PUBREL not received): what flow control counts against the
+    /// Receive Maximum.
+    pub fn incoming_inflight_len(&self) -> usize {
+        self.unsent_qos1 + self.store.incoming_len()
+    }
+
+    /// The last answered PINGREQ, keep-alive or [`ping`](Self::ping): when it was queued
+    /// and when its PINGRESP was read, the instants the caller passed in (their difference
+    /// is the round trip, including the time the driver took to write the request out and to
+    /// read the answer). `None` until one is answered.
+    pub fn last_ping(&self) -> Option<(I, I)> {
+        self.last_ping
+    }
+
     /// Publishes waiting behind the in-flight window.
     pub fn queued_len(&self) -> usize {
         self.queue.len()
@@ -381,6 +415,19 @@ impl<S: SessionStore, I: Instant> Session<S, I> {
     /// Bytes buffered: a partial incoming packet plus encoded packets not yet handed out.
     pub fn buffered_len(&self) -> usize {
         self.read_buf.len() + self.write_buf.len()
+    }
+
+    /// Queued publishes dropped so far because their MQTT 5 message expiry interval ran out
+    /// before they could be sent (each also failed with [`PublishError::Expired`]).
+    pub fn expired_publishes(&self) -> u64 {
+        self.expired
+    }
+
+    /// Whether packets are encoded and waiting for [`poll_transmit`](Self::poll_transmit).
+    /// A driver that makes the store durable on its own (off its executor, say) checks this
+    /// to sync before the batch is handed out.
+    pub fn has_transmit(&self) -> bool {
+        !self.write_buf.is_empty()
     }
 
     /// Events not yet drained.
@@ -430,6 +477,7 @@ impl<S: SessionStore, I: Instant> Session<S, I> {
         ) {
             return;
         }
+        self.read_now = Some(now);
         self.read_buf.extend_from_slice(bytes);
         loop {
             let decoded = sansmqtt_proto::decode(
@@ -552,7 +600,7 @@ impl<S: SessionStore, I: Instant> Session<S, I> {
     /// [`SessionConfig::report_stored`]). If the store cannot
     /// record it, this fails with [`SessionError::Store`] (or, from the queue, its
     /// [`Event::Published`] carries [`PublishError::Store`]) and nothing is sent.
-    pub fn publish(&mut self, _now: I, mut publish: Publish) -> Result<Token, SessionError> {
+    pub fn publish(&mut self, now: I, mut publish: Publish) -> Result<Token, SessionError> {
         publish.dup = false;
         publish.packet_id = None;
         if self.is_connected() {
@@ -571,7 +619,15 @@ impl<S: SessionStore, I: Instant> Session<S, I> {
         if sendable {
             self.send_new(token, publish)?;
         } else {
-            self.queue.push_back(Queued { token, publish });
+            let expires = publish
+                .properties
+                .message_expiry_interval
+                .and_then(|secs| now.checked_add(Duration::from_secs(u64::from(secs))));
+            self.queue.push_back(Queued {
+                token,
+                publish,
+                expires,
+            });
         }
         Ok(token)
     }
@@ -603,6 +659,13 @@ impl<S: SessionStore, I: Instant> Session<S, I> {
         if let Err(err) = self.check_size(&packet) {
             self.ids.release(packet_id);
             return Err(err);
+        }
+        // Write-ahead: a durable store has the subscription before the SUBSCRIBE leaves.
+        for filter in &packet.filters {
+            if let Err(err) = self.store.put_subscription(filter, &packet.properties) {
+                self.ids.release(packet_id);
+                return Err(SessionError::Store(err));
+            }
         }
         let token = self.token();
         self.encode(&packet);
@@ -643,6 +706,12 @@ impl<S: SessionStore, I: Instant> Session<S, I> {
             self.ids.release(packet_id);
             return Err(err);
         }
+        for filter in &packet.filters {
+            if let Err(err) = self.store.remove_subscription(filter) {
+                self.ids.release(packet_id);
+                return Err(SessionError::Store(err));
+            }
+        }
         let token = self.token();
         self.encode(&packet);
         self.control
@@ -672,6 +741,23 @@ impl<S: SessionStore, I: Instant> Session<S, I> {
             self.close(ConnectionError::Store(err.clone()), None);
         }
         result
+    }
+
+    /// Gives back a received QoS 1/2 message that the application will not take on this
+    /// connection (a client bounding what it holds against a server that sends without
+    /// limit). No acknowledgement goes out for it, and since acknowledgements go out in
+    /// arrival order ([MQTT-4.6.0-2]), none for any later message of this connection either:
+    /// a server keeping the session sends them all again on the next connection
+    /// ([MQTT-4.4.0-1]). A QoS 2 message's `Delivered` state is forgotten, so that its re-send
+    /// is delivered rather than taken for a duplicate.
+    pub fn refuse(&mut self, _now: I, token: AckToken) -> Result<(), SessionError> {
+        if token.qos == QoS::ExactlyOnce
+            && token.session == self.server_session
+            && self.store.incoming(token.packet_id) == Some(IncomingState::Delivered)
+        {
+            self.store.set_incoming(token.packet_id, None)?;
+        }
+        Ok(())
     }
 
     /// Answers an [`Event::Auth`] step of MQTT 5 enhanced authentication, or starts a

@@ -245,9 +245,24 @@ impl<S: SessionStore, I: Instant> Session<S, I> {
             if front.publish.qos != QoS::AtMostOnce && !self.window_can_refill() {
                 return;
             }
-            let Some(Queued { token, mut publish }) = self.queue.pop_front() else {
+            let Some(Queued {
+                token,
+                mut publish,
+                expires,
+            }) = self.queue.pop_front()
+            else {
                 return;
             };
+            if !self.still_fresh(&mut publish, expires) {
+                self.expired += 1;
+                debug!(topic = %publish.topic, "queued message expired before it could be sent");
+                self.push_event(Event::Published {
+                    token,
+                    result: Err(PublishError::Expired),
+                    properties: Default::default(),
+                });
+                continue;
+            }
             let sent = self
                 .check_publish(&mut publish)
                 .and_then(|()| self.send_new(token, publish));
@@ -263,6 +278,39 @@ impl<S: SessionStore, I: Instant> Session<S, I> {
                 });
             }
         }
+    }
+
+    /// Whether a queued message's MQTT 5 expiry interval has time left; if so, the interval it
+    /// is sent with is what is left (rounded up to whole seconds), as a server forwarding it
+    /// does ([MQTT-3.3.2-6]).
+    fn still_fresh(&self, publish: &mut Publish, expires: Option<I>) -> bool {
+        let (Some(expires), Some(now), Some(interval)) = (
+            expires,
+            self.read_now,
+            publish.properties.message_expiry_interval,
+        ) else {
+            return true;
+        };
+        if now >= expires {
+            return false;
+        }
+        // Whole seconds left, rounded up: the least `left` with `now + left >= expires`
+        // (the instant type orders and adds, it does not subtract).
+        let reaches = |secs: u32| {
+            now.checked_add(Duration::from_secs(u64::from(secs)))
+                .is_none_or(|at| at >= expires)
+        };
+        let (mut low, mut high) = (1, interval);
+        while low < high {
+            let mid = low + (high - low) / 2;
+            if reaches(mid) {
+                high = mid;
+            } else {
+                low = mid + 1;
+            }
+        }
+        publish.properties.message_expiry_interval = Some(low);
+        true
     }
 
     /// Session present: everything unacknowledged goes out again ([MQTT-4.4.0-1] 3.1.1,

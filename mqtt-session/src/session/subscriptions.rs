@@ -31,6 +31,14 @@ impl<S: SessionStore, I: Instant> Session<S, I> {
         for (filter, code) in filters.into_iter().zip(&ack.reason_codes) {
             if code.is_success() {
                 self.remember_subscription(filter, &properties);
+            } else if !self
+                .subscriptions
+                .iter()
+                .any(|sub| sub.filter.filter == filter.filter)
+                && let Err(err) = self.store.remove_subscription(&filter.filter)
+            {
+                // Refused and not held from before: the store must not bring it back.
+                self.store_fault(err);
             }
         }
         let event = match token {

@@ -677,7 +677,7 @@ pub async fn mqtt5_will_properties_delay_and_content_type<R: Runtime + Default>(
         ..Default::default()
     };
     let config = v5_client_config()
-        .session_expiry_interval(60)
+        .session_expiry_interval(Duration::from_secs(60))
         .will(will("wills/delayed", b"gone a while", QoS::AtLeastOnce))
         .will_properties(properties);
     let doomed = connected::<R>(&proxy.uri(), config).await;
