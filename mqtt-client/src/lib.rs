@@ -51,6 +51,7 @@ mod request;
 #[cfg(feature = "scram")]
 mod scram;
 mod secret;
+mod shared;
 mod stats;
 pub mod store;
 #[cfg(feature = "tls")]
@@ -92,6 +93,7 @@ pub use request::Requesting;
 #[cfg_attr(docsrs, doc(cfg(feature = "scram")))]
 pub use scram::{DEFAULT_MIN_ITERATIONS, MAX_ITERATIONS, Scram, ScramError};
 pub use secret::Secret;
+pub use shared::SharedSubscription;
 pub use stats::ClientStats;
 pub use store::{ClientStore, FileStore, StoreError};
 #[cfg(feature = "tls")]

@@ -167,6 +167,7 @@ macro_rules! client_suite {
             mqtt5_disconnect_with_reason_code_publishes_the_will,
             mqtt5_connect_properties_are_sent,
             mqtt5_request_gets_its_own_reply,
+            mqtt5_request_ignores_its_own_request_coming_back,
             mqtt5_enhanced_authentication_challenge_response,
         ]);
     };
