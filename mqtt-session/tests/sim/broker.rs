@@ -318,6 +318,21 @@ impl Broker {
             .unwrap_or_default()
     }
 
+    /// QoS 2 messages towards `client_id` whose PUBREC the broker has not received: the only
+    /// ones it sends again as PUBLISH (after PUBREC it re-sends PUBREL only).
+    pub(crate) fn awaiting_pubrec(&self, client_id: &str) -> Vec<(PacketId, Bytes)> {
+        self.sessions
+            .get(client_id)
+            .map(|s| {
+                s.inflight
+                    .iter()
+                    .filter(|f| f.state == OutState::Rec)
+                    .map(|f| (f.id, f.msg.payload.clone()))
+                    .collect()
+            })
+            .unwrap_or_default()
+    }
+
     /// The client restarted its flows although the broker kept the session (it could not
     /// tell whether its clean-start CONNECT had reached the broker): from now on the client
     /// reuses those packet identifiers for new messages.

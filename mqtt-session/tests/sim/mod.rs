@@ -37,6 +37,8 @@ use sansmqtt_session::{
 use broker::{Broker, BrokerConfig, OutMsg};
 use network::{Delivery, Dir, NetConfig, Network};
 use rng::Rng;
+use sansmqtt_session::SessionStore as _;
+use sansmqtt_session::store::IncomingState;
 use store::{SimStore, StoreFaults};
 
 const CLIENT_ID: &str = "sim-client";
@@ -805,10 +807,15 @@ impl Sim {
             // The broker keeps the subscription; nothing answers to this token any more.
             self.main_token = Some(Token::from_raw(u64::MAX));
         }
-        // QoS 2 messages the broker has not finished may reach the new process once more:
-        // the old one's application may have had them before their PUBREC state was durable.
-        for payload in self.broker.inflight_payloads(CLIENT_ID) {
-            *self.exposed.entry(payload).or_default() += 1;
+        // A QoS 2 message may reach the new process once more only if the broker will send
+        // its PUBLISH again (it has no PUBREC) and the recovered store does not know it as
+        // received (no durable PUBREC state): the old process's application may have taken
+        // it before that state was durable. Once the PUBREC state is durable, a re-sent
+        // PUBLISH is a duplicate and must not be handed out again.
+        for (id, payload) in self.broker.awaiting_pubrec(CLIENT_ID) {
+            if self.session.store().incoming(id) != Some(IncomingState::AwaitingPubRel) {
+                *self.exposed.entry(payload).or_default() += 1;
+            }
         }
         self.schedule_reconnect();
     }
