@@ -313,8 +313,8 @@ impl<S: SessionStore, I: Instant> Session<S, I> {
         true
     }
 
-    /// Session present: everything unacknowledged goes out again ([MQTT-4.4.0-1] 3.1.1,
-    /// [MQTT-4.4.0-2] 5.0): first every PUBREL, in the order their PUBRECs arrived, then every
+    /// Session present: everything unacknowledged goes out again ([MQTT-4.4.0-1] in both
+    /// versions): first every PUBREL, in the order their PUBRECs arrived, then every
     /// PUBLISH with DUP set, in the order first sent. Each kind keeps its own order
     /// ([MQTT-4.6.0-1], [MQTT-4.6.0-4]); PUBRELs lead because they free the server's receive
     /// quota: a server at its limit of open QoS 2 flows (mosquitto's `max_inflight_messages`,

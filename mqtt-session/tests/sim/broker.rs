@@ -537,7 +537,7 @@ impl Broker {
                         self.set_flow(key, qos, InState::Received, payload, mark);
                     }
                     InState::Received if self.is_delivered(mark) => {
-                        // [MQTT-4.3.3-?]: after PUBREC the sender moves on to PUBREL.
+                        // [MQTT-4.3.3-1] 3.1.1, [MQTT-4.3.3-4] 5.0: after PUBREC the sender moves on to PUBREL.
                         self.violate(format!("PUBLISH {id} re-sent after its PUBREC arrived"));
                     }
                     InState::Received => {
@@ -620,7 +620,7 @@ impl Broker {
             }
             other => {
                 let state = other.map(|(state, _, _)| state);
-                // [MQTT-4.3.3-?]: PUBREL only answers a PUBREC.
+                // [MQTT-4.3.3-1] 3.1.1, [MQTT-4.3.3-4] 5.0: PUBREL only answers a PUBREC.
                 self.violate(format!("PUBREL {id} without a PUBREC ({state:?})"));
             }
         }
