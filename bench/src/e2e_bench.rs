@@ -1,21 +1,31 @@
 #![allow(clippy::print_stdout, clippy::print_stderr)]
 //! End-to-end throughput / CPU / memory benchmark: our client (on Tokio and on async-std/smol)
-//! against rumqttc 0.25, through one private mosquitto on 127.0.0.1.
+//! against rumqttc 0.25, through a sink server, rumqttd and a private mosquitto on 127.0.0.1.
 //!
 //! ```text
 //! cargo run --release -p mqtt-bench --bin e2e_bench -- \
+//!     [--suite] [--broker sink,rumqttd,mosquitto|all] [--sink-threads T] \
 //!     [--messages N] [--qos0-messages N] [--qos 0|1|2|all] [--payload BYTES] \
-//!     [--mode pub|pubsub|all] [--inflight 100] [--rounds R] \
+//!     [--mode pub,pubsub,seq|all] [--inflight 100] [--rounds R] \
 //!     [--harness ordered|unordered] [--window W] [--tokio-threads T] \
 //!     [--rumqttc-cap C] [--rumqttc-nodelay] \
 //!     [--impls ours-tokio,ours-smol,rumqttc[,ours-tokio-nagle,ours-smol-nagle]]
 //! ```
 //!
-//! Defaults: N = 50,000 (QoS 0: 4 N), all QoS, both modes, 64-byte payload, in-flight 100,
-//! 3 rounds (about 70 s on 2 cores).
+//! Defaults: mosquitto only, N = 50,000 (QoS 0: 4 N), all QoS, modes `pub` and `pubsub`,
+//! 64-byte payload, in-flight 100, 3 rounds (about 70 s on 2 cores). `--suite` is every cell
+//! of issue 24: the three brokers, the three modes, every QoS, 5 rounds (unless `--rounds`),
+//! with targets and the protocol core's floor in the table (see bench/README.md).
 //!
-//! The parent starts one mosquitto and, for every (mode, QoS), runs each implementation in
-//! turn (the order rotates every round), `R` rounds, every run in a child process (this
+//! Brokers (`--broker`, see `brokers.rs`): `sink`, a minimal server that acknowledges and
+//! echoes and nothing else (`sink.rs`), run as this program's child (`--serve sink`);
+//! `rumqttd`, the multi-threaded Rust broker, embedded in this program's child (`--serve
+//! rumqttd`); `mosquitto`, private, configured as below. Each is a process of its own, its CPU
+//! sampled around every run.
+//!
+//! For every broker, the parent starts it once and, for every (mode, QoS), runs each
+//! implementation in turn (the order rotates every round), `R` rounds, every run in a child
+//! process (this
 //! program re-executed with `--child IMPL ...`). The child connects (and subscribes), then
 //! measures wall time and its own `getrusage(RUSAGE_SELF)` CPU (user + system, all threads)
 //! over the measured part only, and reports its peak RSS and its voluntary context switches
@@ -24,7 +34,7 @@
 //! QoS 1/2, and counting them separates a change in batching from the machine's load); it
 //! prints one
 //! `E2E_RESULT key=value ...` line that the parent parses. The parent also samples
-//! mosquitto's CPU (from `/proc/PID/stat`) around each run. The table shows the medians.
+//! the broker's CPU (from `/proc/PID/stat`) around each run. The table shows the medians.
 //! (Linux splits a process's CPU time into user and system by tick sampling: the sum is
 //! exact, the user share is approximate on short runs.)
 //!
@@ -34,6 +44,7 @@
 //! - `pubsub`: the same client is also subscribed to the topic at the same QoS; done when the
 //!   N publishes completed and all N messages came back (at QoS 0 our client's
 //!   `message_buffer` is raised to N so that none is dropped).
+//! - `seq` (QoS 0 only): `pub` with `--window 1` for ours, the amqtt-style loop.
 //! - `--window 1`: the amqtt-style loop, each of our publishes awaited before the next is
 //!   issued: at QoS 0 it completes at acceptance, at QoS 1/2 at its acknowledgement (one round
 //!   trip per message). rumqttc's publisher always awaits `AsyncClient::publish`, which
@@ -87,7 +98,13 @@ use mqtt_test_support::Mosquitto;
 use sansmqtt_client::proto::{ByteString, QoS};
 use sansmqtt_client::{ClientConfig, MqttClient, Runtime};
 
+mod brokers;
+mod load;
 mod modes;
+mod report;
+mod sink;
+
+use brokers::{Broker, BrokerKind};
 
 /// Locks a mutex, ignoring poisoning (a panicking child exits anyway).
 fn lock<T>(mutex: &std::sync::Mutex<T>) -> std::sync::MutexGuard<'_, T> {
@@ -151,23 +168,43 @@ impl Impl {
 enum Mode {
     Pub,
     PubSub,
+    /// `pub` with each of our publishes awaited before the next (`--window 1`), QoS 0 only:
+    /// the amqtt-style `loop { publish(..).await }`.
+    Seq,
 }
 
 impl Mode {
+    const ALL: [Self; 3] = [Self::Pub, Self::PubSub, Self::Seq];
+
     fn name(self) -> &'static str {
         match self {
             Self::Pub => "pub",
             Self::PubSub => "pubsub",
+            Self::Seq => "seq",
         }
     }
 
+    /// A comma-separated list of `pub`, `pubsub`, `seq`; `all` for the three.
     fn parse(s: &str) -> Result<Vec<Self>, String> {
-        match s {
-            "pub" => Ok(vec![Self::Pub]),
-            "pubsub" => Ok(vec![Self::PubSub]),
-            "all" => Ok(vec![Self::Pub, Self::PubSub]),
-            _ => Err(format!("--mode: expected pub, pubsub or all, got {s:?}")),
+        if s == "all" {
+            return Ok(Self::ALL.to_vec());
         }
+        s.split(',')
+            .map(|name| {
+                Self::ALL
+                    .into_iter()
+                    .find(|m| m.name() == name)
+                    .ok_or_else(|| {
+                        format!("--mode: expected pub, pubsub, seq or all, got {name:?}")
+                    })
+            })
+            .collect()
+    }
+
+    /// Whether the cell exists: `seq` is a QoS 0 cell (at QoS 1/2 rumqttc's `publish` does not
+    /// wait for the acknowledgement, so the two loops would not be the same program).
+    fn runs_at(self, level: u8) -> bool {
+        self != Self::Seq || level == 0
     }
 }
 
@@ -222,6 +259,14 @@ struct Options {
     connections: usize,
     /// Many-connection mode: measured idle seconds.
     idle_secs: f64,
+    /// Many-connection mode: private mosquittos the connections are spread over (each one's
+    /// open-file limit binds it too).
+    connection_brokers: usize,
+    /// Many-connection mode: seconds of 1 QoS 1 message per second on every connection after
+    /// the idle measurement (ours only; 0: none).
+    load_secs: u64,
+    /// Many-connection child: the brokers' ports (connection `i` goes to `ports[i % len]`).
+    ports: Vec<u16>,
     /// Every run's result as one JSON object per line, appended to this file.
     json: Option<String>,
     /// Also run `mosquitto_pub -l` in `pub` mode (when installed).
@@ -232,6 +277,12 @@ struct Options {
     /// The broker sets TCP_NODELAY on client sockets (`set_tcp_nodelay true`; mosquitto's
     /// default is false: Nagle holds a small packet while an earlier one is unacknowledged).
     broker_nodelay: bool,
+    /// The brokers to run every cell against, in this order.
+    brokers: Vec<brokers::BrokerKind>,
+    /// The sink server's Tokio worker threads (1: current-thread runtime).
+    sink_threads: usize,
+    /// Server child only: `--serve sink|rumqttd`.
+    serve: Option<String>,
 }
 
 impl Default for Options {
@@ -259,10 +310,16 @@ impl Default for Options {
             latency_secs: 5.0,
             connections: 0,
             idle_secs: 10.0,
+            connection_brokers: 1,
+            load_secs: 0,
+            ports: Vec::new(),
             json: None,
             mosquitto_pub: false,
             qos0_drain: false,
             broker_nodelay: false,
+            brokers: vec![brokers::BrokerKind::Mosquitto],
+            sink_threads: 1,
+            serve: None,
         }
     }
 }
@@ -277,6 +334,8 @@ fn parse_num<T: std::str::FromStr>(flag: &str, value: Option<String>) -> Result<
 fn parse_args() -> Result<Options, String> {
     let mut options = Options::default();
     let mut qos0_set = false;
+    let mut rounds_set = false;
+    let mut suite = false;
     let mut args = std::env::args().skip(1);
     while let Some(flag) = args.next() {
         match flag.as_str() {
@@ -298,7 +357,10 @@ fn parse_args() -> Result<Options, String> {
             "--payload" => options.payload = parse_num(&flag, args.next())?,
             "--mode" => options.modes = Mode::parse(&parse_num::<String>(&flag, args.next())?)?,
             "--inflight" => options.inflight = parse_num(&flag, args.next())?,
-            "--rounds" => options.rounds = parse_num(&flag, args.next())?,
+            "--rounds" => {
+                options.rounds = parse_num(&flag, args.next())?;
+                rounds_set = true;
+            }
             "--tokio-threads" => options.tokio_threads = parse_num(&flag, args.next())?,
             "--rumqttc-cap" => options.rumqttc_cap = parse_num(&flag, args.next())?,
             "--rumqttc-nodelay" => options.rumqttc_nodelay = true,
@@ -337,19 +399,51 @@ fn parse_args() -> Result<Options, String> {
             "--latency-secs" => options.latency_secs = parse_num(&flag, args.next())?,
             "--connections" => options.connections = parse_num(&flag, args.next())?,
             "--idle-secs" => options.idle_secs = parse_num(&flag, args.next())?,
+            "--load-secs" => options.load_secs = parse_num(&flag, args.next())?,
+            "--connection-brokers" => {
+                options.connection_brokers = parse_num::<usize>(&flag, args.next())?.max(1);
+            }
+            "--ports" => {
+                let list: String = parse_num(&flag, args.next())?;
+                options.ports = list
+                    .split(',')
+                    .map(|p| parse_num::<u16>("--ports", Some(p.to_owned())))
+                    .collect::<Result<_, _>>()?;
+            }
             "--json" => options.json = Some(parse_num(&flag, args.next())?),
             "--mosquitto-pub" => options.mosquitto_pub = true,
             "--qos0-drain" => options.qos0_drain = true,
             "--broker-nodelay" => options.broker_nodelay = true,
             "--topic" => options.topic = parse_num(&flag, args.next())?,
+            "--broker" => {
+                options.brokers =
+                    brokers::BrokerKind::parse_list(&parse_num::<String>(&flag, args.next())?)?;
+            }
+            "--sink-threads" => options.sink_threads = parse_num(&flag, args.next())?,
+            "--serve" => options.serve = Some(parse_num(&flag, args.next())?),
+            "--suite" => {
+                // Every cell of issue 24: three brokers, three modes, every QoS.
+                options.brokers = brokers::BrokerKind::ALL.to_vec();
+                options.modes = Mode::ALL.to_vec();
+                options.qos = vec![0, 1, 2];
+                if !rounds_set {
+                    options.rounds = 5;
+                }
+                // rumqttc at its best: with Nagle on (its default) it stalls on the delayed
+                // ACK against a server that sets TCP_NODELAY (sink, rumqttd: `pubsub` QoS 1 at
+                // 2-4k msgs/s), which would flatter our ratios.
+                options.rumqttc_nodelay = true;
+                suite = true;
+            }
             "--help" | "-h" => {
                 println!(
                     "usage: e2e_bench [--messages N] [--qos0-messages N] [--qos 0|1|2|all] \
-                     [--payload BYTES] [--mode pub|pubsub|all] [--inflight 100] [--rounds R] \
+                     [--payload BYTES] [--mode pub,pubsub,seq|all] [--inflight 100] [--rounds R] \
+                     [--broker sink,rumqttd,mosquitto|all] [--sink-threads T] [--suite] \
                      [--tokio-threads T] [--rumqttc-cap C] [--rumqttc-nodelay] [--window W] \
                      [--impls ours-tokio,ours-smol,rumqttc,ours-tokio-nagle,ours-smol-nagle] \
                      [--latency RATE,RATE [--latency-secs S]] \
-                     [--connections N [--idle-secs S]] [--mosquitto-pub] [--json FILE] [--broker-nodelay] [--qos0-drain]"
+                     [--connections N [--idle-secs S] [--connection-brokers K] [--load-secs S]] [--mosquitto-pub] [--json FILE] [--broker-nodelay] [--qos0-drain]"
                 );
                 std::process::exit(0);
             }
@@ -363,6 +457,13 @@ fn parse_args() -> Result<Options, String> {
     if options.messages == 0 || options.qos0_messages == 0 || options.rounds == 0 {
         return Err("--messages, --qos0-messages and --rounds must be positive".into());
     }
+    if suite && rounds_set && options.rounds < 5 {
+        eprintln!(
+            "e2e_bench: --suite with fewer than 5 rounds: medians of {} only",
+            options.rounds
+        );
+    }
+    options.sink_threads = options.sink_threads.max(1);
     options.inflight = options.inflight.max(1);
     options.tokio_threads = options.tokio_threads.max(1);
     options.rumqttc_cap = options.rumqttc_cap.max(1);
@@ -377,9 +478,10 @@ fn main() -> ExitCode {
             return ExitCode::from(2);
         }
     };
-    let result = match options.child {
-        Some(imp) => child_main(imp, &options),
-        None => parent_main(&options),
+    let result = match (&options.serve, options.child) {
+        (Some(kind), _) => brokers::serve(kind, &options),
+        (None, Some(imp)) => child_main(imp, &options),
+        (None, None) => parent_main(&options),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
@@ -628,6 +730,8 @@ async fn run_ours<R: Runtime + Default>(options: &Options) -> Result<Measured, S
     }
     let payload: &'static [u8] = Vec::leak(vec![0xA5; options.payload]);
     let window = match options.window {
+        // `seq`: each publish awaited before the next.
+        _ if mode == Mode::Seq => 1,
         None => usize::from(options.inflight),
         Some(0) => usize::MAX,
         Some(w) => usize::try_from(w).unwrap_or(usize::MAX),
@@ -679,7 +783,7 @@ async fn run_ours<R: Runtime + Default>(options: &Options) -> Result<Measured, S
         Ok(completed)
     };
     let receiver = async {
-        if mode == Mode::Pub {
+        if mode != Mode::PubSub {
             return Ok(0);
         }
         let mut messages = std::pin::pin!(client.messages());
@@ -694,7 +798,7 @@ async fn run_ours<R: Runtime + Default>(options: &Options) -> Result<Measured, S
         Ok(received)
     };
     let (completed, received) = futures_util::future::join(publisher, receiver).await;
-    if options.qos0_drain && level == 0 && mode == Mode::Pub {
+    if options.qos0_drain && level == 0 && mode != Mode::PubSub {
         // The broker has read every message once it acknowledges one sent after them.
         client
             .publish(topic.clone(), payload)
@@ -759,7 +863,7 @@ async fn run_rumqttc(options: &Options) -> Result<Measured, String> {
     }
     let payload = vec![0xA5u8; options.payload];
     let topic = options.topic.clone();
-    let drain = options.qos0_drain && level == 0 && mode == Mode::Pub;
+    let drain = options.qos0_drain && level == 0 && mode != Mode::PubSub;
 
     let before = usage();
     let start = Instant::now();
@@ -913,6 +1017,9 @@ struct Sample {
     sleeps_per_msg: Option<f64>,
 }
 
+/// Every throughput run's sample, per (broker, mode, QoS, implementation).
+type Results = BTreeMap<(BrokerKind, Mode, u8, Impl), Vec<Sample>>;
+
 fn parent_main(options: &Options) -> Result<(), String> {
     if !options.rates.is_empty() {
         return latency_main(options);
@@ -920,22 +1027,15 @@ fn parent_main(options: &Options) -> Result<(), String> {
     if options.connections > 0 {
         return idle_main(options);
     }
-    let broker = Mosquitto::builder()
-        // Broker → client window as large as ours, and no queue limit: with the default 1000
-        // queued messages mosquitto drops QoS 0 messages (and queues QoS 1/2 ones) when the
-        // subscriber lags the publisher in `pubsub`. Irrelevant to `pub` (no subscriber).
-        .extra_config(&format!(
-            "max_inflight_messages {}\nmax_queued_messages 0\nset_tcp_nodelay {}",
-            options.inflight, options.broker_nodelay
-        ))
-        .start();
-    let exe = std::env::current_exe().map_err(|err| format!("current_exe failed: {err}"))?;
     println!(
-        "e2e_bench: mosquitto (pid {:?}) on 127.0.0.1:{}; payload {} B, in-flight {}, \
-         {} round(s); N = {} (QoS 0: {}); tokio {}; our window {}; rumqttc request channel {}, \
-         nodelay {}",
-        broker.pid(),
-        broker.port(),
+        "e2e_bench: brokers {}; payload {} B, in-flight {}, {} round(s); N = {} (QoS 0: {}); \
+         tokio {}; our window {}; rumqttc request channel {}, nodelay {}; sink threads {}",
+        options
+            .brokers
+            .iter()
+            .map(|b| b.name())
+            .collect::<Vec<_>>()
+            .join(","),
         options.payload,
         options.inflight,
         options.rounds,
@@ -953,117 +1053,158 @@ fn parent_main(options: &Options) -> Result<(), String> {
         },
         options.rumqttc_cap,
         options.rumqttc_nodelay,
+        options.sink_threads,
     );
-
-    let mut results: BTreeMap<(Mode, u8, Impl), Vec<Sample>> = BTreeMap::new();
+    let mut results = Results::new();
     let mut run_id = 0u32;
     let started = Instant::now();
-    for &mode in &options.modes {
-        for &level in &options.qos {
-            let n = messages_for(options, level);
-            for round in 0..options.rounds {
-                // Alternate the implementations, and rotate who goes first each round.
-                let mut order = options.impls.clone();
-                let len = order.len();
-                order.rotate_left(round % len);
-                for imp in order {
-                    run_id += 1;
-                    // 16 bytes, fresh per run so no stray message of an earlier run counts.
-                    let topic = format!("e2e/bench/{run_id:06}");
-                    debug_assert_eq!(topic.len(), 16);
-                    let broker_before = broker.pid().and_then(process_cpu_us);
-                    let sample =
-                        run_child(&exe, options, imp, mode, level, n, broker.port(), &topic);
-                    let broker_after = broker.pid().and_then(process_cpu_us);
-                    match sample {
-                        Ok(mut sample) => {
-                            if let (Some(b), Some(a)) = (broker_before, broker_after) {
-                                sample.broker_us_per_msg =
-                                    Some(a.saturating_sub(b) as f64 / n as f64);
-                            }
-                            println!(
-                                "  {:<6} qos{} round {} {:<16} {:>10.0} msg/s {:>7.2} us/msg CPU \
-                                 (user {:>3.0}%) {:>5.2} sleeps/msg {:>6.1} MiB RSS  broker {}",
-                                mode.name(),
-                                level,
-                                round + 1,
-                                imp.name(),
-                                sample.msgs_per_sec,
-                                sample.cpu_us_per_msg,
-                                sample.user_share * 100.0,
-                                sample.sleeps_per_msg.unwrap_or(f64::NAN),
-                                sample.rss_mib,
-                                sample
-                                    .broker_us_per_msg
-                                    .map_or_else(|| "?".to_owned(), |b| format!("{b:.2} us/msg")),
-                            );
-                            json_record(
-                                options,
-                                &[
-                                    ("kind", "throughput".to_owned()),
-                                    ("mode", mode.name().to_owned()),
-                                    ("qos", level.to_string()),
-                                    ("round", (round + 1).to_string()),
-                                    ("impl", imp.name().to_owned()),
-                                    ("messages", n.to_string()),
-                                    ("payload", options.payload.to_string()),
-                                    ("inflight", options.inflight.to_string()),
-                                    (
-                                        "window",
-                                        options
-                                            .window
-                                            .unwrap_or(u64::from(options.inflight))
-                                            .to_string(),
-                                    ),
-                                    ("msgs_per_sec", sample.msgs_per_sec.to_string()),
-                                    ("cpu_us_per_msg", sample.cpu_us_per_msg.to_string()),
-                                    ("user_share", sample.user_share.to_string()),
-                                    (
-                                        "sleeps_per_msg",
-                                        sample
-                                            .sleeps_per_msg
-                                            .map_or_else(|| "null".to_owned(), |s| s.to_string()),
-                                    ),
-                                    ("rss_mib", sample.rss_mib.to_string()),
-                                    (
-                                        "broker_us_per_msg",
-                                        sample
-                                            .broker_us_per_msg
-                                            .map_or_else(|| "null".to_owned(), |b| b.to_string()),
-                                    ),
-                                ],
-                            );
-                            results.entry((mode, level, imp)).or_default().push(sample);
-                        }
-                        Err(err) => println!(
-                            "  {:<6} qos{} round {} {:<16} FAILED: {err}",
-                            mode.name(),
+    for &kind in &options.brokers {
+        let broker = Broker::start(kind, options)?;
+        println!(
+            "{} (pid {:?}) on 127.0.0.1:{}",
+            kind.name(),
+            broker.pid(),
+            broker.port()
+        );
+        for &mode in &options.modes {
+            for &level in &options.qos {
+                if !mode.runs_at(level) {
+                    continue;
+                }
+                for round in 0..options.rounds {
+                    // Alternate the implementations, and rotate who goes first each round.
+                    let mut order = options.impls.clone();
+                    let len = order.len();
+                    order.rotate_left(round % len);
+                    for imp in order {
+                        run_id += 1;
+                        let cell = Cell {
+                            broker: &broker,
+                            mode,
                             level,
-                            round + 1,
-                            imp.name()
-                        ),
+                            round,
+                            imp,
+                        };
+                        if let Some(sample) = measure_cell(options, &cell, run_id) {
+                            results
+                                .entry((kind, mode, level, imp))
+                                .or_default()
+                                .push(sample);
+                        }
                     }
                 }
             }
         }
-    }
-    if options.mosquitto_pub && options.modes.contains(&Mode::Pub) {
-        mosquitto_pub_runs(options, &broker, &mut results);
+        if kind == BrokerKind::Mosquitto
+            && options.mosquitto_pub
+            && options.modes.contains(&Mode::Pub)
+        {
+            mosquitto_pub_runs(options, &broker, &mut results);
+        }
     }
     println!("\nall runs took {:.1} s\n", started.elapsed().as_secs_f64());
-    print_table(options, &results);
-    drop(broker);
+    report::print_tables(options, &results);
     Ok(())
+}
+
+/// One run of one cell.
+struct Cell<'a> {
+    broker: &'a Broker,
+    mode: Mode,
+    level: u8,
+    round: usize,
+    imp: Impl,
+}
+
+/// Runs `cell` in a child, prints its line and records its JSON; `None` when it failed.
+fn measure_cell(options: &Options, cell: &Cell<'_>, run_id: u32) -> Option<Sample> {
+    let Cell {
+        broker,
+        mode,
+        level,
+        round,
+        imp,
+    } = *cell;
+    let n = messages_for(options, level);
+    // 16 bytes, fresh per run so no stray message of an earlier run counts.
+    let topic = format!("e2e/bench/{run_id:06}");
+    debug_assert_eq!(topic.len(), 16);
+    let broker_before = broker.pid().and_then(process_cpu_us);
+    let sample = run_child(options, imp, mode, level, n, broker.port(), &topic);
+    let broker_after = broker.pid().and_then(process_cpu_us);
+    let mut sample = match sample {
+        Ok(sample) => sample,
+        Err(err) => {
+            println!(
+                "  {:<9} {:<6} qos{} round {} {:<16} FAILED: {err}",
+                broker.kind.name(),
+                mode.name(),
+                level,
+                round + 1,
+                imp.name()
+            );
+            return None;
+        }
+    };
+    if let (Some(b), Some(a)) = (broker_before, broker_after) {
+        sample.broker_us_per_msg = Some(a.saturating_sub(b) as f64 / n as f64);
+    }
+    println!(
+        "  {:<9} {:<6} qos{} round {} {:<16} {:>10.0} msg/s {:>7.2} us/msg CPU (user {:>3.0}%) \
+         {:>5.2} sleeps/msg {:>6.1} MiB RSS  broker {}",
+        broker.kind.name(),
+        mode.name(),
+        level,
+        round + 1,
+        imp.name(),
+        sample.msgs_per_sec,
+        sample.cpu_us_per_msg,
+        sample.user_share * 100.0,
+        sample.sleeps_per_msg.unwrap_or(f64::NAN),
+        sample.rss_mib,
+        sample
+            .broker_us_per_msg
+            .map_or_else(|| "?".to_owned(), |b| format!("{b:.2} us/msg")),
+    );
+    let optional = |v: Option<f64>| v.map_or_else(|| "null".to_owned(), |v| v.to_string());
+    json_record(
+        options,
+        &[
+            ("kind", "throughput".to_owned()),
+            ("broker", broker.kind.name().to_owned()),
+            ("mode", mode.name().to_owned()),
+            ("qos", level.to_string()),
+            ("round", (round + 1).to_string()),
+            ("impl", imp.name().to_owned()),
+            ("messages", n.to_string()),
+            ("payload", options.payload.to_string()),
+            ("inflight", options.inflight.to_string()),
+            (
+                "window",
+                if mode == Mode::Seq {
+                    "1".to_owned()
+                } else {
+                    options
+                        .window
+                        .unwrap_or(u64::from(options.inflight))
+                        .to_string()
+                },
+            ),
+            ("msgs_per_sec", sample.msgs_per_sec.to_string()),
+            ("cpu_us_per_msg", sample.cpu_us_per_msg.to_string()),
+            ("user_share", sample.user_share.to_string()),
+            ("sleeps_per_msg", optional(sample.sleeps_per_msg)),
+            ("rss_mib", sample.rss_mib.to_string()),
+            ("broker_us_per_msg", optional(sample.broker_us_per_msg)),
+        ],
+    );
+    Some(sample)
 }
 
 /// mosquitto_pub, the broker's own command-line client, publishing N lines from stdin
 /// (`-l`, one message per line, payload = the line) with `-M inflight`: its wall time from
 /// start to exit (connect included) and its CPU from `getrusage(RUSAGE_CHILDREN)`.
-fn mosquitto_pub_runs(
-    options: &Options,
-    broker: &Mosquitto,
-    results: &mut BTreeMap<(Mode, u8, Impl), Vec<Sample>>,
-) {
+fn mosquitto_pub_runs(options: &Options, broker: &Broker, results: &mut Results) {
     const MOSQUITTO_PUB: &str = "/usr/bin/mosquitto_pub";
     if !std::path::Path::new(MOSQUITTO_PUB).exists() {
         println!("mosquitto_pub: {MOSQUITTO_PUB} not installed, not measured");
@@ -1132,7 +1273,7 @@ fn mosquitto_pub_runs(
                         ],
                     );
                     results
-                        .entry((Mode::Pub, level, Impl::MosquittoPub))
+                        .entry((BrokerKind::Mosquitto, Mode::Pub, level, Impl::MosquittoPub))
                         .or_default()
                         .push(sample);
                 }
@@ -1167,7 +1308,8 @@ fn json_record(options: &Options, fields: &[(&str, String)]) {
             line.push(',');
         }
         let _ = write!(line, "\"{key}\":");
-        let numeric = value.parse::<f64>().is_ok_and(f64::is_finite) || value == "null";
+        let numeric = value.parse::<f64>().is_ok_and(f64::is_finite)
+            || matches!(value.as_str(), "null" | "true" | "false");
         if numeric {
             line.push_str(value);
         } else {
@@ -1351,7 +1493,7 @@ fn latency_main(options: &Options) -> Result<(), String> {
         "dp99 x"
     );
     let med = |runs: &[BTreeMap<String, f64>], key: &str| {
-        median(runs.iter().filter_map(|f| f.get(key).copied()).collect())
+        report::median(runs.iter().filter_map(|f| f.get(key).copied()).collect())
     };
     for &level in &options.qos {
         for &rate in &options.rates {
@@ -1393,15 +1535,27 @@ fn latency_main(options: &Options) -> Result<(), String> {
 /// and idle CPU of the client process and of the broker.
 fn idle_main(options: &Options) -> Result<(), String> {
     let nofile = modes::raise_nofile();
-    // Started after raising the limit: the broker inherits it.
-    let broker = Mosquitto::builder()
-        .extra_config("max_connections -1")
-        .start();
+    // Started after raising the limit: the brokers inherit it. The open-file limit binds each
+    // broker too, so many connections are spread over several (`--connection-brokers K`).
+    let brokers: Vec<Mosquitto> = (0..options.connection_brokers)
+        .map(|_| {
+            // No queue limit: with the default 1000, the load phase's subscriber (one per
+            // broker, 19,000 / K messages a second) has QoS 1 messages dropped by the broker.
+            Mosquitto::builder()
+                .extra_config("max_connections -1\nmax_queued_messages 0")
+                .start()
+        })
+        .collect();
+    let ports = brokers
+        .iter()
+        .map(|b| b.port().to_string())
+        .collect::<Vec<_>>()
+        .join(",");
     let exe = std::env::current_exe().map_err(|err| format!("current_exe failed: {err}"))?;
     println!(
-        "e2e_bench connections: mosquitto on 127.0.0.1:{} (max_connections -1), RLIMIT_NOFILE \
-         {nofile}; {} connections per run, {} s idle, {} round(s)",
-        broker.port(),
+        "e2e_bench connections: {} mosquitto(s) on 127.0.0.1:{ports} (max_connections -1), \
+         RLIMIT_NOFILE {nofile}; {} connections per run, {} s idle, {} round(s)",
+        brokers.len(),
         options.connections,
         options.idle_secs,
         options.rounds
@@ -1419,8 +1573,10 @@ fn idle_main(options: &Options) -> Result<(), String> {
                 &options.idle_secs.to_string(),
                 "--tokio-threads",
                 &options.tokio_threads.to_string(),
-                "--port",
-                &broker.port().to_string(),
+                "--ports",
+                &ports,
+                "--load-secs",
+                &options.load_secs.to_string(),
             ]
             .iter()
             .map(|s| (*s).to_owned())
@@ -1431,15 +1587,33 @@ fn idle_main(options: &Options) -> Result<(), String> {
                 Ok(fields) => {
                     let get = |k: &str| fields.get(k).copied().unwrap_or(f64::NAN);
                     println!(
-                        "  round {} {:<12} {:>6} conns in {:>5.2} s: {:>7.1} KiB/conn RSS, idle \
-                         CPU {:>6.2} ms/s",
+                        "  round {} {:<12} {:>6} conns in {:>5.2} s ({:>6.0}/s): {:>7.1} KiB/conn \
+                         RSS, idle CPU {:>6.2} ms/s",
                         round + 1,
                         imp.name(),
                         get("connections"),
                         get("connect_secs"),
+                        get("connects_per_sec"),
                         get("rss_per_conn_kib"),
                         get("idle_cpu_ms_per_s"),
                     );
+                    if fields.contains_key("load_published") {
+                        println!(
+                            "    load {} s: {} published, {} acknowledged, {} failed, {} lost, {} \
+                             duplicates; publish latency p50 {:.0} p99 {:.0} p99.9 {:.0} max {:.0} \
+                             us",
+                            get("load_secs"),
+                            get("load_published"),
+                            get("load_acknowledged"),
+                            get("load_failed"),
+                            get("load_lost"),
+                            get("load_duplicates"),
+                            get("load_publish_p50_us"),
+                            get("load_publish_p99_us"),
+                            get("load_publish_p999_us"),
+                            get("load_publish_max_us"),
+                        );
+                    }
                     let mut record = vec![
                         ("kind", "connections".to_owned()),
                         ("round", (round + 1).to_string()),
@@ -1458,15 +1632,24 @@ fn idle_main(options: &Options) -> Result<(), String> {
         }
     }
     let med = |runs: &[BTreeMap<String, f64>], key: &str| {
-        median(runs.iter().filter_map(|f| f.get(key).copied()).collect())
+        report::median(runs.iter().filter_map(|f| f.get(key).copied()).collect())
     };
     println!(
-        "\nmedians of {} round(s); x = ours / rumqttc (goal: memory <= 0.5x)",
+        "\nmedians of {} round(s); x = ours / rumqttc (goals: memory <= 8 KiB per connection, \
+         connect rate >= 1.5x)",
         options.rounds
     );
     println!(
-        "{:<12} {:>8} {:>12} {:>10} {:>14} {:>9} {:>8}",
-        "impl", "conns", "KiB/conn", "connect s", "idle CPU ms/s", "mem x", "CPU x"
+        "{:<12} {:>8} {:>12} {:>10} {:>10} {:>14} {:>9} {:>8} {:>8}",
+        "impl",
+        "conns",
+        "KiB/conn",
+        "connect s",
+        "conn/s",
+        "idle CPU ms/s",
+        "mem x",
+        "rate x",
+        "CPU x"
     );
     let reference = results.get(&Impl::Rumqttc);
     for &imp in &options.impls {
@@ -1478,23 +1661,23 @@ fn idle_main(options: &Options) -> Result<(), String> {
             _ => "-".to_owned(),
         };
         println!(
-            "{:<12} {:>8.0} {:>12.1} {:>10.2} {:>14.2} {:>9} {:>8}",
+            "{:<12} {:>8.0} {:>12.1} {:>10.2} {:>10.0} {:>14.2} {:>9} {:>8} {:>8}",
             imp.name(),
             med(runs, "connections"),
             med(runs, "rss_per_conn_kib"),
             med(runs, "connect_secs"),
+            med(runs, "connects_per_sec"),
             med(runs, "idle_cpu_ms_per_s"),
             ratio("rss_per_conn_kib"),
+            ratio("connects_per_sec"),
             ratio("idle_cpu_ms_per_s"),
         );
     }
-    drop(broker);
+    drop(brokers);
     Ok(())
 }
 
-#[allow(clippy::too_many_arguments)]
 fn run_child(
-    exe: &std::path::Path,
     options: &Options,
     imp: Impl,
     mode: Mode,
@@ -1503,6 +1686,7 @@ fn run_child(
     port: u16,
     topic: &str,
 ) -> Result<Sample, String> {
+    let exe = std::env::current_exe().map_err(|err| format!("current_exe failed: {err}"))?;
     let output = Command::new(exe)
         .args(["--child", imp.name()])
         .args(["--mode", mode.name()])
@@ -1605,169 +1789,4 @@ fn process_cpu_us(pid: u32) -> Option<u64> {
     let stime: u64 = fields.get(12)?.parse().ok()?;
     // USER_HZ is 100 on every mainstream Linux configuration.
     Some((utime + stime) * 10_000)
-}
-
-fn median(mut values: Vec<f64>) -> f64 {
-    if values.is_empty() {
-        return f64::NAN;
-    }
-    values.sort_by(f64::total_cmp);
-    let mid = values.len() / 2;
-    if values.len() % 2 == 1 {
-        values[mid]
-    } else {
-        (values[mid - 1] + values[mid]) / 2.0
-    }
-}
-
-/// Median of every column, plus the spread (max - min) / median of the throughput.
-struct Summary {
-    msgs_per_sec: f64,
-    spread: f64,
-    cpu_us_per_msg: f64,
-    user_share: f64,
-    rss_mib: f64,
-    broker_us_per_msg: f64,
-    runs: usize,
-}
-
-fn summarize(samples: &[Sample]) -> Summary {
-    let rates: Vec<f64> = samples.iter().map(|s| s.msgs_per_sec).collect();
-    let (min, max) = rates.iter().fold((f64::INFINITY, 0.0f64), |(lo, hi), &r| {
-        (lo.min(r), hi.max(r))
-    });
-    let msgs_per_sec = median(rates);
-    Summary {
-        msgs_per_sec,
-        spread: (max - min) / msgs_per_sec,
-        cpu_us_per_msg: median(samples.iter().map(|s| s.cpu_us_per_msg).collect()),
-        user_share: median(samples.iter().map(|s| s.user_share).collect()),
-        rss_mib: median(samples.iter().map(|s| s.rss_mib).collect()),
-        broker_us_per_msg: median(samples.iter().filter_map(|s| s.broker_us_per_msg).collect()),
-        runs: samples.len(),
-    }
-}
-
-fn print_table(options: &Options, results: &BTreeMap<(Mode, u8, Impl), Vec<Sample>>) {
-    let mut out = String::new();
-    let _ = writeln!(
-        out,
-        "medians of {} round(s); CPU = client process user+sys over the measured part, per \
-         message published (pubsub: published and received back), user = its user-mode \
-         share; spread = (max-min)/median of msgs/s; broker = mosquitto CPU us per message \
-         (10 ms ticks); x = ours / rumqttc",
-        options.rounds
-    );
-    let _ = writeln!(
-        out,
-        "{:<6} {:<3} {:<16} {:>10} {:>6} {:>10} {:>5} {:>8} {:>8} {:>9} {:>7} {:>8}  targets",
-        "mode",
-        "qos",
-        "impl",
-        "msgs/s",
-        "spread",
-        "CPU us/msg",
-        "user",
-        "RSS MiB",
-        "broker",
-        "msgs/s x",
-        "CPU x",
-        "broker x"
-    );
-    let mut misses = Vec::new();
-    for &mode in &options.modes {
-        for &level in &options.qos {
-            let reference = results
-                .get(&(mode, level, Impl::Rumqttc))
-                .filter(|s| !s.is_empty())
-                .map(|s| summarize(s));
-            let mut impls = options.impls.clone();
-            if results.contains_key(&(mode, level, Impl::MosquittoPub)) {
-                impls.push(Impl::MosquittoPub);
-            }
-            for imp in impls {
-                let Some(samples) = results.get(&(mode, level, imp)).filter(|s| !s.is_empty())
-                else {
-                    let _ = writeln!(
-                        out,
-                        "{:<6} {:<3} {:<16} (no result)",
-                        mode.name(),
-                        level,
-                        imp.name()
-                    );
-                    continue;
-                };
-                let s = summarize(samples);
-                let (rate_ratio, cpu_ratio, broker_ratio, verdict) = match (&reference, imp) {
-                    (Some(r), imp) if imp != Impl::Rumqttc => {
-                        let rate_ratio = s.msgs_per_sec / r.msgs_per_sec;
-                        let cpu_ratio = s.cpu_us_per_msg / r.cpu_us_per_msg;
-                        let broker_ratio = s.broker_us_per_msg / r.broker_us_per_msg;
-                        // Issue 13's goals.
-                        let cpu_ok = cpu_ratio <= if level == 0 { 0.25 } else { 0.5 };
-                        let rate_ok = rate_ratio >= 1.3;
-                        // No broker sample (NaN) is no miss.
-                        let broker_ok = broker_ratio.is_nan() || broker_ratio <= 0.8;
-                        let mut verdict = String::new();
-                        verdict.push_str(if cpu_ok { "CPU ok" } else { "CPU MISS" });
-                        verdict.push_str(if rate_ok { ", rate ok" } else { ", rate MISS" });
-                        verdict.push_str(if broker_ok {
-                            ", broker ok"
-                        } else {
-                            ", broker MISS"
-                        });
-                        if !cpu_ok || !rate_ok || !broker_ok {
-                            misses.push(format!("{} qos{} {}", mode.name(), level, imp.name()));
-                        }
-                        (
-                            format!("{rate_ratio:.2}"),
-                            format!("{cpu_ratio:.3}"),
-                            format!("{broker_ratio:.2}"),
-                            verdict,
-                        )
-                    }
-                    _ => (
-                        "-".to_owned(),
-                        "-".to_owned(),
-                        "-".to_owned(),
-                        String::new(),
-                    ),
-                };
-                let _ = writeln!(
-                    out,
-                    "{:<6} {:<3} {:<16} {:>10.0} {:>5.0}% {:>10.2} {:>4.0}% {:>8.1} {:>8.2} {:>9} {:>7} \
-                     {:>8}  {}{}",
-                    mode.name(),
-                    level,
-                    imp.name(),
-                    s.msgs_per_sec,
-                    s.spread * 100.0,
-                    s.cpu_us_per_msg,
-                    s.user_share * 100.0,
-                    s.rss_mib,
-                    s.broker_us_per_msg,
-                    rate_ratio,
-                    cpu_ratio,
-                    broker_ratio,
-                    verdict,
-                    if s.runs < options.rounds {
-                        format!(" ({} of {} runs ok)", s.runs, options.rounds)
-                    } else {
-                        String::new()
-                    },
-                );
-            }
-        }
-    }
-    let _ = writeln!(
-        out,
-        "targets (ours vs rumqttc): msgs/s >= 1.3x; client CPU/msg <= 0.25x at QoS 0, <= 0.5x at \
-         QoS 1/2; broker CPU/msg <= 0.8x"
-    );
-    if misses.is_empty() {
-        let _ = writeln!(out, "all targets met");
-    } else {
-        let _ = writeln!(out, "targets missed: {}", misses.join("; "));
-    }
-    print!("{out}");
 }

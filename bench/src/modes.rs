@@ -393,6 +393,15 @@ pub(crate) fn raise_nofile() -> u64 {
     }
 }
 
+/// The brokers' ports of a many-connection child: `--ports`, else `--port`.
+fn idle_ports(options: &Options) -> Vec<u16> {
+    if options.ports.is_empty() {
+        vec![options.port]
+    } else {
+        options.ports.clone()
+    }
+}
+
 /// Connections opened at once while setting up (the broker's listen backlog is finite).
 const CONNECT_BATCH: usize = 200;
 
@@ -417,6 +426,10 @@ fn idle_fields(
         resident.saturating_sub(base_kib) as f64 / connections.max(1) as f64,
     );
     fields.insert("connect_secs".into(), connect_secs);
+    fields.insert(
+        "connects_per_sec".into(),
+        connections as f64 / connect_secs.max(1e-9),
+    );
     let cpu = (after.user_us + after.sys_us).saturating_sub(before.user_us + before.sys_us);
     fields.insert("idle_secs".into(), idle.as_secs_f64());
     fields.insert(
@@ -435,7 +448,10 @@ pub(crate) async fn idle_ours<R: Runtime + Default>(options: &Options) -> Result
     let config = ClientConfig::default()
         .keep_alive(Duration::from_secs(60))
         .auto_reconnect(false);
-    let uri = format!("mqtt://127.0.0.1:{}", options.port);
+    let uris: Vec<String> = idle_ports(options)
+        .iter()
+        .map(|port| format!("mqtt://127.0.0.1:{port}"))
+        .collect();
     let started = Instant::now();
     let mut clients: Vec<MqttClient<R>> = Vec::with_capacity(options.connections);
     while clients.len() < options.connections {
@@ -443,8 +459,14 @@ pub(crate) async fn idle_ours<R: Runtime + Default>(options: &Options) -> Result
         let fresh: Vec<MqttClient<R>> = (0..batch)
             .map(|_| MqttClient::<R>::new(None, config.clone()))
             .collect();
-        let results =
-            futures_util::future::join_all(fresh.iter().map(|c| c.connect(uri.as_str()))).await;
+        let first = clients.len();
+        let results = futures_util::future::join_all(
+            fresh
+                .iter()
+                .enumerate()
+                .map(|(i, c)| c.connect(uris[(first + i) % uris.len()].as_str())),
+        )
+        .await;
         for result in results {
             result.map_err(|err| format!("connect {} failed: {err}", clients.len()))?;
         }
@@ -464,7 +486,10 @@ pub(crate) async fn idle_ours<R: Runtime + Default>(options: &Options) -> Result
         PROGRESS.fetch_add(1, Ordering::Relaxed);
     }
     let after = usage();
-    let fields = idle_fields(clients.len(), base, connect_secs, before, after, idle);
+    let mut fields = idle_fields(clients.len(), base, connect_secs, before, after, idle);
+    if options.load_secs > 0 {
+        fields.extend(crate::load::load_ours(options, &clients, &uris).await?);
+    }
     for client in &clients {
         let _ = client.disconnect().await;
     }
@@ -476,6 +501,7 @@ pub(crate) async fn idle_rumqttc(options: &Options) -> Result<Fields, String> {
     use rumqttc::{AsyncClient, Event, MqttOptions, Packet};
 
     let base = mqtt_test_support::rss::resident_kib().unwrap_or(0);
+    let ports = idle_ports(options);
     let connected = Arc::new(AtomicU64::new(0));
     let started = Instant::now();
     let mut clients = Vec::with_capacity(options.connections);
@@ -484,7 +510,7 @@ pub(crate) async fn idle_rumqttc(options: &Options) -> Result<Fields, String> {
         let mut mqtt_options = MqttOptions::new(
             format!("rumqttc-idle-{}-{i}", std::process::id()),
             "127.0.0.1",
-            options.port,
+            ports[i % ports.len()],
         );
         mqtt_options.set_keep_alive(Duration::from_secs(60));
         let (client, mut event_loop) = AsyncClient::new(mqtt_options, 10);

@@ -14,7 +14,7 @@ use crate::error::exit_status_help;
 #[command(
     name = "sansmqtt",
     version,
-    about = "Publish, subscribe and benchmark MQTT 3.1.1 / 5.0 brokers (mqtt, mqtts, ws, wss)",
+    about = "Publish, subscribe and benchmark MQTT 3.1.1 / 5.0 brokers (mqtt, mqtts, ws, wss, quic)",
     after_help = TOP_HELP,
     disable_help_subcommand = true
 )]
@@ -54,6 +54,7 @@ const PUB_HELP: &str = concat!(
     "Examples:
   sansmqtt pub -t greetings -m hello
   sansmqtt pub -L mqtts://user:secret@broker.example:8883 --cafile ca.pem -t a/b -m hi -q 2 -r
+  sansmqtt pub -L quic://broker.example:14567 --cafile ca.pem -t a/b -m hi -q 1
   tail -f app.log | sansmqtt pub -t logs/app -l -q 1
   sansmqtt pub -t cmd/reply -V 5 -m ok --user-property origin cli --content-type text/plain
   sansmqtt pub -t tick -m beat --repeat 10 --interval 500ms

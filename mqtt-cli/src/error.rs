@@ -3,7 +3,7 @@
 use std::io;
 use std::path::PathBuf;
 
-use sansmqtt_tokio::{ClientError, ProxyError, ReasonCode, UriError};
+use sansmqtt_tokio::{ClientError, ProxyError, QuicError, ReasonCode, UriError, quinn};
 
 /// Exit statuses, as `--help` documents them (kept in one place so code and text agree).
 pub(crate) mod exit {
@@ -221,6 +221,7 @@ pub(crate) fn client_exit_code(stage: Stage, err: &ClientError) -> u8 {
             _ => exit::REFUSED,
         },
         ClientError::Tls(_) => exit::TLS,
+        ClientError::Quic(err) => quic_exit_code(stage, err),
         // A proxy refusing the credentials or an enhanced authentication failing is a refused
         // login; a proxy that cannot be reached, or cannot reach the broker, an unreachable one.
         ClientError::Auth(_)
@@ -237,6 +238,28 @@ pub(crate) fn client_exit_code(stage: Stage, err: &ClientError) -> u8 {
         | ClientError::NotConnected => exit::LOST,
         _ => exit::FAILURE,
     }
+}
+
+/// QUIC: a TLS alert (refused certificate, no common ALPN) is a TLS failure like `mqtts://`'s;
+/// a broker that cannot be reached or is lost is what it would be over TCP.
+fn quic_exit_code(stage: Stage, err: &QuicError) -> u8 {
+    let tls_alert = |lost: &quinn::ConnectionError| match lost {
+        quinn::ConnectionError::ConnectionClosed(close) => is_crypto(close.error_code),
+        quinn::ConnectionError::TransportError(error) => is_crypto(error.code),
+        _ => false,
+    };
+    match err {
+        QuicError::NoTls13(_) => exit::TLS,
+        QuicError::Handshake(lost) | QuicError::Connection(lost) if tls_alert(lost) => exit::TLS,
+        QuicError::Proxy => exit::USAGE,
+        _ if stage == Stage::Connect => exit::UNREACHABLE,
+        _ => exit::LOST,
+    }
+}
+
+/// QUIC's CRYPTO_ERROR range (RFC 9000 §20.1): 0x100 plus the TLS alert.
+fn is_crypto(code: quinn::TransportErrorCode) -> bool {
+    (0x100..0x200).contains(&u64::from(code))
 }
 
 #[cfg(test)]

@@ -7,7 +7,7 @@ use std::sync::mpsc;
 use std::thread;
 use std::time::{Duration, Instant};
 
-use mqtt_test_support::{Certs, Mosquitto, Nats, free_port};
+use mqtt_test_support::{Certs, Mosquitto, Nats, QuicBroker, free_port};
 
 const BIN: &str = env!("CARGO_BIN_EXE_sansmqtt");
 /// Longest any single command may take before the test fails.
@@ -325,6 +325,49 @@ fn tls_with_a_ca_file() {
         "{out:#?}"
     );
     assert_eq!(out.stderr.lines().count(), 1, "one line: {out:#?}");
+}
+
+#[test]
+fn quic_round_trip_and_untrusted_certificate() {
+    let certs = Certs::generate();
+    let broker = QuicBroker::start(&certs);
+    let url = broker.uri();
+    let ca = certs.ca_file();
+    let ca = ca.to_str().expect("UTF-8 path");
+    let sub = Subscriber::start(&["-L", &url, "--cafile", ca, "-t", "over/quic", "-C", "1"]);
+    mqtt(
+        &[
+            "pub",
+            "-L",
+            &url,
+            "--cafile",
+            ca,
+            "-t",
+            "over/quic",
+            "-m",
+            "via QUIC",
+            "-q",
+            "1",
+        ],
+        b"",
+    )
+    .assert_ok();
+    let out = sub.finish();
+    out.assert_ok();
+    assert_eq!(out.stdout, "via QUIC\n");
+
+    // A CA that did not sign the broker's certificate: a TLS failure, status 6, as mqtts://.
+    let other = certs.other_ca_file();
+    let other = other.to_str().expect("UTF-8 path");
+    let out = mqtt(
+        &["pub", "-L", &url, "--cafile", other, "-t", "x", "-m", "x"],
+        b"",
+    );
+    assert_eq!(out.code(), 6, "{out:#?}");
+    assert!(
+        out.stderr.starts_with("mqtt: connecting to quic://"),
+        "{out:#?}"
+    );
 }
 
 #[test]

@@ -25,7 +25,7 @@ pub enum UriError {
     #[error("cannot parse URI")]
     Parse(#[from] url::ParseError),
     /// A scheme other than `mqtt`, `mqtts`, `ws` and `wss`.
-    #[error("unsupported scheme {0:?}: use mqtt, mqtts, ws or wss")]
+    #[error("unsupported scheme {0:?}: use mqtt, mqtts, ws, wss or quic")]
     UnsupportedScheme(String),
     /// No host name or address.
     #[error("URI has no host")]
@@ -219,6 +219,12 @@ pub enum ClientError {
     /// held before is intact.
     #[error("session store: {0}")]
     Store(StoreError),
+    /// A `quic://` connection failed at the QUIC layer (feature `quic`): see
+    /// [`QuicError`](crate::QuicError) for the cases. A failed handshake because of a refused
+    /// certificate is [`QuicError::Handshake`](crate::QuicError::Handshake).
+    #[cfg(feature = "quic")]
+    #[error("QUIC error")]
+    Quic(#[source] crate::QuicError),
 }
 
 impl From<StoreError> for ClientError {

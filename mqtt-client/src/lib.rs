@@ -46,11 +46,14 @@ mod limits;
 mod payload;
 mod proxy;
 mod queue;
+#[cfg(feature = "quic")]
+mod quic;
 mod reconnect;
 mod request;
 #[cfg(feature = "scram")]
 mod scram;
 mod secret;
+mod shared;
 mod stats;
 pub mod store;
 #[cfg(feature = "tls")]
@@ -86,12 +89,20 @@ pub use error::{ClientError, ConfigError, UriError};
 pub use events::{ConnectionEvents, EVENT_BUFFER};
 pub use payload::{IntoUri, Payload, PayloadError};
 pub use proxy::{Proxy, ProxyError, ProxyKind, ProxyRefusal};
+#[cfg(feature = "quic")]
+#[cfg_attr(docsrs, doc(cfg(feature = "quic")))]
+pub use quic::QuicError;
+#[cfg(feature = "quic")]
+#[cfg_attr(docsrs, doc(cfg(feature = "quic")))]
+/// quinn, re-exported for [`Runtime::quic_runtime`] implementations.
+pub use quinn;
 pub use reconnect::Jitter;
 pub use request::Requesting;
 #[cfg(feature = "scram")]
 #[cfg_attr(docsrs, doc(cfg(feature = "scram")))]
 pub use scram::{DEFAULT_MIN_ITERATIONS, MAX_ITERATIONS, Scram, ScramError};
 pub use secret::Secret;
+pub use shared::SharedSubscription;
 pub use stats::ClientStats;
 pub use store::{ClientStore, FileStore, StoreError};
 #[cfg(feature = "tls")]

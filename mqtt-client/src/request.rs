@@ -27,8 +27,9 @@ type BoxFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
 
 /// Requests waiting for their reply, and the response topics subscribed to.
 pub(crate) struct Responses {
-    /// Correlation Data of each pending request, with where its reply goes.
-    pending: Mutex<HashMap<Bytes, oneshot::Sender<ApplicationMessage>>>,
+    /// Correlation Data of each pending request, with the response topic its reply must
+    /// arrive on and where the reply goes.
+    pending: Mutex<HashMap<Bytes, (ByteString, oneshot::Sender<ApplicationMessage>)>>,
     /// How many requests are pending: received messages skip the lock when none is.
     count: AtomicU64,
     /// Response topics this client subscribed to (the session re-subscribes them after a
@@ -55,7 +56,9 @@ impl Responses {
     }
 
     /// The caller of the pending request that `message` answers, if any (taken: a request
-    /// gets one reply).
+    /// gets one reply). A reply is a message with the request's Correlation Data *on its
+    /// response topic*: a client that also subscribes to its own request topic receives its
+    /// request back, with the same Correlation Data, and must not take it for the reply.
     pub(crate) fn waiter_for(
         &self,
         message: &ApplicationMessage,
@@ -64,7 +67,13 @@ impl Responses {
             return None;
         }
         let correlation = message.properties().correlation_data.as_ref()?;
-        let waiter = lock(&self.pending).remove(correlation)?;
+        let mut pending = lock(&self.pending);
+        match pending.get(correlation) {
+            Some((topic, _)) if topic.as_ref() as &str == message.topic() => {}
+            _ => return None,
+        }
+        let (_, waiter) = pending.remove(correlation)?;
+        drop(pending);
         self.count.fetch_sub(1, Ordering::AcqRel);
         Some(waiter)
     }
@@ -77,9 +86,13 @@ impl Responses {
         Bytes::from(data)
     }
 
-    fn register(&self, correlation: Bytes) -> oneshot::Receiver<ApplicationMessage> {
+    fn register(
+        &self,
+        correlation: Bytes,
+        response_topic: ByteString,
+    ) -> oneshot::Receiver<ApplicationMessage> {
         let (tx, rx) = oneshot::channel();
-        lock(&self.pending).insert(correlation, tx);
+        lock(&self.pending).insert(correlation, (response_topic, tx));
         self.count.fetch_add(1, Ordering::AcqRel);
         rx
     }
@@ -173,7 +186,7 @@ impl<'a, R: Runtime> Requesting<'a, R> {
             lock(&responses.subscribed).insert(response_topic.clone());
         }
         let correlation = responses.correlation();
-        let reply = responses.register(correlation.clone());
+        let reply = responses.register(correlation.clone(), response_topic.clone());
         let _pending = Pending {
             responses,
             correlation: correlation.clone(),

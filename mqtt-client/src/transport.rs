@@ -72,6 +72,15 @@ pub trait Runtime: Clone + Send + Sync + 'static {
         Ok(())
     }
 
+    /// quinn's runtime glue for this runtime (UDP socket, timers, the endpoint's task), for
+    /// `quic://` (feature `quic`). The default, `None`, makes `quic://` fail with
+    /// [`QuicError::Unsupported`](crate::QuicError::Unsupported); the adapters return theirs
+    /// when their own `quic` feature is on. Everything else about QUIC is shared.
+    #[cfg(feature = "quic")]
+    fn quic_runtime(&self) -> Option<Arc<dyn quinn::Runtime>> {
+        None
+    }
+
     /// Completes at `deadline`.
     fn sleep_until(&self, deadline: Instant) -> Self::Sleep;
 
@@ -190,6 +199,9 @@ pub(crate) async fn open<R: Runtime>(
 ) -> Result<Box<dyn Transport>, ClientError> {
     // `Target` fields are public: a scheme set by hand is checked here too.
     target.scheme.check_enabled()?;
+    if target.scheme.is_quic() {
+        return open_quic(runtime, target, tls, proxy).await;
+    }
     let tcp = match proxy {
         None => {
             runtime
@@ -219,6 +231,36 @@ pub(crate) async fn open<R: Runtime>(
         return Ok(stream);
     }
     open_ws(target, headers, stream).await
+}
+
+/// `quic://`: UDP, so no proxy can carry it; one configured explicitly is an error rather
+/// than a silent bypass (environment proxies never apply to `quic://`).
+#[cfg(feature = "quic")]
+async fn open_quic<R: Runtime>(
+    runtime: &R,
+    target: &Target,
+    tls: Option<&TlsConfig>,
+    proxy: Option<&Proxy>,
+) -> Result<Box<dyn Transport>, ClientError> {
+    if proxy.is_some() {
+        return Err(super::quic::QuicError::Proxy.into());
+    }
+    super::quic::open(runtime, target, tls).await
+}
+
+#[cfg(not(feature = "quic"))]
+async fn open_quic<R: Runtime>(
+    _runtime: &R,
+    target: &Target,
+    _tls: Option<&TlsConfig>,
+    _proxy: Option<&Proxy>,
+) -> Result<Box<dyn Transport>, ClientError> {
+    // Unreachable after `check_enabled`; the same error keeps it honest.
+    Err(super::error::UriError::FeatureDisabled {
+        scheme: target.scheme,
+        feature: "quic",
+    }
+    .into())
 }
 
 #[cfg(feature = "tls")]
@@ -309,8 +351,14 @@ fn http_error(
 /// A TLS problem (during the handshake or later, e.g. a fatal alert) surfaces from
 /// futures-rustls as an `io::Error` wrapping the rustls error; unwrap it so callers see
 /// `ClientError::Tls`. Other I/O errors stay `ClientError::Io`.
+/// A QUIC connection closed under the stream (e.g. a broker refusing the client certificate
+/// after the TLS 1.3 handshake completed client-side) becomes `ClientError::Quic` too.
 #[cfg(feature = "tls")]
 pub(crate) fn tls_io_error(err: io::Error) -> ClientError {
+    #[cfg(feature = "quic")]
+    if let Some(lost) = super::quic::connection_lost(&err) {
+        return lost.into();
+    }
     let is_rustls = err
         .get_ref()
         .is_some_and(|inner| inner.downcast_ref::<rustls::Error>().is_some());

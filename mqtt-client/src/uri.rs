@@ -1,4 +1,5 @@
-//! Broker URIs: `mqtt://`, `mqtts://`, `ws://`, `wss://`, with optional `user:password@`.
+//! Broker URIs: `mqtt://`, `mqtts://`, `ws://`, `wss://`, `quic://`, with optional
+//! `user:password@`.
 
 use percent_encoding::percent_decode_str;
 use url::Url;
@@ -18,12 +19,20 @@ pub enum Scheme {
     Ws,
     /// MQTT over WebSocket over TLS (default port 443).
     Wss,
+    /// MQTT over QUIC, one bidirectional stream, TLS 1.3 with ALPN `mqtt` (default port
+    /// 14567, EMQX's; feature `quic`).
+    Quic,
 }
 
 impl Scheme {
-    /// Whether the transport runs TLS.
+    /// Whether the transport runs TLS (QUIC's is TLS 1.3, configured the same way).
     pub fn is_tls(self) -> bool {
-        matches!(self, Self::Mqtts | Self::Wss)
+        matches!(self, Self::Mqtts | Self::Wss | Self::Quic)
+    }
+
+    /// Whether the transport is QUIC (UDP) rather than TCP.
+    pub fn is_quic(self) -> bool {
+        matches!(self, Self::Quic)
     }
 
     /// Whether the transport is a WebSocket.
@@ -33,7 +42,9 @@ impl Scheme {
 
     /// Fails with [`UriError::FeatureDisabled`] when this build cannot open the transport.
     pub(crate) fn check_enabled(self) -> Result<(), UriError> {
-        let missing = if self.is_tls() && !cfg!(feature = "tls") {
+        let missing = if self.is_quic() && !cfg!(feature = "quic") {
+            Some("quic")
+        } else if self.is_tls() && !cfg!(feature = "tls") {
             Some("tls")
         } else if self.is_websocket() && !cfg!(feature = "ws") {
             Some("ws")
@@ -55,6 +66,7 @@ impl Scheme {
             Self::Mqtts => 8883,
             Self::Ws => 80,
             Self::Wss => 443,
+            Self::Quic => 14567,
         }
     }
 }
@@ -115,6 +127,7 @@ impl Target {
             "mqtts" | "ssl" | "tls" => Scheme::Mqtts,
             "ws" => Scheme::Ws,
             "wss" => Scheme::Wss,
+            "quic" => Scheme::Quic,
             other => return Err(UriError::UnsupportedScheme(other.to_owned())),
         };
         scheme.check_enabled()?;
@@ -162,6 +175,11 @@ mod tests {
             ("mqtts://h/", 8883, tls),
             ("ws://h/mqtt", 80, ws),
             ("wss://h/mqtt", 443, tls.or(ws)),
+            (
+                "quic://h",
+                14567,
+                (!cfg!(feature = "quic")).then_some("quic"),
+            ),
         ] {
             let parsed = Target::parse(uri);
             match missing {

@@ -86,6 +86,10 @@ pub enum SharedSubscriptionError {
     /// The ShareName is not followed by `/` and a non-empty topic filter.
     #[error("the ShareName must be followed by `/` and a topic filter")]
     MissingFilter,
+    /// A ShareName given on its own (to build a filter) contains `/`: it would end the name
+    /// there and move the rest into the filter. Parsing never reports it.
+    #[error("the ShareName must not contain `/`")]
+    SeparatorInShareName,
 }
 
 /// The parts of an MQTT 5.0 shared subscription filter, `$share/{group}/{filter}`, borrowed from

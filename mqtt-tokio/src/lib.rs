@@ -51,8 +51,9 @@
 //! The client's features, forwarded: `tls` (rustls, default), `ws` (tungstenite, default),
 //! the crypto provider `ring` (default) or `aws-lc-rs`, the CA roots used when none is
 //! configured, `native-roots` (the system's, default) or `webpki-roots` (Mozilla's, compiled
-//! in), `serde` (load a [`ClientConfig`] from documents) and `metrics` (the numbers of
-//! `MqttClient::stats` through the `metrics` facade). `default-features = false` leaves
+//! in), `serde` (load a [`ClientConfig`] from documents), `metrics` (the numbers of
+//! `MqttClient::stats` through the `metrics` facade) and `quic` (`quic://` through quinn on
+//! this runtime, off by default). `default-features = false` leaves
 //! plain `mqtt://` over TCP with no TLS or WebSocket crate; `mqtts://` and `ws://` then fail
 //! with [`UriError::FeatureDisabled`]. A process-wide default rustls crypto provider, when
 //! installed, is used instead of the feature's; a ready `rustls::ClientConfig` can be handed
@@ -111,6 +112,12 @@ impl Runtime for Tokio {
     #[cfg(target_os = "linux")]
     fn push_ack(tcp: &Self::Tcp) -> io::Result<()> {
         sansmqtt_client::push_tcp_ack(tcp.get_ref())
+    }
+
+    /// quinn on Tokio's UDP sockets and timers (feature `quic`).
+    #[cfg(feature = "quic")]
+    fn quic_runtime(&self) -> Option<std::sync::Arc<dyn quinn::Runtime>> {
+        Some(std::sync::Arc::new(quinn::TokioRuntime))
     }
 
     fn sleep_until(&self, deadline: Instant) -> Self::Sleep {

@@ -23,6 +23,9 @@
 //! - [`Socks5Proxy`] (`microsocks`), [`DanteProxy`] (`danted`, with destination rules) and
 //!   [`HttpProxy`] (`tinyproxy`): private proxies, with or without credentials; [`connectivity`] / [`connectivity_suite!`]: every transport
 //!   through each of them, and their refusals.
+//! - [`QuicBroker`] (feature `quic`): the `mqtt5` crate's broker with a QUIC listener, in
+//!   process on a runtime thread of its own, and [`UdpRelay`] to cut its link; the QUIC suite
+//!   (`quic_suite!`) runs over it.
 //! - [`secrets`]: the secret scan, run by each adapter from a test binary of its own.
 //! - [`delivery`] / [`delivery_suite!`]: delivery guarantees at the application and
 //!   liveness under faults (slow consumers, stopped brokers, cancelled calls), the same way.
@@ -43,6 +46,8 @@ mod nats;
 mod netem;
 mod process;
 mod proxies;
+#[cfg(feature = "quic")]
+mod quic_broker;
 pub mod rss;
 pub mod secrets;
 pub mod suite;
@@ -55,6 +60,8 @@ pub use nats::{Nats, NatsBuilder, NatsCluster};
 pub use netem::{LinkConditions, LinkStats, NetemLink};
 pub use process::BrokerProcess;
 pub use proxies::{DanteProxy, HttpProxy, HttpProxyBuilder, Socks5Proxy};
+#[cfg(feature = "quic")]
+pub use quic_broker::{QuicBroker, UdpRelay};
 
 /// Sends `tracing` output to the test harness's captured output, filtered by `RUST_LOG`
 /// (e.g. `RUST_LOG=sansmqtt_session=debug` shows every packet). Safe to call from every test.

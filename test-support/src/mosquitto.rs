@@ -304,7 +304,7 @@ impl MosquittoBuilder {
         }
         line(format!("listener {port} {host}"));
         if let Some(tls_port) = tls_port {
-            line(format!("listener {tls_port} 127.0.0.1"));
+            line(format!("listener {tls_port} {host}"));
             line(format!("cafile {d}/ca.pem"));
             line(format!("certfile {d}/server.pem"));
             line(format!("keyfile {d}/server.key"));
@@ -365,8 +365,9 @@ impl Mosquitto {
         format!("mqtt://{}:{}", self.host, self.port)
     }
 
-    /// `mqtts://localhost:TLSPORT` (the listener is bound to 127.0.0.1 only;
-    /// the certificate is also valid for `127.0.0.1`).
+    /// `mqtts://localhost:TLSPORT` (the listener is bound to 127.0.0.1 only, or to the
+    /// namespace's address with [`MosquittoBuilder::netns`]; the certificate is also valid
+    /// for `127.0.0.1`).
     ///
     /// # Panics
     ///

@@ -50,12 +50,16 @@ mod enhanced_auth;
 mod events;
 mod failover;
 mod flow;
+#[cfg(feature = "quic")]
+mod quic;
 mod stats;
 pub use amqtt::*;
 pub use enhanced_auth::*;
 pub use events::*;
 pub use failover::*;
 pub use flow::*;
+#[cfg(feature = "quic")]
+pub use quic::*;
 pub use stats::*;
 
 /// Instantiates every test of [`suite`](crate::suite) as a plain `#[test]` for one runtime:
@@ -167,6 +171,7 @@ macro_rules! client_suite {
             mqtt5_disconnect_with_reason_code_publishes_the_will,
             mqtt5_connect_properties_are_sent,
             mqtt5_request_gets_its_own_reply,
+            mqtt5_request_ignores_its_own_request_coming_back,
             mqtt5_enhanced_authentication_challenge_response,
         ]);
     };

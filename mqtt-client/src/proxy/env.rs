@@ -47,6 +47,10 @@ impl EnvProxies {
 
     /// The proxy for `target`, if any.
     pub(crate) fn for_target(&self, target: &Target) -> Option<&Proxy> {
+        // The variables name HTTP / SOCKS proxies for TCP: they never carry QUIC's UDP.
+        if target.scheme.is_quic() {
+            return None;
+        }
         if self
             .no_proxy
             .iter()

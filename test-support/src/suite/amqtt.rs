@@ -834,6 +834,37 @@ pub async fn mqtt5_request_gets_its_own_reply<R: Runtime + Default>() {
     );
 }
 
+/// A client that also serves its own request topic receives its request back, carrying the
+/// request's own Correlation Data; `request` must not take that for the reply: a reply is
+/// what arrives on the response topic.
+pub async fn mqtt5_request_ignores_its_own_request_coming_back<R: Runtime + Default>() {
+    let broker = Mosquitto::start();
+    let client = connected::<R>(&broker.uri(), v5_client_config()).await;
+    subscribe(&client, "service/echo", QoS::AtLeastOnce).await;
+
+    let serve = async {
+        let request = next_message(&client, "its own request").await;
+        assert_eq!(request.topic(), "service/echo");
+        let reply = client
+            .respond(&request, "REPLY")
+            .expect("the request names a response topic");
+        reply.await.expect("publishing the reply");
+    };
+    let ask = client
+        .request("service/echo", "question")
+        .timeout(BOUND)
+        .into_future();
+    let (reply, ()) = with_timeout::<R, _>(
+        Duration::from_secs(10),
+        "a request answered by the client itself",
+        future::join(ask, serve),
+    )
+    .await;
+    let reply = reply.expect("a reply");
+    assert_eq!(&reply.payload()[..], b"REPLY", "the reply, not the request");
+    assert_eq!(reply.topic(), format!("responses/{}", client.client_id()));
+}
+
 // ---- MQTT 5: enhanced authentication --------------------------------------------------------
 
 /// How the scripted broker of the HMAC challenge behaves.
