@@ -20,6 +20,7 @@ use sha2::{Digest, Sha256};
 
 use crate::auth::{AuthError, AuthExchange, Authenticator};
 use crate::base64;
+use crate::secret::Secret;
 
 /// The gs2 header: no channel binding, no authorization identity.
 const GS2_HEADER: &str = "n,,";
@@ -127,7 +128,7 @@ impl From<ScramError> for AuthError {
 pub struct Scram {
     hash: Hash,
     username: String,
-    password: String,
+    password: Secret,
     min_iterations: u32,
 }
 
@@ -136,7 +137,7 @@ impl fmt::Debug for Scram {
         f.debug_struct("Scram")
             .field("method", &self.hash.method())
             .field("username", &self.username)
-            .field("password", &"***")
+            .field("password", &self.password)
             .field("min_iterations", &self.min_iterations)
             .finish()
     }
@@ -180,7 +181,7 @@ impl Scram {
         Self {
             hash,
             username,
-            password,
+            password: Secret::from(password),
             min_iterations: DEFAULT_MIN_ITERATIONS,
         }
     }
@@ -343,7 +344,9 @@ impl ScramExchange {
             return Err(ScramError::Iterations(iterations).into());
         }
         let hash = self.scram.hash;
-        let password = saslprep(&self.scram.password)?;
+        // Built from a `String`, so always UTF-8; `None` cannot happen.
+        let password = self.scram.password.expose_str().unwrap_or_default();
+        let password = saslprep(password)?;
         let salted = hash.salted_password(password.as_bytes(), &salt, iterations);
         let client_key = hash.hmac(&salted, b"Client Key");
         let stored_key = hash.digest(&client_key);

@@ -11,11 +11,13 @@ use std::time::Duration;
 use bytes::Bytes;
 
 use crate::auth::{AuthError, AuthExchange, Authenticator};
+use crate::secret::Secret;
 
-/// A token and how long it stays valid. `Debug` prints neither the token nor its length.
-#[derive(Clone)]
+/// A token and how long it stays valid. `Debug` prints neither the token nor its length
+/// (the token is a [`Secret`]).
+#[derive(Debug, Clone)]
 pub struct AuthToken {
-    data: Bytes,
+    data: Secret,
     lifetime: Option<Duration>,
 }
 
@@ -23,18 +25,9 @@ impl AuthToken {
     /// A token valid for `lifetime` from now (`None`: it does not expire).
     pub fn new(data: impl Into<Bytes>, lifetime: Option<Duration>) -> Self {
         Self {
-            data: data.into(),
+            data: Secret::new(data),
             lifetime,
         }
-    }
-}
-
-impl fmt::Debug for AuthToken {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("AuthToken")
-            .field("data", &"***")
-            .field("lifetime", &self.lifetime)
-            .finish()
     }
 }
 
@@ -115,7 +108,7 @@ struct TokenExchange {
 
 impl AuthExchange for TokenExchange {
     fn initial_data(&mut self) -> Option<Bytes> {
-        self.token.as_ref().ok().map(|token| token.data.clone())
+        self.token.as_ref().ok().map(|token| token.data.to_bytes())
     }
 
     fn on_challenge(&mut self, _data: Option<&[u8]>) -> Result<Option<Bytes>, AuthError> {

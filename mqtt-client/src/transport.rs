@@ -1,34 +1,28 @@
 //! Opening a transport for a [`Target`]: TCP from the runtime, then TLS (futures-rustls) and
-//! WebSocket (async-tungstenite) layered on any `futures-io` byte stream, so both runtimes
-//! share one TLS and one WebSocket implementation.
+//! WebSocket (async-tungstenite's handshake, then our own framing) layered on any
+//! `futures-io` byte stream, so both runtimes share one TLS and one WebSocket
+//! implementation.
 
 use std::future::Future;
 use std::io;
-#[cfg(feature = "ws")]
-use std::pin::Pin;
 use std::sync::Arc;
-#[cfg(feature = "ws")]
-use std::task::{Context, Poll};
 use std::time::Instant;
 
-#[cfg(feature = "ws")]
-use async_tungstenite::WebSocketStream;
-#[cfg(feature = "ws")]
-use async_tungstenite::tungstenite::Message;
 #[cfg(feature = "ws")]
 use async_tungstenite::tungstenite::client::IntoClientRequest;
 #[cfg(feature = "ws")]
 use async_tungstenite::tungstenite::http::HeaderValue;
-#[cfg(feature = "ws")]
-use bytes::{Buf, Bytes};
 use futures_io::{AsyncRead, AsyncWrite};
-#[cfg(feature = "ws")]
-use futures_util::{Sink, Stream};
 use tracing::debug;
 
 use super::error::ClientError;
 use super::proxy::{self, Proxy, ProxyError};
 use super::uri::Target;
+
+#[cfg(feature = "ws")]
+mod ws;
+#[cfg(feature = "ws")]
+mod ws_frame;
 
 /// The rustls configuration a TLS connection uses.
 #[cfg(feature = "tls")]
@@ -324,12 +318,13 @@ async fn open_ws(
             .map_err(|err| ClientError::WebSocket(Arc::new(http_error(err.into()))))?;
         headers_map.insert(name, value);
     }
+    // tungstenite does the HTTP upgrade (no secret in it); the frames are ours, as
+    // tungstenite logs each one, payload in hex, at TRACE. Nothing tungstenite read past
+    // the 101 response is lost by taking the stream back: a broker sends nothing before
+    // our CONNECT.
     let (ws, _response) = async_tungstenite::client_async(request, stream).await?;
     debug!(uri = %target, "WebSocket connected");
-    Ok(Box::new(WsBytes {
-        ws,
-        pending: Bytes::new(),
-    }))
+    Ok(Box::new(ws::WsBytes::new(ws.into_inner())))
 }
 
 #[cfg(not(feature = "ws"))]
@@ -382,78 +377,4 @@ pub(crate) fn tls_io_error(err: io::Error) -> ClientError {
 #[cfg(not(feature = "tls"))]
 pub(crate) fn tls_io_error(err: io::Error) -> ClientError {
     err.into()
-}
-
-/// MQTT over WebSocket as a byte stream: each write is one binary message, reads hand out
-/// binary messages' bytes in order ([MQTT-6.0.0-1], [MQTT-6.0.0-2]: MQTT packets may span
-/// or share WebSocket messages).
-#[cfg(feature = "ws")]
-struct WsBytes<S> {
-    ws: WebSocketStream<S>,
-    pending: Bytes,
-}
-
-#[cfg(feature = "ws")]
-impl<S: AsyncRead + AsyncWrite + Unpin> AsyncRead for WsBytes<S> {
-    fn poll_read(
-        mut self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-        buf: &mut [u8],
-    ) -> Poll<io::Result<usize>> {
-        loop {
-            if !self.pending.is_empty() {
-                let n = buf.len().min(self.pending.len());
-                buf[..n].copy_from_slice(&self.pending[..n]);
-                self.pending.advance(n);
-                return Poll::Ready(Ok(n));
-            }
-            match Pin::new(&mut self.ws).poll_next(cx) {
-                Poll::Pending => return Poll::Pending,
-                Poll::Ready(None) | Poll::Ready(Some(Ok(Message::Close(_)))) => {
-                    return Poll::Ready(Ok(0));
-                }
-                Poll::Ready(Some(Ok(Message::Binary(data)))) => self.pending = data,
-                // [MQTT-6.0.0-1] MQTT travels in binary frames: anything else is a protocol
-                // violation of the transport.
-                Poll::Ready(Some(Ok(Message::Text(_)))) => {
-                    return Poll::Ready(Err(io::Error::new(
-                        io::ErrorKind::InvalidData,
-                        "text frame on an MQTT WebSocket",
-                    )));
-                }
-                // Pings are answered by tungstenite itself.
-                Poll::Ready(Some(Ok(_))) => {}
-                Poll::Ready(Some(Err(err))) => return Poll::Ready(Err(io::Error::other(err))),
-            }
-        }
-    }
-}
-
-#[cfg(feature = "ws")]
-impl<S: AsyncRead + AsyncWrite + Unpin> AsyncWrite for WsBytes<S> {
-    fn poll_write(
-        mut self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-        buf: &[u8],
-    ) -> Poll<io::Result<usize>> {
-        let ws = Pin::new(&mut self.ws);
-        match Sink::<Message>::poll_ready(ws, cx) {
-            Poll::Pending => return Poll::Pending,
-            Poll::Ready(Err(err)) => return Poll::Ready(Err(io::Error::other(err))),
-            Poll::Ready(Ok(())) => {}
-        }
-        let message = Message::Binary(Bytes::copy_from_slice(buf));
-        match Pin::new(&mut self.ws).start_send(message) {
-            Ok(()) => Poll::Ready(Ok(buf.len())),
-            Err(err) => Poll::Ready(Err(io::Error::other(err))),
-        }
-    }
-
-    fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        Sink::<Message>::poll_flush(Pin::new(&mut self.ws), cx).map_err(io::Error::other)
-    }
-
-    fn poll_close(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        Sink::<Message>::poll_close(Pin::new(&mut self.ws), cx).map_err(io::Error::other)
-    }
 }

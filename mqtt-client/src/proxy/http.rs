@@ -46,9 +46,13 @@ impl Handshake for HttpConnect<'_> {
         let mut request =
             format!("CONNECT {authority} HTTP/1.1\r\nHost: {authority}\r\n").into_bytes();
         if let Some(credentials) = self.credentials {
-            let pair = format!("{}:{}", credentials.username, credentials.password);
+            let (user, password) = (credentials.username.expose(), credentials.password.expose());
+            let mut pair = Vec::with_capacity(user.len() + 1 + password.len());
+            pair.extend_from_slice(user);
+            pair.push(b':');
+            pair.extend_from_slice(password);
             request.extend_from_slice(b"Proxy-Authorization: Basic ");
-            request.extend_from_slice(base64::encode(pair.as_bytes()).as_bytes());
+            request.extend_from_slice(base64::encode(&pair).as_bytes());
             request.extend_from_slice(b"\r\n");
         }
         request.extend_from_slice(b"\r\n");

@@ -21,6 +21,7 @@ use tracing::debug;
 
 pub(crate) use env::EnvProxies;
 
+use crate::secret::Secret;
 use crate::uri::Target;
 
 /// The kind of proxy.
@@ -35,17 +36,12 @@ pub enum ProxyKind {
     Http,
 }
 
-/// A proxy's user name and password. Printed as `***`, never as themselves.
-#[derive(Clone, PartialEq, Eq)]
+/// A proxy's user name and password, both [`Secret`]s: printed as `***`, never as
+/// themselves (a proxy user name identifies an account as much as a password does).
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub(crate) struct Credentials {
-    pub(crate) username: String,
-    pub(crate) password: String,
-}
-
-impl fmt::Debug for Credentials {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str("***")
-    }
+    pub(crate) username: Secret,
+    pub(crate) password: Secret,
 }
 
 /// A proxy the client connects through: set with
@@ -68,7 +64,7 @@ impl fmt::Debug for Proxy {
             .field("kind", &self.kind)
             .field("host", &self.host)
             .field("port", &self.port)
-            .field("credentials", &self.credentials.as_ref().map(|_| "***"))
+            .field("credentials", &self.credentials)
             .finish()
     }
 }
@@ -114,8 +110,8 @@ impl Proxy {
             ("", None) => None,
             ("", Some(_)) => return Err(ProxyError::InvalidUrl("a password without a user name")),
             (user, password) => Some(Credentials {
-                username: decode(user)?,
-                password: password.map(decode).transpose()?.unwrap_or_default(),
+                username: Secret::from(decode(user)?),
+                password: Secret::from(password.map(decode).transpose()?.unwrap_or_default()),
             }),
         };
         Ok(Self {
@@ -349,8 +345,8 @@ mod tests {
         );
         let credentials = proxy.credentials.as_ref().unwrap();
         assert_eq!(
-            (credentials.username.as_str(), credentials.password.as_str()),
-            ("us@er", "p:ss")
+            (credentials.username.expose(), credentials.password.expose()),
+            (&b"us@er"[..], &b"p:ss"[..])
         );
         let proxy = Proxy::parse("http://[::1]:3128/").unwrap();
         assert_eq!(

@@ -148,8 +148,8 @@ impl Socks5<'_> {
 
 /// RFC 1929: VER 1, ULEN, UNAME, PLEN, PASSWD.
 fn auth_request(credentials: &Credentials) -> Result<Vec<u8>, ProxyError> {
-    let user = credentials.username.as_bytes();
-    let password = credentials.password.as_bytes();
+    let user = credentials.username.expose();
+    let password = credentials.password.expose();
     let (Ok(user_len), Ok(password_len)) = (u8::try_from(user.len()), u8::try_from(password.len()))
     else {
         return Err(ProxyError::CredentialsTooLong);
@@ -301,7 +301,7 @@ mod tests {
     #[test]
     fn over_long_fields_are_refused_before_sending() {
         let long = Credentials {
-            username: "u".repeat(256),
+            username: "u".repeat(256).into(),
             password: "p".into(),
         };
         assert!(matches!(
