@@ -23,8 +23,8 @@
 //! - [`Socks5Proxy`] (`microsocks`), [`DanteProxy`] (`danted`, with destination rules) and
 //!   [`HttpProxy`] (`tinyproxy`): private proxies, with or without credentials; [`connectivity`] / [`connectivity_suite!`]: every transport
 //!   through each of them, and their refusals.
-//! - [`QuicBroker`] (feature `quic`): the `mqtt5` crate's broker with a QUIC listener, in
-//!   process on a runtime thread of its own, and [`UdpRelay`] to cut its link; the QUIC suite
+//! - `QuicBroker` (feature `quic`): the `mqtt5` crate's broker with a QUIC listener, in
+//!   process on a runtime thread of its own, and `UdpRelay` to cut its link; the QUIC suite
 //!   (`quic_suite!`) runs over it.
 //! - [`secrets`]: the secret scan, run by each adapter from a test binary of its own.
 //! - [`delivery`] / [`delivery_suite!`]: delivery guarantees at the application and
