@@ -100,7 +100,10 @@ pub fn capture_logs() -> CapturedLogs {
                 .with_ansi(false)
                 .with_writer(move || Sink(writer.clone()))
                 .finish();
-            tracing_subscriber::util::SubscriberInitExt::try_init(subscriber)
+            // Not `SubscriberInitExt::try_init`: with tracing-subscriber's `tracing-log`
+            // feature (turned on by other members of a workspace build) it also installs
+            // `LogTracer` as the `log` logger, and the bridge below must be that logger.
+            tracing::subscriber::set_global_default(subscriber)
                 .expect("the secret scan needs its own global tracing subscriber");
             log::set_boxed_logger(Box::new(LogBridge(buffer.clone())))
                 .expect("the secret scan needs its own global logger");
