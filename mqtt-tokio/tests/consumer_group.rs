@@ -411,12 +411,17 @@ fn shared_subscription_survives_a_killed_and_a_slow_worker() {
 
     // Every message, each processed once, but for the killed worker's unacknowledged ones.
     assert!((0..TOTAL).all(|seq| ledger.records.contains_key(&seq)));
+    // Duplicates of the killed worker's unacknowledged tail (first seen before the kill, seen
+    // again flagged DUP after the restart), and QoS 1 re-deliveries to the restarted worker
+    // itself: mosquitto 2.0.11, resuming the session, has been seen to send a queued message
+    // and then re-send it with DUP on the same connection (at least once allows it; it was seen
+    // once in CI under load). Any other duplicate fails.
     let mut duplicates = 0;
+    let mut resumed_redeliveries = 0;
     for (seq, records) in &ledger.records {
         if records.len() == 1 {
             continue;
         }
-        duplicates += 1;
         assert_eq!(
             records.len(),
             2,
@@ -424,14 +429,16 @@ fn shared_subscription_survives_a_killed_and_a_slow_worker() {
         );
         let (first, again) = (records[0], records[1]);
         assert!(
-            first.worker == KILLED
-                && first.incarnation == 0
-                && again.worker == KILLED
-                && again.incarnation == 1
-                && again.dup,
+            first.worker == KILLED && again.worker == KILLED && again.incarnation == 1 && again.dup,
             "message {seq} duplicated other than by the killed worker's redelivery: {records:?}"
         );
+        if first.incarnation == 0 {
+            duplicates += 1;
+        } else {
+            resumed_redeliveries += 1;
+        }
     }
+    eprintln!("re-deliveries within the resumed session: {resumed_redeliveries}");
     // The killed worker received its messages in publish order and acknowledged them in that
     // order: the ones it held unacknowledged when it died are the last it recorded, so the
     // duplicates must be exactly a tail of its records.
