@@ -363,7 +363,7 @@ impl<'a, R: Runtime> Publishing<'a, R> {
             .inner
             .shared
             .budget
-            .try_acquire(publish_size(&publish))
+            .try_acquire(publish_size(&publish), publish.qos != QoS::AtMostOnce)
             .ok_or(ClientError::QueueFull)?;
         let mut future = PublishFuture::new(client, publish, ack_timeout);
         future.submit(permit);
@@ -564,8 +564,9 @@ enum PublishState {
         publish: Publish,
         listener: Option<event_listener::EventListener>,
     },
-    /// Accepted (QoS 1/2): the driver answers on this channel.
-    Sent(oneshot::Receiver<Result<PublishAck, ClientError>>),
+    /// Accepted (QoS 1/2): the driver answers in this completion slot of the publish budget
+    /// (see `PublishBudget`).
+    Sent(u32),
     /// Finished (or failed before it was accepted).
     Done(Option<ClientError>),
     /// Completed while `Publishing::stored` was submitting it.
@@ -599,6 +600,7 @@ impl<R: Runtime> PublishFuture<R> {
         // reported as an event, with this call already answered `Ok`.
         if let Err(err) = self.shared.acceptance.check(&mut publish) {
             let err = ClientError::from(err);
+            permit.cancel();
             if let Some(stored) = self.stored.take() {
                 let _ = stored.send(Err(err.clone()));
             }
@@ -613,7 +615,6 @@ impl<R: Runtime> PublishFuture<R> {
             self.stored = None;
             self.state = if self.shared.commands.push(Command::Publish {
                 publish,
-                reply: None,
                 permit,
                 stored: None,
             }) {
@@ -623,15 +624,22 @@ impl<R: Runtime> PublishFuture<R> {
             };
             return;
         }
-        let (reply, rx) = oneshot::channel();
+        let Some(slot) = permit.slot() else {
+            // A QoS 1/2 permit always has a slot (`try_submit`); without one, fail rather
+            // than wait for nothing.
+            permit.cancel();
+            self.state = PublishState::Done(Some(ClientError::Closed));
+            return;
+        };
         self.state = if self.shared.commands.push(Command::Publish {
             publish,
-            reply: Some(reply),
             permit,
             stored: self.stored.take(),
         }) {
-            PublishState::Sent(rx)
+            PublishState::Sent(slot)
         } else {
+            // The refused command's permit was dropped; nobody will take its outcome.
+            self.shared.budget.abandon(slot);
             PublishState::Done(Some(ClientError::NotConnected))
         };
     }
@@ -641,7 +649,8 @@ impl<R: Runtime> PublishFuture<R> {
         let PublishState::Waiting { publish, .. } = &self.state else {
             return true;
         };
-        match self.shared.budget.try_acquire(publish_size(publish)) {
+        let waits = publish.qos != QoS::AtMostOnce;
+        match self.shared.budget.try_acquire(publish_size(publish), waits) {
             Some(permit) => {
                 self.submit(permit);
                 true
@@ -657,6 +666,24 @@ impl<R: Runtime> Future for PublishFuture<R> {
     fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
         self.poll_ack(cx)
             .map(|result| result.map(|ack| ack.reason_code))
+    }
+}
+
+impl<R: Runtime> PublishFuture<R> {
+    /// Stops waiting for the outcome: an accepted publish's slot is left for the driver to
+    /// free.
+    fn stop_waiting(&mut self) {
+        if let PublishState::Sent(slot) = std::mem::replace(&mut self.state, PublishState::Done(None))
+        {
+            self.shared.budget.abandon(slot);
+        }
+    }
+}
+
+/// Dropping the future of an accepted publish only stops waiting: the message is sent anyway.
+impl<R: Runtime> Drop for PublishFuture<R> {
+    fn drop(&mut self) {
+        self.stop_waiting();
     }
 }
 
@@ -686,10 +713,11 @@ impl<R: Runtime> PublishFuture<R> {
                     this.state = PublishState::Done(None);
                     return Poll::Ready(Ok(ack));
                 }
-                PublishState::Sent(rx) => {
-                    if let Poll::Ready(result) = Pin::new(rx).poll(cx) {
+                PublishState::Sent(slot) => {
+                    if let Poll::Ready(result) = this.shared.budget.poll_outcome(*slot, cx) {
+                        // The slot is free again: nothing for `drop` to abandon.
                         this.state = PublishState::Done(None);
-                        return Poll::Ready(result.unwrap_or(Err(ClientError::Closed)));
+                        return Poll::Ready(result);
                     }
                     break;
                 }
@@ -716,7 +744,7 @@ impl<R: Runtime> PublishFuture<R> {
         if let Some(timeout) = &mut this.timeout
             && timeout.as_mut().poll(cx).is_ready()
         {
-            this.state = PublishState::Done(None);
+            this.stop_waiting();
             return Poll::Ready(Err(ClientError::Timeout));
         }
         Poll::Pending
