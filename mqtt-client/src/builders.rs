@@ -258,7 +258,8 @@ impl<'a, R: Runtime> Reconnecting<'a, R> {
         }
         let mut params = lock(&client.inner.shared.parked)
             .params
-            .clone()
+            .as_deref()
+            .cloned()
             .ok_or(ClientError::NotConnected)?;
         if let Some(clean) = clean_session {
             params.options.clean_start = clean;
@@ -673,7 +674,8 @@ impl<R: Runtime> PublishFuture<R> {
     /// Stops waiting for the outcome: an accepted publish's slot is left for the driver to
     /// free.
     fn stop_waiting(&mut self) {
-        if let PublishState::Sent(slot) = std::mem::replace(&mut self.state, PublishState::Done(None))
+        if let PublishState::Sent(slot) =
+            std::mem::replace(&mut self.state, PublishState::Done(None))
         {
             self.shared.budget.abandon(slot);
         }

@@ -349,7 +349,8 @@ pub(crate) struct Driver<R: Runtime> {
     runtime: R,
     shared: Arc<Shared>,
     session: Session<ClientStore>,
-    params: ConnectParams,
+    /// Shared with the parked copy the client keeps for a later `reconnect`.
+    params: Arc<ConnectParams>,
     /// Commands taken from the queue and not yet applied.
     inbox: VecDeque<Command>,
     waiters: TokenMap<Waiter>,
@@ -423,7 +424,7 @@ impl<R: Runtime> Driver<R> {
         runtime: R,
         shared: Arc<Shared>,
         session: Session<ClientStore>,
-        params: ConnectParams,
+        params: Arc<ConnectParams>,
         connect_waiter: Reply<ConnAck>,
         auto_reconnect: bool,
         reconnect_retries: Option<u32>,
@@ -472,9 +473,23 @@ impl<R: Runtime> Driver<R> {
         }
     }
 
-    /// Runs connections until the client closes or reconnecting gives up. Which broker comes
-    /// next and how long to wait before it is the [`Reconnector`]'s business.
-    pub(crate) async fn run(mut self) {
+    /// The driver task: runs connections until the client closes or reconnecting gives up,
+    /// then stops.
+    ///
+    /// An `async` block holding the driver, not an `async fn` taking it by value: such a
+    /// function's future keeps its argument twice (as passed, and moved into the body's
+    /// local), which made every idle client's task 3.3 KiB larger.
+    pub(crate) fn run(mut self) -> impl Future<Output = ()> + Send {
+        async move {
+            let final_error = self.connections().await;
+            self.shutdown(final_error);
+        }
+    }
+
+    /// Runs connections until the client closes or reconnecting gives up; returns why it
+    /// ended. Which broker comes next and how long to wait before it is the
+    /// [`Reconnector`]'s business.
+    async fn connections(&mut self) -> ClientError {
         let policy = Policy {
             backoff: Backoff {
                 initial: self.params.failover.initial_interval,
@@ -495,7 +510,7 @@ impl<R: Runtime> Driver<R> {
         } else {
             plan.start()
         };
-        let final_error = loop {
+        loop {
             let started = self.runtime.now();
             let ended = self.connection(&target).await;
             match ended {
@@ -551,8 +566,7 @@ impl<R: Runtime> Driver<R> {
                     }
                 }
             }
-        };
-        self.shutdown(final_error);
+        }
     }
 
     /// The MQTT 5 Server Reference the connection ended with, when the application follows
@@ -580,17 +594,22 @@ impl<R: Runtime> Driver<R> {
     async fn connection(&mut self, target: &Target) -> Ended {
         self.reached_connack = false;
         let deadline = self.runtime.now() + self.params.connect_timeout;
-        let open = transport::open(
-            &self.runtime,
-            target,
-            self.params.tls.as_ref(),
-            &self.params.headers,
-            self.params.proxy.for_target(target),
-        );
         let opened = {
             // On the heap, and only while opening: a TLS / WebSocket handshake future is
-            // several KiB, and held inline it would size every idle client's task.
-            let mut open = Box::pin(timeout(&self.runtime, deadline, open));
+            // several KiB, and held inline it would size every idle client's task. Built
+            // inside the `Box::pin` call: a local binding of it, even moved from, kept its
+            // size reserved in this future's state for the whole connection.
+            let mut open = Box::pin(timeout(
+                &self.runtime,
+                deadline,
+                transport::open(
+                    &self.runtime,
+                    target,
+                    self.params.tls.as_ref(),
+                    &self.params.headers,
+                    self.params.proxy.for_target(target),
+                ),
+            ));
             let connect_waiter = &mut self.connect_waiter;
             poll_fn(|cx| {
                 // The caller of `connect` gave up (dropped its future): so does the attempt.
@@ -614,6 +633,16 @@ impl<R: Runtime> Driver<R> {
             Some(Some(Err(err))) => return self.connect_failed(err),
             Some(None) => return self.connect_failed(ClientError::Timeout),
         };
+        if let Err(err) = self.send_connect(target, deadline) {
+            return self.connect_failed(err);
+        }
+        self.serve(transport).await
+    }
+
+    /// Hands the session its CONNECT for `target`. Not inline in `connection`: the options
+    /// (several hundred bytes) would be kept in the driver task's state for the whole
+    /// connection.
+    fn send_connect(&mut self, target: &Target, deadline: Instant) -> Result<(), ClientError> {
         // One budget for TCP, TLS, WebSocket and CONNACK together.
         let now = self.runtime.now();
         self.session
@@ -635,10 +664,9 @@ impl<R: Runtime> Driver<R> {
             options.properties.authentication_data = exchange.initial_data();
             self.auth = Some((method, exchange));
         }
-        if let Err(err) = self.session.connect(now, options) {
-            return self.connect_failed(err.into());
-        }
-        self.serve(transport).await
+        self.session
+            .connect(now, options)
+            .map_err(ClientError::from)
     }
 
     fn connect_failed(&mut self, err: ClientError) -> Ended {
@@ -715,33 +743,33 @@ impl<R: Runtime> Driver<R> {
 
     /// One wake of [`wait`](Self::wait): `Ready(true)` if the client closed.
     fn poll_wait(&mut self, cx: &mut Context<'_>, sleep: &mut Pin<Box<R::Sleep>>) -> Poll<bool> {
-            loop {
-                match self.syncing.poll(cx, &mut self.session) {
-                    Poll::Pending => return Poll::Pending,
-                    Poll::Ready(true) => self.session.sync_queued(),
-                    Poll::Ready(false) => {}
-                }
-                while let Some(event) = self.session.poll_event() {
-                    self.dispatch(event);
-                }
-                let handles_gone = self.shared.commands.take(cx, &mut self.inbox);
-                while let Some(command) = self.inbox.pop_front() {
-                    self.apply(self.runtime.now(), command);
-                    match self.end.take() {
-                        Some(Ended::Closed) => return Poll::Ready(true),
-                        // `reconnect()` while waiting: try right away.
-                        Some(Ended::Reconnect) => return Poll::Ready(false),
-                        other => self.end = other,
-                    }
-                }
-                if handles_gone || self.connect_cancelled(cx) {
-                    return Poll::Ready(true);
-                }
-                if self.syncing.start(&self.runtime, &mut self.session) {
-                    continue;
-                }
-                return sleep.as_mut().poll(cx).map(|()| false);
+        loop {
+            match self.syncing.poll(cx, &mut self.session) {
+                Poll::Pending => return Poll::Pending,
+                Poll::Ready(true) => self.session.sync_queued(),
+                Poll::Ready(false) => {}
             }
+            while let Some(event) = self.session.poll_event() {
+                self.dispatch(event);
+            }
+            let handles_gone = self.shared.commands.take(cx, &mut self.inbox);
+            while let Some(command) = self.inbox.pop_front() {
+                self.apply(self.runtime.now(), command);
+                match self.end.take() {
+                    Some(Ended::Closed) => return Poll::Ready(true),
+                    // `reconnect()` while waiting: try right away.
+                    Some(Ended::Reconnect) => return Poll::Ready(false),
+                    other => self.end = other,
+                }
+            }
+            if handles_gone || self.connect_cancelled(cx) {
+                return Poll::Ready(true);
+            }
+            if self.syncing.start(&self.runtime, &mut self.session) {
+                continue;
+            }
+            return sleep.as_mut().poll(cx).map(|()| false);
+        }
     }
 
     async fn serve(&mut self, mut transport: Box<dyn Transport>) -> Ended {
@@ -894,7 +922,13 @@ impl<R: Runtime> Driver<R> {
                     }
                     Poll::Ready(Ok(n)) => {
                         self.shared.stats.sent(n);
-                        self.writing.advance(n);
+                        if n < self.writing.len() {
+                            self.writing.advance(n);
+                        } else {
+                            // Written out: let the batch's buffer go now rather than hold it
+                            // (a burst's, possibly large) until the next write.
+                            self.writing = Bytes::new();
+                        }
                         self.needs_flush = true;
                         self.ack.written();
                         progress = true;
@@ -1166,7 +1200,7 @@ impl<R: Runtime> Driver<R> {
                     return false;
                 }
                 if let Some(clean_start) = clean_start {
-                    self.params.options.clean_start = clean_start;
+                    Arc::make_mut(&mut self.params).options.clean_start = clean_start;
                 }
                 if let Some(previous) = self.connect_waiter.replace(reply) {
                     let _ = previous.send(Err(ClientError::Closed));

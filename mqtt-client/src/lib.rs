@@ -361,8 +361,12 @@ pub(crate) struct Shared {
 
 #[derive(Default)]
 struct Parked {
-    session: Option<Session<ClientStore>>,
-    params: Option<ConnectParams>,
+    /// Boxed: a session is parked only while no driver runs, and inline its 1.5 KiB would
+    /// sit empty in every connected client's shared state.
+    session: Option<Box<Session<ClientStore>>>,
+    /// Shared with the running driver (which copies them only to change them): a second
+    /// copy in every connected client was 1 KiB.
+    params: Option<Arc<ConnectParams>>,
 }
 
 fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
@@ -425,10 +429,10 @@ impl Shared {
     /// The driver stops: its session is parked for the next one and the command queue
     /// closed, atomically for `start` (which takes the same locks in the same order). Returns
     /// the commands that were still queued.
-    fn park(&self, session: Session<ClientStore>, params: ConnectParams) -> VecDeque<Command> {
+    fn park(&self, session: Session<ClientStore>, params: Arc<ConnectParams>) -> VecDeque<Command> {
         let leftovers = {
             let mut parked = lock(&self.parked);
-            parked.session = Some(session);
+            parked.session = Some(Box::new(session));
             parked.params = Some(params);
             self.commands.close()
         };
@@ -916,7 +920,7 @@ impl<R: Runtime> MqttClient<R> {
         }
         let config = &self.inner.config;
         let session = match parked.session.take() {
-            Some(session) => session,
+            Some(session) => *session,
             // The first start opens the store (no driver can be using it: the queue was
             // closed until just now). If that fails, the client stays idle.
             None => match self.new_session() {
@@ -930,6 +934,7 @@ impl<R: Runtime> MqttClient<R> {
             },
         };
         let (reply, rx) = oneshot::channel();
+        let params = Arc::new(params);
         let driver = Driver::new(
             self.inner.runtime.clone(),
             self.inner.shared.clone(),

@@ -26,8 +26,7 @@ static GLOBAL: &StatsAlloc<System> = &INSTRUMENTED_SYSTEM;
 /// Live heap bytes of the process.
 fn live() -> isize {
     let stats = GLOBAL.stats();
-    stats.bytes_allocated as isize - stats.bytes_deallocated as isize
-        + stats.bytes_reallocated
+    stats.bytes_allocated as isize - stats.bytes_deallocated as isize + stats.bytes_reallocated
 }
 
 /// The largest future spawned through [`Probe`]: the driver task.
@@ -88,20 +87,27 @@ fn an_idle_connection_holds_at_most_8_kib_of_heap() {
         warm.connect(broker.uri().as_str())
             .await
             .expect("connecting the first client");
-        let before = live();
         let mut clients = Vec::with_capacity(CLIENTS);
+        let before = live();
         for _ in 0..CLIENTS {
-            let client = MqttClient::<Probe>::new(None, config.clone());
+            clients.push(MqttClient::<Probe>::new(None, config.clone()));
+        }
+        let created = live();
+        for client in &clients {
             client
                 .connect(broker.uri().as_str())
                 .await
                 .expect("connecting a client");
-            clients.push(client);
         }
         // Let every driver settle into its idle wait (CONNACK handled, buffers released).
         tokio::time::sleep(Duration::from_millis(200)).await;
         let after = live();
         let per_client = (after - before) as usize / CLIENTS;
+        eprintln!(
+            "heap per client: {} bytes before connecting, {} more once connected and idle",
+            (created - before) as usize / CLIENTS,
+            (after - created) as usize / CLIENTS
+        );
         for client in &clients {
             let _ = client.disconnect().await;
         }
