@@ -434,3 +434,75 @@ impl Drop for Permit {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn outcome(budget: &PublishBudget, slot: u32) -> Poll<Result<PublishAck, ClientError>> {
+        budget.poll_outcome(slot, &mut Context::from_waker(Waker::noop()))
+    }
+
+    #[test]
+    fn a_settled_outcome_reaches_its_slot_and_the_budget_comes_back() {
+        let budget = Arc::new(PublishBudget::new(2, 1000));
+        let first = budget.try_acquire(10, true).expect("room");
+        let second = budget.try_acquire(10, false).expect("room");
+        assert!(budget.try_acquire(10, true).is_none(), "two permits at most");
+        let slot = first.slot().expect("a waiting publish has a slot");
+        assert!(second.slot().is_none(), "QoS 0 needs none");
+        assert!(outcome(&budget, slot).is_pending());
+
+        let mut batch = vec![(first, Some(Ok(PublishAck::success()))), (second, None)];
+        budget.settle(&mut batch, &mut Vec::new());
+        assert!(batch.is_empty());
+        assert_eq!(budget.in_use(), 0);
+        assert!(matches!(outcome(&budget, slot), Poll::Ready(Ok(_))));
+        assert!(lock(&budget.used).slots.is_empty(), "every slot free again");
+    }
+
+    #[test]
+    fn a_permit_dropped_unsettled_tells_its_waiter_the_client_closed() {
+        let budget = Arc::new(PublishBudget::new(4, 1000));
+        let permit = budget.try_acquire(1, true).expect("room");
+        let slot = permit.slot().expect("slot");
+        drop(permit);
+        assert_eq!(budget.in_use(), 0);
+        assert!(matches!(
+            outcome(&budget, slot),
+            Poll::Ready(Err(ClientError::Closed))
+        ));
+    }
+
+    #[test]
+    fn an_abandoned_slot_is_freed_by_its_completion_and_reused() {
+        let budget = Arc::new(PublishBudget::new(4, 1000));
+        let first = budget.try_acquire(1, true).expect("room");
+        let kept = budget.try_acquire(1, true).expect("room");
+        let slot = first.slot().expect("slot");
+        // The future went away first (dropped after acceptance): the message is still sent,
+        // and its completion frees the slot.
+        budget.abandon(slot);
+        first.complete(Ok(PublishAck::success()));
+        let again = budget.try_acquire(1, true).expect("room");
+        assert_eq!(again.slot(), Some(slot), "the freed slot is reused");
+        // The other order: completed, then abandoned before the future looked.
+        let kept_slot = kept.slot().expect("slot");
+        kept.complete(Ok(PublishAck::success()));
+        budget.abandon(kept_slot);
+        let refused = budget.try_acquire(1, true).expect("room");
+        assert_eq!(refused.slot(), Some(kept_slot));
+        refused.cancel();
+        again.complete(Err(ClientError::Closed));
+        assert_eq!(budget.in_use(), 0);
+        assert!(
+            !lock(&budget.used).slots.is_empty(),
+            "an outcome waits for its future"
+        );
+        assert!(matches!(
+            outcome(&budget, slot),
+            Poll::Ready(Err(ClientError::Closed))
+        ));
+        assert!(lock(&budget.used).slots.is_empty());
+    }
+}
