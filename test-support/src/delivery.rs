@@ -168,7 +168,7 @@ pub async fn publishing_to_an_unread_own_subscription_gets_every_puback_quickly<
         .await
         .expect("ping while 3,000 of our own messages sit unread");
     assert!(
-        client.pending_messages() > 0,
+        client.stats().messages_waiting > 0,
         "the copies should be waiting unread"
     );
 }
@@ -243,7 +243,7 @@ pub async fn slow_consumer_scenario<R: Runtime + Default>(pause: Duration) -> Sl
         }
         sleep::<R>(Duration::from_millis(50)).await;
     }
-    let pending_at_end_of_pause = subscriber.pending_messages();
+    let pending_at_end_of_pause = subscriber.stats().messages_waiting;
     assert!(
         pending_at_end_of_pause <= BUFFER + 20,
         "{pending_at_end_of_pause} messages held: the buffer is {BUFFER} plus the broker's window"
@@ -275,7 +275,7 @@ pub async fn slow_consumer_scenario<R: Runtime + Default>(pause: Duration) -> Sl
             qos0_received += 1;
         }
     }
-    let qos0_dropped = subscriber.dropped_messages();
+    let qos0_dropped = subscriber.stats().messages_dropped;
     assert!(
         qos0_dropped > 0,
         "a {BUFFER}-message buffer cannot hold {qos0_sent} unread QoS 0 messages"
@@ -357,7 +357,7 @@ pub async fn a_burst_of_100000_qos0_messages_to_a_counting_subscriber_loses_none
     }
     let received = counted.load(std::sync::atomic::Ordering::Relaxed);
     assert_eq!(
-        subscriber.dropped_messages(),
+        subscriber.stats().messages_dropped,
         0,
         "the client dropped messages of a burst its consumer kept up with ({received} counted, \
          published in {published:?})"
@@ -461,7 +461,7 @@ pub async fn a_311_inbox_holds_at_most_its_bound_against_an_unlimited_broker_and
     assert!(sent.iter().all(Result::is_ok), "a publish failed");
     // The broker has sent everything it could; the subscriber has read nothing.
     sleep::<R>(Duration::from_secs(1)).await;
-    let held = subscriber.pending_messages();
+    let held = subscriber.stats().messages_waiting;
     assert!(
         held <= BUFFER,
         "{held} messages held, the bound is {BUFFER}"
@@ -479,7 +479,7 @@ pub async fn a_311_inbox_holds_at_most_its_bound_against_an_unlimited_broker_and
             seen.insert(n) || message.qos() == QoS::AtLeastOnce,
             "QoS 2 message {n} delivered twice"
         );
-        most_held = most_held.max(subscriber.pending_messages());
+        most_held = most_held.max(subscriber.stats().messages_waiting);
     }
     assert!(
         most_held <= BUFFER,
@@ -538,11 +538,11 @@ pub async fn unread_messages_of_a_stopped_persistent_subscriber_arrive_after_res
             .or_default() += 1;
     }
     let deadline = Instant::now() + BOUND;
-    while client.pending_messages() == 0 && Instant::now() < deadline {
+    while client.stats().messages_waiting == 0 && Instant::now() < deadline {
         sleep::<R>(Duration::from_millis(10)).await;
     }
     assert!(
-        client.pending_messages() > 0,
+        client.stats().messages_waiting > 0,
         "unread messages held at the stop"
     );
     with_timeout::<R, _>(BOUND, "DISCONNECT", client.disconnect())
@@ -731,7 +731,7 @@ pub async fn broker_stopped_during_a_qos0_flood_is_detected_and_memory_stays_bou
     .await;
     // Still stopped: the flood keeps the queue full, never beyond its bound.
     for _ in 0..10 {
-        assert!(client.queued_publishes() <= MAX_QUEUED);
+        assert!(client.stats().queued_publishes <= MAX_QUEUED);
         sleep::<R>(Duration::from_millis(100)).await;
     }
     broker.resume();
@@ -808,7 +808,7 @@ pub async fn send_now_fails_with_queue_full_when_the_budget_is_used_up<R: Runtim
                 .expect("room for ten")
         })
         .collect();
-    assert_eq!(client.queued_publishes(), 10);
+    assert_eq!(client.stats().queued_publishes, 10);
     let full = client.publish("budget/t", "one too many").send_now();
     assert!(
         matches!(full, Err(ClientError::QueueFull)),
@@ -827,5 +827,5 @@ pub async fn send_now_fails_with_queue_full_when_the_budget_is_used_up<R: Runtim
     .await;
     assert!(results.iter().all(Result::is_ok), "{results:?}");
     assert!(last.is_ok(), "{last:?}");
-    assert_eq!(client.queued_publishes(), 0);
+    assert_eq!(client.stats().queued_publishes, 0);
 }

@@ -1260,7 +1260,7 @@ fn ready_rustls_config(certs: &Certs) -> Arc<rustls::ClientConfig> {
     Arc::new(config)
 }
 
-/// `Connecting::tls_config`: a ready rustls configuration (in-memory client certificate,
+/// `ClientConfig::tls_config`: a ready rustls configuration (in-memory client certificate,
 /// ALPN) is used as given, with no CA option set, against a broker requiring client
 /// certificates.
 pub async fn tls_with_a_ready_rustls_config_and_in_memory_client_certificate<
@@ -1268,13 +1268,11 @@ pub async fn tls_with_a_ready_rustls_config_and_in_memory_client_certificate<
 >() {
     let certs = Certs::generate();
     let broker = Mosquitto::builder().tls(&certs).mutual_tls(true).start();
-    let client = MqttClient::<R>::new(None, no_retry());
+    let client = MqttClient::<R>::new(None, no_retry().tls_config(ready_rustls_config(&certs)));
     with_timeout::<R, _>(
         BOUND,
         "TLS connect with a ready rustls config",
-        client
-            .connect(broker.tls_uri().as_str())
-            .tls_config(ready_rustls_config(&certs)),
+        client.connect(broker.tls_uri().as_str()),
     )
     .await
     .expect("TLS connect with tls_config");
@@ -2024,13 +2022,24 @@ pub async fn out_of_range_options_fail_connect_naming_the_option<R: Runtime + De
             no_retry().keep_alive(Duration::from_secs(70_000)),
             "keep_alive",
         ),
+        // Sent in whole seconds, 0.5 s would turn keep-alive off: refused, not truncated.
+        (
+            no_retry().keep_alive(Duration::from_millis(500)),
+            "keep_alive",
+        ),
+        (
+            no_retry().reconnect_jitter(sansmqtt_client::Jitter::Spread { percent: 150 }),
+            "reconnect_jitter",
+        ),
     ] {
         let (err, _) = connect_err::<R>(&uri, config).await;
         assert!(
             matches!(
                 &err,
                 ClientError::InvalidConfig(
-                    ConfigError::TooSmall { option: o, .. } | ConfigError::TooLarge { option: o, .. }
+                    ConfigError::TooSmall { option: o, .. }
+                        | ConfigError::TooLarge { option: o, .. }
+                        | ConfigError::BelowOneSecond { option: o, .. }
                 ) if *o == option
             ),
             "{option}: {err:?}"
