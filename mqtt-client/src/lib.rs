@@ -95,7 +95,7 @@ pub use drain::Disconnecting;
 pub use error::TlsError;
 pub use error::{ClientError, ConfigError, UriError};
 pub use events::{ConnectionEvents, EVENT_BUFFER};
-pub use payload::{IntoUri, Payload, PayloadError};
+pub use payload::{ApplicationMessage, IntoUri, Payload, PayloadError};
 pub use proxy::{Proxy, ProxyError, ProxyKind, ProxyRefusal};
 #[cfg(feature = "quic")]
 #[cfg_attr(docsrs, doc(cfg(feature = "quic")))]
@@ -189,65 +189,6 @@ pub mod prelude {
 use sansmqtt_session::{
     AckMode, AckToken, ConnectOptions, Session, SessionConfig, SessionStore, Token,
 };
-
-/// A received message (amqtt's `ApplicationMessage`).
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct ApplicationMessage {
-    publish: Publish,
-    /// How to acknowledge it (QoS 1/2); `None` for QoS 0.
-    ack: Option<AckToken>,
-}
-
-impl ApplicationMessage {
-    fn new(publish: Publish, ack: Option<AckToken>) -> Self {
-        Self { publish, ack }
-    }
-
-    /// The topic it was published on.
-    pub fn topic(&self) -> &str {
-        &self.publish.topic
-    }
-
-    /// The payload.
-    pub fn payload(&self) -> &Bytes {
-        &self.publish.payload
-    }
-
-    /// The QoS it was delivered with.
-    pub fn qos(&self) -> QoS {
-        self.publish.qos
-    }
-
-    /// Whether it is a retained message.
-    pub fn retain(&self) -> bool {
-        self.publish.retain
-    }
-
-    /// Whether the broker flagged it as a re-delivery.
-    pub fn dup(&self) -> bool {
-        self.publish.dup
-    }
-
-    /// The packet identifier (QoS 1 and 2).
-    pub fn packet_id(&self) -> Option<PacketId> {
-        self.publish.packet_id
-    }
-
-    /// MQTT 5 properties.
-    pub fn properties(&self) -> &PublishProperties {
-        &self.publish.properties
-    }
-
-    /// The decoded PUBLISH packet (amqtt's `message.publish_packet`).
-    pub fn publish_packet(&self) -> &Publish {
-        &self.publish
-    }
-
-    /// The PUBLISH packet, by value.
-    pub fn into_publish(self) -> Publish {
-        self.publish
-    }
-}
 
 /// What happens to the connection, as seen by [`MqttClient::connection_events`].
 #[derive(Debug, Clone)]
