@@ -19,10 +19,10 @@ use futures_channel::oneshot;
 use sansmqtt_proto::ByteString;
 use sansmqtt_proto::properties::PropertyBox;
 
-#[cfg(feature = "tls")]
-use crate::tls::TlsOptions;
 use crate::driver::{self, Command, ConnectParams, Failover};
 use crate::queue::Permit;
+#[cfg(feature = "tls")]
+use crate::tls::TlsOptions;
 use crate::{
     ApplicationMessage, ClientError, ConnAck, MqttClient, Publish, PublishAck, PublishProperties,
     QoS, ReasonCode, Runtime, Shared, Target, UriError, lock,
@@ -596,7 +596,7 @@ pub struct PublishFuture<R: Runtime> {
 }
 
 /// The future returned by [`Publishing::stored`]: resolves at the publish's durability point
-/// with the future of its completion.
+/// with the future of its completion. It fails as [`Publishing::stored`] says.
 #[must_use = "futures do nothing unless polled"]
 pub struct Storing<R: Runtime> {
     future: Option<PublishFuture<R>>,

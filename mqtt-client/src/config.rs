@@ -676,7 +676,10 @@ impl ClientConfig {
     #[cfg(feature = "tls")]
     #[cfg_attr(docsrs, doc(cfg(feature = "tls")))]
     #[must_use]
-    pub fn tls_config(mut self, tls_config: impl Into<std::sync::Arc<rustls::ClientConfig>>) -> Self {
+    pub fn tls_config(
+        mut self,
+        tls_config: impl Into<std::sync::Arc<rustls::ClientConfig>>,
+    ) -> Self {
         self.tls_config = Some(tls_config.into());
         self
     }

@@ -20,7 +20,8 @@ use crate::{ClientError, MqttClient, Runtime};
 type BoxFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
 
 /// Builder returned by [`MqttClient::disconnect`]; `.await` it (or poll it: it is a
-/// [`Future`]). Awaited as it is, it sends DISCONNECT at once, as `disconnect` always did.
+/// [`Future`]). Awaited as it is, it sends DISCONNECT at once, as `disconnect` always did. It
+/// fails as [`MqttClient::disconnect`] says.
 #[must_use = "a disconnect builder does nothing until awaited"]
 pub struct Disconnecting<'a, R: Runtime> {
     client: &'a MqttClient<R>,

@@ -117,7 +117,7 @@ impl Drop for Pending<'_> {
 }
 
 /// Builder returned by [`MqttClient::request`]; `.await` it (or poll it: it is a [`Future`])
-/// for the reply.
+/// for the reply. It fails as [`MqttClient::request`] says.
 #[must_use = "a request does nothing until awaited"]
 pub struct Requesting<'a, R: Runtime> {
     client: &'a MqttClient<R>,

@@ -147,13 +147,10 @@ fn qos1_stream_survives_sigkill_of_each_clients_node_in_a_nats_cluster() {
         let sub_events = record_events(&subscriber);
         let pub_events = record_events(&publisher);
         for client in [&subscriber, &publisher] {
-            tokio::time::timeout(
-                Duration::from_secs(20),
-                client.connect(None).into_future(),
-            )
-            .await
-            .expect("CONNACK within 20 s")
-            .expect("connect to the cluster");
+            tokio::time::timeout(Duration::from_secs(20), client.connect(None).into_future())
+                .await
+                .expect("CONNACK within 20 s")
+                .expect("connect to the cluster");
         }
         let codes = tokio::time::timeout(
             Duration::from_secs(20),

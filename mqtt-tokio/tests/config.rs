@@ -446,7 +446,7 @@ fn out_of_range_values_are_refused_and_times_are_durations() {
     for config in [
         ClientConfig::default().proxy(proxy.as_str()),
         ClientConfig::default().proxy(&proxy),
-        ClientConfig::default().proxy(proxy.clone()),
+        ClientConfig::default().proxy(proxy),
     ] {
         assert_eq!(config.proxy.map(|p| p.port()), Some(1080));
     }
@@ -455,7 +455,10 @@ fn out_of_range_values_are_refused_and_times_are_durations() {
         ClientConfig::default()
             .keep_alive(Duration::from_millis(500))
             .validate(),
-        Err(sansmqtt_tokio::ConfigError::BelowOneSecond { option: "keep_alive", .. })
+        Err(sansmqtt_tokio::ConfigError::BelowOneSecond {
+            option: "keep_alive",
+            ..
+        })
     ));
     assert!(
         ClientConfig::default()

@@ -25,10 +25,7 @@ pub(super) struct BrokerSection {
 impl BrokerSection {
     /// Moves the section's settings into `config`; one also given at the top level is an
     /// error (which of the two was meant cannot be guessed).
-    pub(super) fn fold_into<E: serde::de::Error>(
-        self,
-        config: &mut ClientConfig,
-    ) -> Result<(), E> {
+    pub(super) fn fold_into<E: serde::de::Error>(self, config: &mut ClientConfig) -> Result<(), E> {
         fn put<T, E: serde::de::Error>(
             slot: &mut Option<T>,
             value: Option<T>,
@@ -103,9 +100,7 @@ pub(super) mod opt_qos {
     use sansmqtt_proto::QoS;
     use serde::{Deserialize, Deserializer};
 
-    pub(crate) fn deserialize<'de, D: Deserializer<'de>>(
-        d: D,
-    ) -> Result<Option<QoS>, D::Error> {
+    pub(crate) fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Option<QoS>, D::Error> {
         Option::<u8>::deserialize(d)?
             .map(|v| {
                 QoS::from_u8(v).ok_or_else(|| serde::de::Error::custom("QoS must be 0, 1 or 2"))
@@ -135,9 +130,7 @@ pub(super) mod retries {
     use serde::{Deserialize, Deserializer};
 
     /// amqtt's convention: a negative count (or none) retries forever.
-    pub(crate) fn deserialize<'de, D: Deserializer<'de>>(
-        d: D,
-    ) -> Result<Option<u32>, D::Error> {
+    pub(crate) fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Option<u32>, D::Error> {
         Ok(Option::<i64>::deserialize(d)?.and_then(|n| u32::try_from(n).ok()))
     }
 }

@@ -463,13 +463,9 @@ pub async fn failover_to_a_broker_without_the_session_resubscribes_and_resends<
     let subscriber = MqttClient::<R>::new(Some("fo-sub"), config.clone());
     let publisher = MqttClient::<R>::new(Some("fo-pub"), config);
     for client in [&subscriber, &publisher] {
-        with_timeout::<R, _>(
-            BOUND,
-            "CONNACK",
-            client.connect(None).into_future(),
-        )
-        .await
-        .expect("the first broker accepts");
+        with_timeout::<R, _>(BOUND, "CONNACK", client.connect(None).into_future())
+            .await
+            .expect("the first broker accepts");
     }
     subscribe(&subscriber, "fo/#", QoS::AtLeastOnce).await;
     let mut sub_events = subscriber.connection_events();

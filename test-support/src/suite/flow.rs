@@ -625,13 +625,9 @@ pub async fn publish_refused_after_acceptance_is_counted_and_reported<R: Runtime
         .connect_timeout(BOUND)
         .uris([unlimited.uri(), small_uri.clone()]);
     let client = MqttClient::<R>::new(None, config);
-    with_timeout::<R, _>(
-        BOUND,
-        "CONNACK",
-        client.connect(None).into_future(),
-    )
-    .await
-    .expect("connect to the unlimited broker");
+    with_timeout::<R, _>(BOUND, "CONNACK", client.connect(None).into_future())
+        .await
+        .expect("connect to the unlimited broker");
     let mut events = client.connection_events();
     unlimited.kill();
     wait_for_event::<R, _>(&mut events, BOUND, "ConnectionLost", |event| {
