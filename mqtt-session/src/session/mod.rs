@@ -674,13 +674,18 @@ impl<S: SessionStore, I: Instant> Session<S, I> {
 
     /// Subscribes to `filters` (SUBSCRIBE). [`Event::Subscribed`] carries the result. A
     /// subscribe in flight when the connection drops is sent again on the next connection.
+    ///
+    /// Without a connection (none yet, or before CONNACK, or between connections) the
+    /// SUBSCRIBE waits and goes out at the next CONNACK, with the subscribes and unsubscribes
+    /// of the last connection still unanswered, in the order they were made, and before the
+    /// publishes queued meanwhile: a client that subscribes to its own topic and then
+    /// publishes while offline receives its message.
     pub fn subscribe(
         &mut self,
         _now: I,
         filters: Vec<SubscribeFilter>,
         properties: SubscribeProperties,
     ) -> Result<Token, SessionError> {
-        self.require_connected()?;
         if filters.is_empty() {
             return Err(SessionError::NoFilters);
         }
@@ -708,7 +713,10 @@ impl<S: SessionStore, I: Instant> Session<S, I> {
             }
         }
         let token = self.token();
-        self.encode(&packet);
+        // Offline it waits in `control`, which `resend_control` sends at the next CONNACK.
+        if self.is_connected() {
+            self.encode(&packet);
+        }
         self.control.push(ControlFlight::Subscribe {
             token: Some(token),
             packet,
@@ -722,14 +730,14 @@ impl<S: SessionStore, I: Instant> Session<S, I> {
     }
 
     /// [`unsubscribe`](Self::unsubscribe) with MQTT 5 UNSUBSCRIBE properties (user
-    /// properties).
+    /// properties). Without a connection it waits for the next CONNACK, as a
+    /// [`subscribe`](Self::subscribe) does.
     pub fn unsubscribe_with_properties(
         &mut self,
         _now: I,
         filters: Vec<ByteString>,
         properties: UnsubscribeProperties,
     ) -> Result<Token, SessionError> {
-        self.require_connected()?;
         if filters.is_empty() {
             return Err(SessionError::NoFilters);
         }
@@ -753,7 +761,9 @@ impl<S: SessionStore, I: Instant> Session<S, I> {
             }
         }
         let token = self.token();
-        self.encode(&packet);
+        if self.is_connected() {
+            self.encode(&packet);
+        }
         self.control
             .push(ControlFlight::Unsubscribe { token, packet });
         Ok(token)
