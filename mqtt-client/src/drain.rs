@@ -137,7 +137,10 @@ impl<R: Runtime> MqttClient<R> {
     /// [`messages`](Self::messages) ends after them); unless taken, they are not acknowledged.
     ///
     /// Errors: only [`ClientError::DrainTimeout`], with a drain; a client that is not
-    /// connected has nothing to close and returns `Ok`.
+    /// connected has nothing to close and returns `Ok`. Before the first
+    /// [`connect`](Self::connect) it fails what was declared (publishes, subscribes) with
+    /// [`ClientError::Closed`], unsent; a drain then waits for publishes that no connection
+    /// will take, so it times out.
     ///
     /// ```no_run
     /// # use sansmqtt_client::{ClientError, MqttClient, QoS, Runtime};

@@ -38,6 +38,7 @@ use sansmqtt_proto::{
 };
 use tracing::{debug, info, warn};
 
+pub(crate) mod declared;
 mod reauth;
 
 use super::auth::{AuthError, AuthExchange, Authenticator};
@@ -183,19 +184,16 @@ pub(crate) enum Command {
 }
 
 impl Command {
-    /// Whether the command needs a connection and waits for one during a reconnect (as
-    /// `publish` does through the session's queue).
+    /// Whether the command needs a connection and waits here for one during a reconnect.
+    /// Publishes, subscribes and unsubscribes wait in the session instead (its queue, and
+    /// its SUBSCRIBE / UNSUBSCRIBE sent at the next CONNACK), which keeps their order.
     fn waits_for_connection(&self) -> bool {
-        matches!(
-            self,
-            Self::Subscribe { .. } | Self::Unsubscribe { .. } | Self::Ping { .. }
-        )
+        matches!(self, Self::Ping { .. })
     }
 
     /// Whether the caller stopped waiting for the answer (dropped its future).
     fn is_abandoned(&self) -> bool {
         match self {
-            Self::Subscribe { reply, .. } | Self::Unsubscribe { reply, .. } => reply.is_canceled(),
             Self::Ping { reply } => reply.is_canceled(),
             _ => false,
         }
@@ -349,9 +347,9 @@ pub(crate) struct Driver<R: Runtime> {
     connect_waiter: Option<Reply<ConnAck>>,
     /// The caller of `disconnect`, answered once DISCONNECT is written.
     disconnect_waiter: Option<Reply<()>>,
-    /// Subscribes, unsubscribes and pings issued while no connection is up (a reconnect is
-    /// under way): applied at the next CONNACK, failed when reconnecting gives up (amqtt
-    /// makes every call wait for the connection).
+    /// Pings issued while no connection is up (a reconnect is under way): applied at the
+    /// next CONNACK, failed when reconnecting gives up (amqtt makes every call wait for the
+    /// connection). Subscribes and unsubscribes wait in the session.
     deferred: Vec<Command>,
     auto_reconnect: bool,
     /// A `reconnect()` of the application is under way (until CONNACK): its attempts retry
@@ -474,6 +472,11 @@ impl<R: Runtime> Driver<R> {
         } else {
             plan.start()
         };
+        // What was declared before `connect` is applied before the first transport opens.
+        if self.apply_declared().await {
+            self.shutdown(ClientError::Closed);
+            return;
+        }
         let final_error = loop {
             let started = self.runtime.now();
             let ended = self.connection(&target).await;

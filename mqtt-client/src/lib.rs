@@ -28,6 +28,17 @@
 //! A ready `rustls::ClientConfig` (custom verifier, in-memory client certificate, ALPN,
 //! session resumption) replaces all TLS options: [`Connecting::tls_config`] or
 //! [`ClientConfig::tls_config`].
+//!
+//! # Before the first connect
+//!
+//! Publishes, subscribes and unsubscribes made before the first [`MqttClient::connect`] are
+//! accepted (publishes within [`ClientConfig::max_queued`] / `max_queued_bytes`, subscribes and
+//! unsubscribes within `max_queued` requests) and applied when `connect` starts the client: at
+//! the first CONNACK the subscriptions go out first, then the publishes in acceptance order.
+//! With a durable store a QoS 1/2 publish's [`Publishing::stored`] resolves once `connect` has
+//! opened the store. Pings, `reauthenticate` and `deliver_message` need a started client and
+//! fail with [`ClientError::NotConnected`]; `disconnect` or `cancel_tasks` before any
+//! `connect` fail what was declared with [`ClientError::Closed`].
 #![forbid(unsafe_code)]
 #![deny(missing_docs)]
 #![cfg_attr(docsrs, feature(doc_cfg))]
@@ -536,6 +547,7 @@ impl<R: Runtime> MqttClient<R> {
             config.max_queued,
             config.max_queued_bytes,
         ));
+        let declared_limit = config.max_queued;
         Self {
             inner: Arc::new(Inner {
                 runtime,
@@ -548,7 +560,7 @@ impl<R: Runtime> MqttClient<R> {
                     events: events::EventHub::default(),
                     stats,
                     parked: Mutex::new(Parked::default()),
-                    commands: CommandQueue::default(),
+                    commands: CommandQueue::new(declared_limit),
                     cancel_epoch: AtomicU64::new(0),
                     parked_event: event_listener::Event::new(),
                     stops: AtomicU64::new(0),
@@ -641,6 +653,17 @@ impl<R: Runtime> MqttClient<R> {
     /// (backpressure: the future waits). [`Publishing::send_now`] queues without waiting or
     /// fails with [`ClientError::QueueFull`].
     ///
+    /// Before the first [`connect`](Self::connect) a publish is accepted too (same bound) and
+    /// waits for it: `connect` queues it in the session, and it goes out on the first
+    /// connection, in acceptance order, after the subscriptions declared before `connect`
+    /// (see [`subscribe`](Self::subscribe)). Its future resolves with its acknowledgement on
+    /// that connection; with a durable store, [`Publishing::stored`] resolves once `connect`
+    /// has opened the store and synced the record. [`disconnect`](Self::disconnect) or
+    /// [`cancel_tasks`](Self::cancel_tasks) before any `connect`, or dropping every handle,
+    /// fail it with [`ClientError::Closed`] (nothing was sent). After a `disconnect` of a
+    /// connected client, publishes fail with [`ClientError::NotConnected`] until the next
+    /// `connect` / `reconnect`.
+    ///
     /// Cancellation: dropping the future before the message is accepted sends nothing. After
     /// it, the message belongs to the client and is sent (and re-sent after reconnects) even
     /// if the future is dropped; dropping only stops waiting for the outcome. For the same
@@ -671,6 +694,18 @@ impl<R: Runtime> MqttClient<R> {
 
     /// Subscribes to topic filters, e.g. `[("a/#", QoS::AtLeastOnce)]`; returns the SUBACK
     /// codes, one per filter.
+    ///
+    /// Without a connection the SUBSCRIBE waits and goes out at the next CONNACK, so this
+    /// resolves then. That holds before the first [`connect`](Self::connect) as well:
+    /// subscriptions can be declared first (poll the future, e.g. in a `join!` with
+    /// `connect`, or spawn it), and at the first CONNACK they are sent before the publishes
+    /// accepted before `connect`, so a client that subscribes to its own topic receives what
+    /// it published. At most [`ClientConfig::max_queued`] subscribes and unsubscribes wait for
+    /// the first `connect`; beyond that this fails with [`ClientError::QueueFull`]. A
+    /// subscription is recorded in the durable store (if any) when `connect` applies it, and is
+    /// re-subscribed after a session loss like any other. `disconnect` /
+    /// [`cancel_tasks`](Self::cancel_tasks) before any `connect`, or dropping every handle,
+    /// fail it with [`ClientError::Closed`].
     ///
     /// ```no_run
     /// # use sansmqtt_client::{ClientError, MqttClient, QoS, Runtime};
@@ -707,6 +742,12 @@ impl<R: Runtime> MqttClient<R> {
     /// [`ClientError::Timeout`] instead of waiting forever. Fails with
     /// [`ClientError::NotConnected`] when no message is waiting and the client has no connection
     /// (nor a reconnect under way) that could bring one.
+    ///
+    /// That includes the time before the first [`connect`](Self::connect), even with
+    /// subscriptions declared: as in amqtt, a call that cannot be answered until the
+    /// application itself calls `connect` fails at once rather than wait (a single task that
+    /// awaited it before connecting would wait forever). Call it once `connect` has started,
+    /// or take [`messages`](Self::messages), which does wait for the first `connect`.
     ///
     /// A QoS 1/2 message is acknowledged to the broker when this hands it out (unless
     /// [`ClientConfig::manual_acks`] is on: then by [`ack`](Self::ack)). A message the
@@ -858,7 +899,9 @@ impl<R: Runtime> MqttClient<R> {
     }
 
     /// Fails every pending operation (publishes, subscribes, pings and `deliver_message`
-    /// calls) with [`ClientError::Closed`]; the connection itself stays up.
+    /// calls) with [`ClientError::Closed`]; the connection itself stays up. Before the first
+    /// [`connect`](Self::connect), the publishes, subscribes and unsubscribes declared so far
+    /// are dropped unsent.
     pub fn cancel_tasks(&self) {
         self.inner
             .shared
@@ -870,11 +913,7 @@ impl<R: Runtime> MqttClient<R> {
     }
 
     fn send(&self, command: Command) -> Result<(), ClientError> {
-        if self.inner.shared.commands.push(command) {
-            Ok(())
-        } else {
-            Err(ClientError::NotConnected)
-        }
+        self.inner.shared.commands.offer(command)
     }
 
     async fn call<T>(&self, command: impl FnOnce(Reply<T>) -> Command) -> Result<T, ClientError> {
@@ -922,7 +961,8 @@ impl<R: Runtime> MqttClient<R> {
             None => match self.new_session() {
                 Ok(session) => session,
                 Err(err) => {
-                    for command in self.inner.shared.commands.close() {
+                    // What was declared before this first `connect` waits for the next one.
+                    for command in self.inner.shared.commands.abort_open() {
                         command.refuse();
                     }
                     return Err(err);
