@@ -10,9 +10,11 @@
 //! takes it (or acknowledges it). A slow consumer therefore holds back the broker through MQTT
 //! flow control, never by stalling the socket, and PINGRESP, acknowledgements of our own
 //! publishes and DISCONNECT are never stuck behind unread messages.
-//! Two bounded exceptions live in `intake`: a pause of at most `min(keep_alive / 4, 1 s)`
-//! while a burst fills the inbox, and, in MQTT 3.1.1 with a persistent session, QoS 1/2
-//! messages beyond the inbox's bound refused unacknowledged and fetched again by a reconnect.
+//! The exceptions live in `intake` (driven from `pacing`): a pause of at most
+//! `min(keep_alive / 4, 1 s)` while a burst fills the inbox; in MQTT 3.1.1 with a persistent
+//! session, QoS 1/2 messages beyond the inbox's bound refused unacknowledged and fetched again
+//! by a reconnect; with a clean 3.1.1 session, where refusing would lose them, reading stops
+//! while QoS 1/2 messages wait for room, with the session's ping deadline suspended.
 //!
 //! With a durable store, the sync that makes a batch's records durable runs off the executor
 //! (`store::sync`); the driver feeds the session nothing until it is done, then writes the
@@ -39,6 +41,7 @@ use sansmqtt_proto::{
 use tracing::{debug, info, warn};
 
 pub(crate) mod declared;
+mod pacing;
 mod reauth;
 
 use super::auth::{AuthError, AuthExchange, Authenticator};
@@ -725,12 +728,7 @@ impl<R: Runtime> Driver<R> {
         self.read_armed = false;
         self.end = None;
         self.drain_timer = None;
-        // 3.1.1 has no Receive Maximum: with a persistent session, QoS 1/2 beyond the inbox's
-        // bound are refused and fetched again by a reconnect (see `intake`).
-        self.intake.start_connection(
-            self.session.protocol_version() == ProtocolVersion::V311
-                && !self.params.options.clean_start,
-        );
+        self.start_pacing();
         let ended = poll_fn(|cx| self.poll_serve(cx, &mut transport)).await;
         self.syncing.finish(&mut self.session).await;
         self.intake
@@ -790,27 +788,8 @@ impl<R: Runtime> Driver<R> {
                 progress = true;
             }
 
-            // Always read: flow control, not a stalled socket, holds back a slow consumer.
-            // ... except for a bounded pause while a burst fills the inbox (see `intake`).
-            let mut reading = matches!(
-                self.session.state(),
-                ConnectionState::Connecting | ConnectionState::Connected
-            );
-            if reading
-                && !self
-                    .intake
-                    .may_read(cx, &self.shared.inbox, &mut self.dropped_unreported)
-            {
-                reading = false;
-                // A read signal taken below is not acted on: read once more on resuming.
-                self.read_armed = false;
-            }
-            if self.session.is_connected() && self.intake.refusal_over(cx, &self.shared.inbox) {
-                info!("the application took what it held: reconnecting for the refused messages");
-                self.end = Some(Ended::Reconnect);
-                let _ = self.session.disconnect(now, Disconnect::default());
-                progress = true;
-            }
+            let (reading, paced) = self.pace_reading(cx, now);
+            progress |= paced;
             // Read on the first pass and whenever the transport signalled more since its last
             // pending read; otherwise that read is still registered and will wake the task.
             self.read_wake.task.register(cx.waker());

@@ -117,6 +117,24 @@ impl Inbox {
         Ok(())
     }
 
+    /// Queues a received message, whatever its QoS, only if fewer than the bound wait;
+    /// otherwise hands it back.
+    pub(crate) fn try_push_within(
+        &self,
+        message: ApplicationMessage,
+    ) -> Result<(), ApplicationMessage> {
+        {
+            let mut state = lock(&self.state);
+            if state.messages.len() >= state.capacity {
+                return Err(message);
+            }
+            state.reliable += usize::from(message.qos() != QoS::AtMostOnce);
+            state.messages.push_back(message);
+        }
+        self.changed.notify_additional(1);
+        Ok(())
+    }
+
     /// The oldest waiting message. The taker wakes the driver ([`room`](Self::room)) once it
     /// has also queued the message's acknowledgement.
     pub(crate) fn pop(&self) -> Option<ApplicationMessage> {

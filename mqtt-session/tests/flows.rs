@@ -1673,8 +1673,63 @@ fn ping_needs_a_connection() {
     assert_eq!(h.session.ping(h.now()), Err(SessionError::NotConnected));
 }
 
+/// While the adapter has stopped reading on purpose, keep-alive PINGREQs go out on schedule
+/// but no ping deadline runs, however many go unanswered; once it reads again, the deadline
+/// starts from that moment.
+fn paused_reading_suspends_the_ping_deadline_but_not_the_pings(version: ProtocolVersion) {
+    let mut h = connected(version);
+    h.set_secs(30);
+    h.fire_timers();
+    assert_eq!(h.sent(), vec![Packet::PingReq(PingReq)]);
+    assert_eq!(h.timeout_offset(), Some(Duration::from_secs(40)), "PINGRESP due");
+    let now = h.now();
+    h.session.set_reading_paused(now, true);
+    assert_eq!(
+        h.timeout_offset(),
+        Some(Duration::from_secs(60)),
+        "only the next PINGREQ"
+    );
+    // Twenty keep-alive periods: far past the ping timeout and the bound on unanswered pings.
+    for period in 2..=21u64 {
+        h.set_secs(30 * period);
+        h.fire_timers();
+        assert_eq!(h.sent(), vec![Packet::PingReq(PingReq)], "period {period}");
+        assert!(h.events().is_empty(), "period {period}: the connection stays");
+    }
+    assert_eq!(h.session.state(), ConnectionState::Connected);
+    // Reading again at 640: the 21 PINGRESPs are due by 650.
+    h.set_secs(640);
+    let now = h.now();
+    h.session.set_reading_paused(now, false);
+    assert_eq!(h.timeout_offset(), Some(Duration::from_secs(650)));
+    for _ in 0..21 {
+        h.feed(PingResp);
+    }
+    h.assert_idle();
+    assert_eq!(h.timeout_offset(), Some(Duration::from_secs(660)), "next PINGREQ");
+
+    // Paused again, then resumed with the PINGRESP still missing: the deadline applies.
+    h.set_secs(660);
+    h.fire_timers();
+    assert_eq!(h.sent(), vec![Packet::PingReq(PingReq)]);
+    let now = h.now();
+    h.session.set_reading_paused(now, true);
+    h.set_secs(700);
+    let now = h.now();
+    h.session.set_reading_paused(now, false);
+    h.set_secs(710);
+    h.fire_timers();
+    assert_eq!(
+        h.events(),
+        vec![Event::Disconnected {
+            reason: ConnectionError::KeepAliveTimeout
+        }]
+    );
+}
+
 both_versions!(
     keep_alive_pingreq_when_idle,
+    paused_reading_suspends_the_ping_deadline_but_not_the_pings,
     keep_alive_counts_from_connect_transmission,
     keep_alive_continues_after_slow_pingresp,
     keep_alive_timeout,
