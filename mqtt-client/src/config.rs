@@ -219,17 +219,21 @@ pub struct ClientConfig {
     ///
     /// With a **clean session** (3.1.1, `clean_session(true)`) a dropped message would be
     /// lost, and withholding acknowledgements does not slow a broker that has no in-flight
-    /// limit, so there the client **stops reading the socket** once `message_buffer` messages
-    /// wait and a QoS 1/2 message arrives: that message (and the rest of the same read, at
+    /// limit, so there the client **stops reading the socket** once `message_buffer` QoS 1/2
+    /// messages wait and another arrives: that message (and the rest of the same read, at
     /// most 64 KiB) waits in the client, and reading resumes as soon as the application has
-    /// made room for it. TCP flow control holds the broker back meanwhile. This pause has no
+    /// taken one. (QoS 0 messages keep the burst pause and overflow policy above; a broker
+    /// whose in-flight window is below `message_buffer` never causes this pause.) TCP flow control holds the broker back meanwhile. This pause has no
     /// time bound: during it the client's own PINGRESP deadline is suspended (no PINGRESP can
     /// be read) while keep-alive PINGREQs still go out, so the broker keeps the connection;
     /// a broker that dies meanwhile is noticed once the application takes messages again (or
     /// when a write fails). Nothing is lost and nothing is received twice. Control packets
     /// (PINGRESP, acknowledgements of the client's own publishes) wait behind the unread
-    /// messages during the pause, so a publisher on the same client sees its PUBACKs late
-    /// while its application takes nothing.
+    /// messages during the pause, so a publish on the same client completes only once the
+    /// application takes messages again: an application that waits for its own publish's
+    /// acknowledgement before taking the next message (a request/response loop) must keep
+    /// fewer than `message_buffer` QoS 1/2 messages waiting, or use a persistent session or
+    /// MQTT 5, against a broker without an in-flight limit.
     pub message_buffer: usize,
     /// What happens to a QoS 0 message that arrives when `message_buffer` messages wait and
     /// the read pause (see [`message_buffer`](Self::message_buffer)) has run out.

@@ -117,18 +117,18 @@ impl Inbox {
         Ok(())
     }
 
-    /// Queues a received message, whatever its QoS, only if fewer than the bound wait;
-    /// otherwise hands it back.
-    pub(crate) fn try_push_within(
+    /// Queues a received QoS 1/2 message only if fewer than the bound of QoS 1/2 messages
+    /// wait; otherwise hands it back.
+    pub(crate) fn try_push_reliable(
         &self,
         message: ApplicationMessage,
     ) -> Result<(), ApplicationMessage> {
         {
             let mut state = lock(&self.state);
-            if state.messages.len() >= state.capacity {
+            if state.reliable >= state.capacity {
                 return Err(message);
             }
-            state.reliable += usize::from(message.qos() != QoS::AtMostOnce);
+            state.reliable += 1;
             state.messages.push_back(message);
         }
         self.changed.notify_additional(1);

@@ -34,10 +34,12 @@
 //! With a **clean session** a refused message would be lost (the reconnect starts a new
 //! session, and the broker forgets what it had not delivered), and withholding
 //! acknowledgements does not slow a broker without an in-flight limit. The only bound that
-//! loses nothing there is to stop reading: once `message_buffer` messages wait, a QoS 1/2
-//! message is **held** (with what the same read brought after it, at most one read) and
-//! reading pauses, with no time bound, until consumers make room; TCP flow control then holds
-//! the broker back. Since no PINGRESP can be read meanwhile, the session's ping deadline is
+//! loses nothing there is to stop reading: once `message_buffer` QoS 1/2 messages wait, the
+//! next one is **held** (with what the same read brought after it, at most one read) and
+//! reading pauses, with no time bound, until consumers take one; TCP flow control then holds
+//! the broker back. QoS 0 messages keep their own bound (the burst pause, then the overflow
+//! policy), so a broker with an in-flight window below `message_buffer` never causes this
+//! pause. Since no PINGRESP can be read meanwhile, the session's ping deadline is
 //! suspended for exactly that pause ([`Session::set_reading_paused`]); keep-alive PINGREQs
 //! still go out, so the broker keeps the connection. This is the one case where the driver
 //! stops reading for longer than the bounded burst pause.
@@ -145,12 +147,16 @@ impl<R: Runtime> Intake<R> {
         self.refusing = false;
     }
 
-    /// Whether reading is paused with no time bound: QoS 1/2 messages of a clean 3.1.1
-    /// session wait for room (the session's ping deadline must not run meanwhile).
+    /// Whether reading is paused with no time bound: on a clean 3.1.1 session, a QoS 1/2
+    /// message waits for the application to take one of the `message_buffer` QoS 1/2 messages
+    /// it holds (the session's ping deadline must not run meanwhile).
     pub(crate) fn withholding(&self) -> bool {
         matches!(self.state, State::Paused)
-            && self.held_reliable > 0
             && self.reliable == ReliableBound::PauseReading
+            && self
+                .held
+                .front()
+                .is_some_and(|message| message.qos() != QoS::AtMostOnce)
     }
 
     /// Takes a received message.
@@ -203,19 +209,15 @@ impl<R: Runtime> Intake<R> {
         }
         // A clean 3.1.1 session's QoS 1/2 message never meets the overflow policy: beyond the
         // bound it waits here, and reading pauses (see the module docs).
-        let withheld = message.qos() != QoS::AtMostOnce
-            && self.reliable == ReliableBound::PauseReading
-            && matches!(self.state, State::Dropping);
-        if withheld {
-            self.state = State::Flowing;
-        }
+        let withheld = message.qos() != QoS::AtMostOnce && self.reliable == ReliableBound::PauseReading;
         match self.state {
             State::Paused => {
                 self.hold(message);
                 0
             }
-            State::Flowing => {
-                if let Err(message) = self.try_push(inbox, message) {
+            State::Dropping if !withheld => u64::from(inbox.push(message) != Pushed::Queued),
+            State::Flowing | State::Dropping => {
+                if let Err(message) = self.admit(inbox, message) {
                     self.hold(message);
                     self.state = State::Paused;
                     let until = runtime.now() + self.bound;
@@ -223,19 +225,15 @@ impl<R: Runtime> Intake<R> {
                 }
                 0
             }
-            State::Dropping => u64::from(inbox.push(message) != Pushed::Queued),
         }
     }
 
-    /// Queues a message into the room the inbox has; hands it back when there is none for
-    /// it (QoS 0 beyond the bound; QoS 1/2 too when this connection bounds them by pausing).
-    fn try_push(
-        &self,
-        inbox: &Inbox,
-        message: ApplicationMessage,
-    ) -> Result<(), ApplicationMessage> {
-        if self.reliable == ReliableBound::PauseReading {
-            inbox.try_push_within(message)
+    /// Queues a message if the inbox has room for it: a QoS 0 message while fewer than
+    /// `message_buffer` messages wait; a QoS 1/2 one always, except on a clean 3.1.1 session,
+    /// where fewer than `message_buffer` QoS 1/2 messages must wait. Hands it back otherwise.
+    fn admit(&self, inbox: &Inbox, message: ApplicationMessage) -> Result<(), ApplicationMessage> {
+        if message.qos() != QoS::AtMostOnce && self.reliable == ReliableBound::PauseReading {
+            inbox.try_push_reliable(message)
         } else {
             inbox.try_push(message)
         }
@@ -257,7 +255,7 @@ impl<R: Runtime> Intake<R> {
         inbox.room.register(cx.waker());
         while let Some(message) = self.held.pop_front() {
             let reliable = message.qos() != QoS::AtMostOnce;
-            if let Err(message) = self.try_push(inbox, message) {
+            if let Err(message) = self.admit(inbox, message) {
                 self.held.push_front(message);
                 break;
             }
@@ -269,7 +267,7 @@ impl<R: Runtime> Intake<R> {
             return true;
         }
         if self.withholding() {
-            // No time bound: the messages held must not be dropped, nor the bound exceeded.
+            // No time bound: a QoS 1/2 message waits for room, it is never dropped.
             return false;
         }
         let expired = self
@@ -283,7 +281,22 @@ impl<R: Runtime> Intake<R> {
             held = self.held.len(),
             "the consumer stayed stalled through the read pause: the overflow policy applies"
         );
-        self.flush(inbox, dropped);
+        // The overflow policy takes the QoS 0 messages held, up to a QoS 1/2 message that
+        // must still wait for room (a clean 3.1.1 session); reading then stays paused.
+        while let Some(message) = self.held.pop_front() {
+            let reliable = message.qos() != QoS::AtMostOnce;
+            if reliable && self.reliable == ReliableBound::PauseReading {
+                if let Err(message) = self.admit(inbox, message) {
+                    self.held.push_front(message);
+                    self.timer = None;
+                    return false;
+                }
+            } else if inbox.push(message) != Pushed::Queued {
+                *dropped += 1;
+            }
+            self.held_reliable -= usize::from(reliable);
+        }
+        self.timer = None;
         self.state = State::Dropping;
         true
     }
@@ -400,6 +413,20 @@ mod tests {
         assert!(may_read(&mut intake, &inbox), "all moved in: reading resumes");
         assert!(!intake.withholding());
         assert_eq!(payloads(&inbox), ["5", "6"]);
+    }
+
+    #[test]
+    fn on_a_clean_311_session_qos0_messages_do_not_hold_back_qos1() {
+        let inbox = Inbox::new(2, Overflow::DropNewest);
+        let mut intake = Intake::<Expired>::new(Duration::from_secs(60));
+        intake.start_connection(ReliableBound::PauseReading);
+        intake.push(&Expired, &inbox, message(QoS::AtMostOnce, 1));
+        intake.push(&Expired, &inbox, message(QoS::AtMostOnce, 2));
+        // The buffer is full of QoS 0 messages, but no QoS 1/2 one waits: this one goes in.
+        intake.push(&Expired, &inbox, message(QoS::AtLeastOnce, 3));
+        assert!(!intake.withholding());
+        assert!(may_read(&mut intake, &inbox));
+        assert_eq!(payloads(&inbox), ["1", "2", "3"]);
     }
 
     #[test]
