@@ -229,11 +229,11 @@ pub struct ClientConfig {
     /// a broker that dies meanwhile is noticed once the application takes messages again (or
     /// when a write fails). Nothing is lost and nothing is received twice. Control packets
     /// (PINGRESP, acknowledgements of the client's own publishes) wait behind the unread
-    /// messages during the pause, so a publish on the same client completes only once the
-    /// application takes messages again: an application that waits for its own publish's
-    /// acknowledgement before taking the next message (a request/response loop) must keep
-    /// fewer than `message_buffer` QoS 1/2 messages waiting, or use a persistent session or
-    /// MQTT 5, against a broker without an in-flight limit.
+    /// messages during the pause; so while the application waits for an answer to its own
+    /// request (a QoS 1/2 publish's acknowledgement, a SUBACK, a `ping`), the client reads
+    /// on, holding what it reads (in order, nothing dropped): an application that awaits its
+    /// publish before taking the next message (a request/response loop) cannot deadlock, and
+    /// the bound gives way for as long as such a request is outstanding.
     pub message_buffer: usize,
     /// What happens to a QoS 0 message that arrives when `message_buffer` messages wait and
     /// the read pause (see [`message_buffer`](Self::message_buffer)) has run out.

@@ -218,6 +218,12 @@ impl<R: Runtime> Intake<R> {
             State::Dropping if !withheld => u64::from(inbox.push(message) != Pushed::Queued),
             State::Flowing | State::Dropping => {
                 if let Err(message) = self.admit(inbox, message) {
+                    if withheld {
+                        tracing::debug!(
+                            waiting = inbox.reliable_len(),
+                            "QoS 1/2 messages fill the buffer: reading pauses until the application takes one"
+                        );
+                    }
                     self.hold(message);
                     self.state = State::Paused;
                     let until = runtime.now() + self.bound;
