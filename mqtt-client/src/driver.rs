@@ -1361,14 +1361,8 @@ impl<R: Runtime> Driver<R> {
             return;
         }
         let recovered = lock(&self.shared.recovered).remove(&token);
-        if let Some(mut recovered) = recovered {
-            debug!(
-                packet_id = recovered.packet_id.get(),
-                "recovered publish completed"
-            );
-            recovered.result = result;
-            self.shared
-                .status(ConnectionEvent::RecoveredPublish(recovered));
+        if let Some(recovered) = recovered {
+            self.shared.status(recovered.completed(result));
             return;
         }
         // A QoS 0 publish: handed to the transport (or failed). Tokens grow, so an earlier

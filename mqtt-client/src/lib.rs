@@ -317,6 +317,55 @@ pub enum ConnectionEvent {
     /// stopped before its flow completed) has completed: its caller is gone, so this is the
     /// only place its outcome shows.
     RecoveredPublish(RecoveredPublish),
+    /// A publish recovered from the durable session store that an earlier process had
+    /// accepted but not sent (it was queued: no connection, or no room in the window) has
+    /// completed, or failed before it was sent (its MQTT 5 expiry ran out, a broker's limits
+    /// refused it). Like [`RecoveredPublish`](Self::RecoveredPublish), its caller is gone;
+    /// it never had a packet identifier in the earlier process, hence a variant of its own.
+    RecoveredQueuedPublish(RecoveredQueuedPublish),
+}
+
+/// The outcome of a queued publish recovered from the durable session store
+/// ([`ConnectionEvent::RecoveredQueuedPublish`]).
+#[derive(Debug, Clone)]
+#[non_exhaustive]
+pub struct RecoveredQueuedPublish {
+    /// Its topic.
+    pub topic: ByteString,
+    /// Its QoS.
+    pub qos: QoS,
+    /// The final acknowledgement's reason code, or why it failed.
+    pub result: Result<ReasonCode, ClientError>,
+}
+
+/// A publish recovered from the durable store, waiting for its outcome to be reported.
+#[derive(Debug)]
+enum Recovered {
+    /// In flight when the earlier process stopped.
+    Flight(RecoveredPublish),
+    /// Queued, not yet sent, when the earlier process stopped.
+    Queued(RecoveredQueuedPublish),
+}
+
+impl Recovered {
+    /// The event that reports its outcome.
+    fn completed(self, result: Result<ReasonCode, ClientError>) -> ConnectionEvent {
+        match self {
+            Self::Flight(mut flight) => {
+                tracing::debug!(
+                    packet_id = flight.packet_id.get(),
+                    "recovered publish completed"
+                );
+                flight.result = result;
+                ConnectionEvent::RecoveredPublish(flight)
+            }
+            Self::Queued(mut queued) => {
+                tracing::debug!("recovered queued publish completed");
+                queued.result = result;
+                ConnectionEvent::RecoveredQueuedPublish(queued)
+            }
+        }
+    }
 }
 
 /// The outcome of a publish recovered from the durable session store
@@ -359,7 +408,7 @@ pub(crate) struct Shared {
     /// its message streams, one that never ran does not.
     stops: AtomicU64,
     /// Publishes recovered from the durable store whose completion is still to be reported.
-    recovered: Mutex<std::collections::HashMap<Token, RecoveredPublish>>,
+    recovered: Mutex<std::collections::HashMap<Token, Recovered>>,
     /// The durable store's counters, once it is open.
     store_monitor: Mutex<Option<store::FileStoreMonitor>>,
     /// MQTT 5 requests waiting for their reply (`request`).
@@ -1029,12 +1078,30 @@ impl<R: Runtime> MqttClient<R> {
             for (packet_id, flight) in flights {
                 recovered.insert(
                     flight.token,
-                    RecoveredPublish {
+                    Recovered::Flight(RecoveredPublish {
                         packet_id,
                         topic: flight.publish.topic,
                         qos: flight.publish.qos,
                         result: Err(ClientError::Closed),
-                    },
+                    }),
+                );
+            }
+        }
+        let queued = store.queued_in_order();
+        if !queued.is_empty() {
+            tracing::info!(
+                queued = queued.len(),
+                "resuming queued publishes from the session store"
+            );
+            let mut recovered = lock(&self.inner.shared.recovered);
+            for (_, token, publish) in queued {
+                recovered.insert(
+                    token,
+                    Recovered::Queued(RecoveredQueuedPublish {
+                        topic: publish.topic,
+                        qos: publish.qos,
+                        result: Err(ClientError::Closed),
+                    }),
                 );
             }
         }

@@ -8,7 +8,7 @@ use futures_util::future::{self, Either, join_all};
 use sansmqtt_client::proto::{QoS, ReasonCode};
 use sansmqtt_client::{ClientConfig, ClientError, ConnectionEvent, MqttClient, Runtime};
 
-use super::{BOUND, connected, no_retry, subscribe, with_timeout};
+use super::{BOUND, connected, no_retry, subscribe, wait_for_event, with_timeout};
 use crate::{Mosquitto, free_port};
 
 /// The number at the end of a payload `"... n"`.
@@ -160,14 +160,16 @@ pub async fn disconnect_before_connect_fails_what_was_declared_with_closed<
     assert_eq!(message.topic(), "gone/after");
 }
 
-/// A client with a durable store publishes 50 QoS 1 and 50 QoS 2 messages before
+/// A client with a durable store publishes 25 QoS 1 and 25 QoS 2 messages before
 /// `connect`: `stored()` cannot resolve before `connect` opens the store, and resolves after
 /// it although no broker answers (the address refuses connections). A new client on the same
-/// store and id then sends all of them to a real broker, where a subscriber counts each once.
+/// store and id then sends all of them to a real broker, where a subscriber counts each once,
+/// and reports each one's outcome as `ConnectionEvent::RecoveredQueuedPublish`.
 pub async fn file_store_publishes_before_connect_are_stored_once_connect_opens_the_store<
     R: Runtime + Default,
 >() {
-    const EACH: u32 = 50;
+    // 2 x EACH outcome events and Connected fit in one listener's buffer (`EVENT_BUFFER`).
+    const EACH: u32 = 25;
     let dir = tempfile::Builder::new()
         .prefix("declared-store")
         .tempdir()
@@ -244,6 +246,7 @@ pub async fn file_store_publishes_before_connect_are_stored_once_connect_opens_t
     let subscriber = connected::<R>(&broker.uri(), no_retry()).await;
     subscribe(&subscriber, "durable/q", QoS::ExactlyOnce).await;
     let client = MqttClient::<R>::new(Some("declared-durable"), config);
+    let mut events = client.connection_events();
     with_timeout::<R, _>(
         BOUND,
         "CONNACK of the restarted client",
@@ -251,26 +254,50 @@ pub async fn file_store_publishes_before_connect_are_stored_once_connect_opens_t
     )
     .await
     .expect("connect of the restarted client");
-    let mut seen = BTreeSet::new();
-    let mut duplicates = 0;
-    while seen.len() < (2 * EACH) as usize {
-        let message = match subscriber.deliver_message().timeout(BOUND).await {
-            Ok(message) => message,
-            Err(err) => panic!(
-                "{} of {} stored messages arrived, then: {err:?}",
-                seen.len(),
-                2 * EACH
-            ),
-        };
-        let n = number(message.payload());
-        if !seen.insert(n) {
-            assert_eq!(
-                message.qos(),
-                QoS::AtLeastOnce,
-                "QoS 2 message {n} arrived twice"
-            );
-            duplicates += 1;
+    let receive = async {
+        let mut seen = BTreeSet::new();
+        let mut duplicates = 0;
+        while seen.len() < (2 * EACH) as usize {
+            let message = match subscriber.deliver_message().timeout(BOUND).await {
+                Ok(message) => message,
+                Err(err) => panic!(
+                    "{} of {} stored messages arrived, then: {err:?}",
+                    seen.len(),
+                    2 * EACH
+                ),
+            };
+            let n = number(message.payload());
+            if !seen.insert(n) {
+                assert_eq!(
+                    message.qos(),
+                    QoS::AtLeastOnce,
+                    "QoS 2 message {n} arrived twice"
+                );
+                duplicates += 1;
+            }
         }
-    }
+        duplicates
+    };
+    // Their callers died with the first client: each outcome is reported as an event (taken
+    // as they come: a listener holds at most `EVENT_BUFFER` of them).
+    let reported = async {
+        for k in 0..2 * EACH {
+            let (event, _) = wait_for_event::<R, _>(
+                &mut events,
+                BOUND,
+                &format!("RecoveredQueuedPublish {k}"),
+                |event| matches!(event, ConnectionEvent::RecoveredQueuedPublish(_)),
+            )
+            .await;
+            match event {
+                ConnectionEvent::RecoveredQueuedPublish(recovered) => {
+                    assert!(recovered.result.is_ok(), "outcome {k}: {recovered:?}");
+                    assert_eq!(recovered.topic, "durable/q");
+                }
+                other => unreachable!("{other:?}"),
+            }
+        }
+    };
+    let (duplicates, ()) = future::join(receive, reported).await;
     assert_eq!(duplicates, 0, "QoS 1 duplicates");
 }
