@@ -22,8 +22,8 @@ use sansmqtt_session::proto::{
 };
 use sansmqtt_session::{
     AckMode, ConnectOptions, ConnectionError, ConnectionState, Event, Message, ProtocolError,
-    PublishError, PublishLimits, ServerReason, SessionConfig, SessionError, SessionLossPolicy,
-    Token,
+    PublishError, PublishLimits, ReceiveMaximumExceeded, ServerReason, SessionConfig, SessionError,
+    SessionLossPolicy, Token,
 };
 
 use ProtocolVersion::{V5, V311};
@@ -1123,6 +1123,48 @@ fn incoming_v5_receive_maximum_exceeded_disconnects() {
         "DISCONNECT 0x93 and no PUBACK once the connection is closed"
     );
     assert_eq!(h.session.state(), ConnectionState::Disconnected);
+}
+
+/// A server known to overrun the window (mosquitto 2.0) meets `Accept`: the messages beyond
+/// the Receive Maximum are delivered and acknowledged in order, and counted.
+#[test]
+fn incoming_v5_receive_maximum_overrun_accepted_and_counted() {
+    let mut cfg = config(V5);
+    cfg.receive_maximum = 2;
+    cfg.receive_maximum_exceeded = ReceiveMaximumExceeded::Accept;
+    let mut h = Harness::new(cfg);
+    h.connect_accepted(ConnectOptions::new(KEEP_ALIVE), false);
+
+    // Five unacknowledged (none handed out yet): three beyond the window of two.
+    for (i, payload) in [(1, "1"), (2, "2"), (3, "3"), (4, "4")] {
+        h.feed(incoming("t", payload, QoS::AtLeastOnce, Some(i)));
+    }
+    h.feed(incoming("t", "5", QoS::ExactlyOnce, Some(5)));
+    assert_eq!(h.session.state(), ConnectionState::Connected);
+    assert_eq!(h.session.receive_maximum_overruns(), 3);
+    assert_eq!(h.session.incoming_inflight_len(), 5);
+    let early = h.transmit();
+    assert!(
+        early.is_empty(),
+        "nothing acknowledged before the application took it: {early:?}"
+    );
+
+    let events = h.events();
+    assert_eq!(events.len(), 5);
+    assert!(events.iter().all(|e| matches!(e, Event::Message(_))));
+    assert_eq!(
+        h.sent(),
+        vec![
+            Packet::PubAck(PubAck::new(pid(1))),
+            Packet::PubAck(PubAck::new(pid(2))),
+            Packet::PubAck(PubAck::new(pid(3))),
+            Packet::PubAck(PubAck::new(pid(4))),
+            Packet::PubRec(PubRec::new(pid(5))),
+        ]
+    );
+    // Within the window again: not counted.
+    h.feed(incoming("t", "6", QoS::AtLeastOnce, Some(6)));
+    assert_eq!(h.session.receive_maximum_overruns(), 3);
 }
 
 #[test]

@@ -20,7 +20,9 @@ use sansmqtt_proto::{
 };
 use tracing::{debug, warn};
 
-use crate::config::{AckMode, ConnectOptions, SessionConfig, SessionLossPolicy};
+use crate::config::{
+    AckMode, ConnectOptions, ReceiveMaximumExceeded, SessionConfig, SessionLossPolicy,
+};
 use crate::error::{ConnectionError, ProtocolError, PublishError, ServerReason, SessionError};
 use crate::event::{AckToken, Event, Message, Token};
 use crate::ids::PacketIds;
@@ -238,6 +240,9 @@ pub struct Session<S: SessionStore = MemoryStore, I = DefaultInstant> {
     /// Queued publishes dropped because their MQTT 5 message expiry interval ran out while
     /// they waited.
     expired: u64,
+    /// QoS 1/2 PUBLISHes taken beyond our Receive Maximum
+    /// ([`ReceiveMaximumExceeded::Accept`](crate::ReceiveMaximumExceeded::Accept)).
+    overruns: u64,
     aliases_in: Vec<Option<ByteString>>,
     aliases_out: BTreeMap<ByteString, u16>,
     /// The property set an aliased PUBLISH without properties of its own borrows for its
@@ -344,6 +349,7 @@ impl<S: SessionStore, I: Instant> Session<S, I> {
             subscriptions,
             read_now: None,
             expired: 0,
+            overruns: 0,
             last_ping: None,
             aliases_in: Vec::new(),
             aliases_out: BTreeMap::new(),
@@ -450,6 +456,15 @@ impl<S: SessionStore, I: Instant> Session<S, I> {
     /// before they could be sent (each also failed with [`PublishError::Expired`]).
     pub fn expired_publishes(&self) -> u64 {
         self.expired
+    }
+
+    /// QoS 1/2 PUBLISHes an MQTT 5 server sent beyond the Receive Maximum we announced and
+    /// the session took anyway, since it was created (only with
+    /// [`ReceiveMaximumExceeded::Accept`](crate::ReceiveMaximumExceeded::Accept); otherwise
+    /// the first one ends the connection). A number that grows names a server that ignores
+    /// flow control.
+    pub fn receive_maximum_overruns(&self) -> u64 {
+        self.overruns
     }
 
     /// Whether packets are encoded and waiting for [`poll_transmit`](Self::poll_transmit).
