@@ -209,7 +209,8 @@ impl<R: Runtime> Intake<R> {
         }
         // A clean 3.1.1 session's QoS 1/2 message never meets the overflow policy: beyond the
         // bound it waits here, and reading pauses (see the module docs).
-        let withheld = message.qos() != QoS::AtMostOnce && self.reliable == ReliableBound::PauseReading;
+        let withheld =
+            message.qos() != QoS::AtMostOnce && self.reliable == ReliableBound::PauseReading;
         match self.state {
             State::Paused => {
                 self.hold(message);
@@ -412,11 +413,17 @@ mod tests {
         // Its timer has expired, yet the pause goes on: nothing may be dropped.
         assert!(!may_read(&mut intake, &inbox));
         assert_eq!(inbox.len(), 3);
-        assert_eq!(inbox.pop().map(|m| m.payload().clone()), Some(Bytes::from("1")));
+        assert_eq!(
+            inbox.pop().map(|m| m.payload().clone()),
+            Some(Bytes::from("1"))
+        );
         assert!(!may_read(&mut intake, &inbox), "4 moved in, 5 and 6 wait");
         assert_eq!(inbox.len(), 3);
         assert_eq!(payloads(&inbox), ["2", "3", "4"]);
-        assert!(may_read(&mut intake, &inbox), "all moved in: reading resumes");
+        assert!(
+            may_read(&mut intake, &inbox),
+            "all moved in: reading resumes"
+        );
         assert!(!intake.withholding());
         assert_eq!(payloads(&inbox), ["5", "6"]);
     }

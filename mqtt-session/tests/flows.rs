@@ -1351,7 +1351,9 @@ fn subscribe_before_connect_goes_out_at_connack_before_queued_publishes(version:
         .unwrap();
     let unsub = h.session.unsubscribe(now, vec!["b".into()]).unwrap();
     h.assert_idle();
-    h.session.connect(now, ConnectOptions::new(KEEP_ALIVE)).unwrap();
+    h.session
+        .connect(now, ConnectOptions::new(KEEP_ALIVE))
+        .unwrap();
     assert_matches!(h.sent().as_slice(), [Packet::Connect(_)]);
     h.feed(ConnAck::new(false));
     let sent = h.sent();
@@ -1458,7 +1460,9 @@ fn offline_subscribe_and_unsubscribe_keep_their_order(version: ProtocolVersion) 
     let _ = h.events();
     h.session.unsubscribe(now, vec!["left".into()]).unwrap();
     h.assert_idle();
-    h.session.connect(now, ConnectOptions::new(KEEP_ALIVE)).unwrap();
+    h.session
+        .connect(now, ConnectOptions::new(KEEP_ALIVE))
+        .unwrap();
     let _ = h.sent();
     h.feed(ConnAck::new(false));
     let sent = h.sent();
@@ -1723,7 +1727,11 @@ fn paused_reading_suspends_the_ping_deadline_but_not_the_pings(version: Protocol
     h.set_secs(30);
     h.fire_timers();
     assert_eq!(h.sent(), vec![Packet::PingReq(PingReq)]);
-    assert_eq!(h.timeout_offset(), Some(Duration::from_secs(40)), "PINGRESP due");
+    assert_eq!(
+        h.timeout_offset(),
+        Some(Duration::from_secs(40)),
+        "PINGRESP due"
+    );
     let now = h.now();
     h.session.set_reading_paused(now, true);
     assert_eq!(
@@ -1736,7 +1744,10 @@ fn paused_reading_suspends_the_ping_deadline_but_not_the_pings(version: Protocol
         h.set_secs(30 * period);
         h.fire_timers();
         assert_eq!(h.sent(), vec![Packet::PingReq(PingReq)], "period {period}");
-        assert!(h.events().is_empty(), "period {period}: the connection stays");
+        assert!(
+            h.events().is_empty(),
+            "period {period}: the connection stays"
+        );
     }
     assert_eq!(h.session.state(), ConnectionState::Connected);
     // Reading again at 640: the 21 PINGRESPs are due by 650.
@@ -1748,7 +1759,11 @@ fn paused_reading_suspends_the_ping_deadline_but_not_the_pings(version: Protocol
         h.feed(PingResp);
     }
     h.assert_idle();
-    assert_eq!(h.timeout_offset(), Some(Duration::from_secs(660)), "next PINGREQ");
+    assert_eq!(
+        h.timeout_offset(),
+        Some(Duration::from_secs(660)),
+        "next PINGREQ"
+    );
 
     // Paused again, then resumed with the PINGRESP still missing: the deadline applies.
     h.set_secs(660);

@@ -505,6 +505,8 @@ pub async fn a_clean_311_subscriber_that_stops_taking_holds_at_most_its_bound_an
     // A 3.1.1 PUBLISH of "p 19999" on TOPIC at QoS 1: fixed header 2, topic 2 + 7, packet id
     // 2, payload at least 3. One 64 KiB read carries at most this many.
     const PER_READ: usize = 64 * 1024 / (2 + 2 + TOPIC.len() + 2 + 3);
+    // The figures are reported at INFO (`RUST_LOG=mqtt_test_support=info`).
+    crate::init_test_tracing();
     let keep_alive = Duration::from_secs(2);
     let broker = Mosquitto::builder()
         .extra_config("max_inflight_messages 0\nmax_queued_messages 0\n")
@@ -570,9 +572,11 @@ pub async fn a_clean_311_subscriber_that_stops_taking_holds_at_most_its_bound_an
         }
         sample(&subscriber);
     }
-    eprintln!(
-        "clean 3.1.1 bound {BUFFER}: at most {most_waiting} waiting, {most_unacknowledged} \
-         unacknowledged; {TOTAL} received, {duplicates} QoS 1 duplicates"
+    tracing::info!(
+        most_waiting,
+        most_unacknowledged,
+        duplicates,
+        "clean 3.1.1 bound {BUFFER}: {TOTAL} received"
     );
     assert!(
         most_waiting <= BUFFER,

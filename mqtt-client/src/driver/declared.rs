@@ -174,23 +174,25 @@ mod tests {
     use crate::queue::{CommandQueue, PublishBudget};
     use std::sync::Arc;
 
-    fn subscribe() -> (Command, oneshot::Receiver<Result<crate::Acknowledgement, ClientError>>) {
+    fn subscribe() -> (
+        Command,
+        oneshot::Receiver<Result<crate::Acknowledgement, ClientError>>,
+    ) {
         let (reply, rx) = oneshot::channel();
         let command = Command::Subscribe {
-            filters: vec![SubscribeFilter::new("a/#", sansmqtt_proto::QoS::AtLeastOnce)],
+            filters: vec![SubscribeFilter::new(
+                "a/#",
+                sansmqtt_proto::QoS::AtLeastOnce,
+            )],
             properties: Default::default(),
             reply,
         };
         (command, rx)
     }
 
-    fn publish(
-        budget: &Arc<PublishBudget>,
-    ) -> (
-        Command,
-        oneshot::Receiver<Result<crate::PublishAck, ClientError>>,
-        oneshot::Receiver<Result<(), ClientError>>,
-    ) {
+    type Answer<T> = oneshot::Receiver<Result<T, ClientError>>;
+
+    fn publish(budget: &Arc<PublishBudget>) -> (Command, Answer<crate::PublishAck>, Answer<()>) {
         let (reply, rx) = oneshot::channel();
         let (stored, stored_rx) = oneshot::channel();
         let mut message = Publish::new("a/b", Bytes::from_static(b"x"));
@@ -278,9 +280,18 @@ mod tests {
                 "cancel" => assert!(!queue.push(Command::Cancel)),
                 _ => queue.handles_dropped(),
             }
-            assert!(matches!(failed(sub_rx), Some(ClientError::Closed)), "{release}");
-            assert!(matches!(failed(pub_rx), Some(ClientError::Closed)), "{release}");
-            assert!(matches!(failed(stored_rx), Some(ClientError::Closed)), "{release}");
+            assert!(
+                matches!(failed(sub_rx), Some(ClientError::Closed)),
+                "{release}"
+            );
+            assert!(
+                matches!(failed(pub_rx), Some(ClientError::Closed)),
+                "{release}"
+            );
+            assert!(
+                matches!(failed(stored_rx), Some(ClientError::Closed)),
+                "{release}"
+            );
             assert_eq!(budget.in_use(), 0, "{release}: the permit is returned");
             // Still before any connect: new commands are kept again.
             let (sub, _) = subscribe();

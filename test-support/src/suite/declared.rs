@@ -106,9 +106,7 @@ pub async fn subscribe_and_publish_before_connect_arrive_on_the_first_connection
 /// at `disconnect` (nothing is sent, the budget is free again), and the client still
 /// connects afterwards. A subscribe beyond `max_queued` waiting requests fails with
 /// `QueueFull`.
-pub async fn disconnect_before_connect_fails_what_was_declared_with_closed<
-    R: Runtime + Default,
->() {
+pub async fn disconnect_before_connect_fails_what_was_declared_with_closed<R: Runtime + Default>() {
     let broker = Mosquitto::start();
     let client = MqttClient::<R>::new(None, no_retry().max_queued(2));
     let mut first = Box::pin(client.subscribe([("gone/a", QoS::AtLeastOnce)]));
@@ -229,9 +227,9 @@ pub async fn file_store_publishes_before_connect_are_stored_once_connect_opens_t
         }
         assert!(client.store_stats().is_some(), "connect opened the store");
         // It never connected.
-        while let Poll::Ready(Some(event)) = futures_util::poll!(futures_util::StreamExt::next(
-            &mut events
-        )) {
+        while let Poll::Ready(Some(event)) =
+            futures_util::poll!(futures_util::StreamExt::next(&mut events))
+        {
             assert!(
                 !matches!(event, ConnectionEvent::Connected { .. }),
                 "connected to nowhere"
