@@ -479,10 +479,13 @@ impl<'a, R: Runtime> Publishing<'a, R> {
     /// was synced to disk, before any byte of it was written to the socket, and a client
     /// restarted on the same store and client id sends it again (with DUP) and reports its
     /// outcome as [`ConnectionEvent::RecoveredPublish`](crate::ConnectionEvent::RecoveredPublish).
-    /// A QoS 1/2 message accepted while the client has no connection (after `connect` was
-    /// called, before the first CONNACK or between connections) is stored without one: its
-    /// record is synced at once, and a client restarted on the store sends it (queued
-    /// publishes are bounded by `max_queued` / `max_queued_bytes`, as always). While
+    /// A QoS 1/2 message accepted while the client has no connection (before the first
+    /// CONNACK or between connections) is stored without one: its record is synced at once,
+    /// and a client restarted on the store sends it (queued publishes are bounded by
+    /// `max_queued` / `max_queued_bytes`, as always). One accepted before the first
+    /// [`connect`](crate::MqttClient::connect) waits for `connect` to open the store: its
+    /// `stored()` resolves once `connect` has been called (whether or not a broker answers),
+    /// not before. While
     /// connected, a message waiting for room in the publish budget or in the in-flight window
     /// lives in memory only until it enters the window. With the memory store, "stored" is the same point (the message entered the in-flight
     /// window and was handed out), without the crash-safety. QoS 0 is stored nowhere: it

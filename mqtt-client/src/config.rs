@@ -215,8 +215,25 @@ pub struct ClientConfig {
     /// it drops them unacknowledged, and every later QoS 1/2 message of that connection too
     /// (acknowledgements go out in arrival order); once the application has taken what it
     /// holds, the client reconnects at once and the broker sends them again. QoS 1 messages
-    /// may then arrive twice, as QoS 1 allows; QoS 2 messages still arrive once. With a clean
-    /// session a dropped message would be lost, so QoS 1/2 are not bounded there.
+    /// may then arrive twice, as QoS 1 allows; QoS 2 messages still arrive once.
+    ///
+    /// With a **clean session** (3.1.1, `clean_session(true)`) a dropped message would be
+    /// lost, and withholding acknowledgements does not slow a broker that has no in-flight
+    /// limit, so there the client **stops reading the socket** once `message_buffer` QoS 1/2
+    /// messages wait and another arrives: that message (and the rest of the same read, at
+    /// most 64 KiB) waits in the client, and reading resumes as soon as the application has
+    /// taken one. (QoS 0 messages keep the burst pause and overflow policy above; a broker
+    /// whose in-flight window is below `message_buffer` never causes this pause.) TCP flow control holds the broker back meanwhile. This pause has no
+    /// time bound: during it the client's own PINGRESP deadline is suspended (no PINGRESP can
+    /// be read) while keep-alive PINGREQs still go out, so the broker keeps the connection;
+    /// a broker that dies meanwhile is noticed once the application takes messages again (or
+    /// when a write fails). Nothing is lost and nothing is received twice. Control packets
+    /// (PINGRESP, acknowledgements of the client's own publishes) wait behind the unread
+    /// messages during the pause; so while the application waits for an answer to its own
+    /// request (a QoS 1/2 publish's acknowledgement, a SUBACK, a `ping`), the client reads
+    /// on, holding what it reads (in order, nothing dropped): an application that awaits its
+    /// publish before taking the next message (a request/response loop) cannot deadlock, and
+    /// the bound gives way for as long as such a request is outstanding.
     pub message_buffer: usize,
     /// What happens to a QoS 0 message that arrives when `message_buffer` messages wait and
     /// the read pause (see [`message_buffer`](Self::message_buffer)) has run out.

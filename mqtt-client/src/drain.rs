@@ -141,7 +141,9 @@ impl<R: Runtime> MqttClient<R> {
     ///
     /// Only [`ClientError::DrainTimeout`], with [`drain`](Disconnecting::drain), when the
     /// timeout passed first (the client disconnected anyway). A client that is not connected
-    /// has nothing to close and returns `Ok`.
+    /// has nothing to close and returns `Ok`. Before the first [`connect`](Self::connect) it
+    /// fails what was declared (publishes, subscribes) with [`ClientError::Closed`], unsent; a
+    /// drain then waits for publishes that no connection will take, so it times out.
     ///
     /// ```no_run
     /// # use sansmqtt_client::{ClientError, MqttClient, QoS, Runtime};

@@ -34,6 +34,17 @@
 //! | configure TLS | the [`ClientConfig`] options (`ca_file`, `cert_file`, ... amqtt's keys) | [`Connecting`]'s `ca_file` / `ca_path` / `ca_data` (amqtt's `connect` arguments); [`ClientConfig::tls_config`], a ready `rustls::ClientConfig` for what the options cannot say (custom verifier, in-memory keys, ALPN), which replaces them |
 //! | receive | [`MqttClient::deliver_message`] (amqtt's) | [`MqttClient::messages`]: the same queue as a `Stream` |
 //! | subscribe | [`MqttClient::subscribe`] (amqtt's) | [`subscribe_with`](MqttClient::subscribe_with): MQTT 5 properties and the whole SUBACK; [`subscribe_shared`](MqttClient::subscribe_shared): a consumer group |
+//!
+//! # Before the first connect
+//!
+//! Publishes, subscribes and unsubscribes made before the first [`MqttClient::connect`] are
+//! accepted (publishes within [`ClientConfig::max_queued`] / `max_queued_bytes`, subscribes and
+//! unsubscribes within `max_queued` requests) and applied when `connect` starts the client: at
+//! the first CONNACK the subscriptions go out first, then the publishes in acceptance order.
+//! With a durable store a QoS 1/2 publish's [`Publishing::stored`] resolves once `connect` has
+//! opened the store. Pings, `reauthenticate` and `deliver_message` need a started client and
+//! fail with [`ClientError::NotConnected`]; `disconnect` or `cancel_tasks` before any
+//! `connect` fail what was declared with [`ClientError::Closed`].
 #![forbid(unsafe_code)]
 #![deny(missing_docs)]
 #![cfg_attr(docsrs, feature(doc_cfg))]
@@ -252,6 +263,55 @@ pub enum ConnectionEvent {
     /// stopped before its flow completed) has completed: its caller is gone, so this is the
     /// only place its outcome shows.
     RecoveredPublish(RecoveredPublish),
+    /// A publish recovered from the durable session store that an earlier process had
+    /// accepted but not sent (it was queued: no connection, or no room in the window) has
+    /// completed, or failed before it was sent (its MQTT 5 expiry ran out, a broker's limits
+    /// refused it). Like [`RecoveredPublish`](Self::RecoveredPublish), its caller is gone;
+    /// it never had a packet identifier in the earlier process, hence a variant of its own.
+    RecoveredQueuedPublish(RecoveredQueuedPublish),
+}
+
+/// The outcome of a queued publish recovered from the durable session store
+/// ([`ConnectionEvent::RecoveredQueuedPublish`]).
+#[derive(Debug, Clone)]
+#[non_exhaustive]
+pub struct RecoveredQueuedPublish {
+    /// Its topic.
+    pub topic: ByteString,
+    /// Its QoS.
+    pub qos: QoS,
+    /// The final acknowledgement's reason code, or why it failed.
+    pub result: Result<ReasonCode, ClientError>,
+}
+
+/// A publish recovered from the durable store, waiting for its outcome to be reported.
+#[derive(Debug)]
+enum Recovered {
+    /// In flight when the earlier process stopped.
+    Flight(RecoveredPublish),
+    /// Queued, not yet sent, when the earlier process stopped.
+    Queued(RecoveredQueuedPublish),
+}
+
+impl Recovered {
+    /// The event that reports its outcome.
+    fn completed(self, result: Result<ReasonCode, ClientError>) -> ConnectionEvent {
+        match self {
+            Self::Flight(mut flight) => {
+                tracing::debug!(
+                    packet_id = flight.packet_id.get(),
+                    "recovered publish completed"
+                );
+                flight.result = result;
+                ConnectionEvent::RecoveredPublish(flight)
+            }
+            Self::Queued(mut queued) => {
+                tracing::debug!("recovered queued publish completed");
+                queued.result = result;
+                ConnectionEvent::RecoveredQueuedPublish(queued)
+            }
+        }
+    }
 }
 
 /// The outcome of a publish recovered from the durable session store
@@ -294,7 +354,7 @@ pub(crate) struct Shared {
     /// its message streams, one that never ran does not.
     stops: AtomicU64,
     /// Publishes recovered from the durable store whose completion is still to be reported.
-    recovered: Mutex<std::collections::HashMap<Token, RecoveredPublish>>,
+    recovered: Mutex<std::collections::HashMap<Token, Recovered>>,
     /// The durable store's counters, once it is open.
     store_monitor: Mutex<Option<store::FileStoreMonitor>>,
     /// MQTT 5 requests waiting for their reply (`request`).
@@ -484,6 +544,7 @@ impl<R: Runtime> MqttClient<R> {
             config.max_queued,
             config.max_queued_bytes,
         ));
+        let declared_limit = config.max_queued;
         Self {
             inner: Arc::new(Inner {
                 runtime,
@@ -496,7 +557,7 @@ impl<R: Runtime> MqttClient<R> {
                     events: events::EventHub::default(),
                     stats,
                     parked: Mutex::new(Parked::default()),
-                    commands: CommandQueue::default(),
+                    commands: CommandQueue::new(declared_limit),
                     cancel_epoch: AtomicU64::new(0),
                     parked_event: event_listener::Event::new(),
                     stops: AtomicU64::new(0),
@@ -584,6 +645,17 @@ impl<R: Runtime> MqttClient<R> {
     /// (backpressure: the future waits). [`Publishing::send_now`] queues without waiting or
     /// fails with [`ClientError::QueueFull`].
     ///
+    /// Before the first [`connect`](Self::connect) a publish is accepted too (same bound) and
+    /// waits for it: `connect` queues it in the session, and it goes out on the first
+    /// connection, in acceptance order, after the subscriptions declared before `connect`
+    /// (see [`subscribe`](Self::subscribe)). Its future resolves with its acknowledgement on
+    /// that connection; with a durable store, [`Publishing::stored`] resolves once `connect`
+    /// has opened the store and synced the record. [`disconnect`](Self::disconnect) or
+    /// [`cancel_tasks`](Self::cancel_tasks) before any `connect`, or dropping every handle,
+    /// fail it with [`ClientError::Closed`] (nothing was sent). After a `disconnect` of a
+    /// connected client, publishes fail with [`ClientError::NotConnected`] until the next
+    /// `connect` / `reconnect`.
+    ///
     /// Cancellation: dropping the future before the message is accepted sends nothing. After
     /// it, the message belongs to the client and is sent (and re-sent after reconnects) even
     /// if the future is dropped; dropping only stops waiting for the outcome. For the same
@@ -619,6 +691,18 @@ impl<R: Runtime> MqttClient<R> {
     /// Subscribes to topic filters, e.g. `[("a/#", QoS::AtLeastOnce)]` (amqtt's
     /// `subscribe`); returns the SUBACK codes, one per filter: the granted QoS, or why the
     /// broker refused that filter.
+    ///
+    /// Without a connection the SUBSCRIBE waits and goes out at the next CONNACK, so this
+    /// resolves then. That holds before the first [`connect`](Self::connect) as well:
+    /// subscriptions can be declared first (poll the future, e.g. in a `join!` with
+    /// `connect`, or spawn it), and at the first CONNACK they are sent before the publishes
+    /// accepted before `connect`, so a client that subscribes to its own topic receives what
+    /// it published. At most [`ClientConfig::max_queued`] subscribes and unsubscribes wait for
+    /// the first `connect`; beyond that this fails with [`ClientError::QueueFull`]. A
+    /// subscription is recorded in the durable store (if any) when `connect` applies it, and is
+    /// re-subscribed after a session loss like any other. `disconnect` /
+    /// [`cancel_tasks`](Self::cancel_tasks) before any `connect`, or dropping every handle,
+    /// fail it with [`ClientError::Closed`].
     ///
     /// ```no_run
     /// # use sansmqtt_client::{ClientError, MqttClient, QoS, Runtime};
@@ -684,7 +768,12 @@ impl<R: Runtime> MqttClient<R> {
     ///
     /// - [`ClientError::Timeout`]: `.timeout(..)` passed with no message.
     /// - [`ClientError::NotConnected`]: no message is waiting and no connection task runs
-    ///   (nor a reconnect is under way) that could bring one.
+    ///   (nor a reconnect is under way) that could bring one. That includes the time before
+    ///   the first [`connect`](Self::connect), even with subscriptions declared: as in amqtt,
+    ///   a call that cannot be answered until the application itself calls `connect` fails at
+    ///   once rather than wait (a single task that awaited it before connecting would wait
+    ///   forever). Call it once `connect` has started, or take [`messages`](Self::messages),
+    ///   which does wait for the first `connect`.
     /// - [`ClientError::Closed`]: [`cancel_tasks`](Self::cancel_tasks) was called while it
     ///   waited.
     pub fn deliver_message(&self) -> Delivering<'_, R> {
@@ -833,7 +922,8 @@ impl<R: Runtime> MqttClient<R> {
 
     /// Fails every pending operation (publishes, subscribes, pings and `deliver_message`
     /// calls) with [`ClientError::Closed`] (amqtt's `cancel_tasks`); the connection itself
-    /// stays up.
+    /// stays up. Before the first [`connect`](Self::connect), the publishes, subscribes and
+    /// unsubscribes declared so far are dropped unsent.
     pub fn cancel_tasks(&self) {
         self.inner
             .shared
@@ -845,11 +935,7 @@ impl<R: Runtime> MqttClient<R> {
     }
 
     fn send(&self, command: Command) -> Result<(), ClientError> {
-        if self.inner.shared.commands.push(command) {
-            Ok(())
-        } else {
-            Err(ClientError::NotConnected)
-        }
+        self.inner.shared.commands.offer(command)
     }
 
     async fn call<T>(&self, command: impl FnOnce(Reply<T>) -> Command) -> Result<T, ClientError> {
@@ -897,7 +983,8 @@ impl<R: Runtime> MqttClient<R> {
             None => match self.new_session() {
                 Ok(session) => session,
                 Err(err) => {
-                    for command in self.inner.shared.commands.close() {
+                    // What was declared before this first `connect` waits for the next one.
+                    for command in self.inner.shared.commands.abort_open() {
                         command.refuse();
                     }
                     return Err(err);
@@ -967,12 +1054,30 @@ impl<R: Runtime> MqttClient<R> {
             for (packet_id, flight) in flights {
                 recovered.insert(
                     flight.token,
-                    RecoveredPublish {
+                    Recovered::Flight(RecoveredPublish {
                         packet_id,
                         topic: flight.publish.topic,
                         qos: flight.publish.qos,
                         result: Err(ClientError::Closed),
-                    },
+                    }),
+                );
+            }
+        }
+        let queued = store.queued_in_order();
+        if !queued.is_empty() {
+            tracing::info!(
+                queued = queued.len(),
+                "resuming queued publishes from the session store"
+            );
+            let mut recovered = lock(&self.inner.shared.recovered);
+            for (_, token, publish) in queued {
+                recovered.insert(
+                    token,
+                    Recovered::Queued(RecoveredQueuedPublish {
+                        topic: publish.topic,
+                        qos: publish.qos,
+                        result: Err(ClientError::Closed),
+                    }),
                 );
             }
         }

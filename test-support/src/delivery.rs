@@ -42,6 +42,7 @@ macro_rules! delivery_suite {
             a_burst_of_100000_qos0_messages_to_a_counting_subscriber_loses_none,
             a_queued_publish_whose_expiry_ran_out_is_dropped_and_reported,
             a_311_inbox_holds_at_most_its_bound_against_an_unlimited_broker_and_loses_nothing,
+            a_clean_311_subscriber_that_stops_taking_holds_at_most_its_bound_and_loses_nothing,
         ]);
     };
     (@tests $runtime:ty, $block_on:path, [$($name:ident),* $(,)?]) => {
@@ -485,6 +486,118 @@ pub async fn a_311_inbox_holds_at_most_its_bound_against_an_unlimited_broker_and
         most_held <= BUFFER,
         "{most_held} messages held, the bound is {BUFFER}"
     );
+}
+
+/// The clean-session counterpart: MQTT 3.1.1 with `clean_session(true)` against a mosquitto
+/// with no in-flight limit. Refusing messages would lose them there (a reconnect starts a new
+/// session), so the client stops reading once `message_buffer` messages wait. While the
+/// application takes nothing and 20,000 QoS 1 messages are published, the messages waiting
+/// stay within the bound (and those unacknowledged within the bound plus one socket read),
+/// the connection survives three keep-alive periods of the pause (PINGREQs still go out; the
+/// client's own ping deadline is suspended), and once the application takes messages again it
+/// receives all 20,000, none twice.
+pub async fn a_clean_311_subscriber_that_stops_taking_holds_at_most_its_bound_and_loses_nothing<
+    R: Runtime + Default,
+>() {
+    const BUFFER: usize = 100;
+    const TOTAL: u32 = 20_000;
+    const TOPIC: &str = "paced/q";
+    // A 3.1.1 PUBLISH of "p 19999" on TOPIC at QoS 1: fixed header 2, topic 2 + 7, packet id
+    // 2, payload at least 3. One 64 KiB read carries at most this many.
+    const PER_READ: usize = 64 * 1024 / (2 + 2 + TOPIC.len() + 2 + 3);
+    // The figures are reported at INFO (`RUST_LOG=mqtt_test_support=info`).
+    crate::init_test_tracing();
+    let keep_alive = Duration::from_secs(2);
+    let broker = Mosquitto::builder()
+        .extra_config("max_inflight_messages 0\nmax_queued_messages 0\n")
+        .start();
+    let subscriber = connected::<R>(
+        &broker.uri(),
+        no_retry()
+            .protocol_version(sansmqtt_client::proto::ProtocolVersion::V311)
+            .clean_session(true)
+            .keep_alive(keep_alive)
+            .message_buffer(BUFFER),
+    )
+    .await;
+    let mut events = subscriber.connection_events();
+    subscribe(&subscriber, TOPIC, QoS::AtLeastOnce).await;
+    let publisher = connected::<R>(&broker.uri(), no_retry()).await;
+
+    let mut most_waiting = 0;
+    let mut most_unacknowledged = 0;
+    let mut sample = |subscriber: &MqttClient<R>| {
+        let stats = subscriber.stats();
+        most_waiting = most_waiting.max(subscriber.stats().messages_waiting);
+        most_unacknowledged = most_unacknowledged.max(stats.messages_in_flight);
+    };
+    let sends = join_all((0..TOTAL).map(|i| {
+        publisher
+            .publish(TOPIC, format!("p {i}"))
+            .qos(QoS::AtLeastOnce)
+            .into_future()
+    }));
+    let mut sends = std::pin::pin!(sends);
+    // The application takes nothing while everything is published and acknowledged by the
+    // broker, and then for three keep-alive periods more.
+    let sent = loop {
+        let tick = std::pin::pin!(sleep::<R>(Duration::from_millis(20)));
+        match futures_util::future::select(sends.as_mut(), tick).await {
+            futures_util::future::Either::Left((sent, _)) => break sent,
+            futures_util::future::Either::Right(((), _)) => sample(&subscriber),
+        }
+    };
+    assert!(sent.iter().all(Result::is_ok), "a publish failed");
+    let stalled_until = Instant::now() + 3 * keep_alive;
+    while Instant::now() < stalled_until {
+        sample(&subscriber);
+        sleep::<R>(Duration::from_millis(20)).await;
+    }
+    sample(&subscriber);
+    assert_eq!(
+        subscriber.stats().messages_waiting,
+        BUFFER,
+        "the stalled application holds a full buffer"
+    );
+
+    let mut seen = BTreeSet::new();
+    let mut duplicates = 0u32;
+    while seen.len() < TOTAL as usize {
+        let message = match subscriber.deliver_message().timeout(BOUND).await {
+            Ok(message) => message,
+            Err(err) => panic!("{} of {TOTAL} messages arrived, then: {err:?}", seen.len()),
+        };
+        if !seen.insert(number(message.payload())) {
+            duplicates += 1;
+        }
+        sample(&subscriber);
+    }
+    tracing::info!(
+        most_waiting,
+        most_unacknowledged,
+        duplicates,
+        "clean 3.1.1 bound {BUFFER}: {TOTAL} received"
+    );
+    assert!(
+        most_waiting <= BUFFER,
+        "{most_waiting} messages waited, the bound is {BUFFER}"
+    );
+    assert!(
+        most_unacknowledged <= BUFFER + PER_READ,
+        "{most_unacknowledged} messages unacknowledged, the bound is {BUFFER} plus one read \
+         ({PER_READ})"
+    );
+    // No reconnect (a clean session would have lost what the broker had not delivered).
+    assert_eq!(subscriber.stats().reconnects, 0);
+    while let std::task::Poll::Ready(Some(event)) =
+        futures_util::poll!(futures_util::StreamExt::next(&mut events))
+    {
+        assert!(
+            !matches!(event, ConnectionEvent::ConnectionLost(_)),
+            "the connection was lost: {event:?}"
+        );
+    }
+    assert_eq!(duplicates, 0, "QoS 1 duplicates without a reconnect");
 }
 
 /// [`slow_consumer_scenario`] with an eight-second pause (eight keep-alive periods).
