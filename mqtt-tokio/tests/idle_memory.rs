@@ -8,6 +8,7 @@
 //! It also reports the size of the driver task's future (the part of each connection that is
 //! fixed at compile time), measured by a runtime that wraps Tokio's and records what it is
 //! asked to spawn.
+#![allow(clippy::print_stderr)] // the figures are the test's report
 
 use std::alloc::System;
 use std::future::Future;
@@ -23,7 +24,7 @@ use stats_alloc::{INSTRUMENTED_SYSTEM, StatsAlloc};
 #[global_allocator]
 static GLOBAL: &StatsAlloc<System> = &INSTRUMENTED_SYSTEM;
 
-/// Live heap bytes of the process.
+/// Live heap bytes of the process, counted by the instrumented allocator.
 fn live() -> isize {
     let stats = GLOBAL.stats();
     stats.bytes_allocated as isize - stats.bytes_deallocated as isize + stats.bytes_reallocated
