@@ -61,7 +61,8 @@
 //!   and idle CPU of the process (RLIMIT_NOFILE raised, the broker with `max_connections -1`).
 //! - `--mosquitto-pub`: `mosquitto_pub -l` in `pub` mode as a third reference.
 //! - `--json FILE`: every run as one JSON object per line.
-//! - `--quic-link [--quic-link-part lossy|disruption]` (root): `quic://` against `mqtts://`
+//! - `--quic-link [--quic-link-part lossy|disruption] [--quic-link-transports T,T]` (root):
+//!   `quic://` against `mqtts://`
 //!   on an emulated link (loss; cuts; an address change), see `quic_link.rs`.
 //! - `--qos0-drain`: in `pub` at QoS 0, the clock stops only when the broker acknowledges a
 //!   QoS 1 marker sent after the N messages (it has read them all), for both clients;
@@ -290,6 +291,8 @@ struct Options {
     quic_link: bool,
     /// `--quic-link-part lossy|disruption`: one half of it.
     quic_link_part: Option<String>,
+    /// `--quic-link-transports a,b`: some of its transports (empty: all).
+    quic_link_transports: Vec<String>,
 }
 
 impl Default for Options {
@@ -329,6 +332,7 @@ impl Default for Options {
             serve: None,
             quic_link: false,
             quic_link_part: None,
+            quic_link_transports: Vec::new(),
         }
     }
 }
@@ -435,6 +439,11 @@ fn parse_args() -> Result<Options, String> {
                 options.quic_link = true;
                 options.quic_link_part = Some(parse_num(&flag, args.next())?);
             }
+            "--quic-link-transports" => {
+                options.quic_link = true;
+                let list: String = parse_num(&flag, args.next())?;
+                options.quic_link_transports = list.split(',').map(str::to_owned).collect();
+            }
             "--suite" => {
                 // Every cell of issue 24: three brokers, three modes, every QoS.
                 options.brokers = brokers::BrokerKind::ALL.to_vec();
@@ -458,7 +467,7 @@ fn parse_args() -> Result<Options, String> {
                      [--impls ours-tokio,ours-smol,rumqttc,ours-tokio-nagle,ours-smol-nagle] \
                      [--latency RATE,RATE [--latency-secs S]] \
                      [--connections N [--idle-secs S] [--connection-brokers K] [--load-secs S]] [--mosquitto-pub] [--json FILE] [--broker-nodelay] [--qos0-drain] \
-                     [--quic-link [--quic-link-part lossy|disruption]] (root)"
+                     [--quic-link [--quic-link-part lossy|disruption] [--quic-link-transports T,T]] (root)"
                 );
                 std::process::exit(0);
             }

@@ -16,14 +16,16 @@
 //!
 //! Needs root (network namespaces, TUN devices), `/dev/net/tun`, iproute2 and mosquitto;
 //! without root it stops at once saying so. `--rounds R` (default 3), `--json FILE`,
-//! `--quic-link-part lossy|disruption` for one half. About 25 minutes with 3 rounds.
+//! `--quic-link-part lossy|disruption` for one half, `--quic-link-transports
+//! quic/mqtt5,...` for some of `mqtts/mosq`, `mqtts/mqtt5`, `quic/mqtt5`. About 25 minutes
+//! with 3 rounds.
 
 use std::future::Future;
 use std::pin::Pin;
 use std::time::Duration;
 
 use mqtt_test_support::quic_link::{
-    self, Disruption, DisruptedRun, LinkBed, LossyRun, StreamPlan, disruption_comparison,
+    self, DisruptedRun, Disruption, LinkBed, LossyRun, StreamPlan, disruption_comparison,
     lossy_comparison,
 };
 use sansmqtt_tokio::Tokio;
@@ -45,10 +47,12 @@ fn block_on(future: Pin<Box<dyn Future<Output = ()> + '_>>) {
 /// Runs the comparison; `part` selects one half (`None`: both).
 pub(crate) fn quic_link_main(options: &Options, part: Option<&str>) -> Result<(), String> {
     if !nix::unistd::Uid::effective().is_root() {
-        return Err("--quic-link needs root: it creates network namespaces and TUN devices \
+        return Err(
+            "--quic-link needs root: it creates network namespaces and TUN devices \
                     (run it with sudo, or as root in a container with CAP_NET_ADMIN and \
                     /dev/net/tun)"
-            .into());
+                .into(),
+        );
     }
     let (lossy, disruptions) = match part {
         None => (true, true),
@@ -62,6 +66,20 @@ pub(crate) fn quic_link_main(options: &Options, part: Option<&str>) -> Result<()
     };
     let rounds = options.rounds;
     let bed = LinkBed::start();
+    let transports: Vec<_> = bed
+        .transports()
+        .into_iter()
+        .filter(|t| {
+            options.quic_link_transports.is_empty()
+                || options.quic_link_transports.iter().any(|n| n == t.name)
+        })
+        .collect();
+    if transports.is_empty() {
+        return Err(format!(
+            "--quic-link-transports: none of {:?} is mqtts/mosq, mqtts/mqtt5 or quic/mqtt5",
+            options.quic_link_transports
+        ));
+    }
     let mut tables = String::new();
     if lossy {
         println!(
@@ -70,6 +88,7 @@ pub(crate) fn quic_link_main(options: &Options, part: Option<&str>) -> Result<()
         );
         let runs = lossy_comparison::<Tokio>(
             &bed,
+            &transports,
             &[0.0, 0.02, 0.05],
             rounds,
             LOSSY,
@@ -86,13 +105,18 @@ pub(crate) fn quic_link_main(options: &Options, part: Option<&str>) -> Result<()
             plan.rate, plan.keep_alive
         );
         let cuts = [2, 10, 35].map(|s| Disruption::Cut(Duration::from_secs(s)));
-        let all: Vec<Disruption> = cuts
-            .into_iter()
-            .chain([Disruption::MoveAddress])
-            .collect();
-        let runs = disruption_comparison::<Tokio>(&bed, &all, rounds, plan, block_on, |run| {
-            disruption_record(options, plan, run);
-        });
+        let all: Vec<Disruption> = cuts.into_iter().chain([Disruption::MoveAddress]).collect();
+        let runs = disruption_comparison::<Tokio>(
+            &bed,
+            &transports,
+            &all,
+            rounds,
+            plan,
+            block_on,
+            |run| {
+                disruption_record(options, plan, run);
+            },
+        );
         tables.push_str(&quic_link::disruption_table(&runs));
     }
     println!("{tables}");
@@ -146,8 +170,10 @@ fn disruption_record(options: &Options, plan: StreamPlan, run: &DisruptedRun) {
         f.lost,
         f.duplicated,
         f.longest_gap.as_secs_f64(),
-        f.to_first_delivery
-            .map_or_else(|| "never".to_owned(), |d| format!("{:.2} s", d.as_secs_f64()))
+        f.to_first_delivery.map_or_else(
+            || "never".to_owned(),
+            |d| format!("{:.2} s", d.as_secs_f64())
+        )
     );
     let (disruption, cut_s) = match run.disruption {
         Disruption::Cut(d) => ("cut", d.as_secs().to_string()),

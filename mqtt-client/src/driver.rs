@@ -565,6 +565,7 @@ impl<R: Runtime> Driver<R> {
             self.params.tls.as_ref(),
             &self.params.headers,
             self.params.proxy.for_target(target),
+            self.params.options.keep_alive,
         );
         let opened = {
             // On the heap, and only while opening: a TLS / WebSocket handshake future is

@@ -42,7 +42,15 @@ fn block_on(future: Pin<Box<dyn Future<Output = ()> + '_>>) {
 fn qos1_stream_over_mqtts_and_quic_on_a_lossy_link() {
     mqtt_test_support::init_test_tracing();
     let bed = LinkBed::start();
-    let runs = lossy_comparison::<Tokio>(&bed, &[0.0, 0.02, 0.05], 1, LOSSY, block_on, |_| {});
+    let runs = lossy_comparison::<Tokio>(
+        &bed,
+        &bed.transports(),
+        &[0.0, 0.02, 0.05],
+        1,
+        LOSSY,
+        block_on,
+        |_| {},
+    );
     for run in &runs {
         assert_eq!(
             run.figures.received, LOSSY.0,
@@ -73,9 +81,11 @@ fn qos1_stream_through_link_cuts_and_an_address_change_loses_nothing() {
         keep_alive: Duration::from_secs(10),
         ..StreamPlan::default()
     };
-    let runs = disruption_comparison::<Tokio>(&bed, &disruptions, 1, plan, block_on, |run| {
-        eprintln!("{run:?}");
-    });
+    let transports = bed.transports();
+    let runs =
+        disruption_comparison::<Tokio>(&bed, &transports, &disruptions, 1, plan, block_on, |run| {
+            eprintln!("{run:?}");
+        });
     eprintln!(
         "{} QoS 1 messages/s, keep-alive {:?}, perfect link but for the disruption; one run \
          each:\n{}",

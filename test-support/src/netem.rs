@@ -423,17 +423,62 @@ impl NetemLink {
         let old = *current;
         let [a, b, c, d] = old.octets();
         let new = Ipv4Addr::new(a, b, c, d.checked_add(1).expect("addresses left"));
-        let (new_host, old_host, peer) = (format!("{new}/32"), format!("{old}/32"), format!("{ADDR_A}/32"));
-        ip(&["-n", &self.ns_a, "route", "add", &new_host, "dev", &self.dev_a]);
-        ip(&["-n", &self.ns_b, "addr", "add", &new_host, "dev", &self.dev_b]);
+        let (new_host, old_host, peer) = (
+            format!("{new}/32"),
+            format!("{old}/32"),
+            format!("{ADDR_A}/32"),
+        );
         ip(&[
-            "-n", &self.ns_b, "route", "replace", &peer, "dev", &self.dev_b, "src",
+            "-n",
+            &self.ns_a,
+            "route",
+            "add",
+            &new_host,
+            "dev",
+            &self.dev_a,
+        ]);
+        ip(&[
+            "-n",
+            &self.ns_b,
+            "addr",
+            "add",
+            &new_host,
+            "dev",
+            &self.dev_b,
+        ]);
+        ip(&[
+            "-n",
+            &self.ns_b,
+            "route",
+            "replace",
+            &peer,
+            "dev",
+            &self.dev_b,
+            "src",
             &new.to_string(),
         ]);
         if old == ADDR_B {
-            ip(&["-n", &self.ns_b, "addr", "del", &old_host, "peer", &peer, "dev", &self.dev_b]);
+            ip(&[
+                "-n",
+                &self.ns_b,
+                "addr",
+                "del",
+                &old_host,
+                "peer",
+                &peer,
+                "dev",
+                &self.dev_b,
+            ]);
         } else {
-            ip(&["-n", &self.ns_b, "addr", "del", &old_host, "dev", &self.dev_b]);
+            ip(&[
+                "-n",
+                &self.ns_b,
+                "addr",
+                "del",
+                &old_host,
+                "dev",
+                &self.dev_b,
+            ]);
         }
         *current = new;
         new

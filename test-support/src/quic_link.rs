@@ -236,11 +236,12 @@ pub struct LossyRun {
     pub figures: StreamFigures,
 }
 
-/// The lossy-link comparison: for each loss in `losses`, each transport of the bed, `rounds`
-/// runs of [`lossy_stream`] from namespace B. `each` sees every run as it ends (to write it
-/// out); all runs are returned for [`lossy_table`].
+/// The lossy-link comparison: for each loss in `losses`, each of `transports` (usually
+/// [`LinkBed::transports`]), `rounds` runs of [`lossy_stream`] from namespace B. `each` sees
+/// every run as it ends (to write it out); all runs are returned for [`lossy_table`].
 pub fn lossy_comparison<R: Runtime + Default>(
     bed: &LinkBed,
+    transports: &[Transport],
     losses: &[f64],
     rounds: usize,
     (messages, window): (usize, usize),
@@ -251,7 +252,7 @@ pub fn lossy_comparison<R: Runtime + Default>(
     let mut runs = Vec::new();
     for &loss in losses {
         bed.link().set(lossy_conditions(loss));
-        for transport in bed.transports() {
+        for transport in transports {
             for round in 1..=rounds {
                 let figures = bed.link().run_in_b(|| {
                     let mut out = None;
@@ -637,11 +638,12 @@ pub struct DisruptedRun {
     pub figures: DisruptionFigures,
 }
 
-/// For each disruption, each transport of the bed, `rounds` runs of [`disrupted_stream`] on
-/// a perfect link. An address move is undone for the next run by nothing: the link keeps
-/// B's newest address, which every new connection uses. `each` sees every run as it ends.
+/// For each disruption, each of `transports`, `rounds` runs of [`disrupted_stream`] on a
+/// perfect link. An address move is not undone: the link keeps B's newest address, which
+/// the next connections use. `each` sees every run as it ends.
 pub fn disruption_comparison<R: Runtime + Default>(
     bed: &LinkBed,
+    transports: &[Transport],
     disruptions: &[Disruption],
     rounds: usize,
     plan: StreamPlan,
@@ -651,9 +653,9 @@ pub fn disruption_comparison<R: Runtime + Default>(
     bed.link().set(LinkConditions::default());
     let mut runs = Vec::new();
     for &disruption in disruptions {
-        for transport in bed.transports() {
+        for transport in transports {
             for round in 1..=rounds {
-                let figures = disrupted_stream::<R>(bed, &transport, disruption, plan, block_on);
+                let figures = disrupted_stream::<R>(bed, transport, disruption, plan, block_on);
                 let run = DisruptedRun {
                     transport: transport.name,
                     disruption,
@@ -688,9 +690,8 @@ pub fn disruption_table(runs: &[DisruptedRun]) -> String {
             .iter()
             .filter(|r| r.disruption == disruption && r.transport == transport)
             .collect();
-        let sum = |f: fn(&DisruptionFigures) -> u64| -> u64 {
-            cell.iter().map(|r| f(&r.figures)).sum()
-        };
+        let sum =
+            |f: fn(&DisruptionFigures) -> u64| -> u64 { cell.iter().map(|r| f(&r.figures)).sum() };
         let reconnects: Vec<String> = cell
             .iter()
             .map(|r| r.figures.reconnects.to_string())
