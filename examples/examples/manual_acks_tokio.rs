@@ -36,7 +36,7 @@ async fn main() -> Result<(), ClientError> {
         .overflow(Overflow::DropOldest);
     let client = MqttClient::new(Some("manual-acks-worker"), config);
 
-    // Drops are reported as events (and counted by `dropped_messages()`).
+    // Drops are reported as events (and counted in `stats().messages_dropped`).
     let mut events = client.connection_events();
     tokio::spawn(async move {
         while let Some(event) = events.next().await {
@@ -57,8 +57,8 @@ async fn main() -> Result<(), ClientError> {
     }
     println!(
         "{} still waiting, {} dropped",
-        client.pending_messages(),
-        client.dropped_messages()
+        client.stats().messages_waiting,
+        client.stats().messages_dropped
     );
     client.disconnect().await
 }

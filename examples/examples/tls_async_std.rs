@@ -4,7 +4,7 @@
 //! `cargo run -p mqtt-examples --example tls_async_std -- [URI] [CA_FILE]`
 //!
 //! A client certificate comes from `ClientConfig::cert_file` / `key_file`; a ready
-//! `rustls::ClientConfig` (custom verifier, ALPN, in-memory keys) from `.tls_config(..)`.
+//! `rustls::ClientConfig` (custom verifier, ALPN, in-memory keys) from `ClientConfig::tls_config`.
 #![allow(clippy::print_stdout)]
 
 use sansmqtt_async_std::{ClientConfig, ClientError, MqttClient, QoS};

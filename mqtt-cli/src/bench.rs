@@ -531,7 +531,7 @@ async fn receive(
     }
     stats
         .overflow
-        .fetch_add(client.dropped_messages(), Ordering::Relaxed);
+        .fetch_add(client.stats().messages_dropped, Ordering::Relaxed);
     client
 }
 

@@ -19,10 +19,10 @@ use futures_channel::oneshot;
 use sansmqtt_proto::ByteString;
 use sansmqtt_proto::properties::PropertyBox;
 
-#[cfg(feature = "tls")]
-use crate::TlsOptions;
 use crate::driver::{self, Command, ConnectParams, Failover};
 use crate::queue::Permit;
+#[cfg(feature = "tls")]
+use crate::tls::TlsOptions;
 use crate::{
     ApplicationMessage, ClientError, ConnAck, MqttClient, Publish, PublishAck, PublishProperties,
     QoS, ReasonCode, Runtime, Shared, Target, UriError, lock,
@@ -31,7 +31,25 @@ use crate::{
 type BoxFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
 
 /// Builder returned by [`MqttClient::connect`]; `.await` it (or poll it: it is a [`Future`])
-/// for the broker's CONNACK.
+/// for the broker's CONNACK. Its options are amqtt's `connect` arguments, for this connection
+/// only; everything else is in [`ClientConfig`](crate::ClientConfig). It fails as
+/// [`MqttClient::connect`] says.
+///
+/// ```no_run
+/// # use sansmqtt_client::{ClientError, MqttClient, Runtime};
+/// # async fn example<R: Runtime>(client: &MqttClient<R>) -> Result<(), ClientError> {
+/// // amqtt: `await client.connect(uri, cleansession=False, cafile="ca.pem")`
+/// client
+///     .connect("wss://broker.example/mqtt")
+///     .clean_session(false)
+///     .ca_file("ca.pem")
+///     .ca_path("/etc/ssl/certs")
+///     .ca_data("-----BEGIN CERTIFICATE-----\n...")
+///     .header("Authorization", "Bearer token")
+///     .await?;
+/// # Ok(())
+/// # }
+/// ```
 #[must_use = "a connect builder does nothing until awaited"]
 pub struct Connecting<'a, R: Runtime> {
     client: &'a MqttClient<R>,
@@ -40,8 +58,6 @@ pub struct Connecting<'a, R: Runtime> {
     clean_session: Option<bool>,
     #[cfg(feature = "tls")]
     tls: TlsOptions,
-    #[cfg(feature = "tls")]
-    tls_config: Option<std::sync::Arc<rustls::ClientConfig>>,
     headers: Vec<(String, String)>,
     /// The connection attempt, from the first poll on.
     started: Option<BoxFuture<'a, Result<ConnAck, ClientError>>>,
@@ -67,20 +83,23 @@ impl<'a, R: Runtime> Connecting<'a, R> {
                 tls.verify_cert = config.verify_cert;
                 tls
             },
-            #[cfg(feature = "tls")]
-            tls_config: config.tls_config.clone(),
             headers: Vec::new(),
             started: None,
         }
     }
 
-    /// Clean Session / Clean Start for this connection.
+    /// Clean Session (3.1.1) / Clean Start (5.0) for this connection (amqtt's
+    /// `connect(cleansession=..)`). Default: [`ClientConfig::clean_session`](crate::ClientConfig::clean_session)
+    /// (on). Turn it off, with a fixed client id, to resume the broker's session.
     pub fn clean_session(mut self, clean: bool) -> Self {
         self.clean_session = Some(clean);
         self
     }
 
-    /// Trusted CA certificates from a PEM file.
+    /// Trusts the CA certificates of this PEM file, for this connection (amqtt's
+    /// `connect(cafile=..)`). Default: [`ClientConfig::ca_file`](crate::ClientConfig::ca_file)
+    /// (none: the default roots). Set it in the configuration instead when every connection
+    /// needs it; a [`ClientConfig::tls_config`](crate::ClientConfig::tls_config) replaces it.
     #[cfg(feature = "tls")]
     #[cfg_attr(docsrs, doc(cfg(feature = "tls")))]
     pub fn ca_file(mut self, path: impl Into<std::path::PathBuf>) -> Self {
@@ -88,7 +107,9 @@ impl<'a, R: Runtime> Connecting<'a, R> {
         self
     }
 
-    /// Trusted CA certificates from a directory of PEM files.
+    /// Trusts the CA certificates of this directory's PEM files, for this connection
+    /// (amqtt's `connect(capath=..)`). Default:
+    /// [`ClientConfig::ca_path`](crate::ClientConfig::ca_path) (none).
     #[cfg(feature = "tls")]
     #[cfg_attr(docsrs, doc(cfg(feature = "tls")))]
     pub fn ca_path(mut self, path: impl Into<std::path::PathBuf>) -> Self {
@@ -96,7 +117,9 @@ impl<'a, R: Runtime> Connecting<'a, R> {
         self
     }
 
-    /// Trusted CA certificates as PEM text.
+    /// Trusts these PEM certificates, for this connection (amqtt's `connect(cadata=..)`).
+    /// Default: [`ClientConfig::ca_data`](crate::ClientConfig::ca_data) (none). For
+    /// certificates that come from a secret store rather than a file.
     #[cfg(feature = "tls")]
     #[cfg_attr(docsrs, doc(cfg(feature = "tls")))]
     pub fn ca_data(mut self, pem: impl Into<String>) -> Self {
@@ -104,17 +127,10 @@ impl<'a, R: Runtime> Connecting<'a, R> {
         self
     }
 
-    /// A ready rustls configuration for `mqtts://` and `wss://`, used as given: its verifier,
-    /// roots, client certificate, ALPN protocols and session resumption replace the CA and
-    /// certificate options (`ca_file`, `check_hostname`, ...). Its crypto provider is its own.
-    #[cfg(feature = "tls")]
-    #[cfg_attr(docsrs, doc(cfg(feature = "tls")))]
-    pub fn tls_config(mut self, config: std::sync::Arc<rustls::ClientConfig>) -> Self {
-        self.tls_config = Some(config);
-        self
-    }
-
-    /// An extra HTTP header for the WebSocket handshake.
+    /// Adds an HTTP header to the WebSocket handshake of `ws://` and `wss://` (amqtt's
+    /// `connect(additional_headers=..)`; other transports have no handshake to carry it).
+    /// Default: none. Add one when a gateway in front of the broker wants it (an
+    /// `Authorization`, a routing key).
     pub fn header(mut self, name: impl Into<String>, value: impl Into<String>) -> Self {
         self.headers.push((name.into(), value.into()));
         self
@@ -128,8 +144,6 @@ impl<'a, R: Runtime> Connecting<'a, R> {
             clean_session: self.clean_session,
             #[cfg(feature = "tls")]
             tls: std::mem::take(&mut self.tls),
-            #[cfg(feature = "tls")]
-            tls_config: self.tls_config.take(),
             headers: std::mem::take(&mut self.headers),
             started: None,
         }
@@ -154,10 +168,10 @@ impl<'a, R: Runtime> Connecting<'a, R> {
         #[cfg(feature = "tls")]
         let tls = match (
             targets.iter().any(|target| target.scheme.is_tls()),
-            self.tls_config,
+            &config.tls_config,
         ) {
             (false, _) => None,
-            (true, Some(config)) => Some(config),
+            (true, Some(config)) => Some(config.clone()),
             (true, None) => Some(self.tls.client_config()?),
         };
         // `Target::parse` refused TLS schemes: no configuration is ever needed.
@@ -216,7 +230,7 @@ impl<R: Runtime> std::fmt::Debug for Connecting<'_, R> {
 }
 
 /// Builder returned by [`MqttClient::reconnect`]; `.await` it (or poll it: it is a
-/// [`Future`]) for the broker's CONNACK.
+/// [`Future`]) for the broker's CONNACK. It fails as [`MqttClient::reconnect`] says.
 #[must_use = "a reconnect builder does nothing until awaited"]
 pub struct Reconnecting<'a, R: Runtime> {
     client: &'a MqttClient<R>,
@@ -234,7 +248,8 @@ impl<'a, R: Runtime> Reconnecting<'a, R> {
         }
     }
 
-    /// Clean Session / Clean Start for the new connection.
+    /// Clean Session / Clean Start for the new connection (amqtt's
+    /// `reconnect(cleansession=..)`). Default: what the last `connect` used.
     pub fn clean_session(mut self, clean: bool) -> Self {
         self.clean_session = Some(clean);
         self
@@ -293,7 +308,40 @@ impl<R: Runtime> std::fmt::Debug for Reconnecting<'_, R> {
 /// Builder returned by [`MqttClient::publish`]; `.await` it (or poll it: it is a [`Future`]).
 /// The first poll queues the message for sending (or, when [`ClientConfig::max_queued`](crate::ClientConfig::max_queued) publishes
 /// are pending, waits for room); the future then resolves when the QoS flow completes: at
-/// once for QoS 0 (accepted is complete), at PUBACK / PUBCOMP for QoS 1 / 2.
+/// once for QoS 0 (accepted is complete), at PUBACK / PUBCOMP for QoS 1 / 2, and fails as
+/// [`MqttClient::publish`] says.
+///
+/// Awaiting it is the way to publish. Four other ends exist, each for a need the await cannot
+/// meet:
+///
+/// | end | returns | the one thing only it does |
+/// |---|---|---|
+/// | `.await` | `Result<ReasonCode, _>` | waits for room, then for the QoS flow (amqtt's `publish`) |
+/// | [`send_now`](Self::send_now) | `Result<PublishFuture, _>` at once | never waits for room: fails with `QueueFull` instead |
+/// | [`start`](Self::start) | [`PublishFuture`] | queues now, and its future borrows nothing: keep, move or spawn it |
+/// | [`acknowledgement`](Self::acknowledgement) | `Result<PublishAck, _>` | the MQTT 5 reason string and user properties of PUBACK / PUBCOMP |
+/// | [`stored`](Self::stored) | `Result<PublishFuture, _>` | resolves at the durability point (the store synced it) |
+///
+/// ```no_run
+/// # use sansmqtt_client::{ClientError, MqttClient, QoS, Runtime};
+/// # async fn example<R: Runtime>(client: &MqttClient<R>) -> Result<(), ClientError> {
+/// // The way: wait for room, then for PUBACK.
+/// let code = client.publish("t", "a").qos(QoS::AtLeastOnce).await?;
+/// // Never wait for room; the outcome may be awaited later, or dropped.
+/// let outcome = client.publish("t", "b").send_now()?;
+/// // Queue now; a future that borrows nothing, to keep or spawn.
+/// let later = client.publish("t", "c").qos(QoS::AtLeastOnce).start();
+/// // The broker's MQTT 5 reason string and user properties too.
+/// let ack = client.publish("t", "d").qos(QoS::AtLeastOnce).acknowledgement().await?;
+/// // Durable first (with `session_store`), then the acknowledgement.
+/// let completion = client.publish("t", "e").qos(QoS::AtLeastOnce).stored().await?;
+/// # let _ = (code, ack.reason_string());
+/// outcome.await?;
+/// later.await?;
+/// completion.await?;
+/// # Ok(())
+/// # }
+/// ```
 #[must_use = "a publish builder does nothing until awaited"]
 pub struct Publishing<'a, R: Runtime> {
     client: &'a MqttClient<R>,
@@ -321,20 +369,26 @@ impl<'a, R: Runtime> Publishing<'a, R> {
         }
     }
 
-    /// QoS (default: the topic's or the client's `default_qos`).
+    /// QoS (amqtt's `qos`). Default: the topic's
+    /// ([`ClientConfig::topic`](crate::ClientConfig::topic)), else
+    /// [`ClientConfig::default_qos`](crate::ClientConfig::default_qos) (QoS 0). QoS 1 / 2
+    /// when the message must arrive at least / exactly once.
     pub fn qos(mut self, qos: QoS) -> Self {
         self.qos = Some(qos);
         self
     }
 
-    /// Retain flag (default: the topic's or the client's `default_retain`).
+    /// Retain flag (amqtt's `retain`): the broker keeps the message for future subscribers.
+    /// Default: the topic's, else
+    /// [`ClientConfig::default_retain`](crate::ClientConfig::default_retain) (off).
     pub fn retain(mut self, retain: bool) -> Self {
         self.retain = Some(retain);
         self
     }
 
-    /// Fail with [`ClientError::Timeout`] if the flow has not completed by then (counted from
-    /// the first poll). If the message was still waiting for room in the queue, it is not
+    /// Fail with [`ClientError::Timeout`] if the flow has not completed by then (amqtt's
+    /// `ack_timeout`; counted from the first poll). Default: none (wait as long as the flow
+    /// takes, through reconnects). If the message was still waiting for room in the queue, it is not
     /// sent; if it was accepted, it stays in flight (MQTT has no way to take it back) and may
     /// still be delivered.
     pub fn ack_timeout(mut self, timeout: Duration) -> Self {
@@ -342,7 +396,8 @@ impl<'a, R: Runtime> Publishing<'a, R> {
         self
     }
 
-    /// MQTT 5 properties.
+    /// MQTT 5 properties (message expiry, content type, response topic, correlation data,
+    /// user properties, topic alias). Default: none. Ignored in MQTT 3.1.1.
     pub fn properties(mut self, properties: PublishProperties) -> Self {
         self.properties = properties.into();
         self
@@ -353,6 +408,14 @@ impl<'a, R: Runtime> Publishing<'a, R> {
     /// `max_queued_bytes`) are already pending. The returned future reports the outcome and
     /// may be dropped: the message is sent anyway (fire and forget). On a builder that was
     /// already polled, returns its future as it is.
+    ///
+    /// The only end that never waits for room: for a loop that must not block (a sensor
+    /// that drops a reading rather than fall behind).
+    ///
+    /// # Errors
+    ///
+    /// [`ClientError::QueueFull`]: the queue is full; nothing was sent. The returned future
+    /// fails as [`MqttClient::publish`] says.
     pub fn send_now(mut self) -> Result<PublishFuture<R>, ClientError> {
         if let Some(started) = self.started.take() {
             return Ok(started);
@@ -374,6 +437,12 @@ impl<'a, R: Runtime> Publishing<'a, R> {
     /// acknowledgement: reason code, and the MQTT 5 reason string and user properties of the
     /// PUBACK / PUBCOMP (a rejection's are in [`ClientError::Rejected`]). QoS 0 resolves at
     /// acceptance with `Success` and no properties.
+    ///
+    /// The only end that returns what the broker attached to its acknowledgement (MQTT 5).
+    ///
+    /// # Errors
+    ///
+    /// As [`MqttClient::publish`] says.
     pub fn acknowledgement(self) -> Acknowledged<R> {
         Acknowledged(self.start())
     }
@@ -384,6 +453,13 @@ impl<'a, R: Runtime> Publishing<'a, R> {
     /// what it needs (no borrow of the client), so it can be kept, moved or spawned and
     /// awaited later; dropping it after the message was queued only stops waiting for the
     /// outcome. On a builder that was already polled, returns its future as it is.
+    ///
+    /// The only end whose future does not borrow the client and yet waits for room (where
+    /// [`send_now`](Self::send_now) fails).
+    ///
+    /// # Errors
+    ///
+    /// The future fails as [`MqttClient::publish`] says.
     pub fn start(mut self) -> PublishFuture<R> {
         if let Some(started) = self.started.take() {
             return started;
@@ -403,10 +479,13 @@ impl<'a, R: Runtime> Publishing<'a, R> {
     /// was synced to disk, before any byte of it was written to the socket, and a client
     /// restarted on the same store and client id sends it again (with DUP) and reports its
     /// outcome as [`ConnectionEvent::RecoveredPublish`](crate::ConnectionEvent::RecoveredPublish).
-    /// A QoS 1/2 message accepted while the client has no connection (after `connect` was
-    /// called, before the first CONNACK or between connections) is stored without one: its
-    /// record is synced at once, and a client restarted on the store sends it (queued
-    /// publishes are bounded by `max_queued` / `max_queued_bytes`, as always). While
+    /// A QoS 1/2 message accepted while the client has no connection (before the first
+    /// CONNACK or between connections) is stored without one: its record is synced at once,
+    /// and a client restarted on the store sends it (queued publishes are bounded by
+    /// `max_queued` / `max_queued_bytes`, as always). One accepted before the first
+    /// [`connect`](crate::MqttClient::connect) waits for `connect` to open the store: its
+    /// `stored()` resolves once `connect` has been called (whether or not a broker answers),
+    /// not before. While
     /// connected, a message waiting for room in the publish budget or in the in-flight window
     /// lives in memory only until it enters the window. With the memory store, "stored" is the same point (the message entered the in-flight
     /// window and was handed out), without the crash-safety. QoS 0 is stored nowhere: it
@@ -418,6 +497,14 @@ impl<'a, R: Runtime> Publishing<'a, R> {
     ///
     /// Cancellation: dropping it before the message was accepted cancels the publish, as
     /// dropping a [`PublishFuture`] does; after that the message is sent anyway.
+    ///
+    /// The only end that tells when a message will survive a crash of the process.
+    ///
+    /// # Errors
+    ///
+    /// What [`MqttClient::publish`] lists, when it happens before the durability point
+    /// ([`ClientError::Store`] among them); once stored, the returned future reports the
+    /// rest.
     pub fn stored(mut self) -> Storing<R> {
         let (tx, stored) = oneshot::channel();
         let future = match self.started.take() {
@@ -495,7 +582,8 @@ fn publish_size(publish: &Publish) -> usize {
 }
 
 /// The future of a publish: waits for room in the publish budget (backpressure), then for
-/// the flow's completion, with an optional timeout over both.
+/// the flow's completion, with an optional timeout over both. It fails as
+/// [`MqttClient::publish`] says.
 ///
 /// Cancellation: dropping it while it waits for room cancels the publish (nothing is sent).
 /// Once accepted (queued to the client), the message belongs to the client: dropping the
@@ -511,7 +599,7 @@ pub struct PublishFuture<R: Runtime> {
 }
 
 /// The future returned by [`Publishing::stored`]: resolves at the publish's durability point
-/// with the future of its completion.
+/// with the future of its completion. It fails as [`Publishing::stored`] says.
 #[must_use = "futures do nothing unless polled"]
 pub struct Storing<R: Runtime> {
     future: Option<PublishFuture<R>>,
@@ -660,7 +748,8 @@ impl<R: Runtime> Future for PublishFuture<R> {
     }
 }
 
-/// The future of [`Publishing::acknowledgement`]: a publish's whole final acknowledgement.
+/// The future of [`Publishing::acknowledgement`]: a publish's whole final acknowledgement. It
+/// fails as [`MqttClient::publish`] says.
 #[must_use = "futures do nothing unless polled"]
 pub struct Acknowledged<R: Runtime>(PublishFuture<R>);
 
@@ -724,7 +813,7 @@ impl<R: Runtime> PublishFuture<R> {
 }
 
 /// Builder returned by [`MqttClient::deliver_message`]; `.await` it (or poll it: it is a
-/// [`Future`]) for the next message.
+/// [`Future`]) for the next message. It fails as [`MqttClient::deliver_message`] says.
 #[must_use = "a deliver builder does nothing until awaited"]
 pub struct Delivering<'a, R: Runtime> {
     client: &'a MqttClient<R>,
@@ -742,8 +831,8 @@ impl<'a, R: Runtime> Delivering<'a, R> {
         }
     }
 
-    /// Fail with [`ClientError::Timeout`] if no message arrives in time (counted from the
-    /// first poll).
+    /// Fail with [`ClientError::Timeout`] if no message arrives in time (amqtt's
+    /// `timeout_duration`; counted from the first poll). Default: wait as long as it takes.
     pub fn timeout(mut self, timeout: Duration) -> Self {
         self.timeout = Some(timeout);
         self

@@ -30,7 +30,7 @@ pub struct WillConfig {
 
 /// What happens to a received QoS 0 message when the client already holds
 /// [`ClientConfig::message_buffer`] messages the application has not taken. Either way the
-/// drop is counted ([`MqttClient::dropped_messages`](crate::MqttClient::dropped_messages)) and
+/// drop is counted ([`ClientStats::messages_dropped`](crate::ClientStats::messages_dropped)) and
 /// reported ([`ConnectionEvent::MessagesDropped`](crate::ConnectionEvent::MessagesDropped)).
 /// QoS 1/2 messages are never dropped: flow control holds them back at the broker.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -215,8 +215,25 @@ pub struct ClientConfig {
     /// it drops them unacknowledged, and every later QoS 1/2 message of that connection too
     /// (acknowledgements go out in arrival order); once the application has taken what it
     /// holds, the client reconnects at once and the broker sends them again. QoS 1 messages
-    /// may then arrive twice, as QoS 1 allows; QoS 2 messages still arrive once. With a clean
-    /// session a dropped message would be lost, so QoS 1/2 are not bounded there.
+    /// may then arrive twice, as QoS 1 allows; QoS 2 messages still arrive once.
+    ///
+    /// With a **clean session** (3.1.1, `clean_session(true)`) a dropped message would be
+    /// lost, and withholding acknowledgements does not slow a broker that has no in-flight
+    /// limit, so there the client **stops reading the socket** once `message_buffer` QoS 1/2
+    /// messages wait and another arrives: that message (and the rest of the same read, at
+    /// most 64 KiB) waits in the client, and reading resumes as soon as the application has
+    /// taken one. (QoS 0 messages keep the burst pause and overflow policy above; a broker
+    /// whose in-flight window is below `message_buffer` never causes this pause.) TCP flow control holds the broker back meanwhile. This pause has no
+    /// time bound: during it the client's own PINGRESP deadline is suspended (no PINGRESP can
+    /// be read) while keep-alive PINGREQs still go out, so the broker keeps the connection;
+    /// a broker that dies meanwhile is noticed once the application takes messages again (or
+    /// when a write fails). Nothing is lost and nothing is received twice. Control packets
+    /// (PINGRESP, acknowledgements of the client's own publishes) wait behind the unread
+    /// messages during the pause; so while the application waits for an answer to its own
+    /// request (a QoS 1/2 publish's acknowledgement, a SUBACK, a `ping`), the client reads
+    /// on, holding what it reads (in order, nothing dropped): an application that awaits its
+    /// publish before taking the next message (a request/response loop) cannot deadlock, and
+    /// the bound gives way for as long as such a request is outstanding.
     pub message_buffer: usize,
     /// What happens to a QoS 0 message that arrives when `message_buffer` messages wait and
     /// the read pause (see [`message_buffer`](Self::message_buffer)) has run out.
@@ -504,15 +521,22 @@ macro_rules! builders {
 builders! {
     /// Sets [`keep_alive`](Self::keep_alive), announced in CONNECT: the broker drops a client
     /// silent for 1.5 times this, and the client pings when idle. Default 10 s (amqtt's);
-    /// 0 turns keep-alive off; at most 65,535 s. Raise it to save traffic on idle links,
-    /// lower it to notice a dead link sooner.
+    /// 0 turns keep-alive off; sent in whole seconds, at most 65,535 s (more, or a non-zero
+    /// value below 1 s, fails `connect` with [`ConfigError`]). Raise it to save traffic on
+    /// idle links, lower it to notice a dead link sooner.
     keep_alive: Duration => keep_alive,
     /// Sets [`ping_delay`](Self::ping_delay): how long before the keep-alive deadline the
-    /// PINGREQ goes out. Default 1 s. Raise it on links whose round trip is longer.
+    /// PINGREQ goes out. Default 1 s; at most half the keep alive is taken off, so with a
+    /// keep alive of 1 s the ping goes out after 0.5 s. Raise it on links whose round trip
+    /// is longer.
     ping_delay: Duration => ping_delay,
-    /// Sets [`default_qos`](Self::default_qos), for publishes that set none. Default QoS 0.
+    /// Sets [`default_qos`](Self::default_qos), for publishes that set none (amqtt's
+    /// `default_qos`). Default QoS 0. Raise it when most of the application's messages must
+    /// arrive.
     default_qos: QoS => default_qos,
-    /// Sets [`default_retain`](Self::default_retain), for publishes that set none. Default off.
+    /// Sets [`default_retain`](Self::default_retain), for publishes that set none (amqtt's
+    /// `default_retain`). Default off. Turn it on when every message is a current state that
+    /// a new subscriber should get at once.
     default_retain: bool => default_retain,
     /// Sets [`auto_reconnect`](Self::auto_reconnect). Default on (amqtt's); turn it off when
     /// the application handles a lost connection itself (a command-line tool, a test).
@@ -520,8 +544,8 @@ builders! {
     /// Sets [`reconnect_retries`](Self::reconnect_retries): attempts per loss before giving
     /// up. Default `Some(2)` (amqtt's); `None` retries forever, as a long-running service wants.
     reconnect_retries: Option<u32> => reconnect_retries,
-    /// Sets [`reconnect_max_interval`](Self::reconnect_max_interval), the cap of the backoff.
-    /// Default 10 s. Lower it to come back sooner after long outages, at the price of more
+    /// Sets [`reconnect_max_interval`](Self::reconnect_max_interval), the cap of the backoff:
+    /// every delay, the first one included, is at most this. Default 10 s. Lower it to come back sooner after long outages, at the price of more
     /// attempts against a broker that is down.
     reconnect_max_interval: Duration => reconnect_max_interval,
     /// Sets [`clean_session`](Self::clean_session). Default on: the broker forgets the
@@ -529,24 +553,28 @@ builders! {
     /// while offline.
     clean_session: bool => clean_session,
     /// Sets the [`will`](Self::will), published by the broker if the connection ends without
-    /// DISCONNECT. Default none.
+    /// DISCONNECT. Default none. Set it so that others learn when this client dies.
     will: WillConfig => Some(will),
-    /// Sets [`uri`](Self::uri), used by `connect(None)` and reconnects. Default none: `connect`
-    /// then needs a URI.
+    /// Sets [`uri`](Self::uri) (amqtt's `uri` key), used by `connect(None)` and reconnects,
+    /// before [`uris`](Self::uris). Default none: `connect` then needs a URI. Set it when the
+    /// broker's address belongs in the configuration rather than in the code.
     uri: impl Into<String> => Some(uri.into()),
-    /// Sets [`ca_file`](Self::ca_file): trust the CAs in this PEM file instead of the default
-    /// roots. Default none. Set it for a broker with a private CA.
+    /// Sets [`ca_file`](Self::ca_file) (amqtt's `cafile`): trust the CAs in this PEM file
+    /// instead of the default roots. Default none. Set it for a broker with a private CA.
     ca_file: impl Into<PathBuf> => Some(ca_file.into()),
-    /// Sets [`ca_path`](Self::ca_path): trust the CAs in this directory's PEM files. Default
-    /// none.
+    /// Sets [`ca_path`](Self::ca_path) (amqtt's `capath`): trust the CAs in this directory's
+    /// PEM files. Default none. Set it when the private CAs are kept as a directory (as
+    /// `/etc/ssl/certs` is).
     ca_path: impl Into<PathBuf> => Some(ca_path.into()),
-    /// Sets [`ca_data`](Self::ca_data): trust these PEM certificates (when they come from a
-    /// secret store rather than a file). Default none.
+    /// Sets [`ca_data`](Self::ca_data) (amqtt's `cadata`): trust these PEM certificates.
+    /// Default none. Set it when they come from a secret store rather than a file.
     ca_data: impl Into<String> => Some(ca_data.into()),
-    /// Sets [`cert_file`](Self::cert_file), the client certificate for mutual TLS (with
-    /// [`key_file`](Self::key_file)). Default none.
+    /// Sets [`cert_file`](Self::cert_file) (amqtt's `certfile`), the client certificate for
+    /// mutual TLS (with [`key_file`](Self::key_file)). Default none. Set it when the broker
+    /// authenticates clients by certificate.
     cert_file: impl Into<PathBuf> => Some(cert_file.into()),
-    /// Sets [`key_file`](Self::key_file), the private key of `cert_file`. Default none.
+    /// Sets [`key_file`](Self::key_file) (amqtt's `keyfile`), the private key of
+    /// `cert_file`. Default none; set it with `cert_file`.
     key_file: impl Into<PathBuf> => Some(key_file.into()),
     /// Sets [`check_hostname`](Self::check_hostname). Default on. Turn it off only for a
     /// broker whose certificate names another host (the chain is still verified).
@@ -554,16 +582,18 @@ builders! {
     /// Sets [`verify_cert`](Self::verify_cert). Default on; off accepts any server
     /// certificate: for test brokers only.
     verify_cert: bool => verify_cert,
-    /// Sets the user name sent in CONNECT. Default none; a URI's user name wins.
+    /// Sets the user name sent in CONNECT. Default none; a URI's user name wins. Set it when
+    /// the broker requires a login.
     username: impl Into<String> => Some(username.into()),
     /// Sets the password (a `&str`, `String` or bytes), never printed. Default none; a URI's
-    /// password wins.
+    /// password wins. Set it with the user name.
     password: impl Into<Secret> => Some(password.into()),
     /// Sets [`protocol_version`](Self::protocol_version). Default 3.1.1 (amqtt's); choose
-    /// 5.0 for reason codes, properties and flow control, or
-    /// [`auto_protocol_version`](Self::auto_protocol_version) when the broker is unknown.
+    /// 5.0 for reason codes, properties and flow control (with
+    /// [`fallback_to_v311`](Self::fallback_to_v311) when the broker may be 3.1.1-only).
     protocol_version: ProtocolVersion => protocol_version,
-    /// Sets [`fallback_to_v311`](Self::fallback_to_v311). Default off.
+    /// Sets [`fallback_to_v311`](Self::fallback_to_v311). Default off. Turn it on, with
+    /// `protocol_version(ProtocolVersion::V5)`, when the broker may speak only 3.1.1.
     fallback_to_v311: bool => fallback_to_v311,
     /// Sets [`connect_timeout`](Self::connect_timeout): TCP, TLS, WebSocket and CONNACK
     /// together. Default 10 s. Raise it for slow links or brokers under load.
@@ -593,7 +623,8 @@ builders! {
     overflow: Overflow => overflow,
     /// Sets the MQTT 5 [`receive_maximum`](Self::receive_maximum) announced to the broker.
     /// Default: `message_buffer` (at most 65,535). At least 1 (0 fails `connect` with
-    /// [`ConfigError`]).
+    /// [`ConfigError`]). Lower it to take fewer unacknowledged messages at once than the
+    /// buffer holds.
     receive_maximum: u16 => Some(receive_maximum),
     /// Sets the MQTT 5 [`topic_alias_maximum`](Self::topic_alias_maximum) announced to the
     /// broker. Default 0 (none). Raise it to let the broker shorten repeated topics.
@@ -614,20 +645,26 @@ builders! {
     /// crash of the process.
     session_store: impl Into<PathBuf> => Some(session_store.into()),
     /// Sets the further MQTT 5 [`connect_properties`](Self::connect_properties). Default none.
+    /// Set them for user properties on CONNECT or to ask for response or problem
+    /// information.
     connect_properties: sansmqtt_proto::properties::ConnectProperties => connect_properties,
-    /// Sets the MQTT 5 [`will_properties`](Self::will_properties). Default none.
+    /// Sets the MQTT 5 [`will_properties`](Self::will_properties). Default none. Set them to
+    /// delay the will or to give it an expiry, a content type or user properties.
     will_properties: sansmqtt_proto::properties::WillProperties => will_properties,
     /// Sets the MQTT 5 enhanced authentication method ([`authenticator`](Self::authenticator)).
-    /// Default none: user name and password only.
+    /// Default none: user name and password only. Set it for a broker that wants enhanced
+    /// authentication (SCRAM, tokens).
     authenticator: impl crate::Authenticator => Some(std::sync::Arc::new(authenticator)),
     /// Sets [`shuffle_uris`](Self::shuffle_uris). Default off. Turn it on for a fleet of
     /// clients sharing one list of cluster nodes.
     shuffle_uris: bool => shuffle_uris,
     /// Sets [`reconnect_initial_interval`](Self::reconnect_initial_interval), the first
-    /// backoff. Default 1 s.
+    /// backoff (capped, as every delay, at `reconnect_max_interval`). Default 1 s. Lower it
+    /// to come back sooner after a short loss.
     reconnect_initial_interval: Duration => reconnect_initial_interval,
     /// Sets [`reconnect_jitter`](Self::reconnect_jitter). Default ±25%, so that clients
-    /// dropped together do not come back together.
+    /// dropped together do not come back together; a spread above 100% fails `connect`
+    /// with [`ConfigError`]. [`Jitter::None`] for a single client whose timing matters.
     reconnect_jitter: Jitter => reconnect_jitter,
     /// Sets [`follow_server_reference`](Self::follow_server_reference). Default off; turn it
     /// on for brokers that redirect clients (MQTT 5) when you trust them to.
@@ -638,23 +675,41 @@ builders! {
 }
 
 impl ClientConfig {
-    /// Sets `tls_config`: a ready rustls configuration used as given.
+    /// Sets [`tls_config`](Self::tls_config): a ready rustls configuration (a
+    /// `rustls::ClientConfig` or an `Arc` of one), used as given for `mqtts://`, `wss://` and
+    /// `quic://`; the CA and certificate options are then not used. Default none: the client
+    /// builds one from those options. Set it for what they cannot say: a custom verifier, a
+    /// client certificate held in memory, ALPN, session resumption. The only way to hand over
+    /// a rustls configuration (`connect` has none of its own).
+    ///
+    /// ```no_run
+    /// # fn example(rustls_config: rustls::ClientConfig) {
+    /// use sansmqtt_client::ClientConfig;
+    ///
+    /// let config = ClientConfig::default().tls_config(rustls_config);
+    /// # let _ = config;
+    /// # }
+    /// ```
     #[cfg(feature = "tls")]
     #[cfg_attr(docsrs, doc(cfg(feature = "tls")))]
     #[must_use]
-    pub fn tls_config(mut self, tls_config: std::sync::Arc<rustls::ClientConfig>) -> Self {
-        self.tls_config = Some(tls_config);
+    pub fn tls_config(
+        mut self,
+        tls_config: impl Into<std::sync::Arc<rustls::ClientConfig>>,
+    ) -> Self {
+        self.tls_config = Some(tls_config.into());
         self
     }
 
     /// Connects through the proxy at `url`: `socks5://[user:password@]host[:port]` or
-    /// `http://[user:password@]host[:port]` (see [`proxy`](Self::proxy)). A URL that does
-    /// not parse makes `connect` fail with [`ProxyError::InvalidUrl`](crate::ProxyError),
-    /// as an invalid broker URI does; [`Proxy::parse`](crate::Proxy::parse) checks one
-    /// earlier.
+    /// `http://[user:password@]host[:port]` (see [`proxy`](Self::proxy)). Default none:
+    /// direct connections. Set it when the broker is reachable only through a proxy. A URL
+    /// that does not parse makes `connect` fail with
+    /// [`ProxyError::InvalidUrl`](crate::ProxyError), as an invalid broker URI does;
+    /// [`Proxy::parse`](crate::Proxy::parse) checks one earlier.
     #[must_use]
-    pub fn proxy(mut self, url: &str) -> Self {
-        match crate::Proxy::parse(url) {
+    pub fn proxy(mut self, url: impl Into<String>) -> Self {
+        match crate::Proxy::parse(&url.into()) {
             Ok(proxy) => {
                 self.proxy = Some(proxy);
                 self.proxy_error = None;
@@ -685,7 +740,21 @@ impl ClientConfig {
         })
     }
 
-    /// Sets the broker URIs for failover (see the `uris` field).
+    /// Sets [`uris`](Self::uris), the brokers to fail over between (a cluster's nodes),
+    /// walked by `connect(None)` and every reconnect after [`uri`](Self::uri). Default
+    /// none. The one place for a list of brokers: `connect(uri)` takes one.
+    ///
+    /// ```no_run
+    /// # use sansmqtt_client::{ClientConfig, ClientError, MqttClient, Runtime};
+    /// # async fn example<R: Runtime + Default>() -> Result<(), ClientError> {
+    /// let config = ClientConfig::default()
+    ///     .uris(["mqtt://node-a:1883", "mqtt://node-b:1883"])
+    ///     .shuffle_uris(true);
+    /// let client = MqttClient::<R>::new(None, config);
+    /// client.connect(None).await?;
+    /// # Ok(())
+    /// # }
+    /// ```
     #[must_use]
     pub fn uris<I, S>(mut self, uris: I) -> Self
     where
@@ -735,13 +804,28 @@ impl ClientConfig {
         if let Some(maximum) = self.receive_maximum {
             at_least("receive_maximum", u64::from(maximum), 1)?;
         }
-        // CONNECT carries the keep alive as 16-bit seconds.
+        // CONNECT carries the keep alive as 16-bit whole seconds.
         let max_keep_alive = u64::from(u16::MAX);
         if self.keep_alive.as_secs() > max_keep_alive {
             return Err(ConfigError::TooLarge {
                 option: "keep_alive",
                 value: self.keep_alive.as_secs(),
                 max: max_keep_alive,
+            });
+        }
+        if !self.keep_alive.is_zero() && self.keep_alive < Duration::from_secs(1) {
+            return Err(ConfigError::BelowOneSecond {
+                option: "keep_alive",
+                value: self.keep_alive,
+            });
+        }
+        if let Jitter::Spread { percent } = self.reconnect_jitter
+            && percent > 100
+        {
+            return Err(ConfigError::TooLarge {
+                option: "reconnect_jitter",
+                value: u64::from(percent),
+                max: 100,
             });
         }
         Ok(())
@@ -754,30 +838,23 @@ impl ClientConfig {
             .map(|expiry| u32::try_from(expiry.as_secs()).unwrap_or(u32::MAX))
     }
 
-    /// MQTT 5 with a fallback to 3.1.1 when the broker refuses MQTT 5 (see
-    /// [`fallback_to_v311`](Self::fallback_to_v311)): amqtt users' `auto` choice.
-    #[must_use]
-    pub fn auto_protocol_version(self) -> Self {
-        self.protocol_version(ProtocolVersion::V5)
-            .fallback_to_v311(true)
-    }
-
     /// The in-flight window for `version` (see [`max_inflight`](Self::max_inflight)).
     pub(crate) fn inflight_window(&self, version: ProtocolVersion) -> u16 {
         match (self.max_inflight, version) {
             // 0 is refused by `validate` before any connection.
-            (Some(window), _) => window.max(1),
+            (Some(window), _) => window,
             (None, ProtocolVersion::V311) => 20,
             // MQTT 5: the broker's Receive Maximum lowers this when the session applies it.
             (None, _) => u16::MAX,
         }
     }
 
-    /// The Receive Maximum announced in MQTT 5 CONNECT.
+    /// The Receive Maximum announced in MQTT 5 CONNECT: `receive_maximum`, else
+    /// `message_buffer` up to the largest the property can carry (both at least 1, as
+    /// `validate` checked before any connection).
     pub(crate) fn announced_receive_maximum(&self) -> u16 {
         self.receive_maximum
             .unwrap_or_else(|| u16::try_from(self.message_buffer).unwrap_or(u16::MAX))
-            .max(1)
     }
 
     /// The QoS and retain flag a publish on `topic` gets when it sets neither.
@@ -818,186 +895,4 @@ impl<'de> serde::Deserialize<'de> for ClientConfig {
 }
 
 #[cfg(feature = "serde")]
-mod serde_impl {
-    //! amqtt's config shapes: seconds as numbers, QoS as 0/1/2, versions as "3.1.1"/"5.0",
-    //! the `broker` section.
-
-    use std::path::PathBuf;
-
-    use super::ClientConfig;
-
-    /// amqtt's `broker` (or `connection`) section: where the broker is and which CAs to trust.
-    #[derive(Debug, Clone, Default, serde::Deserialize)]
-    #[serde(deny_unknown_fields)]
-    pub(super) struct BrokerSection {
-        uri: Option<String>,
-        #[serde(alias = "ca_file")]
-        cafile: Option<PathBuf>,
-        #[serde(alias = "ca_path")]
-        capath: Option<PathBuf>,
-        #[serde(alias = "ca_data")]
-        cadata: Option<String>,
-        #[serde(alias = "cert_file")]
-        certfile: Option<PathBuf>,
-        #[serde(alias = "key_file")]
-        keyfile: Option<PathBuf>,
-    }
-
-    impl BrokerSection {
-        /// Moves the section's settings into `config`; one also given at the top level is an
-        /// error (which of the two was meant cannot be guessed).
-        pub(super) fn fold_into<E: serde::de::Error>(
-            self,
-            config: &mut ClientConfig,
-        ) -> Result<(), E> {
-            fn put<T, E: serde::de::Error>(
-                slot: &mut Option<T>,
-                value: Option<T>,
-                key: &str,
-            ) -> Result<(), E> {
-                if let Some(value) = value {
-                    if slot.is_some() {
-                        return Err(E::custom(format!(
-                            "`{key}` is given both at the top level and in the `broker` section"
-                        )));
-                    }
-                    *slot = Some(value);
-                }
-                Ok(())
-            }
-            put(&mut config.uri, self.uri, "uri")?;
-            put(&mut config.ca_file, self.cafile, "cafile")?;
-            put(&mut config.ca_path, self.capath, "capath")?;
-            put(&mut config.ca_data, self.cadata, "cadata")?;
-            put(&mut config.cert_file, self.certfile, "certfile")?;
-            put(&mut config.key_file, self.keyfile, "keyfile")?;
-            Ok(())
-        }
-    }
-
-    pub(super) mod proxy {
-        use serde::{Deserialize, Deserializer};
-
-        pub(crate) fn deserialize<'de, D: Deserializer<'de>>(
-            deserializer: D,
-        ) -> Result<Option<crate::Proxy>, D::Error> {
-            Option::<String>::deserialize(deserializer)?
-                .map(|url| crate::Proxy::parse(&url).map_err(serde::de::Error::custom))
-                .transpose()
-        }
-    }
-
-    pub(super) mod secs {
-        use serde::{Deserialize, Deserializer};
-        use std::time::Duration;
-
-        pub(crate) fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Duration, D::Error> {
-            let secs = f64::deserialize(d)?;
-            Duration::try_from_secs_f64(secs).map_err(serde::de::Error::custom)
-        }
-    }
-
-    pub(super) mod opt_secs {
-        use serde::{Deserialize, Deserializer};
-        use std::time::Duration;
-
-        pub(crate) fn deserialize<'de, D: Deserializer<'de>>(
-            d: D,
-        ) -> Result<Option<Duration>, D::Error> {
-            Option::<f64>::deserialize(d)?
-                .map(|secs| Duration::try_from_secs_f64(secs).map_err(serde::de::Error::custom))
-                .transpose()
-        }
-    }
-
-    pub(super) mod qos {
-        use sansmqtt_proto::QoS;
-        use serde::{Deserialize, Deserializer};
-
-        pub(crate) fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<QoS, D::Error> {
-            let value = u8::deserialize(d)?;
-            QoS::from_u8(value).ok_or_else(|| serde::de::Error::custom("QoS must be 0, 1 or 2"))
-        }
-    }
-
-    pub(super) mod opt_qos {
-        use sansmqtt_proto::QoS;
-        use serde::{Deserialize, Deserializer};
-
-        pub(crate) fn deserialize<'de, D: Deserializer<'de>>(
-            d: D,
-        ) -> Result<Option<QoS>, D::Error> {
-            Option::<u8>::deserialize(d)?
-                .map(|v| {
-                    QoS::from_u8(v).ok_or_else(|| serde::de::Error::custom("QoS must be 0, 1 or 2"))
-                })
-                .transpose()
-        }
-    }
-
-    pub(super) mod version {
-        use sansmqtt_proto::ProtocolVersion;
-        use serde::{Deserialize, Deserializer};
-
-        pub(crate) fn deserialize<'de, D: Deserializer<'de>>(
-            d: D,
-        ) -> Result<ProtocolVersion, D::Error> {
-            match String::deserialize(d)?.as_str() {
-                "3.1.1" | "4" | "v311" => Ok(ProtocolVersion::V311),
-                "5" | "5.0" | "v5" => Ok(ProtocolVersion::V5),
-                other => Err(serde::de::Error::custom(format!(
-                    "unsupported protocol version {other:?}"
-                ))),
-            }
-        }
-    }
-
-    pub(super) mod retries {
-        use serde::{Deserialize, Deserializer};
-
-        /// amqtt's convention: a negative count (or none) retries forever.
-        pub(crate) fn deserialize<'de, D: Deserializer<'de>>(
-            d: D,
-        ) -> Result<Option<u32>, D::Error> {
-            Ok(Option::<i64>::deserialize(d)?.and_then(|n| u32::try_from(n).ok()))
-        }
-    }
-
-    pub(super) mod jitter {
-        use crate::reconnect::Jitter;
-        use serde::{Deserialize, Deserializer};
-
-        #[derive(Deserialize)]
-        #[serde(untagged)]
-        enum Raw {
-            Percent(u8),
-            Name(String),
-        }
-
-        /// `"none"`, `"full"`, or a percentage for a ±spread (`25`).
-        pub(crate) fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Jitter, D::Error> {
-            match Raw::deserialize(d)? {
-                Raw::Percent(0) => Ok(Jitter::None),
-                Raw::Percent(percent) if percent <= 100 => Ok(Jitter::Spread { percent }),
-                Raw::Percent(percent) => Err(serde::de::Error::custom(format!(
-                    "reconnect_jitter {percent}% is above 100%"
-                ))),
-                Raw::Name(name) => match name.as_str() {
-                    "none" => Ok(Jitter::None),
-                    "full" => Ok(Jitter::Full),
-                    other => Err(serde::de::Error::custom(format!(
-                        "reconnect_jitter must be \"none\", \"full\" or a percentage, not {other:?}"
-                    ))),
-                },
-            }
-        }
-    }
-
-    pub(super) mod bytes {
-        use serde::{Deserialize, Deserializer};
-
-        pub(crate) fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Vec<u8>, D::Error> {
-            Ok(String::deserialize(d)?.into_bytes())
-        }
-    }
-}
+mod serde_impl;

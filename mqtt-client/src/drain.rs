@@ -20,7 +20,8 @@ use crate::{ClientError, MqttClient, Runtime};
 type BoxFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
 
 /// Builder returned by [`MqttClient::disconnect`]; `.await` it (or poll it: it is a
-/// [`Future`]). Awaited as it is, it sends DISCONNECT at once, as `disconnect` always did.
+/// [`Future`]). Awaited as it is, it sends DISCONNECT at once, as `disconnect` always did. It
+/// fails as [`MqttClient::disconnect`] says.
 #[must_use = "a disconnect builder does nothing until awaited"]
 pub struct Disconnecting<'a, R: Runtime> {
     client: &'a MqttClient<R>,
@@ -41,7 +42,7 @@ impl<'a, R: Runtime> Disconnecting<'a, R> {
     }
 
     /// Waits, for at most `timeout`, until every accepted publish has completed (queued ones
-    /// sent, QoS 1/2 ones acknowledged: what [`MqttClient::queued_publishes`] counts), then
+    /// sent, QoS 1/2 ones acknowledged: what [`ClientStats::queued_publishes`](crate::ClientStats::queued_publishes) counts), then
     /// disconnects. Publishes accepted while the drain waits are waited for too, so stop
     /// publishing first. If the timeout passes first, the client disconnects anyway and the
     /// call fails with [`ClientError::DrainTimeout`], saying how many did not complete.
@@ -126,7 +127,7 @@ impl<R: Runtime> std::fmt::Debug for Disconnecting<'_, R> {
 }
 
 impl<R: Runtime> MqttClient<R> {
-    /// Sends DISCONNECT and closes the connection. A builder: `.drain(timeout)` first lets
+    /// Sends DISCONNECT and closes the connection (amqtt's `disconnect()`). A builder: `.drain(timeout)` first lets
     /// accepted publishes complete, `.reason_code(..)` and `.properties(..)` set the MQTT 5
     /// DISCONNECT; then `.await`.
     ///
@@ -136,8 +137,13 @@ impl<R: Runtime> MqttClient<R> {
     /// duplicate them. Received messages not yet taken stay deliverable (and
     /// [`messages`](Self::messages) ends after them); unless taken, they are not acknowledged.
     ///
-    /// Errors: only [`ClientError::DrainTimeout`], with a drain; a client that is not
-    /// connected has nothing to close and returns `Ok`.
+    /// # Errors
+    ///
+    /// Only [`ClientError::DrainTimeout`], with [`drain`](Disconnecting::drain), when the
+    /// timeout passed first (the client disconnected anyway). A client that is not connected
+    /// has nothing to close and returns `Ok`. Before the first [`connect`](Self::connect) it
+    /// fails what was declared (publishes, subscribes) with [`ClientError::Closed`], unsent; a
+    /// drain then waits for publishes that no connection will take, so it times out.
     ///
     /// ```no_run
     /// # use sansmqtt_client::{ClientError, MqttClient, QoS, Runtime};
@@ -152,19 +158,6 @@ impl<R: Runtime> MqttClient<R> {
     /// ```
     pub fn disconnect(&self) -> Disconnecting<'_, R> {
         Disconnecting::new(self)
-    }
-
-    /// [`disconnect`](Self::disconnect) with an MQTT 5 reason code and properties: the same as
-    /// `disconnect().reason_code(reason_code).properties(properties)`, kept for code written
-    /// before the builder.
-    pub fn disconnect_with(
-        &self,
-        reason_code: ReasonCode,
-        properties: DisconnectProperties,
-    ) -> Disconnecting<'_, R> {
-        self.disconnect()
-            .reason_code(reason_code)
-            .properties(properties)
     }
 
     /// Resolves when the client's connection task has ended: after

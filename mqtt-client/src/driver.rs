@@ -10,9 +10,11 @@
 //! takes it (or acknowledges it). A slow consumer therefore holds back the broker through MQTT
 //! flow control, never by stalling the socket, and PINGRESP, acknowledgements of our own
 //! publishes and DISCONNECT are never stuck behind unread messages.
-//! Two bounded exceptions live in `intake`: a pause of at most `min(keep_alive / 4, 1 s)`
-//! while a burst fills the inbox, and, in MQTT 3.1.1 with a persistent session, QoS 1/2
-//! messages beyond the inbox's bound refused unacknowledged and fetched again by a reconnect.
+//! The exceptions live in `intake` (driven from `pacing`): a pause of at most
+//! `min(keep_alive / 4, 1 s)` while a burst fills the inbox; in MQTT 3.1.1 with a persistent
+//! session, QoS 1/2 messages beyond the inbox's bound refused unacknowledged and fetched again
+//! by a reconnect; with a clean 3.1.1 session, where refusing would lose them, reading stops
+//! while QoS 1/2 messages wait for room, with the session's ping deadline suspended.
 //!
 //! With a durable store, the sync that makes a batch's records durable runs off the executor
 //! (`store::sync`); the driver feeds the session nothing until it is done, then writes the
@@ -38,6 +40,8 @@ use sansmqtt_proto::{
 };
 use tracing::{debug, info, warn};
 
+pub(crate) mod declared;
+mod pacing;
 mod reauth;
 
 use super::auth::{AuthError, AuthExchange, Authenticator};
@@ -183,19 +187,16 @@ pub(crate) enum Command {
 }
 
 impl Command {
-    /// Whether the command needs a connection and waits for one during a reconnect (as
-    /// `publish` does through the session's queue).
+    /// Whether the command needs a connection and waits here for one during a reconnect.
+    /// Publishes, subscribes and unsubscribes wait in the session instead (its queue, and
+    /// its SUBSCRIBE / UNSUBSCRIBE sent at the next CONNACK), which keeps their order.
     fn waits_for_connection(&self) -> bool {
-        matches!(
-            self,
-            Self::Subscribe { .. } | Self::Unsubscribe { .. } | Self::Ping { .. }
-        )
+        matches!(self, Self::Ping { .. })
     }
 
     /// Whether the caller stopped waiting for the answer (dropped its future).
     fn is_abandoned(&self) -> bool {
         match self {
-            Self::Subscribe { reply, .. } | Self::Unsubscribe { reply, .. } => reply.is_canceled(),
             Self::Ping { reply } => reply.is_canceled(),
             _ => false,
         }
@@ -349,9 +350,9 @@ pub(crate) struct Driver<R: Runtime> {
     connect_waiter: Option<Reply<ConnAck>>,
     /// The caller of `disconnect`, answered once DISCONNECT is written.
     disconnect_waiter: Option<Reply<()>>,
-    /// Subscribes, unsubscribes and pings issued while no connection is up (a reconnect is
-    /// under way): applied at the next CONNACK, failed when reconnecting gives up (amqtt
-    /// makes every call wait for the connection).
+    /// Pings issued while no connection is up (a reconnect is under way): applied at the
+    /// next CONNACK, failed when reconnecting gives up (amqtt makes every call wait for the
+    /// connection). Subscribes and unsubscribes wait in the session.
     deferred: Vec<Command>,
     auto_reconnect: bool,
     /// A `reconnect()` of the application is under way (until CONNACK): its attempts retry
@@ -474,6 +475,11 @@ impl<R: Runtime> Driver<R> {
         } else {
             plan.start()
         };
+        // What was declared before `connect` is applied before the first transport opens.
+        if self.apply_declared().await {
+            self.shutdown(ClientError::Closed);
+            return;
+        }
         let final_error = loop {
             let started = self.runtime.now();
             let ended = self.connection(&target).await;
@@ -723,12 +729,7 @@ impl<R: Runtime> Driver<R> {
         self.read_armed = false;
         self.end = None;
         self.drain_timer = None;
-        // 3.1.1 has no Receive Maximum: with a persistent session, QoS 1/2 beyond the inbox's
-        // bound are refused and fetched again by a reconnect (see `intake`).
-        self.intake.start_connection(
-            self.session.protocol_version() == ProtocolVersion::V311
-                && !self.params.options.clean_start,
-        );
+        self.start_pacing();
         let ended = poll_fn(|cx| self.poll_serve(cx, &mut transport)).await;
         self.syncing.finish(&mut self.session).await;
         self.intake
@@ -788,27 +789,8 @@ impl<R: Runtime> Driver<R> {
                 progress = true;
             }
 
-            // Always read: flow control, not a stalled socket, holds back a slow consumer.
-            // ... except for a bounded pause while a burst fills the inbox (see `intake`).
-            let mut reading = matches!(
-                self.session.state(),
-                ConnectionState::Connecting | ConnectionState::Connected
-            );
-            if reading
-                && !self
-                    .intake
-                    .may_read(cx, &self.shared.inbox, &mut self.dropped_unreported)
-            {
-                reading = false;
-                // A read signal taken below is not acted on: read once more on resuming.
-                self.read_armed = false;
-            }
-            if self.session.is_connected() && self.intake.refusal_over(cx, &self.shared.inbox) {
-                info!("the application took what it held: reconnecting for the refused messages");
-                self.end = Some(Ended::Reconnect);
-                let _ = self.session.disconnect(now, Disconnect::default());
-                progress = true;
-            }
+            let (reading, paced) = self.pace_reading(cx, now);
+            progress |= paced;
             // Read on the first pass and whenever the transport signalled more since its last
             // pending read; otherwise that read is still registered and will wake the task.
             self.read_wake.task.register(cx.waker());
@@ -1380,14 +1362,8 @@ impl<R: Runtime> Driver<R> {
             return;
         }
         let recovered = lock(&self.shared.recovered).remove(&token);
-        if let Some(mut recovered) = recovered {
-            debug!(
-                packet_id = recovered.packet_id.get(),
-                "recovered publish completed"
-            );
-            recovered.result = result;
-            self.shared
-                .status(ConnectionEvent::RecoveredPublish(recovered));
+        if let Some(recovered) = recovered {
+            self.shared.status(recovered.completed(result));
             return;
         }
         // A QoS 0 publish: handed to the transport (or failed). Tokens grow, so an earlier

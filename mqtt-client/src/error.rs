@@ -74,6 +74,17 @@ pub enum ConfigError {
         /// The largest value allowed.
         max: u64,
     },
+    /// A time the protocol carries in whole seconds is below one second but not zero: sent
+    /// as 0 it would mean something else (for `keep_alive`: keep-alive off).
+    #[error(
+        "`{option}` is sent in whole seconds: {value:?} would be sent as 0; give 0 or at least 1 s"
+    )]
+    BelowOneSecond {
+        /// The option's name (its `ClientConfig` field).
+        option: &'static str,
+        /// The value given.
+        value: std::time::Duration,
+    },
 }
 
 /// Why TLS could not be set up or the server's certificate was refused.

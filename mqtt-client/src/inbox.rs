@@ -117,6 +117,24 @@ impl Inbox {
         Ok(())
     }
 
+    /// Queues a received QoS 1/2 message only if fewer than the bound of QoS 1/2 messages
+    /// wait; otherwise hands it back.
+    pub(crate) fn try_push_reliable(
+        &self,
+        message: ApplicationMessage,
+    ) -> Result<(), ApplicationMessage> {
+        {
+            let mut state = lock(&self.state);
+            if state.reliable >= state.capacity {
+                return Err(message);
+            }
+            state.reliable += 1;
+            state.messages.push_back(message);
+        }
+        self.changed.notify_additional(1);
+        Ok(())
+    }
+
     /// The oldest waiting message. The taker wakes the driver ([`room`](Self::room)) once it
     /// has also queued the message's acknowledgement.
     pub(crate) fn pop(&self) -> Option<ApplicationMessage> {

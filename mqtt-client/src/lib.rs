@@ -25,13 +25,32 @@
 //! - `scram`: SCRAM-SHA-1 / SCRAM-SHA-256 MQTT 5 enhanced authentication (`Scram`), on
 //!   RustCrypto's `sha1`, `sha2`, `hmac` and `pbkdf2`.
 //!
-//! A ready `rustls::ClientConfig` (custom verifier, in-memory client certificate, ALPN,
-//! session resumption) replaces all TLS options: [`Connecting::tls_config`] or
-//! [`ClientConfig::tls_config`].
+//! # One way per task
+//!
+//! | task | the way | the alternatives, each for one reason |
+//! |---|---|---|
+//! | connect | [`MqttClient::connect`]`(uri)` (amqtt's), `connect(None)` for the configured [`uri`](ClientConfig::uri) then [`uris`](ClientConfig::uris) (failover) | [`reconnect`](MqttClient::reconnect): the last broker and session again |
+//! | publish | [`MqttClient::publish`]`(..).await` (amqtt's) | [`Publishing`]'s `send_now`, `start`, `acknowledgement`, `stored`: see there; [`request`](MqttClient::request) / [`respond`](MqttClient::respond): MQTT 5 request / response |
+//! | configure TLS | the [`ClientConfig`] options (`ca_file`, `cert_file`, ... amqtt's keys) | [`Connecting`]'s `ca_file` / `ca_path` / `ca_data` (amqtt's `connect` arguments); [`ClientConfig::tls_config`], a ready `rustls::ClientConfig` for what the options cannot say (custom verifier, in-memory keys, ALPN), which replaces them |
+//! | receive | [`MqttClient::deliver_message`] (amqtt's) | [`MqttClient::messages`]: the same queue as a `Stream` |
+//! | subscribe | [`MqttClient::subscribe`] (amqtt's) | [`subscribe_with`](MqttClient::subscribe_with): MQTT 5 properties and the whole SUBACK; [`subscribe_shared`](MqttClient::subscribe_shared): a consumer group |
+//!
+//! # Before the first connect
+//!
+//! Publishes, subscribes and unsubscribes made before the first [`MqttClient::connect`] are
+//! accepted (publishes within [`ClientConfig::max_queued`] / `max_queued_bytes`, subscribes and
+//! unsubscribes within `max_queued` requests) and applied when `connect` starts the client: at
+//! the first CONNACK the subscriptions go out first, then the publishes in acceptance order.
+//! With a durable store a QoS 1/2 publish's [`Publishing::stored`] resolves once `connect` has
+//! opened the store. Pings, `reauthenticate` and `deliver_message` need a started client and
+//! fail with [`ClientError::NotConnected`]; `disconnect` or `cancel_tasks` before any
+//! `connect` fail what was declared with [`ClientError::Closed`].
 #![forbid(unsafe_code)]
 #![deny(missing_docs)]
 #![cfg_attr(docsrs, feature(doc_cfg))]
 
+#[macro_use]
+mod doc_lists;
 mod auth;
 mod base64;
 mod builders;
@@ -87,7 +106,7 @@ pub use drain::Disconnecting;
 pub use error::TlsError;
 pub use error::{ClientError, ConfigError, UriError};
 pub use events::{ConnectionEvents, EVENT_BUFFER};
-pub use payload::{IntoUri, Payload, PayloadError};
+pub use payload::{ApplicationMessage, IntoUri, Payload, PayloadError};
 pub use proxy::{Proxy, ProxyError, ProxyKind, ProxyRefusal};
 #[cfg(feature = "quic")]
 #[cfg_attr(docsrs, doc(cfg(feature = "quic")))]
@@ -105,9 +124,6 @@ pub use secret::Secret;
 pub use shared::SharedSubscription;
 pub use stats::ClientStats;
 pub use store::{ClientStore, FileStore, StoreError};
-#[cfg(feature = "tls")]
-#[cfg_attr(docsrs, doc(cfg(feature = "tls")))]
-pub use tls::TlsOptions;
 pub use token::{AuthToken, TokenAuth, TokenProvider};
 #[cfg(target_os = "linux")]
 pub use transport::push_tcp_ack;
@@ -185,65 +201,6 @@ use sansmqtt_session::{
     AckMode, AckToken, ConnectOptions, Session, SessionConfig, SessionStore, Token,
 };
 
-/// A received message (amqtt's `ApplicationMessage`).
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct ApplicationMessage {
-    publish: Publish,
-    /// How to acknowledge it (QoS 1/2); `None` for QoS 0.
-    ack: Option<AckToken>,
-}
-
-impl ApplicationMessage {
-    fn new(publish: Publish, ack: Option<AckToken>) -> Self {
-        Self { publish, ack }
-    }
-
-    /// The topic it was published on.
-    pub fn topic(&self) -> &str {
-        &self.publish.topic
-    }
-
-    /// The payload.
-    pub fn payload(&self) -> &Bytes {
-        &self.publish.payload
-    }
-
-    /// The QoS it was delivered with.
-    pub fn qos(&self) -> QoS {
-        self.publish.qos
-    }
-
-    /// Whether it is a retained message.
-    pub fn retain(&self) -> bool {
-        self.publish.retain
-    }
-
-    /// Whether the broker flagged it as a re-delivery.
-    pub fn dup(&self) -> bool {
-        self.publish.dup
-    }
-
-    /// The packet identifier (QoS 1 and 2).
-    pub fn packet_id(&self) -> Option<PacketId> {
-        self.publish.packet_id
-    }
-
-    /// MQTT 5 properties.
-    pub fn properties(&self) -> &PublishProperties {
-        &self.publish.properties
-    }
-
-    /// The decoded PUBLISH packet (amqtt's `message.publish_packet`).
-    pub fn publish_packet(&self) -> &Publish {
-        &self.publish
-    }
-
-    /// The PUBLISH packet, by value.
-    pub fn into_publish(self) -> Publish {
-        self.publish
-    }
-}
-
 /// What happens to the connection, as seen by [`MqttClient::connection_events`].
 #[derive(Debug, Clone)]
 #[non_exhaustive]
@@ -295,7 +252,7 @@ pub enum ConnectionEvent {
     /// when it came to be sent, and was not sent: the limits of a CONNACK received after it
     /// was accepted forbid it (a smaller Maximum Packet Size, retain or QoS no longer
     /// available). What the last CONNACK forbids is refused by the call itself. Counted by
-    /// [`MqttClient::refused_publishes`].
+    /// [`ClientStats::publishes_refused`].
     PublishRefused(ClientError),
     /// The broker accepted an MQTT 5 re-authentication on the live connection (started by
     /// [`MqttClient::reauthenticate`] or by a refresh schedule, see
@@ -306,6 +263,55 @@ pub enum ConnectionEvent {
     /// stopped before its flow completed) has completed: its caller is gone, so this is the
     /// only place its outcome shows.
     RecoveredPublish(RecoveredPublish),
+    /// A publish recovered from the durable session store that an earlier process had
+    /// accepted but not sent (it was queued: no connection, or no room in the window) has
+    /// completed, or failed before it was sent (its MQTT 5 expiry ran out, a broker's limits
+    /// refused it). Like [`RecoveredPublish`](Self::RecoveredPublish), its caller is gone;
+    /// it never had a packet identifier in the earlier process, hence a variant of its own.
+    RecoveredQueuedPublish(RecoveredQueuedPublish),
+}
+
+/// The outcome of a queued publish recovered from the durable session store
+/// ([`ConnectionEvent::RecoveredQueuedPublish`]).
+#[derive(Debug, Clone)]
+#[non_exhaustive]
+pub struct RecoveredQueuedPublish {
+    /// Its topic.
+    pub topic: ByteString,
+    /// Its QoS.
+    pub qos: QoS,
+    /// The final acknowledgement's reason code, or why it failed.
+    pub result: Result<ReasonCode, ClientError>,
+}
+
+/// A publish recovered from the durable store, waiting for its outcome to be reported.
+#[derive(Debug)]
+enum Recovered {
+    /// In flight when the earlier process stopped.
+    Flight(RecoveredPublish),
+    /// Queued, not yet sent, when the earlier process stopped.
+    Queued(RecoveredQueuedPublish),
+}
+
+impl Recovered {
+    /// The event that reports its outcome.
+    fn completed(self, result: Result<ReasonCode, ClientError>) -> ConnectionEvent {
+        match self {
+            Self::Flight(mut flight) => {
+                tracing::debug!(
+                    packet_id = flight.packet_id.get(),
+                    "recovered publish completed"
+                );
+                flight.result = result;
+                ConnectionEvent::RecoveredPublish(flight)
+            }
+            Self::Queued(mut queued) => {
+                tracing::debug!("recovered queued publish completed");
+                queued.result = result;
+                ConnectionEvent::RecoveredQueuedPublish(queued)
+            }
+        }
+    }
 }
 
 /// The outcome of a publish recovered from the durable session store
@@ -348,14 +354,14 @@ pub(crate) struct Shared {
     /// its message streams, one that never ran does not.
     stops: AtomicU64,
     /// Publishes recovered from the durable store whose completion is still to be reported.
-    recovered: Mutex<std::collections::HashMap<Token, RecoveredPublish>>,
+    recovered: Mutex<std::collections::HashMap<Token, Recovered>>,
     /// The durable store's counters, once it is open.
     store_monitor: Mutex<Option<store::FileStoreMonitor>>,
     /// MQTT 5 requests waiting for their reply (`request`).
     responses: request::Responses,
     /// The last CONNACK's limits, checked when a publish is accepted.
     acceptance: limits::Acceptance,
-    /// Publishes refused after their caller was answered (`refused_publishes`).
+    /// Publishes refused after their caller was answered (`ClientStats::publishes_refused`).
     refused: AtomicU64,
 }
 
@@ -516,7 +522,8 @@ impl<R: Runtime> std::fmt::Debug for MqttClient<R> {
 }
 
 impl<R: Runtime + Default> MqttClient<R> {
-    /// A client with `client_id` (`None`: a random one, as amqtt does) and `config`. Nothing
+    /// A client with `client_id` (`None`: a random one, as amqtt does) and `config` (amqtt's
+    /// `MQTTClient(client_id, config)`). Nothing
     /// happens until [`connect`](Self::connect). An id held in a `String` is given as
     /// `Some(&id)` (the parameter stays `Option<&str>` so that a bare `None` needs no type
     /// annotation).
@@ -526,7 +533,8 @@ impl<R: Runtime + Default> MqttClient<R> {
 }
 
 impl<R: Runtime> MqttClient<R> {
-    /// Like [`new`](Self::new), with an explicit runtime handle.
+    /// Like [`new`](Self::new), with an explicit runtime handle: for a runtime type without
+    /// `Default`, or to run the client on a particular runtime instance.
     pub fn with_runtime(client_id: Option<&str>, config: ClientConfig, runtime: R) -> Self {
         let client_id = client_id.map_or_else(random_client_id, ByteString::from);
         let inbox = Inbox::new(config.message_buffer, config.overflow);
@@ -536,6 +544,7 @@ impl<R: Runtime> MqttClient<R> {
             config.max_queued,
             config.max_queued_bytes,
         ));
+        let declared_limit = config.max_queued;
         Self {
             inner: Arc::new(Inner {
                 runtime,
@@ -548,7 +557,7 @@ impl<R: Runtime> MqttClient<R> {
                     events: events::EventHub::default(),
                     stats,
                     parked: Mutex::new(Parked::default()),
-                    commands: CommandQueue::default(),
+                    commands: CommandQueue::new(declared_limit),
                     cancel_epoch: AtomicU64::new(0),
                     parked_event: event_listener::Event::new(),
                     stops: AtomicU64::new(0),
@@ -580,10 +589,13 @@ impl<R: Runtime> MqttClient<R> {
             .map(store::FileStoreMonitor::stats)
     }
 
-    /// Connects to `uri` (`mqtt://`, `mqtts://`, `ws://`, `wss://`; `None` uses the configured
-    /// URIs: `uri` then `uris`, with failover between them). A builder: `.clean_session(..)`,
-    /// `.ca_file(..)`, `.ca_path(..)`, `.ca_data(..)`, `.header(..)`, then `.await` for the
-    /// broker's CONNACK.
+    /// Connects to `uri` (amqtt's `connect(uri)`): `mqtt://`, `mqtts://`, `ws://`, `wss://`
+    /// or `quic://`, with optional `user:password@` (which wins over the configured
+    /// credentials). `None` uses the configured URIs: [`uri`](ClientConfig::uri) (amqtt's
+    /// key), then [`uris`](ClientConfig::uris), failing over along them; a list of brokers is
+    /// configured there, with the options that govern the walk. A builder: `.clean_session(..)`,
+    /// `.ca_file(..)`, `.ca_path(..)`, `.ca_data(..)`, `.header(..)` (amqtt's `connect`
+    /// arguments), then `.await` for the broker's CONNACK.
     ///
     /// ```no_run
     /// # use sansmqtt_client::{ClientError, MqttClient, Runtime};
@@ -593,30 +605,22 @@ impl<R: Runtime> MqttClient<R> {
     /// # Ok(())
     /// # }
     /// ```
+    ///
+    /// # Errors
+    ///
+    #[doc = connect_errors!()]
     pub fn connect(&self, uri: impl IntoUri) -> Connecting<'_, R> {
         let uris = uri.into_option().map(|uri| vec![uri]).unwrap_or_default();
-        self.connect_any(uris)
-    }
-
-    /// Connects to the first broker of `uris` that accepts, and fails over along the list
-    /// whenever the connection is lost (the nodes of a cluster, say). Each URI may carry its
-    /// own credentials. The list is walked in rounds: the next URI is tried at once, and the
-    /// reconnect backoff (`reconnect_initial_interval` doubling up to `reconnect_max_interval`,
-    /// with `reconnect_jitter`) is waited between rounds. An empty list uses the configured
-    /// URIs. With `auto_reconnect` off only the first URI is tried. The same builder as
-    /// [`connect`](Self::connect).
-    pub fn connect_any<I, S>(&self, uris: I) -> Connecting<'_, R>
-    where
-        I: IntoIterator<Item = S>,
-        S: Into<String>,
-    {
-        Connecting::new(self, uris.into_iter().map(Into::into).collect())
+        Connecting::new(self, uris)
     }
 
     /// Publishes `payload` on `topic`. The payload is any [`Payload`] form (`&[u8]`, `b"..."`,
     /// `&str`, `&String` are copied once; `Vec<u8>`, `String`, `Bytes` are moved without a
-    /// copy), the topic any [`IntoTopic`] string (`&str`, `String`, `&String`). A builder: `.qos(..)`, `.retain(..)`, `.ack_timeout(..)`,
-    /// `.properties(..)`, then `.await`; it resolves when the QoS flow completes (QoS 0: when
+    /// copy), the topic any [`IntoTopic`] string (`&str`, `String`, `&String`). amqtt's
+    /// `publish(topic, message, qos, retain, ack_timeout)`. A builder: `.qos(..)`,
+    /// `.retain(..)`, `.ack_timeout(..)`, `.properties(..)`, then `.await` (the way to
+    /// publish; [`Publishing`] lists the four other ends of the builder, each for one need);
+    /// it resolves when the QoS flow completes (QoS 0: when
     /// *accepted* into the client's bounded outgoing queue; QoS 1: at PUBACK; QoS 2: at
     /// PUBCOMP) with the final acknowledgement's reason code (`Success` for QoS 0).
     ///
@@ -631,7 +635,7 @@ impl<R: Runtime> MqttClient<R> {
     /// sent. Only a CONNACK that arrives after acceptance (a reconnect to a broker with
     /// smaller limits) can refuse a message later: a QoS 1/2 publish's future then fails, a
     /// QoS 0 one (already answered) is reported as [`ConnectionEvent::PublishRefused`] and
-    /// counted by [`refused_publishes`](Self::refused_publishes). A QoS 0 message that a lost
+    /// counted in [`ClientStats::publishes_refused`]. A QoS 0 message that a lost
     /// connection takes with it is dropped, as QoS 0 allows. The message keeps
     /// its room in the queue until its bytes are handed to the transport, so
     /// [`ClientConfig::max_queued`] still bounds what a fast QoS 0 publisher can pile up.
@@ -640,6 +644,17 @@ impl<R: Runtime> MqttClient<R> {
     /// [`ClientConfig::max_queued`] publishes are pending, otherwise once room appears
     /// (backpressure: the future waits). [`Publishing::send_now`] queues without waiting or
     /// fails with [`ClientError::QueueFull`].
+    ///
+    /// Before the first [`connect`](Self::connect) a publish is accepted too (same bound) and
+    /// waits for it: `connect` queues it in the session, and it goes out on the first
+    /// connection, in acceptance order, after the subscriptions declared before `connect`
+    /// (see [`subscribe`](Self::subscribe)). Its future resolves with its acknowledgement on
+    /// that connection; with a durable store, [`Publishing::stored`] resolves once `connect`
+    /// has opened the store and synced the record. [`disconnect`](Self::disconnect) or
+    /// [`cancel_tasks`](Self::cancel_tasks) before any `connect`, or dropping every handle,
+    /// fail it with [`ClientError::Closed`] (nothing was sent). After a `disconnect` of a
+    /// connected client, publishes fail with [`ClientError::NotConnected`] until the next
+    /// `connect` / `reconnect`.
     ///
     /// Cancellation: dropping the future before the message is accepted sends nothing. After
     /// it, the message belongs to the client and is sent (and re-sent after reconnects) even
@@ -665,12 +680,29 @@ impl<R: Runtime> MqttClient<R> {
     /// # Ok(())
     /// # }
     /// ```
+    ///
+    /// # Errors
+    ///
+    #[doc = publish_errors!()]
     pub fn publish(&self, topic: impl IntoTopic, payload: impl Into<Payload>) -> Publishing<'_, R> {
         Publishing::new(self, topic.into_topic(), payload.into().into_bytes())
     }
 
-    /// Subscribes to topic filters, e.g. `[("a/#", QoS::AtLeastOnce)]`; returns the SUBACK
-    /// codes, one per filter.
+    /// Subscribes to topic filters, e.g. `[("a/#", QoS::AtLeastOnce)]` (amqtt's
+    /// `subscribe`); returns the SUBACK codes, one per filter: the granted QoS, or why the
+    /// broker refused that filter.
+    ///
+    /// Without a connection the SUBSCRIBE waits and goes out at the next CONNACK, so this
+    /// resolves then. That holds before the first [`connect`](Self::connect) as well:
+    /// subscriptions can be declared first (poll the future, e.g. in a `join!` with
+    /// `connect`, or spawn it), and at the first CONNACK they are sent before the publishes
+    /// accepted before `connect`, so a client that subscribes to its own topic receives what
+    /// it published. At most [`ClientConfig::max_queued`] subscribes and unsubscribes wait for
+    /// the first `connect`; beyond that this fails with [`ClientError::QueueFull`]. A
+    /// subscription is recorded in the durable store (if any) when `connect` applies it, and is
+    /// re-subscribed after a session loss like any other. `disconnect` /
+    /// [`cancel_tasks`](Self::cancel_tasks) before any `connect`, or dropping every handle,
+    /// fail it with [`ClientError::Closed`].
     ///
     /// ```no_run
     /// # use sansmqtt_client::{ClientError, MqttClient, QoS, Runtime};
@@ -682,6 +714,10 @@ impl<R: Runtime> MqttClient<R> {
     /// # Ok(())
     /// # }
     /// ```
+    ///
+    /// # Errors
+    ///
+    #[doc = subscribe_errors!()]
     pub async fn subscribe<I, F>(&self, topics: I) -> Result<Vec<ReasonCode>, ClientError>
     where
         I: IntoIterator<Item = F>,
@@ -692,7 +728,12 @@ impl<R: Runtime> MqttClient<R> {
             .map(|ack| ack.reason_codes)
     }
 
-    /// Unsubscribes from topic filters; returns the UNSUBACK codes (empty in MQTT 3.1.1).
+    /// Unsubscribes from topic filters (amqtt's `unsubscribe`); returns the UNSUBACK codes
+    /// (empty in MQTT 3.1.1).
+    ///
+    /// # Errors
+    ///
+    #[doc = subscribe_errors!()]
     pub async fn unsubscribe<I, T>(&self, topics: I) -> Result<Vec<ReasonCode>, ClientError>
     where
         I: IntoIterator<Item = T>,
@@ -703,10 +744,9 @@ impl<R: Runtime> MqttClient<R> {
             .map(|ack| ack.reason_codes)
     }
 
-    /// The next received message. A builder: `.timeout(..)` makes it fail with
-    /// [`ClientError::Timeout`] instead of waiting forever. Fails with
-    /// [`ClientError::NotConnected`] when no message is waiting and the client has no connection
-    /// (nor a reconnect under way) that could bring one.
+    /// The next received message (amqtt's `deliver_message`; [`messages`](Self::messages)
+    /// is the same queue as a `Stream`). A builder: `.timeout(..)` (amqtt's
+    /// `timeout_duration`), then `.await`.
     ///
     /// A QoS 1/2 message is acknowledged to the broker when this hands it out (unless
     /// [`ClientConfig::manual_acks`] is on: then by [`ack`](Self::ack)). A message the
@@ -723,12 +763,26 @@ impl<R: Runtime> MqttClient<R> {
     /// # Ok(())
     /// # }
     /// ```
+    ///
+    /// # Errors
+    ///
+    /// - [`ClientError::Timeout`]: `.timeout(..)` passed with no message.
+    /// - [`ClientError::NotConnected`]: no message is waiting and no connection task runs
+    ///   (nor a reconnect is under way) that could bring one. That includes the time before
+    ///   the first [`connect`](Self::connect), even with subscriptions declared: as in amqtt,
+    ///   a call that cannot be answered until the application itself calls `connect` fails at
+    ///   once rather than wait (a single task that awaited it before connecting would wait
+    ///   forever). Call it once `connect` has started, or take [`messages`](Self::messages),
+    ///   which does wait for the first `connect`.
+    /// - [`ClientError::Closed`]: [`cancel_tasks`](Self::cancel_tasks) was called while it
+    ///   waited.
     pub fn deliver_message(&self) -> Delivering<'_, R> {
         Delivering::new(self)
     }
 
-    /// Received messages as a stream. Streams and `deliver_message` share one queue: each
-    /// message goes to exactly one of them.
+    /// Received messages as a stream: for `while let`, `select!` and stream combinators,
+    /// which `deliver_message` (amqtt's) cannot feed. Streams and `deliver_message` share one
+    /// queue: each message goes to exactly one of them.
     ///
     /// The stream ends (yields `None`) once the client has stopped, after
     /// [`disconnect`](Self::disconnect) or when reconnecting gave up (the final error is in
@@ -774,33 +828,14 @@ impl<R: Runtime> MqttClient<R> {
         }
     }
 
-    /// Received QoS 0 messages dropped so far because the application had
-    /// [`message_buffer`](ClientConfig::message_buffer) messages waiting.
-    pub fn dropped_messages(&self) -> u64 {
-        self.inner.shared.inbox.dropped()
-    }
-
-    /// Accepted publishes that were refused when they came to be sent, after their call had
-    /// completed (each also reported as [`ConnectionEvent::PublishRefused`]).
-    pub fn refused_publishes(&self) -> u64 {
-        self.inner.shared.refused.load(Ordering::Relaxed)
-    }
-
-    /// Received messages waiting for the application.
-    pub fn pending_messages(&self) -> usize {
-        self.inner.shared.inbox.len()
-    }
-
-    /// Publishes accepted and not yet completed (see [`ClientConfig::max_queued`]).
-    pub fn queued_publishes(&self) -> usize {
-        self.inner.shared.budget.in_use()
-    }
-
     /// A snapshot of the client's statistics: publishes and messages in flight, queued
     /// publishes and bytes, messages waiting and dropped, reconnects, bytes sent and received,
     /// and the last ping's round-trip time. Cheap (a few atomic loads and two short locks):
     /// call it as often as a status line needs. With the `metrics` feature the same numbers
-    /// are also exported through the `metrics` facade (see [`ClientStats`]).
+    /// are also exported through the `metrics` facade (see [`ClientStats`]). The one place
+    /// for these numbers: messages waiting (`messages_waiting`), dropped
+    /// (`messages_dropped`), publishes queued (`queued_publishes`), refused after
+    /// acceptance (`publishes_refused`).
     pub fn stats(&self) -> ClientStats {
         self.inner.shared.snapshot()
     }
@@ -813,7 +848,19 @@ impl<R: Runtime> MqttClient<R> {
         self.inner.shared.events.listen()
     }
 
-    /// Sends PINGREQ and waits for PINGRESP.
+    /// Sends PINGREQ and waits for PINGRESP (amqtt's `ping`). The client pings by itself to
+    /// keep the connection alive; call this to measure or check the link now.
+    ///
+    /// # Errors
+    ///
+    /// - [`ClientError::NotConnected`]: no connection task runs (before `connect`, after
+    ///   `disconnect`, or once reconnecting gave up). During an automatic reconnect the call
+    ///   waits for the connection instead.
+    /// - [`ClientError::ConnectionLost`]: the connection ended before the PINGRESP (a ping
+    ///   is not carried over to the next connection).
+    /// - [`ClientError::Closed`]: `disconnect`, `cancel_tasks` or dropping every handle
+    ///   ended the wait.
+    #[doc = concat!("- ", ended_errors!())]
     pub async fn ping(&self) -> Result<(), ClientError> {
         self.call(|reply| Command::Ping { reply }).await
     }
@@ -841,7 +888,8 @@ impl<R: Runtime> MqttClient<R> {
     }
 
     /// Reconnects to the last broker (after a lost connection or a `disconnect`), retrying
-    /// per the configuration. A builder: `.clean_session(..)`, then `.await`.
+    /// per the configuration (amqtt's `reconnect`). A builder: `.clean_session(..)`, then
+    /// `.await`. On a live connection it does nothing and returns that connection's CONNACK.
     ///
     /// ```no_run
     /// # use sansmqtt_client::{ClientError, MqttClient, Runtime};
@@ -853,12 +901,29 @@ impl<R: Runtime> MqttClient<R> {
     /// # Ok(())
     /// # }
     /// ```
+    ///
+    /// # Errors
+    ///
+    /// - [`ClientError::NotConnected`]: the client never connected (there is no last
+    ///   broker).
+    /// - [`ClientError::Closed`]: a later `reconnect` took over this one, or `disconnect`,
+    ///   `cancel_tasks` or dropping every handle ended it.
+    /// - Otherwise what [`connect`](Self::connect) fails with once the connection is
+    ///   attempted: [`Proxy`](ClientError::Proxy), `Tls`, [`Store`](ClientError::Store),
+    ///   [`AlreadyConnected`](ClientError::AlreadyConnected),
+    ///   [`Connect`](ClientError::Connect), [`Timeout`](ClientError::Timeout),
+    ///   [`Io`](ClientError::Io), `WebSocket`, `Quic`,
+    ///   [`ConnectionLost`](ClientError::ConnectionLost),
+    ///   [`Protocol`](ClientError::Protocol), [`Auth`](ClientError::Auth) (the URI and the
+    ///   configuration were checked by the first `connect`).
     pub fn reconnect(&self) -> Reconnecting<'_, R> {
         Reconnecting::new(self)
     }
 
     /// Fails every pending operation (publishes, subscribes, pings and `deliver_message`
-    /// calls) with [`ClientError::Closed`]; the connection itself stays up.
+    /// calls) with [`ClientError::Closed`] (amqtt's `cancel_tasks`); the connection itself
+    /// stays up. Before the first [`connect`](Self::connect), the publishes, subscribes and
+    /// unsubscribes declared so far are dropped unsent.
     pub fn cancel_tasks(&self) {
         self.inner
             .shared
@@ -870,11 +935,7 @@ impl<R: Runtime> MqttClient<R> {
     }
 
     fn send(&self, command: Command) -> Result<(), ClientError> {
-        if self.inner.shared.commands.push(command) {
-            Ok(())
-        } else {
-            Err(ClientError::NotConnected)
-        }
+        self.inner.shared.commands.offer(command)
     }
 
     async fn call<T>(&self, command: impl FnOnce(Reply<T>) -> Command) -> Result<T, ClientError> {
@@ -922,7 +983,8 @@ impl<R: Runtime> MqttClient<R> {
             None => match self.new_session() {
                 Ok(session) => session,
                 Err(err) => {
-                    for command in self.inner.shared.commands.close() {
+                    // What was declared before this first `connect` waits for the next one.
+                    for command in self.inner.shared.commands.abort_open() {
                         command.refuse();
                     }
                     return Err(err);
@@ -959,11 +1021,14 @@ impl<R: Runtime> MqttClient<R> {
         // Acknowledged when the application takes a message (or acknowledges it), not
         // when the driver reads it: see `Shared::take_message`.
         session_config.ack_mode = AckMode::Manual;
-        // The client's publish budget is the bound; the session never refuses below it.
-        session_config.max_queued = config.max_queued.max(1);
+        // The client's publish budget is the bound; the session never refuses below it
+        // (`validate` refused 0 before any connection).
+        session_config.max_queued = config.max_queued;
         session_config.max_packet_size = config.max_packet_size;
         session_config.connect_timeout = config.connect_timeout;
         session_config.ping_delay = config.ping_delay;
+        // The wait for PINGRESP: one keep-alive period, and at least 1 s for an explicit
+        // `ping` with keep-alive off (0). Derived, not an option of its own.
         session_config.ping_timeout = config.keep_alive.max(Duration::from_secs(1));
         // `Publishing::stored` resolves on `Event::Stored`.
         session_config.report_stored = true;
@@ -989,12 +1054,30 @@ impl<R: Runtime> MqttClient<R> {
             for (packet_id, flight) in flights {
                 recovered.insert(
                     flight.token,
-                    RecoveredPublish {
+                    Recovered::Flight(RecoveredPublish {
                         packet_id,
                         topic: flight.publish.topic,
                         qos: flight.publish.qos,
                         result: Err(ClientError::Closed),
-                    },
+                    }),
+                );
+            }
+        }
+        let queued = store.queued_in_order();
+        if !queued.is_empty() {
+            tracing::info!(
+                queued = queued.len(),
+                "resuming queued publishes from the session store"
+            );
+            let mut recovered = lock(&self.inner.shared.recovered);
+            for (_, token, publish) in queued {
+                recovered.insert(
+                    token,
+                    Recovered::Queued(RecoveredQueuedPublish {
+                        topic: publish.topic,
+                        qos: publish.qos,
+                        result: Err(ClientError::Closed),
+                    }),
                 );
             }
         }

@@ -4,8 +4,10 @@
 //! `payload_json`).
 
 use bytes::{Bytes, BytesMut};
+use sansmqtt_proto::PacketId;
+use sansmqtt_session::AckToken;
 
-use crate::ApplicationMessage;
+use crate::{Publish, PublishProperties, QoS};
 
 /// A message payload, as [`MqttClient::publish`](crate::MqttClient::publish) takes it
 /// (`impl Into<Payload>`): `&[u8]`, `&[u8; N]`, `&str`, `&String`, `&Vec<u8>` are copied once;
@@ -143,6 +145,65 @@ impl IntoUri for String {
 impl IntoUri for &String {
     fn into_option(self) -> Option<String> {
         Some(self.clone())
+    }
+}
+
+/// A received message (amqtt's `ApplicationMessage`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ApplicationMessage {
+    publish: Publish,
+    /// How to acknowledge it (QoS 1/2); `None` for QoS 0.
+    pub(crate) ack: Option<AckToken>,
+}
+
+impl ApplicationMessage {
+    pub(crate) fn new(publish: Publish, ack: Option<AckToken>) -> Self {
+        Self { publish, ack }
+    }
+
+    /// The topic it was published on.
+    pub fn topic(&self) -> &str {
+        &self.publish.topic
+    }
+
+    /// The payload.
+    pub fn payload(&self) -> &Bytes {
+        &self.publish.payload
+    }
+
+    /// The QoS it was delivered with.
+    pub fn qos(&self) -> QoS {
+        self.publish.qos
+    }
+
+    /// Whether it is a retained message.
+    pub fn retain(&self) -> bool {
+        self.publish.retain
+    }
+
+    /// Whether the broker flagged it as a re-delivery.
+    pub fn dup(&self) -> bool {
+        self.publish.dup
+    }
+
+    /// The packet identifier (QoS 1 and 2).
+    pub fn packet_id(&self) -> Option<PacketId> {
+        self.publish.packet_id
+    }
+
+    /// MQTT 5 properties.
+    pub fn properties(&self) -> &PublishProperties {
+        &self.publish.properties
+    }
+
+    /// The decoded PUBLISH packet (amqtt's `message.publish_packet`).
+    pub fn publish_packet(&self) -> &Publish {
+        &self.publish
+    }
+
+    /// The PUBLISH packet, by value.
+    pub fn into_publish(self) -> Publish {
+        self.publish
     }
 }
 

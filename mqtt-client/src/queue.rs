@@ -2,18 +2,19 @@
 //! driver's waker. A handle pushes under one short lock; the driver takes every queued
 //! command in one go per wake. Cheaper than a channel (no node per message), and it doubles as
 //! the "is a driver running" flag, so a handle needs no second lock to find the driver.
+//! Before the first driver it keeps what may be declared before `connect` (publishes,
+//! subscribes, unsubscribes: `driver::declared`), in order, for that driver.
 
 use std::collections::VecDeque;
 use std::sync::{Arc, Mutex};
 use std::task::{Context, Waker};
 
 use super::driver::Command;
-use super::lock;
+use super::driver::declared::{self, Admit, Declared};
+use super::{ClientError, lock};
 
-#[derive(Default)]
 pub(crate) struct CommandQueue(Mutex<State>);
 
-#[derive(Default)]
 struct State {
     commands: VecDeque<Command>,
     waker: Option<Waker>,
@@ -23,24 +24,58 @@ struct State {
     handles_gone: bool,
     /// The caller of the driver's connect attempt gave up; the driver is about to stop.
     abandoned: bool,
+    /// What the queue keeps before the first driver (see `driver::declared`).
+    declared: Declared,
 }
 
 impl CommandQueue {
-    /// Queues `command` for the running driver; false (and the command dropped) when none
-    /// runs.
+    /// A queue that keeps at most `declared_limit` subscribes and unsubscribes (publishes are
+    /// bounded by the publish budget) for the first driver.
+    pub(crate) fn new(declared_limit: usize) -> Self {
+        Self(Mutex::new(State {
+            commands: VecDeque::new(),
+            waker: None,
+            accepting: false,
+            handles_gone: false,
+            abandoned: false,
+            declared: Declared::new(declared_limit),
+        }))
+    }
+
+    /// Queues `command` for the running driver, or before the first one, keeps what may be
+    /// declared before `connect`; false (and the command dropped or failed) otherwise.
     pub(crate) fn push(&self, command: Command) -> bool {
-        let waker = {
-            let mut state = lock(&self.0);
-            if !state.accepting {
-                return false;
-            }
+        self.offer(command).is_ok()
+    }
+
+    /// [`push`](Self::push), with why a command was not taken: [`ClientError::NotConnected`]
+    /// (no driver, and the command cannot wait for one), [`ClientError::QueueFull`] (too many
+    /// declared before `connect`).
+    pub(crate) fn offer(&self, command: Command) -> Result<(), ClientError> {
+        let mut state = lock(&self.0);
+        if state.accepting {
             state.commands.push_back(command);
-            state.waker.take()
-        };
-        if let Some(waker) = waker {
-            waker.wake();
+            let waker = state.waker.take();
+            drop(state);
+            if let Some(waker) = waker {
+                waker.wake();
+            }
+            return Ok(());
         }
-        true
+        match state.declared.admit(&command) {
+            Admit::Keep => {
+                state.commands.push_back(command);
+                Ok(())
+            }
+            Admit::Refuse(err) => Err(err),
+            Admit::Release => {
+                let released = std::mem::take(&mut state.commands);
+                drop(state);
+                drop(command);
+                declared::release(released);
+                Err(ClientError::NotConnected)
+            }
+        }
     }
 
     /// Whether a driver serves the queue.
@@ -48,14 +83,31 @@ impl CommandQueue {
         lock(&self.0).accepting
     }
 
-    /// Claims the queue for a new driver; false if one already serves it.
+    /// Claims the queue for a new driver; false if one already serves it. Commands declared
+    /// before the first driver stay queued for it.
     pub(crate) fn open(&self) -> bool {
         let mut state = lock(&self.0);
         if state.accepting {
             return false;
         }
         state.accepting = true;
+        state.declared.opened();
         true
+    }
+
+    /// The driver claimed by [`open`](Self::open) could not start (its session store did not
+    /// open): the queue is idle again. What may wait for the first driver stays queued, if
+    /// none has run yet; the rest is returned, to be refused.
+    pub(crate) fn abort_open(&self) -> VecDeque<Command> {
+        let mut state = lock(&self.0);
+        let state = &mut *state;
+        state.accepting = false;
+        state.abandoned = false;
+        state.waker = None;
+        let queued = std::mem::take(&mut state.commands);
+        let (kept, refused) = state.declared.reopen(queued);
+        state.commands = kept;
+        refused
     }
 
     /// Moves every queued command to the end of `inbox` and registers the driver's waker for
@@ -93,16 +145,24 @@ impl CommandQueue {
         state.accepting = false;
         state.abandoned = false;
         state.waker = None;
+        state.declared.stopped();
         std::mem::take(&mut state.commands)
     }
 
-    /// The last client handle was dropped.
+    /// The last client handle was dropped. Commands declared before a first `connect` that
+    /// never came fail with [`ClientError::Closed`].
     pub(crate) fn handles_dropped(&self) {
-        let waker = {
+        let (waker, released) = {
             let mut state = lock(&self.0);
             state.handles_gone = true;
-            state.waker.take()
+            let released = if state.accepting {
+                VecDeque::new()
+            } else {
+                std::mem::take(&mut state.commands)
+            };
+            (state.waker.take(), released)
         };
+        declared::release(released);
         if let Some(waker) = waker {
             waker.wake();
         }

@@ -51,7 +51,8 @@ pub enum Jitter {
     None,
     /// "Full jitter": uniform in `[0, nominal)`.
     Full,
-    /// Uniform in `nominal ± percent%` (at most 100), capped at `reconnect_max_interval`.
+    /// Uniform in `nominal ± percent%`, capped at `reconnect_max_interval`. At most 100: more
+    /// fails `connect` with [`ConfigError::TooLarge`](crate::ConfigError::TooLarge).
     Spread {
         /// Half-width of the interval in percent of the nominal delay.
         percent: u8,
@@ -127,6 +128,8 @@ impl Backoff {
             Jitter::None => nominal,
             Jitter::Full => nominal.mul_f64(entropy.unit()),
             Jitter::Spread { percent } => {
+                // `ClientConfig::validate` refused a spread above 100% before any
+                // connection; the bound only keeps the factor non-negative.
                 let spread = f64::from(percent.min(100)) / 100.0;
                 // 1 ± spread, uniform.
                 nominal.mul_f64(1.0 + spread * (2.0 * entropy.unit() - 1.0))

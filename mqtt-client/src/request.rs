@@ -117,7 +117,7 @@ impl Drop for Pending<'_> {
 }
 
 /// Builder returned by [`MqttClient::request`]; `.await` it (or poll it: it is a [`Future`])
-/// for the reply.
+/// for the reply. It fails as [`MqttClient::request`] says.
 #[must_use = "a request does nothing until awaited"]
 pub struct Requesting<'a, R: Runtime> {
     client: &'a MqttClient<R>,
@@ -131,28 +131,31 @@ pub struct Requesting<'a, R: Runtime> {
 }
 
 impl<'a, R: Runtime> Requesting<'a, R> {
-    /// QoS of the request (the reply subscription is QoS 1). Default: QoS 1.
+    /// QoS of the request (the reply subscription is QoS 1). Default: QoS 1; QoS 0 when a
+    /// lost request may simply be asked again after the timeout.
     pub fn qos(mut self, qos: QoS) -> Self {
         self.qos = qos;
         self
     }
 
-    /// How long to wait for the reply (from the first poll); then
-    /// [`ClientError::Timeout`]. Default: 10 s.
+    /// How long to wait for the reply (from the first poll, subscribing and publishing
+    /// included); then [`ClientError::Timeout`]. Default: 10 s. Raise it for a responder
+    /// that takes longer.
     pub fn timeout(mut self, timeout: Duration) -> Self {
         self.timeout = timeout;
         self
     }
 
     /// The topic the reply is to be published on (it must be one this client may subscribe
-    /// to). Default: `responses/<client id>`.
+    /// to). Default: `responses/<client id>`. Set it when the broker's access rules allow
+    /// replies only on topics of their own.
     pub fn response_topic(mut self, topic: impl IntoTopic) -> Self {
         self.response_topic = Some(topic.into_topic());
         self
     }
 
     /// Further properties of the request (user properties, content type, message expiry);
-    /// its Response Topic and Correlation Data are set by the request.
+    /// its Response Topic and Correlation Data are set by the request. Default: none.
     pub fn properties(mut self, properties: PublishProperties) -> Self {
         self.properties = properties;
         self
@@ -263,6 +266,21 @@ impl<R: Runtime> MqttClient<R> {
     ///
     /// Cancellation: dropping the future stops waiting; a reply arriving later is
     /// acknowledged and dropped.
+    ///
+    /// It exists beside `publish` because it waits for a reply message, not for an
+    /// acknowledgement, and routes that reply past `deliver_message`.
+    ///
+    /// # Errors
+    ///
+    /// - [`ClientError::Timeout`]: no reply within `.timeout(..)` (the subscription and the
+    ///   publish count against it).
+    /// - [`ClientError::Rejected`]: the broker refused the response topic's subscription, or
+    ///   (MQTT 5, QoS 1/2) the request.
+    /// - [`ClientError::Closed`]: the client stopped before the reply came, or
+    ///   `cancel_tasks` / `disconnect` ended a wait.
+    /// - What [`subscribe`](Self::subscribe) fails with (the response topic's
+    ///   subscription, on first use), and what [`publish`](Self::publish) fails with (the
+    ///   request).
     pub fn request(&self, topic: impl IntoTopic, payload: impl Into<Payload>) -> Requesting<'_, R> {
         Requesting {
             client: self,
@@ -278,7 +296,9 @@ impl<R: Runtime> MqttClient<R> {
 
     /// Answers a request (a message with a Response Topic): a publish of `payload` on the
     /// request's response topic with its Correlation Data, as a [`Publishing`] builder
-    /// (`.qos(..)`, then `.await`). `None` when the message asked for no response.
+    /// (`.qos(..)`, then `.await`, failing as [`publish`](Self::publish) says). `None` when
+    /// the message asked for no response. It exists beside `publish` to copy the request's
+    /// response topic and correlation data, which MQTT 5 requires of a reply.
     ///
     /// ```no_run
     /// # use sansmqtt_client::{ClientError, MqttClient, Runtime};

@@ -170,10 +170,12 @@ impl Scram {
 
     /// The fewest PBKDF2 iterations accepted from the server (default
     /// [`DEFAULT_MIN_ITERATIONS`], 4096). Lower it only for a server known to use fewer: a
-    /// server that asks for few iterations makes a recorded exchange cheaper to attack.
+    /// server that asks for few iterations makes a recorded exchange cheaper to attack. A
+    /// count of 0 is refused whatever this says (PBKDF2 needs at least one iteration), so
+    /// `min_iterations(0)` accepts the same counts as `min_iterations(1)`.
     #[must_use]
     pub fn min_iterations(mut self, iterations: u32) -> Self {
-        self.min_iterations = iterations.max(1);
+        self.min_iterations = iterations;
         self
     }
 
@@ -340,7 +342,7 @@ impl ScramExchange {
         if !combined.starts_with(nonce) || combined.len() == nonce.len() {
             return Err(ScramError::NonceMismatch.into());
         }
-        if !(self.scram.min_iterations..=MAX_ITERATIONS).contains(&iterations) {
+        if iterations == 0 || !(self.scram.min_iterations..=MAX_ITERATIONS).contains(&iterations) {
             return Err(ScramError::Iterations(iterations).into());
         }
         let hash = self.scram.hash;

@@ -13,7 +13,8 @@ use sansmqtt_session::{Session, SessionStore};
 use crate::Shared;
 
 /// A snapshot of a client's counters and gauges ([`MqttClient::stats`](crate::MqttClient::stats)).
-/// Counters (`bytes_*`, `reconnects`, `messages_dropped`) count from the client's creation;
+/// Counters (`bytes_*`, `reconnects`, `messages_dropped`, `publishes_refused`) count from the
+/// client's creation;
 /// gauges are the state at the connection task's last wake.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 #[non_exhaustive]
@@ -34,6 +35,10 @@ pub struct ClientStats {
     /// Received QoS 0 messages dropped because the application did not keep up (see
     /// [`Overflow`](crate::Overflow)).
     pub messages_dropped: u64,
+    /// Accepted publishes refused when they came to be sent, after their call had completed
+    /// (QoS 0 refused by a later CONNACK's limits; each also reported as
+    /// [`ConnectionEvent::PublishRefused`](crate::ConnectionEvent::PublishRefused)).
+    pub publishes_refused: u64,
     /// Connections accepted by a broker after the first one (automatic reconnects, failovers,
     /// and `reconnect` / `connect` calls after a disconnect).
     pub reconnects: u64,
@@ -132,6 +137,7 @@ impl Shared {
             queued_bytes: self.budget.bytes_in_use(),
             messages_waiting: self.inbox.len(),
             messages_dropped: self.inbox.dropped(),
+            publishes_refused: self.refused.load(Relaxed),
             reconnects: stats.connections.load(Relaxed).saturating_sub(1),
             bytes_sent: stats.bytes_sent.load(Relaxed),
             bytes_received: stats.bytes_received.load(Relaxed),
@@ -155,6 +161,7 @@ mod export {
         pub(super) bytes_received: Counter,
         pub(super) reconnects: Counter,
         messages_dropped: Counter,
+        publishes_refused: Counter,
         publishes_in_flight: Gauge,
         messages_in_flight: Gauge,
         queued_publishes: Gauge,
@@ -171,6 +178,7 @@ mod export {
                 bytes_received: counter!("mqtt_client_bytes_received_total", "client_id" => id.clone()),
                 reconnects: counter!("mqtt_client_reconnects_total", "client_id" => id.clone()),
                 messages_dropped: counter!("mqtt_client_messages_dropped_total", "client_id" => id.clone()),
+                publishes_refused: counter!("mqtt_client_publishes_refused_total", "client_id" => id.clone()),
                 publishes_in_flight: gauge!("mqtt_client_publishes_in_flight", "client_id" => id.clone()),
                 messages_in_flight: gauge!("mqtt_client_messages_in_flight", "client_id" => id.clone()),
                 queued_publishes: gauge!("mqtt_client_queued_publishes", "client_id" => id.clone()),
@@ -183,6 +191,7 @@ mod export {
         /// The gauges and the counters kept elsewhere, from a snapshot.
         pub(super) fn publish(&self, stats: &ClientStats) {
             self.messages_dropped.absolute(stats.messages_dropped);
+            self.publishes_refused.absolute(stats.publishes_refused);
             self.publishes_in_flight
                 .set(stats.publishes_in_flight as f64);
             self.messages_in_flight.set(stats.messages_in_flight as f64);

@@ -19,30 +19,31 @@ use rustls::{CertificateError, DigitallySignedStruct, RootCertStore, SignatureSc
 use super::error::TlsError;
 
 /// Where trust and identity come from, when the client builds the rustls configuration
-/// itself. A ready `rustls::ClientConfig` (custom verifier, in-memory client certificate, ALPN,
-/// session resumption) is handed over with [`Connecting::tls_config`](crate::Connecting::tls_config)
-/// or [`ClientConfig::tls_config`](crate::ClientConfig::tls_config) instead.
+/// itself: the TLS options of [`ClientConfig`](crate::ClientConfig), overridden by
+/// [`Connecting`](crate::Connecting)'s amqtt arguments. Not public: it would be a third place
+/// to configure TLS. A ready `rustls::ClientConfig` (custom verifier, in-memory client
+/// certificate, ALPN, session resumption) is handed over with
+/// [`ClientConfig::tls_config`](crate::ClientConfig::tls_config) instead.
 #[derive(Debug, Clone, PartialEq, Eq)]
-#[non_exhaustive]
-pub struct TlsOptions {
+pub(crate) struct TlsOptions {
     /// PEM file of trusted CA certificates.
-    pub ca_file: Option<PathBuf>,
+    pub(crate) ca_file: Option<PathBuf>,
     /// Directory of PEM files of trusted CA certificates.
-    pub ca_path: Option<PathBuf>,
+    pub(crate) ca_path: Option<PathBuf>,
     /// Trusted CA certificates as PEM text.
-    pub ca_data: Option<String>,
+    pub(crate) ca_data: Option<String>,
     /// Client certificate chain (PEM) for mutual TLS.
-    pub cert_file: Option<PathBuf>,
+    pub(crate) cert_file: Option<PathBuf>,
     /// Private key (PEM) of the client certificate.
-    pub key_file: Option<PathBuf>,
+    pub(crate) key_file: Option<PathBuf>,
     /// Verify that the certificate names the host. Turning it off still verifies the chain
     /// and validity period. Default: on.
-    pub check_hostname: bool,
+    pub(crate) check_hostname: bool,
     /// Verify the server's certificate at all (amqtt's `verify_cert`). Turning it off accepts
     /// any certificate, from anyone, for any name: the connection is encrypted but the server
     /// is not authenticated, so anyone on the path can pose as it. Only for tests against a
     /// broker with a throw-away certificate. Default: on.
-    pub verify_cert: bool,
+    pub(crate) verify_cert: bool,
 }
 
 impl Default for TlsOptions {
@@ -62,7 +63,7 @@ impl Default for TlsOptions {
 
 impl TlsOptions {
     /// Builds the rustls configuration.
-    pub fn client_config(&self) -> Result<Arc<rustls::ClientConfig>, TlsError> {
+    pub(crate) fn client_config(&self) -> Result<Arc<rustls::ClientConfig>, TlsError> {
         let provider = crypto_provider()?;
         let builder = rustls::ClientConfig::builder_with_provider(provider.clone())
             .with_safe_default_protocol_versions()?;

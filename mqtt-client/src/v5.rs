@@ -110,7 +110,13 @@ impl<R: Runtime> MqttClient<R> {
     /// # }
     /// ```
     ///
-    /// Like `subscribe`, it waits through an automatic reconnect.
+    /// Like `subscribe`, it waits through an automatic reconnect. It exists beside
+    /// `subscribe` (amqtt's, which returns only the codes) for the MQTT 5 properties and the
+    /// whole SUBACK.
+    ///
+    /// # Errors
+    ///
+    #[doc = subscribe_errors!()]
     pub async fn subscribe_with<I, F>(
         &self,
         topics: I,
@@ -130,7 +136,12 @@ impl<R: Runtime> MqttClient<R> {
     }
 
     /// [`unsubscribe`](Self::unsubscribe) with MQTT 5 UNSUBSCRIBE properties (user
-    /// properties), returning the whole UNSUBACK.
+    /// properties), returning the whole UNSUBACK: the MQTT 5 counterpart of `unsubscribe`
+    /// (amqtt's, which returns only the codes).
+    ///
+    /// # Errors
+    ///
+    #[doc = subscribe_errors!()]
     pub async fn unsubscribe_with<I, T>(
         &self,
         topics: I,

@@ -30,6 +30,24 @@ pub enum SessionLossPolicy {
     Fail,
 }
 
+/// What the session does when an MQTT 5 server sends more unacknowledged QoS 1/2 PUBLISHes
+/// than the Receive Maximum the session announced.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum ReceiveMaximumExceeded {
+    /// End the connection with DISCONNECT 0x93 (Receive Maximum exceeded), as MQTT 5.0 §3.3.4
+    /// describes. The default: a session that holds at most what it announced.
+    #[default]
+    Disconnect,
+    /// Take the message as if the window had room, and count it
+    /// ([`Session::receive_maximum_overruns`](crate::Session::receive_maximum_overruns)).
+    /// For servers known to overrun the window while otherwise sound (mosquitto 2.0 sends
+    /// far beyond a client's Receive Maximum once acknowledgements and new messages
+    /// interleave, and a disconnect loses every message a clean session had not taken).
+    /// The Receive Maximum then bounds nothing: the caller must bound what it reads (stop
+    /// reading while its own buffer of undelivered messages is full).
+    Accept,
+}
+
 /// Session-wide settings; they hold for every connection of the session.
 #[derive(Debug, Clone)]
 #[non_exhaustive]
@@ -50,6 +68,8 @@ pub struct SessionConfig {
     /// How many unacknowledged QoS 1/2 messages the server may send at once (MQTT 5 receive
     /// maximum, announced in CONNECT; exceeding it is a protocol error).
     pub receive_maximum: u16,
+    /// What a server that exceeds `receive_maximum` meets (default: DISCONNECT 0x93).
+    pub receive_maximum_exceeded: ReceiveMaximumExceeded,
     /// Highest topic alias accepted from the server (MQTT 5; 0 refuses aliases).
     pub topic_alias_maximum: u16,
     /// Replace repeated outgoing topics with topic aliases, within the server's maximum
@@ -89,6 +109,7 @@ impl Default for SessionConfig {
             max_queued: 10_000,
             max_packet_size: 1024 * 1024,
             receive_maximum: 100,
+            receive_maximum_exceeded: ReceiveMaximumExceeded::Disconnect,
             topic_alias_maximum: 16,
             outgoing_topic_aliases: false,
             ack_mode: AckMode::Auto,

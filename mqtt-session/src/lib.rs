@@ -179,7 +179,9 @@ pub mod store;
 mod time;
 mod timer;
 
-pub use config::{AckMode, ConnectOptions, SessionConfig, SessionLossPolicy};
+pub use config::{
+    AckMode, ConnectOptions, ReceiveMaximumExceeded, SessionConfig, SessionLossPolicy,
+};
 pub use error::{ConnectionError, ProtocolError, PublishError, ServerReason, SessionError};
 pub use event::{AckToken, Event, Message, Token};
 pub use session::{ConnectionState, PublishLimits, ServerLimits, Session};

@@ -22,8 +22,8 @@ use sansmqtt_session::proto::{
 };
 use sansmqtt_session::{
     AckMode, ConnectOptions, ConnectionError, ConnectionState, Event, Message, ProtocolError,
-    PublishError, PublishLimits, ServerReason, SessionConfig, SessionError, SessionLossPolicy,
-    Token,
+    PublishError, PublishLimits, ReceiveMaximumExceeded, ServerReason, SessionConfig, SessionError,
+    SessionLossPolicy, Token,
 };
 
 use ProtocolVersion::{V5, V311};
@@ -1125,6 +1125,48 @@ fn incoming_v5_receive_maximum_exceeded_disconnects() {
     assert_eq!(h.session.state(), ConnectionState::Disconnected);
 }
 
+/// A server known to overrun the window (mosquitto 2.0) meets `Accept`: the messages beyond
+/// the Receive Maximum are delivered and acknowledged in order, and counted.
+#[test]
+fn incoming_v5_receive_maximum_overrun_accepted_and_counted() {
+    let mut cfg = config(V5);
+    cfg.receive_maximum = 2;
+    cfg.receive_maximum_exceeded = ReceiveMaximumExceeded::Accept;
+    let mut h = Harness::new(cfg);
+    h.connect_accepted(ConnectOptions::new(KEEP_ALIVE), false);
+
+    // Five unacknowledged (none handed out yet): three beyond the window of two.
+    for (i, payload) in [(1, "1"), (2, "2"), (3, "3"), (4, "4")] {
+        h.feed(incoming("t", payload, QoS::AtLeastOnce, Some(i)));
+    }
+    h.feed(incoming("t", "5", QoS::ExactlyOnce, Some(5)));
+    assert_eq!(h.session.state(), ConnectionState::Connected);
+    assert_eq!(h.session.receive_maximum_overruns(), 3);
+    assert_eq!(h.session.incoming_inflight_len(), 5);
+    let early = h.transmit();
+    assert!(
+        early.is_empty(),
+        "nothing acknowledged before the application took it: {early:?}"
+    );
+
+    let events = h.events();
+    assert_eq!(events.len(), 5);
+    assert!(events.iter().all(|e| matches!(e, Event::Message(_))));
+    assert_eq!(
+        h.sent(),
+        vec![
+            Packet::PubAck(PubAck::new(pid(1))),
+            Packet::PubAck(PubAck::new(pid(2))),
+            Packet::PubAck(PubAck::new(pid(3))),
+            Packet::PubAck(PubAck::new(pid(4))),
+            Packet::PubRec(PubRec::new(pid(5))),
+        ]
+    );
+    // Within the window again: not counted.
+    h.feed(incoming("t", "6", QoS::AtLeastOnce, Some(6)));
+    assert_eq!(h.session.receive_maximum_overruns(), 3);
+}
+
 #[test]
 fn incoming_v311_has_no_receive_maximum() {
     let mut cfg = config(V311);
@@ -1290,18 +1332,168 @@ fn suback_wrong_count_is_protocol_error(version: ProtocolVersion) {
     );
 }
 
+/// Subscribes and unsubscribes made without a connection wait for the next CONNACK; they go
+/// out then, in the order they were made, before the publishes queued meanwhile.
+fn subscribe_before_connect_goes_out_at_connack_before_queued_publishes(version: ProtocolVersion) {
+    let mut h = Harness::new(config(version));
+    let now = h.now();
+    let sub = h
+        .session
+        .subscribe(
+            now,
+            vec![SubscribeFilter::new("a/#", QoS::AtLeastOnce)],
+            SubscribeProperties::default(),
+        )
+        .unwrap();
+    let published = h
+        .session
+        .publish(now, message("a/x", "early", QoS::AtLeastOnce))
+        .unwrap();
+    let unsub = h.session.unsubscribe(now, vec!["b".into()]).unwrap();
+    h.assert_idle();
+    h.session
+        .connect(now, ConnectOptions::new(KEEP_ALIVE))
+        .unwrap();
+    assert_matches!(h.sent().as_slice(), [Packet::Connect(_)]);
+    h.feed(ConnAck::new(false));
+    let sent = h.sent();
+    assert_matches!(
+        sent.as_slice(),
+        [
+            Packet::Subscribe(s),
+            Packet::Unsubscribe(u),
+            Packet::Publish(p),
+        ] if s.filters[0].filter == "a/#" && u.filters[0] == "b" && p.topic == "a/x",
+        "{sent:#?}"
+    );
+    let (Packet::Subscribe(s), Packet::Unsubscribe(u), Packet::Publish(p)) =
+        (&sent[0], &sent[1], &sent[2])
+    else {
+        unreachable!()
+    };
+    h.feed(SubAck {
+        packet_id: s.packet_id,
+        reason_codes: vec![ReasonCode::GrantedQoS1],
+        properties: AckProperties::default(),
+    });
+    h.feed(UnsubAck {
+        packet_id: u.packet_id,
+        reason_codes: if version.is_v5() {
+            vec![ReasonCode::NoSubscriptionExisted]
+        } else {
+            Vec::new()
+        },
+        properties: AckProperties::default(),
+    });
+    h.feed(PubAck::new(p.packet_id.unwrap()));
+    let events = h.events();
+    assert_matches!(
+        events.as_slice(),
+        [
+            Event::Connected { .. },
+            Event::Subscribed { token: t1, .. },
+            Event::Unsubscribed { token: t2, .. },
+            Event::Published { token: t3, result: Ok(_), .. },
+        ] if *t1 == sub && *t2 == unsub && *t3 == published,
+        "{events:#?}"
+    );
+    assert_eq!(h.session.packet_ids_in_use(), 0);
+}
+
+/// A subscribe and an unsubscribe of the same filter made offline keep their order at the
+/// next CONNACK, even after an earlier request was answered (its removal must not reorder
+/// the rest), and a re-subscription after a session loss does not undo the unsubscribe.
+fn offline_subscribe_and_unsubscribe_keep_their_order(version: ProtocolVersion) {
+    let mut h = connected(version);
+    let now = h.now();
+    // Granted on the first connection: re-subscribed after a session loss.
+    h.session
+        .subscribe(
+            now,
+            vec![SubscribeFilter::new("kept", QoS::AtLeastOnce)],
+            SubscribeProperties::default(),
+        )
+        .unwrap();
+    h.session
+        .subscribe(
+            now,
+            vec![SubscribeFilter::new("left", QoS::AtLeastOnce)],
+            SubscribeProperties::default(),
+        )
+        .unwrap();
+    assert_eq!(h.sent().len(), 2);
+    for id in [1, 2] {
+        h.feed(SubAck {
+            packet_id: pid(id),
+            reason_codes: vec![ReasonCode::GrantedQoS1],
+            properties: AckProperties::default(),
+        });
+    }
+    let first = h
+        .session
+        .subscribe(
+            now,
+            vec![SubscribeFilter::new("first", QoS::AtMostOnce)],
+            SubscribeProperties::default(),
+        )
+        .unwrap();
+    let again = h
+        .session
+        .subscribe(
+            now,
+            vec![SubscribeFilter::new("x", QoS::AtMostOnce)],
+            SubscribeProperties::default(),
+        )
+        .unwrap();
+    h.session.unsubscribe(now, vec!["x".into()]).unwrap();
+    let sent = h.sent();
+    let [Packet::Subscribe(first_packet), _, _] = sent.as_slice() else {
+        panic!("expected three requests, got {sent:#?}");
+    };
+    // The first one is answered; the other two wait when the connection drops.
+    h.feed(SubAck {
+        packet_id: first_packet.packet_id,
+        reason_codes: vec![ReasonCode::granted(QoS::AtMostOnce)],
+        properties: AckProperties::default(),
+    });
+    h.close_transport();
+    let _ = h.events();
+    h.session.unsubscribe(now, vec!["left".into()]).unwrap();
+    h.assert_idle();
+    h.session
+        .connect(now, ConnectOptions::new(KEEP_ALIVE))
+        .unwrap();
+    let _ = h.sent();
+    h.feed(ConnAck::new(false));
+    let sent = h.sent();
+    let order: Vec<String> = sent
+        .iter()
+        .map(|packet| match packet {
+            Packet::Subscribe(s) => s
+                .filters
+                .iter()
+                .map(|f| format!("+{}", f.filter))
+                .collect::<Vec<_>>()
+                .join(" "),
+            Packet::Unsubscribe(u) => format!("-{}", u.filters.join(" -")),
+            other => panic!("unexpected {other:?}"),
+        })
+        .collect();
+    // "left" is being left: no re-subscription for it; "first" was granted, so it is
+    // re-subscribed with "kept".
+    assert_eq!(order, ["+x", "-x", "-left", "+kept +first"], "{sent:#?}");
+    let _ = (first, again);
+}
+
+both_versions!(
+    subscribe_before_connect_goes_out_at_connack_before_queued_publishes,
+    offline_subscribe_and_unsubscribe_keep_their_order
+);
+
 #[test]
-fn subscribe_needs_a_connection_and_filters() {
+fn subscribe_needs_filters() {
     let mut h = Harness::new(config(V311));
     let now = h.now();
-    assert_eq!(
-        h.session.subscribe(
-            now,
-            vec![SubscribeFilter::new("a", QoS::AtMostOnce)],
-            SubscribeProperties::default()
-        ),
-        Err(SessionError::NotConnected)
-    );
     h.connect_accepted(ConnectOptions::new(KEEP_ALIVE), false);
     assert_eq!(
         h.session
@@ -1527,8 +1719,74 @@ fn ping_needs_a_connection() {
     assert_eq!(h.session.ping(h.now()), Err(SessionError::NotConnected));
 }
 
+/// While the adapter has stopped reading on purpose, keep-alive PINGREQs go out on schedule
+/// but no ping deadline runs, however many go unanswered; once it reads again, the deadline
+/// starts from that moment.
+fn paused_reading_suspends_the_ping_deadline_but_not_the_pings(version: ProtocolVersion) {
+    let mut h = connected(version);
+    h.set_secs(30);
+    h.fire_timers();
+    assert_eq!(h.sent(), vec![Packet::PingReq(PingReq)]);
+    assert_eq!(
+        h.timeout_offset(),
+        Some(Duration::from_secs(40)),
+        "PINGRESP due"
+    );
+    let now = h.now();
+    h.session.set_reading_paused(now, true);
+    assert_eq!(
+        h.timeout_offset(),
+        Some(Duration::from_secs(60)),
+        "only the next PINGREQ"
+    );
+    // Twenty keep-alive periods: far past the ping timeout and the bound on unanswered pings.
+    for period in 2..=21u64 {
+        h.set_secs(30 * period);
+        h.fire_timers();
+        assert_eq!(h.sent(), vec![Packet::PingReq(PingReq)], "period {period}");
+        assert!(
+            h.events().is_empty(),
+            "period {period}: the connection stays"
+        );
+    }
+    assert_eq!(h.session.state(), ConnectionState::Connected);
+    // Reading again at 640: the 21 PINGRESPs are due by 650.
+    h.set_secs(640);
+    let now = h.now();
+    h.session.set_reading_paused(now, false);
+    assert_eq!(h.timeout_offset(), Some(Duration::from_secs(650)));
+    for _ in 0..21 {
+        h.feed(PingResp);
+    }
+    h.assert_idle();
+    assert_eq!(
+        h.timeout_offset(),
+        Some(Duration::from_secs(660)),
+        "next PINGREQ"
+    );
+
+    // Paused again, then resumed with the PINGRESP still missing: the deadline applies.
+    h.set_secs(660);
+    h.fire_timers();
+    assert_eq!(h.sent(), vec![Packet::PingReq(PingReq)]);
+    let now = h.now();
+    h.session.set_reading_paused(now, true);
+    h.set_secs(700);
+    let now = h.now();
+    h.session.set_reading_paused(now, false);
+    h.set_secs(710);
+    h.fire_timers();
+    assert_eq!(
+        h.events(),
+        vec![Event::Disconnected {
+            reason: ConnectionError::KeepAliveTimeout
+        }]
+    );
+}
+
 both_versions!(
     keep_alive_pingreq_when_idle,
+    paused_reading_suspends_the_ping_deadline_but_not_the_pings,
     keep_alive_counts_from_connect_transmission,
     keep_alive_continues_after_slow_pingresp,
     keep_alive_timeout,

@@ -26,7 +26,8 @@
 //! created with [`MqttClient::new`] from a [`ClientConfig`]:
 //!
 //! - [`MqttClient::connect`] returns a [`Connecting`] builder (`.clean_session(..)`,
-//!   `.ca_file(..)`, `.tls_config(..)`, `.header(..)`), resolving to the broker's [`ConnAck`];
+//!   `.ca_file(..)`, `.header(..)`: amqtt's `connect` arguments), resolving to the broker's
+//!   [`ConnAck`]; everything else, TLS included, is set in the [`ClientConfig`];
 //! - [`MqttClient::publish`] returns a [`Publishing`] builder (`.qos(..)`, `.retain(..)`,
 //!   `.ack_timeout(..)`, `.properties(..)`, `.send_now()` for a [`PublishFuture`] without
 //!   waiting for room), resolving to the final acknowledgement's [`ReasonCode`];

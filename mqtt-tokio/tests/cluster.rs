@@ -142,18 +142,15 @@ fn qos1_stream_survives_sigkill_of_each_clients_node_in_a_nats_cluster() {
     let sub_uris = [uris[0].clone(), uris[2].clone(), uris[1].clone()];
     let pub_uris = [uris[1].clone(), uris[2].clone(), uris[0].clone()];
     let (subscriber, publisher, sub_events, pub_events, counts) = runtime.block_on(async {
-        let subscriber = MqttClient::new(Some("cluster-sub"), config());
-        let publisher = MqttClient::new(Some("cluster-pub"), config());
+        let subscriber = MqttClient::new(Some("cluster-sub"), config().uris(sub_uris.clone()));
+        let publisher = MqttClient::new(Some("cluster-pub"), config().uris(pub_uris.clone()));
         let sub_events = record_events(&subscriber);
         let pub_events = record_events(&publisher);
-        for (client, uris) in [(&subscriber, &sub_uris), (&publisher, &pub_uris)] {
-            tokio::time::timeout(
-                Duration::from_secs(20),
-                client.connect_any(uris.iter().cloned()).into_future(),
-            )
-            .await
-            .expect("CONNACK within 20 s")
-            .expect("connect to the cluster");
+        for client in [&subscriber, &publisher] {
+            tokio::time::timeout(Duration::from_secs(20), client.connect(None).into_future())
+                .await
+                .expect("CONNACK within 20 s")
+                .expect("connect to the cluster");
         }
         let codes = tokio::time::timeout(
             Duration::from_secs(20),

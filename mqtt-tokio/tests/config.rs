@@ -416,6 +416,7 @@ fn out_of_range_values_are_refused_and_times_are_durations() {
         (r#"{"max_inflight": 0}"#, "max_inflight"),
         (r#"{"message_buffer": 0}"#, "message_buffer"),
         (r#"{"keep_alive": 100000}"#, "keep_alive"),
+        (r#"{"keep_alive": 0.5}"#, "keep_alive"),
     ] {
         let err = serde_json::from_str::<ClientConfig>(doc).unwrap_err();
         assert!(err.to_string().contains(option), "{doc}: {err}");
@@ -440,4 +441,29 @@ fn out_of_range_values_are_refused_and_times_are_durations() {
         .topic(&name, sansmqtt_tokio::TopicConfig::default());
     assert_eq!(config.username.as_deref(), Some("alice"));
     assert_eq!(config.uri.as_deref(), Some("mqtt://alice.example"));
+    // The proxy URL too (it is parsed when set; `connect` reports a bad one).
+    let proxy = format!("socks5://{name}@proxy.example:1080");
+    for config in [
+        ClientConfig::default().proxy(proxy.as_str()),
+        ClientConfig::default().proxy(&proxy),
+        ClientConfig::default().proxy(proxy),
+    ] {
+        assert_eq!(config.proxy.map(|p| p.port()), Some(1080));
+    }
+    // A keep alive below one second would be sent as 0 (off): refused, not truncated.
+    assert!(matches!(
+        ClientConfig::default()
+            .keep_alive(Duration::from_millis(500))
+            .validate(),
+        Err(sansmqtt_tokio::ConfigError::BelowOneSecond {
+            option: "keep_alive",
+            ..
+        })
+    ));
+    assert!(
+        ClientConfig::default()
+            .keep_alive(Duration::ZERO)
+            .validate()
+            .is_ok()
+    );
 }

@@ -180,7 +180,7 @@ fn worker() {
             }
             work_us = 0.9 * work_us + 0.1 * work_started.elapsed().as_micros() as f64;
             let slow = work_us > SLOW_WORK.as_micros() as f64;
-            if joined && slow && age > BEHIND && client.pending_messages() >= BEHIND_BACKLOG {
+            if joined && slow && age > BEHIND && client.stats().messages_waiting >= BEHIND_BACKLOG {
                 client
                     .unsubscribe([sansmqtt_tokio::SharedSubscription::new(GROUP, TOPIC).unwrap()])
                     .await

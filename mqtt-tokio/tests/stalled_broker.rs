@@ -56,7 +56,7 @@ fn fire_and_forget_qos0_against_a_stopped_broker_keeps_memory_bounded() {
                 }
                 Err(err) => panic!("publish failed with {err:?} instead of QueueFull"),
             };
-            assert!(client.queued_publishes() <= client.config().max_queued);
+            assert!(client.stats().queued_publishes <= client.config().max_queued);
         }
         broker.resume();
         (

@@ -341,7 +341,7 @@ pub async fn socks5_proxy_that_cannot_reach_the_broker_is_retried<R: Runtime + D
         .reconnect_retries(Some(1))
         .reconnect_initial_interval(Duration::from_millis(50))
         .reconnect_jitter(sansmqtt_client::Jitter::None)
-        .proxy(&proxy.url());
+        .proxy(proxy.url());
     let client = MqttClient::<R>::new(None, config);
     let mut events = client.connection_events();
     let uri = format!("mqtt://localhost:{closed}");
@@ -374,10 +374,7 @@ pub async fn an_unreachable_proxy_is_retried<R: Runtime + Default>() {
         .reconnect_retries(Some(1))
         .reconnect_initial_interval(Duration::from_millis(50))
         .reconnect_jitter(sansmqtt_client::Jitter::None)
-        .proxy(&format!(
-            "socks5://alice:{SECRET}@127.0.0.1:{}",
-            free_port()
-        ));
+        .proxy(format!("socks5://alice:{SECRET}@127.0.0.1:{}", free_port()));
     let client = MqttClient::<R>::new(None, config);
     let mut events = client.connection_events();
     let result = with_timeout::<R, _>(
@@ -404,7 +401,7 @@ pub async fn an_invalid_proxy_url_fails_connect<R: Runtime + Default>() {
     let broker = Mosquitto::start();
     let client = MqttClient::<R>::new(
         None,
-        no_retry().proxy(&format!("https://alice:{SECRET}@proxy:443")),
+        no_retry().proxy(format!("https://alice:{SECRET}@proxy:443")),
     );
     let result = with_timeout::<R, _>(
         BOUND,
@@ -452,7 +449,7 @@ pub async fn a_silent_or_foreign_proxy_fails_in_bounded_time<R: Runtime + Defaul
         });
         let config = no_retry()
             .connect_timeout(Duration::from_millis(500))
-            .proxy(&format!("{scheme}://127.0.0.1:{port}"));
+            .proxy(format!("{scheme}://127.0.0.1:{port}"));
         let client = MqttClient::<R>::new(None, config);
         let start = Instant::now();
         let result = with_timeout::<R, _>(

@@ -42,6 +42,7 @@ macro_rules! delivery_suite {
             a_burst_of_100000_qos0_messages_to_a_counting_subscriber_loses_none,
             a_queued_publish_whose_expiry_ran_out_is_dropped_and_reported,
             a_311_inbox_holds_at_most_its_bound_against_an_unlimited_broker_and_loses_nothing,
+            a_clean_311_subscriber_that_stops_taking_holds_at_most_its_bound_and_loses_nothing,
         ]);
     };
     (@tests $runtime:ty, $block_on:path, [$($name:ident),* $(,)?]) => {
@@ -168,7 +169,7 @@ pub async fn publishing_to_an_unread_own_subscription_gets_every_puback_quickly<
         .await
         .expect("ping while 3,000 of our own messages sit unread");
     assert!(
-        client.pending_messages() > 0,
+        client.stats().messages_waiting > 0,
         "the copies should be waiting unread"
     );
 }
@@ -243,7 +244,7 @@ pub async fn slow_consumer_scenario<R: Runtime + Default>(pause: Duration) -> Sl
         }
         sleep::<R>(Duration::from_millis(50)).await;
     }
-    let pending_at_end_of_pause = subscriber.pending_messages();
+    let pending_at_end_of_pause = subscriber.stats().messages_waiting;
     assert!(
         pending_at_end_of_pause <= BUFFER + 20,
         "{pending_at_end_of_pause} messages held: the buffer is {BUFFER} plus the broker's window"
@@ -275,7 +276,7 @@ pub async fn slow_consumer_scenario<R: Runtime + Default>(pause: Duration) -> Sl
             qos0_received += 1;
         }
     }
-    let qos0_dropped = subscriber.dropped_messages();
+    let qos0_dropped = subscriber.stats().messages_dropped;
     assert!(
         qos0_dropped > 0,
         "a {BUFFER}-message buffer cannot hold {qos0_sent} unread QoS 0 messages"
@@ -357,7 +358,7 @@ pub async fn a_burst_of_100000_qos0_messages_to_a_counting_subscriber_loses_none
     }
     let received = counted.load(std::sync::atomic::Ordering::Relaxed);
     assert_eq!(
-        subscriber.dropped_messages(),
+        subscriber.stats().messages_dropped,
         0,
         "the client dropped messages of a burst its consumer kept up with ({received} counted, \
          published in {published:?})"
@@ -461,7 +462,7 @@ pub async fn a_311_inbox_holds_at_most_its_bound_against_an_unlimited_broker_and
     assert!(sent.iter().all(Result::is_ok), "a publish failed");
     // The broker has sent everything it could; the subscriber has read nothing.
     sleep::<R>(Duration::from_secs(1)).await;
-    let held = subscriber.pending_messages();
+    let held = subscriber.stats().messages_waiting;
     assert!(
         held <= BUFFER,
         "{held} messages held, the bound is {BUFFER}"
@@ -479,12 +480,124 @@ pub async fn a_311_inbox_holds_at_most_its_bound_against_an_unlimited_broker_and
             seen.insert(n) || message.qos() == QoS::AtLeastOnce,
             "QoS 2 message {n} delivered twice"
         );
-        most_held = most_held.max(subscriber.pending_messages());
+        most_held = most_held.max(subscriber.stats().messages_waiting);
     }
     assert!(
         most_held <= BUFFER,
         "{most_held} messages held, the bound is {BUFFER}"
     );
+}
+
+/// The clean-session counterpart: MQTT 3.1.1 with `clean_session(true)` against a mosquitto
+/// with no in-flight limit. Refusing messages would lose them there (a reconnect starts a new
+/// session), so the client stops reading once `message_buffer` messages wait. While the
+/// application takes nothing and 20,000 QoS 1 messages are published, the messages waiting
+/// stay within the bound (and those unacknowledged within the bound plus one socket read),
+/// the connection survives three keep-alive periods of the pause (PINGREQs still go out; the
+/// client's own ping deadline is suspended), and once the application takes messages again it
+/// receives all 20,000, none twice.
+pub async fn a_clean_311_subscriber_that_stops_taking_holds_at_most_its_bound_and_loses_nothing<
+    R: Runtime + Default,
+>() {
+    const BUFFER: usize = 100;
+    const TOTAL: u32 = 20_000;
+    const TOPIC: &str = "paced/q";
+    // A 3.1.1 PUBLISH of "p 19999" on TOPIC at QoS 1: fixed header 2, topic 2 + 7, packet id
+    // 2, payload at least 3. One 64 KiB read carries at most this many.
+    const PER_READ: usize = 64 * 1024 / (2 + 2 + TOPIC.len() + 2 + 3);
+    // The figures are reported at INFO (`RUST_LOG=mqtt_test_support=info`).
+    crate::init_test_tracing();
+    let keep_alive = Duration::from_secs(2);
+    let broker = Mosquitto::builder()
+        .extra_config("max_inflight_messages 0\nmax_queued_messages 0\n")
+        .start();
+    let subscriber = connected::<R>(
+        &broker.uri(),
+        no_retry()
+            .protocol_version(sansmqtt_client::proto::ProtocolVersion::V311)
+            .clean_session(true)
+            .keep_alive(keep_alive)
+            .message_buffer(BUFFER),
+    )
+    .await;
+    let mut events = subscriber.connection_events();
+    subscribe(&subscriber, TOPIC, QoS::AtLeastOnce).await;
+    let publisher = connected::<R>(&broker.uri(), no_retry()).await;
+
+    let mut most_waiting = 0;
+    let mut most_unacknowledged = 0;
+    let mut sample = |subscriber: &MqttClient<R>| {
+        let stats = subscriber.stats();
+        most_waiting = most_waiting.max(subscriber.stats().messages_waiting);
+        most_unacknowledged = most_unacknowledged.max(stats.messages_in_flight);
+    };
+    let sends = join_all((0..TOTAL).map(|i| {
+        publisher
+            .publish(TOPIC, format!("p {i}"))
+            .qos(QoS::AtLeastOnce)
+            .into_future()
+    }));
+    let mut sends = std::pin::pin!(sends);
+    // The application takes nothing while everything is published and acknowledged by the
+    // broker, and then for three keep-alive periods more.
+    let sent = loop {
+        let tick = std::pin::pin!(sleep::<R>(Duration::from_millis(20)));
+        match futures_util::future::select(sends.as_mut(), tick).await {
+            futures_util::future::Either::Left((sent, _)) => break sent,
+            futures_util::future::Either::Right(((), _)) => sample(&subscriber),
+        }
+    };
+    assert!(sent.iter().all(Result::is_ok), "a publish failed");
+    let stalled_until = Instant::now() + 3 * keep_alive;
+    while Instant::now() < stalled_until {
+        sample(&subscriber);
+        sleep::<R>(Duration::from_millis(20)).await;
+    }
+    sample(&subscriber);
+    assert_eq!(
+        subscriber.stats().messages_waiting,
+        BUFFER,
+        "the stalled application holds a full buffer"
+    );
+
+    let mut seen = BTreeSet::new();
+    let mut duplicates = 0u32;
+    while seen.len() < TOTAL as usize {
+        let message = match subscriber.deliver_message().timeout(BOUND).await {
+            Ok(message) => message,
+            Err(err) => panic!("{} of {TOTAL} messages arrived, then: {err:?}", seen.len()),
+        };
+        if !seen.insert(number(message.payload())) {
+            duplicates += 1;
+        }
+        sample(&subscriber);
+    }
+    tracing::info!(
+        most_waiting,
+        most_unacknowledged,
+        duplicates,
+        "clean 3.1.1 bound {BUFFER}: {TOTAL} received"
+    );
+    assert!(
+        most_waiting <= BUFFER,
+        "{most_waiting} messages waited, the bound is {BUFFER}"
+    );
+    assert!(
+        most_unacknowledged <= BUFFER + PER_READ,
+        "{most_unacknowledged} messages unacknowledged, the bound is {BUFFER} plus one read \
+         ({PER_READ})"
+    );
+    // No reconnect (a clean session would have lost what the broker had not delivered).
+    assert_eq!(subscriber.stats().reconnects, 0);
+    while let std::task::Poll::Ready(Some(event)) =
+        futures_util::poll!(futures_util::StreamExt::next(&mut events))
+    {
+        assert!(
+            !matches!(event, ConnectionEvent::ConnectionLost(_)),
+            "the connection was lost: {event:?}"
+        );
+    }
+    assert_eq!(duplicates, 0, "QoS 1 duplicates without a reconnect");
 }
 
 /// [`slow_consumer_scenario`] with an eight-second pause (eight keep-alive periods).
@@ -538,11 +651,11 @@ pub async fn unread_messages_of_a_stopped_persistent_subscriber_arrive_after_res
             .or_default() += 1;
     }
     let deadline = Instant::now() + BOUND;
-    while client.pending_messages() == 0 && Instant::now() < deadline {
+    while client.stats().messages_waiting == 0 && Instant::now() < deadline {
         sleep::<R>(Duration::from_millis(10)).await;
     }
     assert!(
-        client.pending_messages() > 0,
+        client.stats().messages_waiting > 0,
         "unread messages held at the stop"
     );
     with_timeout::<R, _>(BOUND, "DISCONNECT", client.disconnect())
@@ -731,7 +844,7 @@ pub async fn broker_stopped_during_a_qos0_flood_is_detected_and_memory_stays_bou
     .await;
     // Still stopped: the flood keeps the queue full, never beyond its bound.
     for _ in 0..10 {
-        assert!(client.queued_publishes() <= MAX_QUEUED);
+        assert!(client.stats().queued_publishes <= MAX_QUEUED);
         sleep::<R>(Duration::from_millis(100)).await;
     }
     broker.resume();
@@ -808,7 +921,7 @@ pub async fn send_now_fails_with_queue_full_when_the_budget_is_used_up<R: Runtim
                 .expect("room for ten")
         })
         .collect();
-    assert_eq!(client.queued_publishes(), 10);
+    assert_eq!(client.stats().queued_publishes, 10);
     let full = client.publish("budget/t", "one too many").send_now();
     assert!(
         matches!(full, Err(ClientError::QueueFull)),
@@ -827,5 +940,5 @@ pub async fn send_now_fails_with_queue_full_when_the_budget_is_used_up<R: Runtim
     .await;
     assert!(results.iter().all(Result::is_ok), "{results:?}");
     assert!(last.is_ok(), "{last:?}");
-    assert_eq!(client.queued_publishes(), 0);
+    assert_eq!(client.stats().queued_publishes, 0);
 }

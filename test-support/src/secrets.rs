@@ -456,7 +456,7 @@ async fn proxies<R: Runtime + Default>(broker: &Mosquitto, secret: &str, printed
     let config = ClientConfig::default()
         .username("alice")
         .password(secret)
-        .proxy(&socks.url())
+        .proxy(socks.url())
         .auto_reconnect(false);
     printed.debug("proxy config", &config);
     let client = MqttClient::<R>::new(None, config);

@@ -46,6 +46,7 @@ use sansmqtt_client::{
 use crate::{Certs, Mosquitto, Nats, free_port};
 
 mod amqtt;
+mod declared;
 mod enhanced_auth;
 mod events;
 mod failover;
@@ -54,6 +55,7 @@ mod flow;
 mod quic;
 mod stats;
 pub use amqtt::*;
+pub use declared::*;
 pub use enhanced_auth::*;
 pub use events::*;
 pub use failover::*;
@@ -119,7 +121,6 @@ macro_rules! client_suite {
             invalid_uris_are_rejected_naming_the_problem,
             connect_to_a_closed_port_fails_fast_with_io_error,
             out_of_range_options_fail_connect_naming_the_option,
-            publish_before_connect_fails_with_not_connected,
             deliver_message_without_a_connection_fails_but_keeps_received_messages,
             mqtt5_qos1_and_qos2_round_trip,
             hostile_malformed_remaining_length_fails_connect_with_protocol_error,
@@ -142,6 +143,10 @@ macro_rules! client_suite {
             publish_over_the_maximum_packet_size_fails_the_call,
             publish_forbidden_by_the_connack_fails_the_call,
             publish_refused_after_acceptance_is_counted_and_reported,
+            // declared.rs
+            subscribe_and_publish_before_connect_arrive_on_the_first_connection,
+            disconnect_before_connect_fails_what_was_declared_with_closed,
+            file_store_publishes_before_connect_are_stored_once_connect_opens_the_store,
             // failover.rs
             refusing_nodes_get_bounded_attempts_with_backoff_per_round,
             connections_dropped_right_after_connack_back_off,
@@ -1260,7 +1265,7 @@ fn ready_rustls_config(certs: &Certs) -> Arc<rustls::ClientConfig> {
     Arc::new(config)
 }
 
-/// `Connecting::tls_config`: a ready rustls configuration (in-memory client certificate,
+/// `ClientConfig::tls_config`: a ready rustls configuration (in-memory client certificate,
 /// ALPN) is used as given, with no CA option set, against a broker requiring client
 /// certificates.
 pub async fn tls_with_a_ready_rustls_config_and_in_memory_client_certificate<
@@ -1268,13 +1273,11 @@ pub async fn tls_with_a_ready_rustls_config_and_in_memory_client_certificate<
 >() {
     let certs = Certs::generate();
     let broker = Mosquitto::builder().tls(&certs).mutual_tls(true).start();
-    let client = MqttClient::<R>::new(None, no_retry());
+    let client = MqttClient::<R>::new(None, no_retry().tls_config(ready_rustls_config(&certs)));
     with_timeout::<R, _>(
         BOUND,
         "TLS connect with a ready rustls config",
-        client
-            .connect(broker.tls_uri().as_str())
-            .tls_config(ready_rustls_config(&certs)),
+        client.connect(broker.tls_uri().as_str()),
     )
     .await
     .expect("TLS connect with tls_config");
@@ -2024,13 +2027,24 @@ pub async fn out_of_range_options_fail_connect_naming_the_option<R: Runtime + De
             no_retry().keep_alive(Duration::from_secs(70_000)),
             "keep_alive",
         ),
+        // Sent in whole seconds, 0.5 s would turn keep-alive off: refused, not truncated.
+        (
+            no_retry().keep_alive(Duration::from_millis(500)),
+            "keep_alive",
+        ),
+        (
+            no_retry().reconnect_jitter(sansmqtt_client::Jitter::Spread { percent: 150 }),
+            "reconnect_jitter",
+        ),
     ] {
         let (err, _) = connect_err::<R>(&uri, config).await;
         assert!(
             matches!(
                 &err,
                 ClientError::InvalidConfig(
-                    ConfigError::TooSmall { option: o, .. } | ConfigError::TooLarge { option: o, .. }
+                    ConfigError::TooSmall { option: o, .. }
+                        | ConfigError::TooLarge { option: o, .. }
+                        | ConfigError::BelowOneSecond { option: o, .. }
                 ) if *o == option
             ),
             "{option}: {err:?}"
@@ -2048,26 +2062,6 @@ pub async fn connect_to_a_closed_port_fails_fast_with_io_error<R: Runtime + Defa
     let (err, elapsed) = connect_err::<R>(&format!("mqtt://127.0.0.1:{port}"), no_retry()).await;
     assert!(matches!(err, ClientError::Io(_)), "closed port: {err:?}");
     assert!(elapsed < Duration::from_secs(1), "took {elapsed:?}");
-}
-
-/// Operations before any connect fail with `NotConnected` instead of waiting.
-pub async fn publish_before_connect_fails_with_not_connected<R: Runtime + Default>() {
-    let client = MqttClient::<R>::new(None, no_retry());
-    let result = with_timeout::<R, _>(
-        BOUND,
-        "publish before connect",
-        client
-            .publish("x", &b"y"[..])
-            .qos(QoS::AtLeastOnce)
-            .into_future(),
-    )
-    .await;
-    assert!(
-        matches!(result, Err(ClientError::NotConnected)),
-        "{result:?}"
-    );
-    let ping = with_timeout::<R, _>(BOUND, "ping before connect", client.ping()).await;
-    assert!(matches!(ping, Err(ClientError::NotConnected)), "{ping:?}");
 }
 
 // ---- 13. MQTT 5 -----------------------------------------------------------------------------

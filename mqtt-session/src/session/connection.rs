@@ -7,7 +7,7 @@ impl<S: SessionStore, I: Instant> Session<S, I> {
     pub(super) fn handle_packet(&mut self, now: I, packet: Packet) -> Result<(), ProtocolError> {
         debug!(client_id = %self.config.client_id, "<-in-- {packet:?}");
         self.last_received = Some(now);
-        if !self.pings.is_empty() {
+        if !self.pings.is_empty() && !self.reading_paused {
             // Any packet shows the server is alive: the ping deadline moves with it.
             self.timers
                 .set(Timer::PingResp, now, self.config.ping_timeout);
@@ -208,7 +208,7 @@ impl<S: SessionStore, I: Instant> Session<S, I> {
 
     pub(super) fn send_ping(&mut self, now: I, token: Option<Token>) {
         self.encode(&PingReq);
-        if self.pings.is_empty() {
+        if self.pings.is_empty() && !self.reading_paused {
             self.timers
                 .set(Timer::PingResp, now, self.config.ping_timeout);
         }
@@ -275,6 +275,7 @@ impl<S: SessionStore, I: Instant> Session<S, I> {
         }
         self.timers.clear();
         self.pings.clear();
+        self.reading_paused = false;
         // QoS 1 acknowledgements die with the connection (the server re-sends those
         // messages); QoS 2 state lives on in the store.
         self.unsent_acks.clear();

@@ -80,15 +80,22 @@ impl<S: SessionStore, I: Instant> Session<S, I> {
     }
 
     /// MQTT 5.0 3.3.4 / [MQTT-3.3.4-9]: the server may not exceed our receive maximum.
-    pub(super) fn check_receive_maximum(&self) -> Result<(), ProtocolError> {
+    /// Called for a QoS 1/2 PUBLISH that is about to take a slot of the window.
+    pub(super) fn check_receive_maximum(&mut self) -> Result<(), ProtocolError> {
         if !self.config.protocol_version.is_v5() {
             return Ok(());
         }
         let unacknowledged = self.unsent_qos1 + self.store.incoming_len();
-        if unacknowledged >= usize::from(self.config.receive_maximum) {
-            return Err(ProtocolError::ReceiveMaximumExceeded);
+        if unacknowledged < usize::from(self.config.receive_maximum) {
+            return Ok(());
         }
-        Ok(())
+        match self.config.receive_maximum_exceeded {
+            ReceiveMaximumExceeded::Disconnect => Err(ProtocolError::ReceiveMaximumExceeded),
+            ReceiveMaximumExceeded::Accept => {
+                self.overruns += 1;
+                Ok(())
+            }
+        }
     }
 
     pub(super) fn resolve_alias(&mut self, publish: &mut Publish) -> Result<(), ProtocolError> {

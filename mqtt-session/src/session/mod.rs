@@ -20,7 +20,9 @@ use sansmqtt_proto::{
 };
 use tracing::{debug, warn};
 
-use crate::config::{AckMode, ConnectOptions, SessionConfig, SessionLossPolicy};
+use crate::config::{
+    AckMode, ConnectOptions, ReceiveMaximumExceeded, SessionConfig, SessionLossPolicy,
+};
 use crate::error::{ConnectionError, ProtocolError, PublishError, ServerReason, SessionError};
 use crate::event::{AckToken, Event, Message, Token};
 use crate::ids::PacketIds;
@@ -226,6 +228,9 @@ pub struct Session<S: SessionStore = MemoryStore, I = DefaultInstant> {
     pings: VecDeque<(Option<Token>, I)>,
     /// When the last answered PINGREQ was queued and when its PINGRESP was read.
     last_ping: Option<(I, I)>,
+    /// The adapter stopped reading on purpose ([`Session::set_reading_paused`]): no PINGRESP
+    /// can arrive, so no ping deadline runs.
+    reading_paused: bool,
     /// Granted subscriptions with the properties of the SUBSCRIBE that made them (MQTT 5
     /// subscription identifier, user properties), for re-subscribing after a session loss.
     subscriptions: Vec<Granted>,
@@ -235,6 +240,9 @@ pub struct Session<S: SessionStore = MemoryStore, I = DefaultInstant> {
     /// Queued publishes dropped because their MQTT 5 message expiry interval ran out while
     /// they waited.
     expired: u64,
+    /// QoS 1/2 PUBLISHes taken beyond our Receive Maximum
+    /// ([`ReceiveMaximumExceeded::Accept`](crate::ReceiveMaximumExceeded::Accept)).
+    overruns: u64,
     aliases_in: Vec<Option<ByteString>>,
     aliases_out: BTreeMap<ByteString, u16>,
     /// The property set an aliased PUBLISH without properties of its own borrows for its
@@ -337,9 +345,11 @@ impl<S: SessionStore, I: Instant> Session<S, I> {
             unsent_qos1: 0,
             server_session: 0,
             pings: VecDeque::new(),
+            reading_paused: false,
             subscriptions,
             read_now: None,
             expired: 0,
+            overruns: 0,
             last_ping: None,
             aliases_in: Vec::new(),
             aliases_out: BTreeMap::new(),
@@ -448,6 +458,15 @@ impl<S: SessionStore, I: Instant> Session<S, I> {
         self.expired
     }
 
+    /// QoS 1/2 PUBLISHes an MQTT 5 server sent beyond the Receive Maximum we announced and
+    /// the session took anyway, since it was created (only with
+    /// [`ReceiveMaximumExceeded::Accept`](crate::ReceiveMaximumExceeded::Accept); otherwise
+    /// the first one ends the connection). A number that grows names a server that ignores
+    /// flow control.
+    pub fn receive_maximum_overruns(&self) -> u64 {
+        self.overruns
+    }
+
     /// Whether packets are encoded and waiting for [`poll_transmit`](Self::poll_transmit).
     /// A driver that makes the store durable on its own (off its executor, say) checks this
     /// to sync before the batch is handed out.
@@ -554,7 +573,7 @@ impl<S: SessionStore, I: Instant> Session<S, I> {
                     if !self.is_connected() {
                         continue;
                     }
-                    if self.pings.len() >= self.max_unanswered_pings() {
+                    if self.pings.len() >= self.max_unanswered_pings() && !self.reading_paused {
                         // A server that keeps talking but never answers PINGREQ is broken; the
                         // bound keeps the list of unanswered pings from growing forever.
                         warn!(pings = self.pings.len(), "PINGREQs go unanswered");
@@ -674,13 +693,18 @@ impl<S: SessionStore, I: Instant> Session<S, I> {
 
     /// Subscribes to `filters` (SUBSCRIBE). [`Event::Subscribed`] carries the result. A
     /// subscribe in flight when the connection drops is sent again on the next connection.
+    ///
+    /// Without a connection (none yet, or before CONNACK, or between connections) the
+    /// SUBSCRIBE waits and goes out at the next CONNACK, with the subscribes and unsubscribes
+    /// of the last connection still unanswered, in the order they were made, and before the
+    /// publishes queued meanwhile: a client that subscribes to its own topic and then
+    /// publishes while offline receives its message.
     pub fn subscribe(
         &mut self,
         _now: I,
         filters: Vec<SubscribeFilter>,
         properties: SubscribeProperties,
     ) -> Result<Token, SessionError> {
-        self.require_connected()?;
         if filters.is_empty() {
             return Err(SessionError::NoFilters);
         }
@@ -708,7 +732,10 @@ impl<S: SessionStore, I: Instant> Session<S, I> {
             }
         }
         let token = self.token();
-        self.encode(&packet);
+        // Offline it waits in `control`, which `resend_control` sends at the next CONNACK.
+        if self.is_connected() {
+            self.encode(&packet);
+        }
         self.control.push(ControlFlight::Subscribe {
             token: Some(token),
             packet,
@@ -722,14 +749,14 @@ impl<S: SessionStore, I: Instant> Session<S, I> {
     }
 
     /// [`unsubscribe`](Self::unsubscribe) with MQTT 5 UNSUBSCRIBE properties (user
-    /// properties).
+    /// properties). Without a connection it waits for the next CONNACK, as a
+    /// [`subscribe`](Self::subscribe) does.
     pub fn unsubscribe_with_properties(
         &mut self,
         _now: I,
         filters: Vec<ByteString>,
         properties: UnsubscribeProperties,
     ) -> Result<Token, SessionError> {
-        self.require_connected()?;
         if filters.is_empty() {
             return Err(SessionError::NoFilters);
         }
@@ -753,7 +780,9 @@ impl<S: SessionStore, I: Instant> Session<S, I> {
             }
         }
         let token = self.token();
-        self.encode(&packet);
+        if self.is_connected() {
+            self.encode(&packet);
+        }
         self.control
             .push(ControlFlight::Unsubscribe { token, packet });
         Ok(token)
@@ -798,6 +827,31 @@ impl<S: SessionStore, I: Instant> Session<S, I> {
             self.store.set_incoming(token.packet_id, None)?;
         }
         Ok(())
+    }
+
+    /// The adapter has stopped reading the transport on purpose (`true`), or reads again
+    /// (`false`). A client bounding what it holds against a server that sends without limit
+    /// (MQTT 3.1.1 has no Receive Maximum) may have no lossless way but to stop reading; then
+    /// no PINGRESP can arrive, and the ping deadline ([`SessionConfig::ping_timeout`], and the
+    /// bound on unanswered PINGREQs) would end a healthy connection. While paused the deadline
+    /// does not run; keep-alive PINGREQs still go out on schedule, so the server sees the
+    /// client alive. On resuming, a deadline starts at `now` for the PINGREQs still
+    /// unanswered (their PINGRESPs wait behind what was not read). The pause ends with the
+    /// connection too.
+    ///
+    /// A server that dies during the pause is noticed when reading resumes, or by a write
+    /// failing: pause only while the application holds messages it will take.
+    pub fn set_reading_paused(&mut self, now: I, paused: bool) {
+        if paused == self.reading_paused {
+            return;
+        }
+        self.reading_paused = paused;
+        if paused {
+            self.timers.stop(Timer::PingResp);
+        } else if !self.pings.is_empty() && self.is_connected() {
+            self.timers
+                .set(Timer::PingResp, now, self.config.ping_timeout);
+        }
     }
 
     /// Answers an [`Event::Auth`] step of MQTT 5 enhanced authentication, or starts a

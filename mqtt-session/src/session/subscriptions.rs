@@ -11,7 +11,7 @@ impl<S: SessionStore, I: Instant> Session<S, I> {
                 id: ack.packet_id.get(),
             });
         };
-        let ControlFlight::Subscribe { token, packet } = self.control.swap_remove(index) else {
+        let ControlFlight::Subscribe { token, packet } = self.control.remove(index) else {
             unreachable_control();
         };
         self.ids.release(packet.packet_id);
@@ -62,7 +62,7 @@ impl<S: SessionStore, I: Instant> Session<S, I> {
                 id: ack.packet_id.get(),
             });
         };
-        let ControlFlight::Unsubscribe { token, packet } = self.control.swap_remove(index) else {
+        let ControlFlight::Unsubscribe { token, packet } = self.control.remove(index) else {
             unreachable_control();
         };
         self.ids.release(packet.packet_id);
@@ -84,8 +84,8 @@ impl<S: SessionStore, I: Instant> Session<S, I> {
         Ok(())
     }
 
-    /// SUBSCRIBE and UNSUBSCRIBE still unacknowledged are sent again, so the commands
-    /// complete on the new connection.
+    /// SUBSCRIBE and UNSUBSCRIBE still unacknowledged, or made while offline, are sent (again)
+    /// in the order they were made, so the commands complete on the new connection.
     pub(super) fn resend_control(&mut self) {
         let mut buf = core::mem::take(&mut self.write_buf);
         for flight in &self.control {
@@ -108,15 +108,19 @@ impl<S: SessionStore, I: Instant> Session<S, I> {
     /// SUBSCRIBE per distinct set of properties, so MQTT 5 subscription identifiers and user
     /// properties come back as they were.
     pub(super) fn resubscribe(&mut self) {
+        // Filters with a SUBSCRIBE of their own on the way, and filters being left: an
+        // UNSUBSCRIBE made offline must not be undone by a re-subscription sent after it.
         let pending: Vec<ByteString> = self
             .control
             .iter()
-            .filter_map(|flight| match flight {
-                ControlFlight::Subscribe { packet, .. } => Some(&packet.filters),
-                ControlFlight::Unsubscribe { .. } => None,
+            .flat_map(|flight| match flight {
+                ControlFlight::Subscribe { packet, .. } => packet
+                    .filters
+                    .iter()
+                    .map(|filter| filter.filter.clone())
+                    .collect::<Vec<_>>(),
+                ControlFlight::Unsubscribe { packet, .. } => packet.filters.clone(),
             })
-            .flatten()
-            .map(|filter| filter.filter.clone())
             .collect();
         let mut groups: Vec<(SubscribeProperties, Vec<SubscribeFilter>)> = Vec::new();
         for sub in &self.subscriptions {

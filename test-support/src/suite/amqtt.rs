@@ -710,7 +710,7 @@ pub async fn mqtt5_will_properties_delay_and_content_type<R: Runtime + Default>(
     drop(doomed);
 }
 
-/// `disconnect_with` sends the MQTT 5 reason code: "disconnect with will message" (0x04)
+/// `disconnect().reason_code(..)` sends the MQTT 5 reason code: "disconnect with will message" (0x04)
 /// makes mosquitto publish the will after a clean DISCONNECT.
 pub async fn mqtt5_disconnect_with_reason_code_publishes_the_will<R: Runtime + Default>() {
     let broker = Mosquitto::start();
@@ -721,13 +721,12 @@ pub async fn mqtt5_disconnect_with_reason_code_publishes_the_will<R: Runtime + D
     with_timeout::<R, _>(
         BOUND,
         "DISCONNECT 0x04",
-        client.disconnect_with(
-            ReasonCode::DisconnectWithWillMessage,
-            sansmqtt_client::DisconnectProperties::default(),
-        ),
+        client
+            .disconnect()
+            .reason_code(ReasonCode::DisconnectWithWillMessage),
     )
     .await
-    .expect("disconnect_with");
+    .expect("disconnect with a reason code");
     let message = next_message(&watcher, "the will asked for").await;
     assert_eq!(&message.payload()[..], b"on purpose");
 }
@@ -1039,7 +1038,8 @@ pub async fn mqtt5_fallback_is_not_taken_after_mqtt5_was_accepted<R: Runtime + D
     };
     let config = reconnecting_forever()
         .reconnect_initial_interval(Duration::from_millis(20))
-        .auto_protocol_version();
+        .protocol_version(ProtocolVersion::V5)
+        .fallback_to_v311(true);
     let client = MqttClient::<R>::new(None, config);
     let mut events = client.connection_events();
     with_timeout::<R, _>(BOUND, "CONNACK", client.connect(uri.as_str()).into_future())

@@ -132,15 +132,14 @@ fn reconnecting(events: &[ConnectionEvent]) -> Vec<(u32, Duration, String)> {
         .collect()
 }
 
-/// Collects connection events for `window` while `connect` runs; the connect must still be
-/// pending at the end (the client retries forever).
+/// Collects connection events for `window` while `connect(None)` runs over the configured
+/// URIs; the connect must still be pending at the end (the client retries forever).
 async fn events_while_connecting<R: Runtime + Default>(
     client: &MqttClient<R>,
-    uris: &[&str],
     window: Duration,
 ) -> Vec<ConnectionEvent> {
     let mut events = client.connection_events();
-    let connect = client.connect_any(uris.iter().copied()).into_future();
+    let connect = client.connect(None).into_future();
     let timer = sleep::<R>(window);
     match future::select(connect, std::pin::pin!(timer)).await {
         Either::Left((result, _)) => {
@@ -188,10 +187,11 @@ pub async fn refusing_nodes_get_bounded_attempts_with_backoff_per_round<R: Runti
         .reconnect_retries(None)
         .reconnect_initial_interval(INITIAL)
         .reconnect_max_interval(MAX)
-        .connect_timeout(BOUND);
+        .connect_timeout(BOUND)
+        .uris([&a.uri, &b.uri]);
     let client = MqttClient::<R>::new(None, config);
     let started = Instant::now();
-    let events = events_while_connecting(&client, &[&a.uri, &b.uri], WINDOW).await;
+    let events = events_while_connecting(&client, WINDOW).await;
     let window = started.elapsed();
     let attempts = reconnecting(&events);
 
@@ -458,17 +458,14 @@ pub async fn failover_to_a_broker_without_the_session_resubscribes_and_resends<
         .reconnect_retries(None)
         .reconnect_initial_interval(Duration::from_millis(50))
         .reconnect_max_interval(Duration::from_millis(200))
-        .connect_timeout(BOUND);
+        .connect_timeout(BOUND)
+        .uris(uris.iter().cloned());
     let subscriber = MqttClient::<R>::new(Some("fo-sub"), config.clone());
     let publisher = MqttClient::<R>::new(Some("fo-pub"), config);
     for client in [&subscriber, &publisher] {
-        with_timeout::<R, _>(
-            BOUND,
-            "CONNACK",
-            client.connect_any(uris.iter().cloned()).into_future(),
-        )
-        .await
-        .expect("the first broker accepts");
+        with_timeout::<R, _>(BOUND, "CONNACK", client.connect(None).into_future())
+            .await
+            .expect("the first broker accepts");
     }
     subscribe(&subscriber, "fo/#", QoS::AtLeastOnce).await;
     let mut sub_events = subscriber.connection_events();

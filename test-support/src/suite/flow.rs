@@ -225,7 +225,7 @@ async fn fill_inbox<R: Runtime + Default>(client: &MqttClient<R>, topic: &str, c
         .await;
     }
     let deadline = Instant::now() + BOUND;
-    while client.pending_messages() < count {
+    while client.stats().messages_waiting < count {
         assert!(Instant::now() < deadline, "{count} messages did not arrive");
         sleep::<R>(Duration::from_millis(5)).await;
     }
@@ -399,7 +399,7 @@ pub async fn drain_completes_every_accepted_publish_before_disconnect<R: Runtime
                 .start()
         })
         .collect();
-    let pending = publisher.queued_publishes();
+    let pending = publisher.stats().queued_publishes;
     assert!(
         pending > 0,
         "every publish completed before the drain began"
@@ -414,7 +414,7 @@ pub async fn drain_completes_every_accepted_publish_before_disconnect<R: Runtime
     .unwrap_or_else(|err| panic!("the drain of {pending} publishes failed: {err:?}"));
     with_timeout::<R, _>(BOUND, "closed() after the drain", publisher.closed()).await;
     assert_eq!(
-        publisher.queued_publishes(),
+        publisher.stats().queued_publishes,
         0,
         "publishes left after the drain"
     );
@@ -552,7 +552,7 @@ pub async fn publish_over_the_maximum_packet_size_fails_the_call<R: Runtime + De
         .await
         .expect("the connection is still up");
     assert_eq!(
-        client.refused_publishes(),
+        client.stats().publishes_refused,
         0,
         "refused by the calls, not later"
     );
@@ -622,17 +622,12 @@ pub async fn publish_refused_after_acceptance_is_counted_and_reported<R: Runtime
         .reconnect_retries(None)
         .reconnect_initial_interval(Duration::from_millis(300))
         .reconnect_max_interval(Duration::from_millis(300))
-        .connect_timeout(BOUND);
+        .connect_timeout(BOUND)
+        .uris([unlimited.uri(), small_uri.clone()]);
     let client = MqttClient::<R>::new(None, config);
-    with_timeout::<R, _>(
-        BOUND,
-        "CONNACK",
-        client
-            .connect_any([unlimited.uri(), small_uri.clone()])
-            .into_future(),
-    )
-    .await
-    .expect("connect to the unlimited broker");
+    with_timeout::<R, _>(BOUND, "CONNACK", client.connect(None).into_future())
+        .await
+        .expect("connect to the unlimited broker");
     let mut events = client.connection_events();
     unlimited.kill();
     wait_for_event::<R, _>(&mut events, BOUND, "ConnectionLost", |event| {
@@ -667,7 +662,7 @@ pub async fn publish_refused_after_acceptance_is_counted_and_reported<R: Runtime
         ),
         "{event:?} after {seen:?}"
     );
-    assert_eq!(client.refused_publishes(), 1);
+    assert_eq!(client.stats().publishes_refused, 1);
     let qos1 = with_timeout::<R, _>(BOUND, "the QoS 1 publish", qos1).await;
     assert!(matches!(
         session_error(qos1),
