@@ -20,13 +20,11 @@
 //! quic/mqtt5,...` for some of `mqtts/mosq`, `mqtts/mqtt5`, `quic/mqtt5`. About 25 minutes
 //! with 3 rounds.
 
-use std::future::Future;
-use std::pin::Pin;
 use std::time::Duration;
 
 use mqtt_test_support::quic_link::{
     self, DisruptedRun, Disruption, LinkBed, LossyRun, StreamPlan, disruption_comparison,
-    lossy_comparison,
+    lossy_comparison, tokio_block_on,
 };
 use sansmqtt_tokio::Tokio;
 
@@ -34,15 +32,6 @@ use crate::{Options, json_record};
 
 /// Messages per lossy run, and how many are in flight at once.
 const LOSSY: (usize, usize) = (300, 20);
-
-/// A Tokio current-thread runtime per call (each client thread enters its own namespace).
-fn block_on(future: Pin<Box<dyn Future<Output = ()> + '_>>) {
-    tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .expect("building a Tokio runtime")
-        .block_on(future);
-}
 
 /// Runs the comparison; `part` selects one half (`None`: both).
 pub(crate) fn quic_link_main(options: &Options, part: Option<&str>) -> Result<(), String> {
@@ -92,7 +81,7 @@ pub(crate) fn quic_link_main(options: &Options, part: Option<&str>) -> Result<()
             &[0.0, 0.02, 0.05],
             rounds,
             LOSSY,
-            block_on,
+            tokio_block_on,
             |run| lossy_record(options, run),
         );
         tables.push_str(&quic_link::lossy_table(&runs));
@@ -112,7 +101,7 @@ pub(crate) fn quic_link_main(options: &Options, part: Option<&str>) -> Result<()
             &all,
             rounds,
             plan,
-            block_on,
+            tokio_block_on,
             |run| {
                 disruption_record(options, plan, run);
             },

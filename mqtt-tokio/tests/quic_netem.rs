@@ -17,26 +17,15 @@
 // The measurements are this test's output.
 #![allow(clippy::print_stderr)]
 
-use std::future::Future;
-use std::pin::Pin;
 use std::time::Duration;
 
 use mqtt_test_support::quic_link::{
-    self, Disruption, LinkBed, StreamPlan, disruption_comparison, lossy_comparison,
+    self, Disruption, LinkBed, StreamPlan, disruption_comparison, lossy_comparison, tokio_block_on,
 };
 use sansmqtt_tokio::Tokio;
 
 /// Messages per lossy run, and how many are in flight at once.
 const LOSSY: (usize, usize) = (300, 20);
-
-/// A Tokio current-thread runtime per call (each client thread has its own namespace).
-fn block_on(future: Pin<Box<dyn Future<Output = ()> + '_>>) {
-    tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .expect("building a Tokio runtime")
-        .block_on(future);
-}
 
 #[test]
 fn qos1_stream_over_mqtts_and_quic_on_a_lossy_link() {
@@ -48,7 +37,7 @@ fn qos1_stream_over_mqtts_and_quic_on_a_lossy_link() {
         &[0.0, 0.02, 0.05],
         1,
         LOSSY,
-        block_on,
+        tokio_block_on,
         |_| {},
     );
     for run in &runs {
@@ -82,10 +71,17 @@ fn qos1_stream_through_link_cuts_and_an_address_change_loses_nothing() {
         ..StreamPlan::default()
     };
     let transports = bed.transports();
-    let runs =
-        disruption_comparison::<Tokio>(&bed, &transports, &disruptions, 1, plan, block_on, |run| {
+    let runs = disruption_comparison::<Tokio>(
+        &bed,
+        &transports,
+        &disruptions,
+        1,
+        plan,
+        tokio_block_on,
+        |run| {
             eprintln!("{run:?}");
-        });
+        },
+    );
     eprintln!(
         "{} QoS 1 messages/s, keep-alive {:?}, perfect link but for the disruption; one run \
          each:\n{}",

@@ -40,6 +40,20 @@ use crate::{Certs, LinkConditions, Mosquitto, NetemLink, QuicBroker};
 /// through what the future borrows.
 pub type BlockOn = for<'a> fn(Pin<Box<dyn Future<Output = ()> + 'a>>);
 
+/// A [`BlockOn`] for `sansmqtt-tokio`: a Tokio current-thread runtime built for the call
+/// (each client thread enters its own namespace, so each has its own runtime).
+///
+/// # Panics
+///
+/// If the runtime cannot be built.
+pub fn tokio_block_on(future: Pin<Box<dyn Future<Output = ()> + '_>>) {
+    tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .expect("building a Tokio runtime")
+        .block_on(future);
+}
+
 /// One transport to one broker: its name in the tables (`quic/mqtt5`) and its URI.
 #[derive(Debug, Clone)]
 pub struct Transport {
