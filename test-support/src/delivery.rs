@@ -642,10 +642,10 @@ pub async fn a_slow_mqtt5_subscriber_served_beyond_its_receive_maximum_loses_not
     let mut sent = None;
     while seen.len() < TOTAL as usize {
         // The publisher's futures are polled beside the slow consumer.
-        if sent.is_none() {
-            if let std::task::Poll::Ready(results) = futures_util::poll!(sends.as_mut()) {
-                sent = Some(results);
-            }
+        if sent.is_none()
+            && let std::task::Poll::Ready(results) = futures_util::poll!(sends.as_mut())
+        {
+            sent = Some(results);
         }
         let message = match subscriber
             .deliver_message()
