@@ -61,6 +61,9 @@
 //!   and idle CPU of the process (RLIMIT_NOFILE raised, the broker with `max_connections -1`).
 //! - `--mosquitto-pub`: `mosquitto_pub -l` in `pub` mode as a third reference.
 //! - `--json FILE`: every run as one JSON object per line.
+//! - `--quic-link [--quic-link-part lossy|disruption] [--quic-link-transports T,T]` (root):
+//!   `quic://` against `mqtts://`
+//!   on an emulated link (loss; cuts; an address change), see `quic_link.rs`.
 //! - `--qos0-drain`: in `pub` at QoS 0, the clock stops only when the broker acknowledges a
 //!   QoS 1 marker sent after the N messages (it has read them all), for both clients;
 //!   otherwise QoS 0 "done" is ours: accepted, rumqttc: written, and up to `max_queued`
@@ -101,6 +104,7 @@ use sansmqtt_client::{ClientConfig, MqttClient, Runtime};
 mod brokers;
 mod load;
 mod modes;
+mod quic_link;
 mod report;
 mod sink;
 
@@ -283,6 +287,12 @@ struct Options {
     sink_threads: usize,
     /// Server child only: `--serve sink|rumqttd`.
     serve: Option<String>,
+    /// `--quic-link`: QUIC against TCP + TLS on an emulated link (`quic_link.rs`).
+    quic_link: bool,
+    /// `--quic-link-part lossy|disruption`: one half of it.
+    quic_link_part: Option<String>,
+    /// `--quic-link-transports a,b`: some of its transports (empty: all).
+    quic_link_transports: Vec<String>,
 }
 
 impl Default for Options {
@@ -320,6 +330,9 @@ impl Default for Options {
             brokers: vec![brokers::BrokerKind::Mosquitto],
             sink_threads: 1,
             serve: None,
+            quic_link: false,
+            quic_link_part: None,
+            quic_link_transports: Vec::new(),
         }
     }
 }
@@ -421,6 +434,16 @@ fn parse_args() -> Result<Options, String> {
             }
             "--sink-threads" => options.sink_threads = parse_num(&flag, args.next())?,
             "--serve" => options.serve = Some(parse_num(&flag, args.next())?),
+            "--quic-link" => options.quic_link = true,
+            "--quic-link-part" => {
+                options.quic_link = true;
+                options.quic_link_part = Some(parse_num(&flag, args.next())?);
+            }
+            "--quic-link-transports" => {
+                options.quic_link = true;
+                let list: String = parse_num(&flag, args.next())?;
+                options.quic_link_transports = list.split(',').map(str::to_owned).collect();
+            }
             "--suite" => {
                 // Every cell of issue 24: three brokers, three modes, every QoS.
                 options.brokers = brokers::BrokerKind::ALL.to_vec();
@@ -443,7 +466,8 @@ fn parse_args() -> Result<Options, String> {
                      [--tokio-threads T] [--rumqttc-cap C] [--rumqttc-nodelay] [--window W] \
                      [--impls ours-tokio,ours-smol,rumqttc,ours-tokio-nagle,ours-smol-nagle] \
                      [--latency RATE,RATE [--latency-secs S]] \
-                     [--connections N [--idle-secs S] [--connection-brokers K] [--load-secs S]] [--mosquitto-pub] [--json FILE] [--broker-nodelay] [--qos0-drain]"
+                     [--connections N [--idle-secs S] [--connection-brokers K] [--load-secs S]] [--mosquitto-pub] [--json FILE] [--broker-nodelay] [--qos0-drain] \
+                     [--quic-link [--quic-link-part lossy|disruption] [--quic-link-transports T,T]] (root)"
                 );
                 std::process::exit(0);
             }
@@ -1021,6 +1045,9 @@ struct Sample {
 type Results = BTreeMap<(BrokerKind, Mode, u8, Impl), Vec<Sample>>;
 
 fn parent_main(options: &Options) -> Result<(), String> {
+    if options.quic_link {
+        return quic_link::quic_link_main(options, options.quic_link_part.as_deref());
+    }
     if !options.rates.is_empty() {
         return latency_main(options);
     }

@@ -223,7 +223,8 @@ pub struct ClientConfig {
     /// messages wait and another arrives: that message (and the rest of the same read, at
     /// most 64 KiB) waits in the client, and reading resumes as soon as the application has
     /// taken one. (QoS 0 messages keep the burst pause and overflow policy above; a broker
-    /// whose in-flight window is below `message_buffer` never causes this pause.) TCP flow control holds the broker back meanwhile. This pause has no
+    /// whose in-flight window is below `message_buffer` never causes this pause.) TCP flow
+    /// control holds the broker back meanwhile. This pause has no
     /// time bound: during it the client's own PINGRESP deadline is suspended (no PINGRESP can
     /// be read) while keep-alive PINGREQs still go out, so the broker keeps the connection;
     /// a broker that dies meanwhile is noticed once the application takes messages again (or
@@ -234,6 +235,13 @@ pub struct ClientConfig {
     /// on, holding what it reads (in order, nothing dropped): an application that awaits its
     /// publish before taking the next message (a request/response loop) cannot deadlock, and
     /// the bound gives way for as long as such a request is outstanding.
+    ///
+    /// **MQTT 5** bounds QoS 1/2 by the Receive Maximum, announced from this value, so a
+    /// broker that keeps to flow control never fills the buffer with them. One that overruns
+    /// the window (mosquitto 2.0 does, by hundreds, once acknowledgements and new messages
+    /// interleave) is served rather than disconnected (counted in
+    /// [`ClientStats::receive_maximum_overruns`](crate::ClientStats::receive_maximum_overruns),
+    /// logged once at WARN) and meets the same read pause as a clean 3.1.1 session.
     pub message_buffer: usize,
     /// What happens to a QoS 0 message that arrives when `message_buffer` messages wait and
     /// the read pause (see [`message_buffer`](Self::message_buffer)) has run out.

@@ -615,6 +615,7 @@ impl<R: Runtime> Driver<R> {
                     self.params.tls.as_ref(),
                     &self.params.headers,
                     self.params.proxy.for_target(target),
+                    self.params.options.keep_alive,
                 ),
             ));
             let connect_waiter = &mut self.connect_waiter;

@@ -44,6 +44,16 @@
 //! still go out, so the broker keeps the connection. This is the one case where the driver
 //! stops reading for longer than the bounded burst pause.
 //!
+//! **MQTT 5** announces `message_buffer` as its Receive Maximum (unless configured otherwise),
+//! so a broker that keeps to flow control never fills the inbox with QoS 1/2. mosquitto 2.0
+//! does not: once acknowledgements and new messages interleave it sends hundreds beyond the
+//! window. MQTT 5 suggests DISCONNECT 0x93 for that, which with a clean session loses every
+//! message not yet delivered and, after a reconnect, happens again; so the session takes them
+//! ([`ReceiveMaximumExceeded::Accept`], counted in `ClientStats::receive_maximum_overruns`)
+//! and an MQTT 5 connection gets the clean-session pause above: lossless for clean and
+//! persistent sessions alike, and never met with a broker that keeps to the window.
+//!
+//! [`ReceiveMaximumExceeded::Accept`]: sansmqtt_session::ReceiveMaximumExceeded::Accept
 //! [`Session::refuse`]: sansmqtt_session::Session::refuse
 //! [`Session::set_reading_paused`]: sansmqtt_session::Session::set_reading_paused
 
@@ -82,11 +92,11 @@ enum State {
 /// How a connection bounds the QoS 1/2 messages the client holds (see the module docs).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum ReliableBound {
-    /// By flow control alone: MQTT 5's Receive Maximum, announced from `message_buffer`.
+    /// By flow control alone (before a connection has chosen its bound).
     FlowControl,
     /// MQTT 3.1.1 with a persistent session: refuse beyond the bound, reconnect for them.
     Refuse,
-    /// MQTT 3.1.1 with a clean session: stop reading beyond the bound.
+    /// MQTT 3.1.1 with a clean session, and MQTT 5: stop reading beyond the bound.
     PauseReading,
 }
 
@@ -94,7 +104,9 @@ impl ReliableBound {
     /// The bound of a connection of `protocol` with `clean_start`.
     pub(crate) fn of(protocol: sansmqtt_proto::ProtocolVersion, clean_start: bool) -> Self {
         match (protocol.is_v5(), clean_start) {
-            (true, _) => Self::FlowControl,
+            // The Receive Maximum (announced from `message_buffer`) keeps a sound broker
+            // below the bound, so the pause is met only by one that overruns it.
+            (true, _) => Self::PauseReading,
             (false, false) => Self::Refuse,
             (false, true) => Self::PauseReading,
         }

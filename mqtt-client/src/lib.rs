@@ -198,7 +198,8 @@ pub mod prelude {
 }
 
 use sansmqtt_session::{
-    AckMode, AckToken, ConnectOptions, Session, SessionConfig, SessionStore, Token,
+    AckMode, AckToken, ConnectOptions, ReceiveMaximumExceeded, Session, SessionConfig,
+    SessionStore, Token,
 };
 
 /// What happens to the connection, as seen by [`MqttClient::connection_events`].
@@ -1021,6 +1022,9 @@ impl<R: Runtime> MqttClient<R> {
             SessionConfig::new(self.inner.client_id.clone(), config.protocol_version);
         session_config.max_inflight = config.inflight_window(config.protocol_version);
         session_config.receive_maximum = config.announced_receive_maximum();
+        // A broker that overruns the window (mosquitto 2.0) is served, not disconnected: the
+        // intake's read pause bounds what the client holds (see `intake`).
+        session_config.receive_maximum_exceeded = ReceiveMaximumExceeded::Accept;
         session_config.topic_alias_maximum = config.topic_alias_maximum;
         session_config.outgoing_topic_aliases = config.outgoing_topic_aliases;
         // Acknowledged when the application takes a message (or acknowledges it), not

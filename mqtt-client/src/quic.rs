@@ -32,6 +32,10 @@ const ALPN_MQTT: &[u8] = b"mqtt";
 /// connection would be torn down between two PINGREQs.
 const QUIC_KEEP_ALIVE: Duration = Duration::from_secs(10);
 
+/// The shortest QUIC idle timeout the client offers: quinn's default. The connection's
+/// timeout is the smaller of both sides' (EMQX and mqtt5: 30 s and 60 s).
+const MIN_IDLE_TIMEOUT: Duration = Duration::from_secs(30);
+
 /// Why a `quic://` connection could not be opened or was lost at the QUIC layer.
 #[derive(Debug, Clone, thiserror::Error)]
 #[non_exhaustive]
@@ -83,10 +87,13 @@ pub(crate) fn connection_lost(err: &io::Error) -> Option<QuicError> {
 
 /// Opens `target` over QUIC: resolve, bind a UDP socket of the address's family, handshake
 /// (TLS 1.3, ALPN `mqtt`), open the MQTT stream.
+/// `keep_alive` is the MQTT keep-alive: the QUIC idle timeout the client offers follows it
+/// (see [`idle_timeout`]).
 pub(crate) async fn open<R: Runtime>(
     runtime: &R,
     target: &Target,
     tls: Option<&TlsConfig>,
+    keep_alive: Duration,
 ) -> Result<Box<dyn Transport>, ClientError> {
     let quic_runtime = runtime.quic_runtime().ok_or(QuicError::Unsupported)?;
     let tls = tls.ok_or(ClientError::Tls(super::error::TlsError::Missing {
@@ -103,7 +110,7 @@ pub(crate) async fn open<R: Runtime>(
     let endpoint =
         quinn::Endpoint::new(quinn::EndpointConfig::default(), None, socket, quic_runtime)?;
     let connecting = endpoint
-        .connect_with(client_config(tls)?, addr, &target.host)
+        .connect_with(client_config(tls, keep_alive)?, addr, &target.host)
         .map_err(QuicError::Connect)?;
     let connection = connecting.await.map_err(QuicError::Handshake)?;
     let (send, recv) = connection.open_bi().await.map_err(QuicError::Connection)?;
@@ -118,8 +125,9 @@ pub(crate) async fn open<R: Runtime>(
 }
 
 /// quinn's client configuration from the rustls one: ALPN `mqtt` unless the application's
-/// own configuration names protocols, and QUIC keep-alive pings.
-fn client_config(tls: &TlsConfig) -> Result<quinn::ClientConfig, QuicError> {
+/// own configuration names protocols, QUIC keep-alive pings, and an idle timeout that
+/// follows the MQTT keep-alive.
+fn client_config(tls: &TlsConfig, keep_alive: Duration) -> Result<quinn::ClientConfig, QuicError> {
     let mut crypto = rustls::ClientConfig::clone(tls);
     if crypto.alpn_protocols.is_empty() {
         crypto.alpn_protocols = vec![ALPN_MQTT.to_vec()];
@@ -128,8 +136,20 @@ fn client_config(tls: &TlsConfig) -> Result<quinn::ClientConfig, QuicError> {
     let mut config = quinn::ClientConfig::new(Arc::new(crypto));
     let mut transport = quinn::TransportConfig::default();
     transport.keep_alive_interval(Some(QUIC_KEEP_ALIVE));
+    transport.max_idle_timeout(Some(idle_timeout(keep_alive)));
     config.transport_config(Arc::new(transport));
     Ok(config)
+}
+
+/// The QUIC idle timeout the client offers: twice the MQTT keep-alive (about when the
+/// client itself gives a silent link up: a PINGREQ one keep-alive after the last send, then
+/// a keep-alive for its answer), and never less than quinn's 30 s. With quinn's fixed 30 s,
+/// a link cut for longer than that closed the QUIC connection although the MQTT session
+/// would have carried on (measured: docs/decisions.md, "MQTT over QUIC: link cuts"). The
+/// broker's own idle timeout still bounds it.
+fn idle_timeout(keep_alive: Duration) -> quinn::IdleTimeout {
+    let idle = keep_alive.saturating_mul(2).max(MIN_IDLE_TIMEOUT);
+    quinn::IdleTimeout::try_from(idle).unwrap_or_else(|_| quinn::VarInt::MAX.into())
 }
 
 /// The broker's address. An IP literal is used as is; a name is resolved by the system
@@ -205,5 +225,22 @@ impl AsyncWrite for QuicStream {
         }
         self.connection.close(0u32.into(), b"");
         Poll::Ready(Ok(()))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn secs(s: u64) -> quinn::IdleTimeout {
+        quinn::IdleTimeout::try_from(Duration::from_secs(s)).expect("in range")
+    }
+
+    #[test]
+    fn the_idle_timeout_follows_the_keep_alive_from_30_s_up() {
+        assert_eq!(idle_timeout(Duration::ZERO), secs(30));
+        assert_eq!(idle_timeout(Duration::from_secs(10)), secs(30));
+        assert_eq!(idle_timeout(Duration::from_secs(30)), secs(60));
+        assert_eq!(idle_timeout(Duration::from_secs(65_535)), secs(131_070));
     }
 }

@@ -46,6 +46,14 @@ pub struct ClientStats {
     pub bytes_sent: u64,
     /// MQTT bytes read from the transport (after TLS and WebSocket framing).
     pub bytes_received: u64,
+    /// QoS 1/2 messages an MQTT 5 broker sent beyond the Receive Maximum the client
+    /// announced. The client takes them (mosquitto 2.0 overruns the window once
+    /// acknowledgements and new messages interleave, and ending the connection for it, as
+    /// MQTT 5 suggests, would lose what a clean session had not delivered); `message_buffer`
+    /// still bounds what it holds, by pausing reading (see
+    /// [`ClientConfig::message_buffer`](crate::ClientConfig::message_buffer)). 0 with a
+    /// broker that keeps to flow control.
+    pub receive_maximum_overruns: u64,
     /// Round-trip time of the last answered PINGREQ (keep-alive or
     /// [`ping`](crate::MqttClient::ping)); `None` until one is answered.
     pub last_ping_rtt: Option<Duration>,
@@ -61,6 +69,7 @@ pub(crate) struct Stats {
     connections: AtomicU64,
     publishes_in_flight: AtomicUsize,
     messages_in_flight: AtomicUsize,
+    receive_maximum_overruns: AtomicU64,
     ping_rtt_micros: AtomicU64,
     #[cfg(feature = "metrics")]
     metrics: export::Handles,
@@ -75,6 +84,7 @@ impl Stats {
             connections: AtomicU64::new(0),
             publishes_in_flight: AtomicUsize::new(0),
             messages_in_flight: AtomicUsize::new(0),
+            receive_maximum_overruns: AtomicU64::new(0),
             ping_rtt_micros: AtomicU64::new(NO_RTT),
             #[cfg(feature = "metrics")]
             metrics: export::Handles::new(client_id),
@@ -117,6 +127,16 @@ impl Shared {
         stats
             .messages_in_flight
             .store(session.incoming_inflight_len(), Relaxed);
+        let overruns = session.receive_maximum_overruns();
+        let before = stats.receive_maximum_overruns.swap(overruns, Relaxed);
+        if before == 0 && overruns > 0 {
+            tracing::warn!(
+                "the broker sends more unacknowledged QoS 1/2 messages than the Receive Maximum \
+                 announced ({}); taking them (counted in stats().receive_maximum_overruns) and \
+                 bounding them by message_buffer",
+                session.config().receive_maximum
+            );
+        }
         if let Some((sent, answered)) = session.last_ping() {
             let rtt = answered.saturating_duration_since(sent);
             let micros = u64::try_from(rtt.as_micros()).unwrap_or(NO_RTT - 1);
@@ -138,6 +158,7 @@ impl Shared {
             messages_waiting: self.inbox.len(),
             messages_dropped: self.inbox.dropped(),
             publishes_refused: self.refused.load(Relaxed),
+            receive_maximum_overruns: stats.receive_maximum_overruns.load(Relaxed),
             reconnects: stats.connections.load(Relaxed).saturating_sub(1),
             bytes_sent: stats.bytes_sent.load(Relaxed),
             bytes_received: stats.bytes_received.load(Relaxed),
@@ -162,6 +183,7 @@ mod export {
         pub(super) reconnects: Counter,
         messages_dropped: Counter,
         publishes_refused: Counter,
+        receive_maximum_overruns: Counter,
         publishes_in_flight: Gauge,
         messages_in_flight: Gauge,
         queued_publishes: Gauge,
@@ -179,6 +201,7 @@ mod export {
                 reconnects: counter!("mqtt_client_reconnects_total", "client_id" => id.clone()),
                 messages_dropped: counter!("mqtt_client_messages_dropped_total", "client_id" => id.clone()),
                 publishes_refused: counter!("mqtt_client_publishes_refused_total", "client_id" => id.clone()),
+                receive_maximum_overruns: counter!("mqtt_client_receive_maximum_overruns_total", "client_id" => id.clone()),
                 publishes_in_flight: gauge!("mqtt_client_publishes_in_flight", "client_id" => id.clone()),
                 messages_in_flight: gauge!("mqtt_client_messages_in_flight", "client_id" => id.clone()),
                 queued_publishes: gauge!("mqtt_client_queued_publishes", "client_id" => id.clone()),
@@ -192,6 +215,8 @@ mod export {
         pub(super) fn publish(&self, stats: &ClientStats) {
             self.messages_dropped.absolute(stats.messages_dropped);
             self.publishes_refused.absolute(stats.publishes_refused);
+            self.receive_maximum_overruns
+                .absolute(stats.receive_maximum_overruns);
             self.publishes_in_flight
                 .set(stats.publishes_in_flight as f64);
             self.messages_in_flight.set(stats.messages_in_flight as f64);

@@ -6,7 +6,7 @@
 use std::future::Future;
 use std::io;
 use std::sync::Arc;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 #[cfg(feature = "ws")]
 use async_tungstenite::tungstenite::client::IntoClientRequest;
@@ -189,18 +189,19 @@ impl<R: Runtime> AsyncWrite for Tcp<R> {
 
 /// Opens the transport `target` names: TCP (to `proxy` and through its tunnel, if any),
 /// then TLS for `mqtts`/`wss`, then the WebSocket handshake (subprotocol `mqtt`, the URI's
-/// path, `headers`) for `ws`/`wss`.
+/// path, `headers`) for `ws`/`wss`. For `quic`, the QUIC idle timeout follows `keep_alive`.
 pub(crate) async fn open<R: Runtime>(
     runtime: &R,
     target: &Target,
     tls: Option<&TlsConfig>,
     headers: &[(String, String)],
     proxy: Option<&Proxy>,
+    keep_alive: Duration,
 ) -> Result<Box<dyn Transport>, ClientError> {
     // `Target` fields are public: a scheme set by hand is checked here too.
     target.scheme.check_enabled()?;
     if target.scheme.is_quic() {
-        return open_quic(runtime, target, tls, proxy).await;
+        return open_quic(runtime, target, tls, proxy, keep_alive).await;
     }
     let tcp = match proxy {
         None => {
@@ -241,11 +242,12 @@ async fn open_quic<R: Runtime>(
     target: &Target,
     tls: Option<&TlsConfig>,
     proxy: Option<&Proxy>,
+    keep_alive: Duration,
 ) -> Result<Box<dyn Transport>, ClientError> {
     if proxy.is_some() {
         return Err(super::quic::QuicError::Proxy.into());
     }
-    super::quic::open(runtime, target, tls).await
+    super::quic::open(runtime, target, tls, keep_alive).await
 }
 
 #[cfg(not(feature = "quic"))]
@@ -254,6 +256,7 @@ async fn open_quic<R: Runtime>(
     target: &Target,
     _tls: Option<&TlsConfig>,
     _proxy: Option<&Proxy>,
+    _keep_alive: Duration,
 ) -> Result<Box<dyn Transport>, ClientError> {
     // Unreachable after `check_enabled`; the same error keeps it honest.
     Err(super::error::UriError::FeatureDisabled {

@@ -25,7 +25,9 @@
 //!   through each of them, and their refusals.
 //! - `QuicBroker` (feature `quic`): the `mqtt5` crate's broker with a QUIC listener, in
 //!   process on a runtime thread of its own, and `UdpRelay` to cut its link; the QUIC suite
-//!   (`quic_suite!`) runs over it.
+//!   (`quic_suite!`) runs over it. `quic_link` (feature `quic`): QUIC against TCP + TLS on
+//!   a [`NetemLink`] (loss, cuts, an address change), measured for the netem test and the
+//!   benchmark alike.
 //! - [`secrets`]: the secret scan, run by each adapter from a test binary of its own.
 //! - [`delivery`] / [`delivery_suite!`]: delivery guarantees at the application and
 //!   liveness under faults (slow consumers, stopped brokers, cancelled calls), the same way.
@@ -48,6 +50,8 @@ mod process;
 mod proxies;
 #[cfg(feature = "quic")]
 mod quic_broker;
+#[cfg(feature = "quic")]
+pub mod quic_link;
 pub mod rss;
 pub mod secrets;
 pub mod suite;

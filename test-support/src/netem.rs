@@ -155,6 +155,10 @@ struct Queue {
 pub struct NetemLink {
     ns_a: String,
     ns_b: String,
+    dev_a: String,
+    dev_b: String,
+    /// Namespace B's current address (moved by [`move_b_address`](Self::move_b_address)).
+    addr_b: Mutex<Ipv4Addr>,
     state: Arc<Mutex<State>>,
     queues: [Arc<Queue>; 2],
     counters: Arc<Counters>,
@@ -221,6 +225,9 @@ impl NetemLink {
         let mut link = Self {
             ns_a,
             ns_b,
+            dev_a: dev_a.clone(),
+            dev_b: dev_b.clone(),
+            addr_b: Mutex::new(ADDR_B),
             state: Arc::new(Mutex::new(State {
                 conditions: LinkConditions::default(),
                 cut: false,
@@ -395,9 +402,86 @@ impl NetemLink {
         ADDR_A
     }
 
-    /// Namespace B's address on the link.
+    /// Namespace B's address on the link: `10.77.0.2` until
+    /// [`move_b_address`](Self::move_b_address) moves it.
     pub fn addr_b(&self) -> Ipv4Addr {
-        ADDR_B
+        *self.addr_b.lock().expect("address lock")
+    }
+
+    /// Gives namespace B a new address (`10.77.0.3`, then `.4`, ...) and takes the old one
+    /// away, as when a device moves to another network: namespace A routes the new address
+    /// over the link, B's route to A now names the new address as its source, and the old
+    /// address is deleted. A socket bound to the unspecified address sends from the new
+    /// address from now on; a connection bound to the old one (TCP) can neither send nor
+    /// receive any more. Returns the new address.
+    ///
+    /// # Panics
+    ///
+    /// If an `ip` command fails.
+    pub fn move_b_address(&self) -> Ipv4Addr {
+        let mut current = self.addr_b.lock().expect("address lock");
+        let old = *current;
+        let [a, b, c, d] = old.octets();
+        let new = Ipv4Addr::new(a, b, c, d.checked_add(1).expect("addresses left"));
+        let (new_host, old_host, peer) = (
+            format!("{new}/32"),
+            format!("{old}/32"),
+            format!("{ADDR_A}/32"),
+        );
+        ip(&[
+            "-n",
+            &self.ns_a,
+            "route",
+            "add",
+            &new_host,
+            "dev",
+            &self.dev_a,
+        ]);
+        ip(&[
+            "-n",
+            &self.ns_b,
+            "addr",
+            "add",
+            &new_host,
+            "dev",
+            &self.dev_b,
+        ]);
+        ip(&[
+            "-n",
+            &self.ns_b,
+            "route",
+            "replace",
+            &peer,
+            "dev",
+            &self.dev_b,
+            "src",
+            &new.to_string(),
+        ]);
+        if old == ADDR_B {
+            ip(&[
+                "-n",
+                &self.ns_b,
+                "addr",
+                "del",
+                &old_host,
+                "peer",
+                &peer,
+                "dev",
+                &self.dev_b,
+            ]);
+        } else {
+            ip(&[
+                "-n",
+                &self.ns_b,
+                "addr",
+                "del",
+                &old_host,
+                "dev",
+                &self.dev_b,
+            ]);
+        }
+        *current = new;
+        new
     }
 
     /// A command that runs `program` in namespace A (`ip netns exec`, which execs it: the
@@ -418,20 +502,35 @@ impl NetemLink {
     ///
     /// If entering the namespace fails, or with `f`'s panic.
     pub fn run_in_b<T: Send>(&self, f: impl FnOnce() -> T + Send) -> T {
-        let path = format!("/var/run/netns/{}", self.ns_b);
-        let ns = File::open(&path).unwrap_or_else(|e| panic!("opening {path} failed: {e}"));
-        thread::scope(|scope| {
-            let handle = scope.spawn(move || {
-                nix::sched::setns(&ns, nix::sched::CloneFlags::CLONE_NEWNET)
-                    .unwrap_or_else(|e| panic!("entering network namespace {path} failed: {e}"));
-                f()
-            });
-            match handle.join() {
-                Ok(value) => value,
-                Err(panic) => std::panic::resume_unwind(panic),
-            }
-        })
+        run_in(&self.ns_b, f)
     }
+
+    /// Like [`run_in_b`](Self::run_in_b), in namespace A (where the brokers are): a client
+    /// there reaches them without crossing the emulated link.
+    ///
+    /// # Panics
+    ///
+    /// If entering the namespace fails, or with `f`'s panic.
+    pub fn run_in_a<T: Send>(&self, f: impl FnOnce() -> T + Send) -> T {
+        run_in(&self.ns_a, f)
+    }
+}
+
+/// Runs `f` on a new thread that entered network namespace `ns`.
+fn run_in<T: Send>(ns: &str, f: impl FnOnce() -> T + Send) -> T {
+    let path = format!("/var/run/netns/{ns}");
+    let ns = File::open(&path).unwrap_or_else(|e| panic!("opening {path} failed: {e}"));
+    thread::scope(|scope| {
+        let handle = scope.spawn(move || {
+            nix::sched::setns(&ns, nix::sched::CloneFlags::CLONE_NEWNET)
+                .unwrap_or_else(|e| panic!("entering network namespace {path} failed: {e}"));
+            f()
+        });
+        match handle.join() {
+            Ok(value) => value,
+            Err(panic) => std::panic::resume_unwind(panic),
+        }
+    })
 }
 
 impl Drop for NetemLink {
