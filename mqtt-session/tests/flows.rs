@@ -2567,3 +2567,41 @@ fn manual_ack_mode_qos0_has_no_token() {
         [Event::Message(Message { ack: None, .. })]
     );
 }
+
+/// A client that refused messages reconnects for them only once the application has
+/// acknowledged every message it took: before that, the taken ones would come again too.
+#[test]
+fn refused_messages_wait_for_the_acknowledgements_of_the_taken_ones() {
+    let mut cfg = config(V311);
+    cfg.ack_mode = AckMode::Manual;
+    let mut h = connected_with(cfg);
+    for id in 1..=3 {
+        h.feed(incoming("t", "x", QoS::AtLeastOnce, Some(id)));
+    }
+    let tokens: Vec<_> = h
+        .events()
+        .into_iter()
+        .map(|event| match event {
+            Event::Message(Message { ack: Some(t), .. }) => t,
+            other => panic!("expected a message with an ack token: {other:?}"),
+        })
+        .collect();
+    let now = h.now();
+    // The third is given back; the first two are with the application.
+    h.session.refuse(now, tokens[2]).unwrap();
+    assert!(!h.session.acknowledged_all_but_refused());
+    h.session.ack(now, tokens[1]).unwrap();
+    assert!(
+        !h.session.acknowledged_all_but_refused(),
+        "the second's PUBACK waits for the first's"
+    );
+    h.session.ack(now, tokens[0]).unwrap();
+    assert!(h.session.acknowledged_all_but_refused());
+    assert_eq!(
+        h.sent(),
+        vec![
+            Packet::PubAck(PubAck::new(pid(1))),
+            Packet::PubAck(PubAck::new(pid(2))),
+        ]
+    );
+}

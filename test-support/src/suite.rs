@@ -147,6 +147,7 @@ macro_rules! client_suite {
             subscribe_and_publish_before_connect_arrive_on_the_first_connection,
             disconnect_before_connect_fails_what_was_declared_with_closed,
             file_store_publishes_before_connect_are_stored_once_connect_opens_the_store,
+            file_store_queued_publish_expiry_counts_from_acceptance_across_processes,
             // failover.rs
             refusing_nodes_get_bounded_attempts_with_backoff_per_round,
             connections_dropped_right_after_connack_back_off,

@@ -61,7 +61,13 @@ impl<R: Runtime> Driver<R> {
         // No PINGRESP can come while QoS 1/2 messages wait for room with reading stopped.
         self.session.set_reading_paused(now, withholding);
         let mut progress = false;
-        if self.session.is_connected() && self.intake.refusal_over(cx, &self.shared.inbox) {
+        // With manual acknowledgements the application may hold messages it took but has not
+        // acknowledged: reconnecting before it does would have the broker send them again
+        // (processed twice). Its acknowledgements come as commands, which wake the driver.
+        if self.session.is_connected()
+            && self.session.acknowledged_all_but_refused()
+            && self.intake.refusal_over(cx, &self.shared.inbox)
+        {
             info!("the application took what it held: reconnecting for the refused messages");
             self.end = Some(Ended::Reconnect);
             let _ = self.session.disconnect(now, Disconnect::default());

@@ -52,11 +52,44 @@ const INCOMING: u8 = 4;
 const CLEAR_INCOMING: u8 = 5;
 const SUBSCRIBE: u8 = 6;
 const UNSUBSCRIBE: u8 = 7;
+/// A queued publish without its acceptance time: written by earlier builds, still read.
 const QUEUE: u8 = 8;
 const DEQUEUE: u8 = 9;
+/// A queued publish with the wall-clock time it was accepted, so that a later process honours
+/// its MQTT 5 message expiry interval from acceptance, not from its own start.
+const QUEUE_AT: u8 = 10;
 
-/// Publishes queued while disconnected, by their `seq` (send order).
-type QueuedPublishes = std::collections::BTreeMap<u64, (Token, Publish)>;
+/// Publishes queued while disconnected, by their `seq` (send order), with the wall-clock time
+/// each was accepted (milliseconds since the Unix epoch; `None` from a `QUEUE` record).
+type QueuedPublishes = std::collections::BTreeMap<u64, (Token, Publish, Option<u64>)>;
+
+/// The wall clock in milliseconds since the Unix epoch (0 for a clock before it).
+// Not a deadline (those go through `Runtime::now`): a time stamp that must mean the same in
+// the next process, which no monotonic instant does.
+#[allow(clippy::disallowed_methods)]
+fn unix_millis() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |since| {
+            u64::try_from(since.as_millis()).unwrap_or(u64::MAX)
+        })
+}
+
+/// `publish` as a later process sends it: its MQTT 5 message expiry interval reduced by the
+/// wall-clock time since it was accepted, rounded up to whole seconds; 0 once it has run out
+/// (the session then drops it as expired, counted and reported, before sending). A clock
+/// that went backwards counts as no time passed.
+fn with_expiry_left(mut publish: Publish, accepted_ms: Option<u64>, now_ms: u64) -> Publish {
+    if let (Some(accepted), Some(interval)) =
+        (accepted_ms, publish.properties.message_expiry_interval)
+    {
+        let elapsed = now_ms.saturating_sub(accepted);
+        let left = (u64::from(interval) * 1000).saturating_sub(elapsed);
+        publish.properties.message_expiry_interval =
+            Some(u32::try_from(left.div_ceil(1000)).unwrap_or(interval));
+    }
+    publish
+}
 
 /// Counters of a [`FileStore`]'s work, for benchmarks and monitoring.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
@@ -354,8 +387,10 @@ impl FileStore {
         for (filter, properties) in &self.subscriptions.0 {
             record(&mut snapshot, |buf| subscribe_body(buf, filter, properties));
         }
-        for (seq, (token, publish)) in &self.queued {
-            record(&mut snapshot, |buf| queue_body(buf, *seq, *token, publish));
+        for (seq, (token, publish, accepted)) in &self.queued {
+            record(&mut snapshot, |buf| {
+                queue_body(buf, *seq, *token, publish, *accepted);
+            });
         }
         snapshot
     }
@@ -408,7 +443,7 @@ impl FileStore {
         }
         queued
             .into_iter()
-            .map(|(seq, (t, p))| (seq, t, p))
+            .map(|(seq, (t, p, _))| (seq, t, p))
             .collect()
     }
 
@@ -541,8 +576,9 @@ impl SessionStore for FileStore {
     }
 
     fn put_queued(&mut self, seq: u64, token: Token, publish: &Publish) -> Result<(), StoreError> {
-        self.append(|buf| queue_body(buf, seq, token, publish));
-        self.queued.insert(seq, (token, publish.clone()));
+        let accepted = Some(unix_millis());
+        self.append(|buf| queue_body(buf, seq, token, publish, accepted));
+        self.queued.insert(seq, (token, publish.clone(), accepted));
         Ok(())
     }
 
@@ -556,10 +592,20 @@ impl SessionStore for FileStore {
         Ok(())
     }
 
+    /// The queued publishes, each with what is left of its MQTT 5 message expiry interval
+    /// by the wall clock (see `with_expiry_left`): the session that takes them counts that
+    /// from its first look at them, so time spent before this process is not given back.
     fn queued_in_order(&self) -> Vec<(u64, Token, Publish)> {
+        let now = unix_millis();
         self.queued
             .iter()
-            .map(|(seq, (token, publish))| (*seq, *token, publish.clone()))
+            .map(|(seq, (token, publish, accepted))| {
+                (
+                    *seq,
+                    *token,
+                    with_expiry_left(publish.clone(), *accepted, now),
+                )
+            })
             .collect()
     }
 }
@@ -693,10 +739,20 @@ fn put_body(buf: &mut Vec<u8>, id: PacketId, flight: &OutgoingFlight) {
     }
 }
 
-fn queue_body(buf: &mut Vec<u8>, seq: u64, token: Token, publish: &Publish) {
-    buf.put_u8(QUEUE);
-    buf.put_u64_le(seq);
-    buf.put_u64_le(token.get());
+fn queue_body(buf: &mut Vec<u8>, seq: u64, token: Token, publish: &Publish, accepted: Option<u64>) {
+    match accepted {
+        Some(accepted) => {
+            buf.put_u8(QUEUE_AT);
+            buf.put_u64_le(seq);
+            buf.put_u64_le(token.get());
+            buf.put_u64_le(accepted);
+        }
+        None => {
+            buf.put_u8(QUEUE);
+            buf.put_u64_le(seq);
+            buf.put_u64_le(token.get());
+        }
+    }
     // A QoS 1/2 PUBLISH is encoded with a packet identifier; a queued one has none yet, so
     // a placeholder stands in (and is dropped on replay).
     let mut publish = publish.clone();
@@ -818,9 +874,14 @@ fn apply(
             subscriptions.remove(std::str::from_utf8(body).ok()?);
             Ok(())
         }
-        QUEUE => {
+        QUEUE | QUEUE_AT => {
             let seq = take_u64(&mut body)?;
             let token = Token::from_raw(take_u64(&mut body)?);
+            let accepted = if kind == QUEUE_AT {
+                Some(take_u64(&mut body)?)
+            } else {
+                None
+            };
             let mut packet = BytesMut::from(body);
             let decoded = sansmqtt_proto::decode(
                 &mut packet,
@@ -831,7 +892,7 @@ fn apply(
                 return None;
             };
             publish.packet_id = None;
-            queued.insert(seq, (token, publish));
+            queued.insert(seq, (token, publish, accepted));
             Ok(())
         }
         DEQUEUE => {
@@ -852,4 +913,38 @@ fn take_u16(buf: &mut &[u8]) -> Option<u16> {
 
 fn take_u64(buf: &mut &[u8]) -> Option<u64> {
     (buf.remaining() >= 8).then(|| buf.get_u64_le())
+}
+
+#[cfg(test)]
+mod expiry_left {
+    use sansmqtt_proto::properties::PublishProperties;
+    use sansmqtt_proto::{Publish, QoS};
+
+    use super::with_expiry_left;
+
+    fn left(interval: Option<u32>, accepted: Option<u64>, now: u64) -> Option<u32> {
+        let mut publish = Publish::new("t", "x");
+        publish.qos = QoS::AtLeastOnce;
+        publish.properties = PublishProperties {
+            message_expiry_interval: interval,
+            ..PublishProperties::default()
+        }
+        .into();
+        with_expiry_left(publish, accepted, now)
+            .properties
+            .message_expiry_interval
+    }
+
+    #[test]
+    fn what_is_left_is_rounded_up_and_runs_out_at_zero() {
+        // 10.5 s of 60 s gone: 49.5 s left, sent as 50 (rounded up, as a server forwards it).
+        assert_eq!(left(Some(60), Some(1_000), 11_500), Some(50));
+        assert_eq!(left(Some(60), Some(1_000), 11_000), Some(50));
+        assert_eq!(left(Some(5), Some(1_000), 11_000), Some(0));
+        // A clock that went backwards: no time passed.
+        assert_eq!(left(Some(5), Some(11_000), 1_000), Some(5));
+        // No interval, or a record without its acceptance time: unchanged.
+        assert_eq!(left(None, Some(1_000), 11_000), None);
+        assert_eq!(left(Some(5), None, 11_000), Some(5));
+    }
 }

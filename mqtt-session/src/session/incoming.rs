@@ -31,6 +31,7 @@ impl<S: SessionStore, I: Instant> Session<S, I> {
                         id,
                         qos: QoS::AtLeastOnce,
                         ready: false,
+                        refused: false,
                     });
                     self.unsent_qos1 += 1;
                 }
@@ -64,6 +65,7 @@ impl<S: SessionStore, I: Instant> Session<S, I> {
                         id,
                         qos: QoS::ExactlyOnce,
                         ready: false,
+                        refused: false,
                     });
                 }
             },

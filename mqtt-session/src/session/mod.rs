@@ -139,6 +139,8 @@ struct UnsentAck {
     qos: QoS,
     /// The application acknowledged it; it goes out once every earlier one has.
     ready: bool,
+    /// Given back with [`Session::refuse`]: it never goes out (nor any after it).
+    refused: bool,
 }
 
 /// An event, and the acknowledgement to send when it is handed out (automatic mode).
@@ -315,8 +317,11 @@ impl<S: SessionStore, I: Instant> Session<S, I> {
             next_seq = next_seq.max(flight.seq + 1);
         }
         // Publishes accepted while disconnected by an earlier process wait again, behind the
-        // flights (they were accepted after those were sent). Their expiry instant is not
-        // kept: an interval they carry is sent whole.
+        // flights (they were accepted after those were sent). An instant of that process
+        // means nothing here, so they carry no expiry instant: the store hands each one's
+        // MQTT 5 expiry interval reduced to what is left (a store with a wall clock can tell),
+        // and the queue pump counts that from the first time it looks at the message; one with
+        // 0 left is dropped there as expired.
         let mut queue = VecDeque::new();
         for (seq, token, publish) in store.queued_in_order() {
             next_token = next_token.max(token.0 + 1);
@@ -820,6 +825,14 @@ impl<S: SessionStore, I: Instant> Session<S, I> {
     /// ([MQTT-4.4.0-1]). A QoS 2 message's `Delivered` state is forgotten, so that its re-send
     /// is delivered rather than taken for a duplicate.
     pub fn refuse(&mut self, _now: I, token: AckToken) -> Result<(), SessionError> {
+        if token.connection == self.connection
+            && let Some(unsent) = self
+                .unsent_acks
+                .iter_mut()
+                .find(|unsent| unsent.id == token.packet_id && unsent.qos == token.qos)
+        {
+            unsent.refused = true;
+        }
         if token.qos == QoS::ExactlyOnce
             && token.session == self.server_session
             && self.store.incoming(token.packet_id) == Some(IncomingState::Delivered)
@@ -827,6 +840,16 @@ impl<S: SessionStore, I: Instant> Session<S, I> {
             self.store.set_incoming(token.packet_id, None)?;
         }
         Ok(())
+    }
+
+    /// Whether every QoS 1/2 message received on this connection has been acknowledged,
+    /// but for those given back with [`refuse`](Self::refuse) (which come last: a client
+    /// refuses everything after its first refusal). A client that refused messages reconnects
+    /// for the server to send them again only once this holds: an earlier message the
+    /// application took but has not acknowledged yet (manual acknowledgements) would otherwise
+    /// come again too, and be processed twice.
+    pub fn acknowledged_all_but_refused(&self) -> bool {
+        self.unsent_acks.front().is_none_or(|unsent| unsent.refused)
     }
 
     /// The adapter has stopped reading the transport on purpose (`true`), or reads again

@@ -256,6 +256,15 @@ impl<S: SessionStore, I: Instant> Session<S, I> {
             else {
                 return;
             };
+            // A publish queued by an earlier process carries an interval and no instant (see
+            // `with_store`): what is left of it counts from now, the first time it is looked
+            // at, since an instant of that process means nothing here.
+            let expires = match (expires, publish.properties.message_expiry_interval) {
+                (None, Some(left)) => self
+                    .read_now
+                    .and_then(|now| now.checked_add(Duration::from_secs(u64::from(left)))),
+                (expires, _) => expires,
+            };
             if !self.still_fresh(&mut publish, expires) {
                 self.forget_queued(recorded, seq);
                 self.expired += 1;

@@ -299,3 +299,120 @@ pub async fn file_store_publishes_before_connect_are_stored_once_connect_opens_t
     let (duplicates, ()) = future::join(receive, reported).await;
     assert_eq!(duplicates, 0, "QoS 1 duplicates");
 }
+
+/// The MQTT 5 message expiry interval of a publish queued while offline counts from its
+/// acceptance, across processes: a client with a durable store and no broker accepts two QoS 1
+/// messages, one that expires in 1 s and one in 120 s, and stops once both are stored. After
+/// 1.5 s a new client on the same store connects: the expired one is dropped unsent and
+/// reported as `RecoveredQueuedPublish` with `PublishError::Expired`, the other arrives with
+/// what was left of its interval (at most 119 s, as a server forwarding it would say).
+pub async fn file_store_queued_publish_expiry_counts_from_acceptance_across_processes<
+    R: Runtime + Default,
+>() {
+    use sansmqtt_client::proto::ProtocolVersion;
+    use sansmqtt_client::proto::properties::PublishProperties;
+
+    let dir = tempfile::Builder::new()
+        .prefix("declared-expiry")
+        .tempdir()
+        .expect("a temporary directory");
+    let config = ClientConfig::default()
+        .protocol_version(ProtocolVersion::V5)
+        .session_store(dir.path().join("session"))
+        .clean_session(false)
+        .session_expiry_interval(std::time::Duration::from_secs(300))
+        .connect_timeout(BOUND)
+        .reconnect_initial_interval(std::time::Duration::from_millis(50))
+        .reconnect_max_interval(std::time::Duration::from_millis(200));
+    let expiring = |secs| PublishProperties {
+        message_expiry_interval: Some(secs),
+        ..PublishProperties::default()
+    };
+    {
+        let client = MqttClient::<R>::new(Some("declared-expiry"), config.clone());
+        let short = client
+            .publish("expiry/q", "short 1")
+            .qos(QoS::AtLeastOnce)
+            .properties(expiring(1))
+            .stored();
+        let long = client
+            .publish("expiry/q", "long 120")
+            .qos(QoS::AtLeastOnce)
+            .properties(expiring(120))
+            .stored();
+        let nowhere = format!("mqtt://127.0.0.1:{}", free_port());
+        let connecting = Box::pin(client.connect(nowhere.as_str()).into_future());
+        let both = Box::pin(future::join(short, long));
+        let (short, long) =
+            match with_timeout::<R, _>(BOUND, "stored()", future::select(connecting, both)).await {
+                Either::Right((both, _connecting)) => both,
+                Either::Left((connack, _)) => panic!("connected to nowhere: {connack:?}"),
+            };
+        let futures = (
+            short.expect("stored() of the short one"),
+            long.expect("stored() of the long one"),
+        );
+        with_timeout::<R, _>(BOUND, "the client to stop", client.closed()).await;
+        drop(futures);
+    }
+    // Longer than the short one's interval, counted from its acceptance.
+    super::sleep::<R>(std::time::Duration::from_millis(1500)).await;
+
+    let broker = Mosquitto::start();
+    let subscriber = connected::<R>(
+        &broker.uri(),
+        no_retry().protocol_version(ProtocolVersion::V5),
+    )
+    .await;
+    subscribe(&subscriber, "expiry/q", QoS::AtLeastOnce).await;
+    let client = MqttClient::<R>::new(Some("declared-expiry"), config);
+    let mut events = client.connection_events();
+    with_timeout::<R, _>(
+        BOUND,
+        "CONNACK of the restarted client",
+        client.connect(broker.uri().as_str()).into_future(),
+    )
+    .await
+    .expect("connect of the restarted client");
+    let message = match subscriber.deliver_message().timeout(BOUND).await {
+        Ok(message) => message,
+        Err(err) => panic!("the long-lived message did not arrive: {err:?}"),
+    };
+    assert_eq!(&message.payload()[..], b"long 120");
+    let left = message
+        .properties()
+        .message_expiry_interval
+        .expect("the forwarded message keeps an expiry interval");
+    assert!(left <= 119, "{left} s left after at least 1.5 s of 120 s");
+    let mut outcomes = Vec::new();
+    for k in 0..2 {
+        let (event, _) = wait_for_event::<R, _>(
+            &mut events,
+            BOUND,
+            &format!("RecoveredQueuedPublish {k}"),
+            |event| matches!(event, ConnectionEvent::RecoveredQueuedPublish(_)),
+        )
+        .await;
+        if let ConnectionEvent::RecoveredQueuedPublish(recovered) = event {
+            outcomes.push(recovered.result);
+        }
+    }
+    assert!(
+        outcomes.iter().any(|outcome| matches!(
+            outcome,
+            Err(ClientError::Publish(sansmqtt_client::PublishError::Expired))
+        )),
+        "the expired one is reported: {outcomes:?}"
+    );
+    assert!(
+        outcomes.iter().any(Result::is_ok),
+        "the other one is acknowledged: {outcomes:?}"
+    );
+    // The expired one never reaches the broker.
+    super::assert_no_message(
+        &subscriber,
+        std::time::Duration::from_millis(500),
+        "the expired message",
+    )
+    .await;
+}
